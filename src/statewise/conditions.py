@@ -1,0 +1,89 @@
+"""Conditions: CEL expressions compiled once at load time and evaluated over an item's context.
+
+CEL is side-effect free and cannot reach Python, so a workflow file can never run arbitrary
+code through a condition (no ``eval``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import cel
+
+from statewise.errors import ConditionError
+
+# Names the engine provides to every condition next to the item's context keys.
+ENGINE_FACTS = frozenset({"visits", "attempts", "item", "event", "error"})
+
+
+class ConditionSyntaxError(ValueError):
+    """A condition does not compile; carries CEL's own message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A compiled CEL expression and the variables it reads."""
+
+    source: str
+    variables: tuple[str, ...]
+    program: Any = field(repr=False, compare=False, hash=False)
+
+    def evaluate(self, facts: Mapping[str, Any]) -> Any:
+        """Run the expression over ``facts``; a missing key or type clash is a ConditionError."""
+        try:
+            return self.program.execute(dict(facts))
+        except KeyError as exc:
+            raise ConditionError(
+                f"condition `{self.source}` read a missing key {exc.args[0]!r}; "
+                f"guard it with has(...) or make sure an earlier stage stores it"
+            ) from None
+        except RuntimeError as exc:
+            raise ConditionError(
+                f"condition `{self.source}` failed: {_first_sentence(str(exc))}"
+            ) from None
+        except (TypeError, ValueError) as exc:
+            raise ConditionError(
+                f"condition `{self.source}` failed: {_first_sentence(str(exc))}"
+            ) from None
+
+    def is_true(self, facts: Mapping[str, Any]) -> bool:
+        """Evaluate as a guard: the result must be a bool, anything else is an error."""
+        value = self.evaluate(facts)
+        if not isinstance(value, bool):
+            raise ConditionError(
+                f"condition `{self.source}` gave {value!r}, not true or false; "
+                f"write a comparison such as `{self.source} > 0`"
+            )
+        return value
+
+    def read_values(self, facts: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the top-level values this condition read, for the audit trail."""
+        return {name: facts.get(name) for name in self.variables if name in facts}
+
+
+def compile_condition(source: str) -> Condition:
+    """Compile ``source`` or raise ConditionSyntaxError with CEL's message."""
+    if not source.strip():
+        raise ConditionSyntaxError("condition is empty")
+    try:
+        program = cel.compile(source)
+    except ValueError as exc:
+        raise ConditionSyntaxError(_syntax_message(str(exc))) from None
+    variables = tuple(v for v in program.variables() if "." not in v)
+    return Condition(source=source, variables=variables, program=program)
+
+
+def _syntax_message(raw: str) -> str:
+    """Keep CEL's pointer line but drop the repeated prefix."""
+    marker = "ERROR: <input>:"
+    if marker in raw:
+        raw = raw.split(marker, 1)[1]
+        position, _, rest = raw.partition(" ")
+        return f"CEL syntax error at {position.rstrip(':')} {rest}".strip()
+    return raw
+
+
+def _first_sentence(text: str) -> str:
+    return text.split(". ")[0].rstrip(".")

@@ -1,0 +1,171 @@
+"""The typed workflow definition: what the YAML loader and the Python builder both produce.
+
+Everything here is a frozen dataclass so that a loaded definition can be shared by every
+worker task without copying, and so that the engine can treat it as plain data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from statewise.conditions import Condition
+
+# Events with a meaning fixed by the engine; every other event name is external.
+DONE_EVENT = "done"
+ERROR_EVENT = "error"
+DEFAULT_ESCALATION = "escalated"
+
+
+class StateKind(StrEnum):
+    """What a state does when an item enters it."""
+
+    INITIAL = "initial"
+    NORMAL = "normal"
+    WAITING = "waiting"
+    PARALLEL = "parallel"
+    FINAL = "final"
+
+
+class ErrorKind(StrEnum):
+    """How a failed command is classified; retry policies and transitions route on it."""
+
+    TRANSIENT = "transient"
+    INVALID_OUTPUT = "invalid_output"
+    PERMANENT = "permanent"
+
+
+class JoinKind(StrEnum):
+    """When a parallel state is complete."""
+
+    ALL = "all"
+    ANY = "any"
+    N_OF = "n_of"
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where something was written, so every problem can point at its line."""
+
+    file: str = "<definition>"
+    line: int = 0
+    column: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently a failed command is tried again."""
+
+    attempts: int = 3
+    backoff: float = 1.0
+    multiplier: float = 2.0
+    max_backoff: float = 60.0
+    jitter: float = 0.5
+    retry_on: frozenset[ErrorKind] = frozenset({ErrorKind.TRANSIENT, ErrorKind.INVALID_OUTPUT})
+    timeout: float | None = 300.0
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """Work done on entering a state; its result is kept in the context under ``result``."""
+
+    name: str
+    result: str
+    retry: RetryPolicy = DEFAULT_RETRY
+    location: Location = field(default=Location(), compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """``on`` event, if ``when`` holds (or as the ``else``), go to ``target``.
+
+    ``after`` makes the transition a timer: it fires as event ``on`` once the item has been in
+    the state that long.
+    """
+
+    target: str
+    on: str = DONE_EVENT
+    when: Condition | None = None
+    is_else: bool = False
+    after: float | None = None
+    location: Location = field(default=Location(), compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    """One fixed branch of a parallel state."""
+
+    name: str
+    command: Command
+
+
+@dataclass(frozen=True, slots=True)
+class Parallel:
+    """Fan-out of a parallel state: fixed ``branches`` or one branch per element of ``over``."""
+
+    branches: tuple[Branch, ...] = ()
+    over: Condition | None = None
+    map_command: Command | None = None
+    concurrency: int | None = None
+    join: JoinKind = JoinKind.ALL
+    n_of: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """A stage of the process and its ordered transitions (first match wins)."""
+
+    name: str
+    kind: StateKind = StateKind.NORMAL
+    command: Command | None = None
+    transitions: tuple[Transition, ...] = ()
+    max_visits: int | None = None
+    on_exhausted: str | None = None
+    parallel: Parallel | None = None
+    description: str = ""
+    location: Location = field(default=Location(), compare=False)
+
+    @property
+    def is_final(self) -> bool:
+        """Whether an item here is done for good."""
+        return self.kind is StateKind.FINAL
+
+    @property
+    def waits(self) -> bool:
+        """Whether an item here waits for an external event or timer."""
+        return self.kind is StateKind.WAITING
+
+
+@dataclass(frozen=True, slots=True)
+class Definition:
+    """A named, versioned workflow: the single table the engine, diagrams and validation share."""
+
+    name: str
+    version: int
+    states: dict[str, State]
+    initial: str
+    escalation: str = DEFAULT_ESCALATION
+    description: str = ""
+    source: str = field(default="", compare=False, repr=False)
+    location: Location = field(default=Location(), compare=False)
+
+    @property
+    def ref(self) -> str:
+        """``name@version``, the way items and history refer to a definition."""
+        return f"{self.name}@{self.version}"
+
+    def state(self, name: str) -> State:
+        """Look up a state that validation guarantees exists."""
+        return self.states[name]
+
+    def external_events(self) -> frozenset[str]:
+        """Every event name some transition accepts that is not produced by the engine itself."""
+        return frozenset(
+            t.on
+            for s in self.states.values()
+            for t in s.transitions
+            if t.after is None and t.on not in (DONE_EVENT, ERROR_EVENT)
+        )

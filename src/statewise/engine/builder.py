@@ -1,0 +1,245 @@
+"""The step builder: accumulates one step's patches, effects and audit rows.
+
+It is mutable on purpose but lives only inside one call of ``start`` or ``step``, so those
+functions stay pure from the outside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from statewise.definition.model import (
+    DONE_EVENT,
+    ERROR_EVENT,
+    Command,
+    Definition,
+    State,
+    StateKind,
+)
+from statewise.engine.effects import (
+    CancelTimers,
+    Effect,
+    RunCommand,
+    SetContext,
+    StartTimer,
+    apply_patches,
+)
+from statewise.engine.events import RETRY_TIMER
+from statewise.engine.item import HistoryRecord, Item, ItemStatus
+from statewise.engine.parallel import fan_out
+from statewise.engine.result import Hop, Outcome, StepResult
+from statewise.engine.retry import backoff_delay
+from statewise.engine.transitions import Selection, condition_facts, select_transition
+from statewise.errors import ConditionError
+
+JSON = Any
+
+# A step that hops through more states than this is looping without a budget; it escalates.
+MAX_HOPS = 100
+
+
+_STATUS_BY_KIND = {
+    StateKind.FINAL: ItemStatus.DONE,
+    StateKind.WAITING: ItemStatus.WAITING,
+}
+
+
+class StepBuilder:
+    """One step's evolving item copy and everything it has decided so far."""
+
+    def __init__(self, definition: Definition, item: Item, now: float) -> None:
+        self.definition = definition
+        self.item = item
+        self.now = now
+        self.context: dict[str, JSON] = dict(item.context)
+        self.patches: list[SetContext] = []
+        self.effects: list[Effect] = []
+        self.history: list[HistoryRecord] = []
+        self.moved = False
+        self.hops = 0
+
+    @property
+    def state(self) -> State:
+        """The state the item is in at this point of the step."""
+        return self.definition.state(self.item.state)
+
+    def set(self, path: tuple[str, ...], value: JSON) -> None:
+        """Change the context, keeping the patch so the store writes only what changed."""
+        patch = SetContext(path, value)
+        self.patches.append(patch)
+        self.context = apply_patches(self.context, (patch,))
+
+    def facts(self, hop: Hop) -> dict[str, JSON]:
+        """What conditions may read right now."""
+        return condition_facts(
+            self.definition, self.item, self.context, hop.event, hop.event_data, hop.error
+        )
+
+    def fire(self, event: str, hop: Hop) -> bool:
+        """Take the first matching transition on ``event``; False when none matched.
+
+        A ``done`` or ``error`` that matches nothing escalates, so an item never stops
+        silently; unmatched external and timer events are left to the caller.
+        """
+        try:
+            selection = select_transition(self.state, event, self.facts(hop))
+        except ConditionError as exc:
+            failure = {"kind": "condition", "message": str(exc)}
+            if event == ERROR_EVENT:
+                self.escalate(replace(hop, error=failure))
+                return True
+            return self.fire(ERROR_EVENT, replace(hop, event=ERROR_EVENT, error=failure))
+        if selection is not None:
+            self.enter(selection.transition.target, hop, selection)
+            return True
+        if event == ERROR_EVENT:
+            self.escalate(hop)
+            return True
+        if event == DONE_EVENT:
+            failure = {
+                "kind": "no_transition",
+                "message": f"no transition from {self.state.name!r} matched event 'done'",
+            }
+            return self.fire(ERROR_EVENT, replace(hop, event=ERROR_EVENT, error=failure))
+        return False
+
+    def escalate(self, hop: Hop) -> None:
+        """Send the item to the workflow's escalation state, saying why in the audit row."""
+        note = hop.note or f"unhandled error; escalated to {self.definition.escalation!r}"
+        self.enter(self.definition.escalation, replace(hop, note=note))
+
+    def enter(self, target: str, hop: Hop, selection: Selection | None = None) -> None:
+        """Move into ``target``, honouring its visit budget, and start what it does."""
+        self.hops += 1
+        if self.hops > MAX_HOPS and target != self.definition.escalation:
+            loop_error = {"kind": "loop", "message": f"more than {MAX_HOPS} moves in one step"}
+            target, hop = self.definition.escalation, replace(hop, error=loop_error)
+        target, hop = self._within_budget(target, hop)
+        origin = None if hop.origin is None else self.item.state
+        if origin is not None and self._has_timers(self.state):
+            self.effects.append(CancelTimers())
+        self.record(hop, to_state=target, selection=selection, from_state=origin)
+        visits = dict(self.item.visits)
+        visits[target] = visits.get(target, 0) + 1
+        state = self.definition.state(target)
+        self.item = replace(
+            self.item,
+            state=target,
+            visits=visits,
+            entered_at=self.now,
+            attempt=0,
+            branches=(),
+            status=_STATUS_BY_KIND.get(state.kind, ItemStatus.ACTIVE),
+        )
+        self.moved = True
+        self._on_entry(state)
+
+    def _within_budget(self, target: str, hop: Hop) -> tuple[str, Hop]:
+        seen: set[str] = set()
+        state = self.definition.state(target)
+        while state.max_visits is not None and self.item.visits.get(target, 0) >= state.max_visits:
+            if target in seen:
+                break
+            seen.add(target)
+            note = f"visit budget of {target!r} ({state.max_visits}) exhausted"
+            target = state.on_exhausted or self.definition.escalation
+            hop = replace(hop, note=note)
+            state = self.definition.state(target)
+        return target, hop
+
+    @staticmethod
+    def _has_timers(state: State) -> bool:
+        return any(t.after is not None for t in state.transitions)
+
+    def _on_entry(self, state: State) -> None:
+        visit = self.item.visit
+        for transition in state.transitions:
+            if transition.after is not None:
+                self.effects.append(
+                    StartTimer(transition.on, self.now + transition.after, state.name, visit)
+                )
+        if state.kind is StateKind.PARALLEL:
+            fan_out(self, state)
+        elif state.kind in (StateKind.NORMAL, StateKind.INITIAL):
+            if state.command is not None:
+                self.run_command(state.command, 1)
+            else:
+                self.fire(DONE_EVENT, Hop(event=DONE_EVENT, kind="automatic"))
+
+    def run_command(
+        self, command: Command, attempt: int, branch: str | None = None, input: JSON = None
+    ) -> None:
+        """Ask the shell to run ``command``; the item remembers the attempt it waits for."""
+        if branch is None:
+            self.item = replace(self.item, attempt=attempt)
+        self.effects.append(
+            RunCommand(
+                command=command.name,
+                state=self.item.state,
+                visit=self.item.visit,
+                attempt=attempt,
+                timeout=command.retry.timeout,
+                branch=branch,
+                input=input,
+            )
+        )
+
+    def schedule_retry(self, command: Command, attempt: int, hop: Hop) -> None:
+        """Record the failed attempt and start a durable backoff timer for the next one."""
+        identity = f"{self.item.key}:{self.item.state}:{self.item.visit}:{hop.branch}"
+        delay = backoff_delay(command.retry, attempt, identity)
+        self.effects.append(
+            StartTimer(RETRY_TIMER, self.now + delay, self.item.state, self.item.visit, hop.branch)
+        )
+        self.record(
+            replace(hop, event="failed", note=f"attempt {attempt} failed; retry in {delay:.2f}s"),
+            to_state=self.item.state,
+        )
+
+    def record(
+        self,
+        hop: Hop,
+        *,
+        to_state: str | None = None,
+        selection: Selection | None = None,
+        from_state: str | None = None,
+    ) -> None:
+        """Append an audit row; ``seq`` numbers rows without gaps across steps."""
+        origin = from_state if from_state is not None or hop.origin is None else self.item.state
+        self.history.append(
+            HistoryRecord(
+                seq=self.item.seq + len(self.history) + 1,
+                at=self.now,
+                from_state=origin,
+                to_state=to_state if to_state is not None else self.item.state,
+                event=hop.event,
+                event_kind=hop.kind,
+                actor=hop.actor,
+                transition=selection.index if selection else None,
+                condition=selection.condition if selection else None,
+                values=selection.values if selection else {},
+                command=hop.command,
+                branch=hop.branch,
+                attempt=hop.attempt,
+                duration=hop.duration,
+                error=hop.error,
+                note=hop.note,
+            )
+        )
+
+    def result(self) -> StepResult:
+        """Freeze what the step decided."""
+        item = replace(
+            self.item,
+            context=self.context,
+            seq=self.item.seq + len(self.history),
+            updated_at=self.now,
+        )
+        return StepResult(
+            item=item,
+            outcome=Outcome.MOVED if self.moved else Outcome.STAYED,
+            effects=tuple(self.effects),
+            patches=tuple(self.patches),
+            history=tuple(self.history),
+        )

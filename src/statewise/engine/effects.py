@@ -1,0 +1,85 @@
+"""Effects and context patches: what a step asks the shell to do, as plain data.
+
+The engine never performs I/O. A step returns effects (run this command, start that timer)
+and patches (set this context key); the store commits them in the step's one transaction and
+the worker performs the commands afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import Discriminator, TypeAdapter
+
+JSON = Any
+
+
+@dataclass(frozen=True, slots=True)
+class RunCommand:
+    """Run registered command ``command`` for one state visit (and branch), this attempt."""
+
+    command: str
+    state: str
+    visit: int
+    attempt: int
+    timeout: float | None
+    branch: str | None = None
+    input: JSON = None
+    kind: Literal["run_command"] = "run_command"
+
+    def idempotency_key(self, item_key: str) -> str:
+        """Stable per (item, state visit, branch, attempt) so side effects can be de-duplicated."""
+        branch = f"/{self.branch}" if self.branch is not None else ""
+        return f"{item_key}:{self.state}#{self.visit}{branch}:{self.attempt}"
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    """Fire ``TimerFired(name, state, visit, branch)`` at ``due_at`` (epoch seconds)."""
+
+    name: str
+    due_at: float
+    state: str
+    visit: int
+    branch: str | None = None
+    kind: Literal["start_timer"] = "start_timer"
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimers:
+    """Drop the item's pending timers: the state that set them has been left."""
+
+    kind: Literal["cancel_timers"] = "cancel_timers"
+
+
+Effect = Annotated[RunCommand | StartTimer | CancelTimers, Discriminator("kind")]
+EFFECT_ADAPTER: TypeAdapter[Effect] = TypeAdapter(Effect)
+
+
+@dataclass(frozen=True, slots=True)
+class SetContext:
+    """Set ``context[path[0]][path[1]]... = value``; the store writes only this change."""
+
+    path: tuple[str, ...]
+    value: JSON
+
+
+def apply_patches(context: Mapping[str, JSON], patches: tuple[SetContext, ...]) -> dict[str, JSON]:
+    """Return a new context with ``patches`` applied, copying only the dicts on each path."""
+    result = dict(context)
+    for patch in patches:
+        _set_path(result, patch.path, patch.value)
+    return result
+
+
+def _set_path(target: dict[str, JSON], path: tuple[str, ...], value: JSON) -> None:
+    head, *rest = path
+    if not rest:
+        target[head] = value
+        return
+    child = target.get(head)
+    child = dict(child) if isinstance(child, dict) else {}
+    target[head] = child
+    _set_path(child, tuple(rest), value)

@@ -1,0 +1,82 @@
+"""Events: what makes an item move. Frozen, tagged by ``kind``, serialised by one TypeAdapter.
+
+``state`` and ``visit`` on command and timer events name the state visit that asked for the
+work; an event whose visit is over (the item moved on meanwhile) is stale and ignored, which is
+how a late command result or an old timer can never move an item twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import Discriminator, TypeAdapter
+
+from statewise.definition.model import ErrorKind
+
+JSON = Any
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """The item enters the workflow with its initial data."""
+
+    data: dict[str, JSON] = field(default_factory=dict)
+    actor: str = "system"
+    kind: Literal["start"] = "start"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSucceeded:
+    """A command finished and returned a JSON result."""
+
+    state: str
+    visit: int
+    attempt: int
+    result: JSON
+    duration: float = 0.0
+    branch: str | None = None
+    kind: Literal["command_succeeded"] = "command_succeeded"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandFailed:
+    """A command attempt failed; ``error_kind`` decides whether it is retried."""
+
+    state: str
+    visit: int
+    attempt: int
+    error_kind: ErrorKind
+    message: str
+    duration: float = 0.0
+    branch: str | None = None
+    kind: Literal["command_failed"] = "command_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class External:
+    """An event sent by a user or another system (an approval, a customer reply)."""
+
+    name: str
+    data: dict[str, JSON] = field(default_factory=dict)
+    actor: str = "api"
+    kind: Literal["external"] = "external"
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """A durable timer came due: a transition's ``after`` deadline or a retry's backoff."""
+
+    name: str
+    state: str
+    visit: int
+    branch: str | None = None
+    kind: Literal["timer_fired"] = "timer_fired"
+
+
+RETRY_TIMER = "retry"
+
+Event = Annotated[
+    Start | CommandSucceeded | CommandFailed | External | TimerFired, Discriminator("kind")
+]
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

@@ -1,0 +1,97 @@
+"""An item's run-time state and the audit records a step writes about it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from pydantic import TypeAdapter
+
+JSON = Any
+
+
+class ItemStatus(StrEnum):
+    """Where an item stands overall; derived from the kind of state it is in."""
+
+    ACTIVE = "active"
+    WAITING = "waiting"
+    DONE = "done"
+
+
+class BranchStatus(StrEnum):
+    """Progress of one branch of a parallel state."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class BranchRun:
+    """One branch of the parallel state the item is in."""
+
+    name: str
+    status: BranchStatus = BranchStatus.PENDING
+    attempt: int = 0
+    input: JSON = None
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One business entity in a workflow: where it is, what it has learned, how it got here.
+
+    ``seq`` counts committed steps (audit rows); the store uses it as a fencing token, so a
+    step computed from an out-of-date copy of the item can never be committed.
+    """
+
+    key: str
+    workflow: str
+    version: int
+    state: str
+    status: ItemStatus
+    entered_at: float
+    context: Mapping[str, JSON] = field(default_factory=dict)
+    visits: Mapping[str, int] = field(default_factory=dict)
+    attempt: int = 0
+    branches: tuple[BranchRun, ...] = ()
+    seq: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @property
+    def visit(self) -> int:
+        """How many times the item has entered its current state, this time included."""
+        return self.visits.get(self.state, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRecord:
+    """One audit row: a hop between states, a retry, or a branch finishing.
+
+    ``condition`` and ``values`` say which guard decided and what it read, so every decision
+    can be explained after the fact.
+    """
+
+    seq: int
+    at: float
+    from_state: str | None
+    to_state: str
+    event: str
+    event_kind: str
+    actor: str = "system"
+    transition: int | None = None
+    condition: str | None = None
+    values: dict[str, JSON] = field(default_factory=dict)
+    command: str | None = None
+    branch: str | None = None
+    attempt: int | None = None
+    duration: float | None = None
+    error: dict[str, str] | None = None
+    note: str | None = None
+
+
+HISTORY_ADAPTER: TypeAdapter[HistoryRecord] = TypeAdapter(HistoryRecord)
+BRANCHES_ADAPTER: TypeAdapter[tuple[BranchRun, ...]] = TypeAdapter(tuple[BranchRun, ...])

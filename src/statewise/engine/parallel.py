@@ -1,0 +1,191 @@
+"""Parallel states: fan out branches, keep within the concurrency limit, and join.
+
+Each branch is a command run (one per fixed branch, or one per element of a list in the
+context). Its result lands under ``context[result][branch]``. The join decides when the state
+is complete (``all``, ``any``, ``n_of``) or can no longer complete, which is an ``error``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from statewise.definition.model import DONE_EVENT, ERROR_EVENT, Command, JoinKind, State
+from statewise.engine.events import CommandFailed, CommandSucceeded
+from statewise.engine.item import BranchRun, BranchStatus
+from statewise.engine.result import Hop, Outcome, StepResult
+from statewise.engine.retry import should_retry
+from statewise.errors import ConditionError
+
+if TYPE_CHECKING:
+    from statewise.engine.builder import StepBuilder
+
+JSON = Any
+
+
+def fan_out(builder: StepBuilder, state: State) -> None:
+    """Create the state's branches, clear their result keys, and launch the first ones."""
+    parallel = state.parallel
+    assert parallel is not None, "validated at load: parallel states declare branches"
+    if parallel.over is not None:
+        try:
+            elements = parallel.over.evaluate(builder.facts(Hop(event="enter", kind="parallel")))
+        except ConditionError as exc:
+            _fail(builder, "condition", str(exc))
+            return
+        if not isinstance(elements, list):
+            _fail(
+                builder,
+                "condition",
+                f"map over `{parallel.over.source}` gave {type(elements).__name__}, not a list",
+            )
+            return
+        runs = _map_branches(elements)
+    else:
+        runs = tuple(BranchRun(name=branch.name) for branch in parallel.branches)
+    for result_key in dict.fromkeys(_command(state, run.name).result for run in runs):
+        builder.set((result_key,), {})
+    builder.item = replace(builder.item, branches=runs)
+    if not _settle(builder, state):
+        _launch_pending(builder, state)
+
+
+def on_branch_success(builder: StepBuilder, event: CommandSucceeded) -> StepResult:
+    """Store a branch's result, then join or launch the next branch."""
+    run = _running(builder, event.branch, event.attempt)
+    if run is None:
+        return StepResult(builder.item, Outcome.IGNORED)
+    state = builder.state
+    command = _command(state, run.name)
+    builder.set((command.result, run.name), event.result)
+    _update(builder, replace(run, status=BranchStatus.SUCCEEDED))
+    builder.record(
+        Hop(
+            event="branch_done",
+            kind="command",
+            command=command.name,
+            branch=run.name,
+            attempt=event.attempt,
+            duration=event.duration,
+        )
+    )
+    if not _settle(builder, state):
+        _launch_pending(builder, state)
+    return builder.result()
+
+
+def on_branch_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
+    """Retry a failed branch within its budget; past it, the branch fails and the join decides."""
+    run = _running(builder, event.branch, event.attempt)
+    if run is None:
+        return StepResult(builder.item, Outcome.IGNORED)
+    state = builder.state
+    command = _command(state, run.name)
+    hop = Hop(
+        event="branch_failed",
+        kind="command",
+        command=command.name,
+        branch=run.name,
+        attempt=event.attempt,
+        duration=event.duration,
+        error={"kind": str(event.error_kind), "message": event.message},
+    )
+    if should_retry(command.retry, event.error_kind, event.attempt):
+        builder.schedule_retry(command, event.attempt, hop)
+        return builder.result()
+    _update(builder, replace(run, status=BranchStatus.FAILED))
+    builder.record(hop)
+    if not _settle(builder, state):
+        _launch_pending(builder, state)
+    return builder.result()
+
+
+def on_branch_retry(builder: StepBuilder, branch: str) -> StepResult:
+    """Run a branch's next attempt once its backoff is over."""
+    run = next((r for r in builder.item.branches if r.name == branch), None)
+    if run is None or run.status is not BranchStatus.RUNNING:
+        return StepResult(builder.item, Outcome.IGNORED)
+    command = _command(builder.state, run.name)
+    attempt = run.attempt + 1
+    _update(builder, replace(run, attempt=attempt))
+    builder.record(
+        Hop(event="retry", kind="timer", command=command.name, branch=run.name, attempt=attempt)
+    )
+    builder.run_command(command, attempt, branch=run.name, input=run.input)
+    return builder.result()
+
+
+def _map_branches(elements: list[JSON]) -> tuple[BranchRun, ...]:
+    """Name each branch by its element when that is a unique scalar, else by its position."""
+    names = [_scalar_name(e) for e in elements]
+    if "" in names or len(set(names)) != len(names):
+        names = [str(i) for i in range(len(elements))]
+    return tuple(BranchRun(name=n, input=e) for n, e in zip(names, elements, strict=True))
+
+
+def _scalar_name(element: JSON) -> str:
+    if isinstance(element, str | int) and not isinstance(element, bool):
+        return str(element)
+    return ""
+
+
+def _command(state: State, branch: str) -> Command:
+    parallel = state.parallel
+    assert parallel is not None
+    if parallel.map_command is not None:
+        return parallel.map_command
+    return next(b.command for b in parallel.branches if b.name == branch)
+
+
+def _running(builder: StepBuilder, branch: str | None, attempt: int) -> BranchRun | None:
+    for run in builder.item.branches:
+        if run.name == branch and run.status is BranchStatus.RUNNING and run.attempt == attempt:
+            return run
+    return None
+
+
+def _update(builder: StepBuilder, run: BranchRun) -> None:
+    runs = tuple(run if r.name == run.name else r for r in builder.item.branches)
+    builder.item = replace(builder.item, branches=runs)
+
+
+def _launch_pending(builder: StepBuilder, state: State) -> None:
+    parallel = state.parallel
+    assert parallel is not None
+    runs = builder.item.branches
+    running = sum(r.status is BranchStatus.RUNNING for r in runs)
+    limit = parallel.concurrency or len(runs)
+    for run in runs:
+        if running >= limit:
+            break
+        if run.status is BranchStatus.PENDING:
+            _update(builder, replace(run, status=BranchStatus.RUNNING, attempt=1))
+            builder.run_command(_command(state, run.name), 1, branch=run.name, input=run.input)
+            running += 1
+
+
+def _settle(builder: StepBuilder, state: State) -> bool:
+    """Fire ``done`` once the join is met, ``error`` once it never can be; True if it fired."""
+    parallel = state.parallel
+    assert parallel is not None
+    runs = builder.item.branches
+    succeeded = sum(r.status is BranchStatus.SUCCEEDED for r in runs)
+    failed = [r.name for r in runs if r.status is BranchStatus.FAILED]
+    needed = {
+        JoinKind.ALL: len(runs),
+        JoinKind.ANY: min(1, len(runs)),
+        JoinKind.N_OF: parallel.n_of or len(runs),
+    }[parallel.join]
+    if succeeded >= needed:
+        met = Hop(event=DONE_EVENT, kind="join", note=f"join {parallel.join} met")
+        builder.fire(DONE_EVENT, met)
+        return True
+    if len(runs) - len(failed) < needed:
+        _fail(builder, "join", f"join {parallel.join} cannot be met; failed branches: {failed}")
+        return True
+    return False
+
+
+def _fail(builder: StepBuilder, kind: str, message: str) -> None:
+    error = {"kind": kind, "message": message}
+    builder.fire(ERROR_EVENT, Hop(event=ERROR_EVENT, kind="parallel", error=error))

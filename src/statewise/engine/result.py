@@ -1,0 +1,49 @@
+"""What a step returns, and the cause of a move that its audit row records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from statewise.engine.effects import Effect, SetContext
+from statewise.engine.item import HistoryRecord, Item
+
+JSON = Any
+
+
+class Outcome(StrEnum):
+    """What a step did, so the shell knows whether there is anything to commit."""
+
+    MOVED = "moved"
+    STAYED = "stayed"
+    IGNORED = "ignored"
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """Everything one step decided; nothing has happened until the store commits it."""
+
+    item: Item
+    outcome: Outcome
+    effects: tuple[Effect, ...] = ()
+    patches: tuple[SetContext, ...] = ()
+    history: tuple[HistoryRecord, ...] = ()
+
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """What caused a move, carried into its audit row."""
+
+    event: str
+    kind: str
+    actor: str = "system"
+    origin: str | None = "current"
+    command: str | None = None
+    branch: str | None = None
+    attempt: int | None = None
+    duration: float | None = None
+    error: dict[str, str] | None = None
+    event_data: dict[str, JSON] | None = None
+    note: str | None = None

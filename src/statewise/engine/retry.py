@@ -1,0 +1,27 @@
+"""Retry budgets: whether a failed attempt is tried again, and after how long.
+
+Jitter is derived from a hash of the attempt's identity instead of a random generator, so the
+step function stays pure and a replay computes exactly the same schedule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from statewise.definition.model import ErrorKind, RetryPolicy
+
+
+def should_retry(policy: RetryPolicy, kind: ErrorKind, attempt: int) -> bool:
+    """Whether attempt number ``attempt`` (1-based) failing with ``kind`` earns another try."""
+    return kind in policy.retry_on and attempt < policy.attempts
+
+
+def backoff_delay(policy: RetryPolicy, attempt: int, identity: str) -> float:
+    """Seconds to wait after attempt ``attempt`` failed: exponential, capped, jittered."""
+    base = min(policy.max_backoff, policy.backoff * policy.multiplier ** (attempt - 1))
+    return base * (1.0 - policy.jitter * _unit_interval(f"{identity}:{attempt}"))
+
+
+def _unit_interval(seed: str) -> float:
+    digest = hashlib.blake2b(seed.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64

@@ -1,0 +1,181 @@
+"""The step function: ``(definition, item, event, now) -> StepResult``. Pure, no I/O.
+
+A step handles one event. It may pass through several states (decision states without a
+command move on at once), and it returns the new item, the context patches, the audit rows
+and the effects for the shell to perform. The store commits all of it in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, assert_never
+
+from statewise.definition.model import DONE_EVENT, ERROR_EVENT, Command, Definition, State
+from statewise.engine.builder import StepBuilder
+from statewise.engine.events import (
+    RETRY_TIMER,
+    CommandFailed,
+    CommandSucceeded,
+    Event,
+    External,
+    Start,
+    TimerFired,
+)
+from statewise.engine.item import Item, ItemStatus
+from statewise.engine.parallel import on_branch_failure, on_branch_retry, on_branch_success
+from statewise.engine.result import Hop, Outcome, StepResult
+from statewise.engine.retry import should_retry
+from statewise.errors import InvalidEventError
+
+JSON = Any
+
+
+def start(
+    definition: Definition, key: str, data: dict[str, JSON], now: float, actor: str = "system"
+) -> StepResult:
+    """Create an item from its start data and run it into the initial state."""
+    item = Item(
+        key=key,
+        workflow=definition.name,
+        version=definition.version,
+        state=definition.initial,
+        status=ItemStatus.ACTIVE,
+        entered_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    builder = StepBuilder(definition, item, now)
+    for name, value in data.items():
+        builder.set((name,), value)
+    builder.enter(definition.initial, Hop(event="start", kind="start", actor=actor, origin=None))
+    return builder.result()
+
+
+def step(definition: Definition, item: Item, event: Event, now: float) -> StepResult:
+    """Apply one event to one item.
+
+    Stale command results and timers (their state visit is over) come back IGNORED; an
+    external event the item cannot take raises InvalidEventError and changes nothing.
+    """
+    if item.status is ItemStatus.DONE:
+        if isinstance(event, External | Start):
+            raise InvalidEventError(
+                f"item {item.key!r} is finished (in final state {item.state!r}); "
+                f"it accepts no more events"
+            )
+        return StepResult(item, Outcome.IGNORED)
+    builder = StepBuilder(definition, item, now)
+    match event:
+        case Start():
+            raise InvalidEventError(f"item {item.key!r} has already started")
+        case CommandSucceeded():
+            return _on_success(builder, event)
+        case CommandFailed():
+            return _on_failure(builder, event)
+        case External():
+            return _on_external(builder, event)
+        case TimerFired():
+            return _on_timer(builder, event)
+        case _:
+            assert_never(event)
+
+
+def _is_stale(item: Item, state: str, visit: int) -> bool:
+    return item.state != state or item.visit != visit
+
+
+def _on_success(builder: StepBuilder, event: CommandSucceeded) -> StepResult:
+    item = builder.item
+    if _is_stale(item, event.state, event.visit):
+        return StepResult(item, Outcome.IGNORED)
+    if event.branch is not None:
+        return on_branch_success(builder, event)
+    if event.attempt != item.attempt:
+        return StepResult(item, Outcome.IGNORED)
+    command = _command_of(builder.state)
+    builder.set((command.result,), event.result)
+    builder.fire(
+        DONE_EVENT,
+        Hop(
+            event=DONE_EVENT,
+            kind="command",
+            command=command.name,
+            attempt=event.attempt,
+            duration=event.duration,
+        ),
+    )
+    return builder.result()
+
+
+def _on_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
+    item = builder.item
+    if _is_stale(item, event.state, event.visit):
+        return StepResult(item, Outcome.IGNORED)
+    if event.branch is not None:
+        return on_branch_failure(builder, event)
+    if event.attempt != item.attempt:
+        return StepResult(item, Outcome.IGNORED)
+    command = _command_of(builder.state)
+    error = {"kind": str(event.error_kind), "message": event.message}
+    hop = Hop(
+        event=ERROR_EVENT,
+        kind="command",
+        command=command.name,
+        attempt=event.attempt,
+        duration=event.duration,
+        error=error,
+    )
+    if should_retry(command.retry, event.error_kind, event.attempt):
+        builder.schedule_retry(command, event.attempt, hop)
+    else:
+        builder.fire(ERROR_EVENT, hop)
+    return builder.result()
+
+
+def _on_external(builder: StepBuilder, event: External) -> StepResult:
+    state = builder.state
+    accepted = [
+        t.on
+        for t in state.transitions
+        if t.after is None and t.on not in (DONE_EVENT, ERROR_EVENT)
+    ]
+    if event.name not in accepted:
+        options = ", ".join(dict.fromkeys(accepted)) or "none"
+        raise InvalidEventError(
+            f"item {builder.item.key!r} is in state {state.name!r}, which does not accept "
+            f"event {event.name!r} (it accepts: {options})"
+        )
+    builder.set((event.name,), event.data)
+    hop = Hop(event=event.name, kind="external", actor=event.actor, event_data=event.data)
+    if not builder.fire(event.name, hop):
+        raise InvalidEventError(
+            f"event {event.name!r} reached item {builder.item.key!r} in state {state.name!r}, "
+            f"but none of its conditions held, so nothing changed"
+        )
+    return builder.result()
+
+
+def _on_timer(builder: StepBuilder, event: TimerFired) -> StepResult:
+    item = builder.item
+    if _is_stale(item, event.state, event.visit):
+        return StepResult(item, Outcome.IGNORED)
+    if event.name == RETRY_TIMER:
+        if event.branch is not None:
+                return on_branch_retry(builder, event.branch)
+        command = _command_of(builder.state)
+        builder.record(
+            Hop(event=RETRY_TIMER, kind="timer", command=command.name, attempt=item.attempt + 1),
+            to_state=item.state,
+        )
+        builder.run_command(command, item.attempt + 1)
+        return builder.result()
+    hop = Hop(event=event.name, kind="timer")
+    if not builder.fire(event.name, hop):
+        builder.record(replace(hop, note="timer fired but no transition's condition held"))
+    return builder.result()
+
+
+def _command_of(state: State) -> Command:
+    if state.command is None:
+        raise InvalidEventError(f"state {state.name!r} has no command")
+    return state.command

@@ -1,0 +1,114 @@
+"""The one exception tree of statewise, split by who has to act.
+
+::
+
+    StatewiseError                  code
+    ├── DefinitionError             definition    the workflow author fixes the YAML or builder
+    ├── CommandError                command       a command failed; the engine classifies it
+    │   ├── TransientError          transient     worth retrying (timeouts, rate limits, I/O)
+    │   ├── InvalidOutputError      invalid_output  the result was not usable; retry may help
+    │   └── PermanentError          permanent     retrying cannot help
+    ├── ConditionError              condition     a condition could not be evaluated at run time
+    ├── StoreError                  store         the database refused or broke
+    │   └── StaleLeaseError         stale_lease   another worker owns the item now
+    ├── NotFoundError               not_found     an item, workflow or event does not exist
+    └── InvalidEventError           invalid_event the item cannot accept this event now
+
+Every exception has a stable ``code`` for the API and the audit trail, and pickles cleanly
+(its constructor arguments are kept in ``args``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class StatewiseError(Exception):
+    """Base of every error statewise raises on purpose."""
+
+    code = "statewise"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a definition, with where it is and how to fix it."""
+
+    message: str
+    file: str = "<definition>"
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+
+
+class DefinitionError(StatewiseError):
+    """A workflow definition is invalid; ``problems`` lists every issue, not just the first."""
+
+    code = "definition"
+
+    def __init__(self, problems: list[Problem] | tuple[Problem, ...]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+        self.args = (list(self.problems),)
+
+
+class CommandError(StatewiseError):
+    """A command failed. Raise a subclass from a command to say whether to retry."""
+
+    code = "command"
+
+
+class TransientError(CommandError):
+    """Retrying may succeed: timeouts, rate limits, a service briefly down."""
+
+    code = "transient"
+
+
+class InvalidOutputError(CommandError):
+    """The command ran but its result was unusable (not JSON, wrong shape)."""
+
+    code = "invalid_output"
+
+
+class PermanentError(CommandError):
+    """Retrying cannot help: bad input, a rejected request, a bug."""
+
+    code = "permanent"
+
+
+class ConditionError(StatewiseError):
+    """A compiled condition failed at run time, for example by reading a missing key."""
+
+    code = "condition"
+
+
+class StoreError(StatewiseError):
+    """The store could not do what was asked."""
+
+    code = "store"
+
+
+class StaleLeaseError(StoreError):
+    """A worker tried to commit a step for an item another worker has moved since."""
+
+    code = "stale_lease"
+
+
+class NotFoundError(StatewiseError):
+    """An item, workflow, state or event that was named does not exist."""
+
+    code = "not_found"
+
+
+class InvalidEventError(StatewiseError):
+    """The item cannot accept this event in its current state."""
+
+    code = "invalid_event"
