@@ -1,0 +1,108 @@
+r"""Row encodings shared by every dialect: compact JSON for the few non-column fields.
+
+Context rows are keyed by path (``review`` or ``translate\\x1fde``) so that a step writes only
+the keys it changed, never the whole document.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, fields
+from typing import Any
+
+from statewise.engine.effects import EFFECT_ADAPTER, Effect, RunCommand
+from statewise.engine.events import TimerFired
+from statewise.engine.item import BranchRun, BranchStatus, HistoryRecord
+from statewise.errors import StoreError
+
+JSON = Any
+PATH_SEPARATOR = "\x1f"
+_COLUMNS = ("seq", "at", "from_state", "to_state", "event")
+_DETAIL_FIELDS = tuple(f.name for f in fields(HistoryRecord) if f.name not in _COLUMNS)
+
+
+def dumps(value: JSON) -> str:
+    """Compact JSON, the same everywhere so stored sizes stay small and comparable."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def encode_path(path: tuple[str, ...]) -> str:
+    """Join a context path into its row key."""
+    return PATH_SEPARATOR.join(path)
+
+
+def decode_context(rows: list[tuple[str, str]]) -> dict[str, JSON]:
+    """Fold context rows back into one document; parents sort before their children."""
+    context: dict[str, JSON] = {}
+    for path, value in sorted(rows):
+        *parents, leaf = path.split(PATH_SEPARATOR)
+        target = context
+        for name in parents:
+            child = target.get(name)
+            if not isinstance(child, dict):
+                child = {}
+                target[name] = child
+            target = child
+        target[leaf] = json.loads(value)
+    return context
+
+
+def encode_branches(branches: tuple[BranchRun, ...]) -> str | None:
+    """Store a parallel state's branches as compact rows, or NULL outside parallel states."""
+    if not branches:
+        return None
+    return dumps([[b.name, b.status.value, b.attempt, b.input] for b in branches])
+
+
+def decode_branches(text: str | None) -> tuple[BranchRun, ...]:
+    """Inverse of ``encode_branches``."""
+    if not text:
+        return ()
+    return tuple(
+        BranchRun(name=n, status=BranchStatus(s), attempt=a, input=i)
+        for n, s, a, i in json.loads(text)
+    )
+
+
+def encode_detail(record: HistoryRecord) -> str:
+    """The audit row's fields beyond its columns, leaving out the empty ones."""
+    data = asdict(record)
+    if data["actor"] == "system":
+        del data["actor"]
+    return dumps({k: data[k] for k in _DETAIL_FIELDS if data.get(k) not in (None, {})})
+
+
+def decode_history(
+    seq: int, at: float, from_state: str | None, to_state: str, event: str, detail: str
+) -> HistoryRecord:
+    """Rebuild an audit row from its columns and detail JSON."""
+    extra = json.loads(detail)
+    extra.setdefault("actor", "system")
+    return HistoryRecord(
+        seq=seq, at=at, from_state=from_state, to_state=to_state, event=event, **extra
+    )
+
+
+def encode_effect(effect: Effect) -> str:
+    """Outbox and timer payloads go through the one effect adapter."""
+    return EFFECT_ADAPTER.dump_json(effect).decode()
+
+
+def decode_command(text: str) -> RunCommand:
+    """Read a RunCommand back from the outbox."""
+    effect = EFFECT_ADAPTER.validate_json(text)
+    if not isinstance(effect, RunCommand):
+        raise StoreError(f"outbox row holds a {effect.kind}, not a command")
+    return effect
+
+
+def encode_timer(event: TimerFired) -> str:
+    """A timer row's payload: the event it fires."""
+    return dumps(
+        {"name": event.name, "state": event.state, "visit": event.visit, "branch": event.branch}
+    )
+
+
+def decode_timer(text: str) -> TimerFired:
+    """Inverse of ``encode_timer``."""
+    return TimerFired(**json.loads(text))

@@ -1,0 +1,458 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+SQLite has a single writer, so one runner process executes a file's work at a time: it takes
+an exclusive lock file, which also proves that leases left behind by a killed runner are
+orphans and can be released at once. Other processes (``statewise send``, ``status``) may
+read and commit steps alongside it; the ``seq`` fence keeps their steps consistent.
+
+Calls run synchronously inside the async methods: they are local, sub-millisecond, and a thread
+hop per call would cost more than it saves.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+from statewise.definition.model import Definition
+from statewise.engine.effects import CancelTimers, RunCommand, StartTimer
+from statewise.engine.events import TimerFired
+from statewise.engine.item import HistoryRecord, Item, ItemStatus
+from statewise.engine.result import Outcome
+from statewise.errors import NotFoundError, StoreError
+from statewise.store import codec
+from statewise.store.base import (
+    ClaimedCommand,
+    CommitStatus,
+    DueTimer,
+    StateCount,
+    StepCommit,
+    Store,
+    StoredWorkflow,
+)
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE workflows (
+        name TEXT NOT NULL, version INTEGER NOT NULL, source TEXT NOT NULL, file TEXT NOT NULL,
+        commands TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (name, version));
+    CREATE TABLE items (
+        id INTEGER PRIMARY KEY, workflow TEXT NOT NULL, version INTEGER NOT NULL,
+        key TEXT NOT NULL, state TEXT NOT NULL, status TEXT NOT NULL, entered_at REAL NOT NULL,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL, seq INTEGER NOT NULL,
+        attempt INTEGER NOT NULL, visits TEXT NOT NULL, branches TEXT,
+        UNIQUE (workflow, key));
+    CREATE INDEX items_by_state ON items (workflow, state, entered_at);
+    CREATE INDEX items_by_status ON items (status, entered_at);
+    CREATE INDEX items_by_key ON items (key);
+    CREATE TABLE context (
+        item_id INTEGER NOT NULL, path TEXT NOT NULL, value TEXT NOT NULL,
+        PRIMARY KEY (item_id, path)) WITHOUT ROWID;
+    CREATE TABLE history (
+        item_id INTEGER NOT NULL, seq INTEGER NOT NULL, at REAL NOT NULL, from_state TEXT,
+        to_state TEXT NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL,
+        PRIMARY KEY (item_id, seq)) WITHOUT ROWID;
+    CREATE TABLE timers (
+        id INTEGER PRIMARY KEY, item_id INTEGER NOT NULL, due_at REAL NOT NULL,
+        event TEXT NOT NULL, lease_owner TEXT, lease_until REAL);
+    CREATE INDEX timers_by_due ON timers (due_at);
+    CREATE INDEX timers_by_item ON timers (item_id);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY, item_id INTEGER NOT NULL, effect TEXT NOT NULL,
+        available_at REAL NOT NULL, lease_owner TEXT, lease_until REAL);
+    CREATE INDEX outbox_by_item ON outbox (item_id);
+    """,
+)
+
+_ITEM_COLUMNS = (
+    "id, workflow, version, key, state, status, entered_at, created_at, updated_at, seq, "
+    "attempt, visits, branches"
+)
+
+
+class SQLiteStore(Store):
+    """The embedded default store; see the module docstring for its concurrency model."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from None
+        with _translated(self.path):
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._migrate()
+
+    def _migrate(self) -> None:
+        (current,) = self._db.execute("PRAGMA user_version").fetchone()
+        for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            self._db.executescript(
+                f"BEGIN IMMEDIATE; {script}; PRAGMA user_version={number}; COMMIT;"
+            )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with _translated(self.path):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @asynccontextmanager
+    async def running(self, owner: str) -> AsyncIterator[None]:
+        """Hold the file's single-runner lock; free the leases a dead runner left."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        handle = lock_path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise StoreError(
+                f"{self.path} is already being run by {holder}; wait for it to finish, "
+                f"or send events with `statewise send`, which works alongside it"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} ({owner})")
+        handle.flush()
+        try:
+            with self._transaction() as db:
+                db.execute("UPDATE outbox SET lease_owner = NULL, lease_until = NULL")
+                db.execute("UPDATE timers SET lease_owner = NULL, lease_until = NULL")
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+    async def save_workflow(
+        self, definition: Definition, file: str, commands: Sequence[str]
+    ) -> None:
+        """Remember a definition; re-saving the same version keeps the first source."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO workflows (name, version, source, file, commands, created_at) "
+                "VALUES (?, ?, ?, ?, ?, strftime('%s','now')) "
+                "ON CONFLICT (name, version) DO UPDATE SET commands = excluded.commands",
+                (
+                    definition.name,
+                    definition.version,
+                    definition.source,
+                    file,
+                    codec.dumps(list(commands)),
+                ),
+            )
+
+    async def workflows(self) -> list[StoredWorkflow]:
+        """Every registered definition, oldest version first."""
+        with _translated(self.path):
+            rows = self._db.execute(
+                "SELECT name, version, source, file, commands FROM workflows ORDER BY name, version"
+            ).fetchall()
+        return [StoredWorkflow(n, v, s, f, tuple(json.loads(c))) for n, v, s, f, c in rows]
+
+    async def commit(self, commits: Sequence[StepCommit]) -> list[CommitStatus]:
+        """All steps in one transaction, each inside its own savepoint."""
+        statuses: list[CommitStatus] = []
+        with self._transaction() as db:
+            for entry in commits:
+                db.execute("SAVEPOINT step")
+                status = self._commit_one(db, entry)
+                if status is not CommitStatus.COMMITTED:
+                    db.execute("ROLLBACK TO step")
+                db.execute("RELEASE step")
+                statuses.append(status)
+        return statuses
+
+    def _commit_one(self, db: sqlite3.Connection, entry: StepCommit) -> CommitStatus:
+        result = entry.result
+        item = result.item
+        if result.outcome is Outcome.IGNORED:
+            self._consume(db, entry)
+            return CommitStatus.COMMITTED
+        item_id = self._write_item(db, item, entry.expected_seq)
+        if item_id is None:
+            return CommitStatus.STALE if entry.expected_seq is not None else CommitStatus.DUPLICATE
+        self._consume(db, entry)
+        for patch in result.patches:
+            path = codec.encode_path(patch.path)
+            db.execute(
+                "DELETE FROM context WHERE item_id = ? AND path > ? AND path < ?",
+                (item_id, path + codec.PATH_SEPARATOR, path + chr(0x20)),
+            )
+            db.execute(
+                "INSERT INTO context (item_id, path, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (item_id, path) DO UPDATE SET value = excluded.value",
+                (item_id, path, codec.dumps(patch.value)),
+            )
+        db.executemany(
+            "INSERT INTO history (item_id, seq, at, from_state, to_state, event, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (item_id, r.seq, r.at, r.from_state, r.to_state, r.event, codec.encode_detail(r))
+                for r in result.history
+            ],
+        )
+        self._write_effects(db, item_id, item.updated_at, result.effects)
+        return CommitStatus.COMMITTED
+
+    @staticmethod
+    def _consume(db: sqlite3.Connection, entry: StepCommit) -> None:
+        if entry.outbox_id is not None:
+            db.execute("DELETE FROM outbox WHERE id = ?", (entry.outbox_id,))
+        if entry.timer_id is not None:
+            db.execute("DELETE FROM timers WHERE id = ?", (entry.timer_id,))
+
+    @staticmethod
+    def _write_item(db: sqlite3.Connection, item: Item, expected_seq: int | None) -> int | None:
+        values = (
+            item.state,
+            item.status.value,
+            item.entered_at,
+            item.updated_at,
+            item.seq,
+            item.attempt,
+            codec.dumps(item.visits),
+            codec.encode_branches(item.branches),
+        )
+        if expected_seq is None:
+            row = db.execute(
+                "INSERT INTO items (state, status, entered_at, updated_at, seq, attempt, visits, "
+                "branches, workflow, version, key, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (workflow, key) DO NOTHING RETURNING id",
+                (*values, item.workflow, item.version, item.key, item.created_at),
+            ).fetchone()
+        else:
+            row = db.execute(
+                "UPDATE items SET state = ?, status = ?, entered_at = ?, updated_at = ?, seq = ?, "
+                "attempt = ?, visits = ?, branches = ? "
+                "WHERE workflow = ? AND key = ? AND seq = ? RETURNING id",
+                (*values, item.workflow, item.key, expected_seq),
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    @staticmethod
+    def _write_effects(
+        db: sqlite3.Connection, item_id: int, now: float, effects: Sequence[object]
+    ) -> None:
+        for effect in effects:
+            if isinstance(effect, CancelTimers):
+                db.execute("DELETE FROM timers WHERE item_id = ?", (item_id,))
+            elif isinstance(effect, StartTimer):
+                event = TimerFired(effect.name, effect.state, effect.visit, effect.branch)
+                db.execute(
+                    "INSERT INTO timers (item_id, due_at, event) VALUES (?, ?, ?)",
+                    (item_id, effect.due_at, codec.encode_timer(event)),
+                )
+            elif isinstance(effect, RunCommand):
+                db.execute(
+                    "INSERT INTO outbox (item_id, effect, available_at) VALUES (?, ?, ?)",
+                    (item_id, codec.encode_effect(effect), now),
+                )
+
+    async def get_item(self, workflow: str | None, key: str) -> Item:
+        """One item with its context; ambiguous keys across workflows need ``workflow``."""
+        with _translated(self.path):
+            rows = self._db.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE key = ?"
+                + (" AND workflow = ?" if workflow else ""),
+                (key, workflow) if workflow else (key,),
+            ).fetchall()
+        if not rows:
+            where = f" in workflow {workflow!r}" if workflow else ""
+            raise NotFoundError(f"no item with key {key!r}{where}")
+        if len(rows) > 1:
+            names = ", ".join(sorted(r[1] for r in rows))
+            raise NotFoundError(f"key {key!r} exists in several workflows ({names}); name one")
+        return self._with_context(rows)[0]
+
+    async def get_items(self, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Item]:
+        """Items by (workflow, key), with context, in one query."""
+        if not refs:
+            return {}
+        with _translated(self.path):
+            rows = self._db.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE (workflow, key) IN "
+                f"(VALUES {', '.join('(?, ?)' for _ in refs)})",
+                [part for ref in refs for part in ref],
+            ).fetchall()
+        return {(i.workflow, i.key): i for i in self._with_context(rows)}
+
+    def _with_context(self, rows: list[tuple[Any, ...]]) -> list[Item]:
+        ids = [row[0] for row in rows]
+        by_item: dict[int, list[tuple[str, str]]] = {i: [] for i in ids}
+        for item_id, path, value in self._db.execute(
+            "SELECT item_id, path, value FROM context "
+            f"WHERE item_id IN ({', '.join('?' * len(ids))})",
+            ids,
+        ):
+            by_item[item_id].append((path, value))
+        return [_item(row, codec.decode_context(by_item[row[0]])) for row in rows]
+
+    async def claim_commands(
+        self, owner: str, limit: int, now: float, lease_seconds: float
+    ) -> list[ClaimedCommand]:
+        """Lease the oldest ready commands."""
+        with self._transaction() as db:
+            rows = db.execute(
+                "UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id IN ("
+                " SELECT id FROM outbox WHERE available_at <= ?"
+                " AND (lease_until IS NULL OR lease_until < ?) ORDER BY id LIMIT ?) "
+                "RETURNING id, (SELECT workflow FROM items WHERE items.id = item_id), "
+                "(SELECT key FROM items WHERE items.id = item_id), effect",
+                (owner, now + lease_seconds, now, now, limit),
+            ).fetchall()
+        return sorted(
+            (ClaimedCommand(i, w, k, codec.decode_command(e)) for i, w, k, e in rows),
+            key=lambda c: c.outbox_id,
+        )
+
+    async def claim_timers(
+        self, owner: str, limit: int, now: float, lease_seconds: float
+    ) -> list[DueTimer]:
+        """Lease timers that are due."""
+        with self._transaction() as db:
+            rows = db.execute(
+                "UPDATE timers SET lease_owner = ?, lease_until = ? WHERE id IN ("
+                " SELECT id FROM timers WHERE due_at <= ?"
+                " AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?) "
+                "RETURNING id, (SELECT workflow FROM items WHERE items.id = item_id), "
+                "(SELECT key FROM items WHERE items.id = item_id), event",
+                (owner, now + lease_seconds, now, now, limit),
+            ).fetchall()
+        return [DueTimer(i, w, k, codec.decode_timer(e)) for i, w, k, e in rows]
+
+    async def extend_leases(self, owner: str, outbox_ids: Sequence[int], until: float) -> None:
+        """Heartbeat for running commands."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE outbox SET lease_until = ? WHERE id = ? AND lease_owner = ?",
+                [(until, i, owner) for i in outbox_ids],
+            )
+
+    async def release(self, outbox_ids: Sequence[int], timer_ids: Sequence[int]) -> None:
+        """Hand leased work back."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE id = ?",
+                [(i,) for i in outbox_ids],
+            )
+            db.executemany(
+                "UPDATE timers SET lease_owner = NULL, lease_until = NULL WHERE id = ?",
+                [(i,) for i in timer_ids],
+            )
+
+    async def next_timer_due(self) -> float | None:
+        """Earliest pending timer."""
+        with _translated(self.path):
+            (due,) = self._db.execute("SELECT MIN(due_at) FROM timers").fetchone()
+        return None if due is None else float(due)
+
+    async def pending_commands(self) -> int:
+        """Commands in the outbox, leased or not."""
+        with _translated(self.path):
+            (count,) = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+        return int(count)
+
+    async def state_counts(self, workflow: str | None = None) -> list[StateCount]:
+        """Grouped from the items_by_state index."""
+        with _translated(self.path):
+            rows = self._db.execute(
+                "SELECT workflow, version, state, status, COUNT(*), MIN(entered_at) FROM items "
+                + ("WHERE workflow = ? " if workflow else "")
+                + "GROUP BY workflow, version, state, status ORDER BY workflow, version, state",
+                (workflow,) if workflow else (),
+            ).fetchall()
+        return [StateCount(w, v, s, ItemStatus(st), c, e) for w, v, s, st, c, e in rows]
+
+    async def list_items(
+        self,
+        *,
+        workflow: str | None = None,
+        state: str | None = None,
+        status: ItemStatus | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Item]:
+        """Filtered items, longest in their state first."""
+        filters = {"workflow": workflow, "state": state, "status": status}
+        used = {k: v for k, v in filters.items() if v is not None}
+        where = " AND ".join(f"{k} = ?" for k in used) or "1"
+        with _translated(self.path):
+            rows = self._db.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE {where} "
+                "ORDER BY entered_at, id LIMIT ? OFFSET ?",
+                (*used.values(), limit, offset),
+            ).fetchall()
+        return [_item(row, {}) for row in rows]
+
+    async def history(self, workflow: str | None, key: str) -> list[HistoryRecord]:
+        """Audit rows of one item, by seq."""
+        item = await self.get_item(workflow, key)
+        with _translated(self.path):
+            rows = self._db.execute(
+                "SELECT seq, at, from_state, to_state, event, detail FROM history "
+                "WHERE item_id = (SELECT id FROM items WHERE workflow = ? AND key = ?) "
+                "ORDER BY seq",
+                (item.workflow, item.key),
+            ).fetchall()
+        return [codec.decode_history(*row) for row in rows]
+
+    async def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+
+def _item(row: tuple[Any, ...], context: dict[str, Any]) -> Item:
+    (
+        _,
+        workflow,
+        version,
+        key,
+        state,
+        status,
+        entered,
+        created,
+        updated,
+        seq,
+        attempt,
+        visits,
+        branches,
+    ) = row
+    return Item(
+        key=key,
+        workflow=workflow,
+        version=version,
+        state=state,
+        status=ItemStatus(status),
+        entered_at=entered,
+        created_at=created,
+        updated_at=updated,
+        seq=seq,
+        attempt=attempt,
+        visits=json.loads(visits),
+        branches=codec.decode_branches(branches),
+        context=context,
+    )
+
+
+@contextmanager
+def _translated(path: Path) -> Iterator[None]:
+    """The one place sqlite3's exceptions become StoreError."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreError(f"SQLite error on {path}: {exc}") from exc

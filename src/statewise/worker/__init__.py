@@ -1,0 +1,6 @@
+"""The imperative shell: command registry, command execution and the runner."""
+
+from statewise.worker.registry import CommandContext, CommandRegistry, load_registry
+from statewise.worker.runner import Runner, StartReport
+
+__all__ = ["CommandContext", "CommandRegistry", "Runner", "StartReport", "load_registry"]

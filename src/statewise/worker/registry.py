@@ -1,0 +1,117 @@
+"""The command registry: workflows name commands, Python code registers them explicitly.
+
+A workflow file never imports code by path. The user says which modules register commands
+(``--commands examples/orders.py``); each such module exposes a ``registry`` object.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeAlias
+
+from statewise.errors import NotFoundError, StatewiseError
+
+JSON = Any
+
+
+@dataclass(frozen=True, slots=True)
+class CommandContext:
+    """What a command receives: the item's context and the identity of this attempt.
+
+    ``idempotency_key`` is the same for every delivery of one attempt, so a command with side
+    effects (sending an email, calling a payment API) can de-duplicate them.
+    """
+
+    workflow: str
+    key: str
+    state: str
+    attempt: int
+    idempotency_key: str
+    context: Mapping[str, JSON] = field(default_factory=dict)
+    branch: str | None = None
+    input: JSON = None
+
+
+CommandFunction: TypeAlias = Callable[[CommandContext], JSON | Awaitable[JSON]]
+
+
+class CommandRegistry:
+    """Commands by name; a name can be registered once."""
+
+    def __init__(self) -> None:
+        self._commands: dict[str, CommandFunction] = {}
+
+    def command(self, name: str | None = None) -> Callable[[CommandFunction], CommandFunction]:
+        """Register the decorated function, under its own name unless ``name`` is given."""
+
+        def decorate(function: CommandFunction) -> CommandFunction:
+            self.register(name or function.__name__, function)
+            return function
+
+        return decorate
+
+    def register(self, name: str, function: CommandFunction) -> None:
+        """Register ``function`` as ``name``; registering a taken name is a mistake."""
+        if name in self._commands and self._commands[name] is not function:
+            raise StatewiseError(f"command {name!r} is registered twice")
+        self._commands[name] = function
+
+    def get(self, name: str) -> CommandFunction:
+        """The function for ``name``, or a NotFoundError that suggests the closest name."""
+        try:
+            return self._commands[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, self._commands, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise NotFoundError(f"command {name!r} is not registered{hint}") from None
+
+    def names(self) -> frozenset[str]:
+        """Every registered name, for validating definitions before they run."""
+        return frozenset(self._commands)
+
+    def merge(self, other: CommandRegistry) -> None:
+        """Add every command of ``other``."""
+        for name, function in other._commands.items():
+            self.register(name, function)
+
+
+def load_registry(specs: Iterable[str]) -> CommandRegistry:
+    """Import each module (a dotted name or a ``.py`` path) and merge its ``registry``."""
+    combined = CommandRegistry()
+    for spec in specs:
+        module = _import(spec)
+        registry = getattr(module, "registry", None)
+        if not isinstance(registry, CommandRegistry):
+            raise StatewiseError(
+                f"{spec} defines no `registry = CommandRegistry()`; create one and register "
+                f"commands with @registry.command()"
+            )
+        combined.merge(registry)
+    return combined
+
+
+def _import(spec: str) -> Any:
+    if spec.endswith(".py"):
+        path = Path(spec).resolve()
+        if not path.is_file():
+            raise NotFoundError(f"command module {spec} does not exist")
+        name = f"statewise_commands_{path.stem}_{abs(hash(str(path)))}"
+        if name in sys.modules:
+            return sys.modules[name]
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise StatewiseError(f"cannot import command module {spec}")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module
+        module_spec.loader.exec_module(module)
+        return module
+    try:
+        return importlib.import_module(spec)
+    except ModuleNotFoundError as exc:
+        raise NotFoundError(f"command module {spec!r} cannot be imported: {exc}") from None
