@@ -31,7 +31,6 @@ class StepResult:
     history: tuple[HistoryRecord, ...] = ()
 
 
-
 @dataclass(frozen=True, slots=True)
 class Hop:
     """What caused a move, carried into its audit row."""

@@ -135,9 +135,7 @@ def _on_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
 def _on_external(builder: StepBuilder, event: External) -> StepResult:
     state = builder.state
     accepted = [
-        t.on
-        for t in state.transitions
-        if t.after is None and t.on not in (DONE_EVENT, ERROR_EVENT)
+        t.on for t in state.transitions if t.after is None and t.on not in (DONE_EVENT, ERROR_EVENT)
     ]
     if event.name not in accepted:
         options = ", ".join(dict.fromkeys(accepted)) or "none"
@@ -161,7 +159,7 @@ def _on_timer(builder: StepBuilder, event: TimerFired) -> StepResult:
         return StepResult(item, Outcome.IGNORED)
     if event.name == RETRY_TIMER:
         if event.branch is not None:
-                return on_branch_retry(builder, event.branch)
+            return on_branch_retry(builder, event.branch)
         command = _command_of(builder.state)
         builder.record(
             Hop(event=RETRY_TIMER, kind="timer", command=command.name, attempt=item.attempt + 1),
