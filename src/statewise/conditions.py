@@ -6,6 +6,7 @@ code through a condition (no ``eval``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,10 +41,8 @@ class Condition:
                 f"guard it with has(...) or make sure an earlier stage stores it"
             ) from None
         except RuntimeError as exc:
-            raise ConditionError(
-                f"condition `{self.source}` failed: {_first_sentence(str(exc))}"
-            ) from None
-        except (TypeError, ValueError) as exc:
+            raise ConditionError(_runtime_message(self.source, str(exc))) from None
+        except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
             raise ConditionError(
                 f"condition `{self.source}` failed: {_first_sentence(str(exc))}"
             ) from None
@@ -83,6 +82,17 @@ def _syntax_message(raw: str) -> str:
         position, _, rest = raw.partition(" ")
         return f"CEL syntax error at {position.rstrip(':')} {rest}".strip()
     return raw
+
+
+def _runtime_message(source: str, raw: str) -> str:
+    """Say which top-level name was missing, the commonest way a condition fails."""
+    match = re.search(r"Undefined variable or function: '([^']+)'", raw)
+    if match:
+        return (
+            f"condition `{source}` read `{match.group(1)}`, which is not in the context yet; "
+            f"guard it with has(...) or make sure an earlier stage stores it"
+        )
+    return f"condition `{source}` failed: {_first_sentence(raw)}"
 
 
 def _first_sentence(text: str) -> str:

@@ -129,6 +129,7 @@ class StepBuilder:
             visits=visits,
             entered_at=self.now,
             attempt=0,
+            retrying=False,
             branches=(),
             status=_STATUS_BY_KIND.get(state.kind, ItemStatus.ACTIVE),
         )
@@ -140,6 +141,10 @@ class StepBuilder:
         state = self.definition.state(target)
         while state.max_visits is not None and self.item.visits.get(target, 0) >= state.max_visits:
             if target in seen:
+                target, hop = (
+                    self.definition.escalation,
+                    replace(hop, note=f"{hop.note}; fallbacks loop"),
+                )
                 break
             seen.add(target)
             note = f"visit budget of {target!r} ({state.max_visits}) exhausted"
@@ -172,7 +177,7 @@ class StepBuilder:
     ) -> None:
         """Ask the shell to run ``command``; the item remembers the attempt it waits for."""
         if branch is None:
-            self.item = replace(self.item, attempt=attempt)
+            self.item = replace(self.item, attempt=attempt, retrying=False)
         self.effects.append(
             RunCommand(
                 command=command.name,
@@ -189,6 +194,8 @@ class StepBuilder:
         """Record the failed attempt and start a durable backoff timer for the next one."""
         identity = f"{self.item.key}:{self.item.state}:{self.item.visit}:{hop.branch}"
         delay = backoff_delay(command.retry, attempt, identity)
+        if hop.branch is None:
+            self.item = replace(self.item, retrying=True)
         self.effects.append(
             StartTimer(RETRY_TIMER, self.now + delay, self.item.state, self.item.visit, hop.branch)
         )

@@ -25,6 +25,7 @@ class BranchStatus(StrEnum):
 
     PENDING = "pending"
     RUNNING = "running"
+    RETRYING = "retrying"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
 
@@ -44,7 +45,9 @@ class Item:
     """One business entity in a workflow: where it is, what it has learned, how it got here.
 
     ``seq`` counts committed steps (audit rows); the store uses it as a fencing token, so a
-    step computed from an out-of-date copy of the item can never be committed.
+    step computed from an out-of-date copy of the item can never be committed. ``attempt`` is
+    the command attempt in flight; ``retrying`` says it failed and a backoff timer will start
+    the next one, so a duplicate failure or timer can never add attempts.
     """
 
     key: str
@@ -56,6 +59,7 @@ class Item:
     context: Mapping[str, JSON] = field(default_factory=dict)
     visits: Mapping[str, int] = field(default_factory=dict)
     attempt: int = 0
+    retrying: bool = False
     branches: tuple[BranchRun, ...] = ()
     seq: int = 0
     created_at: float = 0.0

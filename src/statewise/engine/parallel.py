@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from statewise.definition.model import DONE_EVENT, ERROR_EVENT, Command, JoinKind, State
+from statewise.definition.model import DONE_EVENT, ERROR_EVENT, Command, JoinKind, Parallel, State
 from statewise.engine.events import CommandFailed, CommandSucceeded
 from statewise.engine.item import BranchRun, BranchStatus
 from statewise.engine.result import Hop, Outcome, StepResult
@@ -43,7 +43,7 @@ def fan_out(builder: StepBuilder, state: State) -> None:
         runs = _map_branches(elements)
     else:
         runs = tuple(BranchRun(name=branch.name) for branch in parallel.branches)
-    for result_key in dict.fromkeys(_command(state, run.name).result for run in runs):
+    for result_key in _result_keys(parallel):
         builder.set((result_key,), {})
     builder.item = replace(builder.item, branches=runs)
     if not _settle(builder, state):
@@ -91,6 +91,7 @@ def on_branch_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
         error={"kind": str(event.error_kind), "message": event.message},
     )
     if should_retry(command.retry, event.error_kind, event.attempt):
+        _update(builder, replace(run, status=BranchStatus.RETRYING))
         builder.schedule_retry(command, event.attempt, hop)
         return builder.result()
     _update(builder, replace(run, status=BranchStatus.FAILED))
@@ -103,11 +104,11 @@ def on_branch_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
 def on_branch_retry(builder: StepBuilder, branch: str) -> StepResult:
     """Run a branch's next attempt once its backoff is over."""
     run = next((r for r in builder.item.branches if r.name == branch), None)
-    if run is None or run.status is not BranchStatus.RUNNING:
+    if run is None or run.status is not BranchStatus.RETRYING:
         return StepResult(builder.item, Outcome.IGNORED)
     command = _command(builder.state, run.name)
     attempt = run.attempt + 1
-    _update(builder, replace(run, attempt=attempt))
+    _update(builder, replace(run, status=BranchStatus.RUNNING, attempt=attempt))
     builder.record(
         Hop(event="retry", kind="timer", command=command.name, branch=run.name, attempt=attempt)
     )
@@ -121,6 +122,13 @@ def _map_branches(elements: list[JSON]) -> tuple[BranchRun, ...]:
     if "" in names or len(set(names)) != len(names):
         names = [str(i) for i in range(len(elements))]
     return tuple(BranchRun(name=n, input=e) for n, e in zip(names, elements, strict=True))
+
+
+def _result_keys(parallel: Parallel) -> list[str]:
+    """Every key the state's branches write, reset on each visit even when nothing fans out."""
+    if parallel.map_command is not None:
+        return [parallel.map_command.result]
+    return list(dict.fromkeys(branch.command.result for branch in parallel.branches))
 
 
 def _scalar_name(element: JSON) -> str:
@@ -153,7 +161,7 @@ def _launch_pending(builder: StepBuilder, state: State) -> None:
     parallel = state.parallel
     assert parallel is not None
     runs = builder.item.branches
-    running = sum(r.status is BranchStatus.RUNNING for r in runs)
+    running = sum(r.status in (BranchStatus.RUNNING, BranchStatus.RETRYING) for r in runs)
     limit = parallel.concurrency or len(runs)
     for run in runs:
         if running >= limit:

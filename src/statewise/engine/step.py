@@ -90,7 +90,7 @@ def _on_success(builder: StepBuilder, event: CommandSucceeded) -> StepResult:
         return StepResult(item, Outcome.IGNORED)
     if event.branch is not None:
         return on_branch_success(builder, event)
-    if event.attempt != item.attempt:
+    if event.attempt != item.attempt or item.retrying:
         return StepResult(item, Outcome.IGNORED)
     command = _command_of(builder.state)
     builder.set((command.result,), event.result)
@@ -113,7 +113,7 @@ def _on_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
         return StepResult(item, Outcome.IGNORED)
     if event.branch is not None:
         return on_branch_failure(builder, event)
-    if event.attempt != item.attempt:
+    if event.attempt != item.attempt or item.retrying:
         return StepResult(item, Outcome.IGNORED)
     command = _command_of(builder.state)
     error = {"kind": str(event.error_kind), "message": event.message}
@@ -160,6 +160,8 @@ def _on_timer(builder: StepBuilder, event: TimerFired) -> StepResult:
     if event.name == RETRY_TIMER:
         if event.branch is not None:
             return on_branch_retry(builder, event.branch)
+        if not item.retrying:
+            return StepResult(item, Outcome.IGNORED)
         command = _command_of(builder.state)
         builder.record(
             Hop(event=RETRY_TIMER, kind="timer", command=command.name, attempt=item.attempt + 1),

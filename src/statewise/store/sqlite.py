@@ -46,7 +46,7 @@ MIGRATIONS: tuple[str, ...] = (
         id INTEGER PRIMARY KEY, workflow TEXT NOT NULL, version INTEGER NOT NULL,
         key TEXT NOT NULL, state TEXT NOT NULL, status TEXT NOT NULL, entered_at REAL NOT NULL,
         created_at REAL NOT NULL, updated_at REAL NOT NULL, seq INTEGER NOT NULL,
-        attempt INTEGER NOT NULL, visits TEXT NOT NULL, branches TEXT,
+        attempt INTEGER NOT NULL, retrying INTEGER NOT NULL, visits TEXT NOT NULL, branches TEXT,
         UNIQUE (workflow, key));
     CREATE INDEX items_by_state ON items (workflow, state, entered_at);
     CREATE INDEX items_by_status ON items (status, entered_at);
@@ -72,7 +72,7 @@ MIGRATIONS: tuple[str, ...] = (
 
 _ITEM_COLUMNS = (
     "id, workflow, version, key, state, status, entered_at, created_at, updated_at, seq, "
-    "attempt, visits, branches"
+    "attempt, retrying, visits, branches"
 )
 
 
@@ -224,21 +224,22 @@ class SQLiteStore(Store):
             item.updated_at,
             item.seq,
             item.attempt,
+            item.retrying,
             codec.dumps(item.visits),
             codec.encode_branches(item.branches),
         )
         if expected_seq is None:
             row = db.execute(
-                "INSERT INTO items (state, status, entered_at, updated_at, seq, attempt, visits, "
-                "branches, workflow, version, key, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "INSERT INTO items (state, status, entered_at, updated_at, seq, attempt, retrying, "
+                "visits, branches, workflow, version, key, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (workflow, key) DO NOTHING RETURNING id",
                 (*values, item.workflow, item.version, item.key, item.created_at),
             ).fetchone()
         else:
             row = db.execute(
                 "UPDATE items SET state = ?, status = ?, entered_at = ?, updated_at = ?, seq = ?, "
-                "attempt = ?, visits = ?, branches = ? "
+                "attempt = ?, retrying = ?, visits = ?, branches = ? "
                 "WHERE workflow = ? AND key = ? AND seq = ? RETURNING id",
                 (*values, item.workflow, item.key, expected_seq),
             ).fetchone()
@@ -429,6 +430,7 @@ def _item(row: tuple[Any, ...], context: dict[str, Any]) -> Item:
         updated,
         seq,
         attempt,
+        retrying,
         visits,
         branches,
     ) = row
@@ -443,6 +445,7 @@ def _item(row: tuple[Any, ...], context: dict[str, Any]) -> Item:
         updated_at=updated,
         seq=seq,
         attempt=attempt,
+        retrying=bool(retrying),
         visits=json.loads(visits),
         branches=codec.decode_branches(branches),
         context=context,
