@@ -1,0 +1,5 @@
+"""``python -m statewise`` runs the command line."""
+
+from statewise.cli import main
+
+main()

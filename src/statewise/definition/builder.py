@@ -1,0 +1,388 @@
+r"""Define workflows in Python, and write any definition back out as YAML.
+
+The builder assembles the same document a YAML file holds and hands it to the loader's
+``definition_from_document``, so both routes share one set of checks and one conversion.
+Each part remembers the line of Python that declared it, which is where problems point.
+
+::
+
+    wf = Workflow("orders", escalation="manual_review")
+    wf.initial("received", command="validate_order").to("fraud")
+    wf.state("fraud", command=cmd("fraud_score", result="fraud", retry=Retry(attempts=5))) \
+        .to("manual_review", when="fraud.risk > 0.8").otherwise("done")
+    wf.waiting("manual_review").on("approve", "done").after("48h", "done")
+    wf.final("done")
+    definition = wf.build()
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Literal, Self, TypedDict, Unpack
+
+from statewise.definition.durations import format_duration, parse_duration, timer_event
+from statewise.definition.loader import definition_from_document
+from statewise.definition.model import (
+    DEFAULT_ESCALATION,
+    DEFAULT_RETRY,
+    DONE_EVENT,
+    ERROR_EVENT,
+    Command,
+    Definition,
+    ErrorKind,
+    JoinKind,
+    Location,
+    Parallel,
+    State,
+    StateKind,
+    Transition,
+)
+from statewise.definition.schema import Document, Locations, Path, dump_document
+from statewise.definition.validation import ESCALATION_NOTE
+from statewise.errors import Problem
+
+_DURATION_FIELDS = ("backoff", "max_backoff", "timeout")
+
+
+class Retry(TypedDict, total=False):
+    """Retry settings of a command; any key left out keeps the RetryPolicy default."""
+
+    attempts: int
+    backoff: str | float
+    multiplier: float
+    max_backoff: str | float
+    jitter: float
+    retry_on: Sequence[ErrorKind]
+    timeout: str | float | None
+
+
+class StateOptions(TypedDict, total=False):
+    """Settings any state may have besides its kind, command and transitions."""
+
+    description: str
+    max_visits: int
+    on_exhausted: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """A command as the builder takes it; ``result`` defaults to the state's name."""
+
+    name: str
+    result: str | None = None
+    retry: Retry | None = None
+
+
+def cmd(name: str, *, result: str | None = None, retry: Retry | None = None) -> CommandSpec:
+    """A command with its result key or retry policy; a bare name is enough otherwise."""
+    return CommandSpec(name, result, retry)
+
+
+CommandLike = str | CommandSpec
+
+
+class StateBuilder:
+    """Adds transitions to one state; every method returns the builder to allow chaining."""
+
+    def __init__(self, locations: Locations, name: str, data: dict[str, Any]) -> None:
+        self._locations = locations
+        self._name = name
+        self._data = data
+
+    def to(self, target: str, *, when: str | None = None, on: str | None = None) -> Self:
+        """Go to ``target`` on ``on`` (default ``done``), if the CEL condition ``when`` holds."""
+        return self._add({"on": on, "when": when, "to": target})
+
+    def otherwise(self, target: str, *, on: str | None = None) -> Self:
+        """Go to ``target`` when no earlier transition for the same event matched."""
+        return self._add({"on": on, "else": True, "to": target})
+
+    def on(self, event: str, target: str, *, when: str | None = None) -> Self:
+        """Go to ``target`` when the external ``event`` arrives (and ``when`` holds)."""
+        return self._add({"on": event, "when": when, "to": target})
+
+    def on_error(self, target: str) -> Self:
+        """Go to ``target`` when the state's command fails after its retries."""
+        return self._add({"on": ERROR_EVENT, "to": target})
+
+    def after(self, duration: str | float, target: str, *, on: str | None = None) -> Self:
+        """Go to ``target`` once an item has been here for ``duration`` (``48h``, ``90``)."""
+        return self._add({"on": on, "after": duration, "to": target})
+
+    def _add(self, transition: dict[str, Any]) -> Self:
+        transitions: list[dict[str, Any]] = self._data.setdefault("transitions", [])
+        path = ("states", self._name, "transitions", len(transitions))
+        self._locations.entries[path] = _call_site()
+        transitions.append({k: v for k, v in transition.items() if v is not None})
+        return self
+
+
+class Workflow:
+    """A workflow being defined in Python; ``build`` checks it exactly like a YAML file."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        version: int = 1,
+        description: str = "",
+        escalation: str | None = None,
+        events: Mapping[str, str] | None = None,
+        inputs: Sequence[str] | None = None,
+    ) -> None:
+        """Start a workflow.
+
+        Args:
+            name: The workflow's name.
+            version: Its version; items keep running on the version they started with.
+            description: Free text for people.
+            escalation: Where unhandled errors and exhausted budgets go; by default a final
+                state `escalated` is added.
+            events: Declared external events (name -> description); enables event checks.
+            inputs: Context keys the start data provides; enables the condition variable check.
+
+        """
+        self._locations = Locations(root=_call_site())
+        self._problems: list[Problem] = []
+        self._states: dict[str, Any] = {}
+        self._data: dict[str, Any] = {"workflow": name, "version": version}
+        optional = {
+            "description": description or None,
+            "escalation": escalation,
+            "input": None if inputs is None else list(inputs),
+            "events": None if events is None else dict(events),
+        }
+        self._data.update({k: v for k, v in optional.items() if v is not None})
+        self._data["states"] = self._states
+
+    def initial(
+        self, name: str, *, command: CommandLike | None = None, **options: Unpack[StateOptions]
+    ) -> StateBuilder:
+        """The state every item starts in."""
+        return self._state(name, StateKind.INITIAL, {"command": command}, options)
+
+    def state(
+        self, name: str, *, command: CommandLike | None = None, **options: Unpack[StateOptions]
+    ) -> StateBuilder:
+        """A normal state, which runs ``command`` (if any) and then moves on."""
+        return self._state(name, StateKind.NORMAL, {"command": command}, options)
+
+    def waiting(self, name: str, **options: Unpack[StateOptions]) -> StateBuilder:
+        """A state where items wait for an external event or a timer."""
+        return self._state(name, StateKind.WAITING, {}, options)
+
+    def final(self, name: str, **options: Unpack[StateOptions]) -> StateBuilder:
+        """A state where items are done for good."""
+        return self._state(name, StateKind.FINAL, {}, options)
+
+    def parallel(
+        self,
+        name: str,
+        *,
+        over: str | None = None,
+        command: CommandLike | None = None,
+        branches: Mapping[str, CommandLike] | None = None,
+        concurrency: int | None = None,
+        join: Literal["all", "any"] | int = "all",
+        **options: Unpack[StateOptions],
+    ) -> StateBuilder:
+        """A fan-out: ``command`` once per element of the list ``over``, or fixed ``branches``.
+
+        ``join`` is ``all``, ``any`` or the number of branches that must succeed.
+        """
+        fan_out: dict[str, Any] = {}
+        if over is not None or command is not None:
+            written = (("over", over), ("command", command))
+            fan_out["map"] = {key: value for key, value in written if value is not None}
+        if branches is not None:
+            fan_out["branches"] = dict(branches)
+        fan_out["concurrency"] = concurrency
+        fan_out["join"] = None if join == "all" else _join_data(join)
+        return self._state(name, StateKind.PARALLEL, fan_out, options)
+
+    def _state(
+        self, name: str, kind: StateKind, body: dict[str, Any], options: StateOptions
+    ) -> StateBuilder:
+        where = _call_site()
+        data = {
+            "kind": None if kind is StateKind.NORMAL else str(kind),
+            "description": options.get("description"),
+            **_plain(body),
+            "max_visits": options.get("max_visits"),
+            "on_exhausted": options.get("on_exhausted"),
+        }
+        data = {k: v for k, v in data.items() if v is not None}
+        path: Path = ("states", name)
+        if name in self._states:
+            first = self._locations.entries[path].line
+            message = f"state `{name}` is defined twice (first at line {first}); rename one"
+            self._problems.append(Problem(message, where.file, where.line, where.column))
+            return StateBuilder(Locations(), name, data)
+        self._states[name] = data
+        self._locations.entries[path] = where
+        return StateBuilder(self._locations, name, data)
+
+    def _document(self) -> Document:
+        """The workflow as the plain data a YAML file would hold, with declaration sites."""
+        return Document(
+            self._data, self._locations, source=self.to_yaml(), problems=list(self._problems)
+        )
+
+    def build(self, *, commands: frozenset[str] | None = None) -> Definition:
+        """Check the workflow and return its definition.
+
+        Raises:
+            DefinitionError: With every problem, located at the Python line that caused it.
+
+        """
+        return definition_from_document(self._document(), commands=commands)
+
+    def to_yaml(self) -> str:
+        """The workflow as a YAML file that ``loads`` reads back to an equal definition."""
+        return dump_document(self._data)
+
+
+def _call_site() -> Location:
+    """The first caller outside this module, so problems point at the user's own line."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
+    return Location(frame.f_code.co_filename, frame.f_lineno, 0)
+
+
+def _join_data(join: str | int) -> str | dict[str, int]:
+    return {"n_of": join} if isinstance(join, int) else join
+
+
+def _plain(value: Any) -> Any:
+    """Commands and enums as the YAML document spells them."""
+    if isinstance(value, CommandSpec):
+        data = {"name": value.name, "result": value.result, "retry": _plain(value.retry)}
+        return {k: v for k, v in data.items() if v is not None}
+    if isinstance(value, ErrorKind):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def to_yaml(
+    definition: Definition,
+    *,
+    events: Mapping[str, str] | None = None,
+    inputs: Sequence[str] | None = None,
+) -> str:
+    """YAML for any definition that ``loads`` reads back to an equal definition.
+
+    ``events`` and ``inputs`` are written as the file's declarations; the model does not keep
+    them. The escalation state statewise added itself is left out, as it will be added again.
+    """
+    data: dict[str, Any] = {"workflow": definition.name, "version": definition.version}
+    if definition.description:
+        data["description"] = definition.description
+    if definition.escalation != DEFAULT_ESCALATION:
+        data["escalation"] = definition.escalation
+    if inputs is not None:
+        data["input"] = list(inputs)
+    if events is not None:
+        data["events"] = dict(events)
+    data["states"] = {
+        state.name: _state_data(state)
+        for state in definition.states.values()
+        if not (state.name == definition.escalation and state.description == ESCALATION_NOTE)
+    }
+    return dump_document(data)
+
+
+def _state_data(state: State) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if state.kind is not StateKind.NORMAL:
+        data["kind"] = str(state.kind)
+    if state.description:
+        data["description"] = state.description
+    if state.command is not None:
+        data["command"] = _command_data(state.command, state.name)
+    if state.parallel is not None:
+        data.update(_parallel_data(state.parallel, state.name))
+    if state.max_visits is not None:
+        data["max_visits"] = state.max_visits
+    if state.on_exhausted is not None:
+        data["on_exhausted"] = state.on_exhausted
+    if state.transitions:
+        data["transitions"] = [_transition_data(t) for t in state.transitions]
+    return data
+
+
+def _command_data(command: Command, default_result: str) -> str | dict[str, Any]:
+    retry: dict[str, Any] = {}
+    for spec in fields(command.retry):
+        value = getattr(command.retry, spec.name)
+        if value == getattr(DEFAULT_RETRY, spec.name):
+            continue
+        if spec.name in _DURATION_FIELDS and value is not None:
+            value = format_duration(value)
+        elif spec.name == "retry_on":
+            value = sorted(str(kind) for kind in value)
+        retry[spec.name] = value
+    if command.result == default_result and not retry:
+        return command.name
+    data: dict[str, Any] = {"name": command.name}
+    if command.result != default_result:
+        data["result"] = command.result
+    if retry:
+        data["retry"] = retry
+    return data
+
+
+def _parallel_data(fan_out: Parallel, state: str) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if fan_out.over is not None and fan_out.map_command is not None:
+        data["map"] = {
+            "over": fan_out.over.source,
+            "command": _command_data(fan_out.map_command, state),
+        }
+    if fan_out.branches:
+        data["branches"] = {b.name: _command_data(b.command, state) for b in fan_out.branches}
+    if fan_out.concurrency is not None:
+        data["concurrency"] = fan_out.concurrency
+    if fan_out.join is JoinKind.ANY:
+        data["join"] = "any"
+    elif fan_out.join is JoinKind.N_OF:
+        data["join"] = {"n_of": fan_out.n_of}
+    return data
+
+
+def _transition_data(transition: Transition) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    after = transition.after
+    if after is None:
+        if transition.on != DONE_EVENT:
+            data["on"] = transition.on
+    else:
+        text = _timer_text(transition.on, after)
+        if text is None:
+            text = format_duration(after)
+            data["on"] = transition.on
+        data["after"] = text
+    if transition.when is not None:
+        data["when"] = transition.when.source
+    if transition.is_else:
+        data["else"] = True
+    data["to"] = transition.target
+    return data
+
+
+def _timer_text(event: str, after: float) -> str | None:
+    """The duration text an event name was derived from, if ``event`` is the default one."""
+    prefix = timer_event("")
+    if not event.startswith(prefix):
+        return None
+    text = event.removeprefix(prefix)
+    try:
+        return text if parse_duration(text) == after else None
+    except ValueError:
+        return None

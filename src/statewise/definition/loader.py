@@ -1,0 +1,390 @@
+"""Load a workflow file into a :class:`Definition`, reporting every problem with its line.
+
+Reading goes YAML nodes -> plain data with a path -> position map -> pydantic schema ->
+typed model -> validation. The node tree is walked by hand because PyYAML's own construction
+forgets positions and silently merges duplicate keys.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path as FilePath
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from statewise.conditions import Condition, ConditionSyntaxError, compile_condition
+from statewise.definition.durations import parse_duration, timer_event
+from statewise.definition.model import (
+    DEFAULT_ESCALATION,
+    DEFAULT_RETRY,
+    DONE_EVENT,
+    Branch,
+    Command,
+    Definition,
+    JoinKind,
+    Location,
+    Parallel,
+    RetryPolicy,
+    State,
+    StateKind,
+    Transition,
+)
+from statewise.definition.schema import (
+    CommandSchema,
+    Document,
+    Locations,
+    Path,
+    RetrySchema,
+    StateSchema,
+    TransitionSchema,
+    WorkflowSchema,
+    YamlLoader,
+    allowed_keys,
+)
+from statewise.definition.validation import ESCALATION_NOTE, Declarations, suggest, validate
+from statewise.errors import DefinitionError, Problem
+
+_M = TypeVar("_M", bound=BaseModel)
+# Stands for a value YAML could not construct; it is reported once and then left out.
+_UNREADABLE = object()
+
+
+def load(path: str | FilePath, *, commands: frozenset[str] | None = None) -> Definition:
+    """Load the workflow file at ``path``.
+
+    Args:
+        path: A YAML workflow file.
+        commands: Names of the registered commands; ``None`` skips the registration check.
+
+    Raises:
+        DefinitionError: The file cannot be read or is invalid; ``problems`` lists every issue.
+
+    """
+    try:
+        text = FilePath(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DefinitionError(
+            [Problem(f"cannot read the workflow file: {exc}", str(path))]
+        ) from None
+    return loads(text, file=str(path), commands=commands)
+
+
+def loads(
+    text: str, *, file: str = "<string>", commands: frozenset[str] | None = None
+) -> Definition:
+    """Load a workflow from YAML ``text``; ``file`` is the name problems are reported under.
+
+    Raises:
+        DefinitionError: The text is invalid; ``problems`` lists every issue.
+
+    """
+    return definition_from_document(read_yaml(text, file), commands=commands)
+
+
+def read_yaml(text: str, file: str) -> Document:
+    """Parse ``text`` into plain data plus positions; YAML syntax errors raise at once."""
+    loader = YamlLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            problem = "the file is empty; a workflow needs `workflow:` and `states:`"
+            raise DefinitionError([Problem(problem, file, 1, 1)])
+        reader = _NodeReader(loader, file)
+        data = reader.plain(node, (), frozenset())
+        data = None if data is _UNREADABLE else data
+        return Document(data, reader.locations, source=text, problems=reader.problems)
+    except yaml.MarkedYAMLError as exc:
+        raise DefinitionError([_syntax_problem(exc, file)]) from None
+    finally:
+        loader.dispose()
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError, file: str) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    parts = [exc.context, exc.problem]
+    message = "YAML syntax error: " + ", ".join(p for p in parts if p)
+    if mark is None:
+        return Problem(message, file)
+    return Problem(message, file, mark.line + 1, mark.column + 1)
+
+
+class _NodeReader:
+    """Turns a YAML node tree into plain data, recording positions and duplicate keys."""
+
+    def __init__(self, loader: YamlLoader, file: str) -> None:
+        self.loader = loader
+        self.file = file
+        self.problems: list[Problem] = []
+        self.locations = Locations()
+
+    def mark(self, node: yaml.Node) -> Location:
+        return Location(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def report(self, message: str, node: yaml.Node) -> None:
+        where = self.mark(node)
+        self.problems.append(Problem(message, where.file, where.line, where.column))
+
+    def plain(self, node: yaml.Node, path: Path, ancestors: frozenset[int]) -> Any:
+        if not path:
+            self.locations.root = self.mark(node)
+        if id(node) in ancestors:
+            self.report("an alias refers to itself; workflow files cannot be recursive", node)
+            return None
+        inside = ancestors | {id(node)}
+        if isinstance(node, yaml.MappingNode):
+            return self.mapping(node, path, inside)
+        if isinstance(node, yaml.SequenceNode):
+            items = []
+            for index, item in enumerate(node.value):
+                self.locations.entries[(*path, index)] = self.mark(item)
+                value = self.plain(item, (*path, index), inside)
+                items.append(None if value is _UNREADABLE else value)
+            return items
+        try:
+            return self.loader.construct_object(node)
+        except (yaml.constructor.ConstructorError, ValueError) as exc:
+            self.report(f"cannot read this value: {exc}", node)
+            return _UNREADABLE
+
+    def mapping(self, node: yaml.MappingNode, path: Path, ancestors: frozenset[int]) -> Any:
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.report("keys must be plain names, not lists or mappings", key_node)
+                continue
+            key, where = key_node.value, self.mark(key_node)
+            child = (*path, key)
+            if child in self.locations.keys:
+                first = self.locations.keys[child].line
+                self.report(
+                    f"{_noun(path)} `{key}` is defined twice (first at line {first}); "
+                    f"rename or remove one",
+                    key_node,
+                )
+                continue
+            self.locations.keys[child] = where
+            # Point at scalar values, but at the key of a mapping, list or empty value.
+            scalar = isinstance(value_node, yaml.ScalarNode) and value_node.value != ""
+            self.locations.entries[child] = self.mark(value_node) if scalar else where
+            value = self.plain(value_node, child, ancestors)
+            if value is not _UNREADABLE:  # already reported; the schema need not repeat it
+                result[key] = value
+        return result
+
+
+def _noun(path: Path) -> str:
+    if path == ("states",):
+        return "state"
+    if len(path) == 3 and path[0] == "states" and path[2] == "branches":
+        return "branch"
+    return "key"
+
+
+def definition_from_document(
+    document: Document, *, commands: frozenset[str] | None = None
+) -> Definition:
+    """Check a document against the schema, build the model and validate it.
+
+    This is the one path from data to :class:`Definition`; the builder uses it too, so YAML
+    and Python definitions get exactly the same checks.
+
+    Raises:
+        DefinitionError: With every problem found, ordered by position.
+
+    """
+    problems = list(document.problems)
+    locations = document.locations
+    top = _parse(WorkflowSchema, document.data, (), locations, problems)
+    raw_states = document.data.get("states") if isinstance(document.data, dict) else None
+    parsed: dict[str, StateSchema] = {}
+    for name, raw in raw_states.items() if isinstance(raw_states, dict) else ():
+        state = _parse(StateSchema, raw, ("states", name), locations, problems)
+        if state is not None:
+            parsed[name] = state
+    if top is None:
+        raise DefinitionError(_ordered(problems))
+    unparsed = frozenset(top.states) - parsed.keys()
+    converter = _Converter(locations, problems)
+    definition = converter.definition(top, parsed, unparsed, document.source)
+    declared = Declarations(
+        events=top.events,
+        inputs=None if top.input is None else tuple(top.input),
+        commands=commands,
+    )
+    problems += validate(definition, declared, locate=locations.find, unparsed=unparsed)
+    if problems:
+        raise DefinitionError(_ordered(problems))
+    return definition
+
+
+def _ordered(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.file, p.line, p.column))
+
+
+def _parse(
+    model: type[_M], data: Any, prefix: Path, locations: Locations, problems: list[Problem]
+) -> _M | None:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_schema_problem(model, e, prefix, locations) for e in exc.errors())
+        return None
+
+
+def _schema_problem(
+    model: type[BaseModel], error: ErrorDetails, prefix: Path, locations: Locations
+) -> Problem:
+    """Turn one pydantic error into a Problem at the node it is about."""
+    loc = tuple(error["loc"])
+    path = (*prefix, *(part for part in loc if part != "[key]"))
+    keys = [part for part in path if isinstance(part, str)]
+    key = keys[-1] if keys else "workflow file"
+    kind = error["type"]
+    where = locations.find(path)
+    if kind == "extra_forbidden":
+        allowed = allowed_keys(model, loc[:-1])
+        hint = suggest(key, allowed) or f"; expected one of: {', '.join(allowed)}"
+        message = f"unknown key `{key}`{hint}"
+        where = locations.key(path)
+    elif loc[-1:] == ("[key]",):
+        message = _error_text(error, key)
+        where = locations.key(path)
+    else:
+        message = _error_text(error, key)
+    return Problem(message, where.file, where.line, where.column)
+
+
+def _error_text(error: ErrorDetails, key: str) -> str:
+    kind = error["type"]
+    if kind == "value_error":
+        return str(error.get("ctx", {}).get("error", error["msg"]))
+    if kind == "missing":
+        return f"`{key}` is required"
+    if kind in ("model_type", "dict_type"):
+        return f"`{key}` must be a mapping of settings, not `{error['input']!r}`"
+    if kind == "enum":
+        choices = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
+        return (
+            f"`{key}` must be one of {', '.join(choices)}, not `{error['input']}`"
+            f"{suggest(str(error['input']), choices)}"
+        )
+    message = error["msg"]
+    return f"`{key}`: {message[0].lower()}{message[1:]}, not `{error['input']!r}`"
+
+
+@dataclass
+class _Converter:
+    """Builds model objects from checked schema objects; conditions compile here."""
+
+    locations: Locations
+    problems: list[Problem]
+
+    def definition(
+        self,
+        top: WorkflowSchema,
+        parsed: dict[str, StateSchema],
+        unparsed: frozenset[str],
+        source: str,
+    ) -> Definition:
+        states = {name: self.state(name, schema) for name, schema in parsed.items()}
+        escalation = top.escalation or DEFAULT_ESCALATION
+        if escalation == DEFAULT_ESCALATION and escalation not in top.states:
+            states[escalation] = State(escalation, StateKind.FINAL, description=ESCALATION_NOTE)
+        initial = next((s.name for s in states.values() if s.kind is StateKind.INITIAL), "")
+        return Definition(
+            name=top.workflow,
+            version=top.version,
+            states=states,
+            initial=initial,
+            escalation=escalation,
+            description=top.description,
+            source=source,
+            location=self.locations.root,
+        )
+
+    def state(self, name: str, schema: StateSchema) -> State:
+        path = ("states", name)
+        command = schema.command
+        return State(
+            name=name,
+            kind=schema.kind,
+            command=None if command is None else self.command(command, name, (*path, "command")),
+            transitions=tuple(
+                self.transition(t, (*path, "transitions", i))
+                for i, t in enumerate(schema.transitions)
+            ),
+            max_visits=schema.max_visits,
+            on_exhausted=schema.on_exhausted,
+            parallel=self.parallel(name, schema),
+            description=schema.description,
+            location=self.locations.find(path),
+        )
+
+    def command(self, schema: CommandSchema, default_result: str, path: Path) -> Command:
+        retry = DEFAULT_RETRY if schema.retry is None else _retry(schema.retry)
+        location = self.locations.find(path)
+        return Command(schema.name, schema.result or default_result, retry, location)
+
+    def transition(self, schema: TransitionSchema, path: Path) -> Transition:
+        if schema.after is None:
+            after, on = None, schema.on or DONE_EVENT
+        else:
+            after, on = parse_duration(schema.after), schema.on or timer_event(schema.after)
+        when = None if schema.when is None else self.condition(schema.when, (*path, "when"))
+        return Transition(
+            target=schema.to,
+            on=on,
+            when=when,
+            is_else=schema.else_,
+            after=after,
+            location=self.locations.find(path),
+        )
+
+    def parallel(self, name: str, schema: StateSchema) -> Parallel | None:
+        settings = (schema.map, schema.branches, schema.concurrency, schema.join)
+        if all(setting is None for setting in settings):
+            return None
+        path = ("states", name)
+        branches = tuple(
+            Branch(branch, self.command(command, name, (*path, "branches", branch)))
+            for branch, command in (schema.branches or {}).items()
+        )
+        over = map_command = None
+        if schema.map is not None:
+            over = self.condition(schema.map.over, (*path, "map", "over"))
+            map_command = self.command(schema.map.command, name, (*path, "map", "command"))
+        join = schema.join
+        return Parallel(
+            branches=branches,
+            over=over,
+            map_command=map_command,
+            concurrency=schema.concurrency,
+            join=JoinKind.ALL if join is None else join.kind,
+            n_of=None if join is None else join.n_of,
+        )
+
+    def condition(self, source: str, path: Path) -> Condition:
+        """Compile ``source``; on failure report it and keep a stand-in so checks continue."""
+        try:
+            return compile_condition(source)
+        except ConditionSyntaxError as exc:
+            where = self.locations.find(path)
+            message = f"condition `{source}` does not compile: {exc}"
+            self.problems.append(Problem(message, where.file, where.line, where.column))
+            return Condition(source=source, variables=(), program=None)
+
+
+def _retry(schema: RetrySchema) -> RetryPolicy:
+    return RetryPolicy(
+        attempts=schema.attempts,
+        backoff=schema.backoff,
+        multiplier=schema.multiplier,
+        max_backoff=schema.max_backoff,
+        jitter=schema.jitter,
+        retry_on=frozenset(schema.retry_on),
+        timeout=schema.timeout,
+    )

@@ -1,0 +1,250 @@
+"""The workflow file format: its YAML dialect and the pydantic models a document must fit.
+
+These models are the edge of the definition package. They only check shape and types (and
+say which key was meant when one is misspelled); everything about meaning, such as unknown
+targets or unreachable states, is checked on the typed model by ``validation``.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Union, get_args, get_origin
+
+import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
+
+from statewise.definition.durations import parse_duration
+from statewise.definition.model import DEFAULT_RETRY, ErrorKind, JoinKind, Location, StateKind
+from statewise.errors import Problem
+
+Path = tuple[str | int, ...]
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+# YAML 1.1 reads `on`, `yes` and `no` as booleans; `on:` is a key of this format, so only
+# true/false are booleans here (as in YAML 1.2).
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+
+
+def _yaml_12_booleans(cls: type[yaml.SafeLoader] | type[yaml.SafeDumper]) -> None:
+    cls.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL_TAG]
+        for first, resolvers in cls.yaml_implicit_resolvers.items()
+    }
+    cls.add_implicit_resolver(_BOOL_TAG, _BOOL, list("tTfF"))
+
+
+class YamlLoader(yaml.SafeLoader):
+    """Safe YAML loading where only true/false are booleans."""
+
+
+class YamlDumper(yaml.SafeDumper):
+    """Safe YAML dumping that writes `on:` bare, matching :class:`YamlLoader`."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        """Indent list items under their key, as people write workflow files."""
+        super().increase_indent(flow, False)
+
+
+_yaml_12_booleans(YamlLoader)
+_yaml_12_booleans(YamlDumper)
+
+
+def dump_document(data: dict[str, Any]) -> str:
+    """YAML text for a workflow document, keys in the order given."""
+    return yaml.dump(data, Dumper=YamlDumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+@dataclass
+class Locations:
+    """Where each part of a document was written, keyed by its path from the root.
+
+    ``entries`` holds the value's position for scalars and the key's position otherwise, so a
+    problem with a whole state points at its name; ``keys`` holds where each mapping key is.
+    """
+
+    root: Location = field(default_factory=Location)
+    entries: dict[Path, Location] = field(default_factory=dict)
+    keys: dict[Path, Location] = field(default_factory=dict)
+
+    def find(self, path: Path) -> Location:
+        """The position of ``path``, or of its closest written ancestor when it is missing."""
+        for end in range(len(path), 0, -1):
+            found = self.entries.get(path[:end])
+            if found is not None:
+                return found
+        return self.root
+
+    def key(self, path: Path) -> Location:
+        """The position of the key that ends ``path``, for problems with the key itself."""
+        return self.keys.get(path) or self.find(path)
+
+
+@dataclass
+class Document:
+    """Plain data of one workflow with its locations and the problems found while reading it."""
+
+    data: Any
+    locations: Locations
+    source: str = ""
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _check_name(value: str) -> str:
+    if not _IDENTIFIER.match(value):
+        raise ValueError(
+            f"`{value}` is not a valid name; use lower-case letters, digits and `_`, "
+            f"not starting with a digit, so that conditions can refer to it"
+        )
+    return value
+
+
+def _check_duration_text(value: object) -> object:
+    parse_duration(value)  # type: ignore[arg-type]  # parse_duration rejects other types itself
+    return value
+
+
+def _optional_duration(value: object) -> float | None:
+    return None if value is None else parse_duration(value)  # type: ignore[arg-type]
+
+
+def _command_shorthand(value: object) -> object:
+    return {"name": value} if isinstance(value, str) else value
+
+
+def _join_shorthand(value: object) -> object:
+    if isinstance(value, str):
+        if value not in (JoinKind.ALL, JoinKind.ANY):
+            raise ValueError(f"join `{value}` is unknown; write `all`, `any` or `{{n_of: 2}}`")
+        return {"kind": value}
+    if isinstance(value, dict) and "kind" not in value:
+        return {**value, "kind": JoinKind.N_OF}
+    raise ValueError("join must be `all`, `any` or `{n_of: N}`")
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+OptionalDuration = Annotated[float | None, BeforeValidator(_optional_duration)]
+# Kept as written: a timer's default event name is derived from the text.
+DurationText = Annotated[str | int | float, BeforeValidator(_check_duration_text)]
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class RetrySchema(_Schema):
+    """``retry:`` of a command; omitted keys keep the :class:`RetryPolicy` defaults."""
+
+    attempts: int = DEFAULT_RETRY.attempts
+    backoff: Duration = DEFAULT_RETRY.backoff
+    multiplier: float = DEFAULT_RETRY.multiplier
+    max_backoff: Duration = DEFAULT_RETRY.max_backoff
+    jitter: float = DEFAULT_RETRY.jitter
+    retry_on: list[Annotated[ErrorKind, Strict(False)]] = Field(
+        default_factory=lambda: sorted(DEFAULT_RETRY.retry_on)
+    )
+    timeout: OptionalDuration = DEFAULT_RETRY.timeout
+
+
+class CommandSchema(_Schema):
+    """A command in its long form; a bare string is shorthand for ``{name: ...}``."""
+
+    name: Annotated[str, Field(min_length=1)]
+    result: Name | None = None
+    retry: RetrySchema | None = None
+
+
+CommandField = Annotated[CommandSchema, BeforeValidator(_command_shorthand)]
+
+
+class TransitionSchema(_Schema):
+    """One entry of ``transitions:``."""
+
+    to: Name
+    on: Name | None = None
+    when: str | None = None
+    else_: bool = Field(default=False, alias="else")
+    after: DurationText | None = None
+
+
+class MapSchema(_Schema):
+    """``map:`` of a parallel state: one branch per element of the list ``over`` gives."""
+
+    over: str
+    command: CommandField
+
+
+class JoinSchema(_Schema):
+    """``join:`` after shorthand expansion: ``all``, ``any`` or ``{n_of: N}``."""
+
+    kind: Annotated[JoinKind, Strict(False)]
+    n_of: int | None = None
+
+
+class StateSchema(_Schema):
+    """One state under ``states:``."""
+
+    kind: Annotated[StateKind, Strict(False)] = StateKind.NORMAL
+    description: str = ""
+    command: CommandField | None = None
+    transitions: list[TransitionSchema] = Field(default_factory=list)
+    max_visits: int | None = None
+    on_exhausted: Name | None = None
+    map: MapSchema | None = None
+    branches: dict[Name, CommandField] | None = None
+    concurrency: int | None = None
+    join: Annotated[JoinSchema, BeforeValidator(_join_shorthand)] | None = None
+
+
+class WorkflowSchema(_Schema):
+    """The top of a workflow file; each state is checked on its own against StateSchema.
+
+    Checking states one by one lets a typo in one state leave the others usable for the
+    checks that only need them.
+    """
+
+    workflow: Name
+    version: int = 1
+    description: str = ""
+    escalation: Name | None = None
+    input: list[Name] | None = None
+    events: dict[Name, str] | None = None
+    states: dict[Name, Any]
+
+
+def allowed_keys(model: type[BaseModel], loc: Path) -> list[str]:
+    """The keys the mapping at ``loc`` (relative to ``model``) may hold, for "did you mean"."""
+    current: object = model
+    for part in loc:
+        current = _child(_unwrap(current), part)
+    target = _unwrap(current)
+    if isinstance(target, type) and issubclass(target, BaseModel):
+        return [info.alias or name for name, info in target.model_fields.items()]
+    return []
+
+
+def _unwrap(annotation: object) -> object:
+    """Strip Annotated and Optional so that only the container or model is left."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _unwrap(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        options = [a for a in get_args(annotation) if a is not type(None)]
+        return _unwrap(options[0]) if options else None
+    return annotation
+
+
+def _child(annotation: object, part: str | int) -> object:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        for name, info in annotation.model_fields.items():
+            if part in (name, info.alias):
+                return info.annotation
+        return None
+    origin = get_origin(annotation)
+    if origin is list:
+        return get_args(annotation)[0]
+    if origin is dict:
+        return get_args(annotation)[1]
+    return None

@@ -1,0 +1,565 @@
+"""Checks of a typed definition that the schema cannot express, each with a suggested fix.
+
+Every rule only reads the :class:`Definition` (plus what the file declared), so the YAML loader
+and the Python builder share them, and a rule reports through ``locate`` to point at the exact
+YAML node when there is one. Rules collect problems and never stop at the first.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from statewise.conditions import ENGINE_FACTS, Condition
+from statewise.definition.model import (
+    DONE_EVENT,
+    ERROR_EVENT,
+    Command,
+    Definition,
+    JoinKind,
+    Location,
+    RetryPolicy,
+    State,
+    StateKind,
+    Transition,
+)
+from statewise.definition.schema import Path
+from statewise.errors import Problem
+
+Locate = Callable[[Path], Location]
+ESCALATION_NOTE = "added by statewise: unhandled errors end here"
+_COMPREHENSION = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
+
+
+@dataclass(frozen=True, slots=True)
+class Declarations:
+    """What a workflow declares besides its states; ``None`` means undeclared, check skipped."""
+
+    events: Mapping[str, str] | None = None
+    inputs: tuple[str, ...] | None = None
+    commands: frozenset[str] | None = None
+
+
+def suggest(name: str, candidates: Collection[str]) -> str:
+    """``; did you mean `x`?`` for the closest candidate, or nothing when none is close."""
+    close = difflib.get_close_matches(name, sorted(candidates), n=1)
+    return f"; did you mean `{close[0]}`?" if close else ""
+
+
+def model_locator(definition: Definition) -> Locate:
+    """Locate a path by the locations stored in the model, for definitions made without YAML."""
+
+    def locate(path: Path) -> Location:
+        named = len(path) > 1 and path[0] == "states"
+        state = definition.states.get(str(path[1])) if named else None
+        if state is None:
+            return definition.location
+        rest = path[2:]
+        if rest[:1] == ("transitions",) and len(rest) > 1:
+            index = rest[1]
+            if isinstance(index, int) and index < len(state.transitions):
+                return state.transitions[index].location
+        if rest[:1] == ("command",) and state.command is not None:
+            return state.command.location
+        return state.location
+
+    return locate
+
+
+def validate(
+    definition: Definition,
+    declared: Declarations | None = None,
+    *,
+    locate: Locate | None = None,
+    unparsed: frozenset[str] = frozenset(),
+) -> list[Problem]:
+    """Every problem with ``definition``, ordered by position.
+
+    Args:
+        definition: The definition to check.
+        declared: Declared events, input keys and registered commands.
+        locate: Maps a YAML path to its position; defaults to the locations in the model.
+        unparsed: States that exist but failed to parse. They count as known targets, and the
+            whole-graph rules (reachability, loops, unused events) are skipped, because those
+            states' transitions are unknown and would cause false reports.
+
+    """
+    checker = _Checker(
+        definition, declared or Declarations(), locate or model_locator(definition), unparsed
+    )
+    for rule in _RULES:
+        rule(checker)
+    return sorted(checker.problems, key=lambda p: (p.file, p.line, p.column))
+
+
+@dataclass
+class _Checker:
+    definition: Definition
+    declared: Declarations
+    locate: Locate
+    unparsed: frozenset[str]
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def states(self) -> Iterator[State]:
+        return iter(self.definition.states.values())
+
+    @property
+    def complete(self) -> bool:
+        return not self.unparsed
+
+    def known_state(self, name: str) -> bool:
+        return name in self.definition.states or name in self.unparsed
+
+    def report(self, message: str, path: Path) -> None:
+        where = self.locate(path)
+        self.problems.append(Problem(message, where.file, where.line, where.column))
+
+
+def _commands(state: State) -> Iterator[tuple[Path, Command]]:
+    """Each command of ``state`` with its path below the state."""
+    if state.command is not None:
+        yield ("command",), state.command
+    if state.parallel is not None:
+        for branch in state.parallel.branches:
+            yield ("branches", branch.name), branch.command
+        if state.parallel.map_command is not None:
+            yield ("map", "command"), state.parallel.map_command
+
+
+def _conditions(definition: Definition) -> Iterator[tuple[Path, Condition]]:
+    for state in definition.states.values():
+        for index, transition in enumerate(state.transitions):
+            if transition.when is not None:
+                yield ("states", state.name, "transitions", index, "when"), transition.when
+        if state.parallel is not None and state.parallel.over is not None:
+            yield ("states", state.name, "map", "over"), state.parallel.over
+
+
+def _is_external(transition: Transition) -> bool:
+    return transition.after is not None or transition.on not in (DONE_EVENT, ERROR_EVENT)
+
+
+def _fails(state: State) -> bool:
+    """Whether something in ``state`` can fail and so route to ``error`` or the escalation."""
+    return state.command is not None or state.parallel is not None
+
+
+def _check_references(c: _Checker) -> None:
+    names = list(c.definition.states) + sorted(c.unparsed)
+    for state in c.states:
+        for index, transition in enumerate(state.transitions):
+            if not c.known_state(transition.target):
+                c.report(
+                    f"transition goes to unknown state `{transition.target}`"
+                    f"{suggest(transition.target, names)}",
+                    ("states", state.name, "transitions", index, "to"),
+                )
+        if state.on_exhausted is not None and not c.known_state(state.on_exhausted):
+            c.report(
+                f"`on_exhausted` names unknown state `{state.on_exhausted}`"
+                f"{suggest(state.on_exhausted, names)}",
+                ("states", state.name, "on_exhausted"),
+            )
+    if not c.known_state(c.definition.escalation):
+        c.report(
+            f"escalation state `{c.definition.escalation}` is not declared"
+            f"{suggest(c.definition.escalation, names)}; declare it as a state or remove "
+            f"`escalation:` to get a final `escalated` state",
+            ("escalation",),
+        )
+
+
+def _check_initial(c: _Checker) -> None:
+    initials = [s.name for s in c.states if s.kind is StateKind.INITIAL]
+    if not initials and c.complete:
+        c.report(
+            "no initial state; mark the state items start in with `kind: initial`", ("states",)
+        )
+    for extra in initials[1:]:
+        c.report(
+            f"state `{extra}` is a second initial state (the first is `{initials[0]}`); "
+            f"a workflow has exactly one, so make this one `kind: normal`",
+            ("states", extra, "kind"),
+        )
+
+
+def _check_shapes(c: _Checker) -> None:
+    for state in c.states:
+        if state.kind is StateKind.FINAL:
+            _check_final(c, state)
+        elif not state.transitions:
+            c.report(
+                f"state `{state.name}` has no transitions, so items would stay there forever; "
+                f"add a transition or make it `kind: final`",
+                ("states", state.name),
+            )
+        if state.kind is StateKind.WAITING and state.command is not None:
+            c.report(
+                f"waiting state `{state.name}` cannot run a command, it only waits for events "
+                f"and timers; run `{state.command.name}` in a state before it",
+                ("states", state.name, "command"),
+            )
+        if state.kind is StateKind.PARALLEL:
+            _check_parallel(c, state)
+        elif state.parallel is not None:
+            key = "branches" if state.parallel.branches else "map"
+            c.report(
+                f"state `{state.name}` has parallel settings but is `kind: {state.kind}`; "
+                f"set `kind: parallel` or remove them",
+                ("states", state.name, key),
+            )
+
+
+def _check_final(c: _Checker, state: State) -> None:
+    if state.transitions:
+        c.report(
+            f"final state `{state.name}` cannot have transitions, items end there; "
+            f"remove them or make it `kind: normal`",
+            ("states", state.name, "transitions"),
+        )
+    if state.command is not None:
+        c.report(
+            f"final state `{state.name}` cannot run a command; "
+            f"run `{state.command.name}` in a state before it",
+            ("states", state.name, "command"),
+        )
+
+
+def _check_parallel(c: _Checker, state: State) -> None:
+    fan_out = state.parallel
+    has_map = fan_out is not None and (fan_out.over is not None or fan_out.map_command is not None)
+    if state.command is not None:
+        c.report(
+            f"parallel state `{state.name}` cannot have `command`; "
+            f"give the commands under `branches:` or `map:`",
+            ("states", state.name, "command"),
+        )
+    if fan_out is None or not (fan_out.branches or has_map):
+        c.report(
+            f"parallel state `{state.name}` needs `branches:` or `map:` to say what runs",
+            ("states", state.name),
+        )
+    elif fan_out.branches and has_map:
+        c.report(
+            f"parallel state `{state.name}` has both `branches:` and `map:`; keep one",
+            ("states", state.name, "map"),
+        )
+
+
+def _check_events(c: _Checker) -> None:
+    for state in c.states:
+        waits = state.kind is StateKind.WAITING
+        for index, transition in enumerate(state.transitions):
+            path = ("states", state.name, "transitions", index)
+            if waits and transition.after is None and transition.on == DONE_EVENT:
+                c.report(
+                    f"waiting state `{state.name}` never produces `done`; give this "
+                    f"transition `on: <event>` or `after: <duration>`",
+                    path,
+                )
+            if transition.on == ERROR_EVENT and transition.after is None and not _fails(state):
+                c.report(
+                    f"`on: error` can never fire in state `{state.name}`: it runs no command",
+                    (*path, "on"),
+                )
+        if waits and state.transitions and not any(map(_is_external, state.transitions)):
+            c.report(
+                f"waiting state `{state.name}` has no transition on an external event or "
+                f"timer, so items could never leave it; add `on: <event>` or `after: <duration>`",
+                ("states", state.name),
+            )
+
+
+def _check_order(c: _Checker) -> None:
+    for state in c.states:
+        by_event: dict[str, list[int]] = {}
+        for index, transition in enumerate(state.transitions):
+            by_event.setdefault(transition.on, []).append(index)
+        for event, indexes in by_event.items():
+            _check_event_order(c, state, event, indexes)
+
+
+def _check_event_order(c: _Checker, state: State, event: str, indexes: list[int]) -> None:
+    """Within one event, first match wins: an ``else`` goes last and nothing follows a catch-all."""
+    catch_all: Transition | None = None
+    seen_else = False
+    for index in indexes:
+        transition = state.transitions[index]
+        path = ("states", state.name, "transitions", index)
+        if catch_all is not None:
+            c.report(
+                f"transition to `{transition.target}` can never fire: the transition to "
+                f"`{catch_all.target}` above it always matches event `{event}`",
+                path,
+            )
+        if not transition.is_else:
+            if transition.when is None and catch_all is None:
+                catch_all = transition
+            continue
+        if transition.when is not None:
+            c.report("a transition cannot have both `when` and `else`; drop one", (*path, "else"))
+        if seen_else:
+            c.report(
+                f"state `{state.name}` has a second `else` for event `{event}`; keep one",
+                (*path, "else"),
+            )
+        elif index != indexes[-1]:
+            c.report(
+                f"`else` must be the last transition for event `{event}` in state "
+                f"`{state.name}`; move it below the others",
+                (*path, "else"),
+            )
+        seen_else = True
+
+
+def _check_declared_events(c: _Checker) -> None:
+    declared = c.declared.events
+    if declared is None:
+        return
+    accepted = c.definition.external_events()
+    for name in declared:
+        if name not in accepted and c.complete:
+            c.report(
+                f"event `{name}` is declared but no state accepts it; add a transition "
+                f"`on: {name}` to a waiting state or remove the declaration",
+                ("events", name),
+            )
+    for state in c.states:
+        for index, transition in enumerate(state.transitions):
+            if (
+                transition.after is None
+                and _is_external(transition)
+                and (transition.on not in declared)
+            ):
+                c.report(
+                    f"event `{transition.on}` is not declared under `events:`"
+                    f"{suggest(transition.on, declared)}",
+                    ("states", state.name, "transitions", index, "on"),
+                )
+
+
+def _check_variables(c: _Checker) -> None:
+    inputs = c.declared.inputs
+    if inputs is None or not c.complete:
+        return
+    results = {cmd.result for s in c.states for _, cmd in _commands(s)}
+    events = set(c.definition.external_events()) | set(c.declared.events or ())
+    known = set(inputs) | results | events | ENGINE_FACTS
+    for path, condition in _conditions(c.definition):
+        local = set(_COMPREHENSION.findall(condition.source))
+        for name in condition.variables:
+            if name in known or name in local:
+                continue
+            hint = suggest(name, known) or (
+                f"; declare it under `input:` or store it as a command `result` "
+                f"(known: {', '.join(sorted(known))})"
+            )
+            c.report(
+                f"condition `{condition.source}` reads `{name}`, which is not an input key, "
+                f"a command result, an event or an engine fact{hint}",
+                path,
+            )
+
+
+def _check_registered(c: _Checker) -> None:
+    registered = c.declared.commands
+    if registered is None:
+        return
+    listing = ", ".join(sorted(registered)) or "none"
+    for state in c.states:
+        for path, command in _commands(state):
+            if command.name not in registered:
+                c.report(
+                    f"command `{command.name}` is not registered"
+                    f"{suggest(command.name, registered)} (registered: {listing})",
+                    ("states", state.name, *path, "name"),
+                )
+
+
+def _check_branch_names(c: _Checker) -> None:
+    for state in c.states:
+        seen: set[str] = set()
+        for branch in state.parallel.branches if state.parallel is not None else ():
+            if branch.name in seen:
+                c.report(
+                    f"branch `{branch.name}` is defined twice in state `{state.name}`",
+                    ("states", state.name, "branches", branch.name),
+                )
+            seen.add(branch.name)
+
+
+def _check_ranges(c: _Checker) -> None:
+    if c.definition.version < 1:
+        c.report(f"`version` must be at least 1 (got {c.definition.version})", ("version",))
+    for state in c.states:
+        here = ("states", state.name)
+        _at_least_one(c, state.max_visits, (*here, "max_visits"))
+        for index, transition in enumerate(state.transitions):
+            _not_negative(c, transition.after, (*here, "transitions", index, "after"))
+        for path, command in _commands(state):
+            _check_retry(c, command.retry, (*here, *path, "retry"))
+        if state.parallel is not None:
+            _at_least_one(c, state.parallel.concurrency, (*here, "concurrency"))
+            _check_n_of(c, state)
+
+
+def _check_n_of(c: _Checker, state: State) -> None:
+    fan_out = state.parallel
+    if fan_out is None or fan_out.join is not JoinKind.N_OF:
+        return
+    path = ("states", state.name, "join", "n_of")
+    if fan_out.n_of is None:
+        c.report("`join: {n_of: N}` needs a number of branches N", path)
+        return
+    _at_least_one(c, fan_out.n_of, path)
+    if fan_out.branches and fan_out.n_of > len(fan_out.branches):
+        c.report(
+            f"`n_of` is {fan_out.n_of} but state `{state.name}` has only "
+            f"{len(fan_out.branches)} branches, so it could never join",
+            path,
+        )
+
+
+def _check_retry(c: _Checker, retry: RetryPolicy, path: Path) -> None:
+    _at_least_one(c, retry.attempts, (*path, "attempts"))
+    if not 0 <= retry.jitter <= 1:
+        c.report(f"`jitter` must be between 0 and 1 (got {retry.jitter})", (*path, "jitter"))
+    _not_negative(c, retry.backoff, (*path, "backoff"))
+    _not_negative(c, retry.max_backoff, (*path, "max_backoff"))
+    _not_negative(c, retry.timeout, (*path, "timeout"))
+
+
+def _at_least_one(c: _Checker, value: int | None, path: Path) -> None:
+    if value is not None and value < 1:
+        c.report(f"`{path[-1]}` must be at least 1 (got {value})", path)
+
+
+def _not_negative(c: _Checker, seconds: float | None, path: Path) -> None:
+    if seconds is not None and seconds < 0:
+        c.report(f"`{path[-1]}` cannot be negative (got {seconds:g} seconds)", path)
+
+
+def _check_reachable(c: _Checker) -> None:
+    initial = c.definition.initial
+    if not c.complete or initial not in c.definition.states:
+        return
+    seen = {initial}
+    todo = [initial]
+    while todo:
+        for target in _successors(c.definition, c.definition.states[todo.pop()]):
+            if target in c.definition.states and target not in seen:
+                seen.add(target)
+                todo.append(target)
+    for state in c.states:
+        if state.name not in seen and not _synthesised(c.definition, state):
+            c.report(
+                f"state `{state.name}` can never be reached from the initial state "
+                f"`{initial}`; add a transition to it or remove it",
+                ("states", state.name),
+            )
+
+
+def _successors(definition: Definition, state: State) -> list[str]:
+    """Where an item can go from ``state``, including the escalation after failures."""
+    targets = _targets(state)
+    if _fails(state) or state.max_visits is not None:
+        targets.append(definition.escalation)
+    return targets
+
+
+def _synthesised(definition: Definition, state: State) -> bool:
+    return state.name == definition.escalation and state.description == ESCALATION_NOTE
+
+
+def _check_loops(c: _Checker) -> None:
+    """Every cycle needs a visit budget or a waiting state, else an item could loop forever."""
+    if not c.complete:
+        return
+    states = c.definition.states
+    free = [s.name for s in c.states if s.max_visits is None and s.kind is not StateKind.WAITING]
+    free_set = set(free)
+    edges = {name: [t for t in _targets(states[name]) if t in free_set] for name in free}
+    for component in _strongly_connected(free, edges):
+        if len(component) == 1 and component[0] not in edges[component[0]]:
+            continue
+        ordered = [name for name in free if name in component]
+        what = (
+            f"state `{ordered[0]}` loops to itself"
+            if len(ordered) == 1
+            else f"states {', '.join(f'`{n}`' for n in ordered)} form a loop"
+        )
+        c.report(
+            f"{what} with no visit budget, so an item could cycle forever; set `max_visits` "
+            f"on one of them (e.g. `max_visits: 3` on `{ordered[0]}`)",
+            ("states", ordered[0]),
+        )
+
+
+def _targets(state: State) -> list[str]:
+    """Targets of transitions and ``on_exhausted``; none from a final state, items end there."""
+    if state.kind is StateKind.FINAL:
+        return []
+    targets = [t.target for t in state.transitions]
+    return [*targets, state.on_exhausted] if state.on_exhausted is not None else targets
+
+
+def _strongly_connected(nodes: list[str], edges: Mapping[str, list[str]]) -> list[list[str]]:
+    """Tarjan's algorithm without recursion, so long chains of states cannot overflow the stack."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+    for root in nodes:
+        if root in index:
+            continue
+        work = [(root, iter(edges[root]))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, successors = work[-1]
+            child = next(successors, None)
+            if child is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    components.append(_pop_component(stack, on_stack, node))
+            elif child not in index:
+                index[child] = low[child] = len(index)
+                stack.append(child)
+                on_stack.add(child)
+                work.append((child, iter(edges[child])))
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+    return components
+
+
+def _pop_component(stack: list[str], on_stack: set[str], root: str) -> list[str]:
+    component: list[str] = []
+    while True:
+        node = stack.pop()
+        on_stack.discard(node)
+        component.append(node)
+        if node == root:
+            return component
+
+
+_RULES: tuple[Callable[[_Checker], None], ...] = (
+    _check_references,
+    _check_initial,
+    _check_shapes,
+    _check_events,
+    _check_order,
+    _check_declared_events,
+    _check_variables,
+    _check_registered,
+    _check_branch_names,
+    _check_ranges,
+    _check_reachable,
+    _check_loops,
+)

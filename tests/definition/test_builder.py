@@ -1,0 +1,238 @@
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+from statewise.definition import Retry, Workflow, cmd, load, loads, to_yaml
+from statewise.definition.model import (
+    Command,
+    Definition,
+    ErrorKind,
+    JoinKind,
+    RetryPolicy,
+    State,
+    StateKind,
+    Transition,
+)
+from statewise.errors import DefinitionError
+
+ORDERS = Path(__file__).parent / "fixtures" / "order_processing.yaml"
+
+
+def orders() -> Workflow:
+    wf = Workflow(
+        "orders",
+        version=3,
+        description="Orders, built in Python.",
+        escalation="manual_review",
+        events={"approve": "a reviewer approves", "reject": "a reviewer rejects"},
+        inputs=["order_id", "product"],
+    )
+    wf.initial("received", command="validate_order", description="New.").to("fraud")
+    wf.state(
+        "fraud",
+        command=cmd("fraud_score", result="risk", retry=Retry(attempts=5, backoff="2s")),
+        max_visits=3,
+        on_exhausted="manual_review",
+    ).to("manual_review", when="risk.score > 0.8").otherwise("inventory").on_error("manual_review")
+    wf.waiting("manual_review").on("approve", "inventory").on(
+        "reject", "cancelled", when="reject.reason != ''"
+    ).after("48h", "cancelled").after(90, "cancelled", on="sla_breach")
+    wf.parallel(
+        "inventory",
+        branches={
+            "stock": "check_stock",
+            "price": cmd("check_price", retry=Retry(retry_on=[ErrorKind.PERMANENT], timeout=None)),
+        },
+        join=2,
+    ).to("translate")
+    wf.parallel(
+        "translate", over="product.languages", command="translate", concurrency=2, join="any"
+    ).to("done")
+    wf.final("cancelled")
+    wf.final("done", description="Shipped.")
+    return wf
+
+
+def test_builder_makes_the_model_directly() -> None:
+    definition = orders().build(commands=None)
+
+    assert definition.ref == "orders@3"
+    assert definition.initial == "received"
+    assert definition.escalation == "manual_review"
+    fraud = definition.state("fraud")
+    assert fraud.command == Command("fraud_score", "risk", RetryPolicy(attempts=5, backoff=2.0))
+    assert [(t.on, t.target, t.is_else) for t in fraud.transitions] == [
+        ("done", "manual_review", False),
+        ("done", "inventory", True),
+        ("error", "manual_review", False),
+    ]
+    review = definition.state("manual_review")
+    assert review.kind is StateKind.WAITING
+    assert [(t.on, t.after) for t in review.transitions] == [
+        ("approve", None),
+        ("reject", None),
+        ("timer:48h", 172_800.0),
+        ("sla_breach", 90.0),
+    ]
+    inventory = definition.state("inventory").parallel
+    assert inventory is not None
+    assert (inventory.join, inventory.n_of) == (JoinKind.N_OF, 2)
+    price = inventory.branches[1].command
+    assert price.retry == RetryPolicy(retry_on=frozenset({ErrorKind.PERMANENT}), timeout=None)
+    translate = definition.state("translate").parallel
+    assert translate is not None
+    assert (translate.join, translate.concurrency) == (JoinKind.ANY, 2)
+
+
+def test_builder_yaml_loads_back_to_an_equal_definition() -> None:
+    wf = orders()
+    built = wf.build()
+
+    text = wf.to_yaml()
+
+    assert loads(text) == built
+    assert built.source == text
+    assert "'on'" not in text
+    assert "    transitions:\n      - to: fraud\n" in text
+
+
+def test_to_yaml_round_trips_any_definition() -> None:
+    loaded = load(ORDERS)
+    built = orders().build()
+
+    assert loads(to_yaml(loaded)) == loaded
+    assert loads(to_yaml(built)) == built
+
+
+def test_to_yaml_keeps_timer_names_and_declarations() -> None:
+    wf = Workflow("timers")
+    wf.initial("start").to("wait")
+    wf.waiting("wait").after(60, "done").after("1h30m", "done", on="late").after("90m", "done").on(
+        "poke", "done"
+    )
+    wf.final("done")
+    definition = wf.build()
+
+    text = to_yaml(definition, events={"poke": "someone pokes"}, inputs=["order"])
+
+    assert [t.on for t in loads(text).state("wait").transitions] == [
+        "timer:60",
+        "late",
+        "timer:90m",
+        "poke",
+    ]
+    assert "events:\n  poke: someone pokes\n" in text
+    assert "input:\n  - order\n" in text
+    assert "escalated" not in text
+    assert loads(text) == definition
+
+
+def test_default_escalation_state_is_added_by_the_builder_too() -> None:
+    wf = Workflow("small")
+    wf.initial("start", command="work").to("done")
+    wf.final("done")
+
+    definition = wf.build()
+
+    assert list(definition.states) == ["start", "done", "escalated"]
+    assert loads(wf.to_yaml()) == definition
+
+
+def test_problems_point_at_the_python_line_that_caused_them() -> None:
+    wf = Workflow("broken")
+    wf.initial("start").to("nowhere")
+    line = inspect.currentframe().f_lineno - 1  # type: ignore[union-attr]
+    wf.final("done")
+
+    with pytest.raises(DefinitionError) as info:
+        wf.build()
+
+    problems = info.value.problems
+    assert [(p.message.split(";")[0], p.file, p.line) for p in problems] == [
+        ("transition goes to unknown state `nowhere`", __file__, line),
+        ("state `done` can never be reached from the initial state `start`", __file__, line + 2),
+    ]
+
+
+def test_schema_problems_fall_back_to_the_state_line() -> None:
+    wf = Workflow("broken")
+    wf.initial("start", max_visits=0).after("soon", "start")
+    line = inspect.currentframe().f_lineno - 1  # type: ignore[union-attr]
+
+    with pytest.raises(DefinitionError) as info:
+        wf.build()
+
+    assert [(p.message.split(";")[0], p.line) for p in info.value.problems] == [
+        ("`soon` is not a duration", line),
+    ]
+
+
+def test_state_defined_twice_in_python() -> None:
+    wf = Workflow("dupes")
+    wf.initial("start").to("done")
+    first = inspect.currentframe().f_lineno - 1  # type: ignore[union-attr]
+    wf.final("done")
+    wf.final("start")
+
+    with pytest.raises(DefinitionError) as info:
+        wf.build()
+
+    (problem,) = info.value.problems
+    assert problem.message == f"state `start` is defined twice (first at line {first}); rename one"
+    assert problem.line == first + 3
+
+
+def test_builder_runs_registry_event_and_variable_checks() -> None:
+    wf = Workflow("checks", events={"approve": "ok"}, inputs=["order"])
+    wf.initial("start", command="scor").to("wait", when="ordr.total > 0").otherwise("wait")
+    wf.waiting("wait").on("aprove", "done").on("approve", "done")
+    wf.final("done")
+
+    with pytest.raises(DefinitionError) as info:
+        wf.build(commands=frozenset({"score"}))
+
+    assert sorted(p.message for p in info.value.problems) == [
+        "command `scor` is not registered; did you mean `score`? (registered: score)",
+        "condition `ordr.total > 0` reads `ordr`, which is not an input key, a command "
+        "result, an event or an engine fact; did you mean `order`?",
+        "event `aprove` is not declared under `events:`; did you mean `approve`?",
+    ]
+
+
+def test_parallel_map_without_over_is_a_schema_problem() -> None:
+    wf = Workflow("fan")
+    wf.initial("start").to("fan")
+    wf.parallel("fan", command="each").to("done")
+    wf.final("done")
+
+    with pytest.raises(DefinitionError) as info:
+        wf.build()
+
+    assert [p.message for p in info.value.problems] == ["`over` is required"]
+
+
+def test_transition_equality_ignores_where_it_was_written() -> None:
+    wf = Workflow("eq")
+    wf.initial("start").to("done")
+    wf.final("done")
+
+    (transition,) = wf.build().state("start").transitions
+
+    assert transition == Transition("done")
+
+
+def test_to_yaml_writes_an_explicit_event_for_odd_timer_names() -> None:
+    wf = Workflow("timers")
+    wf.initial("start").to("wait")
+    wf.waiting("wait").after("5s", "done")
+    wf.final("done")
+    definition = wf.build()
+    wait = definition.state("wait")
+    odd = Transition("done", on="timer:soon", after=5.0)
+    states = {**definition.states, "wait": State(wait.name, wait.kind, transitions=(odd,))}
+    odd_definition = Definition(definition.name, 1, states, definition.initial)
+
+    assert "      - on: timer:soon\n        after: 5s\n" in to_yaml(odd_definition)
