@@ -870,3 +870,31 @@ def test_hand_made_problems_without_a_path_point_at_the_definition() -> None:
         ("`version` must be at least 1 (got 0)", 1),
         ("`join: {n_of: N}` needs a number of branches N", 4),
     ]
+
+
+def test_names_reserved_for_engine_facts_are_refused() -> None:
+    text = """\
+workflow: clash
+states:
+  start:
+    kind: initial
+    command: {name: check, result: item}
+    transitions:
+      - to: wait
+  wait:
+    kind: waiting
+    transitions:
+      - on: visits
+        to: done
+  done:
+    kind: final
+"""
+    with pytest.raises(DefinitionError) as caught:
+        loads(text, file="clash.yaml")
+    messages = [str(p) for p in caught.value.problems]
+    assert any(
+        m.startswith("clash.yaml:5:") and "result key `item` is reserved" in m for m in messages
+    )
+    assert any(
+        m.startswith("clash.yaml:11:") and "event `visits` is named like" in m for m in messages
+    )

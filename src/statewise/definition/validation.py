@@ -549,6 +549,26 @@ def _pop_component(stack: list[str], on_stack: set[str], root: str) -> list[str]
             return component
 
 
+def _check_reserved_names(c: _Checker) -> None:
+    """Results and event data named like an engine fact would be hidden from conditions."""
+    facts = ", ".join(sorted(ENGINE_FACTS))
+    for state in c.states:
+        for path, command in _commands(state):
+            if command.result in ENGINE_FACTS:
+                c.report(
+                    f"result key `{command.result}` is reserved for the engine ({facts}); "
+                    f"give the command another `result`",
+                    ("states", state.name, *path, "result"),
+                )
+        for index, transition in enumerate(state.transitions):
+            if transition.on in ENGINE_FACTS and transition.on != ERROR_EVENT:
+                c.report(
+                    f"event `{transition.on}` is named like an engine fact ({facts}); its data "
+                    f"would be hidden from conditions, so rename it",
+                    ("states", state.name, "transitions", index, "on"),
+                )
+
+
 _RULES: tuple[Callable[[_Checker], None], ...] = (
     _check_references,
     _check_initial,
@@ -558,6 +578,7 @@ _RULES: tuple[Callable[[_Checker], None], ...] = (
     _check_declared_events,
     _check_variables,
     _check_registered,
+    _check_reserved_names,
     _check_branch_names,
     _check_ranges,
     _check_reachable,
