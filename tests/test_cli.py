@@ -161,7 +161,7 @@ def test_status_items_and_history(project: Path) -> None:
     rows = [json.loads(line) for line in output.splitlines()]
     assert [r["seq"] for r in rows] == [1, 2]
     assert rows[1]["condition"] == "score.value >= 5"
-    assert rows[1]["values"] == {"score": {"value": 12}}
+    assert rows[1]["values"] == {"score.value": 12}
     assert rows[1]["command"] == "score"
 
 

@@ -342,9 +342,11 @@ def history(
             return
         table = Table("#", "from", "to", "event", "why", "command", "took", "error")
         for r in records:
-            why = r.condition or r.note or ""
-            if r.values:
-                why += " " + json.dumps(r.values, separators=(",", ":"))
+            why = " ".join(
+                part
+                for part in (r.condition, _values(r.values), f"({r.note})" if r.note else None)
+                if part
+            )
             table.add_row(
                 str(r.seq),
                 r.from_state or "",
@@ -362,6 +364,12 @@ def history(
     _run(_with_store(db, show))
 
 
+def _values(values: dict[str, JSON]) -> str | None:
+    if not values:
+        return None
+    return ", ".join(f"{path}={json.dumps(value)}" for path, value in values.items())
+
+
 @app.command()
 def send(
     key: Annotated[str, typer.Argument(help="The item's business key.")],
@@ -372,6 +380,9 @@ def send(
     workflow: WorkflowOption = None,
     commands: CommandsOption = None,
     wait: Annotated[bool, typer.Option(help="Run the item on until it settles.")] = True,
+    max_wait: Annotated[
+        float, typer.Option(help="While running on, wait for timers due within this long.")
+    ] = 60.0,
 ) -> None:
     """Send an external event (a human decision, a reply) and resume the item."""
     try:
@@ -390,7 +401,7 @@ def send(
         console.print(f"{key}: {event} accepted; now in {item.state} ({item.status.value})")
         if wait and item.status is ItemStatus.ACTIVE:
             try:
-                await runner.run(max_wait=0)
+                await runner.run(max_wait=max_wait)
             except StatewiseError as exc:
                 console.print(f"[yellow]{exc}[/yellow]")
                 return

@@ -30,6 +30,7 @@ class Condition:
     source: str
     variables: tuple[str, ...]
     program: Any = field(repr=False, compare=False, hash=False)
+    paths: tuple[tuple[str, ...], ...] = field(default=(), repr=False, compare=False)
 
     def evaluate(self, facts: Mapping[str, Any]) -> Any:
         """Run the expression over ``facts``; a missing key or type clash is a ConditionError."""
@@ -58,8 +59,17 @@ class Condition:
         return value
 
     def read_values(self, facts: Mapping[str, Any]) -> dict[str, Any]:
-        """Return the top-level values this condition read, for the audit trail."""
-        return {name: facts.get(name) for name in self.variables if name in facts}
+        """Return the values this condition read, by the paths it wrote, for the audit trail.
+
+        ``review.score > 80`` records ``{"review.score": 85}``, not the whole review, so the
+        audit row says exactly what decided and stays small.
+        """
+        values: dict[str, Any] = {}
+        for path in self.paths:
+            found, value = _resolve(facts, path)
+            if found:
+                values[".".join(path)] = value
+        return values
 
 
 def compile_condition(source: str) -> Condition:
@@ -71,7 +81,26 @@ def compile_condition(source: str) -> Condition:
     except ValueError as exc:
         raise ConditionSyntaxError(_syntax_message(str(exc))) from None
     variables = tuple(v for v in program.variables() if "." not in v)
-    return Condition(source=source, variables=variables, program=program)
+    return Condition(source, variables, program, _read_paths(source, variables))
+
+
+_PATH = re.compile(r"(?<![\w.'\"])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)")
+
+
+def _read_paths(source: str, variables: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """Dotted paths the expression reads from its variables (``review.score``), in order."""
+    without_strings = re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", "''", source)
+    paths = (tuple(m.group(1).split(".")) for m in _PATH.finditer(without_strings))
+    return tuple(dict.fromkeys(p for p in paths if p[0] in variables))
+
+
+def _resolve(facts: Mapping[str, Any], path: tuple[str, ...]) -> tuple[bool, Any]:
+    value: Any = facts
+    for name in path:
+        if not isinstance(value, Mapping) or name not in value:
+            return False, None
+        value = value[name]
+    return True, value
 
 
 def _syntax_message(raw: str) -> str:

@@ -60,18 +60,14 @@ def test_transitions_on_other_events_are_skipped() -> None:
     assert (row.to_state, row.transition) == ("next", 1)
 
 
-def test_only_the_variables_a_condition_reads_are_recorded() -> None:
+def test_only_the_paths_a_condition_reads_are_recorded() -> None:
     definition = workflow(
         decide("route", go("tagged", when="n > 1 && size(tags) > 0 && item.key == 'item-1'"))
     )
     run = Run(definition, data={"n": 2, "tags": ["a"], "unrelated": "secret"})
     row = run.rows[-1]
     assert row.to_state == "tagged"
-    assert row.values == {
-        "n": 2,
-        "tags": ["a"],
-        "item": {"key": "item-1", "workflow": "wf", "version": 1, "state": "route"},
-    }
+    assert row.values == {"n": 2, "tags": ["a"], "item.key": "item-1"}
 
 
 def test_conditions_read_visits_and_attempts() -> None:
@@ -102,7 +98,7 @@ def test_conditions_read_the_error_of_a_failed_command() -> None:
     )
     result = Run(definition).fail(ErrorKind.PERMANENT, "bad input")
     assert result.item.state == "fix_input"
-    assert result.history[0].values == {"error": {"kind": "permanent", "message": "bad input"}}
+    assert result.history[0].values == {"error.kind": "permanent"}
 
 
 def test_condition_facts_expose_context_and_engine_facts() -> None:

@@ -91,7 +91,7 @@ def edge_table(definition: Definition) -> list[Edge]:
 
 def _transition_edge(source: str, transition: Transition) -> Edge:
     parts: list[str] = []
-    if transition.on != DONE_EVENT:
+    if transition.on != DONE_EVENT and not transition.on.startswith("timer:"):
         parts.append(transition.on)
     if transition.after is not None:
         parts.append(f"after {format_duration(transition.after)}")
