@@ -94,7 +94,7 @@ def classify(exc: BaseException, effect: RunCommand) -> tuple[ErrorKind, str]:
     """Map an exception onto the error kinds retry policies and transitions route on."""
     if isinstance(exc, TimeoutError):
         return ErrorKind.TRANSIENT, f"command {effect.command!r} timed out after {effect.timeout}s"
-    if isinstance(exc, TransientError | _TRANSIENT_BUILTINS):
+    if isinstance(exc, (TransientError, *_TRANSIENT_BUILTINS)):
         return ErrorKind.TRANSIENT, _describe(exc)
     if isinstance(exc, InvalidOutputError):
         return ErrorKind.INVALID_OUTPUT, _describe(exc)

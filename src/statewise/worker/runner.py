@@ -164,7 +164,8 @@ class Runner:
                 busy, next_outbox_check = True, 0.0
             if now >= next_timer_check:
                 next_timer_check = now + _TIMER_POLL
-                busy = await self._fire_timers(now) or busy
+                if await self._fire_timers(now):  # a retry timer queues its command: claim it
+                    busy, next_outbox_check = True, 0.0
             free = self.concurrency - len(self._in_flight)
             if free > 0 and now >= next_outbox_check:
                 now = self.clock()
@@ -181,8 +182,9 @@ class Runner:
         """Sleep until a result arrives or a timer is due; False when the runner is idle."""
         due = await self.store.next_timer_due()
         nothing_due = due is None or due - now > max_wait
-        if not self._in_flight and stop is None and nothing_due:
-            return await self.store.pending_commands() > 0
+        idle = not self._in_flight and stop is None and nothing_due
+        if idle and await self.store.pending_commands() == 0:
+            return False
         timeout = _OUTBOX_POLL if due is None else min(_OUTBOX_POLL, max(due - now, 0.0))
         self._wake.clear()
         if not self._results:

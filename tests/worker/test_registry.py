@@ -1,0 +1,102 @@
+"""The command registry: registering by decorator, finding by name, loading from modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from statewise.errors import NotFoundError, StatewiseError
+from statewise.worker import CommandContext, CommandRegistry, load_registry
+
+MODULE = """
+from statewise.worker import CommandRegistry
+
+registry = CommandRegistry()
+
+
+@registry.command()
+def {name}(call):
+    return {{"from": "{name}"}}
+"""
+
+
+def write_module(folder: Path, name: str, text: str | None = None) -> Path:
+    """A command module ``name.py`` registering one command called ``name``."""
+    path = folder / f"{name}.py"
+    path.write_text(MODULE.format(name=name) if text is None else text)
+    return path
+
+
+def test_the_decorator_registers_under_the_function_name_or_the_given_one() -> None:
+    registry = CommandRegistry()
+
+    @registry.command()
+    def enrich(call: CommandContext) -> int:
+        return 1
+
+    @registry.command("score-review")
+    async def score(call: CommandContext) -> int:
+        return 2
+
+    assert registry.names() == {"enrich", "score-review"}
+    assert registry.get("enrich") is enrich
+    assert registry.get("score-review") is score
+    registry.register("enrich", enrich)  # the same function again is harmless
+
+
+def test_a_name_taken_by_another_function_is_an_error() -> None:
+    registry = CommandRegistry()
+    registry.register("enrich", lambda call: 1)
+
+    with pytest.raises(StatewiseError, match="command 'enrich' is registered twice"):
+        registry.register("enrich", lambda call: 2)
+    other = CommandRegistry()
+    other.register("enrich", lambda call: 3)
+    with pytest.raises(StatewiseError, match="registered twice"):
+        registry.merge(other)
+
+
+def test_get_suggests_the_closest_registered_name() -> None:
+    registry = CommandRegistry()
+    registry.register("translate", lambda call: None)
+    registry.register("review", lambda call: None)
+
+    with pytest.raises(
+        NotFoundError, match=r"'translat' is not registered; did you mean 'translate'\?"
+    ):
+        registry.get("translat")
+    with pytest.raises(NotFoundError, match=r"^command 'zzz' is not registered$"):
+        registry.get("zzz")
+
+
+def test_load_registry_merges_modules_given_by_path_and_by_dotted_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    by_path = write_module(tmp_path, "orders_cmds")
+    package = tmp_path / "pkg_for_registry_test"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    write_module(package, "billing_cmds")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    registry = load_registry([str(by_path), "pkg_for_registry_test.billing_cmds"])
+
+    assert registry.names() == {"orders_cmds", "billing_cmds"}
+    assert registry.get("billing_cmds")(None) == {"from": "billing_cmds"}  # type: ignore[arg-type]
+    assert load_registry([str(by_path)]).get("orders_cmds") is registry.get("orders_cmds")
+
+
+def test_load_registry_explains_what_is_wrong_with_a_module(tmp_path: Path) -> None:
+    empty = write_module(tmp_path, "no_registry", "commands = {}\n")
+
+    with pytest.raises(
+        StatewiseError, match=r"no_registry.py defines no `registry = CommandRegistry\(\)`"
+    ):
+        load_registry([str(empty)])
+    with pytest.raises(NotFoundError, match=r"command module .*missing\.py does not exist"):
+        load_registry([str(tmp_path / "missing.py")])
+    with pytest.raises(
+        NotFoundError, match=r"command module 'no\.such\.module' cannot be imported"
+    ):
+        load_registry(["no.such.module"])
