@@ -281,13 +281,20 @@ class SQLiteStore(Store):
         return self._with_context(rows)[0]
 
     async def get_items(self, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Item]:
-        """Items by (workflow, key), with context, in one query."""
+        """Items by (workflow, key), with context, in one query.
+
+        The refs drive a CROSS JOIN so that each one is an index lookup; a row-value
+        ``IN (VALUES ...)`` made SQLite scan the whole (workflow, key) index on every call.
+        """
+        refs = list(dict.fromkeys(refs))
         if not refs:
             return {}
         with _translated(self.path):
             rows = self._db.execute(
-                f"SELECT {_ITEM_COLUMNS} FROM items WHERE (workflow, key) IN "
-                f"(VALUES {', '.join('(?, ?)' for _ in refs)})",
+                "WITH refs (ref_workflow, ref_key) AS "
+                f"(VALUES {', '.join('(?, ?)' for _ in refs)}) "
+                f"SELECT {_ITEM_COLUMNS} FROM refs CROSS JOIN items "
+                "ON workflow = ref_workflow AND key = ref_key",
                 [part for ref in refs for part in ref],
             ).fetchall()
         return {(i.workflow, i.key): i for i in self._with_context(rows)}
@@ -307,34 +314,37 @@ class SQLiteStore(Store):
         self, owner: str, limit: int, now: float, lease_seconds: float
     ) -> list[ClaimedCommand]:
         """Lease the oldest ready commands."""
-        with self._transaction() as db:
-            rows = db.execute(
-                "UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id IN ("
-                " SELECT id FROM outbox WHERE available_at <= ?"
-                " AND (lease_until IS NULL OR lease_until < ?) ORDER BY id LIMIT ?) "
-                "RETURNING id, (SELECT workflow FROM items WHERE items.id = item_id), "
-                "(SELECT key FROM items WHERE items.id = item_id), effect",
-                (owner, now + lease_seconds, now, now, limit),
-            ).fetchall()
-        return sorted(
-            (ClaimedCommand(i, w, k, codec.decode_command(e)) for i, w, k, e in rows),
-            key=lambda c: c.outbox_id,
-        )
+        rows = self._claim("outbox", "available_at", "effect", owner, limit, now, lease_seconds)
+        return [ClaimedCommand(i, w, k, codec.decode_command(e)) for i, w, k, e in rows]
 
     async def claim_timers(
         self, owner: str, limit: int, now: float, lease_seconds: float
     ) -> list[DueTimer]:
         """Lease timers that are due."""
+        rows = self._claim("timers", "due_at", "event", owner, limit, now, lease_seconds)
+        return [DueTimer(i, w, k, codec.decode_timer(e)) for i, w, k, e in rows]
+
+    def _claim(
+        self,
+        table: str,
+        due: str,
+        payload: str,
+        owner: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+    ) -> list[tuple[int, str, str, str]]:
+        """Lease due, unleased rows of the outbox or the timers, earliest first."""
         with self._transaction() as db:
             rows = db.execute(
-                "UPDATE timers SET lease_owner = ?, lease_until = ? WHERE id IN ("
-                " SELECT id FROM timers WHERE due_at <= ?"
-                " AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?) "
+                f"UPDATE {table} SET lease_owner = ?, lease_until = ? WHERE id IN ("
+                f" SELECT id FROM {table} WHERE {due} <= ?"
+                f" AND (lease_until IS NULL OR lease_until < ?) ORDER BY {due}, id LIMIT ?) "
                 "RETURNING id, (SELECT workflow FROM items WHERE items.id = item_id), "
-                "(SELECT key FROM items WHERE items.id = item_id), event",
+                f"(SELECT key FROM items WHERE items.id = item_id), {payload}",
                 (owner, now + lease_seconds, now, now, limit),
             ).fetchall()
-        return [DueTimer(i, w, k, codec.decode_timer(e)) for i, w, k, e in rows]
+        return sorted(rows)
 
     async def extend_leases(self, owner: str, outbox_ids: Sequence[int], until: float) -> None:
         """Heartbeat for running commands."""
