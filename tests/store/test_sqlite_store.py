@@ -83,12 +83,13 @@ def noted(item: Item, *patches: SetContext, record: HistoryRecord | None = None)
 
 async def commit(store: SQLiteStore, *results: StepResult) -> list[CommitStatus]:
     """Commit each result as a step from the item it was computed from (new items: None)."""
-    return await store.commit(
+    outcomes = await store.commit(
         [
             StepCommit(r, None if r.history[0].from_state is None else r.item.seq - len(r.history))
             for r in results
         ]
     )
+    return [outcome.status for outcome in outcomes]
 
 
 async def in_review(store: SQLiteStore, *keys: str) -> dict[str, Item]:
@@ -154,7 +155,7 @@ def test_a_step_from_an_out_of_date_item_is_stale_while_the_rest_of_its_batch_co
         )
     )
 
-    assert statuses == [CommitStatus.STALE, CommitStatus.COMMITTED]
+    assert [o.status for o in statuses] == [CommitStatus.STALE, CommitStatus.COMMITTED]
     assert run(store.get_item(None, "a")) == committed
     assert len(run(store.history(None, "a"))) == 2
     assert len(query(store, "SELECT id FROM timers")) == 4  # a's two kept, b's two new
@@ -323,9 +324,8 @@ def test_firing_a_timer_consumes_it_and_leaving_the_state_cancels_the_rest(
     assert due.key == "a"
     fired = step(ORDERS, items["a"], due.event, T0 + 20)
 
-    assert run(store.commit([StepCommit(fired, items["a"].seq, timer_id=due.timer_id)])) == [
-        CommitStatus.COMMITTED
-    ]
+    (outcome,) = run(store.commit([StepCommit(fired, items["a"].seq, timer_id=due.timer_id)]))
+    assert outcome.status is CommitStatus.COMMITTED
 
     assert run(store.get_item(None, "a")).state == "reminded"
     timers = query(store, "SELECT i.key, t.due_at FROM timers t JOIN items i ON i.id = t.item_id")

@@ -309,7 +309,8 @@ def test_a_parallel_map_never_runs_more_branches_of_one_item_than_its_limit(
 
     drive(lambda: finish(runner, definition, ("a", {"langs": langs}), ("b", {"langs": langs})))
 
-    assert (peaks["a"], peaks["b"], peaks["all"]) == (2, 2, 3)
+    assert max(peaks["a"], peaks["b"]) == 2, "each item may run at most its limit of 2"
+    assert peaks["all"] == 3, "the runner fills all 3 slots across items"
     item = drive(lambda: store.get_item(None, "a"))
     assert item.state == "done"
     assert item.context["translate"] == {lang: f"{lang}!" for lang in langs}

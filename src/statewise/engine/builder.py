@@ -82,8 +82,10 @@ class StepBuilder:
         A ``done`` or ``error`` that matches nothing escalates, so an item never stops
         silently; unmatched external and timer events are left to the caller.
         """
+        state = self.state
+        guarded = any(t.when is not None for t in state.transitions if t.on == event)
         try:
-            selection = select_transition(self.state, event, self.facts(hop))
+            selection = select_transition(state, event, self.facts(hop) if guarded else {})
         except ConditionError as exc:
             failure = {"kind": "condition", "message": str(exc)}
             if event == ERROR_EVENT:

@@ -55,6 +55,22 @@ class ClaimedCommand:
 
 
 @dataclass(frozen=True, slots=True)
+class Lease:
+    """Commands a commit queues are leased at once to the runner that will perform them."""
+
+    owner: str
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
+class CommitOutcome:
+    """What became of one step, and the commands it queued that are leased to the committer."""
+
+    status: CommitStatus
+    commands: tuple[ClaimedCommand, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class DueTimer:
     """A timer that came due, leased so that only one worker fires it."""
 
@@ -105,8 +121,15 @@ class Store(ABC):
         """Every registered definition, newest version last."""
 
     @abstractmethod
-    async def commit(self, commits: Sequence[StepCommit]) -> list[CommitStatus]:
-        """Make steps durable in one transaction; each step is all-or-nothing on its own."""
+    async def commit(
+        self, commits: Sequence[StepCommit], lease: Lease | None = None
+    ) -> list[CommitOutcome]:
+        """Make steps durable in one transaction; each step is all-or-nothing on its own.
+
+        With ``lease``, the commands the steps queue are leased to ``lease.owner`` and returned,
+        so a runner performs its own follow-up work without claiming it back from the outbox.
+        Work rows the steps consumed are deleted only while still leased to that owner.
+        """
 
     @abstractmethod
     async def get_item(self, workflow: str | None, key: str) -> Item:

@@ -7,7 +7,7 @@ the keys it changed, never the whole document.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields
+from dataclasses import fields
 from typing import Any
 
 from statewise.engine.effects import EFFECT_ADAPTER, Effect, RunCommand
@@ -66,10 +66,10 @@ def decode_branches(text: str | None) -> tuple[BranchRun, ...]:
 
 def encode_detail(record: HistoryRecord) -> str:
     """The audit row's fields beyond its columns, leaving out the empty ones."""
-    data = asdict(record)
+    data = {name: getattr(record, name) for name in _DETAIL_FIELDS}
     if data["actor"] == "system":
         del data["actor"]
-    return dumps({k: data[k] for k in _DETAIL_FIELDS if data.get(k) not in (None, {})})
+    return dumps({k: v for k, v in data.items() if v is not None and v != {}})
 
 
 def decode_history(

@@ -21,21 +21,22 @@ from pathlib import Path
 from typing import Any
 
 from statewise.definition.model import Definition
-from statewise.engine.effects import CancelTimers, RunCommand, StartTimer
-from statewise.engine.events import TimerFired
 from statewise.engine.item import HistoryRecord, Item, ItemStatus
 from statewise.engine.result import Outcome
 from statewise.errors import NotFoundError, StoreError
 from statewise.store import codec
 from statewise.store.base import (
     ClaimedCommand,
+    CommitOutcome,
     CommitStatus,
     DueTimer,
+    Lease,
     StateCount,
     StepCommit,
     Store,
     StoredWorkflow,
 )
+from statewise.store.batch import WritePlan, plan_writes
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -163,106 +164,139 @@ class SQLiteStore(Store):
             ).fetchall()
         return [StoredWorkflow(n, v, s, f, tuple(json.loads(c))) for n, v, s, f, c in rows]
 
-    async def commit(self, commits: Sequence[StepCommit]) -> list[CommitStatus]:
-        """All steps in one transaction, each inside its own savepoint."""
-        statuses: list[CommitStatus] = []
+    async def commit(
+        self, commits: Sequence[StepCommit], lease: Lease | None = None
+    ) -> list[CommitOutcome]:
+        """All steps in one transaction, fenced by ``seq`` and written table by table."""
         with self._transaction() as db:
-            for entry in commits:
-                db.execute("SAVEPOINT step")
-                status = self._commit_one(db, entry)
-                if status is not CommitStatus.COMMITTED:
-                    db.execute("ROLLBACK TO step")
-                db.execute("RELEASE step")
+            known = self._fences(db, [(c.result.item.workflow, c.result.item.key) for c in commits])
+            statuses: list[CommitStatus] = []
+            accepted: list[tuple[int, int, StepCommit]] = []
+            ignored = WritePlan()
+            for position, entry in enumerate(commits):
+                status, item_id = self._fence(db, entry, known)
                 statuses.append(status)
-        return statuses
+                if status is not CommitStatus.COMMITTED:
+                    continue
+                if item_id is None:
+                    ignored.consume(entry)
+                else:
+                    accepted.append((position, item_id, entry))
+            plan = plan_writes(accepted)
+            self._consume(db, ignored, lease)
+            queued = self._write(db, plan, lease)
+        return [
+            CommitOutcome(status, tuple(queued.get(position, ())))
+            for position, status in enumerate(statuses)
+        ]
 
-    def _commit_one(self, db: sqlite3.Connection, entry: StepCommit) -> CommitStatus:
-        result = entry.result
-        item = result.item
-        if result.outcome is Outcome.IGNORED:
-            self._consume(db, entry)
-            return CommitStatus.COMMITTED
-        item_id = self._write_item(db, item, entry.expected_seq)
-        if item_id is None:
-            return CommitStatus.STALE if entry.expected_seq is not None else CommitStatus.DUPLICATE
-        self._consume(db, entry)
-        for patch in result.patches:
-            path = codec.encode_path(patch.path)
-            db.execute(
-                "DELETE FROM context WHERE item_id = ? AND path > ? AND path < ?",
-                (item_id, path + codec.PATH_SEPARATOR, path + chr(0x20)),
-            )
-            db.execute(
-                "INSERT INTO context (item_id, path, value) VALUES (?, ?, ?) "
-                "ON CONFLICT (item_id, path) DO UPDATE SET value = excluded.value",
-                (item_id, path, codec.dumps(patch.value)),
-            )
+    @staticmethod
+    def _fences(
+        db: sqlite3.Connection, refs: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[int]]:
+        """Current (id, seq) of every item the batch touches, read under the write lock."""
+        refs = list(dict.fromkeys(refs))
+        if not refs:
+            return {}
+        rows = db.execute(
+            "WITH refs (ref_workflow, ref_key) AS "
+            f"(VALUES {', '.join('(?, ?)' for _ in refs)}) "
+            "SELECT workflow, key, id, seq FROM refs CROSS JOIN items "
+            "ON workflow = ref_workflow AND key = ref_key",
+            [part for ref in refs for part in ref],
+        ).fetchall()
+        return {(w, k): [i, s] for w, k, i, s in rows}
+
+    def _fence(
+        self, db: sqlite3.Connection, entry: StepCommit, known: dict[tuple[str, str], list[int]]
+    ) -> tuple[CommitStatus, int | None]:
+        """Accept a step only if it was computed from the item as it stands in this batch."""
+        item = entry.result.item
+        if entry.result.outcome is Outcome.IGNORED:
+            return CommitStatus.COMMITTED, None
+        ref = (item.workflow, item.key)
+        current = known.get(ref)
+        if entry.expected_seq is None:
+            if current is not None:
+                return CommitStatus.DUPLICATE, None
+            item_id = self._insert_item(db, item)
+            known[ref] = [item_id, item.seq]
+            return CommitStatus.COMMITTED, item_id
+        if current is None or current[1] != entry.expected_seq:
+            return CommitStatus.STALE, None
+        current[1] = item.seq
+        return CommitStatus.COMMITTED, current[0]
+
+    @staticmethod
+    def _insert_item(db: sqlite3.Connection, item: Item) -> int:
+        row = db.execute(
+            "INSERT INTO items (state, status, entered_at, updated_at, seq, attempt, retrying, "
+            "visits, branches, workflow, version, key, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (*_item_values(item), item.workflow, item.version, item.key, item.created_at),
+        ).fetchone()
+        return int(row[0])
+
+    def _write(
+        self, db: sqlite3.Connection, plan: WritePlan, lease: Lease | None
+    ) -> dict[int, list[ClaimedCommand]]:
+        """Run the plan's statements; return the queued commands leased to ``lease``."""
+        db.executemany(
+            "UPDATE items SET state = ?, status = ?, entered_at = ?, updated_at = ?, seq = ?, "
+            "attempt = ?, retrying = ?, visits = ?, branches = ? WHERE id = ?",
+            [(*_item_values(item), item_id) for item_id, item in plan.items.items()],
+        )
+        db.executemany(
+            "DELETE FROM context WHERE item_id = ? AND path > ? AND path < ?",
+            [(i, p + codec.PATH_SEPARATOR, p + chr(0x20)) for i, p in plan.context_clears],
+        )
+        db.executemany(
+            "INSERT INTO context (item_id, path, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (item_id, path) DO UPDATE SET value = excluded.value",
+            plan.context_rows(),
+        )
         db.executemany(
             "INSERT INTO history (item_id, seq, at, from_state, to_state, event, detail) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (item_id, r.seq, r.at, r.from_state, r.to_state, r.event, codec.encode_detail(r))
-                for r in result.history
-            ],
+            plan.history,
         )
-        self._write_effects(db, item_id, item.updated_at, result.effects)
-        return CommitStatus.COMMITTED
-
-    @staticmethod
-    def _consume(db: sqlite3.Connection, entry: StepCommit) -> None:
-        if entry.outbox_id is not None:
-            db.execute("DELETE FROM outbox WHERE id = ?", (entry.outbox_id,))
-        if entry.timer_id is not None:
-            db.execute("DELETE FROM timers WHERE id = ?", (entry.timer_id,))
-
-    @staticmethod
-    def _write_item(db: sqlite3.Connection, item: Item, expected_seq: int | None) -> int | None:
-        values = (
-            item.state,
-            item.status.value,
-            item.entered_at,
-            item.updated_at,
-            item.seq,
-            item.attempt,
-            item.retrying,
-            codec.dumps(item.visits),
-            codec.encode_branches(item.branches),
+        db.executemany("DELETE FROM timers WHERE item_id = ?", [(i,) for i in plan.timer_clears])
+        db.executemany(
+            "INSERT INTO timers (item_id, due_at, event) VALUES (?, ?, ?)", plan.timer_rows()
         )
-        if expected_seq is None:
-            row = db.execute(
-                "INSERT INTO items (state, status, entered_at, updated_at, seq, attempt, retrying, "
-                "visits, branches, workflow, version, key, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (workflow, key) DO NOTHING RETURNING id",
-                (*values, item.workflow, item.version, item.key, item.created_at),
-            ).fetchone()
-        else:
-            row = db.execute(
-                "UPDATE items SET state = ?, status = ?, entered_at = ?, updated_at = ?, seq = ?, "
-                "attempt = ?, retrying = ?, visits = ?, branches = ? "
-                "WHERE workflow = ? AND key = ? AND seq = ? RETURNING id",
-                (*values, item.workflow, item.key, expected_seq),
-            ).fetchone()
-        return None if row is None else int(row[0])
+        self._consume(db, plan, lease)
+        return self._queue_commands(db, plan, lease)
 
     @staticmethod
-    def _write_effects(
-        db: sqlite3.Connection, item_id: int, now: float, effects: Sequence[object]
-    ) -> None:
-        for effect in effects:
-            if isinstance(effect, CancelTimers):
-                db.execute("DELETE FROM timers WHERE item_id = ?", (item_id,))
-            elif isinstance(effect, StartTimer):
-                event = TimerFired(effect.name, effect.state, effect.visit, effect.branch)
-                db.execute(
-                    "INSERT INTO timers (item_id, due_at, event) VALUES (?, ?, ?)",
-                    (item_id, effect.due_at, codec.encode_timer(event)),
-                )
-            elif isinstance(effect, RunCommand):
-                db.execute(
-                    "INSERT INTO outbox (item_id, effect, available_at) VALUES (?, ?, ?)",
-                    (item_id, codec.encode_effect(effect), now),
-                )
+    def _consume(db: sqlite3.Connection, plan: WritePlan, lease: Lease | None) -> None:
+        owner_check = " AND lease_owner = ?" if lease else ""
+        extra = (lease.owner,) if lease else ()
+        db.executemany(
+            f"DELETE FROM outbox WHERE id = ?{owner_check}",
+            [(i, *extra) for i in plan.consumed_outbox],
+        )
+        db.executemany(
+            f"DELETE FROM timers WHERE id = ?{owner_check}",
+            [(i, *extra) for i in plan.consumed_timers],
+        )
+
+    @staticmethod
+    def _queue_commands(
+        db: sqlite3.Connection, plan: WritePlan, lease: Lease | None
+    ) -> dict[int, list[ClaimedCommand]]:
+        """Insert the outbox rows; leased ones come back keyed by their step's identity."""
+        owner, until = (lease.owner, lease.until) if lease else (None, None)
+        queued: dict[int, list[ClaimedCommand]] = {}
+        for item_id, item, effect, step_key in plan.commands:
+            (outbox_id,) = db.execute(
+                "INSERT INTO outbox (item_id, effect, available_at, lease_owner, lease_until) "
+                "VALUES (?, ?, ?, ?, ?) RETURNING id",
+                (item_id, codec.encode_effect(effect), item.updated_at, owner, until),
+            ).fetchone()
+            if lease is not None:
+                claimed = ClaimedCommand(outbox_id, item.workflow, item.key, effect)
+                queued.setdefault(step_key, []).append(claimed)
+        return queued
 
     async def get_item(self, workflow: str | None, key: str) -> Item:
         """One item with its context; ambiguous keys across workflows need ``workflow``."""
@@ -425,6 +459,21 @@ class SQLiteStore(Store):
     async def close(self) -> None:
         """Close the connection."""
         self._db.close()
+
+
+def _item_values(item: Item) -> tuple[Any, ...]:
+    """The columns a step changes, in the order the INSERT and UPDATE statements name them."""
+    return (
+        item.state,
+        item.status.value,
+        item.entered_at,
+        item.updated_at,
+        item.seq,
+        item.attempt,
+        item.retrying,
+        codec.dumps(item.visits),
+        codec.encode_branches(item.branches),
+    )
 
 
 def _item(row: tuple[Any, ...], context: dict[str, Any]) -> Item:

@@ -46,7 +46,8 @@ async def execute(
             branch=effect.branch,
             input=effect.input,
         )
-        result = await asyncio.wait_for(_call(function, call), effect.timeout)
+        async with asyncio.timeout(effect.timeout):  # unlike wait_for, no task per call
+            result = await _call(function, call)
         value = to_json(result, effect.command)
     except Exception as exc:  # the boundary: every failure becomes an event
         kind, message = classify(exc, effect)

@@ -15,17 +15,18 @@ import os
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from statewise.definition.model import Definition
 from statewise.engine.events import Event, External
-from statewise.engine.item import Item
+from statewise.engine.item import Item, ItemStatus
 from statewise.engine.result import Outcome, StepResult
 from statewise.engine.step import start, step
 from statewise.errors import NotFoundError, StaleLeaseError, StatewiseError
-from statewise.store.base import ClaimedCommand, CommitStatus, StepCommit, Store
+from statewise.store.base import ClaimedCommand, CommitStatus, Lease, StepCommit, Store
 from statewise.worker.commands import execute
 from statewise.worker.registry import CommandRegistry
 
@@ -84,7 +85,10 @@ class Runner:
         self.on_commit = on_commit
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._results: list[_Pending] = []
+        self._ready: deque[ClaimedCommand] = deque()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._items: dict[Ref, Item] = {}
+        self._running = False
         self._wake = asyncio.Event()
 
     def definition(self, workflow: str, version: int) -> Definition:
@@ -116,12 +120,9 @@ class Runner:
     async def _commit_starts(self, batch: list[StepCommit]) -> tuple[int, int]:
         if not batch:
             return 0, 0
-        statuses = await self.store.commit(batch)
-        committed = [
-            c.result for c, s in zip(batch, statuses, strict=True) if s is CommitStatus.COMMITTED
-        ]
-        self._notify(committed)
-        return len(committed), len(batch) - len(committed)
+        statuses = await self._commit(batch)
+        made = statuses.count(CommitStatus.COMMITTED)
+        return made, len(batch) - made
 
     async def send(
         self, workflow: str | None, key: str, name: str, data: dict[str, JSON], actor: str
@@ -131,9 +132,8 @@ class Runner:
             item = await self.store.get_item(workflow, key)
             definition = self.definition(item.workflow, item.version)
             result = step(definition, item, External(name, data, actor), self.clock())
-            (status,) = await self.store.commit([StepCommit(result, item.seq)])
+            (status,) = await self._commit([StepCommit(result, item.seq)])
             if status is CommitStatus.COMMITTED:
-                self._notify([result])
                 return result.item
         raise StaleLeaseError(f"item {key!r} kept changing while event {name!r} was sent; retry")
 
@@ -143,6 +143,7 @@ class Runner:
         With ``stop`` given, run until it is set instead (a long-lived worker).
         """
         async with self.store.running(self.owner):
+            self._running = True
             heartbeat = asyncio.create_task(self._heartbeat())
             try:
                 await self._loop(max_wait, stop)
@@ -150,39 +151,69 @@ class Runner:
                 heartbeat.cancel()
                 await self._shutdown()
 
+    async def _commit(self, commits: list[StepCommit]) -> list[CommitStatus]:
+        """Commit steps; while running, their commands come back leased, ready to perform."""
+        lease = Lease(self.owner, self.clock() + self.lease_seconds) if self._running else None
+        outcomes = await self.store.commit(commits, lease)
+        committed: list[StepResult] = []
+        for commit, outcome in zip(commits, outcomes, strict=True):
+            item = commit.result.item
+            ref = (item.workflow, item.key)
+            if outcome.status is not CommitStatus.COMMITTED:
+                self._items.pop(ref, None)
+                continue
+            self._ready.extend(outcome.commands)
+            if commit.result.outcome is not Outcome.IGNORED:
+                committed.append(commit.result)
+                self._remember(ref, item)
+        self._notify(committed)
+        return [outcome.status for outcome in outcomes]
+
+    def _remember(self, ref: Ref, item: Item) -> None:
+        """Keep the latest committed copy of active items; the seq fence catches any drift."""
+        if self._running and item.status is ItemStatus.ACTIVE:
+            self._items[ref] = item
+        else:
+            self._items.pop(ref, None)
+
     async def _loop(self, max_wait: float, stop: asyncio.Event | None) -> None:
         next_timer_check = next_outbox_check = 0.0
         while stop is None or not stop.is_set():
-            now = self.clock()
-            busy = False
+            await self._fill()
             if self._results:
-                batch, self._results = (
-                    self._results[: self.batch_size],
-                    self._results[self.batch_size :],
-                )
+                await asyncio.sleep(0)  # let the commands just started begin before the apply
+                batch = self._results[: self.batch_size]
+                self._results = self._results[self.batch_size :]
                 await self._apply(batch)
-                busy, next_outbox_check = True, 0.0
+                continue
+            now = self.clock()
             if now >= next_timer_check:
                 next_timer_check = now + _TIMER_POLL
-                if await self._fire_timers(now):  # a retry timer queues its command: claim it
-                    busy, next_outbox_check = True, 0.0
-            free = self.concurrency - len(self._in_flight)
-            if free > 0 and now >= next_outbox_check:
-                now = self.clock()
-                claimed = await self.store.claim_commands(self.owner, free, now, self.lease_seconds)
-                next_outbox_check = 0.0 if claimed else now + _OUTBOX_POLL
-                busy = busy or bool(claimed)
-                await self._dispatch(claimed)
-            if busy:
-                continue
+                if await self._fire_timers(now):
+                    continue
+            room = self.concurrency - len(self._in_flight)
+            if now >= next_outbox_check and room > 0 and not self._ready:
+                if await self._claim(now, room):
+                    continue
+                next_outbox_check = now + _OUTBOX_POLL
             if not await self._wait(now, max_wait, stop):
                 return
+
+    async def _claim(self, now: float, room: int) -> bool:
+        """Lease outbox commands for the free slots; True if any were claimed.
+
+        A running runner's own commands come back leased from its commits; the outbox holds
+        only work left by a dead runner or queued by another process, so polling it is rare.
+        """
+        claimed = await self.store.claim_commands(self.owner, room, now, self.lease_seconds)
+        self._ready.extend(claimed)
+        return bool(claimed)
 
     async def _wait(self, now: float, max_wait: float, stop: asyncio.Event | None) -> bool:
         """Sleep until a result arrives or a timer is due; False when the runner is idle."""
         due = await self.store.next_timer_due()
         nothing_due = due is None or due - now > max_wait
-        idle = not self._in_flight and stop is None and nothing_due
+        idle = not self._in_flight and not self._ready and stop is None and nothing_due
         if idle and await self.store.pending_commands() == 0:
             return False
         timeout = _OUTBOX_POLL if due is None else min(_OUTBOX_POLL, max(due - now, 0.0))
@@ -199,15 +230,29 @@ class Runner:
         )
         return bool(timers)
 
-    async def _dispatch(self, claimed: list[ClaimedCommand]) -> None:
-        if not claimed:
+    async def _fill(self) -> None:
+        """Start ready commands in the free slots, each with its item's committed context."""
+        free = self.concurrency - len(self._in_flight)
+        if free <= 0 or not self._ready:
             return
-        items = await self.store.get_items([(c.workflow, c.key) for c in claimed])
-        for command in claimed:
+        starting = [self._ready.popleft() for _ in range(min(free, len(self._ready)))]
+        items = await self._items_for([(c.workflow, c.key) for c in starting])
+        for command in starting:
             item = items.get((command.workflow, command.key))
             context = item.context if item is not None else {}
             task = asyncio.create_task(self._perform(command, context))
             self._in_flight[command.outbox_id] = task
+
+    async def _items_for(self, refs: Sequence[Ref]) -> dict[Ref, Item]:
+        """Items from the cache, loading the ones it lacks in one query."""
+        found = {ref: self._items[ref] for ref in refs if ref in self._items}
+        missing = [ref for ref in dict.fromkeys(refs) if ref not in found]
+        if missing:
+            loaded = await self.store.get_items(missing)
+            for ref, item in loaded.items():
+                self._remember(ref, item)
+            found.update(loaded)
+        return found
 
     async def _perform(self, command: ClaimedCommand, context: Mapping[str, JSON]) -> None:
         try:
@@ -224,30 +269,24 @@ class Runner:
         """Step every event against the freshest item and commit them together."""
         if not batch:
             return
-        items = await self.store.get_items(list(dict.fromkeys(p.ref for p in batch)))
+        items = await self._items_for([p.ref for p in batch])
         commits: list[StepCommit] = []
+        pending: list[_Pending] = []
         now = self.clock()
-        for pending in batch:
-            item = items.get(pending.ref)
+        for event in batch:
+            item = items.get(event.ref)
             if item is None:
                 continue
-            result = self._step(item, pending.event, now)
-            commits.append(StepCommit(result, item.seq, pending.outbox_id, pending.timer_id))
+            result = self._step(item, event.event, now)
+            commits.append(StepCommit(result, item.seq, event.outbox_id, event.timer_id))
+            pending.append(event)
             if result.outcome is not Outcome.IGNORED:
-                items[pending.ref] = result.item
-        statuses = await self.store.commit(commits)
-        retry = [
-            pending
-            for pending, commit, status in zip(batch, commits, statuses, strict=False)
+                items[event.ref] = result.item
+        statuses = await self._commit(commits)
+        self._results.extend(
+            event
+            for event, status in zip(pending, statuses, strict=True)
             if status is CommitStatus.STALE
-        ]
-        self._results.extend(retry)
-        self._notify(
-            [
-                c.result
-                for c, s in zip(commits, statuses, strict=True)
-                if s is CommitStatus.COMMITTED
-            ]
         )
 
     def _step(self, item: Item, event: Event, now: float) -> StepResult:
@@ -262,21 +301,28 @@ class Runner:
         if self.on_commit is not None and results:
             self.on_commit(results)
 
+    def _leased(self) -> list[int]:
+        return [*self._in_flight, *(command.outbox_id for command in self._ready)]
+
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
-            if self._in_flight:
+            leased = self._leased()
+            if leased:
                 until = self.clock() + self.lease_seconds
-                await self.store.extend_leases(self.owner, list(self._in_flight), until)
+                await self.store.extend_leases(self.owner, leased, until)
 
     async def _shutdown(self) -> None:
         """Stop running commands and hand their work back so nothing waits for a lease."""
-        leased = list(self._in_flight)
         tasks = list(self._in_flight.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        leased = self._leased()
+        self._running = False
         if self._results:
             await self._apply(self._results)
             self._results = []
         await self.store.release(leased, [])
+        self._ready.clear()
+        self._items.clear()
