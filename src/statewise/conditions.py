@@ -34,8 +34,11 @@ class Condition:
 
     def evaluate(self, facts: Mapping[str, Any]) -> Any:
         """Run the expression over ``facts``; a missing key or type clash is a ConditionError."""
+        # Only the variables the expression names are converted to CEL values: converting the
+        # whole context would cost more than evaluating the condition.
+        bound = {name: facts[name] for name in self.variables if name in facts}
         try:
-            return self.program.execute(dict(facts))
+            return self.program.execute(bound)
         except KeyError as exc:
             raise ConditionError(
                 f"condition `{self.source}` read a missing key {exc.args[0]!r}; "

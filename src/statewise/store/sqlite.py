@@ -286,16 +286,22 @@ class SQLiteStore(Store):
     ) -> dict[int, list[ClaimedCommand]]:
         """Insert the outbox rows; leased ones come back keyed by their step's identity."""
         owner, until = (lease.owner, lease.until) if lease else (None, None)
+        # Ids are handed out here, under the write lock, so one executemany needs no RETURNING.
+        (last,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()
+        ids = range(last + 1, last + 1 + len(plan.commands))
+        db.executemany(
+            "INSERT INTO outbox (id, item_id, effect, available_at, lease_owner, lease_until) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (outbox_id, item_id, codec.encode_effect(effect), item.updated_at, owner, until)
+                for outbox_id, (item_id, item, effect, _) in zip(ids, plan.commands, strict=True)
+            ],
+        )
         queued: dict[int, list[ClaimedCommand]] = {}
-        for item_id, item, effect, step_key in plan.commands:
-            (outbox_id,) = db.execute(
-                "INSERT INTO outbox (item_id, effect, available_at, lease_owner, lease_until) "
-                "VALUES (?, ?, ?, ?, ?) RETURNING id",
-                (item_id, codec.encode_effect(effect), item.updated_at, owner, until),
-            ).fetchone()
-            if lease is not None:
+        if lease is not None:
+            for outbox_id, (_, item, effect, position) in zip(ids, plan.commands, strict=True):
                 claimed = ClaimedCommand(outbox_id, item.workflow, item.key, effect)
-                queued.setdefault(step_key, []).append(claimed)
+                queued.setdefault(position, []).append(claimed)
         return queued
 
     async def get_item(self, workflow: str | None, key: str) -> Item:

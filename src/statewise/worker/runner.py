@@ -182,8 +182,8 @@ class Runner:
             await self._fill()
             if self._results:
                 await asyncio.sleep(0)  # let the commands just started begin before the apply
-                batch = self._results[: self.batch_size]
-                self._results = self._results[self.batch_size :]
+                size = min(self.batch_size, 16) if self._in_flight else self.batch_size
+                batch, self._results = self._results[:size], self._results[size:]
                 await self._apply(batch)
                 continue
             now = self.clock()
