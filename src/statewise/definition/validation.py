@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from statewise.conditions import ENGINE_FACTS, Condition
+from statewise.definition.graph import fails, strongly_connected, successors, targets
 from statewise.definition.model import (
     DONE_EVENT,
     ERROR_EVENT,
@@ -142,11 +143,6 @@ def _is_external(transition: Transition) -> bool:
     return transition.after is not None or transition.on not in (DONE_EVENT, ERROR_EVENT)
 
 
-def _fails(state: State) -> bool:
-    """Whether something in ``state`` can fail and so route to ``error`` or the escalation."""
-    return state.command is not None or state.parallel is not None
-
-
 def _check_references(c: _Checker) -> None:
     names = list(c.definition.states) + sorted(c.unparsed)
     for state in c.states:
@@ -260,7 +256,7 @@ def _check_events(c: _Checker) -> None:
                     f"transition `on: <event>` or `after: <duration>`",
                     path,
                 )
-            if transition.on == ERROR_EVENT and transition.after is None and not _fails(state):
+            if transition.on == ERROR_EVENT and transition.after is None and not fails(state):
                 c.report(
                     f"`on: error` can never fire in state `{state.name}`: it runs no command",
                     (*path, "on"),
@@ -449,7 +445,7 @@ def _check_reachable(c: _Checker) -> None:
     seen = {initial}
     todo = [initial]
     while todo:
-        for target in _successors(c.definition, c.definition.states[todo.pop()]):
+        for target in successors(c.definition, c.definition.states[todo.pop()]):
             if target in c.definition.states and target not in seen:
                 seen.add(target)
                 todo.append(target)
@@ -460,14 +456,6 @@ def _check_reachable(c: _Checker) -> None:
                 f"`{initial}`; add a transition to it or remove it",
                 ("states", state.name),
             )
-
-
-def _successors(definition: Definition, state: State) -> list[str]:
-    """Where an item can go from ``state``, including the escalation after failures."""
-    targets = _targets(state)
-    if _fails(state) or state.max_visits is not None:
-        targets.append(definition.escalation)
-    return targets
 
 
 def _synthesised(definition: Definition, state: State) -> bool:
@@ -481,8 +469,8 @@ def _check_loops(c: _Checker) -> None:
     states = c.definition.states
     free = [s.name for s in c.states if s.max_visits is None and s.kind is not StateKind.WAITING]
     free_set = set(free)
-    edges = {name: [t for t in _targets(states[name]) if t in free_set] for name in free}
-    for component in _strongly_connected(free, edges):
+    edges = {name: [t for t in targets(states[name]) if t in free_set] for name in free}
+    for component in strongly_connected(free, edges):
         if len(component) == 1 and component[0] not in edges[component[0]]:
             continue
         ordered = [name for name in free if name in component]
@@ -496,57 +484,6 @@ def _check_loops(c: _Checker) -> None:
             f"on one of them (e.g. `max_visits: 3` on `{ordered[0]}`)",
             ("states", ordered[0]),
         )
-
-
-def _targets(state: State) -> list[str]:
-    """Targets of transitions and ``on_exhausted``; none from a final state, items end there."""
-    if state.kind is StateKind.FINAL:
-        return []
-    targets = [t.target for t in state.transitions]
-    return [*targets, state.on_exhausted] if state.on_exhausted is not None else targets
-
-
-def _strongly_connected(nodes: list[str], edges: Mapping[str, list[str]]) -> list[list[str]]:
-    """Tarjan's algorithm without recursion, so long chains of states cannot overflow the stack."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    components: list[list[str]] = []
-    for root in nodes:
-        if root in index:
-            continue
-        work = [(root, iter(edges[root]))]
-        index[root] = low[root] = len(index)
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, successors = work[-1]
-            child = next(successors, None)
-            if child is None:
-                work.pop()
-                if work:
-                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
-                if low[node] == index[node]:
-                    components.append(_pop_component(stack, on_stack, node))
-            elif child not in index:
-                index[child] = low[child] = len(index)
-                stack.append(child)
-                on_stack.add(child)
-                work.append((child, iter(edges[child])))
-            elif child in on_stack:
-                low[node] = min(low[node], index[child])
-    return components
-
-
-def _pop_component(stack: list[str], on_stack: set[str], root: str) -> list[str]:
-    component: list[str] = []
-    while True:
-        node = stack.pop()
-        on_stack.discard(node)
-        component.append(node)
-        if node == root:
-            return component
 
 
 def _check_reserved_names(c: _Checker) -> None:
