@@ -1,0 +1,17 @@
+"""The README's workflow example is real: it loads and validates as written."""
+
+import re
+from pathlib import Path
+
+from statewise import loads
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def test_the_readme_workflow_loads() -> None:
+    text = README.read_text(encoding="utf-8")
+    (block,) = re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)
+    definition = loads(block, file="README.md")
+    assert definition.ref == "content_approval@1"
+    assert definition.states["revise"].max_visits == 2
+    assert definition.states["human_review"].transitions[-1].after == 48 * 3600
