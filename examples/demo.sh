@@ -9,8 +9,8 @@ set -euo pipefail
 
 DB="${1:-demo.sqlite}"
 EXAMPLES="examples"
-COMMANDS="$EXAMPLES/commands.py"
 WORKFLOWS=(order_processing content_approval product_onboarding support_routing)
+# Each workflow NAME.yaml has its commands in NAME.py.
 
 # Rich sizes tables to the terminal; when the output is piped, give it room for the audit trail.
 BOLD="" PLAIN=""
@@ -28,13 +28,13 @@ rm -f "$DB" "$DB-wal" "$DB-shm" "$DB.lock"
 
 header "Validate the workflow files (every problem would be reported as file:line:column)"
 for name in "${WORKFLOWS[@]}"; do
-  statewise validate "$EXAMPLES/$name.yaml" --commands "$COMMANDS"
+  statewise validate "$EXAMPLES/$name.yaml" --commands "$EXAMPLES/$name.py"
 done
 
 for name in "${WORKFLOWS[@]}"; do
   header "Run $name: $(wc -l < "$EXAMPLES/$name.items.jsonl" | tr -d ' ') items from $EXAMPLES/$name.items.jsonl"
   statewise run "$EXAMPLES/$name.yaml" \
-    --items "$EXAMPLES/$name.items.jsonl" --commands "$COMMANDS" --db "$DB"
+    --items "$EXAMPLES/$name.items.jsonl" --commands "$EXAMPLES/$name.py" --db "$DB"
 done
 
 header "Where every item is now: finished (done) or waiting for a person or a timer"

@@ -227,3 +227,22 @@ def test_python_dash_m_runs_the_command_line() -> None:
     )
     for command in ("validate", "graph", "run", "status", "items", "history", "send"):
         assert command in done.stdout
+
+
+def test_one_database_runs_workflows_whose_commands_live_in_different_modules(
+    project: Path,
+) -> None:
+    renamed = {"workflow: review": "workflow: triage", "score": "rate", "notify": "alert"}
+    other, commands = WORKFLOW, COMMANDS
+    for old, new in renamed.items():
+        other, commands = other.replace(old, new), commands.replace(old, new)
+    (project / "triage.yaml").write_text(other)
+    (project / "triage.py").write_text(commands)
+    (project / "triage.jsonl").write_text('{"key": "t1", "data": {"title": "a long title"}}\n')
+    assert run_items(project)[0] == 0
+    code, output = invoke(
+        "run", project / "triage.yaml", "--items", project / "triage.jsonl",
+        "--commands", project / "triage.py", "--db", project / "run.sqlite",
+    )  # fmt: skip
+    assert code == 0, output
+    assert "triage@1" in output and "review@1" in output

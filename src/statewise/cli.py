@@ -187,7 +187,9 @@ async def _prepare(
     stored = await store.workflows()
     if not stored:
         raise StatewiseError("the store has no workflows yet; run one with `statewise run FILE`")
-    specs = commands or list(dict.fromkeys(m for w in stored for m in w.commands))
+    # The modules given now, plus the ones every stored workflow was registered with, so one
+    # database can run several workflows whose commands live in different modules.
+    specs = list(dict.fromkeys([*commands, *(m for w in stored for m in w.commands)]))
     registry = load_registry(specs)
     definitions = [loads(w.source, file=w.file, commands=registry.names()) for w in stored]
     return definitions, registry, current
