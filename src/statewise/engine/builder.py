@@ -23,7 +23,7 @@ from statewise.engine.effects import (
     RunCommand,
     SetContext,
     StartTimer,
-    apply_patches,
+    set_path,
 )
 from statewise.engine.events import RETRY_TIMER
 from statewise.engine.item import HistoryRecord, Item, ItemStatus
@@ -37,6 +37,11 @@ JSON = Any
 
 # A step that hops through more states than this is looping without a budget; it escalates.
 MAX_HOPS = 100
+
+
+def _runs_command(state: State) -> bool:
+    """Whether entering ``state`` starts its command (attempt 1) right away."""
+    return state.command is not None and state.kind in (StateKind.NORMAL, StateKind.INITIAL)
 
 
 _STATUS_BY_KIND = {
@@ -66,9 +71,8 @@ class StepBuilder:
 
     def set(self, path: tuple[str, ...], value: JSON) -> None:
         """Change the context, keeping the patch so the store writes only what changed."""
-        patch = SetContext(path, value)
-        self.patches.append(patch)
-        self.context = apply_patches(self.context, (patch,))
+        self.patches.append(SetContext(path, value))
+        set_path(self.context, path, value)  # the builder's own copy; nested dicts are copied
 
     def facts(self, hop: Hop) -> dict[str, JSON]:
         """What conditions may read right now."""
@@ -130,7 +134,7 @@ class StepBuilder:
             state=target,
             visits=visits,
             entered_at=self.now,
-            attempt=0,
+            attempt=1 if _runs_command(state) else 0,
             retrying=False,
             branches=(),
             status=_STATUS_BY_KIND.get(state.kind, ItemStatus.ACTIVE),
@@ -168,17 +172,17 @@ class StepBuilder:
                 )
         if state.kind is StateKind.PARALLEL:
             fan_out(self, state)
+        elif _runs_command(state):
+            assert state.command is not None
+            self.run_command(state.command, 1)
         elif state.kind in (StateKind.NORMAL, StateKind.INITIAL):
-            if state.command is not None:
-                self.run_command(state.command, 1)
-            else:
-                self.fire(DONE_EVENT, Hop(event=DONE_EVENT, kind="automatic"))
+            self.fire(DONE_EVENT, Hop(event=DONE_EVENT, kind="automatic"))
 
     def run_command(
         self, command: Command, attempt: int, branch: str | None = None, input: JSON = None
     ) -> None:
         """Ask the shell to run ``command``; the item remembers the attempt it waits for."""
-        if branch is None:
+        if branch is None and (self.item.attempt != attempt or self.item.retrying):
             self.item = replace(self.item, attempt=attempt, retrying=False)
         self.effects.append(
             RunCommand(

@@ -70,11 +70,16 @@ def apply_patches(context: Mapping[str, JSON], patches: tuple[SetContext, ...]) 
     """Return a new context with ``patches`` applied, copying only the dicts on each path."""
     result = dict(context)
     for patch in patches:
-        _set_path(result, patch.path, patch.value)
+        set_path(result, patch.path, patch.value)
     return result
 
 
-def _set_path(target: dict[str, JSON], path: tuple[str, ...], value: JSON) -> None:
+def set_path(target: dict[str, JSON], path: tuple[str, ...], value: JSON) -> None:
+    """Set ``value`` at ``path`` in ``target``, copying every nested dict on the way.
+
+    ``target`` itself is changed; the nested dicts are copied, so they may be shared with
+    another context without that one seeing the change.
+    """
     head, *rest = path
     if not rest:
         target[head] = value
@@ -82,4 +87,4 @@ def _set_path(target: dict[str, JSON], path: tuple[str, ...], value: JSON) -> No
     child = target.get(head)
     child = dict(child) if isinstance(child, dict) else {}
     target[head] = child
-    _set_path(child, tuple(rest), value)
+    set_path(child, tuple(rest), value)
