@@ -21,6 +21,7 @@ Every exception has a stable ``code`` for the API and the audit trail, and pickl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class StatewiseError(Exception):
@@ -61,9 +62,34 @@ class DefinitionError(StatewiseError):
 
 
 class CommandError(StatewiseError):
-    """A command failed. Raise a subclass from a command to say whether to retry."""
+    """A command failed. Raise a subclass from a command to say whether to retry.
+
+    ``retry_after`` asks for at least that many seconds before the next attempt (a provider's
+    Retry-After); ``usage`` is what the failed attempt still cost (tokens, model), for the
+    audit trail.
+    """
 
     code = "command"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        usage: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.usage = usage
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_command_error, (type(self), self.message, self.retry_after, self.usage))
+
+
+def _rebuild_command_error(
+    cls: type[CommandError], message: str, retry_after: float | None, usage: dict[str, Any] | None
+) -> CommandError:
+    return cls(message, retry_after=retry_after, usage=usage)
 
 
 class TransientError(CommandError):

@@ -6,8 +6,10 @@ worker task without copying, and so that the engine can treat it as plain data.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from statewise.conditions import Condition
 
@@ -15,6 +17,13 @@ from statewise.conditions import Condition
 DONE_EVENT = "done"
 ERROR_EVENT = "error"
 DEFAULT_ESCALATION = "escalated"
+# A state's `agent: NAME` becomes a command of this name, which the runner registers itself.
+AGENT_COMMAND_PREFIX = "agent:"
+
+
+def agent_command(agent: str) -> str:
+    """The command name under which an agent runs."""
+    return AGENT_COMMAND_PREFIX + agent
 
 
 class StateKind(StrEnum):
@@ -140,6 +149,42 @@ class State:
 
 
 @dataclass(frozen=True, slots=True)
+class KnowledgeDoc:
+    """A document an agent may answer from (retrieved by the local model, quoted to others)."""
+
+    title: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSpec:
+    """An AI agent declared by name: which model, what it is told, what it must return.
+
+    ``instructions`` and ``input`` are Jinja2 templates over the item's context: the first is
+    the system prompt, the second the user message (default: the context as JSON). ``output``
+    is a JSON Schema the reply must satisfy (None: free text). ``examples`` give the local
+    model reference texts per output field and value (``{"category": {"billing": [...]}}``);
+    ``knowledge`` is what it may retrieve answers from.
+    """
+
+    name: str
+    instructions: str
+    model: str | None = None
+    input: str | None = None
+    output: Mapping[str, Any] | None = field(default=None, hash=False)
+    tools: tuple[str, ...] = ()
+    conversation: bool = False
+    max_tool_rounds: int = 3
+    retry: RetryPolicy = DEFAULT_RETRY
+    examples: Mapping[str, Mapping[str, tuple[str, ...]]] = field(
+        default_factory=dict, hash=False
+    )
+    knowledge: tuple[KnowledgeDoc, ...] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    location: Location = field(default=Location(), compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Definition:
     """A named, versioned workflow: the single table the engine, diagrams and validation share."""
 
@@ -151,6 +196,7 @@ class Definition:
     description: str = ""
     source: str = field(default="", compare=False, repr=False)
     location: Location = field(default=Location(), compare=False)
+    agents: dict[str, AgentSpec] = field(default_factory=dict)
 
     @property
     def ref(self) -> str:

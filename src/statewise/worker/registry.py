@@ -38,6 +38,18 @@ class CommandContext:
     input: JSON = None
 
 
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """A command's result with what producing it cost, for the audit trail.
+
+    Plain commands just return their JSON value; agent commands return this so every model
+    call's model, tokens, cost and tool calls are recorded with the step.
+    """
+
+    value: JSON
+    usage: dict[str, JSON] = field(default_factory=dict)
+
+
 CommandFunction: TypeAlias = Callable[[CommandContext], JSON | Awaitable[JSON]]
 
 
