@@ -422,3 +422,23 @@ def test_open_store_reads_sqlite_urls_and_refuses_other_schemes(tmp_path: Any) -
         run(opened.close())
     with pytest.raises(StoreError, match="unsupported store URL scheme 'postgres'"):
         open_store("postgres://localhost/db")
+
+
+def test_conversations_are_kept_per_item_and_agent(store: SQLiteStore) -> None:
+    run(commit(store, started("a"), started("b")))
+    run(store.save_conversation("orders", "a", "writer", '[{"turn": 1}]'))
+    run(store.save_conversation("orders", "a", "reviewer", '[{"turn": 1}]'))
+    run(store.save_conversation("orders", "a", "writer", '[{"turn": 1}, {"turn": 2}]'))
+
+    assert run(store.conversations("orders", "a")) == {
+        "writer": '[{"turn": 1}, {"turn": 2}]',
+        "reviewer": '[{"turn": 1}]',
+    }
+    assert run(store.conversations("orders", "b")) == {}
+
+
+def test_the_response_cache_keeps_the_first_response(store: SQLiteStore) -> None:
+    assert run(store.cached_response("k")) is None
+    run(store.cache_response("k", "first"))
+    run(store.cache_response("k", "second"))
+    assert run(store.cached_response("k")) == "first"

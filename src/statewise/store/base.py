@@ -188,5 +188,21 @@ class Store(ABC):
         """The audit trail of one item, in order."""
 
     @abstractmethod
+    async def conversations(self, workflow: str, key: str) -> dict[str, str]:
+        """Every agent's stored conversation with one item, as serialised messages by agent."""
+
+    @abstractmethod
+    async def save_conversation(self, workflow: str, key: str, agent: str, messages: str) -> None:
+        """Replace one agent's conversation with one item (already pruned to its budget)."""
+
+    @abstractmethod
+    async def cached_response(self, cache_key: str) -> str | None:
+        """A model response stored under ``cache_key``, if any (the optional response cache)."""
+
+    @abstractmethod
+    async def cache_response(self, cache_key: str, response: str) -> None:
+        """Keep a model response for re-runs with the same model, prompt, input and schema."""
+
+    @abstractmethod
     async def close(self) -> None:
         """Release connections and locks."""

@@ -69,6 +69,14 @@ MIGRATIONS: tuple[str, ...] = (
         available_at REAL NOT NULL, lease_owner TEXT, lease_until REAL);
     CREATE INDEX outbox_by_item ON outbox (item_id);
     """,
+    """
+    CREATE TABLE conversations (
+        item_id INTEGER NOT NULL, agent TEXT NOT NULL, messages TEXT NOT NULL,
+        updated_at REAL NOT NULL, PRIMARY KEY (item_id, agent)) WITHOUT ROWID;
+    CREATE TABLE response_cache (
+        cache_key TEXT PRIMARY KEY, response TEXT NOT NULL, created_at REAL NOT NULL)
+        WITHOUT ROWID;
+    """,
 )
 
 _ITEM_COLUMNS = (
@@ -461,6 +469,44 @@ class SQLiteStore(Store):
                 (item.workflow, item.key),
             ).fetchall()
         return [codec.decode_history(*row) for row in rows]
+
+    async def conversations(self, workflow: str, key: str) -> dict[str, str]:
+        """Conversations of one item by agent."""
+        with _translated(self.path):
+            rows = self._db.execute(
+                "SELECT agent, messages FROM conversations WHERE item_id = "
+                "(SELECT id FROM items WHERE workflow = ? AND key = ?)",
+                (workflow, key),
+            ).fetchall()
+        return dict(rows)
+
+    async def save_conversation(self, workflow: str, key: str, agent: str, messages: str) -> None:
+        """Upsert one agent's conversation with one item."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO conversations (item_id, agent, messages, updated_at) "
+                "SELECT id, ?, ?, strftime('%s','now') FROM items WHERE workflow = ? AND key = ? "
+                "ON CONFLICT (item_id, agent) DO UPDATE SET messages = excluded.messages, "
+                "updated_at = excluded.updated_at",
+                (agent, messages, workflow, key),
+            )
+
+    async def cached_response(self, cache_key: str) -> str | None:
+        """A cached model response."""
+        with _translated(self.path):
+            row = self._db.execute(
+                "SELECT response FROM response_cache WHERE cache_key = ?", (cache_key,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    async def cache_response(self, cache_key: str, response: str) -> None:
+        """Store a model response for re-runs."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO response_cache (cache_key, response, created_at) "
+                "VALUES (?, ?, strftime('%s','now')) ON CONFLICT (cache_key) DO NOTHING",
+                (cache_key, response),
+            )
 
     async def close(self) -> None:
         """Close the connection."""

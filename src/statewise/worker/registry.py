@@ -13,7 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 from statewise.errors import NotFoundError, StatewiseError
 
@@ -51,13 +51,40 @@ class CommandResult:
 
 
 CommandFunction: TypeAlias = Callable[[CommandContext], JSON | Awaitable[JSON]]
+ToolFunction = TypeVar("ToolFunction", bound=Callable[..., Any])
 
 
 class CommandRegistry:
-    """Commands by name; a name can be registered once."""
+    """Commands and agent tools by name; a name can be registered once.
+
+    Commands receive a CommandContext and run on entering a state. Tools are plain typed
+    functions an agent may call; their signature and docstring become the tool's schema.
+    """
 
     def __init__(self) -> None:
         self._commands: dict[str, CommandFunction] = {}
+        self._tools: dict[str, Callable[..., Any]] = {}
+
+    def tool(self, name: str | None = None) -> Callable[[ToolFunction], ToolFunction]:
+        """Register the decorated function as a tool agents may call."""
+
+        def decorate(function: ToolFunction) -> ToolFunction:
+            tool_name = name or function.__name__
+            if tool_name in self._tools and self._tools[tool_name] is not function:
+                raise StatewiseError(f"tool {tool_name!r} is registered twice")
+            self._tools[tool_name] = function
+            return function
+
+        return decorate
+
+    def get_tool(self, name: str) -> Callable[..., Any]:
+        """The tool function for ``name``, or a NotFoundError that suggests the closest name."""
+        try:
+            return self._tools[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, self._tools, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise NotFoundError(f"tool {name!r} is not registered{hint}") from None
 
     def command(self, name: str | None = None) -> Callable[[CommandFunction], CommandFunction]:
         """Register the decorated function, under its own name unless ``name`` is given."""
@@ -84,13 +111,15 @@ class CommandRegistry:
             raise NotFoundError(f"command {name!r} is not registered{hint}") from None
 
     def names(self) -> frozenset[str]:
-        """Every registered name, for validating definitions before they run."""
-        return frozenset(self._commands)
+        """Every registered command and tool name, for validating definitions before they run."""
+        return frozenset(self._commands) | frozenset(self._tools)
 
     def merge(self, other: CommandRegistry) -> None:
-        """Add every command of ``other``."""
+        """Add every command and tool of ``other``."""
         for name, function in other._commands.items():
             self.register(name, function)
+        for name, tool in other._tools.items():
+            self.tool(name)(tool)
 
 
 def load_registry(specs: Iterable[str]) -> CommandRegistry:
