@@ -85,7 +85,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def invoke(*args: str | Path) -> tuple[int, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args])
+    result = CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
     return result.exit_code, result.output
 
 
@@ -246,3 +246,22 @@ def test_one_database_runs_workflows_whose_commands_live_in_different_modules(
     )  # fmt: skip
     assert code == 0, output
     assert "triage@1" in output and "review@1" in output
+
+
+def test_costs_sum_the_model_usage_recorded_in_the_audit_trail(project: Path) -> None:
+    reported = COMMANDS.replace(
+        'return {"value": len(ctx.context["title"])}',
+        'return CommandResult({"value": len(ctx.context["title"])}, '
+        '{"agent": "scorer", "model": "openai:gpt-4.1-mini", "input_tokens": 1000, '
+        '"output_tokens": 200, "cost": 0.0012})',
+    ).replace(
+        "import CommandRegistry",
+        "import CommandRegistry\nfrom statewise.worker.registry import CommandResult",
+    )
+    (project / "commands.py").write_text(reported)
+    assert run_items(project)[0] == 0
+    code, output = invoke("costs", "--db", project / "run.sqlite")
+    assert code == 0, output
+    assert "scorer" in output and "openai:gpt-4.1-mini" in output
+    assert "2,000" in output and "400" in output  # two items, summed
+    assert "total known cost: 0.0024 USD" in output

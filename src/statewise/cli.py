@@ -413,6 +413,34 @@ def send(
     _run(_with_store(db, deliver))
 
 
+@app.command()
+def costs(db: DbOption = Path("statewise.sqlite"), workflow: WorkflowOption = None) -> None:
+    """Model calls, tokens and cost from the audit trail, by workflow, state, agent and model."""
+
+    async def show(store: Store) -> None:
+        table = Table(
+            "workflow", "state", "agent", "model", "calls", "input tokens", "output tokens",
+            "cost (USD)", title="model usage",
+        )  # fmt: skip
+        total = 0.0
+        for row in await store.costs(workflow):
+            total += row.cost or 0.0
+            table.add_row(
+                row.workflow,
+                row.state,
+                row.agent,
+                row.model,
+                str(row.calls),
+                f"{row.input_tokens:,}",
+                f"{row.output_tokens:,}",
+                "unknown price" if row.cost is None else f"{row.cost:.4f}",
+            )
+        console.print(table)
+        console.print(f"total known cost: {total:.4f} USD")
+
+    _run(_with_store(db, show))
+
+
 def main() -> None:
     """Entry point for ``python -m statewise``."""
     app()

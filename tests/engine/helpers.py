@@ -191,8 +191,12 @@ class Run:
         message: str = "boom",
         *,
         branch: str | None = None,
+        **reported: Any,
     ) -> StepResult:
-        """The command the item waits for (or the branch's) failed with ``kind``."""
+        """The command the item waits for (or the branch's) failed with ``kind``.
+
+        ``reported`` sets what the failure carried: ``usage``, ``retry_after``.
+        """
         return self.deliver(
             CommandFailed(
                 state=self.item.state,
@@ -202,6 +206,7 @@ class Run:
                 message=message,
                 duration=0.5,
                 branch=branch,
+                **reported,
             )
         )
 

@@ -130,6 +130,17 @@ def test_a_transient_failure_schedules_a_retry_timer() -> None:
     assert row.note == "attempt 1 failed; retry in 1.00s"
 
 
+def test_a_retry_waits_at_least_as_long_as_the_failure_asked() -> None:
+    run = flaky()
+    usage = {"model": "openai:gpt-4.1-mini", "input_tokens": 30}
+    result = run.fail(ErrorKind.TRANSIENT, "429", retry_after=30.0, usage=usage)
+
+    assert result.effects == (StartTimer("retry", run.now + 30.0, "call", 1),)
+    (row,) = result.history
+    assert row.usage == usage
+    assert row.note == "attempt 1 failed; retry in 30.00s"
+
+
 def test_the_retry_timer_runs_the_next_attempt() -> None:
     run = flaky()
     run.fail()

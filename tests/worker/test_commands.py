@@ -15,6 +15,7 @@ from statewise.engine import CommandFailed, CommandSucceeded, RunCommand
 from statewise.errors import InvalidOutputError, PermanentError, TransientError
 from statewise.worker import CommandContext, CommandRegistry
 from statewise.worker.commands import execute
+from statewise.worker.registry import CommandResult
 
 
 def attempt(number: int = 1, *, timeout: float | None = 1.0, **fields: Any) -> RunCommand:
@@ -166,3 +167,25 @@ def test_pydantic_models_and_tuples_become_plain_json() -> None:
     assert model.result == {"score": 91, "at": "2025-01-02T03:04:00Z", "tags": ["ok"]}
     assert isinstance(pair, CommandSucceeded)
     assert pair.result == ["a", 1]
+
+
+def test_a_reported_result_carries_its_usage_into_the_event() -> None:
+    async def agentic(call: CommandContext) -> CommandResult:
+        return CommandResult({"label": "billing"}, {"model": "m", "input_tokens": 12})
+
+    event = perform(agentic)
+    assert isinstance(event, CommandSucceeded)
+    assert (event.result, event.usage) == ({"label": "billing"}, {"model": "m", "input_tokens": 12})
+
+
+def test_a_failure_carries_retry_after_and_usage_into_the_event() -> None:
+    async def limited(call: CommandContext) -> None:
+        raise TransientError("rate limited", retry_after=7.5, usage={"model": "m"})
+
+    event = perform(limited)
+    assert isinstance(event, CommandFailed)
+    assert (event.error_kind, event.retry_after, event.usage) == (
+        ErrorKind.TRANSIENT,
+        7.5,
+        {"model": "m"},
+    )

@@ -199,7 +199,7 @@ class StepBuilder:
     def schedule_retry(self, command: Command, attempt: int, hop: Hop) -> None:
         """Record the failed attempt and start a durable backoff timer for the next one."""
         identity = f"{self.item.key}:{self.item.state}:{self.item.visit}:{hop.branch}"
-        delay = backoff_delay(command.retry, attempt, identity)
+        delay = max(backoff_delay(command.retry, attempt, identity), hop.retry_after or 0.0)
         if hop.branch is None:
             self.item = replace(self.item, retrying=True)
         self.effects.append(
@@ -238,6 +238,7 @@ class StepBuilder:
                 duration=hop.duration,
                 error=hop.error,
                 note=hop.note,
+                usage=hop.usage,
             )
         )
 

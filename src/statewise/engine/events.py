@@ -36,12 +36,16 @@ class CommandSucceeded:
     result: JSON
     duration: float = 0.0
     branch: str | None = None
+    usage: dict[str, JSON] | None = None
     kind: Literal["command_succeeded"] = "command_succeeded"
 
 
 @dataclass(frozen=True, slots=True)
 class CommandFailed:
-    """A command attempt failed; ``error_kind`` decides whether it is retried."""
+    """A command attempt failed; ``error_kind`` decides whether it is retried.
+
+    ``retry_after`` is the least wait the failure asked for (a provider's Retry-After).
+    """
 
     state: str
     visit: int
@@ -50,6 +54,8 @@ class CommandFailed:
     message: str
     duration: float = 0.0
     branch: str | None = None
+    usage: dict[str, JSON] | None = None
+    retry_after: float | None = None
     kind: Literal["command_failed"] = "command_failed"
 
 

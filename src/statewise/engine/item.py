@@ -76,7 +76,8 @@ class HistoryRecord:
     """One audit row: a hop between states, a retry, or a branch finishing.
 
     ``condition`` and ``values`` say which guard decided and what it read, so every decision
-    can be explained after the fact.
+    can be explained after the fact; ``usage`` says what the command cost (model, tokens,
+    cost, tool calls) when it called a model.
     """
 
     seq: int
@@ -95,6 +96,7 @@ class HistoryRecord:
     duration: float | None = None
     error: dict[str, str] | None = None
     note: str | None = None
+    usage: dict[str, JSON] | None = None
 
 
 HISTORY_ADAPTER: TypeAdapter[HistoryRecord] = TypeAdapter(HistoryRecord)

@@ -67,6 +67,7 @@ def on_branch_success(builder: StepBuilder, event: CommandSucceeded) -> StepResu
             branch=run.name,
             attempt=event.attempt,
             duration=event.duration,
+            usage=event.usage,
         )
     )
     if not _settle(builder, state):
@@ -89,6 +90,8 @@ def on_branch_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
         attempt=event.attempt,
         duration=event.duration,
         error={"kind": str(event.error_kind), "message": event.message},
+        usage=event.usage,
+        retry_after=event.retry_after,
     )
     if should_retry(command.retry, event.error_kind, event.attempt):
         _update(builder, replace(run, status=BranchStatus.RETRYING))

@@ -46,3 +46,5 @@ class Hop:
     error: dict[str, str] | None = None
     event_data: dict[str, JSON] | None = None
     note: str | None = None
+    usage: dict[str, JSON] | None = None
+    retry_after: float | None = None

@@ -102,6 +102,7 @@ def _on_success(builder: StepBuilder, event: CommandSucceeded) -> StepResult:
             command=command.name,
             attempt=event.attempt,
             duration=event.duration,
+            usage=event.usage,
         ),
     )
     return builder.result()
@@ -124,6 +125,8 @@ def _on_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
         attempt=event.attempt,
         duration=event.duration,
         error=error,
+        usage=event.usage,
+        retry_after=event.retry_after,
     )
     if should_retry(command.retry, event.error_kind, event.attempt):
         builder.schedule_retry(command, event.attempt, hop)

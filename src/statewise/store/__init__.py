@@ -8,6 +8,7 @@ from statewise.errors import StoreError
 from statewise.store.base import (
     ClaimedCommand,
     CommitStatus,
+    CostRow,
     DueTimer,
     StateCount,
     StepCommit,
@@ -19,6 +20,7 @@ from statewise.store.sqlite import SQLiteStore
 __all__ = [
     "ClaimedCommand",
     "CommitStatus",
+    "CostRow",
     "DueTimer",
     "SQLiteStore",
     "StateCount",

@@ -93,6 +93,20 @@ class StateCount:
 
 
 @dataclass(frozen=True, slots=True)
+class CostRow:
+    """What the model calls of one (workflow, state, agent, model) cost, summed."""
+
+    workflow: str
+    state: str
+    agent: str
+    model: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredWorkflow:
     """A definition as it was registered, with the command modules it ran with."""
 
@@ -186,6 +200,10 @@ class Store(ABC):
     @abstractmethod
     async def history(self, workflow: str | None, key: str) -> list[HistoryRecord]:
         """The audit trail of one item, in order."""
+
+    @abstractmethod
+    async def costs(self, workflow: str | None = None) -> list[CostRow]:
+        """Model usage from the audit trail, summed by workflow, state, agent and model."""
 
     @abstractmethod
     async def conversations(self, workflow: str, key: str) -> dict[str, str]:

@@ -29,6 +29,7 @@ from statewise.store.base import (
     ClaimedCommand,
     CommitOutcome,
     CommitStatus,
+    CostRow,
     DueTimer,
     Lease,
     StateCount,
@@ -469,6 +470,26 @@ class SQLiteStore(Store):
                 (item.workflow, item.key),
             ).fetchall()
         return [codec.decode_history(*row) for row in rows]
+
+    async def costs(self, workflow: str | None = None) -> list[CostRow]:
+        """Sum the usage recorded in audit rows; a cost stays None when no row had a price."""
+        with _translated(self.path):
+            rows = self._db.execute(
+                "SELECT i.workflow, h.from_state, json_extract(h.detail, '$.usage.agent'), "
+                "json_extract(h.detail, '$.usage.model'), COUNT(*), "
+                "TOTAL(json_extract(h.detail, '$.usage.input_tokens')), "
+                "TOTAL(json_extract(h.detail, '$.usage.output_tokens')), "
+                "SUM(json_extract(h.detail, '$.usage.cost')) "
+                "FROM history h JOIN items i ON i.id = h.item_id "
+                "WHERE json_extract(h.detail, '$.usage') IS NOT NULL"
+                + (" AND i.workflow = ?" if workflow else "")
+                + " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+                (workflow,) if workflow else (),
+            ).fetchall()
+        return [
+            CostRow(w, s or "", a or "", m or "", n, int(i), int(o), c)
+            for w, s, a, m, n, i, o, c in rows
+        ]
 
     async def conversations(self, workflow: str, key: str) -> dict[str, str]:
         """Conversations of one item by agent."""

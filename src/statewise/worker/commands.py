@@ -18,8 +18,14 @@ from pydantic import BaseModel
 from statewise.definition.model import ErrorKind
 from statewise.engine.effects import RunCommand
 from statewise.engine.events import CommandFailed, CommandSucceeded
-from statewise.errors import InvalidOutputError, NotFoundError, PermanentError, TransientError
-from statewise.worker.registry import CommandContext, CommandRegistry
+from statewise.errors import (
+    CommandError,
+    InvalidOutputError,
+    NotFoundError,
+    PermanentError,
+    TransientError,
+)
+from statewise.worker.registry import CommandContext, CommandRegistry, CommandResult
 
 JSON = Any
 _TRANSIENT_BUILTINS = (ConnectionError, TimeoutError)
@@ -48,9 +54,13 @@ async def execute(
         )
         async with asyncio.timeout(effect.timeout):  # unlike wait_for, no task per call
             result = await _call(function, call)
+        usage = None
+        if isinstance(result, CommandResult):
+            result, usage = result.value, result.usage or None
         value = to_json(result, effect.command)
     except Exception as exc:  # the boundary: every failure becomes an event
         kind, message = classify(exc, effect)
+        reported = exc if isinstance(exc, CommandError) else None
         return CommandFailed(
             state=effect.state,
             visit=effect.visit,
@@ -59,6 +69,8 @@ async def execute(
             message=message,
             duration=time.perf_counter() - began,
             branch=effect.branch,
+            usage=reported.usage if reported else None,
+            retry_after=reported.retry_after if reported else None,
         )
     return CommandSucceeded(
         state=effect.state,
@@ -67,6 +79,7 @@ async def execute(
         result=value,
         duration=time.perf_counter() - began,
         branch=effect.branch,
+        usage=usage,
     )
 
 
