@@ -246,7 +246,7 @@ def test_misspelled_nested_key_suggests_from_its_own_mapping() -> None:
     assert [(p.message, p.line, p.column) for p in found] == [
         ("unknown key `atempts`; did you mean `attempts`?", 6, 35),
         (
-            "unknown key `bogus`; expected one of: kind, description, command, transitions, "
+            "unknown key `bogus`; expected one of: kind, description, command, agent, transitions, "
             "max_visits, on_exhausted, map, branches, concurrency, join",
             11,
             5,

@@ -12,6 +12,7 @@ from statewise.definition.builder import (
     Workflow,
     cmd,
     to_yaml,
+    use_agent,
 )
 from statewise.definition.durations import format_duration, parse_duration
 from statewise.definition.loader import load, loads
@@ -32,5 +33,6 @@ __all__ = [
     "loads",
     "parse_duration",
     "to_yaml",
+    "use_agent",
     "validate",
 ]

@@ -13,6 +13,12 @@ Each part remembers the line of Python that declared it, which is where problems
     wf.waiting("manual_review").on("approve", "done").after("48h", "done")
     wf.final("done")
     definition = wf.build()
+
+Agents are declared once and run by name, as a state's command or as a parallel branch::
+
+    wf.agent("classifier", instructions="Classify {{ item.key }}.", output=schema)
+    wf.initial("classify", agent="classifier").to("billing", when="classify.category == 'x'")
+    wf.parallel("translate", branches={"fr": use_agent("translator", result="fr")})
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal, Self, TypedDict, Unpack
 
+from statewise.definition.agent_rules import agent_of
 from statewise.definition.durations import format_duration, parse_duration, timer_event
 from statewise.definition.loader import definition_from_document
 from statewise.definition.model import (
@@ -29,12 +36,15 @@ from statewise.definition.model import (
     DEFAULT_RETRY,
     DONE_EVENT,
     ERROR_EVENT,
+    AgentSpec,
     Command,
     Definition,
     ErrorKind,
     JoinKind,
+    KnowledgeDoc,
     Location,
     Parallel,
+    RetryPolicy,
     State,
     StateKind,
     Transition,
@@ -68,11 +78,15 @@ class StateOptions(TypedDict, total=False):
 
 @dataclass(frozen=True, slots=True)
 class CommandSpec:
-    """A command as the builder takes it; ``result`` defaults to the state's name."""
+    """A command as the builder takes it; ``result`` defaults to the state's name.
+
+    With ``agent`` set, ``name`` is a declared agent that runs as the command.
+    """
 
     name: str
     result: str | None = None
     retry: Retry | None = None
+    agent: bool = False
 
 
 def cmd(name: str, *, result: str | None = None, retry: Retry | None = None) -> CommandSpec:
@@ -80,7 +94,13 @@ def cmd(name: str, *, result: str | None = None, retry: Retry | None = None) -> 
     return CommandSpec(name, result, retry)
 
 
+def use_agent(name: str, *, result: str | None = None, retry: Retry | None = None) -> CommandSpec:
+    """Run the agent ``name`` as a command (e.g. a parallel branch); ``retry`` overrides its own."""
+    return CommandSpec(name, result, retry, agent=True)
+
+
 CommandLike = str | CommandSpec
+AgentLike = str | CommandSpec
 
 
 class StateBuilder:
@@ -147,6 +167,7 @@ class Workflow:
         self._locations = Locations(root=_call_site())
         self._problems: list[Problem] = []
         self._states: dict[str, Any] = {}
+        self._agents: dict[str, Any] = {}
         self._data: dict[str, Any] = {"workflow": name, "version": version}
         optional = {
             "description": description or None,
@@ -157,17 +178,95 @@ class Workflow:
         self._data.update({k: v for k, v in optional.items() if v is not None})
         self._data["states"] = self._states
 
+    def agent(
+        self,
+        name: str,
+        *,
+        instructions: str,
+        model: str | None = None,
+        input: str | None = None,
+        output: Mapping[str, Any] | None = None,
+        tools: Sequence[str] = (),
+        conversation: bool = False,
+        max_tool_rounds: int = 3,
+        retry: Retry | None = None,
+        examples: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+        knowledge: Sequence[KnowledgeDoc | Mapping[str, str]] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Declare an AI agent that states run with ``agent=name``; returns ``name``.
+
+        Args:
+            name: How states refer to the agent.
+            instructions: The system prompt, a Jinja2 template over the item's context.
+            model: ``openai:gpt-4.1-mini``, ``anthropic:...``, ``ollama:...`` or ``local``;
+                ``None`` decides at run time.
+            input: The user message, a Jinja2 template (default: the context as JSON).
+            output: JSON Schema of the structured reply, an object with ``properties``.
+            tools: Names of registered tools the agent may call.
+            conversation: Keep one conversation per item across visits.
+            max_tool_rounds: How many rounds of tool calls one run may make.
+            retry: Retry policy of the agent's runs; a state may override it.
+            examples: Reference texts per output field and value, for the local model.
+            knowledge: Documents (``KnowledgeDoc`` or ``{title, text}``) to answer from.
+            settings: Model settings such as ``temperature``.
+
+        """
+        where = _call_site()
+        path: Path = ("agents", name)
+        if name in self._agents:
+            first = self._locations.entries[path].line
+            message = f"agent `{name}` is defined twice (first at line {first}); rename one"
+            self._problems.append(Problem(message, where.file, where.line, where.column))
+            return name
+        data = {
+            "model": model,
+            "instructions": instructions,
+            "input": input,
+            "output": _plain(output),
+            "tools": list(tools) or None,
+            "conversation": "per_item" if conversation else None,
+            "max_tool_rounds": None if max_tool_rounds == _TOOL_ROUNDS else max_tool_rounds,
+            "retry": _plain(retry),
+            "examples": None if examples is None else _examples_data(examples),
+            "knowledge": None if knowledge is None else [_knowledge_data(d) for d in knowledge],
+            "settings": None if settings is None else _plain(settings),
+        }
+        if not self._agents:  # keep `agents:` above `states:` in the document
+            del self._data["states"]
+            self._data["agents"] = self._agents
+            self._data["states"] = self._states
+        self._agents[name] = {k: v for k, v in data.items() if v is not None}
+        self._locations.entries[path] = where
+        return name
+
     def initial(
-        self, name: str, *, command: CommandLike | None = None, **options: Unpack[StateOptions]
+        self,
+        name: str,
+        *,
+        command: CommandLike | None = None,
+        agent: AgentLike | None = None,
+        **options: Unpack[StateOptions],
     ) -> StateBuilder:
-        """The state every item starts in."""
-        return self._state(name, StateKind.INITIAL, {"command": command}, options)
+        """The state every item starts in; it runs ``command`` or the agent ``agent``."""
+        body = {"command": command, "agent": _agent_use(agent)}
+        return self._state(name, StateKind.INITIAL, body, options)
 
     def state(
-        self, name: str, *, command: CommandLike | None = None, **options: Unpack[StateOptions]
+        self,
+        name: str,
+        *,
+        command: CommandLike | None = None,
+        agent: AgentLike | None = None,
+        **options: Unpack[StateOptions],
     ) -> StateBuilder:
-        """A normal state, which runs ``command`` (if any) and then moves on."""
-        return self._state(name, StateKind.NORMAL, {"command": command}, options)
+        """A normal state, which runs ``command`` or the agent ``agent`` and then moves on.
+
+        ``agent`` is a declared agent's name, or ``cmd(name, result=..., retry=...)`` for
+        another result key or retry policy.
+        """
+        body = {"command": command, "agent": _agent_use(agent)}
+        return self._state(name, StateKind.NORMAL, body, options)
 
     def waiting(self, name: str, **options: Unpack[StateOptions]) -> StateBuilder:
         """A state where items wait for an external event or a timer."""
@@ -252,6 +351,35 @@ def _call_site() -> Location:
     return Location(frame.f_code.co_filename, frame.f_lineno, 0)
 
 
+_TOOL_ROUNDS = AgentSpec(name="", instructions="").max_tool_rounds
+
+
+def _agent_use(agent: AgentLike | None) -> str | dict[str, Any] | None:
+    """A state's ``agent:`` as the YAML document spells it."""
+    if not isinstance(agent, CommandSpec):
+        return agent
+    data = {"name": agent.name, "result": agent.result, "retry": _plain(agent.retry)}
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def _examples_data(
+    examples: Mapping[str, Mapping[str, Sequence[str]]],
+) -> dict[str, dict[str, list[str]]]:
+    return {
+        field: {
+            value: [texts] if isinstance(texts, str) else list(texts)
+            for value, texts in values.items()
+        }
+        for field, values in examples.items()
+    }
+
+
+def _knowledge_data(doc: KnowledgeDoc | Mapping[str, str]) -> dict[str, str]:
+    if isinstance(doc, KnowledgeDoc):
+        return {"title": doc.title, "text": doc.text}
+    return dict(doc)
+
+
 def _join_data(join: str | int) -> str | dict[str, int]:
     return {"n_of": join} if isinstance(join, int) else join
 
@@ -259,7 +387,8 @@ def _join_data(join: str | int) -> str | dict[str, int]:
 def _plain(value: Any) -> Any:
     """Commands and enums as the YAML document spells them."""
     if isinstance(value, CommandSpec):
-        data = {"name": value.name, "result": value.result, "retry": _plain(value.retry)}
+        key = "agent" if value.agent else "name"
+        data = {key: value.name, "result": value.result, "retry": _plain(value.retry)}
         return {k: v for k, v in data.items() if v is not None}
     if isinstance(value, ErrorKind):
         return str(value)
@@ -290,24 +419,53 @@ def to_yaml(
         data["input"] = list(inputs)
     if events is not None:
         data["events"] = dict(events)
+    if definition.agents:
+        data["agents"] = {name: _agent_data(a) for name, a in definition.agents.items()}
     data["states"] = {
-        state.name: _state_data(state)
+        state.name: _state_data(state, definition.agents)
         for state in definition.states.values()
         if not (state.name == definition.escalation and state.description == ESCALATION_NOTE)
     }
     return dump_document(data)
 
 
-def _state_data(state: State) -> dict[str, Any]:
+def _agent_data(agent: AgentSpec) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if agent.model is not None:
+        data["model"] = agent.model
+    data["instructions"] = agent.instructions
+    if agent.input is not None:
+        data["input"] = agent.input
+    if agent.output is not None:
+        data["output"] = _plain(agent.output)
+    if agent.tools:
+        data["tools"] = list(agent.tools)
+    if agent.conversation:
+        data["conversation"] = "per_item"
+    if agent.max_tool_rounds != _TOOL_ROUNDS:
+        data["max_tool_rounds"] = agent.max_tool_rounds
+    if agent.retry != DEFAULT_RETRY:
+        data["retry"] = _retry_data(agent.retry)
+    if agent.examples:
+        data["examples"] = _examples_data(agent.examples)
+    if agent.knowledge:
+        data["knowledge"] = [_knowledge_data(doc) for doc in agent.knowledge]
+    if agent.settings:
+        data["settings"] = _plain(agent.settings)
+    return data
+
+
+def _state_data(state: State, agents: Mapping[str, AgentSpec]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if state.kind is not StateKind.NORMAL:
         data["kind"] = str(state.kind)
     if state.description:
         data["description"] = state.description
     if state.command is not None:
-        data["command"] = _command_data(state.command, state.name)
+        key = "command" if agent_of(state.command) is None else "agent"
+        data[key] = _command_data(state.command, state.name, agents, own=True)
     if state.parallel is not None:
-        data.update(_parallel_data(state.parallel, state.name))
+        data.update(_parallel_data(state.parallel, state.name, agents))
     if state.max_visits is not None:
         data["max_visits"] = state.max_visits
     if state.on_exhausted is not None:
@@ -317,10 +475,11 @@ def _state_data(state: State) -> dict[str, Any]:
     return data
 
 
-def _command_data(command: Command, default_result: str) -> str | dict[str, Any]:
+def _retry_data(policy: RetryPolicy) -> dict[str, Any]:
+    """The settings of ``policy`` that differ from the default, as YAML spells them."""
     retry: dict[str, Any] = {}
-    for spec in fields(command.retry):
-        value = getattr(command.retry, spec.name)
+    for spec in fields(policy):
+        value = getattr(policy, spec.name)
         if value == getattr(DEFAULT_RETRY, spec.name):
             continue
         if spec.name in _DURATION_FIELDS and value is not None:
@@ -328,25 +487,47 @@ def _command_data(command: Command, default_result: str) -> str | dict[str, Any]
         elif spec.name == "retry_on":
             value = sorted(str(kind) for kind in value)
         retry[spec.name] = value
-    if command.result == default_result and not retry:
-        return command.name
-    data: dict[str, Any] = {"name": command.name}
+    return retry
+
+
+def _command_data(
+    command: Command, default_result: str, agents: Mapping[str, AgentSpec], *, own: bool = False
+) -> str | dict[str, Any]:
+    """A command in its shortest form; ``own`` is a state's own command (``agent: NAME``).
+
+    A command that runs an agent without a retry of its own inherits the agent's, so its
+    retry is written only when it differs from that, even when it is the default.
+    """
+    agent = agent_of(command)
+    spec = None if agent is None else agents.get(agent)
+    inherited = DEFAULT_RETRY if spec is None else spec.retry
+    retry = _retry_data(command.retry) if command.retry != inherited else None
+    if command.result == default_result and retry is None and (agent is None or own):
+        return command.name if agent is None else agent
+    if agent is None:
+        data: dict[str, Any] = {"name": command.name}
+    else:
+        data = {"name" if own else "agent": agent}
     if command.result != default_result:
         data["result"] = command.result
-    if retry:
+    if retry is not None:
         data["retry"] = retry
     return data
 
 
-def _parallel_data(fan_out: Parallel, state: str) -> dict[str, Any]:
+def _parallel_data(
+    fan_out: Parallel, state: str, agents: Mapping[str, AgentSpec]
+) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if fan_out.over is not None and fan_out.map_command is not None:
         data["map"] = {
             "over": fan_out.over.source,
-            "command": _command_data(fan_out.map_command, state),
+            "command": _command_data(fan_out.map_command, state, agents),
         }
     if fan_out.branches:
-        data["branches"] = {b.name: _command_data(b.command, state) for b in fan_out.branches}
+        data["branches"] = {
+            b.name: _command_data(b.command, state, agents) for b in fan_out.branches
+        }
     if fan_out.concurrency is not None:
         data["concurrency"] = fan_out.concurrency
     if fan_out.join is JoinKind.ANY:

@@ -8,7 +8,7 @@ forgets positions and silently merges duplicate keys.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any, TypeVar
 
@@ -22,19 +22,25 @@ from statewise.definition.model import (
     DEFAULT_ESCALATION,
     DEFAULT_RETRY,
     DONE_EVENT,
+    AgentSpec,
     Branch,
     Command,
     Definition,
     JoinKind,
+    KnowledgeDoc,
     Location,
     Parallel,
     RetryPolicy,
     State,
     StateKind,
     Transition,
+    agent_command,
 )
 from statewise.definition.schema import (
+    AgentSchema,
+    AgentUseSchema,
     CommandSchema,
+    Conversation,
     Document,
     Locations,
     Path,
@@ -44,8 +50,9 @@ from statewise.definition.schema import (
     WorkflowSchema,
     YamlLoader,
     allowed_keys,
+    suggest,
 )
-from statewise.definition.validation import ESCALATION_NOTE, Declarations, suggest, validate
+from statewise.definition.validation import ESCALATION_NOTE, Declarations, validate
 from statewise.errors import DefinitionError, Problem
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -179,6 +186,8 @@ class _NodeReader:
 def _noun(path: Path) -> str:
     if path == ("states",):
         return "state"
+    if path == ("agents",):
+        return "agent"
     if len(path) == 3 and path[0] == "states" and path[2] == "branches":
         return "branch"
     return "key"
@@ -200,15 +209,19 @@ def definition_from_document(
     locations = document.locations
     top = _parse(WorkflowSchema, document.data, (), locations, problems)
     raw_states = document.data.get("states") if isinstance(document.data, dict) else None
-    parsed: dict[str, StateSchema] = {}
-    for name, raw in raw_states.items() if isinstance(raw_states, dict) else ():
-        state = _parse(StateSchema, raw, ("states", name), locations, problems)
-        if state is not None:
-            parsed[name] = state
+    parsed = _parse_each(StateSchema, raw_states, "states", locations, problems)
+    raw_agents = document.data.get("agents") if isinstance(document.data, dict) else None
+    agents = _parse_each(AgentSchema, raw_agents, "agents", locations, problems)
     if top is None:
         raise DefinitionError(_ordered(problems))
     unparsed = frozenset(top.states) - parsed.keys()
     converter = _Converter(locations, problems)
+    # An agent that failed to parse (already reported) still counts as declared.
+    unread = {name: AgentSpec(name, "") for name in top.agents or () if name not in agents}
+    converter.agents = {
+        **{name: converter.agent(name, schema) for name, schema in agents.items()},
+        **unread,
+    }
     definition = converter.definition(top, parsed, unparsed, document.source)
     declared = Declarations(
         events=top.events,
@@ -219,6 +232,18 @@ def definition_from_document(
     if problems:
         raise DefinitionError(_ordered(problems))
     return definition
+
+
+def _parse_each(
+    model: type[_M], raw: Any, key: str, locations: Locations, problems: list[Problem]
+) -> dict[str, _M]:
+    """Parse each entry of the mapping ``raw`` on its own, keeping those that fit ``model``."""
+    parsed: dict[str, _M] = {}
+    for name, entry in raw.items() if isinstance(raw, dict) else ():
+        schema = _parse(model, entry, (key, name), locations, problems)
+        if schema is not None:
+            parsed[name] = schema
+    return parsed
 
 
 def _ordered(problems: list[Problem]) -> list[Problem]:
@@ -282,6 +307,7 @@ class _Converter:
 
     locations: Locations
     problems: list[Problem]
+    agents: dict[str, AgentSpec] = field(default_factory=dict)
 
     def definition(
         self,
@@ -304,15 +330,46 @@ class _Converter:
             description=top.description,
             source=source,
             location=self.locations.root,
+            agents=self.agents,
+        )
+
+    def agent(self, name: str, schema: AgentSchema) -> AgentSpec:
+        return AgentSpec(
+            name=name,
+            instructions=schema.instructions,
+            model=schema.model,
+            input=schema.input,
+            output=schema.output,
+            tools=tuple(schema.tools),
+            conversation=schema.conversation is Conversation.PER_ITEM,
+            max_tool_rounds=schema.max_tool_rounds,
+            retry=DEFAULT_RETRY if schema.retry is None else _retry(schema.retry),
+            examples={
+                field: {value: tuple(texts) for value, texts in values.items()}
+                for field, values in schema.examples.items()
+            },
+            knowledge=tuple(KnowledgeDoc(doc.title, doc.text) for doc in schema.knowledge),
+            settings=schema.settings,
+            location=self.locations.find(("agents", name)),
         )
 
     def state(self, name: str, schema: StateSchema) -> State:
         path = ("states", name)
-        command = schema.command
+        command = None
+        if schema.command is not None:
+            command = self.command(schema.command, name, (*path, "command"))
+        if schema.agent is not None and command is not None:
+            self.report(
+                f"state `{name}` has both `command` and `agent`; an agent runs as the state's "
+                f"command, so keep one",
+                (*path, "agent"),
+            )
+        elif schema.agent is not None:
+            command = self.agent_use(schema.agent, name, (*path, "agent"))
         return State(
             name=name,
             kind=schema.kind,
-            command=None if command is None else self.command(command, name, (*path, "command")),
+            command=command,
             transitions=tuple(
                 self.transition(t, (*path, "transitions", i))
                 for i, t in enumerate(schema.transitions)
@@ -325,9 +382,22 @@ class _Converter:
         )
 
     def command(self, schema: CommandSchema, default_result: str, path: Path) -> Command:
+        if schema.agent is not None:
+            use = AgentUseSchema(name=schema.agent, result=schema.result, retry=schema.retry)
+            return self.agent_use(use, default_result, path)
         retry = DEFAULT_RETRY if schema.retry is None else _retry(schema.retry)
         location = self.locations.find(path)
-        return Command(schema.name, schema.result or default_result, retry, location)
+        return Command(schema.name or "", schema.result or default_result, retry, location)
+
+    def agent_use(self, schema: AgentUseSchema, default_result: str, path: Path) -> Command:
+        """The command that runs an agent; without its own retry it keeps the agent's."""
+        if schema.retry is not None:
+            retry = _retry(schema.retry)
+        else:
+            agent = self.agents.get(schema.name)
+            retry = DEFAULT_RETRY if agent is None else agent.retry
+        location = self.locations.find(path)
+        return Command(agent_command(schema.name), schema.result or default_result, retry, location)
 
     def transition(self, schema: TransitionSchema, path: Path) -> Transition:
         if schema.after is None:
@@ -372,10 +442,12 @@ class _Converter:
         try:
             return compile_condition(source)
         except ConditionSyntaxError as exc:
-            where = self.locations.find(path)
-            message = f"condition `{source}` does not compile: {exc}"
-            self.problems.append(Problem(message, where.file, where.line, where.column))
+            self.report(f"condition `{source}` does not compile: {exc}", path)
             return Condition(source=source, variables=(), program=None)
+
+    def report(self, message: str, path: Path) -> None:
+        where = self.locations.find(path)
+        self.problems.append(Problem(message, where.file, where.line, where.column))
 
 
 def _retry(schema: RetrySchema) -> RetryPolicy:

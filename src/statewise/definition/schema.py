@@ -7,16 +7,34 @@ targets or unreachable states, is checked on the typed model by ``validation``.
 
 from __future__ import annotations
 
+import difflib
 import re
 import types
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Union, get_args, get_origin
+from enum import StrEnum
+from typing import Annotated, Any, Self, Union, get_args, get_origin
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    model_validator,
+)
 
 from statewise.definition.durations import parse_duration
-from statewise.definition.model import DEFAULT_RETRY, ErrorKind, JoinKind, Location, StateKind
+from statewise.definition.model import (
+    DEFAULT_RETRY,
+    AgentSpec,
+    ErrorKind,
+    JoinKind,
+    Location,
+    StateKind,
+)
 from statewise.errors import Problem
 
 Path = tuple[str | int, ...]
@@ -47,8 +65,15 @@ class YamlDumper(yaml.SafeDumper):
         super().increase_indent(flow, False)
 
 
+def _represent_text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    """Multi-line text (agent instructions, descriptions) as a literal block, as people write it."""
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
 _yaml_12_booleans(YamlLoader)
 _yaml_12_booleans(YamlDumper)
+YamlDumper.add_representer(str, _represent_text)
 
 
 def dump_document(data: dict[str, Any]) -> str:
@@ -91,6 +116,12 @@ class Document:
     problems: list[Problem] = field(default_factory=list)
 
 
+def suggest(name: str, candidates: Collection[str]) -> str:
+    """``; did you mean `x`?`` for the closest candidate, or nothing when none is close."""
+    close = difflib.get_close_matches(name, sorted(candidates), n=1)
+    return f"; did you mean `{close[0]}`?" if close else ""
+
+
 def _check_name(value: str) -> str:
     if not _IDENTIFIER.match(value):
         raise ValueError(
@@ -109,8 +140,17 @@ def _optional_duration(value: object) -> float | None:
     return None if value is None else parse_duration(value)  # type: ignore[arg-type]
 
 
-def _command_shorthand(value: object) -> object:
+def _name_shorthand(value: object) -> object:
     return {"name": value} if isinstance(value, str) else value
+
+
+def _object_schema(value: object) -> object:
+    if value is not None and not isinstance(value, dict):
+        raise ValueError(
+            f"`output` must be the JSON Schema of an object, like "
+            f"`{{type: object, properties: {{...}}}}`, not `{value!r}`"
+        )
+    return value
 
 
 def _join_shorthand(value: object) -> object:
@@ -148,15 +188,30 @@ class RetrySchema(_Schema):
     timeout: OptionalDuration = DEFAULT_RETRY.timeout
 
 
-class CommandSchema(_Schema):
-    """A command in its long form; a bare string is shorthand for ``{name: ...}``."""
+NonEmpty = Annotated[str, Field(min_length=1)]
 
-    name: Annotated[str, Field(min_length=1)]
+
+class CommandSchema(_Schema):
+    """A command in its long form; a bare string is shorthand for ``{name: ...}``.
+
+    ``{agent: NAME}`` runs a declared agent instead; its retry defaults to the agent's.
+    """
+
+    name: NonEmpty | None = None
+    agent: NonEmpty | None = None
     result: Name | None = None
     retry: RetrySchema | None = None
 
+    @model_validator(mode="after")
+    def _name_or_agent(self) -> Self:
+        if self.name is None and self.agent is None:
+            raise ValueError("`name` is required (or `agent: NAME` to run an agent)")
+        if self.name is not None and self.agent is not None:
+            raise ValueError("give a command `name` or an `agent`, not both")
+        return self
 
-CommandField = Annotated[CommandSchema, BeforeValidator(_command_shorthand)]
+
+CommandField = Annotated[CommandSchema, BeforeValidator(_name_shorthand)]
 
 
 class TransitionSchema(_Schema):
@@ -183,12 +238,24 @@ class JoinSchema(_Schema):
     n_of: int | None = None
 
 
+class AgentUseSchema(_Schema):
+    """A state's ``agent:``; a bare string is shorthand for ``{name: ...}``.
+
+    Without ``retry`` the agent's own retry policy applies.
+    """
+
+    name: NonEmpty
+    result: Name | None = None
+    retry: RetrySchema | None = None
+
+
 class StateSchema(_Schema):
     """One state under ``states:``."""
 
     kind: Annotated[StateKind, Strict(False)] = StateKind.NORMAL
     description: str = ""
     command: CommandField | None = None
+    agent: Annotated[AgentUseSchema, BeforeValidator(_name_shorthand)] | None = None
     transitions: list[TransitionSchema] = Field(default_factory=list)
     max_visits: int | None = None
     on_exhausted: Name | None = None
@@ -198,11 +265,44 @@ class StateSchema(_Schema):
     join: Annotated[JoinSchema, BeforeValidator(_join_shorthand)] | None = None
 
 
+class Conversation(StrEnum):
+    """Whether an agent keeps its conversation with each item."""
+
+    PER_ITEM = "per_item"
+    NONE = "none"
+
+
+class KnowledgeSchema(_Schema):
+    """One document under an agent's ``knowledge:``."""
+
+    title: str
+    text: str
+
+
+_AGENT_DEFAULTS = AgentSpec(name="", instructions="")
+
+
+class AgentSchema(_Schema):
+    """One agent under ``agents:``; ``instructions`` and ``input`` are Jinja2 templates."""
+
+    model: NonEmpty | None = None
+    instructions: str
+    input: str | None = None
+    output: Annotated[dict[str, Any] | None, BeforeValidator(_object_schema)] = None
+    tools: list[NonEmpty] = Field(default_factory=list)
+    conversation: Annotated[Conversation, Strict(False)] = Conversation.NONE
+    max_tool_rounds: int = _AGENT_DEFAULTS.max_tool_rounds
+    retry: RetrySchema | None = None
+    examples: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    knowledge: list[KnowledgeSchema] = Field(default_factory=list)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
 class WorkflowSchema(_Schema):
     """The top of a workflow file; each state is checked on its own against StateSchema.
 
-    Checking states one by one lets a typo in one state leave the others usable for the
-    checks that only need them.
+    Checking states (and agents) one by one lets a typo in one state leave the others usable
+    for the checks that only need them.
     """
 
     workflow: Name
@@ -211,6 +311,7 @@ class WorkflowSchema(_Schema):
     escalation: Name | None = None
     input: list[Name] | None = None
     events: dict[Name, str] | None = None
+    agents: dict[Name, Any] | None = None
     states: dict[Name, Any]
 
 

@@ -7,17 +7,21 @@ YAML node when there is one. Rules collect problems and never stop at the first.
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from statewise.conditions import ENGINE_FACTS, Condition
+from statewise.definition.agent_rules import (
+    AGENT_RULES,
+    agent_of,
+    inherits_retry,
+    state_commands,
+)
 from statewise.definition.graph import fails, strongly_connected, successors, targets
 from statewise.definition.model import (
     DONE_EVENT,
     ERROR_EVENT,
-    Command,
     Definition,
     JoinKind,
     Location,
@@ -26,7 +30,7 @@ from statewise.definition.model import (
     StateKind,
     Transition,
 )
-from statewise.definition.schema import Path
+from statewise.definition.schema import Path, suggest
 from statewise.errors import Problem
 
 Locate = Callable[[Path], Location]
@@ -43,16 +47,13 @@ class Declarations:
     commands: frozenset[str] | None = None
 
 
-def suggest(name: str, candidates: Collection[str]) -> str:
-    """``; did you mean `x`?`` for the closest candidate, or nothing when none is close."""
-    close = difflib.get_close_matches(name, sorted(candidates), n=1)
-    return f"; did you mean `{close[0]}`?" if close else ""
-
-
 def model_locator(definition: Definition) -> Locate:
     """Locate a path by the locations stored in the model, for definitions made without YAML."""
 
     def locate(path: Path) -> Location:
+        if len(path) > 1 and path[0] == "agents":
+            agent = definition.agents.get(str(path[1]))
+            return definition.location if agent is None else agent.location
         named = len(path) > 1 and path[0] == "states"
         state = definition.states.get(str(path[1])) if named else None
         if state is None:
@@ -62,7 +63,7 @@ def model_locator(definition: Definition) -> Locate:
             index = rest[1]
             if isinstance(index, int) and index < len(state.transitions):
                 return state.transitions[index].location
-        if rest[:1] == ("command",) and state.command is not None:
+        if rest[:1] in (("command",), ("agent",)) and state.command is not None:
             return state.command.location
         return state.location
 
@@ -114,20 +115,19 @@ class _Checker:
     def known_state(self, name: str) -> bool:
         return name in self.definition.states or name in self.unparsed
 
+    @property
+    def registered(self) -> frozenset[str] | None:
+        return self.declared.commands
+
     def report(self, message: str, path: Path) -> None:
         where = self.locate(path)
         self.problems.append(Problem(message, where.file, where.line, where.column))
 
 
-def _commands(state: State) -> Iterator[tuple[Path, Command]]:
-    """Each command of ``state`` with its path below the state."""
-    if state.command is not None:
-        yield ("command",), state.command
-    if state.parallel is not None:
-        for branch in state.parallel.branches:
-            yield ("branches", branch.name), branch.command
-        if state.parallel.map_command is not None:
-            yield ("map", "command"), state.parallel.map_command
+def _command_path(state: State) -> Path:
+    """Where the state's own command is written: under ``command:`` or ``agent:``."""
+    key = "agent" if state.command is not None and agent_of(state.command) else "command"
+    return ("states", state.name, key)
 
 
 def _conditions(definition: Definition) -> Iterator[tuple[Path, Condition]]:
@@ -196,7 +196,7 @@ def _check_shapes(c: _Checker) -> None:
             c.report(
                 f"waiting state `{state.name}` cannot run a command, it only waits for events "
                 f"and timers; run `{state.command.name}` in a state before it",
-                ("states", state.name, "command"),
+                _command_path(state),
             )
         if state.kind is StateKind.PARALLEL:
             _check_parallel(c, state)
@@ -220,7 +220,7 @@ def _check_final(c: _Checker, state: State) -> None:
         c.report(
             f"final state `{state.name}` cannot run a command; "
             f"run `{state.command.name}` in a state before it",
-            ("states", state.name, "command"),
+            _command_path(state),
         )
 
 
@@ -231,7 +231,7 @@ def _check_parallel(c: _Checker, state: State) -> None:
         c.report(
             f"parallel state `{state.name}` cannot have `command`; "
             f"give the commands under `branches:` or `map:`",
-            ("states", state.name, "command"),
+            _command_path(state),
         )
     if fan_out is None or not (fan_out.branches or has_map):
         c.report(
@@ -341,7 +341,7 @@ def _check_variables(c: _Checker) -> None:
     inputs = c.declared.inputs
     if inputs is None or not c.complete:
         return
-    results = {cmd.result for s in c.states for _, cmd in _commands(s)}
+    results = {cmd.result for s in c.states for _, cmd in state_commands(s)}
     events = set(c.definition.external_events()) | set(c.declared.events or ())
     known = set(inputs) | results | events | ENGINE_FACTS
     for path, condition in _conditions(c.definition):
@@ -366,8 +366,9 @@ def _check_registered(c: _Checker) -> None:
         return
     listing = ", ".join(sorted(registered)) or "none"
     for state in c.states:
-        for path, command in _commands(state):
-            if command.name not in registered:
+        for path, command in state_commands(state):
+            # The runner registers the commands that run agents itself.
+            if agent_of(command) is None and command.name not in registered:
                 c.report(
                     f"command `{command.name}` is not registered"
                     f"{suggest(command.name, registered)} (registered: {listing})",
@@ -395,11 +396,14 @@ def _check_ranges(c: _Checker) -> None:
         _at_least_one(c, state.max_visits, (*here, "max_visits"))
         for index, transition in enumerate(state.transitions):
             _not_negative(c, transition.after, (*here, "transitions", index, "after"))
-        for path, command in _commands(state):
-            _check_retry(c, command.retry, (*here, *path, "retry"))
+        for path, command in state_commands(state):
+            if not inherits_retry(c.definition, command):  # checked once, at the agent
+                _check_retry(c, command.retry, (*here, *path, "retry"))
         if state.parallel is not None:
             _at_least_one(c, state.parallel.concurrency, (*here, "concurrency"))
             _check_n_of(c, state)
+    for agent in c.definition.agents.values():
+        _check_retry(c, agent.retry, ("agents", agent.name, "retry"))
 
 
 def _check_n_of(c: _Checker, state: State) -> None:
@@ -490,7 +494,7 @@ def _check_reserved_names(c: _Checker) -> None:
     """Results and event data named like an engine fact would be hidden from conditions."""
     facts = ", ".join(sorted(ENGINE_FACTS))
     for state in c.states:
-        for path, command in _commands(state):
+        for path, command in state_commands(state):
             if command.result in ENGINE_FACTS:
                 c.report(
                     f"result key `{command.result}` is reserved for the engine ({facts}); "
@@ -520,4 +524,5 @@ _RULES: tuple[Callable[[_Checker], None], ...] = (
     _check_ranges,
     _check_reachable,
     _check_loops,
+    *AGENT_RULES,
 )

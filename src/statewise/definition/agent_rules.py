@@ -1,0 +1,212 @@
+"""Checks of a definition's agents and of the states that run them.
+
+A state's ``agent: NAME`` is an ordinary :class:`Command` named ``agent_command(NAME)``, so the
+general rules in ``validation`` (results, retries, reserved names) apply to it unchanged; the
+rules here check what only agents have: that the agent is declared, that its output schema
+describes an object, that its templates compile, and that its tools are registered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
+
+from statewise.definition.model import (
+    AGENT_COMMAND_PREFIX,
+    AgentSpec,
+    Command,
+    Definition,
+    State,
+)
+from statewise.definition.schema import Path, suggest
+
+
+class Reporter(Protocol):
+    """What an agent rule needs from the validation run."""
+
+    @property
+    def definition(self) -> Definition:
+        """The definition being checked."""
+        ...
+
+    @property
+    def registered(self) -> frozenset[str] | None:
+        """Registered command and tool names; ``None`` skips the registration checks."""
+        ...
+
+    def report(self, message: str, path: Path) -> None:
+        """Record a problem at the YAML ``path``."""
+        ...
+
+
+def agent_of(command: Command) -> str | None:
+    """The agent ``command`` runs, or ``None`` for an ordinary command."""
+    if command.name.startswith(AGENT_COMMAND_PREFIX):
+        return command.name.removeprefix(AGENT_COMMAND_PREFIX)
+    return None
+
+
+def state_commands(state: State) -> Iterator[tuple[Path, Command]]:
+    """Each command of ``state`` with the path of its key below the state.
+
+    A state's own agent is written under ``agent:``, its own command under ``command:``.
+    """
+    if state.command is not None:
+        key = "command" if agent_of(state.command) is None else "agent"
+        yield (key,), state.command
+    if state.parallel is not None:
+        for branch in state.parallel.branches:
+            yield ("branches", branch.name), branch.command
+        if state.parallel.map_command is not None:
+            yield ("map", "command"), state.parallel.map_command
+
+
+def inherits_retry(definition: Definition, command: Command) -> bool:
+    """Whether ``command`` runs a declared agent with that agent's own retry policy."""
+    agent = agent_of(command)
+    spec = None if agent is None else definition.agents.get(agent)
+    return spec is not None and spec.retry == command.retry
+
+
+def _check_agent_references(c: Reporter) -> None:
+    declared = c.definition.agents
+    for state in c.definition.states.values():
+        for path, command in state_commands(state):
+            agent = agent_of(command)
+            if agent is None or agent in declared:
+                continue
+            hint = suggest(agent, declared) or (
+                f" (declared: {', '.join(sorted(declared))})" if declared else ""
+            )
+            where = (*path, "name") if path == ("agent",) else (*path, "agent")
+            c.report(
+                f"agent `{agent}` is not declared under `agents:`{hint}",
+                ("states", state.name, *where),
+            )
+
+
+def _check_outputs(c: Reporter) -> None:
+    for agent in c.definition.agents.values():
+        if agent.output is not None:
+            _check_output(c, agent.name, agent.output, ("agents", agent.name, "output"))
+
+
+def _check_output(c: Reporter, agent: str, output: object, path: Path) -> None:
+    if not isinstance(output, Mapping):
+        c.report(
+            f"`output` of agent `{agent}` must be the JSON Schema of an object, like "
+            f"`{{type: object, properties: {{...}}}}`",
+            path,
+        )
+        return
+    if output.get("type") != "object":
+        got = f"`type: {output['type']}`" if "type" in output else "no `type`"
+        c.report(
+            f"`output` of agent `{agent}` must be an object schema with `type: object` "
+            f"(it has {got}); structured replies are objects of named fields",
+            (*path, "type"),
+        )
+    properties = output.get("properties")
+    if not isinstance(properties, Mapping):
+        c.report(
+            f"`output` of agent `{agent}` needs `properties:`, a mapping from each field to "
+            f"its schema (e.g. `category: {{type: string}}`)",
+            (*path, "properties"),
+        )
+        return
+    for name, schema in properties.items():
+        if not isinstance(schema, Mapping):
+            c.report(
+                f"field `{name}` in the `output` of agent `{agent}` must be a schema mapping "
+                f"like `{{type: string}}`, not `{schema!r}`",
+                (*path, "properties", name),
+            )
+    required = output.get("required", [])
+    for index, name in enumerate(required if isinstance(required, list) else ()):
+        if name not in properties:
+            c.report(
+                f"required field `{name}` is not among the `properties` of agent "
+                f"`{agent}`'s output{suggest(str(name), properties)}",
+                (*path, "required", index),
+            )
+
+
+def _output_fields(agent: AgentSpec) -> Mapping[str, Any] | None:
+    output = agent.output
+    properties = output.get("properties") if isinstance(output, Mapping) else None
+    return properties if isinstance(properties, Mapping) else None
+
+
+def _check_examples(c: Reporter) -> None:
+    for agent in c.definition.agents.values():
+        fields = _output_fields(agent)
+        for name in agent.examples:
+            if fields is None:
+                c.report(
+                    f"agent `{agent.name}` has `examples` but no `output` schema; examples "
+                    f"are given per output field, so declare the fields under `output:`",
+                    ("agents", agent.name, "examples"),
+                )
+                break
+            if name not in fields:
+                c.report(
+                    f"examples for `{name}` name no field of agent `{agent.name}`'s output"
+                    f"{suggest(name, fields)}",
+                    ("agents", agent.name, "examples", name),
+                )
+
+
+def _check_templates(c: Reporter) -> None:
+    try:
+        from jinja2 import TemplateSyntaxError
+        from jinja2.sandbox import SandboxedEnvironment
+    except ImportError:  # the `ai` extra is not installed; the runner reports that itself
+        return
+    environment = SandboxedEnvironment()
+    for agent in c.definition.agents.values():
+        for key, text in (("instructions", agent.instructions), ("input", agent.input)):
+            if text is None:
+                continue
+            try:
+                environment.parse(text)
+            except TemplateSyntaxError as exc:
+                line = f" (line {exc.lineno} of the template)" if "\n" in text.strip() else ""
+                c.report(
+                    f"`{key}` of agent `{agent.name}` is not a valid Jinja2 template: "
+                    f"{exc.message or exc}{line}",
+                    ("agents", agent.name, key),
+                )
+
+
+def _check_tools(c: Reporter) -> None:
+    registered = c.registered
+    if registered is None:
+        return
+    listing = ", ".join(sorted(registered)) or "none"
+    for agent in c.definition.agents.values():
+        for index, tool in enumerate(agent.tools):
+            if tool not in registered:
+                c.report(
+                    f"tool `{tool}` of agent `{agent.name}` is not registered"
+                    f"{suggest(tool, registered)} (registered: {listing})",
+                    ("agents", agent.name, "tools", index),
+                )
+
+
+def _check_agent_ranges(c: Reporter) -> None:
+    for agent in c.definition.agents.values():
+        if agent.max_tool_rounds < 0:
+            c.report(
+                f"`max_tool_rounds` cannot be negative (got {agent.max_tool_rounds})",
+                ("agents", agent.name, "max_tool_rounds"),
+            )
+
+
+AGENT_RULES: tuple[Callable[[Reporter], None], ...] = (
+    _check_agent_references,
+    _check_outputs,
+    _check_examples,
+    _check_templates,
+    _check_tools,
+    _check_agent_ranges,
+)
