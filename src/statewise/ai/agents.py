@@ -1,0 +1,238 @@
+"""Running one declared agent for one item: render, call the model, validate, account, remember.
+
+An :class:`AgentRunner` is built once per agent when agents are registered (parsing its model
+string, compiling its templates, checking its settings and tools, so mistakes surface at
+start-up) and is then called once per attempt with the item's :class:`CommandContext`. Each
+call:
+
+1. reads the item's stored conversations, if the agent keeps one or its templates read them;
+2. renders the instructions and the input;
+3. answers from the response cache, if enabled and the identical request was seen before;
+4. runs a pydantic-ai ``Agent`` over the provider's real client, with the history, the tools,
+   a request limit derived from ``max_tool_rounds``, and the schema check that feeds every
+   violation back to the model;
+5. stores the pruned conversation and the cached reply, and returns the output with the audit
+   record of the run.
+
+Every failure leaves through :func:`statewise.ai.failures.translated`, with the audit record of
+what the failed run had already used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic_ai import Agent, capture_run_messages
+from pydantic_ai.messages import ModelMessage, ModelRequest, RetryFeedbackPart, ToolReturnPart
+from pydantic_ai.usage import UsageLimits
+
+from statewise.ai import cache, conversations
+from statewise.ai.failures import translated
+from statewise.ai.limits import limited
+from statewise.ai.models import (
+    API_KEY_ENV,
+    OUTPUT_MODE,
+    ModelRef,
+    build_model,
+    model_settings,
+    parse_model,
+)
+from statewise.ai.prompts import Prompts, Rendered
+from statewise.ai.schema import OUTPUT_TOOL, check_output, output_spec
+from statewise.ai.settings import AISettings
+from statewise.ai.tools import agent_tools, tool_calls
+from statewise.ai.usage import PriceTable, Tokens, count_tokens, usage_record
+from statewise.definition.model import AgentSpec
+from statewise.store.base import Store
+from statewise.worker.registry import CommandContext, CommandRegistry, CommandResult
+
+JSON = Any
+OK = "ok"
+
+
+@dataclass(slots=True)
+class _Exchange:
+    """The messages one run added, visible to the failure handler while the run is going."""
+
+    history_length: int = 0
+    captured: list[ModelMessage] = field(default_factory=list)
+
+    @property
+    def new(self) -> list[ModelMessage]:
+        return self.captured[self.history_length :]
+
+
+class AgentRunner:
+    """One declared agent, ready to run for any item; see the module docstring."""
+
+    def __init__(
+        self,
+        spec: AgentSpec,
+        registry: CommandRegistry,
+        store: Store,
+        settings: AISettings,
+        prices: PriceTable,
+    ) -> None:
+        self.spec = spec
+        self.ref: ModelRef = parse_model(settings.model_for(spec.name, spec.model), spec.name)
+        self._store = store
+        self._settings = settings
+        self._prices = prices
+        self._prompts = Prompts(spec)
+        self._model_settings = model_settings(spec, settings)
+        mode = str(spec.settings.get(OUTPUT_MODE, "tool"))
+        self._output = output_spec(spec.name, spec.output, mode)
+        self._tools = agent_tools(registry, spec.tools)
+        key_variable = spec.settings.get(API_KEY_ENV)
+        self._secret_variables = frozenset({str(key_variable)} if key_variable else ())
+        self._limits = UsageLimits(request_limit=spec.max_tool_rounds + settings.output_retries + 1)
+        # The model's client and limiter belong to the event loop that uses them.
+        self._agents: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Agent[None, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def __call__(self, ctx: CommandContext) -> CommandResult:
+        """Run the agent for one attempt; see the module docstring for the steps."""
+        began = time.perf_counter()
+        exchange = _Exchange()
+
+        def failed(outcome: str) -> dict[str, JSON]:
+            return self._usage(exchange.new, time.perf_counter() - began, outcome=outcome)
+
+        with translated(
+            self.spec.name,
+            str(self.ref),
+            failed,
+            lambda: _last_feedback(exchange),
+            secrets=self._secret_variables,
+        ):
+            stored = await self._stored_conversations(ctx)
+            rendered = self._prompts.render(ctx, conversations.transcripts(stored))
+            history = self._history(stored)
+            key = self._cache_key(rendered, history)
+            hit = None if key is None else await cache.lookup(self._store, key)
+            if hit is not None:
+                await self._remember(ctx, history, hit.messages)
+                usage = self._usage([], time.perf_counter() - began, cached=True)
+                return CommandResult(value=hit.value, usage=usage)
+            value, new = await self._run(rendered, history, exchange)
+            await self._remember(ctx, history, new)
+            if key is not None:
+                await cache.remember(self._store, key, value, new)
+            return CommandResult(value=value, usage=self._usage(new, time.perf_counter() - began))
+
+    async def _stored_conversations(self, ctx: CommandContext) -> dict[str, str]:
+        """The item's conversations, read only when this agent needs them."""
+        if not (self.spec.conversation or self._prompts.reads_conversations):
+            return {}
+        return await self._store.conversations(ctx.workflow, ctx.key)
+
+    def _history(self, stored: dict[str, str]) -> list[ModelMessage]:
+        """The agent's own conversation with the item, if it keeps one."""
+        if not self.spec.conversation:
+            return []
+        return conversations.load(self.spec.name, stored.get(self.spec.name))
+
+    def _cache_key(self, rendered: Rendered, history: Sequence[ModelMessage]) -> str | None:
+        if not self._settings.cache:
+            return None
+        return cache.cache_key(
+            str(self.ref), rendered.instructions, rendered.input, self.spec.output, history
+        )
+
+    async def _run(
+        self, rendered: Rendered, history: list[ModelMessage], exchange: _Exchange
+    ) -> tuple[JSON, list[ModelMessage]]:
+        """One pydantic-ai run; ``exchange`` sees its messages even if it fails."""
+        agent = self._agent()
+        with capture_run_messages() as captured:
+            exchange.captured, exchange.history_length = captured, len(history)
+            result = await agent.run(
+                rendered.input,
+                instructions=rendered.instructions or None,
+                message_history=history or None,
+                usage_limits=self._limits,
+            )
+        return result.output, result.new_messages()
+
+    def _agent(self) -> Agent[None, Any]:
+        """The pydantic-ai agent of the running event loop, built on first use."""
+        loop = asyncio.get_running_loop()
+        agent = self._agents.get(loop)
+        if agent is None:
+            agent = self._build_agent()
+            self._agents[loop] = agent
+        return agent
+
+    def _build_agent(self) -> Agent[None, Any]:
+        model = build_model(self.spec, self.ref, self._settings)
+        retries = self._settings.output_retries
+        agent: Agent[None, Any] = Agent(
+            limited(model, self.ref.provider, self._settings),
+            output_type=self._output,
+            tools=self._tools,
+            retries={"output": retries, "tools": retries},
+            model_settings=self._model_settings,
+            name=self.spec.name,
+        )
+        schema = self.spec.output
+        if schema is not None:
+
+            def conforms(output: dict[str, JSON]) -> dict[str, JSON]:
+                return check_output(schema, output)
+
+            agent.output_validator(conforms)
+        return agent
+
+    async def _remember(
+        self, ctx: CommandContext, history: list[ModelMessage], new: list[ModelMessage]
+    ) -> None:
+        """Store the conversation with this run's messages, pruned to the budget."""
+        if not self.spec.conversation:
+            return
+        kept = conversations.new_history(history, new, self._settings.conversation_token_budget)
+        await self._store.save_conversation(
+            ctx.workflow, ctx.key, self.spec.name, conversations.dump(kept)
+        )
+
+    def _usage(
+        self,
+        messages: Sequence[ModelMessage],
+        latency: float,
+        *,
+        cached: bool = False,
+        outcome: str = OK,
+    ) -> dict[str, JSON]:
+        """The audit record of one run (a cache hit used no tokens and cost nothing)."""
+        tokens = Tokens() if cached else count_tokens(messages)
+        return usage_record(
+            agent=self.spec.name,
+            provider=self.ref.provider,
+            model=str(self.ref),
+            tokens=tokens,
+            cost=0.0 if cached else self._prices.cost(self.ref.provider, self.ref.name, tokens),
+            latency=latency,
+            tool_calls=tool_calls(messages, self.spec.tools),
+            cached=cached,
+            outcome=outcome,
+        )
+
+
+def _last_feedback(exchange: _Exchange) -> str | None:
+    """The last validation error the model was shown, to explain an invalid-output failure."""
+    for message in reversed(exchange.new):
+        if not isinstance(message, ModelRequest):
+            continue
+        for part in message.parts:
+            if isinstance(part, RetryFeedbackPart):
+                return part.model_response()
+            if isinstance(part, ToolReturnPart) and part.tool_name == OUTPUT_TOOL:
+                text = part.model_response_str()
+                if "error" in text.lower():
+                    return text
+    return None

@@ -1,0 +1,112 @@
+"""Rendering an agent's instructions and input from the item's context.
+
+Templates are Jinja2 in a sandbox: a workflow file is data, and rendering it must not reach
+Python attributes or call arbitrary methods. Undefined variables are errors (``StrictUndefined``)
+rather than silently empty text, because a prompt that quietly lost the customer's message is
+worse than a failed step; the error names the variable and lists what the template could use.
+
+A template sees every context key at the top level, plus these names (which win over context
+keys of the same name):
+
+* ``context``: the whole context, for keys that are not valid identifiers;
+* ``item``: ``{key, workflow, state, attempt, branch, input}`` of the current attempt;
+* ``conversations``: every agent's stored conversation with this item, as a list of
+  ``{role, text}`` per agent name, so a supervisor can read what a specialist said.
+
+The ``json`` filter writes a value as indented JSON (``{{ classification | json }}``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import StrictUndefined, Template, TemplateError, UndefinedError, meta
+from jinja2.sandbox import SandboxedEnvironment
+
+from statewise.definition.model import AgentSpec
+from statewise.errors import PermanentError, StatewiseError
+from statewise.worker.registry import CommandContext
+
+JSON = Any
+Transcript = list[dict[str, str]]
+CONVERSATIONS = "conversations"
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """The system prompt and the user message of one attempt."""
+
+    instructions: str
+    input: str
+
+
+def _environment() -> SandboxedEnvironment:
+    environment = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
+    environment.filters["json"] = _to_json
+    return environment
+
+
+def _to_json(value: JSON) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+
+
+class Prompts:
+    """An agent's two templates, compiled once when the agent is registered."""
+
+    def __init__(self, spec: AgentSpec) -> None:
+        self._agent = spec.name
+        environment = _environment()
+        try:
+            self._instructions = environment.from_string(spec.instructions)
+            self._input = None if spec.input is None else environment.from_string(spec.input)
+            used: set[str] = set()
+            for source in (spec.instructions, spec.input or ""):
+                used |= meta.find_undeclared_variables(environment.parse(source))
+        except TemplateError as exc:
+            raise StatewiseError(f"agent {spec.name!r}: invalid template: {exc}") from None
+        self.reads_conversations = CONVERSATIONS in used
+
+    def render(self, ctx: CommandContext, conversations: Mapping[str, Transcript]) -> Rendered:
+        """Both templates over the item's context; the input defaults to the context as JSON."""
+        variables = template_variables(ctx, conversations)
+        instructions = self._render("instructions", self._instructions, variables)
+        if self._input is None:
+            return Rendered(instructions, _to_json(dict(ctx.context)))
+        return Rendered(instructions, self._render("input", self._input, variables))
+
+    def _render(self, which: str, template: Template, variables: dict[str, JSON]) -> str:
+        try:
+            return template.render(variables).strip()
+        except UndefinedError as exc:
+            available = ", ".join(sorted(variables)) or "none"
+            raise PermanentError(
+                f"agent {self._agent!r}: the {which} template uses an undefined variable: "
+                f"{exc.message}; available: {available}"
+            ) from None
+        except TemplateError as exc:  # the sandbox refused something, or a filter failed
+            raise PermanentError(
+                f"agent {self._agent!r}: the {which} template failed: {exc}"
+            ) from None
+
+
+def template_variables(
+    ctx: CommandContext, conversations: Mapping[str, Transcript]
+) -> dict[str, JSON]:
+    """What a template can refer to; see the module docstring."""
+    item = {
+        "key": ctx.key,
+        "workflow": ctx.workflow,
+        "state": ctx.state,
+        "attempt": ctx.attempt,
+        "branch": ctx.branch,
+        "input": ctx.input,
+    }
+    return {
+        **ctx.context,
+        "context": dict(ctx.context),
+        "item": item,
+        CONVERSATIONS: dict(conversations),
+    }

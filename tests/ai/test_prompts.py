@@ -1,0 +1,81 @@
+"""Rendering instructions and input: sandboxed Jinja2, strict about undefined variables."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from statewise.ai.prompts import Prompts
+from statewise.errors import PermanentError, StatewiseError
+from statewise.store.sqlite import SQLiteStore
+from statewise.worker.registry import CommandContext
+
+from .conftest import agent, registered, workflow
+from .servers import FakeProvider
+
+
+def render(instructions: str, context: dict[str, Any], input: str | None = None) -> tuple[str, str]:
+    prompts = Prompts(agent(instructions=instructions, input=input))
+    ctx = CommandContext("triage", "k-9", "review", 2, "k-9:2", context, branch="b", input=[1])
+    rendered = prompts.render(ctx, {"writer": [{"role": "user", "text": "hi"}]})
+    return rendered.instructions, rendered.input
+
+
+def test_templates_see_the_context_the_item_and_the_conversations() -> None:
+    instructions, user_input = render(
+        "{{ customer.name }} / {{ item.key }} in {{ item.state }} (attempt {{ item.attempt }}, "
+        "branch {{ item.branch }}, input {{ item.input }}) / {{ context['odd-key'] }} / "
+        "{{ conversations.writer[0].text }}",
+        {"customer": {"name": "Ada"}, "odd-key": 1, "score": 0.5},
+        input="score={{ score }} {{ customer | json }}",
+    )
+    assert instructions == "Ada / k-9 in review (attempt 2, branch b, input [1]) / 1 / hi"
+    assert user_input == 'score=0.5 {\n  "name": "Ada"\n}'
+
+
+def test_the_default_input_is_the_context_as_json() -> None:
+    assert render("x", {"b": 1, "a": [True]})[1] == '{\n  "a": [\n    true\n  ],\n  "b": 1\n}'
+
+
+def test_a_missing_variable_is_a_permanent_error_that_names_it() -> None:
+    with pytest.raises(PermanentError) as raised:
+        render("Dear {{ customer_name }},", {"customer": "Ada"})
+    message = raised.value.message
+    assert "agent 'classifier'" in message
+    assert "instructions template" in message
+    assert "'customer_name' is undefined" in message
+    assert "available: context, conversations, customer, item" in message
+
+
+def test_a_missing_field_is_named_too() -> None:
+    with pytest.raises(PermanentError, match="has no attribute 'email'"):
+        render("x", {"customer": {"name": "Ada"}}, input="{{ customer.email }}")
+
+
+def test_the_sandbox_refuses_python_internals() -> None:
+    with pytest.raises(PermanentError, match="template failed"):
+        render("{{ item.__class__.__mro__[1].__subclasses__() }}", {})
+
+
+def test_a_syntax_error_fails_at_registration() -> None:
+    with pytest.raises(StatewiseError, match="invalid template"):
+        Prompts(agent(instructions="{% if %}"))
+
+
+def test_a_missing_variable_fails_the_command_before_any_request(
+    openai: FakeProvider, store: SQLiteStore
+) -> None:
+    spec = agent(instructions="Hello {{ nme }}")
+
+    async def scenario() -> PermanentError:
+        async with registered(store, workflow(spec), openai=openai) as agents:
+            with pytest.raises(PermanentError) as raised:
+                await agents.run("classifier", {"name": "Ada"})
+        return raised.value
+
+    raised = asyncio.run(scenario())
+    assert "'nme' is undefined" in raised.message
+    assert raised.usage is not None and raised.usage["outcome"] == "permanent"
+    assert openai.requests == []
