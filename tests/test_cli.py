@@ -265,3 +265,55 @@ def test_costs_sum_the_model_usage_recorded_in_the_audit_trail(project: Path) ->
     assert "scorer" in output and "openai:gpt-4.1-mini" in output
     assert "2,000" in output and "400" in output  # two items, summed
     assert "total known cost: 0.0024 USD" in output
+
+
+AGENT_WORKFLOW = """\
+workflow: triage
+agents:
+  classifier:
+    model: local
+    instructions: Classify the inquiry.
+    input: "{{ text }}"
+    output:
+      type: object
+      properties:
+        category: {type: string, enum: [billing, shipping]}
+      required: [category]
+    examples:
+      category:
+        billing: ["I was charged twice", "refund my last invoice"]
+        shipping: ["where is my parcel", "the delivery is late"]
+states:
+  classify:
+    kind: initial
+    agent: classifier
+    transitions:
+      - when: classify.category == 'billing'
+        to: billing
+      - else: true
+        to: shipping
+  billing: {kind: final}
+  shipping: {kind: final}
+"""
+
+
+def test_a_workflow_with_agents_runs_on_the_offline_model(tmp_path: Path) -> None:
+    (tmp_path / "triage.yaml").write_text(AGENT_WORKFLOW)
+    lines = [
+        {"key": "a", "data": {"text": "You billed my card two times this month"}},
+        {"key": "b", "data": {"text": "My package has still not arrived"}},
+    ]
+    (tmp_path / "items.jsonl").write_text("\n".join(json.dumps(i) for i in lines) + "\n")
+    db = tmp_path / "run.sqlite"
+    code, output = invoke(
+        "run", tmp_path / "triage.yaml", "--items", tmp_path / "items.jsonl", "--db", db
+    )
+    assert code == 0, output
+    code, output = invoke("history", "a", "--db", db, "--format", "jsonl")
+    row = json.loads(output.splitlines()[-1])
+    assert (row["to_state"], row["command"]) == ("billing", "agent:classifier")
+    assert row["usage"]["agent"] == "classifier" and row["usage"]["cost"] == 0.0
+    code, output = invoke("history", "b", "--db", db, "--format", "jsonl")
+    assert json.loads(output.splitlines()[-1])["to_state"] == "shipping"
+    code, output = invoke("costs", "--db", db)
+    assert code == 0 and "classifier" in output
