@@ -8,6 +8,9 @@ import pytest
 from pydantic_ai import ModelRetry
 
 from statewise.ai.schema import check_output, schema_errors
+from statewise.errors import StatewiseError
+
+DRAFT_4 = "http://json-schema.org/draft-04/schema#"
 
 ORDER: dict[str, Any] = {
     "type": "object",
@@ -58,38 +61,40 @@ def test_every_violation_is_reported_with_its_path() -> None:
         "extra": 1,
     }
     assert schema_errors(ORDER, value) == [
-        "$.id: \"B-1\" does not match the pattern '^A-[0-9]+$'",
-        "$.quantity: must be at most 10, got 11",
-        "$.price: must be a multiple of 0.5, got 0.7",
-        "$.tags: allows at most 2 items, has 3",
-        "$.tags: items must be unique",
-        '$.status: "lost" is not one of "open", "closed"',
-        "$.note: allows at most 5 characters",
-        "$.customer: missing required field 'email'",
-        "$.extra: unexpected field (allowed: customer, id, note, price, quantity, status, tags)",
+        "$: Additional properties are not allowed ('extra' was unexpected)",
+        "$.customer: 'email' is a required property",
+        "$.id: 'B-1' does not match '^A-[0-9]+$'",
+        "$.note: 'too long' is too long",
+        "$.price: 0.7 is not a multiple of 0.5",
+        "$.quantity: 11 is greater than the maximum of 10",
+        "$.status: 'lost' is not one of ['open', 'closed']",
+        "$.tags: ['x', 'x', 'y'] is too long",
+        "$.tags: ['x', 'x', 'y'] has non-unique elements",
     ]
 
 
 @pytest.mark.parametrize(
     ("schema", "value", "problem"),
     [
-        ({"type": "integer"}, True, "$: expected integer, got true"),
+        ({"type": "integer"}, True, "$: True is not of type 'integer'"),
         ({"type": "integer"}, 2.0, None),
-        ({"type": "number"}, "1", '$: expected number, got "1"'),
-        ({"anyOf": [{"type": "string"}, {"type": "integer"}]}, [], "matches none"),
-        ({"oneOf": [{"type": "integer"}, {"minimum": 0}]}, 1, "matches 2"),
-        ({"allOf": [{"minimum": 0}, {"maximum": 1}]}, 2, "must be at most 1"),
-        ({"not": {"type": "null"}}, None, "not allowed"),
-        ({"const": "x"}, "y", 'must be "x"'),
-        ({"items": {"type": "integer"}}, [1, "a"], "$[1]: expected integer"),
+        ({"type": "number"}, "1", "$: '1' is not of type 'number'"),
+        ({"anyOf": [{"type": "string"}, {"type": "integer"}]}, [], "not valid under any of"),
+        ({"oneOf": [{"type": "integer"}, {"minimum": 0}]}, 1, "is valid under each of"),
+        ({"allOf": [{"minimum": 0}, {"maximum": 1}]}, 2, "greater than the maximum of 1"),
+        ({"not": {"type": "null"}}, None, "should not be valid under"),
+        ({"const": "x"}, "y", "'x' was expected"),
+        ({"items": {"type": "integer"}}, [1, "a"], "$[1]: 'a' is not of type 'integer'"),
         (
             {"properties": {"a": {"type": "string"}}, "additionalProperties": {"type": "integer"}},
             {"a": "s", "b": "t"},
-            "$.b: expected integer",
+            "$.b: 't' is not of type 'integer'",
         ),
-        ({"minItems": 1}, [], "at least 1 items"),
-        ({"minimum": 0, "exclusiveMaximum": True}, 5, None),
-        (False, 1, "no value is allowed"),
+        ({"minItems": 2}, [], "$: [] is too short"),
+        # A boolean exclusive bound is draft-04's form; it is honoured when the schema says so.
+        ({"$schema": DRAFT_4, "maximum": 10, "exclusiveMaximum": True}, 5, None),
+        ({"$schema": DRAFT_4, "maximum": 10, "exclusiveMaximum": True}, 10, "or equal to the max"),
+        (False, 1, "False schema does not allow 1"),
     ],
 )
 def test_keywords(schema: Any, value: Any, problem: str | None) -> None:
@@ -100,11 +105,34 @@ def test_keywords(schema: Any, value: Any, problem: str | None) -> None:
         assert any(problem in p for p in problems), problems
 
 
+def test_an_invalid_schema_is_the_authors_problem_not_the_models() -> None:
+    # Without `$schema` it is Draft 2020-12, where exclusiveMaximum must be a number.
+    with pytest.raises(StatewiseError, match=r"not valid JSON Schema: \$\.exclusiveMaximum: "):
+        schema_errors({"minimum": 0, "exclusiveMaximum": True}, 5)
+    with pytest.raises(StatewiseError, match="cannot be resolved"):
+        schema_errors({"$ref": "#/$defs/missing"}, 1)
+    with pytest.raises(StatewiseError, match="cannot be resolved"):
+        schema_errors({"$ref": "https://example.com/schema.json"}, 1)
+
+
 def test_the_model_is_asked_to_fix_every_problem() -> None:
     with pytest.raises(ModelRetry) as raised:
         check_output(ORDER, {"quantity": 0})
     assert str(raised.value) == (
         "The output does not match the required JSON Schema:\n"
-        "- $: missing required field 'id'\n"
-        "- $.quantity: must be at least 1, got 0"
+        "- $: 'id' is a required property\n"
+        "- $.quantity: 0 is less than the minimum of 1"
     )
+
+
+def test_at_most_ten_problems_are_listed() -> None:
+    schema = {"type": "object", "additionalProperties": {"type": "integer"}}
+    with pytest.raises(ModelRetry) as raised:
+        check_output(schema, {f"f{i:02}": "x" for i in range(12)})
+    lines = str(raised.value).splitlines()
+    assert lines[1:3] == [
+        "- $.f00: 'x' is not of type 'integer'",
+        "- $.f01: 'x' is not of type 'integer'",
+    ]
+    assert lines[-1] == "- ... and 2 more"
+    assert len(lines) == 12

@@ -314,6 +314,77 @@ def test_output_fields_must_be_schemas_and_required_ones_must_exist() -> None:
     ]
 
 
+def test_output_must_be_valid_json_schema() -> None:
+    text = with_agent(
+        """
+        instructions: Help.
+        output:
+          type: object
+          properties:
+            urgency: {type: number, minimum: high}
+            code: {type: string, pattern: "["}
+          additionalProperties: nope
+        """
+    )
+
+    assert found(text) == [
+        (
+            "`output` of agent `helper` is not valid JSON Schema: 'high' is not of type "
+            "'number' (at `properties.urgency.minimum`)",
+            8,
+            42,
+        ),
+        (
+            "`output` of agent `helper` is not valid JSON Schema: '[' is not a 'regex' "
+            "(at `properties.code.pattern`)",
+            9,
+            39,
+        ),
+        (
+            "`output` of agent `helper` is not valid JSON Schema: 'nope' is not of type "
+            "'object', 'boolean' (at `additionalProperties`)",
+            10,
+            29,
+        ),
+    ]
+
+
+def test_output_schema_may_name_its_dialect() -> None:
+    # Draft-04's boolean `exclusiveMaximum` is invalid in the default Draft 2020-12.
+    output = """
+        instructions: Help.
+        output:
+          {schema}
+          type: object
+          properties:
+            score: {type: number, maximum: 1, exclusiveMaximum: true}
+        """
+    draft_4 = with_agent(
+        output.replace("{schema}", "$schema: http://json-schema.org/draft-04/schema#")
+    )
+    default = with_agent(output.replace("{schema}", ""))
+
+    assert loads(draft_4).agents["helper"].output is not None
+    assert only(default) == (
+        "`output` of agent `helper` is not valid JSON Schema: True is not of type 'number' "
+        "(at `properties.score.exclusiveMaximum`)",
+        9,
+        61,
+    )
+
+
+def test_json_schema_check_is_skipped_without_jsonschema(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "jsonschema", None)
+    output = "output: {type: object, properties: {n: {type: number, minimum: high}}}"
+
+    definition = loads(with_agent(f"instructions: Help.\n{output}"))
+
+    assert definition.agents["helper"].output == {
+        "type": "object",
+        "properties": {"n": {"type": "number", "minimum": "high"}},
+    }
+
+
 def test_examples_must_name_output_fields() -> None:
     output = "output: {type: object, properties: {category: {type: string}}}"
     unknown = with_agent(f"instructions: Help.\n{output}\nexamples:\n  categry: {{a: [x]}}")

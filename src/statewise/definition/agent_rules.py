@@ -3,7 +3,8 @@
 A state's ``agent: NAME`` is an ordinary :class:`Command` named ``agent_command(NAME)``, so the
 general rules in ``validation`` (results, retries, reserved names) apply to it unchanged; the
 rules here check what only agents have: that the agent is declared, that its output schema
-describes an object, that its templates compile, and that its tools are registered.
+describes an object (and is valid JSON Schema, when ``jsonschema`` is installed), that its
+templates compile, and that its tools are registered.
 """
 
 from __future__ import annotations
@@ -87,19 +88,23 @@ def _check_agent_references(c: Reporter) -> None:
 
 def _check_outputs(c: Reporter) -> None:
     for agent in c.definition.agents.values():
-        if agent.output is not None:
-            _check_output(c, agent.name, agent.output, ("agents", agent.name, "output"))
+        path: Path = ("agents", agent.name, "output")
+        if agent.output is not None and _check_output(c, agent.name, agent.output, path):
+            _check_json_schema(c, agent.name, agent.output, path)
 
 
-def _check_output(c: Reporter, agent: str, output: object, path: Path) -> None:
+def _check_output(c: Reporter, agent: str, output: object, path: Path) -> bool:
+    """Check the shape statewise needs; whether no problem was found."""
     if not isinstance(output, Mapping):
         c.report(
             f"`output` of agent `{agent}` must be the JSON Schema of an object, like "
             f"`{{type: object, properties: {{...}}}}`",
             path,
         )
-        return
+        return False
+    fine = True
     if output.get("type") != "object":
+        fine = False
         got = f"`type: {output['type']}`" if "type" in output else "no `type`"
         c.report(
             f"`output` of agent `{agent}` must be an object schema with `type: object` "
@@ -113,9 +118,10 @@ def _check_output(c: Reporter, agent: str, output: object, path: Path) -> None:
             f"its schema (e.g. `category: {{type: string}}`)",
             (*path, "properties"),
         )
-        return
+        return False
     for name, schema in properties.items():
         if not isinstance(schema, Mapping):
+            fine = False
             c.report(
                 f"field `{name}` in the `output` of agent `{agent}` must be a schema mapping "
                 f"like `{{type: string}}`, not `{schema!r}`",
@@ -124,11 +130,40 @@ def _check_output(c: Reporter, agent: str, output: object, path: Path) -> None:
     required = output.get("required", [])
     for index, name in enumerate(required if isinstance(required, list) else ()):
         if name not in properties:
+            fine = False
             c.report(
                 f"required field `{name}` is not among the `properties` of agent "
                 f"`{agent}`'s output{suggest(str(name), properties)}",
                 (*path, "required", index),
             )
+    return fine
+
+
+def _check_json_schema(c: Reporter, agent: str, output: Mapping[str, Any], path: Path) -> None:
+    """Check ``output`` against its dialect's metaschema (Draft 2020-12 unless ``$schema``).
+
+    This is ``check_schema`` reporting every problem rather than the first. It needs
+    ``jsonschema``, part of the `ai` extra; without it the definition still loads, and the
+    runner (which needs the extra) refuses an invalid schema when it checks a reply.
+    """
+    try:
+        from jsonschema import Draft202012Validator
+        from jsonschema.validators import validator_for
+    except ImportError:
+        return
+    try:
+        dialect = validator_for(output, default=Draft202012Validator)
+    except TypeError:  # an unhashable `$schema`; the metaschema says what is wrong with it
+        dialect = Draft202012Validator
+    metaschema = dialect(dialect.META_SCHEMA, format_checker=dialect.FORMAT_CHECKER)
+    errors = sorted(metaschema.iter_errors(output), key=lambda e: e.path)
+    # The 2020-12 metaschema reaches a subschema through several vocabularies: one report each.
+    for where, message in dict.fromkeys((tuple(e.absolute_path), e.message) for e in errors):
+        at = f" (at `{'.'.join(map(str, where))}`)" if where else ""
+        c.report(
+            f"`output` of agent `{agent}` is not valid JSON Schema: {message}{at}",
+            (*path, *where),
+        )
 
 
 def _output_fields(agent: AgentSpec) -> Mapping[str, Any] | None:

@@ -176,9 +176,7 @@ class AgentSpec:
     conversation: bool = False
     max_tool_rounds: int = 3
     retry: RetryPolicy = DEFAULT_RETRY
-    examples: Mapping[str, Mapping[str, tuple[str, ...]]] = field(
-        default_factory=dict, hash=False
-    )
+    examples: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict, hash=False)
     knowledge: tuple[KnowledgeDoc, ...] = ()
     settings: Mapping[str, Any] = field(default_factory=dict, hash=False)
     location: Location = field(default=Location(), compare=False)
