@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The statewise demo: the brief's four scenarios, run end to end on one SQLite file.
+# The statewise demo: the brief's four scenarios, then a team of AI agents on the offline
+# `local` model (no key, no network), run end to end on one SQLite file.
 #
 #   bash examples/demo.sh [DB]        (default DB: demo.sqlite; it is deleted first)
 #
@@ -11,6 +12,8 @@ DB="${1:-demo.sqlite}"
 EXAMPLES="examples"
 WORKFLOWS=(order_processing content_approval product_onboarding support_routing)
 # Each workflow NAME.yaml has its commands in NAME.py.
+# support_triage.yaml runs AI agents only: statewise registers them itself, no module needed.
+AGENTS=support_triage
 
 # Rich sizes tables to the terminal; when the output is piped, give it room for the audit trail.
 BOLD="" PLAIN=""
@@ -30,12 +33,16 @@ header "Validate the workflow files (every problem would be reported as file:lin
 for name in "${WORKFLOWS[@]}"; do
   statewise validate "$EXAMPLES/$name.yaml" --commands "$EXAMPLES/$name.py"
 done
+statewise validate "$EXAMPLES/$AGENTS.yaml"
 
 for name in "${WORKFLOWS[@]}"; do
   header "Run $name: $(wc -l < "$EXAMPLES/$name.items.jsonl" | tr -d ' ') items from $EXAMPLES/$name.items.jsonl"
   statewise run "$EXAMPLES/$name.yaml" \
     --items "$EXAMPLES/$name.items.jsonl" --commands "$EXAMPLES/$name.py" --db "$DB"
 done
+
+header "Run $AGENTS: $(wc -l < "$EXAMPLES/$AGENTS.items.jsonl" | tr -d ' ') inquiries, every stage an AI agent on the offline local model"
+statewise run "$EXAMPLES/$AGENTS.yaml" --items "$EXAMPLES/$AGENTS.items.jsonl" --db "$DB"
 
 header "Where every item is now: finished (done) or waiting for a person or a timer"
 statewise status --db "$DB"
@@ -58,8 +65,21 @@ statewise send CNT-2010 approve --data '{"reviewer": "dana"}' --actor dana --db 
 header "Audit trail of ORD-10027: fraud hold, approval by dana, parallel checks, a retried timeout"
 statewise history ORD-10027 --db "$DB"
 
+header "Audit trail of INQ-7006: classifier, two analysts at once, billing specialist, supervisor flags a chargeback threat"
+statewise history INQ-7006 --db "$DB"
+
+header "The supervisor's model call in the audit row: model, tokens, cost (0 on the local model)"
+statewise history INQ-7006 --db "$DB" --format jsonl | grep '"command":"agent:supervisor"'
+
+header "A support agent answers INQ-7006; the item is resolved"
+statewise send INQ-7006 resolve --data '{"agent": "sam", "reply": "Duplicate charge refunded"}' \
+  --actor sam --db "$DB"
+
+header "Model usage of every agent, from the audit trail"
+statewise costs --db "$DB"
+
 header "Diagrams"
-for name in "${WORKFLOWS[@]}"; do
+for name in "${WORKFLOWS[@]}" "$AGENTS"; do
   statewise graph "$EXAMPLES/$name.yaml" --format svg -o "demo-$name.svg"
 done
 
@@ -67,6 +87,7 @@ header "order_processing as Mermaid, with live item counts (paste into any Merma
 statewise graph "$EXAMPLES/order_processing.yaml" --db "$DB"
 
 header "Done"
-echo "Database: $DB   Diagrams: $(printf 'demo-%s.svg ' "${WORKFLOWS[@]}")"
+echo "Database: $DB   Diagrams: $(printf 'demo-%s.svg ' "${WORKFLOWS[@]}" "$AGENTS")"
 echo "Explore further: statewise items --db $DB --state human_review"
 echo "                 statewise history PRD-3021 --db $DB"
+echo "                 statewise history INQ-7015 --db $DB   (a specialist with no relevant answer)"

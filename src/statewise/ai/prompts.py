@@ -53,6 +53,9 @@ def _to_json(value: JSON) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
 
 
+KNOWLEDGE = "knowledge"
+
+
 class Prompts:
     """An agent's two templates, compiled once when the agent is registered."""
 
@@ -68,11 +71,20 @@ class Prompts:
         except TemplateError as exc:
             raise StatewiseError(f"agent {spec.name!r}: invalid template: {exc}") from None
         self.reads_conversations = CONVERSATIONS in used
+        self._knowledge = [{"title": d.title, "text": d.text} for d in spec.knowledge]
+        self._appends_knowledge = bool(self._knowledge) and KNOWLEDGE not in used
 
     def render(self, ctx: CommandContext, conversations: Mapping[str, Transcript]) -> Rendered:
-        """Both templates over the item's context; the input defaults to the context as JSON."""
-        variables = template_variables(ctx, conversations)
+        """Both templates over the item's context; the input defaults to the context as JSON.
+
+        An agent's knowledge base is quoted to the model: under ``knowledge`` for templates
+        that place it themselves, otherwise appended to the instructions.
+        """
+        variables = {**template_variables(ctx, conversations), KNOWLEDGE: self._knowledge}
         instructions = self._render("instructions", self._instructions, variables)
+        if self._appends_knowledge:
+            documents = "\n\n".join(f"## {d['title']}\n{d['text']}" for d in self._knowledge)
+            instructions += f"\n\nAnswer from this knowledge base:\n\n{documents}"
         if self._input is None:
             return Rendered(instructions, _to_json(dict(ctx.context)))
         return Rendered(instructions, self._render("input", self._input, variables))

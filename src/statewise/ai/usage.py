@@ -96,8 +96,8 @@ class PriceTable:
         price = self.price(provider, model)
         if price is not None:
             return round(price.of(tokens.input, tokens.output), 10)
-        if provider == LOCAL_MODEL:
-            return 0.0
+        if provider == LOCAL_MODEL or tokens.input + tokens.output == 0:
+            return 0.0  # offline, or a call that failed before spending anything
         if tokens.library_cost is not None:
             return float(tokens.library_cost)
         return None

@@ -150,7 +150,11 @@ class State:
 
 @dataclass(frozen=True, slots=True)
 class KnowledgeDoc:
-    """A document an agent may answer from (retrieved by the local model, quoted to others)."""
+    """A document an agent may answer from.
+
+    The local model retrieves passages from it; hosted models get it quoted in their
+    instructions (or wherever a template places ``knowledge``).
+    """
 
     title: str
     text: str
