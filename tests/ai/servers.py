@@ -9,6 +9,7 @@ and records every request it got, so a test can assert what was sent.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections import deque
@@ -41,17 +42,30 @@ class Received:
 Handler = Callable[[Received], Reply]
 
 
+class _Server(ThreadingHTTPServer):
+    """A threading HTTP server that takes bursts of connections and clients that give up."""
+
+    daemon_threads = True
+    # Dozens of clients may connect at once; the default backlog of 5 would refuse some.
+    request_queue_size = 128
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up before its reply was written (it timed out) is no error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class FakeProvider:
     """A scriptable model endpoint on 127.0.0.1 with an ephemeral port."""
 
     def __init__(self) -> None:
         self.replies: deque[Reply | Handler] = deque()
+        self.fallback: Handler | None = None
         self.requests: list[Received] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )
@@ -70,6 +84,10 @@ class FakeProvider:
     def reply(self, *replies: Reply | Handler) -> None:
         """Queue replies, served in order, one per request."""
         self.replies.extend(replies)
+
+    def always(self, handler: Handler) -> None:
+        """Answer every request the queued replies do not cover with ``handler``."""
+        self.fallback = handler
 
     def bodies(self) -> list[Any]:
         """The JSON bodies of every request so far."""
@@ -90,12 +108,12 @@ class FakeProvider:
         self._server.server_close()
 
     def respond(self, received: Received) -> Reply:
-        """The next scripted reply (a 500 that says so when the script ran out)."""
+        """The next scripted reply, else the fallback (else a 500 that says the script ran out)."""
         with self._lock:
             self.requests.append(received)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            scripted = self.replies.popleft() if self.replies else None
+            scripted = self.replies.popleft() if self.replies else self.fallback
         try:
             if scripted is None:
                 return Reply({"error": {"message": "no scripted reply left"}}, status=500)
@@ -133,12 +151,12 @@ def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
             payload = _sse(reply.body) if streamed else _text(reply.body)
             data = payload.encode("utf-8")
             self.send_response(reply.status)
-            self.send_header(
-                "content-type", "text/event-stream" if streamed else "application/json"
-            )
+            default_type = "text/event-stream" if streamed else "application/json"
+            self.send_header("content-type", reply.headers.get("content-type", default_type))
             self.send_header("content-length", str(len(data)))
             for name, value in reply.headers.items():
-                self.send_header(name, value)
+                if name != "content-type":
+                    self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
 
@@ -297,3 +315,11 @@ def error(status: int, message: str = "failed", **headers: str) -> Reply:
 def malformed() -> Reply:
     """A 200 whose body is not JSON at all."""
     return Reply("{this is not json", status=200)
+
+
+def malformed_stream() -> Reply:
+    """A 200 event stream whose first event's data is not JSON (Anthropic streams replies)."""
+    return Reply(
+        "event: message_start\ndata: {this is not json\n\n",
+        headers={"content-type": "text/event-stream"},
+    )

@@ -48,11 +48,15 @@ from statewise.ai.settings import AISettings
 from statewise.ai.tools import agent_tools, tool_calls
 from statewise.ai.usage import PriceTable, Tokens, count_tokens, usage_record
 from statewise.definition.model import AgentSpec
+from statewise.errors import TransientError
 from statewise.store.base import Store
 from statewise.worker.registry import CommandContext, CommandRegistry, CommandResult
 
 JSON = Any
 OK = "ok"
+# An agent stops itself this long (at most a tenth of its budget) before its attempt's
+# timeout, so it can still report what the attempt spent.
+_DEADLINE_MARGIN = 0.25
 
 
 @dataclass(slots=True)
@@ -120,7 +124,7 @@ class AgentRunner:
                 await self._remember(ctx, history, hit.messages)
                 usage = self._usage([], time.perf_counter() - began, cached=True)
                 return CommandResult(value=hit.value, usage=usage)
-            value, new = await self._run(rendered, history, exchange)
+            value, new = await self._run_in_time(ctx, rendered, history, exchange)
             await self._remember(ctx, history, new)
             if key is not None:
                 await cache.remember(self._store, key, value, new)
@@ -145,8 +149,37 @@ class AgentRunner:
             str(self.ref), rendered.instructions, rendered.input, self.spec.output, history
         )
 
+    async def _run_in_time(
+        self,
+        ctx: CommandContext,
+        rendered: Rendered,
+        history: list[ModelMessage],
+        exchange: _Exchange,
+    ) -> tuple[JSON, list[ModelMessage]]:
+        """Run within the attempt's timeout, stopping just before it on our own.
+
+        Stopping ourselves (instead of being cancelled by the worker at the deadline) lets the
+        failure carry the usage of the responses already received, so the audit trail
+        accounts for every model call even when an attempt times out.
+        """
+        remaining = ctx.remaining()
+        if remaining is None:
+            return await self._run(rendered, history, exchange, None)
+        budget = max(remaining - min(_DEADLINE_MARGIN, remaining / 10), 0.0)
+        try:
+            async with asyncio.timeout(budget):
+                return await self._run(rendered, history, exchange, budget)
+        except TimeoutError:
+            raise TransientError(
+                f"the attempt ran out of time after {budget:.2f}s (its command timeout)"
+            ) from None
+
     async def _run(
-        self, rendered: Rendered, history: list[ModelMessage], exchange: _Exchange
+        self,
+        rendered: Rendered,
+        history: list[ModelMessage],
+        exchange: _Exchange,
+        budget: float | None,
     ) -> tuple[JSON, list[ModelMessage]]:
         """One pydantic-ai run; ``exchange`` sees its messages even if it fails."""
         agent = self._agent()
@@ -157,6 +190,7 @@ class AgentRunner:
                 instructions=rendered.instructions or None,
                 message_history=history or None,
                 usage_limits=self._limits,
+                model_settings=None if budget is None else {"timeout": budget},
             )
         return result.output, result.new_messages()
 

@@ -51,6 +51,7 @@ async def execute(
             context=context,
             branch=effect.branch,
             input=effect.input,
+            deadline=None if effect.timeout is None else time.monotonic() + effect.timeout,
         )
         async with asyncio.timeout(effect.timeout):  # unlike wait_for, no task per call
             result = await _call(function, call)

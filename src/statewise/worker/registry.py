@@ -10,6 +10,7 @@ import difflib
 import importlib
 import importlib.util
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,15 @@ class CommandContext:
     context: Mapping[str, JSON] = field(default_factory=dict)
     branch: str | None = None
     input: JSON = None
+    deadline: float | None = None
+
+    def remaining(self) -> float | None:
+        """Seconds left before the attempt's timeout (``time.monotonic`` based), if it has one.
+
+        A command that can account for partial work (an agent that already spent tokens)
+        should stop itself a little before this, so its failure carries that account.
+        """
+        return None if self.deadline is None else self.deadline - time.monotonic()
 
 
 @dataclass(frozen=True, slots=True)
