@@ -74,6 +74,8 @@ def test_sync_and_async_commands_receive_the_item_and_the_attempt() -> None:
         "de",
     )
     assert results[0].duration > 0
+    remaining = seen[0].remaining()
+    assert remaining is not None and 0 < remaining <= 1.0, "the attempt's 1 s timeout"
 
 
 def test_the_idempotency_key_is_stable_per_attempt_and_changes_with_the_next_one() -> None:

@@ -37,7 +37,7 @@ class CommandContext:
     context: Mapping[str, JSON] = field(default_factory=dict)
     branch: str | None = None
     input: JSON = None
-    deadline: float | None = None
+    deadline: float | None = field(default=None, compare=False)
 
     def remaining(self) -> float | None:
         """Seconds left before the attempt's timeout (``time.monotonic`` based), if it has one.
