@@ -249,9 +249,40 @@ def test_a_command_needs_a_name_or_an_agent_but_not_both() -> None:
 def test_output_that_is_not_a_mapping_is_a_schema_problem() -> None:
     assert only(with_agent("instructions: Help.\noutput: [category]")) == (
         "`output` must be the JSON Schema of an object, like "
-        "`{type: object, properties: {...}}`, not `['category']`",
+        "`{type: object, properties: {...}}`, or the name of a registered output model, "
+        "not `['category']`",
         5,
         5,
+    )
+
+
+def test_output_may_name_a_registered_model() -> None:
+    text = with_agent("instructions: Help.\noutput: Triage\nexamples:\n  team: {billing: [x]}")
+
+    helper = loads(text).agents["helper"]
+
+    assert helper.output == "Triage"
+    # A model's fields are unknown here, so its examples are not checked against them.
+    assert helper.examples == {"team": {"billing": ("x",)}}
+    assert loads(text, commands=frozenset({"Triage"})).agents["helper"].output == "Triage"
+    assert only(with_agent('instructions: Help.\noutput: ""')) == (
+        "`output` names no output model; give its registered name",
+        5,
+        5,
+    )
+
+
+def test_an_unregistered_output_model_is_reported_when_names_are_given() -> None:
+    text = with_agent("instructions: Help.\noutput: Triag")
+
+    assert only(text, commands=frozenset({"Triage", "lookup_order"})) == (
+        "output model `Triag` of agent `helper` is not registered; did you mean `Triage`? "
+        "(register a pydantic model with `@registry.output_model()`, or give a JSON Schema)",
+        5,
+        13,
+    )
+    assert found(text, commands=frozenset())[0][0].startswith(
+        "output model `Triag` of agent `helper` is not registered (register"
     )
 
 
@@ -717,6 +748,28 @@ def test_to_yaml_writes_a_state_retry_only_when_it_differs_from_the_agents() -> 
     assert "    agent: helper\n" in text
     assert "retry_on:\n        - permanent\n" in text
     assert loads(text) == definition
+
+
+def test_builder_agent_with_a_named_output_model_round_trips() -> None:
+    wf = Workflow("named")
+    wf.agent(
+        "triage",
+        instructions="Route it.",
+        output="Triage",
+        examples={"team": {"billing": ["invoice"]}},
+    )
+    wf.initial("route", agent="triage").to("done", when="route.team == 'billing'").otherwise("done")
+    wf.final("done")
+    definition = wf.build(commands=frozenset({"Triage"}))
+
+    text = wf.to_yaml()
+
+    assert definition.agents["triage"].output == "Triage"
+    assert "    output: Triage\n" in text
+    assert loads(text) == definition
+    assert loads(to_yaml(definition), commands=frozenset({"Triage"})) == definition
+    with pytest.raises(DefinitionError, match="output model `Triage` of agent `triage`"):
+        wf.build(commands=frozenset({"lookup_order"}))
 
 
 def test_builder_problems_point_at_the_python_line() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from statewise.errors import NotFoundError, StatewiseError
 from statewise.worker import CommandContext, CommandRegistry, load_registry
@@ -68,6 +69,65 @@ def test_get_suggests_the_closest_registered_name() -> None:
         registry.get("translat")
     with pytest.raises(NotFoundError, match=r"^command 'zzz' is not registered$"):
         registry.get("zzz")
+
+
+class Triage(BaseModel):
+    team: str
+
+
+class Summary(BaseModel):
+    text: str
+
+
+def test_output_models_register_under_the_class_name_or_the_given_one() -> None:
+    registry = CommandRegistry()
+    registry.register("triage", lambda call: None)
+
+    decorated = registry.output_model()(Triage)
+    registry.output_model("brief")(Summary)
+
+    assert decorated is Triage
+    assert registry.get_output_model("Triage") is Triage
+    assert registry.get_output_model("brief") is Summary
+    assert registry.names() == {"triage", "Triage", "brief"}
+    registry.register_output_model("Triage", Triage)  # the same class again is harmless
+
+
+def test_an_output_model_name_taken_by_another_class_is_an_error() -> None:
+    registry = CommandRegistry()
+    registry.output_model("Triage")(Triage)
+
+    with pytest.raises(StatewiseError, match="output model 'Triage' is registered twice"):
+        registry.output_model("Triage")(Summary)
+    with pytest.raises(StatewiseError, match="must be a pydantic BaseModel subclass"):
+        registry.register_output_model("plain", dict)  # type: ignore[arg-type]
+
+
+def test_get_output_model_suggests_the_closest_registered_name() -> None:
+    registry = CommandRegistry()
+    registry.output_model()(Triage)
+    registry.register("Triag", lambda call: None)  # commands are another namespace
+
+    with pytest.raises(
+        NotFoundError, match=r"^output model 'Triag' is not registered; did you mean 'Triage'\?$"
+    ):
+        registry.get_output_model("Triag")
+    with pytest.raises(NotFoundError, match=r"^output model 'zzz' is not registered$"):
+        registry.get_output_model("zzz")
+
+
+def test_merge_carries_output_models_and_refuses_a_clash() -> None:
+    first, second = CommandRegistry(), CommandRegistry()
+    second.output_model()(Triage)
+
+    first.merge(second)
+    first.merge(second)  # the same classes again are harmless
+
+    assert first.get_output_model("Triage") is Triage
+    clashing = CommandRegistry()
+    clashing.output_model("Triage")(Summary)
+    with pytest.raises(StatewiseError, match="output model 'Triage' is registered twice"):
+        first.merge(clashing)
 
 
 def test_load_registry_merges_modules_given_by_path_and_by_dotted_name(

@@ -9,8 +9,8 @@ call:
 2. renders the instructions and the input;
 3. answers from the response cache, if enabled and the identical request was seen before;
 4. runs a pydantic-ai ``Agent`` over the provider's real client, with the history, the tools,
-   a request limit derived from ``max_tool_rounds``, and the schema check that feeds every
-   violation back to the model;
+   a request limit derived from ``max_tool_rounds``, and the schema check (or the registered
+   output model's validation) that feeds every violation back to the model;
 5. stores the pruned conversation and the cached reply, and returns the output with the audit
    record of the run.
 
@@ -23,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic_ai import Agent, capture_run_messages
 from pydantic_ai.messages import ModelMessage, ModelRequest, RetryFeedbackPart, ToolReturnPart
 from pydantic_ai.usage import UsageLimits
@@ -43,7 +44,7 @@ from statewise.ai.models import (
     parse_model,
 )
 from statewise.ai.prompts import Prompts, Rendered
-from statewise.ai.schema import OUTPUT_TOOL, check_output, output_spec
+from statewise.ai.schema import OUTPUT_TOOL, check_output, output_model, output_spec
 from statewise.ai.settings import AISettings
 from statewise.ai.tools import agent_tools, tool_calls
 from statewise.ai.usage import PriceTable, Tokens, count_tokens, usage_record
@@ -90,7 +91,19 @@ class AgentRunner:
         self._prompts = Prompts(spec)
         self._model_settings = model_settings(spec, settings)
         mode = str(spec.settings.get(OUTPUT_MODE, "tool"))
-        self._output = output_spec(spec.name, spec.output, mode)
+        # `output: NAME` is a registered pydantic model, found now so a missing one fails here.
+        self._model_class: type[BaseModel] | None = None
+        self._schema: Mapping[str, Any] | None = None
+        if isinstance(spec.output, str):
+            self._model_class = output_model(registry, spec.name, spec.output)
+        else:
+            self._schema = spec.output
+        self._output = output_spec(spec.name, self._model_class or self._schema, mode)
+        # What shapes the reply, for the cache key: a class by its name and its JSON Schema.
+        self._cached_shape = self._schema
+        if self._model_class is not None:
+            shape = self._model_class.model_json_schema()
+            self._cached_shape = {"model": spec.output, "schema": shape}
         self._tools = agent_tools(registry, spec.tools)
         key_variable = spec.settings.get(API_KEY_ENV)
         self._secret_variables = frozenset({str(key_variable)} if key_variable else ())
@@ -146,7 +159,7 @@ class AgentRunner:
         if not self._settings.cache:
             return None
         return cache.cache_key(
-            str(self.ref), rendered.instructions, rendered.input, self.spec.output, history
+            str(self.ref), rendered.instructions, rendered.input, self._cached_shape, history
         )
 
     async def _run_in_time(
@@ -192,7 +205,10 @@ class AgentRunner:
                 usage_limits=self._limits,
                 model_settings=None if budget is None else {"timeout": budget},
             )
-        return result.output, result.new_messages()
+        output = result.output
+        if isinstance(output, BaseModel):  # a registered output model: stored as JSON
+            output = output.model_dump(mode="json")
+        return output, result.new_messages()
 
     def _agent(self) -> Agent[None, Any]:
         """The pydantic-ai agent of the running event loop, built on first use."""
@@ -214,7 +230,7 @@ class AgentRunner:
             model_settings=self._model_settings,
             name=self.spec.name,
         )
-        schema = self.spec.output
+        schema = self._schema
         if schema is not None:
 
             def conforms(output: dict[str, JSON]) -> dict[str, JSON]:

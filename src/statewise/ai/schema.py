@@ -1,10 +1,15 @@
 """An agent's output schema: what the model is shown, and the check its reply must pass.
 
-The model is given the user's JSON Schema unchanged (pydantic-ai's ``StructuredDict``), but
+An inline schema is given to the model unchanged (pydantic-ai's ``StructuredDict``), but
 ``StructuredDict`` itself only checks that the reply is an object. The reply is therefore
 checked here against the schema with the ``jsonschema`` library, and every violation is handed
 back to the model as a ``ModelRetry``, so it sees exactly what to fix before the attempt is
 given up as invalid output.
+
+An output named instead (``output: Triage``) is a pydantic model registered with
+``@registry.output_model()``. pydantic-ai shows the model the class's JSON Schema and validates
+the reply with the class itself, its own validators included, handing their errors back to the
+model the same way; the value stored is the instance's ``model_dump(mode="json")``.
 
 Schemas are read as Draft 2020-12 unless they name another dialect in ``$schema``. Only local
 ``$ref`` resolve (nothing is fetched), and annotations such as ``format`` are not checked.
@@ -18,10 +23,12 @@ from typing import Any, TypeVar, cast
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
+from pydantic import BaseModel
 from pydantic_ai import ModelRetry, NativeOutput, PromptedOutput, StructuredDict, ToolOutput
 from referencing.exceptions import Unresolvable
 
-from statewise.errors import StatewiseError
+from statewise.errors import NotFoundError, StatewiseError
+from statewise.worker.registry import CommandRegistry
 
 JSON = Any
 T = TypeVar("T")
@@ -32,12 +39,24 @@ Schema = Mapping[str, Any]
 _MAX_REPORTED = 10
 
 
-def output_spec(agent: str, schema: Schema | None, mode: str = "tool") -> Any:
-    """What pydantic-ai should ask the model for: text, or the schema in one of three ways.
+def output_model(registry: CommandRegistry, agent: str, name: str) -> type[BaseModel]:
+    """The registered output model ``name`` of ``agent``; a missing one fails registration."""
+    try:
+        return registry.get_output_model(name)
+    except NotFoundError as exc:
+        raise NotFoundError(
+            f"agent {agent!r}: {exc} (register it with @registry.output_model(), in a "
+            f"--commands module or the registry given to register_agents)"
+        ) from None
 
-    ``tool`` (the default, supported most widely) has the model call an output tool whose
-    parameters are the schema; ``native`` uses the provider's JSON-schema response format;
-    ``prompted`` puts the schema in the prompt and parses the text reply.
+
+def output_spec(agent: str, schema: Schema | type[BaseModel] | None, mode: str = "tool") -> Any:
+    """What pydantic-ai should ask the model for: text, or the output in one of three ways.
+
+    ``schema`` is an inline JSON Schema or a registered pydantic model class. ``tool`` (the
+    default, supported most widely) has the model call an output tool whose parameters are the
+    schema; ``native`` uses the provider's JSON-schema response format; ``prompted`` puts the
+    schema in the prompt and parses the text reply.
     """
     if schema is None:
         return str
@@ -45,7 +64,9 @@ def output_spec(agent: str, schema: Schema | None, mode: str = "tool") -> Any:
         raise StatewiseError(
             f"agent {agent!r}: output_mode must be one of {', '.join(OUTPUT_MODES)}, not {mode!r}"
         )
-    structured = StructuredDict(dict(schema), name=f"{agent}_output")
+    structured = (
+        schema if isinstance(schema, type) else StructuredDict(dict(schema), name=f"{agent}_output")
+    )
     if mode == "native":
         return NativeOutput(structured)
     if mode == "prompted":

@@ -3,8 +3,11 @@
 A state's ``agent: NAME`` is an ordinary :class:`Command` named ``agent_command(NAME)``, so the
 general rules in ``validation`` (results, retries, reserved names) apply to it unchanged; the
 rules here check what only agents have: that the agent is declared, that its output schema
-describes an object (and is valid JSON Schema, when ``jsonschema`` is installed), that its
-templates compile, and that its tools are registered.
+describes an object (and is valid JSON Schema, when ``jsonschema`` is installed) or names a
+registered output model, that its templates compile, and that its tools are registered.
+
+An output model is a Python class, known only by name here: its fields are checked when the
+agents are registered, so the ``examples`` of such an agent are not checked against them.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ class Reporter(Protocol):
 
     @property
     def registered(self) -> frozenset[str] | None:
-        """Registered command and tool names; ``None`` skips the registration checks."""
+        """Registered command, tool and output model names; ``None`` skips those checks."""
         ...
 
     def report(self, message: str, path: Path) -> None:
@@ -89,8 +92,22 @@ def _check_agent_references(c: Reporter) -> None:
 def _check_outputs(c: Reporter) -> None:
     for agent in c.definition.agents.values():
         path: Path = ("agents", agent.name, "output")
-        if agent.output is not None and _check_output(c, agent.name, agent.output, path):
+        if isinstance(agent.output, str):
+            _check_output_model(c, agent.name, agent.output, path)
+        elif agent.output is not None and _check_output(c, agent.name, agent.output, path):
             _check_json_schema(c, agent.name, agent.output, path)
+
+
+def _check_output_model(c: Reporter, agent: str, name: str, path: Path) -> None:
+    """An output given by name must be registered (checked only when the names are known)."""
+    registered = c.registered
+    if registered is None or name in registered:
+        return
+    c.report(
+        f"output model `{name}` of agent `{agent}` is not registered{suggest(name, registered)} "
+        f"(register a pydantic model with `@registry.output_model()`, or give a JSON Schema)",
+        path,
+    )
 
 
 def _check_output(c: Reporter, agent: str, output: object, path: Path) -> bool:
@@ -174,6 +191,8 @@ def _output_fields(agent: AgentSpec) -> Mapping[str, Any] | None:
 
 def _check_examples(c: Reporter) -> None:
     for agent in c.definition.agents.values():
+        if isinstance(agent.output, str):  # a registered model's fields are not known here
+            continue
         fields = _output_fields(agent)
         for name in agent.examples:
             if fields is None:

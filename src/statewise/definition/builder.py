@@ -185,7 +185,7 @@ class Workflow:
         instructions: str,
         model: str | None = None,
         input: str | None = None,
-        output: Mapping[str, Any] | None = None,
+        output: Mapping[str, Any] | str | None = None,
         tools: Sequence[str] = (),
         conversation: bool = False,
         max_tool_rounds: int = 3,
@@ -202,7 +202,9 @@ class Workflow:
             model: ``openai:gpt-4.1-mini``, ``anthropic:...``, ``ollama:...`` or ``local``;
                 ``None`` decides at run time.
             input: The user message, a Jinja2 template (default: the context as JSON).
-            output: JSON Schema of the structured reply, an object with ``properties``.
+            output: The structured reply: its JSON Schema (an object with ``properties``),
+                or the name of a pydantic model registered with
+                ``@registry.output_model()``.
             tools: Names of registered tools the agent may call.
             conversation: Keep one conversation per item across visits.
             max_tool_rounds: How many rounds of tool calls one run may make.

@@ -166,16 +166,18 @@ class AgentSpec:
 
     ``instructions`` and ``input`` are Jinja2 templates over the item's context: the first is
     the system prompt, the second the user message (default: the context as JSON). ``output``
-    is a JSON Schema the reply must satisfy (None: free text). ``examples`` give the local
-    model reference texts per output field and value (``{"category": {"billing": [...]}}``);
-    ``knowledge`` is what it may retrieve answers from.
+    is the structured reply: a JSON Schema it must satisfy inline (a mapping), or the name of
+    a pydantic model registered with ``@registry.output_model()`` (a string, resolved when the
+    agents are registered), or None for free text. ``examples`` give the local model reference
+    texts per output field and value (``{"category": {"billing": [...]}}``); ``knowledge`` is
+    what it may retrieve answers from.
     """
 
     name: str
     instructions: str
     model: str | None = None
     input: str | None = None
-    output: Mapping[str, Any] | None = field(default=None, hash=False)
+    output: Mapping[str, Any] | str | None = field(default=None, hash=False)
     tools: tuple[str, ...] = ()
     conversation: bool = False
     max_tool_rounds: int = 3

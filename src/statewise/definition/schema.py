@@ -144,11 +144,14 @@ def _name_shorthand(value: object) -> object:
     return {"name": value} if isinstance(value, str) else value
 
 
-def _object_schema(value: object) -> object:
-    if value is not None and not isinstance(value, dict):
+def _output(value: object) -> object:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("`output` names no output model; give its registered name")
+    if value is not None and not isinstance(value, dict | str):
         raise ValueError(
             f"`output` must be the JSON Schema of an object, like "
-            f"`{{type: object, properties: {{...}}}}`, not `{value!r}`"
+            f"`{{type: object, properties: {{...}}}}`, or the name of a registered output "
+            f"model, not `{value!r}`"
         )
     return value
 
@@ -288,7 +291,8 @@ class AgentSchema(_Schema):
     model: NonEmpty | None = None
     instructions: str
     input: str | None = None
-    output: Annotated[dict[str, Any] | None, BeforeValidator(_object_schema)] = None
+    # A JSON Schema inline, or the name of a pydantic model registered as an output model.
+    output: Annotated[dict[str, Any] | str | None, BeforeValidator(_output)] = None
     tools: list[NonEmpty] = Field(default_factory=list)
     conversation: Annotated[Conversation, Strict(False)] = Conversation.NONE
     max_tool_rounds: int = _AGENT_DEFAULTS.max_tool_rounds

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
 
+from pydantic import BaseModel
+
 from statewise.errors import NotFoundError, StatewiseError
 
 JSON = Any
@@ -62,18 +64,21 @@ class CommandResult:
 
 CommandFunction: TypeAlias = Callable[[CommandContext], JSON | Awaitable[JSON]]
 ToolFunction = TypeVar("ToolFunction", bound=Callable[..., Any])
+OutputModel = TypeVar("OutputModel", bound=type[BaseModel])
 
 
 class CommandRegistry:
-    """Commands and agent tools by name; a name can be registered once.
+    """Commands, agent tools and agent output models by name; a name can be registered once.
 
     Commands receive a CommandContext and run on entering a state. Tools are plain typed
     functions an agent may call; their signature and docstring become the tool's schema.
+    Output models are pydantic classes an agent's ``output: NAME`` asks for as its reply.
     """
 
     def __init__(self) -> None:
         self._commands: dict[str, CommandFunction] = {}
         self._tools: dict[str, Callable[..., Any]] = {}
+        self._output_models: dict[str, type[BaseModel]] = {}
 
     def tool(self, name: str | None = None) -> Callable[[ToolFunction], ToolFunction]:
         """Register the decorated function as a tool agents may call."""
@@ -95,6 +100,39 @@ class CommandRegistry:
             close = difflib.get_close_matches(name, self._tools, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise NotFoundError(f"tool {name!r} is not registered{hint}") from None
+
+    def output_model(self, name: str | None = None) -> Callable[[OutputModel], OutputModel]:
+        """Register the decorated pydantic model as an agent output, under its class name.
+
+        An agent declared with ``output: NAME`` replies with an instance of it: the model is
+        shown the class's JSON Schema, its reply is checked by the class's own validators,
+        and the result stored is ``model_dump(mode="json")``.
+        """
+
+        def decorate(model: OutputModel) -> OutputModel:
+            self.register_output_model(name or model.__name__, model)
+            return model
+
+        return decorate
+
+    def register_output_model(self, name: str, model: type[BaseModel]) -> None:
+        """Register ``model`` as output model ``name``; registering a taken name is a mistake."""
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise StatewiseError(
+                f"output model {name!r} must be a pydantic BaseModel subclass, not {model!r}"
+            )
+        if name in self._output_models and self._output_models[name] is not model:
+            raise StatewiseError(f"output model {name!r} is registered twice")
+        self._output_models[name] = model
+
+    def get_output_model(self, name: str) -> type[BaseModel]:
+        """The output model ``name``, or a NotFoundError that suggests the closest name."""
+        try:
+            return self._output_models[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, self._output_models, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise NotFoundError(f"output model {name!r} is not registered{hint}") from None
 
     def command(self, name: str | None = None) -> Callable[[CommandFunction], CommandFunction]:
         """Register the decorated function, under its own name unless ``name`` is given."""
@@ -121,15 +159,17 @@ class CommandRegistry:
             raise NotFoundError(f"command {name!r} is not registered{hint}") from None
 
     def names(self) -> frozenset[str]:
-        """Every registered command and tool name, for validating definitions before they run."""
-        return frozenset(self._commands) | frozenset(self._tools)
+        """Every registered command, tool and output model name, for validating definitions."""
+        return frozenset(self._commands) | frozenset(self._tools) | frozenset(self._output_models)
 
     def merge(self, other: CommandRegistry) -> None:
-        """Add every command and tool of ``other``."""
+        """Add every command, tool and output model of ``other``."""
         for name, function in other._commands.items():
             self.register(name, function)
         for name, tool in other._tools.items():
             self.tool(name)(tool)
+        for name, model in other._output_models.items():
+            self.register_output_model(name, model)
 
 
 def load_registry(specs: Iterable[str]) -> CommandRegistry:
