@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from pydantic import BaseModel
 
@@ -65,6 +65,28 @@ class CommandResult:
 CommandFunction: TypeAlias = Callable[[CommandContext], JSON | Awaitable[JSON]]
 ToolFunction = TypeVar("ToolFunction", bound=Callable[..., Any])
 OutputModel = TypeVar("OutputModel", bound=type[BaseModel])
+T = TypeVar("T")
+
+
+class _Names(Generic[T]):
+    """One family of registered things by name: taken once, found with a suggestion."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.entries: dict[str, T] = {}
+
+    def add(self, name: str, value: T) -> None:
+        if name in self.entries and self.entries[name] is not value:
+            raise StatewiseError(f"{self.kind} {name!r} is registered twice")
+        self.entries[name] = value
+
+    def get(self, name: str) -> T:
+        try:
+            return self.entries[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, self.entries, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise NotFoundError(f"{self.kind} {name!r} is not registered{hint}") from None
 
 
 class CommandRegistry:
@@ -76,30 +98,39 @@ class CommandRegistry:
     """
 
     def __init__(self) -> None:
-        self._commands: dict[str, CommandFunction] = {}
-        self._tools: dict[str, Callable[..., Any]] = {}
-        self._output_models: dict[str, type[BaseModel]] = {}
+        self._commands: _Names[CommandFunction] = _Names("command")
+        self._tools: _Names[Callable[..., Any]] = _Names("tool")
+        self._output_models: _Names[type[BaseModel]] = _Names("output model")
+
+    def command(self, name: str | None = None) -> Callable[[CommandFunction], CommandFunction]:
+        """Register the decorated function, under its own name unless ``name`` is given."""
+
+        def decorate(function: CommandFunction) -> CommandFunction:
+            self.register(name or function.__name__, function)
+            return function
+
+        return decorate
+
+    def register(self, name: str, function: CommandFunction) -> None:
+        """Register ``function`` as ``name``; registering a taken name is a mistake."""
+        self._commands.add(name, function)
+
+    def get(self, name: str) -> CommandFunction:
+        """The function for ``name``, or a NotFoundError that suggests the closest name."""
+        return self._commands.get(name)
 
     def tool(self, name: str | None = None) -> Callable[[ToolFunction], ToolFunction]:
         """Register the decorated function as a tool agents may call."""
 
         def decorate(function: ToolFunction) -> ToolFunction:
-            tool_name = name or function.__name__
-            if tool_name in self._tools and self._tools[tool_name] is not function:
-                raise StatewiseError(f"tool {tool_name!r} is registered twice")
-            self._tools[tool_name] = function
+            self._tools.add(name or function.__name__, function)
             return function
 
         return decorate
 
     def get_tool(self, name: str) -> Callable[..., Any]:
         """The tool function for ``name``, or a NotFoundError that suggests the closest name."""
-        try:
-            return self._tools[name]
-        except KeyError:
-            close = difflib.get_close_matches(name, self._tools, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise NotFoundError(f"tool {name!r} is not registered{hint}") from None
+        return self._tools.get(name)
 
     def output_model(self, name: str | None = None) -> Callable[[OutputModel], OutputModel]:
         """Register the decorated pydantic model as an agent output, under its class name.
@@ -121,54 +152,24 @@ class CommandRegistry:
             raise StatewiseError(
                 f"output model {name!r} must be a pydantic BaseModel subclass, not {model!r}"
             )
-        if name in self._output_models and self._output_models[name] is not model:
-            raise StatewiseError(f"output model {name!r} is registered twice")
-        self._output_models[name] = model
+        self._output_models.add(name, model)
 
     def get_output_model(self, name: str) -> type[BaseModel]:
         """The output model ``name``, or a NotFoundError that suggests the closest name."""
-        try:
-            return self._output_models[name]
-        except KeyError:
-            close = difflib.get_close_matches(name, self._output_models, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise NotFoundError(f"output model {name!r} is not registered{hint}") from None
-
-    def command(self, name: str | None = None) -> Callable[[CommandFunction], CommandFunction]:
-        """Register the decorated function, under its own name unless ``name`` is given."""
-
-        def decorate(function: CommandFunction) -> CommandFunction:
-            self.register(name or function.__name__, function)
-            return function
-
-        return decorate
-
-    def register(self, name: str, function: CommandFunction) -> None:
-        """Register ``function`` as ``name``; registering a taken name is a mistake."""
-        if name in self._commands and self._commands[name] is not function:
-            raise StatewiseError(f"command {name!r} is registered twice")
-        self._commands[name] = function
-
-    def get(self, name: str) -> CommandFunction:
-        """The function for ``name``, or a NotFoundError that suggests the closest name."""
-        try:
-            return self._commands[name]
-        except KeyError:
-            close = difflib.get_close_matches(name, self._commands, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise NotFoundError(f"command {name!r} is not registered{hint}") from None
+        return self._output_models.get(name)
 
     def names(self) -> frozenset[str]:
         """Every registered command, tool and output model name, for validating definitions."""
-        return frozenset(self._commands) | frozenset(self._tools) | frozenset(self._output_models)
+        families = (self._commands, self._tools, self._output_models)
+        return frozenset(name for family in families for name in family.entries)
 
     def merge(self, other: CommandRegistry) -> None:
         """Add every command, tool and output model of ``other``."""
-        for name, function in other._commands.items():
+        for name, function in other._commands.entries.items():
             self.register(name, function)
-        for name, tool in other._tools.items():
-            self.tool(name)(tool)
-        for name, model in other._output_models.items():
+        for name, tool in other._tools.entries.items():
+            self._tools.add(name, tool)
+        for name, model in other._output_models.entries.items():
             self.register_output_model(name, model)
 
 
