@@ -207,13 +207,7 @@ class SQLiteStore(Store):
         refs = list(dict.fromkeys(refs))
         if not refs:
             return {}
-        rows = db.execute(
-            "WITH refs (ref_workflow, ref_key) AS "
-            f"(VALUES {', '.join('(?, ?)' for _ in refs)}) "
-            "SELECT workflow, key, id, seq FROM refs CROSS JOIN items "
-            "ON workflow = ref_workflow AND key = ref_key",
-            [part for ref in refs for part in ref],
-        ).fetchall()
+        rows = _select_by_refs(db, "workflow, key, id, seq", refs)
         return {(w, k): [i, s] for w, k, i, s in rows}
 
     def _fence(
@@ -330,22 +324,12 @@ class SQLiteStore(Store):
         return self._with_context(rows)[0]
 
     async def get_items(self, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Item]:
-        """Items by (workflow, key), with context, in one query.
-
-        The refs drive a CROSS JOIN so that each one is an index lookup; a row-value
-        ``IN (VALUES ...)`` made SQLite scan the whole (workflow, key) index on every call.
-        """
+        """Items by (workflow, key), with context, in one query."""
         refs = list(dict.fromkeys(refs))
         if not refs:
             return {}
         with _translated(self.path):
-            rows = self._db.execute(
-                "WITH refs (ref_workflow, ref_key) AS "
-                f"(VALUES {', '.join('(?, ?)' for _ in refs)}) "
-                f"SELECT {_ITEM_COLUMNS} FROM refs CROSS JOIN items "
-                "ON workflow = ref_workflow AND key = ref_key",
-                [part for ref in refs for part in ref],
-            ).fetchall()
+            rows = _select_by_refs(self._db, _ITEM_COLUMNS, refs)
         return {(i.workflow, i.key): i for i in self._with_context(rows)}
 
     def _with_context(self, rows: list[tuple[Any, ...]]) -> list[Item]:
@@ -532,6 +516,23 @@ class SQLiteStore(Store):
     async def close(self) -> None:
         """Close the connection."""
         self._db.close()
+
+
+def _select_by_refs(
+    db: sqlite3.Connection, columns: str, refs: Sequence[tuple[str, str]]
+) -> list[tuple[Any, ...]]:
+    """Item rows by (workflow, key), one index lookup per ref.
+
+    The refs drive a CROSS JOIN; a row-value ``IN (VALUES ...)`` made SQLite scan the whole
+    (workflow, key) index on every call.
+    """
+    return db.execute(
+        "WITH refs (ref_workflow, ref_key) AS "
+        f"(VALUES {', '.join('(?, ?)' for _ in refs)}) "
+        f"SELECT {columns} FROM refs CROSS JOIN items "
+        "ON workflow = ref_workflow AND key = ref_key",
+        [part for ref in refs for part in ref],
+    ).fetchall()
 
 
 def _item_values(item: Item) -> tuple[Any, ...]:
