@@ -10,7 +10,9 @@
     │   └── PermanentError          permanent     retrying cannot help
     ├── ConditionError              condition     a condition could not be evaluated at run time
     ├── StoreError                  store         the database refused or broke
-    │   └── StaleLeaseError         stale_lease   another worker owns the item now
+    │   ├── StaleLeaseError         stale_lease   another worker owns the item now
+    │   └── VersionConflictError    version_conflict  a stored (workflow, version) was edited
+    ├── ItemFailure                 item_failure  one item cannot go on; it is quarantined alone
     ├── NotFoundError               not_found     an item, workflow or event does not exist
     └── InvalidEventError           invalid_event the item cannot accept this event now
 
@@ -126,6 +128,25 @@ class StaleLeaseError(StoreError):
     """A worker tried to commit a step for an item another worker has moved since."""
 
     code = "stale_lease"
+
+
+class VersionConflictError(StoreError):
+    """A workflow file changed but kept a version the store already holds with other content.
+
+    A stored (workflow, version) is immutable so that items run on exactly the definition they
+    started on; the message says what differs and to bump ``version``.
+    """
+
+    code = "version_conflict"
+
+
+class ItemFailure(StatewiseError):
+    """Something an item carries makes it impossible to step (an unknown version, a loop).
+
+    The runner records it on that item alone (status ``failed``) and goes on with the others.
+    """
+
+    code = "item_failure"
 
 
 class NotFoundError(StatewiseError):

@@ -1,7 +1,15 @@
 """The functional core: pure step semantics over (definition, item, event)."""
 
 from statewise.engine.builder import MAX_HOPS
-from statewise.engine.effects import CancelTimers, Effect, RunCommand, SetContext, StartTimer
+from statewise.engine.effects import (
+    CancelCommands,
+    CancelTimers,
+    Effect,
+    RunCommand,
+    SaveConversation,
+    SetContext,
+    StartTimer,
+)
 from statewise.engine.events import (
     CommandFailed,
     CommandSucceeded,
@@ -11,6 +19,7 @@ from statewise.engine.events import (
     TimerFired,
 )
 from statewise.engine.item import BranchRun, BranchStatus, HistoryRecord, Item, ItemStatus
+from statewise.engine.quarantine import fail_item
 from statewise.engine.result import Outcome, StepResult
 from statewise.engine.step import start, step
 
@@ -18,6 +27,7 @@ __all__ = [
     "MAX_HOPS",
     "BranchRun",
     "BranchStatus",
+    "CancelCommands",
     "CancelTimers",
     "CommandFailed",
     "CommandSucceeded",
@@ -28,12 +38,14 @@ __all__ = [
     "Item",
     "ItemStatus",
     "Outcome",
+    "SaveConversation",
     "RunCommand",
     "SetContext",
     "Start",
     "StartTimer",
     "StepResult",
     "TimerFired",
+    "fail_item",
     "start",
     "step",
 ]

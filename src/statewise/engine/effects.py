@@ -54,7 +54,30 @@ class CancelTimers:
     kind: Literal["cancel_timers"] = "cancel_timers"
 
 
-Effect = Annotated[RunCommand | StartTimer | CancelTimers, Discriminator("kind")]
+@dataclass(frozen=True, slots=True)
+class CancelCommands:
+    """Drop the item's queued commands (all but the one this step consumed): it was failed."""
+
+    kind: Literal["cancel_commands"] = "cancel_commands"
+
+
+@dataclass(frozen=True, slots=True)
+class SaveConversation:
+    """Replace one agent's stored conversation with the item, in the step's transaction.
+
+    An agent's attempt only proposes its conversation; it is kept only if the step that
+    accepts the attempt's result commits, so an ignored or lost attempt leaves no trace.
+    """
+
+    agent: str
+    messages: str
+    kind: Literal["save_conversation"] = "save_conversation"
+
+
+Effect = Annotated[
+    RunCommand | StartTimer | CancelTimers | CancelCommands | SaveConversation,
+    Discriminator("kind"),
+]
 EFFECT_ADAPTER: TypeAdapter[Effect] = TypeAdapter(Effect)
 
 

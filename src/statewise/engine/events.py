@@ -28,7 +28,12 @@ class Start:
 
 @dataclass(frozen=True, slots=True)
 class CommandSucceeded:
-    """A command finished and returned a JSON result."""
+    """A command finished and returned a JSON result.
+
+    ``conversation`` is what an agent proposes to keep of its conversation with the item (by
+    agent); the step that accepts the result saves it in its own transaction. ``note`` is a
+    remark for the audit row (a retry that had to wait for an earlier attempt's thread).
+    """
 
     state: str
     visit: int
@@ -37,6 +42,8 @@ class CommandSucceeded:
     duration: float = 0.0
     branch: str | None = None
     usage: dict[str, JSON] | None = None
+    conversation: dict[str, str] | None = None
+    note: str | None = None
     kind: Literal["command_succeeded"] = "command_succeeded"
 
 
@@ -56,6 +63,7 @@ class CommandFailed:
     branch: str | None = None
     usage: dict[str, JSON] | None = None
     retry_after: float | None = None
+    note: str | None = None
     kind: Literal["command_failed"] = "command_failed"
 
 

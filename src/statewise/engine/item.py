@@ -13,11 +13,17 @@ JSON = Any
 
 
 class ItemStatus(StrEnum):
-    """Where an item stands overall; derived from the kind of state it is in."""
+    """Where an item stands overall; derived from the kind of state it is in.
+
+    ``FAILED`` is a quarantined item: something it carries (an unknown version, a value that
+    cannot be stored, a loop past every budget) stopped it alone; its audit trail says why and
+    it holds no pending work.
+    """
 
     ACTIVE = "active"
     WAITING = "waiting"
     DONE = "done"
+    FAILED = "failed"
 
 
 class BranchStatus(StrEnum):

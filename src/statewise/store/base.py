@@ -1,15 +1,31 @@
 """The store contract every dialect fulfils, and the records that cross it.
 
 One public call per step owns the transaction: ``commit`` writes the new item row, the context
-changes, the audit rows, the timers and the outbox entries of each step together, or not at
-all. A step computed from an out-of-date item (its ``seq`` moved on) is refused as STALE, which
-is the fencing that keeps a slow worker from overwriting a newer step.
+changes, the audit rows, the timers, the outbox entries and the step's side records (agent
+conversations) of each step together, or not at all.
+
+Fencing, the rule that keeps many writers (runners, worker processes, ``statewise send``, the
+HTTP service) correct:
+
+- Every step is fenced on the item's ``seq`` read inside the commit's own transaction, steps
+  the engine judged IGNORED included. A step computed from an out-of-date copy is refused as
+  STALE and writes nothing, not even the deletion of the work row it consumed: nothing decided
+  from a possibly-old copy may delete work. The caller re-reads the item and steps again.
+- A step that consumes a work row (``outbox_id``/``timer_id``) committed with a ``lease`` is
+  accepted only while that row still exists and is leased to ``lease.owner``; otherwise it is
+  LOST (another worker took the row over) and writes nothing. The caller drops the event.
+- A step whose rows cannot be encoded (a value that is not JSON) is REJECTED alone, with the
+  reason in ``CommitOutcome.error``; the other steps of the batch still commit. The caller
+  quarantines the item (``engine.fail_item``) in a fresh commit.
+
+Invariant, checked after every concurrency and crash test: every ``active`` item has a pending
+command or timer, or is waiting (``stuck_items`` lists the ones that break it).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -27,6 +43,8 @@ class CommitStatus(StrEnum):
     COMMITTED = "committed"
     DUPLICATE = "duplicate"
     STALE = "stale"
+    LOST = "lost"
+    REJECTED = "rejected"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +86,7 @@ class CommitOutcome:
 
     status: CommitStatus
     commands: tuple[ClaimedCommand, ...] = ()
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +113,11 @@ class StateCount:
 
 @dataclass(frozen=True, slots=True)
 class CostRow:
-    """What the model calls of one (workflow, state, agent, model) cost, summed."""
+    """What the model calls of one (workflow, state, agent, model) cost, summed.
+
+    ``cost`` sums only the calls with a known price and is None when none had one;
+    ``unpriced_calls`` counts the others, so an unknown price is never shown as 0.
+    """
 
     workflow: str
     state: str
@@ -104,6 +127,7 @@ class CostRow:
     input_tokens: int
     output_tokens: int
     cost: float | None
+    unpriced_calls: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +139,17 @@ class StoredWorkflow:
     source: str
     file: str
     commands: tuple[str, ...]
+    content_hash: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StuckItem:
+    """An active item with no pending command or timer: a broken invariant, never expected."""
+
+    workflow: str
+    key: str
+    state: str
+    seq: int
 
 
 class Store(ABC):
@@ -122,13 +157,21 @@ class Store(ABC):
 
     @abstractmethod
     def running(self, owner: str) -> AbstractAsyncContextManager[None]:
-        """Hold the right to execute work as ``owner``, recovering what a dead runner left."""
+        """Hold the right to execute work as ``owner``, recovering what a dead runner left.
+
+        SQLite: one runner per file (a lock file). PostgreSQL: any number of workers; work a
+        dead worker held comes back when its lease expires.
+        """
 
     @abstractmethod
     async def save_workflow(
         self, definition: Definition, file: str, commands: Sequence[str]
     ) -> None:
-        """Remember a definition's source so later commands can run its items."""
+        """Remember a definition's source so later commands can run its items.
+
+        A stored (name, version) is immutable: saving the same version with a different
+        content hash raises VersionConflictError saying what differs and to bump ``version``.
+        """
 
     @abstractmethod
     async def workflows(self) -> list[StoredWorkflow]:
@@ -155,15 +198,50 @@ class Store(ABC):
 
     @abstractmethod
     async def claim_commands(
-        self, owner: str, limit: int, now: float, lease_seconds: float
+        self,
+        owner: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        versions: Collection[tuple[str, int]],
     ) -> list[ClaimedCommand]:
-        """Lease up to ``limit`` ready commands to ``owner``."""
+        """Lease up to ``limit`` ready commands of items on ``versions`` to ``owner``.
+
+        A worker claims only work of the (workflow, version)s it holds, and never a command
+        of an item whose other commands are leased to another owner, so one item's work runs
+        on one worker at a time.
+        """
 
     @abstractmethod
     async def claim_timers(
-        self, owner: str, limit: int, now: float, lease_seconds: float
+        self,
+        owner: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        versions: Collection[tuple[str, int]],
     ) -> list[DueTimer]:
-        """Lease up to ``limit`` timers due by ``now`` to ``owner``."""
+        """Lease up to ``limit`` timers due by ``now`` of items on ``versions`` to ``owner``."""
+
+    @abstractmethod
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return when new work may be ready (another writer queued some), or after ``timeout``.
+
+        PostgreSQL wakes on LISTEN/NOTIFY; SQLite simply sleeps (its runner polls).
+        """
+
+    @abstractmethod
+    async def unknown_version_items(
+        self, limit: int
+    ) -> list[Item]:
+        """Active or waiting items whose (workflow, version) the store holds no definition of.
+
+        No worker can ever run them; the runner quarantines each one alone.
+        """
+
+    @abstractmethod
+    async def stuck_items(self) -> list[StuckItem]:
+        """Active items with no pending command and no timer: the invariant's violations."""
 
     @abstractmethod
     async def extend_leases(self, owner: str, outbox_ids: Sequence[int], until: float) -> None:
@@ -208,10 +286,6 @@ class Store(ABC):
     @abstractmethod
     async def conversations(self, workflow: str, key: str) -> dict[str, str]:
         """Every agent's stored conversation with one item, as serialised messages by agent."""
-
-    @abstractmethod
-    async def save_conversation(self, workflow: str, key: str, agent: str, messages: str) -> None:
-        """Replace one agent's conversation with one item (already pruned to its budget)."""
 
     @abstractmethod
     async def cached_response(self, cache_key: str) -> str | None:
