@@ -898,3 +898,30 @@ states:
     assert any(
         m.startswith("clash.yaml:11:") and "event `visits` is named like" in m for m in messages
     )
+
+
+def test_an_event_named_like_a_result_key_is_refused_because_it_would_overwrite_it() -> None:
+    # Event data is kept under the event's name: `review` would replace the review result.
+    message, line, column = only(
+        """
+        workflow: clash
+        states:
+          review:
+            kind: initial
+            command: score
+            transitions:
+              - to: hold
+          hold:
+            kind: waiting
+            transitions:
+              - on: review
+                to: done
+          done: {kind: final}
+        """
+    )
+    assert message == (
+        "event `review` is named like the result key of state `review`; its data would "
+        "overwrite that result in the context, so rename the event or give the command "
+        "another `result`"
+    )
+    assert (line, column) == (12, 13)

@@ -491,8 +491,17 @@ def _check_loops(c: _Checker) -> None:
 
 
 def _check_reserved_names(c: _Checker) -> None:
-    """Results and event data named like an engine fact would be hidden from conditions."""
+    """Results and event data named like an engine fact would be hidden from conditions.
+
+    Event data is kept under the event's name, so an event named like a command's result key
+    would overwrite that result; both are refused.
+    """
     facts = ", ".join(sorted(ENGINE_FACTS))
+    results = {
+        command.result: state.name
+        for state in c.states
+        for _, command in state_commands(state)
+    }
     for state in c.states:
         for path, command in state_commands(state):
             if command.result in ENGINE_FACTS:
@@ -506,6 +515,13 @@ def _check_reserved_names(c: _Checker) -> None:
                 c.report(
                     f"event `{transition.on}` is named like an engine fact ({facts}); its data "
                     f"would be hidden from conditions, so rename it",
+                    ("states", state.name, "transitions", index, "on"),
+                )
+            elif transition.on in results and transition.on in c.definition.external_events():
+                c.report(
+                    f"event `{transition.on}` is named like the result key of state "
+                    f"`{results[transition.on]}`; its data would overwrite that result in the "
+                    f"context, so rename the event or give the command another `result`",
                     ("states", state.name, "transitions", index, "on"),
                 )
 

@@ -21,22 +21,41 @@ from statewise.engine.effects import (
     CancelTimers,
     Effect,
     RunCommand,
+    SaveConversation,
     SetContext,
     StartTimer,
     set_path,
 )
-from statewise.engine.events import RETRY_TIMER
+from statewise.engine.events import RETRY_TIMER, CommandFailed, CommandSucceeded
 from statewise.engine.item import HistoryRecord, Item, ItemStatus
 from statewise.engine.parallel import fan_out
 from statewise.engine.result import Hop, Outcome, StepResult
 from statewise.engine.retry import backoff_delay
 from statewise.engine.transitions import Selection, condition_facts, select_transition
-from statewise.errors import ConditionError
+from statewise.errors import ConditionError, ItemFailure
 
 JSON = Any
 
 # A step that hops through more states than this is looping without a budget; it escalates.
 MAX_HOPS = 100
+# Past this many, even the escalation state loops (it is not final and leads back into the
+# cycle): nothing in the definition can stop the item, so it is quarantined.
+HARD_MAX_HOPS = MAX_HOPS + MAX_HOPS // 2
+
+
+def _command_name(definition: Definition, state: str, branch: str | None) -> str | None:
+    """The command a (state, branch) runs, if the definition still has it."""
+    found = definition.states.get(state)
+    if found is None:
+        return None
+    if branch is None:
+        return found.command.name if found.command else None
+    parallel = found.parallel
+    if parallel is None:
+        return None
+    if parallel.map_command is not None:
+        return parallel.map_command.name
+    return next((b.command.name for b in parallel.branches if b.name == branch), None)
 
 
 def _runs_command(state: State) -> bool:
@@ -118,6 +137,11 @@ class StepBuilder:
     def enter(self, target: str, hop: Hop, selection: Selection | None = None) -> None:
         """Move into ``target``, honouring its visit budget, and start what it does."""
         self.hops += 1
+        if self.hops > HARD_MAX_HOPS:
+            raise ItemFailure(
+                f"more than {HARD_MAX_HOPS} moves in one step: even the escalation state "
+                f"{self.definition.escalation!r} leads back into a loop; make it final"
+            )
         if self.hops > MAX_HOPS and target != self.definition.escalation:
             loop_error = {"kind": "loop", "message": f"more than {MAX_HOPS} moves in one step"}
             target, hop = self.definition.escalation, replace(hop, error=loop_error)
@@ -195,6 +219,33 @@ class StepBuilder:
                 input=input,
             )
         )
+
+    def ignore_result(self, event: CommandSucceeded | CommandFailed) -> StepResult:
+        """A result nobody waits for any more: its state visit, branch or attempt is over.
+
+        It changes nothing, but what it spent on models is still recorded (against the state
+        that spent it), so a losing branch or a superseded attempt never hides its cost.
+        """
+        if not event.usage:
+            return StepResult(self.item, Outcome.IGNORED)
+        over = f"branch {event.branch!r}" if event.branch is not None else "attempt"
+        hop = Hop(
+            event="result_ignored",
+            kind="command",
+            command=_command_name(self.definition, event.state, event.branch),
+            branch=event.branch,
+            attempt=event.attempt,
+            duration=event.duration,
+            usage=event.usage,
+            note=event.note or f"late result: its {over} was already over; usage recorded",
+        )
+        self.record(hop, to_state=self.item.state, from_state=event.state)
+        return self.result()
+
+    def save_conversations(self, conversation: dict[str, str] | None) -> None:
+        """Keep what an accepted attempt's agents said, in this step's transaction."""
+        for agent, messages in (conversation or {}).items():
+            self.effects.append(SaveConversation(agent, messages))
 
     def schedule_retry(self, command: Command, attempt: int, hop: Hop) -> None:
         """Record the failed attempt and start a durable backoff timer for the next one."""

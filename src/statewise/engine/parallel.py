@@ -54,10 +54,11 @@ def on_branch_success(builder: StepBuilder, event: CommandSucceeded) -> StepResu
     """Store a branch's result, then join or launch the next branch."""
     run = _running(builder, event.branch, event.attempt)
     if run is None:
-        return StepResult(builder.item, Outcome.IGNORED)
+        return builder.ignore_result(event)
     state = builder.state
     command = _command(state, run.name)
     builder.set((command.result, run.name), event.result)
+    builder.save_conversations(event.conversation)
     _update(builder, replace(run, status=BranchStatus.SUCCEEDED))
     builder.record(
         Hop(
@@ -68,6 +69,7 @@ def on_branch_success(builder: StepBuilder, event: CommandSucceeded) -> StepResu
             attempt=event.attempt,
             duration=event.duration,
             usage=event.usage,
+            note=event.note,
         )
     )
     if not _settle(builder, state):
@@ -79,7 +81,7 @@ def on_branch_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
     """Retry a failed branch within its budget; past it, the branch fails and the join decides."""
     run = _running(builder, event.branch, event.attempt)
     if run is None:
-        return StepResult(builder.item, Outcome.IGNORED)
+        return builder.ignore_result(event)
     state = builder.state
     command = _command(state, run.name)
     hop = Hop(
@@ -92,6 +94,7 @@ def on_branch_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
         error={"kind": str(event.error_kind), "message": event.message},
         usage=event.usage,
         retry_after=event.retry_after,
+        note=event.note,
     )
     if should_retry(command.retry, event.error_kind, event.attempt):
         _update(builder, replace(run, status=BranchStatus.RETRYING))

@@ -18,8 +18,20 @@ def should_retry(policy: RetryPolicy, kind: ErrorKind, attempt: int) -> bool:
 
 def backoff_delay(policy: RetryPolicy, attempt: int, identity: str) -> float:
     """Seconds to wait after attempt ``attempt`` failed: exponential, capped, jittered."""
-    base = min(policy.max_backoff, policy.backoff * policy.multiplier ** (attempt - 1))
+    base = _exponential(policy, attempt)
     return base * (1.0 - policy.jitter * _unit_interval(f"{identity}:{attempt}"))
+
+
+def _exponential(policy: RetryPolicy, attempt: int) -> float:
+    """``backoff * multiplier ** (attempt - 1)`` capped at ``max_backoff``.
+
+    A long retry budget makes the power overflow a float long before the cap matters; past
+    that point the answer is simply the cap.
+    """
+    try:
+        return min(policy.max_backoff, policy.backoff * policy.multiplier ** (attempt - 1))
+    except OverflowError:
+        return policy.max_backoff
 
 
 def _unit_interval(seed: str) -> float:

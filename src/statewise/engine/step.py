@@ -34,7 +34,16 @@ def start(
     definition: Definition, key: str, data: dict[str, JSON], now: float, actor: str = "system"
 ) -> StepResult:
     """Create an item from its start data and run it into the initial state."""
-    item = Item(
+    builder = StepBuilder(definition, new_item(definition, key, now), now)
+    for name, value in data.items():
+        builder.set((name,), value)
+    builder.enter(definition.initial, Hop(event="start", kind="start", actor=actor, origin=None))
+    return builder.result()
+
+
+def new_item(definition: Definition, key: str, now: float) -> Item:
+    """An item about to enter ``definition``'s initial state, before any step."""
+    return Item(
         key=key,
         workflow=definition.name,
         version=definition.version,
@@ -44,11 +53,6 @@ def start(
         created_at=now,
         updated_at=now,
     )
-    builder = StepBuilder(definition, item, now)
-    for name, value in data.items():
-        builder.set((name,), value)
-    builder.enter(definition.initial, Hop(event="start", kind="start", actor=actor, origin=None))
-    return builder.result()
 
 
 def step(definition: Definition, item: Item, event: Event, now: float) -> StepResult:
@@ -57,14 +61,9 @@ def step(definition: Definition, item: Item, event: Event, now: float) -> StepRe
     Stale command results and timers (their state visit is over) come back IGNORED; an
     external event the item cannot take raises InvalidEventError and changes nothing.
     """
-    if item.status is ItemStatus.DONE:
-        if isinstance(event, External | Start):
-            raise InvalidEventError(
-                f"item {item.key!r} is finished (in final state {item.state!r}); "
-                f"it accepts no more events"
-            )
-        return StepResult(item, Outcome.IGNORED)
     builder = StepBuilder(definition, item, now)
+    if item.status in (ItemStatus.DONE, ItemStatus.FAILED):
+        return _after_the_end(builder, event)
     match event:
         case Start():
             raise InvalidEventError(f"item {item.key!r} has already started")
@@ -80,6 +79,24 @@ def step(definition: Definition, item: Item, event: Event, now: float) -> StepRe
             assert_never(event)
 
 
+def _after_the_end(builder: StepBuilder, event: Event) -> StepResult:
+    """A finished or quarantined item takes no events; late results only report their cost."""
+    item = builder.item
+    if isinstance(event, External | Start):
+        if item.status is ItemStatus.FAILED:
+            raise InvalidEventError(
+                f"item {item.key!r} failed and is quarantined in state {item.state!r} (its "
+                f"history says why); it accepts no events until it is redriven"
+            )
+        raise InvalidEventError(
+            f"item {item.key!r} is finished (in final state {item.state!r}); "
+            f"it accepts no more events"
+        )
+    if isinstance(event, CommandSucceeded | CommandFailed):
+        return builder.ignore_result(event)
+    return StepResult(item, Outcome.IGNORED)
+
+
 def _is_stale(item: Item, state: str, visit: int) -> bool:
     return item.state != state or item.visit != visit
 
@@ -87,13 +104,14 @@ def _is_stale(item: Item, state: str, visit: int) -> bool:
 def _on_success(builder: StepBuilder, event: CommandSucceeded) -> StepResult:
     item = builder.item
     if _is_stale(item, event.state, event.visit):
-        return StepResult(item, Outcome.IGNORED)
+        return builder.ignore_result(event)
     if event.branch is not None:
         return on_branch_success(builder, event)
     if event.attempt != item.attempt or item.retrying:
-        return StepResult(item, Outcome.IGNORED)
+        return builder.ignore_result(event)
     command = _command_of(builder.state)
     builder.set((command.result,), event.result)
+    builder.save_conversations(event.conversation)
     builder.fire(
         DONE_EVENT,
         Hop(
@@ -103,6 +121,7 @@ def _on_success(builder: StepBuilder, event: CommandSucceeded) -> StepResult:
             attempt=event.attempt,
             duration=event.duration,
             usage=event.usage,
+            note=event.note,
         ),
     )
     return builder.result()
@@ -111,11 +130,11 @@ def _on_success(builder: StepBuilder, event: CommandSucceeded) -> StepResult:
 def _on_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
     item = builder.item
     if _is_stale(item, event.state, event.visit):
-        return StepResult(item, Outcome.IGNORED)
+        return builder.ignore_result(event)
     if event.branch is not None:
         return on_branch_failure(builder, event)
     if event.attempt != item.attempt or item.retrying:
-        return StepResult(item, Outcome.IGNORED)
+        return builder.ignore_result(event)
     command = _command_of(builder.state)
     error = {"kind": str(event.error_kind), "message": event.message}
     hop = Hop(
@@ -127,6 +146,7 @@ def _on_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
         error=error,
         usage=event.usage,
         retry_after=event.retry_after,
+        note=event.note,
     )
     if should_retry(command.retry, event.error_kind, event.attempt):
         builder.schedule_retry(command, event.attempt, hop)

@@ -9,24 +9,32 @@ done only once that transaction has committed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from statewise.definition.model import Definition
-from statewise.engine.events import Event, External
-from statewise.engine.item import Item, ItemStatus
+from statewise.definition.model import Definition, ErrorKind
+from statewise.engine.effects import RunCommand, SetContext
+from statewise.engine.events import CommandFailed, Event, External
+from statewise.engine.item import BranchStatus, Item, ItemStatus
+from statewise.engine.quarantine import fail_item
 from statewise.engine.result import Outcome, StepResult
-from statewise.engine.step import start, step
-from statewise.errors import NotFoundError, StaleLeaseError, StatewiseError
-from statewise.store.base import ClaimedCommand, CommitStatus, Lease, StepCommit, Store
+from statewise.engine.step import new_item, start, step
+from statewise.errors import InvalidEventError, NotFoundError, StaleLeaseError, StatewiseError
+from statewise.store.base import (
+    ClaimedCommand,
+    CommitOutcome,
+    CommitStatus,
+    Lease,
+    StepCommit,
+    Store,
+)
 from statewise.worker.commands import execute
 from statewise.worker.registry import CommandRegistry
 
@@ -35,6 +43,7 @@ Ref = tuple[str, str]
 _TIMER_POLL = 0.05
 _OUTBOX_POLL = 0.5
 _SEND_ATTEMPTS = 5
+_QUARANTINE_BATCH = 256
 logger = logging.getLogger("statewise.worker")
 
 
@@ -50,10 +59,14 @@ class _Pending:
 
 @dataclass(frozen=True, slots=True)
 class StartReport:
-    """How many items a start call created, and how many already existed."""
+    """How many items a start call created, how many already existed, and which were refused.
+
+    ``rejected`` names the keys whose start data could not be stored, with the reason.
+    """
 
     created: int
     existing: int
+    rejected: tuple[str, ...] = ()
 
 
 class Runner:
@@ -78,6 +91,7 @@ class Runner:
         self.store = store
         self.registry = registry
         self.definitions = {(d.name, d.version): d for d in definitions}
+        self.versions = frozenset(self.definitions)
         self.concurrency = concurrency
         self.batch_size = batch_size
         self.lease_seconds = lease_seconds
@@ -87,6 +101,7 @@ class Runner:
         self._results: list[_Pending] = []
         self._ready: deque[ClaimedCommand] = deque()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._running_commands: dict[int, ClaimedCommand] = {}
         self._items: dict[Ref, Item] = {}
         self._running = False
         self._wake = asyncio.Event()
@@ -107,22 +122,44 @@ class Runner:
         actor: str = "system",
     ) -> StartReport:
         """Start items by business key; a key that already exists is left as it is."""
-        created = existing = 0
+        outcomes: list[tuple[str, CommitOutcome]] = []
         batch: list[StepCommit] = []
         for key, data in items:
-            batch.append(StepCommit(start(definition, key, data, self.clock(), actor), None))
+            batch.append(StepCommit(self._start_safely(definition, key, data, actor), None))
             if len(batch) >= self.batch_size:
-                made, seen = await self._commit_starts(batch)
-                created, existing, batch = created + made, existing + seen, []
-        made, seen = await self._commit_starts(batch)
-        return StartReport(created + made, existing + seen)
+                outcomes += await self._commit_starts(batch)
+                batch = []
+        outcomes += await self._commit_starts(batch)
+        statuses = [outcome.status for _, outcome in outcomes]
+        return StartReport(
+            created=statuses.count(CommitStatus.COMMITTED),
+            existing=statuses.count(CommitStatus.DUPLICATE),
+            rejected=tuple(
+                f"{key}: {outcome.error}"
+                for key, outcome in outcomes
+                if outcome.status is CommitStatus.REJECTED
+            ),
+        )
 
-    async def _commit_starts(self, batch: list[StepCommit]) -> tuple[int, int]:
+    def _start_safely(
+        self, definition: Definition, key: str, data: dict[str, JSON], actor: str
+    ) -> StepResult:
+        """Start an item, or create it failed when its very first step is impossible."""
+        now = self.clock()
+        try:
+            return start(definition, key, data, now, actor)
+        except Exception as exc:  # the boundary: one bad item never stops the others
+            reason = str(exc) if isinstance(exc, StatewiseError) else f"{type(exc).__name__}: {exc}"
+            logger.warning("item %s failed at its start: %s", key, reason)
+            failed = fail_item(new_item(definition, key, now), reason, now)
+            patches = tuple(SetContext((name,), value) for name, value in data.items())
+            return replace(failed, patches=patches)
+
+    async def _commit_starts(self, batch: list[StepCommit]) -> list[tuple[str, CommitOutcome]]:
         if not batch:
-            return 0, 0
-        statuses = await self._commit(batch)
-        made = statuses.count(CommitStatus.COMMITTED)
-        return made, len(batch) - made
+            return []
+        outcomes = await self._commit(batch)
+        return [(c.result.item.key, o) for c, o in zip(batch, outcomes, strict=True)]
 
     async def send(
         self, workflow: str | None, key: str, name: str, data: dict[str, JSON], actor: str
@@ -131,19 +168,39 @@ class Runner:
         for _ in range(_SEND_ATTEMPTS):
             item = await self.store.get_item(workflow, key)
             definition = self.definition(item.workflow, item.version)
-            result = step(definition, item, External(name, data, actor), self.clock())
-            (status,) = await self._commit([StepCommit(result, item.seq)])
-            if status is CommitStatus.COMMITTED:
+            result = self._step_safely(definition, item, External(name, data, actor))
+            (outcome,) = await self._commit([StepCommit(result, item.seq)])
+            if outcome.status is CommitStatus.REJECTED:
+                raise StatewiseError(
+                    f"event {name!r} for item {key!r} cannot be stored: {outcome.error}"
+                )
+            if outcome.status is CommitStatus.COMMITTED:
+                if result.item.status is ItemStatus.FAILED:
+                    raise StatewiseError(
+                        f"item {key!r} failed on event {name!r} and was quarantined: "
+                        f"{result.history[-1].error}"
+                    )
                 return result.item
         raise StaleLeaseError(f"item {key!r} kept changing while event {name!r} was sent; retry")
 
-    async def run(self, *, max_wait: float = 60.0, stop: asyncio.Event | None = None) -> None:
+    async def run(
+        self,
+        *,
+        max_wait: float = 60.0,
+        stop: asyncio.Event | None = None,
+        on_ready: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         """Work until idle: nothing running, nothing ready, no timer due within ``max_wait``.
 
-        With ``stop`` given, run until it is set instead (a long-lived worker).
+        With ``stop`` given, run until it is set instead (a long-lived worker). ``on_ready``
+        runs once the runner holds the store (its lock, on SQLite) and before any work, so a
+        caller refused by the lock has changed nothing.
         """
         async with self.store.running(self.owner):
             self._running = True
+            if on_ready is not None:
+                await on_ready()
+            await self._quarantine_unknown_versions()
             heartbeat = asyncio.create_task(self._heartbeat())
             try:
                 await self._loop(max_wait, stop)
@@ -151,8 +208,11 @@ class Runner:
                 heartbeat.cancel()
                 await self._shutdown()
 
-    async def _commit(self, commits: list[StepCommit]) -> list[CommitStatus]:
-        """Commit steps; while running, their commands come back leased, ready to perform."""
+    async def _commit(self, commits: list[StepCommit]) -> list[CommitOutcome]:
+        """Commit steps; while running, their commands come back leased, ready to perform.
+
+        Whatever was not committed leaves the item cache: the store holds a newer copy.
+        """
         lease = Lease(self.owner, self.clock() + self.lease_seconds) if self._running else None
         outcomes = await self.store.commit(commits, lease)
         committed: list[StepResult] = []
@@ -166,8 +226,21 @@ class Runner:
             if commit.result.outcome is not Outcome.IGNORED:
                 committed.append(commit.result)
                 self._remember(ref, item)
+                self._cancel_superseded(ref, item)
         self._notify(committed)
-        return [outcome.status for outcome in outcomes]
+        return outcomes
+
+    def _cancel_superseded(self, ref: Ref, item: Item) -> None:
+        """Cancel this item's running commands that its new step made pointless.
+
+        A parallel join met by ``any`` or ``n_of`` leaves the losing branches running; their
+        late results still come back (with what they spent) and are recorded as ignored.
+        """
+        for outbox_id, command in list(self._running_commands.items()):
+            if (command.workflow, command.key) == ref and _is_over(item, command.effect):
+                task = self._in_flight.get(outbox_id)
+                if task is not None:
+                    task.cancel("superseded: the item moved on")
 
     def _remember(self, ref: Ref, item: Item) -> None:
         """Keep the latest committed copy of active items; the seq fence catches any drift."""
@@ -205,7 +278,12 @@ class Runner:
         A running runner's own commands come back leased from its commits; the outbox holds
         only work left by a dead runner or queued by another process, so polling it is rare.
         """
-        claimed = await self.store.claim_commands(self.owner, room, now, self.lease_seconds)
+        claimed = await self.store.claim_commands(
+            self.owner, room, now, self.lease_seconds, self.versions
+        )
+        # Another writer queued these, so any cached copy of their items predates them.
+        for command in claimed:
+            self._items.pop((command.workflow, command.key), None)
         self._ready.extend(claimed)
         return bool(claimed)
 
@@ -219,12 +297,24 @@ class Runner:
         timeout = _OUTBOX_POLL if due is None else min(_OUTBOX_POLL, max(due - now, 0.0))
         self._wake.clear()
         if not self._results:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            await self._sleep(timeout)
         return True
 
+    async def _sleep(self, timeout: float) -> None:
+        """Until a local result arrives, another writer queues work, or ``timeout`` passes."""
+        local = asyncio.ensure_future(self._wake.wait())
+        remote = asyncio.ensure_future(self.store.wait_for_work(timeout))
+        try:
+            await asyncio.wait((local, remote), timeout=timeout, return_when="FIRST_COMPLETED")
+        finally:
+            for waiter in (local, remote):
+                waiter.cancel()
+            await asyncio.gather(local, remote, return_exceptions=True)
+
     async def _fire_timers(self, now: float) -> bool:
-        timers = await self.store.claim_timers(self.owner, self.batch_size, now, self.lease_seconds)
+        timers = await self.store.claim_timers(
+            self.owner, self.batch_size, now, self.lease_seconds, self.versions
+        )
         await self._apply(
             [_Pending((t.workflow, t.key), t.event, timer_id=t.timer_id) for t in timers]
         )
@@ -238,10 +328,15 @@ class Runner:
         starting = [self._ready.popleft() for _ in range(min(free, len(self._ready)))]
         items = await self._items_for([(c.workflow, c.key) for c in starting])
         for command in starting:
-            item = items.get((command.workflow, command.key))
-            context = item.context if item is not None else {}
-            task = asyncio.create_task(self._perform(command, context))
+            ref = (command.workflow, command.key)
+            item = items.get(ref)
+            if item is None or _is_over(item, command.effect):
+                # The copy is no older than the command, and a visit once over stays over.
+                self._results.append(_Pending(ref, _not_run(command.effect), command.outbox_id))
+                continue
+            task = asyncio.create_task(self._perform(command, item.context))
             self._in_flight[command.outbox_id] = task
+            self._running_commands[command.outbox_id] = command
 
     async def _items_for(self, refs: Sequence[Ref]) -> dict[Ref, Item]:
         """Items from the cache, loading the ones it lacks in one query."""
@@ -263,6 +358,7 @@ class Runner:
             self._results.append(_Pending(ref, event, outbox_id=command.outbox_id))
         finally:
             self._in_flight.pop(command.outbox_id, None)
+            self._running_commands.pop(command.outbox_id, None)
             self._wake.set()
 
     async def _apply(self, batch: list[_Pending]) -> None:
@@ -271,31 +367,99 @@ class Runner:
             return
         items = await self._items_for([p.ref for p in batch])
         commits: list[StepCommit] = []
-        pending: list[_Pending] = []
-        now = self.clock()
+        stepped: list[tuple[_Pending, Item]] = []
+        foreign: list[_Pending] = []
         for event in batch:
             item = items.get(event.ref)
             if item is None:
                 continue
-            result = self._step(item, event.event, now)
+            definition = self.definitions.get((item.workflow, item.version))
+            if definition is None:
+                foreign.append(event)
+                continue
+            result = self._step_safely(definition, item, event.event)
             commits.append(StepCommit(result, item.seq, event.outbox_id, event.timer_id))
-            pending.append(event)
+            stepped.append((event, item))
             if result.outcome is not Outcome.IGNORED:
                 items[event.ref] = result.item
-        statuses = await self._commit(commits)
-        self._results.extend(
-            event
-            for event, status in zip(pending, statuses, strict=True)
-            if status is CommitStatus.STALE
+        outcomes = await self._commit(commits)
+        await self._settle_outcomes(stepped, outcomes)
+        if foreign:
+            await self._hand_back(foreign)
+
+    async def _settle_outcomes(
+        self, stepped: list[tuple[_Pending, Item]], outcomes: list[CommitOutcome]
+    ) -> None:
+        """Step STALE events again on a fresh copy; quarantine items whose step was REJECTED.
+
+        A LOST event is dropped: the work row it consumed belongs to another worker now.
+        """
+        failures: list[StepCommit] = []
+        failed_events: list[_Pending] = []
+        for (event, item), outcome in zip(stepped, outcomes, strict=True):
+            if outcome.status is CommitStatus.STALE:
+                self._results.append(event)
+            elif outcome.status is CommitStatus.REJECTED:
+                reason = f"its step could not be stored: {outcome.error}"
+                logger.warning("quarantined item %s: %s", item.key, reason)
+                result = fail_item(item, reason, self.clock())
+                failures.append(StepCommit(result, item.seq, event.outbox_id, event.timer_id))
+                failed_events.append(event)
+        if not failures:
+            return
+        for event, outcome in zip(failed_events, await self._commit(failures), strict=True):
+            if outcome.status is CommitStatus.STALE:
+                self._results.append(event)
+
+    async def _hand_back(self, events: list[_Pending]) -> None:
+        """Release work of versions this runner does not hold, for a worker that does."""
+        await self.store.release(
+            [e.outbox_id for e in events if e.outbox_id is not None],
+            [e.timer_id for e in events if e.timer_id is not None],
         )
 
-    def _step(self, item: Item, event: Event, now: float) -> StepResult:
-        definition = self.definition(item.workflow, item.version)
+    def _step_safely(self, definition: Definition, item: Item, event: Event) -> StepResult:
+        """Step, or quarantine the item when stepping it is impossible.
+
+        This is the boundary of "one bad item stays one bad item": whatever an item carries
+        that breaks a step (a loop past every budget, an overflow, a state its definition
+        lacks) fails that item alone, with the reason in its audit trail. An external event
+        the item cannot take is the sender's mistake and is raised to them instead.
+        """
         try:
-            return step(definition, item, event, now)
-        except StatewiseError as exc:
-            logger.warning("dropped %s for item %s: %s", event.kind, item.key, exc)
-            return StepResult(item, Outcome.IGNORED)
+            return step(definition, item, event, self.clock())
+        except InvalidEventError:
+            if isinstance(event, External):
+                raise
+            reason = "the engine refused one of its own events"
+        except Exception as exc:  # the boundary: one bad item never stops the others
+            reason = str(exc) if isinstance(exc, StatewiseError) else f"{type(exc).__name__}: {exc}"
+        logger.warning("quarantined item %s on %s: %s", item.key, event.kind, reason)
+        return fail_item(item, reason, self.clock())
+
+    async def _quarantine_unknown_versions(self) -> None:
+        """Fail the items whose version no store definition describes: nobody can run them."""
+        while True:
+            orphans = await self.store.unknown_version_items(_QUARANTINE_BATCH)
+            if not orphans:
+                return
+            now = self.clock()
+            commits = [
+                StepCommit(
+                    fail_item(
+                        item,
+                        f"workflow {item.workflow}@{item.version} is not stored; no worker can "
+                        f"run this item (register that version, or redrive it onto another)",
+                        now,
+                        kind="unknown_version",
+                    ),
+                    item.seq,
+                )
+                for item in orphans
+            ]
+            outcomes = await self._commit(commits)
+            if not any(o.status is CommitStatus.COMMITTED for o in outcomes):
+                return
 
     def _notify(self, results: Sequence[StepResult]) -> None:
         if self.on_commit is not None and results:
@@ -326,3 +490,31 @@ class Runner:
         await self.store.release(leased, [])
         self._ready.clear()
         self._items.clear()
+
+
+def _is_over(item: Item, effect: RunCommand) -> bool:
+    """Whether the item no longer waits for this command attempt.
+
+    Visits and attempts only move forward, so an attempt over in some copy of the item is over
+    in every later copy too.
+    """
+    if item.status in (ItemStatus.DONE, ItemStatus.FAILED):
+        return True
+    if item.state != effect.state or item.visit != effect.visit:
+        return True
+    if effect.branch is None:
+        return item.attempt != effect.attempt or item.retrying
+    run = next((r for r in item.branches if r.name == effect.branch), None)
+    return run is None or run.status is not BranchStatus.RUNNING or run.attempt != effect.attempt
+
+
+def _not_run(effect: RunCommand) -> CommandFailed:
+    """The event that consumes a command skipped because its attempt was already over."""
+    return CommandFailed(
+        state=effect.state,
+        visit=effect.visit,
+        attempt=effect.attempt,
+        error_kind=ErrorKind.PERMANENT,
+        message="not run: the item no longer waited for this attempt",
+        branch=effect.branch,
+    )
