@@ -43,7 +43,7 @@ Ref = tuple[str, str]
 _TIMER_POLL = 0.05
 _OUTBOX_POLL = 0.5
 _SEND_ATTEMPTS = 5
-_QUARANTINE_BATCH = 256
+_QUARANTINE_BATCH = 10_000
 logger = logging.getLogger("statewise.worker")
 
 
@@ -438,18 +438,23 @@ class Runner:
         return fail_item(item, reason, self.clock())
 
     async def _quarantine_unknown_versions(self) -> None:
-        """Fail the items whose version no store definition describes: nobody can run them."""
-        while True:
-            orphans = await self.store.unknown_version_items(_QUARANTINE_BATCH)
-            if not orphans:
-                return
-            now = self.clock()
-            commits = [
+        """Fail the items whose version nobody can run: not stored, and not held here.
+
+        One pass of up to ``_QUARANTINE_BATCH`` items per run; the next run takes the rest.
+        """
+        orphans = [
+            item
+            for item in await self.store.unknown_version_items(_QUARANTINE_BATCH)
+            if (item.workflow, item.version) not in self.versions
+        ]
+        now = self.clock()
+        await self._commit(
+            [
                 StepCommit(
                     fail_item(
                         item,
-                        f"workflow {item.workflow}@{item.version} is not stored; no worker can "
-                        f"run this item (register that version, or redrive it onto another)",
+                        f"workflow {item.workflow}@{item.version} is not stored, so no worker "
+                        f"can run this item; store that version, or redrive the item",
                         now,
                         kind="unknown_version",
                     ),
@@ -457,39 +462,7 @@ class Runner:
                 )
                 for item in orphans
             ]
-            outcomes = await self._commit(commits)
-            if not any(o.status is CommitStatus.COMMITTED for o in outcomes):
-                return
-
-    def _notify(self, results: Sequence[StepResult]) -> None:
-        if self.on_commit is not None and results:
-            self.on_commit(results)
-
-    def _leased(self) -> list[int]:
-        return [*self._in_flight, *(command.outbox_id for command in self._ready)]
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(self.lease_seconds / 3)
-            leased = self._leased()
-            if leased:
-                until = self.clock() + self.lease_seconds
-                await self.store.extend_leases(self.owner, leased, until)
-
-    async def _shutdown(self) -> None:
-        """Stop running commands and hand their work back so nothing waits for a lease."""
-        tasks = list(self._in_flight.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        leased = self._leased()
-        self._running = False
-        if self._results:
-            await self._apply(self._results)
-            self._results = []
-        await self.store.release(leased, [])
-        self._ready.clear()
-        self._items.clear()
+        )
 
 
 def _is_over(item: Item, effect: RunCommand) -> bool:

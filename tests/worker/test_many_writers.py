@@ -1,0 +1,98 @@
+"""Many writers on one SQLite file: a runner, a storm of concurrent sends, and a reader.
+
+This is where the landed engine failed: a ``send`` while a runner was active left an item
+active forever with nothing pending, because the runner judged a command result against its
+cached copy of the item and deleted the work row unfenced. Here a runner process, three
+sender processes and this process (reading) share one file; the invariant *every active item
+has a pending command or timer, or is waiting* is checked on every snapshot the reader takes,
+and at the end every item is final with a gap-free audit trail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from statewise.engine import ItemStatus
+from statewise.store.sqlite import SQLiteStore
+from statewise.worker import Runner
+
+from .storm import definition, registry
+
+ROLE = Path(__file__).with_name("storm.py")
+ITEMS = 150
+SENDERS = 3
+SENDS = 120
+PATHS = {
+    ("intake", "review", "process", "ship", "shipped"),
+    ("intake", "review", "rejected"),
+}
+
+
+def spawn(*args: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(ROLE), *(str(a) for a in args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def approve_everything_waiting(store: SQLiteStore) -> None:
+    runner = Runner(store, [definition()], registry)
+    for item in await store.list_items(state="review", limit=ITEMS):
+        try:
+            await runner.send("storm", item.key, "approve", {}, "closer")
+        except Exception:  # the timer or a sender got there first
+            pass
+
+
+def test_sends_during_a_run_never_leave_an_item_without_pending_work(tmp_path: Path) -> None:
+    db = tmp_path / "storm.sqlite"
+    store = SQLiteStore(db)
+    setup = Runner(store, [definition()], registry)
+
+    async def prepare() -> None:
+        await store.save_workflow(definition(), "storm.yaml", [])
+        await setup.start(definition(), ((f"item-{n}", {"n": n}) for n in range(ITEMS)))
+
+    asyncio.run(prepare())
+    runner = spawn("runner", db, 60)
+    assert runner.stdout is not None and runner.stdout.readline() == "ready\n", runner.stderr
+    senders = [spawn("sender", db, seed, SENDS, ITEMS) for seed in range(SENDERS)]
+
+    snapshots = 0
+    violations: list[object] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        violations += asyncio.run(store.stuck_items())
+        snapshots += 1
+        if all(s.poll() is not None for s in senders):
+            asyncio.run(approve_everything_waiting(store))
+            counts = asyncio.run(store.state_counts())
+            if all(c.status is ItemStatus.DONE for c in counts):
+                break
+        time.sleep(0.01)
+    db.with_suffix(".stop").touch()
+    assert runner.wait(30) == 0, runner.communicate()[1]
+    for sender in senders:
+        out, err = sender.communicate(timeout=30)
+        assert sender.returncode == 0, err
+        assert int(out.split()[-1]) > 0, "no event of this sender was accepted"
+
+    assert violations == [], violations
+    assert snapshots > 20
+    items = asyncio.run(store.list_items(limit=ITEMS))
+    assert len(items) == ITEMS
+    assert {i.status for i in items} == {ItemStatus.DONE}
+    assert asyncio.run(store.pending_commands()) == 0
+    assert asyncio.run(store.next_timer_due()) is None
+    for item in items:
+        rows = asyncio.run(store.history("storm", item.key))
+        assert [r.seq for r in rows] == list(range(1, item.seq + 1)), item.key
+        moves = tuple(dict.fromkeys(r.to_state for r in rows if r.from_state != r.to_state))
+        assert moves in PATHS, (item.key, moves)
+    asyncio.run(store.close())
