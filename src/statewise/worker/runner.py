@@ -36,6 +36,7 @@ from statewise.store.base import (
     Store,
 )
 from statewise.worker.commands import execute
+from statewise.worker.limits import ConcurrencyLimits
 from statewise.worker.registry import CommandRegistry
 
 JSON = Any
@@ -72,8 +73,9 @@ class StartReport:
 class Runner:
     """Executes the items of one store with in-process concurrency.
 
-    ``concurrency`` bounds the commands running at once (the in-flight window); everything
-    else is bounded by the store's batch size.
+    ``concurrency`` bounds the commands running at once (the in-flight window), ``limits``
+    the ones of one state or command within it; everything else is bounded by the store's
+    batch size.
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class Runner:
         lease_seconds: float = 60.0,
         clock: Callable[[], float] = time.time,
         on_commit: Callable[[Sequence[StepResult]], None] | None = None,
+        limits: ConcurrencyLimits | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -97,6 +100,7 @@ class Runner:
         self.lease_seconds = lease_seconds
         self.clock = clock
         self.on_commit = on_commit
+        self.limits = limits or ConcurrencyLimits()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._results: list[_Pending] = []
         self._ready: deque[ClaimedCommand] = deque()
@@ -189,12 +193,15 @@ class Runner:
         max_wait: float = 60.0,
         stop: asyncio.Event | None = None,
         on_ready: Callable[[], Awaitable[None]] | None = None,
+        drain: float = 0.0,
     ) -> None:
         """Work until idle: nothing running, nothing ready, no timer due within ``max_wait``.
 
-        With ``stop`` given, run until it is set instead (a long-lived worker). ``on_ready``
-        runs once the runner holds the store (its lock, on SQLite) and before any work, so a
-        caller refused by the lock has changed nothing.
+        With ``stop`` given, run until it is set instead (a long-lived worker), then take no
+        new work and give the running commands up to ``drain`` seconds to finish and commit;
+        what is still running then is cancelled and handed back. ``on_ready`` runs once the
+        runner holds the store (its lock, on SQLite) and before any work, so a caller
+        refused by the lock has changed nothing.
         """
         async with self.store.running(self.owner):
             self._running = True
@@ -204,6 +211,7 @@ class Runner:
             heartbeat = asyncio.create_task(self._heartbeat())
             try:
                 await self._loop(max_wait, stop)
+                await self._drain(drain)
             finally:
                 heartbeat.cancel()
                 await self._shutdown()
@@ -264,13 +272,23 @@ class Runner:
                 next_timer_check = now + _TIMER_POLL
                 if await self._fire_timers(now):
                     continue
-            room = self.concurrency - len(self._in_flight)
-            if now >= next_outbox_check and room > 0 and not self._ready:
+            room = self.concurrency - len(self._in_flight) - len(self._ready)
+            if now >= next_outbox_check and room > 0:
                 if await self._claim(now, room):
                     continue
                 next_outbox_check = now + _OUTBOX_POLL
             if not await self._wait(now, max_wait, stop):
                 return
+
+    async def _drain(self, seconds: float) -> None:
+        """Let running commands finish and commit for up to ``seconds``; start nothing new."""
+        deadline = time.monotonic() + seconds
+        while self._in_flight and time.monotonic() < deadline:
+            self._wake.clear()
+            if not self._results:
+                await self._sleep(min(_OUTBOX_POLL, deadline - time.monotonic()))
+            batch, self._results = self._results, []
+            await self._apply(batch)
 
     async def _claim(self, now: float, room: int) -> bool:
         """Lease outbox commands for the free slots; True if any were claimed.
@@ -325,7 +343,9 @@ class Runner:
         free = self.concurrency - len(self._in_flight)
         if free <= 0 or not self._ready:
             return
-        starting = [self._ready.popleft() for _ in range(min(free, len(self._ready)))]
+        starting = self._within_limits(free)
+        if not starting:
+            return
         items = await self._items_for([(c.workflow, c.key) for c in starting])
         for command in starting:
             ref = (command.workflow, command.key)
@@ -337,6 +357,23 @@ class Runner:
             task = asyncio.create_task(self._perform(command, item.context))
             self._in_flight[command.outbox_id] = task
             self._running_commands[command.outbox_id] = command
+
+    def _within_limits(self, free: int) -> list[ClaimedCommand]:
+        """Take up to ``free`` ready commands that fit the limits; the rest keep their place."""
+        if not (self.limits.states or self.limits.commands):
+            return [self._ready.popleft() for _ in range(min(free, len(self._ready)))]
+        running = self.limits.count(c.effect for c in self._running_commands.values())
+        starting: list[ClaimedCommand] = []
+        waiting: list[ClaimedCommand] = []
+        while self._ready and len(starting) < free:
+            command = self._ready.popleft()
+            if self.limits.allows(command.effect, running):
+                starting.append(command)
+                running.update(self.limits.count([command.effect]))
+            else:
+                waiting.append(command)
+        self._ready.extendleft(reversed(waiting))
+        return starting
 
     async def _items_for(self, refs: Sequence[Ref]) -> dict[Ref, Item]:
         """Items from the cache, loading the ones it lacks in one query."""
@@ -463,6 +500,36 @@ class Runner:
                 for item in orphans
             ]
         )
+
+    def _notify(self, results: Sequence[StepResult]) -> None:
+        if self.on_commit is not None and results:
+            self.on_commit(results)
+
+    def _leased(self) -> list[int]:
+        return [*self._in_flight, *(command.outbox_id for command in self._ready)]
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            leased = self._leased()
+            if leased:
+                until = self.clock() + self.lease_seconds
+                await self.store.extend_leases(self.owner, leased, until)
+
+    async def _shutdown(self) -> None:
+        """Stop running commands and hand their work back so nothing waits for a lease."""
+        leased = self._leased()
+        tasks = list(self._in_flight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._running = False
+        if self._results:
+            await self._apply(self._results)
+            self._results = []
+        await self.store.release(leased, [])
+        self._ready.clear()
+        self._items.clear()
 
 
 def _is_over(item: Item, effect: RunCommand) -> bool:
