@@ -9,6 +9,7 @@ done only once that transaction has committed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -16,17 +17,15 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from statewise.definition.model import Definition, ErrorKind
-from statewise.engine.effects import RunCommand, SetContext
-from statewise.engine.events import CommandFailed, Event, External
+from statewise.engine.effects import RunCommand
+from statewise.engine.events import CommandFailed, Event
 from statewise.engine.item import BranchStatus, Item, ItemStatus
 from statewise.engine.quarantine import fail_item
 from statewise.engine.result import Outcome, StepResult
-from statewise.engine.step import new_item, start, step
-from statewise.errors import InvalidEventError, NotFoundError, StaleLeaseError, StatewiseError
 from statewise.store.base import (
     ClaimedCommand,
     CommitOutcome,
@@ -38,13 +37,12 @@ from statewise.store.base import (
 from statewise.worker.commands import execute
 from statewise.worker.limits import ConcurrencyLimits
 from statewise.worker.registry import CommandRegistry
+from statewise.worker.writer import ItemWriter
 
 JSON = Any
 Ref = tuple[str, str]
 _TIMER_POLL = 0.05
 _OUTBOX_POLL = 0.5
-_SEND_ATTEMPTS = 5
-_QUARANTINE_BATCH = 10_000
 logger = logging.getLogger("statewise.worker")
 
 
@@ -58,19 +56,7 @@ class _Pending:
     timer_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StartReport:
-    """How many items a start call created, how many already existed, and which were refused.
-
-    ``rejected`` names the keys whose start data could not be stored, with the reason.
-    """
-
-    created: int
-    existing: int
-    rejected: tuple[str, ...] = ()
-
-
-class Runner:
+class Runner(ItemWriter):
     """Executes the items of one store with in-process concurrency.
 
     ``concurrency`` bounds the commands running at once (the in-flight window), ``limits``
@@ -91,101 +77,22 @@ class Runner:
         on_commit: Callable[[Sequence[StepResult]], None] | None = None,
         limits: ConcurrencyLimits | None = None,
     ) -> None:
-        self.store = store
+        super().__init__(
+            store, definitions, batch_size=batch_size, clock=clock, on_commit=on_commit
+        )
         self.registry = registry
-        self.definitions = {(d.name, d.version): d for d in definitions}
-        self.versions = frozenset(self.definitions)
         self.concurrency = concurrency
-        self.batch_size = batch_size
         self.lease_seconds = lease_seconds
-        self.clock = clock
-        self.on_commit = on_commit
         self.limits = limits or ConcurrencyLimits()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._results: list[_Pending] = []
         self._ready: deque[ClaimedCommand] = deque()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._running_commands: dict[int, ClaimedCommand] = {}
+        self._running_by_ref: dict[Ref, set[int]] = {}
         self._items: dict[Ref, Item] = {}
         self._running = False
         self._wake = asyncio.Event()
-
-    def definition(self, workflow: str, version: int) -> Definition:
-        """The definition an item runs on; items keep the version they started with."""
-        try:
-            return self.definitions[(workflow, version)]
-        except KeyError:
-            raise NotFoundError(
-                f"workflow {workflow}@{version} is not loaded; register it before running its items"
-            ) from None
-
-    async def start(
-        self,
-        definition: Definition,
-        items: Iterable[tuple[str, dict[str, JSON]]],
-        actor: str = "system",
-    ) -> StartReport:
-        """Start items by business key; a key that already exists is left as it is."""
-        outcomes: list[tuple[str, CommitOutcome]] = []
-        batch: list[StepCommit] = []
-        for key, data in items:
-            batch.append(StepCommit(self._start_safely(definition, key, data, actor), None))
-            if len(batch) >= self.batch_size:
-                outcomes += await self._commit_starts(batch)
-                batch = []
-        outcomes += await self._commit_starts(batch)
-        statuses = [outcome.status for _, outcome in outcomes]
-        return StartReport(
-            created=statuses.count(CommitStatus.COMMITTED),
-            existing=statuses.count(CommitStatus.DUPLICATE),
-            rejected=tuple(
-                f"{key}: {outcome.error}"
-                for key, outcome in outcomes
-                if outcome.status is CommitStatus.REJECTED
-            ),
-        )
-
-    def _start_safely(
-        self, definition: Definition, key: str, data: dict[str, JSON], actor: str
-    ) -> StepResult:
-        """Start an item, or create it failed when its very first step is impossible."""
-        now = self.clock()
-        try:
-            return start(definition, key, data, now, actor)
-        except Exception as exc:  # the boundary: one bad item never stops the others
-            reason = str(exc) if isinstance(exc, StatewiseError) else f"{type(exc).__name__}: {exc}"
-            logger.warning("item %s failed at its start: %s", key, reason)
-            failed = fail_item(new_item(definition, key, now), reason, now)
-            patches = tuple(SetContext((name,), value) for name, value in data.items())
-            return replace(failed, patches=patches)
-
-    async def _commit_starts(self, batch: list[StepCommit]) -> list[tuple[str, CommitOutcome]]:
-        if not batch:
-            return []
-        outcomes = await self._commit(batch)
-        return [(c.result.item.key, o) for c, o in zip(batch, outcomes, strict=True)]
-
-    async def send(
-        self, workflow: str | None, key: str, name: str, data: dict[str, JSON], actor: str
-    ) -> Item:
-        """Apply an external event to one item now; InvalidEventError if it cannot take it."""
-        for _ in range(_SEND_ATTEMPTS):
-            item = await self.store.get_item(workflow, key)
-            definition = self.definition(item.workflow, item.version)
-            result = self._step_safely(definition, item, External(name, data, actor))
-            (outcome,) = await self._commit([StepCommit(result, item.seq)])
-            if outcome.status is CommitStatus.REJECTED:
-                raise StatewiseError(
-                    f"event {name!r} for item {key!r} cannot be stored: {outcome.error}"
-                )
-            if outcome.status is CommitStatus.COMMITTED:
-                if result.item.status is ItemStatus.FAILED:
-                    raise StatewiseError(
-                        f"item {key!r} failed on event {name!r} and was quarantined: "
-                        f"{result.history[-1].error}"
-                    )
-                return result.item
-        raise StaleLeaseError(f"item {key!r} kept changing while event {name!r} was sent; retry")
 
     async def run(
         self,
@@ -207,7 +114,7 @@ class Runner:
             self._running = True
             if on_ready is not None:
                 await on_ready()
-            await self._quarantine_unknown_versions()
+            await self.quarantine_unknown_versions()
             heartbeat = asyncio.create_task(self._heartbeat())
             try:
                 await self._loop(max_wait, stop)
@@ -216,7 +123,7 @@ class Runner:
                 heartbeat.cancel()
                 await self._shutdown()
 
-    async def _commit(self, commits: list[StepCommit]) -> list[CommitOutcome]:
+    async def commit(self, commits: list[StepCommit]) -> list[CommitOutcome]:
         """Commit steps; while running, their commands come back leased, ready to perform.
 
         Whatever was not committed leaves the item cache: the store holds a newer copy.
@@ -235,7 +142,7 @@ class Runner:
                 committed.append(commit.result)
                 self._remember(ref, item)
                 self._cancel_superseded(ref, item)
-        self._notify(committed)
+        self.notify(committed)
         return outcomes
 
     def _cancel_superseded(self, ref: Ref, item: Item) -> None:
@@ -244,11 +151,10 @@ class Runner:
         A parallel join met by ``any`` or ``n_of`` leaves the losing branches running; their
         late results still come back (with what they spent) and are recorded as ignored.
         """
-        for outbox_id, command in list(self._running_commands.items()):
-            if (command.workflow, command.key) == ref and _is_over(item, command.effect):
-                task = self._in_flight.get(outbox_id)
-                if task is not None:
-                    task.cancel("superseded: the item moved on")
+        for outbox_id in self._running_by_ref.get(ref, ()):
+            command = self._running_commands[outbox_id]
+            if _is_over(item, command.effect):
+                self._in_flight[outbox_id].cancel("superseded: the item moved on")
 
     def _remember(self, ref: Ref, item: Item) -> None:
         """Keep the latest committed copy of active items; the seq fence catches any drift."""
@@ -355,8 +261,10 @@ class Runner:
                 self._results.append(_Pending(ref, _not_run(command.effect), command.outbox_id))
                 continue
             task = asyncio.create_task(self._perform(command, item.context))
+            task.add_done_callback(functools.partial(self._forget, command))
             self._in_flight[command.outbox_id] = task
             self._running_commands[command.outbox_id] = command
+            self._running_by_ref.setdefault(ref, set()).add(command.outbox_id)
 
     def _within_limits(self, free: int) -> list[ClaimedCommand]:
         """Take up to ``free`` ready commands that fit the limits; the rest keep their place."""
@@ -387,16 +295,21 @@ class Runner:
         return found
 
     async def _perform(self, command: ClaimedCommand, context: Mapping[str, JSON]) -> None:
-        try:
-            event = await execute(
-                self.registry, command.effect, command.workflow, command.key, context
-            )
-            ref = (command.workflow, command.key)
-            self._results.append(_Pending(ref, event, outbox_id=command.outbox_id))
-        finally:
-            self._in_flight.pop(command.outbox_id, None)
-            self._running_commands.pop(command.outbox_id, None)
-            self._wake.set()
+        event = await execute(self.registry, command.effect, command.workflow, command.key, context)
+        ref = (command.workflow, command.key)
+        self._results.append(_Pending(ref, event, outbox_id=command.outbox_id))
+
+    def _forget(self, command: ClaimedCommand, _: asyncio.Task[None]) -> None:
+        """A command's task ended (or was cancelled before it began): free its slot."""
+        self._in_flight.pop(command.outbox_id, None)
+        self._running_commands.pop(command.outbox_id, None)
+        ref = (command.workflow, command.key)
+        running = self._running_by_ref.get(ref)
+        if running is not None:
+            running.discard(command.outbox_id)
+            if not running:
+                del self._running_by_ref[ref]
+        self._wake.set()
 
     async def _apply(self, batch: list[_Pending]) -> None:
         """Step every event against the freshest item and commit them together."""
@@ -414,12 +327,12 @@ class Runner:
             if definition is None:
                 foreign.append(event)
                 continue
-            result = self._step_safely(definition, item, event.event)
+            result = self.step_safely(definition, item, event.event)
             commits.append(StepCommit(result, item.seq, event.outbox_id, event.timer_id))
             stepped.append((event, item))
             if result.outcome is not Outcome.IGNORED:
                 items[event.ref] = result.item
-        outcomes = await self._commit(commits)
+        outcomes = await self.commit(commits)
         await self._settle_outcomes(stepped, outcomes)
         if foreign:
             await self._hand_back(foreign)
@@ -444,7 +357,7 @@ class Runner:
                 failed_events.append(event)
         if not failures:
             return
-        for event, outcome in zip(failed_events, await self._commit(failures), strict=True):
+        for event, outcome in zip(failed_events, await self.commit(failures), strict=True):
             if outcome.status is CommitStatus.STALE:
                 self._results.append(event)
 
@@ -454,56 +367,6 @@ class Runner:
             [e.outbox_id for e in events if e.outbox_id is not None],
             [e.timer_id for e in events if e.timer_id is not None],
         )
-
-    def _step_safely(self, definition: Definition, item: Item, event: Event) -> StepResult:
-        """Step, or quarantine the item when stepping it is impossible.
-
-        This is the boundary of "one bad item stays one bad item": whatever an item carries
-        that breaks a step (a loop past every budget, an overflow, a state its definition
-        lacks) fails that item alone, with the reason in its audit trail. An external event
-        the item cannot take is the sender's mistake and is raised to them instead.
-        """
-        try:
-            return step(definition, item, event, self.clock())
-        except InvalidEventError:
-            if isinstance(event, External):
-                raise
-            reason = "the engine refused one of its own events"
-        except Exception as exc:  # the boundary: one bad item never stops the others
-            reason = str(exc) if isinstance(exc, StatewiseError) else f"{type(exc).__name__}: {exc}"
-        logger.warning("quarantined item %s on %s: %s", item.key, event.kind, reason)
-        return fail_item(item, reason, self.clock())
-
-    async def _quarantine_unknown_versions(self) -> None:
-        """Fail the items whose version nobody can run: not stored, and not held here.
-
-        One pass of up to ``_QUARANTINE_BATCH`` items per run; the next run takes the rest.
-        """
-        orphans = [
-            item
-            for item in await self.store.unknown_version_items(_QUARANTINE_BATCH)
-            if (item.workflow, item.version) not in self.versions
-        ]
-        now = self.clock()
-        await self._commit(
-            [
-                StepCommit(
-                    fail_item(
-                        item,
-                        f"workflow {item.workflow}@{item.version} is not stored, so no worker "
-                        f"can run this item; store that version, or redrive the item",
-                        now,
-                        kind="unknown_version",
-                    ),
-                    item.seq,
-                )
-                for item in orphans
-            ]
-        )
-
-    def _notify(self, results: Sequence[StepResult]) -> None:
-        if self.on_commit is not None and results:
-            self.on_commit(results)
 
     def _leased(self) -> list[int]:
         return [*self._in_flight, *(command.outbox_id for command in self._ready)]

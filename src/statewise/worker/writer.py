@@ -1,0 +1,212 @@
+"""Writing steps: what every writer of a store shares, from the runner to ``statewise send``.
+
+A runner, the command line and (later) the HTTP service all change items the same way: step
+the item with the pure engine on the freshest copy the store gives, and commit under the
+store's fence. ``ItemWriter`` is that shared part. It is also the boundary of "one bad item
+stays one bad item": whatever makes stepping an item impossible is recorded on that item
+(``failed``, with the reason in its audit trail) instead of stopping the writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from statewise.definition.model import Definition
+from statewise.engine.effects import SetContext
+from statewise.engine.events import Event, External
+from statewise.engine.item import Item, ItemStatus
+from statewise.engine.quarantine import fail_item
+from statewise.engine.result import StepResult
+from statewise.engine.step import new_item, start, step
+from statewise.errors import InvalidEventError, NotFoundError, StaleLeaseError, StatewiseError
+from statewise.store.base import CommitOutcome, CommitStatus, StepCommit, Store
+
+JSON = Any
+_SEND_ATTEMPTS = 5
+_QUARANTINE_BATCH = 10_000
+logger = logging.getLogger("statewise.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class StartReport:
+    """How many items a start call created, how many already existed, and which were refused.
+
+    ``rejected`` names the keys whose start data could not be stored, with the reason.
+    """
+
+    created: int
+    existing: int
+    rejected: tuple[str, ...] = ()
+
+
+class ItemWriter:
+    """Starts items and sends them events on one store, for the definitions it holds."""
+
+    def __init__(
+        self,
+        store: Store,
+        definitions: Iterable[Definition],
+        *,
+        batch_size: int = 256,
+        clock: Callable[[], float] = time.time,
+        on_commit: Callable[[Sequence[StepResult]], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.definitions = {(d.name, d.version): d for d in definitions}
+        self.versions = frozenset(self.definitions)
+        self.batch_size = batch_size
+        self.clock = clock
+        self.on_commit = on_commit
+
+    def definition(self, workflow: str, version: int) -> Definition:
+        """The definition an item runs on; items keep the version they started with."""
+        try:
+            return self.definitions[(workflow, version)]
+        except KeyError:
+            raise NotFoundError(
+                f"workflow {workflow}@{version} is not loaded; register it before running its items"
+            ) from None
+
+    async def commit(self, commits: list[StepCommit]) -> list[CommitOutcome]:
+        """Commit steps under the store's fence and tell ``on_commit`` what moved."""
+        outcomes = await self.store.commit(commits)
+        self.notify(
+            [
+                c.result
+                for c, o in zip(commits, outcomes, strict=True)
+                if o.status is CommitStatus.COMMITTED and c.result.history
+            ]
+        )
+        return outcomes
+
+    def notify(self, results: Sequence[StepResult]) -> None:
+        """Hand committed steps to the ``on_commit`` observer (a progress bar, a test)."""
+        if self.on_commit is not None and results:
+            self.on_commit(results)
+
+    async def start(
+        self,
+        definition: Definition,
+        items: Iterable[tuple[str, dict[str, JSON]]],
+        actor: str = "system",
+    ) -> StartReport:
+        """Start items by business key; a key that already exists is left as it is."""
+        outcomes: list[tuple[str, CommitOutcome]] = []
+        batch: list[StepCommit] = []
+        for key, data in items:
+            batch.append(StepCommit(self._start_safely(definition, key, data, actor), None))
+            if len(batch) >= self.batch_size:
+                outcomes += await self._commit_starts(batch)
+                batch = []
+        outcomes += await self._commit_starts(batch)
+        statuses = [outcome.status for _, outcome in outcomes]
+        return StartReport(
+            created=statuses.count(CommitStatus.COMMITTED),
+            existing=statuses.count(CommitStatus.DUPLICATE),
+            rejected=tuple(
+                f"{key}: {outcome.error}"
+                for key, outcome in outcomes
+                if outcome.status is CommitStatus.REJECTED
+            ),
+        )
+
+    def _start_safely(
+        self, definition: Definition, key: str, data: dict[str, JSON], actor: str
+    ) -> StepResult:
+        """Start an item, or create it failed when its very first step is impossible."""
+        now = self.clock()
+        try:
+            return start(definition, key, data, now, actor)
+        except Exception as exc:  # the boundary: one bad item never stops the others
+            reason = _reason(exc)
+            logger.warning("item %s failed at its start: %s", key, reason)
+            failed = fail_item(new_item(definition, key, now), reason, now)
+            patches = tuple(SetContext((name,), value) for name, value in data.items())
+            return replace(failed, patches=patches)
+
+    async def _commit_starts(self, batch: list[StepCommit]) -> list[tuple[str, CommitOutcome]]:
+        if not batch:
+            return []
+        outcomes = await self.commit(batch)
+        return [(c.result.item.key, o) for c, o in zip(batch, outcomes, strict=True)]
+
+    async def send(
+        self, workflow: str | None, key: str, name: str, data: dict[str, JSON], actor: str
+    ) -> Item:
+        """Apply an external event to one item now; InvalidEventError if it cannot take it.
+
+        The item is read and stepped afresh on every try, so the event is judged against the
+        item as it is, whatever other writers did meanwhile.
+        """
+        for _ in range(_SEND_ATTEMPTS):
+            item = await self.store.get_item(workflow, key)
+            definition = self.definition(item.workflow, item.version)
+            result = self.step_safely(definition, item, External(name, data, actor))
+            (outcome,) = await self.commit([StepCommit(result, item.seq)])
+            if outcome.status is CommitStatus.REJECTED:
+                raise StatewiseError(
+                    f"event {name!r} for item {key!r} cannot be stored: {outcome.error}"
+                )
+            if outcome.status is CommitStatus.COMMITTED:
+                if result.item.status is ItemStatus.FAILED:
+                    raise StatewiseError(
+                        f"item {key!r} failed on event {name!r} and was quarantined: "
+                        f"{result.history[-1].error}"
+                    )
+                return result.item
+        raise StaleLeaseError(f"item {key!r} kept changing while event {name!r} was sent; retry")
+
+    def step_safely(self, definition: Definition, item: Item, event: Event) -> StepResult:
+        """Step, or quarantine the item when stepping it is impossible.
+
+        Whatever an item carries that breaks a step (a loop past every budget, an overflow, a
+        state its definition lacks) fails that item alone, with the reason in its audit
+        trail. An external event the item cannot take is the sender's mistake and is raised
+        to them instead.
+        """
+        try:
+            return step(definition, item, event, self.clock())
+        except InvalidEventError:
+            if isinstance(event, External):
+                raise
+            reason = "the engine refused one of its own events"
+        except Exception as exc:  # the boundary: one bad item never stops the others
+            reason = _reason(exc)
+        logger.warning("quarantined item %s on %s: %s", item.key, event.kind, reason)
+        return fail_item(item, reason, self.clock())
+
+    async def quarantine_unknown_versions(self) -> None:
+        """Fail the items whose version nobody can run: not stored, and not held here.
+
+        One pass of up to ``_QUARANTINE_BATCH`` items per call; the next call takes the rest.
+        """
+        orphans = [
+            item
+            for item in await self.store.unknown_version_items(_QUARANTINE_BATCH)
+            if (item.workflow, item.version) not in self.versions
+        ]
+        now = self.clock()
+        await self.commit(
+            [
+                StepCommit(
+                    fail_item(
+                        item,
+                        f"workflow {item.workflow}@{item.version} is not stored, so no worker "
+                        f"can run this item; store that version, or redrive the item",
+                        now,
+                        kind="unknown_version",
+                    ),
+                    item.seq,
+                )
+                for item in orphans
+            ]
+        )
+
+
+def _reason(exc: Exception) -> str:
+    """What to record about a failure: our own errors speak for themselves."""
+    return str(exc) if isinstance(exc, StatewiseError) else f"{type(exc).__name__}: {exc}"
