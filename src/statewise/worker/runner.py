@@ -16,7 +16,7 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,13 +137,23 @@ class Runner:
                 return result.item
         raise StaleLeaseError(f"item {key!r} kept changing while event {name!r} was sent; retry")
 
-    async def run(self, *, max_wait: float = 60.0, stop: asyncio.Event | None = None) -> None:
+    async def run(
+        self,
+        *,
+        max_wait: float = 60.0,
+        stop: asyncio.Event | None = None,
+        on_ready: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         """Work until idle: nothing running, nothing ready, no timer due within ``max_wait``.
 
-        With ``stop`` given, run until it is set instead (a long-lived worker).
+        With ``stop`` given, run until it is set instead (a long-lived worker). ``on_ready`` is
+        awaited once the store's lock is held, before any work: a caller starts items there so
+        a run the lock refuses has started nothing.
         """
         async with self.store.running(self.owner):
             self._running = True
+            if on_ready is not None:
+                await on_ready()
             heartbeat = asyncio.create_task(self._heartbeat())
             try:
                 await self._loop(max_wait, stop)
