@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from statewise.cli import app
+from statewise.engine import fail_item
+from statewise.store import StepCommit, open_store
 
 WORKFLOW = """\
 workflow: review
@@ -201,12 +206,6 @@ def test_a_bad_items_line_is_reported_with_its_line_number(project: Path) -> Non
     assert "items.jsonl:2: not JSON" in output
 
 
-def test_reading_a_missing_database_says_how_to_start(tmp_path: Path) -> None:
-    code, output = invoke("status", "--db", tmp_path / "none.sqlite")
-    assert code == 1
-    assert "does not exist; start items with `statewise run`" in output
-
-
 def test_history_of_an_unknown_key(project: Path) -> None:
     run_items(project)
     code, output = invoke("history", "nope", "--db", project / "run.sqlite")
@@ -319,3 +318,281 @@ def test_a_workflow_with_agents_runs_on_the_offline_model(tmp_path: Path) -> Non
     assert code == 0 and "classifier" in output
     code, output = invoke("history", "a", "--db", db)
     assert "local" in output and "tok $0.0000" in output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("run", "--concurrency", "0"),
+        ("run", "--concurrency", "-3"),
+        ("run", "--model-concurrency", "0"),
+        ("items", "--limit", "0"),
+    ],
+)
+def test_a_count_below_one_is_refused_before_anything_runs(
+    project: Path, args: tuple[str, ...]
+) -> None:
+    db = project / "run.sqlite"
+    code, output = invoke(*args, "--db", db)
+    assert code == 2
+    assert f"Invalid value for '{args[1]}'" in output and "greater than or equal to 1" in output
+    assert not db.exists()
+
+
+def test_every_command_takes_the_db_as_a_sqlite_url(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    absolute = f"sqlite:///{project / 'absolute.sqlite'}"
+    code, output = invoke(
+        "run", project / "review.yaml", "--items", project / "items.jsonl",
+        "--commands", project / "commands.py", "--db", absolute,
+    )  # fmt: skip
+    assert code == 0, output
+    assert (project / "absolute.sqlite").is_file()
+    for args in (
+        ("status",),
+        ("items", "--state", "human_review"),
+        ("history", "s1"),
+        ("costs",),
+        ("graph", project / "review.yaml"),
+        ("send", "s1", "approve"),
+    ):
+        code, output = invoke(*args, "--db", absolute)
+        assert code == 0, (args, output)
+    assert "now in accepted (done)" in output
+    monkeypatch.chdir(project)
+    code, output = invoke(
+        "run", "review.yaml", "-i", "items.jsonl", "-c", "commands.py", "--db", "sqlite:///rel.sqlite"
+    )  # fmt: skip
+    assert code == 0, output
+    assert (project / "rel.sqlite").is_file()
+    code, output = invoke("status", "--db", "sqlite:///rel.sqlite")
+    assert code == 0 and "review@1" in output
+
+
+def test_only_a_sqlite_db_must_exist_before_it_is_read(project: Path) -> None:
+    code, output = invoke("status", "--db", f"sqlite:///{project / 'none.sqlite'}")
+    assert code == 1
+    assert f"{project / 'none.sqlite'} does not exist" in output
+    # A server URL has no file to look for: the store itself says why it cannot be opened.
+    code, output = invoke("status", "--db", "postgresql://127.0.0.1:1/none")
+    assert code == 1
+    assert output.startswith("error: ") and "does not exist" not in output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("status",), ("items",), ("history", "k"), ("costs",), ("send", "k", "approve"),
+        ("graph", "review.yaml"), ("run",),
+    ],
+)  # fmt: skip
+def test_reading_or_resuming_a_missing_database_says_how_to_start_and_creates_nothing(
+    project: Path, args: tuple[str, ...]
+) -> None:
+    db = project / "none.sqlite"
+    full = [project / a if a.endswith(".yaml") else a for a in args]
+    code, output = invoke(*full, "--db", db)
+    assert code == 1
+    assert "none.sqlite does not exist; start items with `statewise run FILE`" in output
+    assert not db.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read items file {path}: No such file or directory"),
+        ("directory", "cannot read items file {path}: Is a directory"),
+        (
+            b'{"key": "a"}\n{"key": "caf\xe9"}\n',
+            "{path}:2: not UTF-8 text (byte 0xe9 at column 13); save the file as UTF-8",
+        ),
+    ],
+)
+def test_an_unreadable_items_file_is_one_clear_error_and_starts_nothing(
+    project: Path, content: bytes | str | None, message: str
+) -> None:
+    path = project / "items.jsonl"
+    path.unlink()
+    if content == "directory":
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    code, output = run_items(project)
+    assert code == 1
+    assert output == f"error: {message.format(path=path)}\n"
+    db = project / "run.sqlite"
+    if isinstance(content, bytes):  # the bad line is reached before the first commit
+        assert "review@1" not in invoke("items", "--db", db)[1]
+    else:  # refused before the store is opened
+        assert not db.exists()
+
+
+def test_an_items_file_saved_with_a_byte_order_mark_is_read(project: Path) -> None:
+    (project / "items.jsonl").write_text('{"key": "bom", "title": "a long title"}\n', "utf-8-sig")
+    code, output = run_items(project)
+    assert code == 0, output
+    assert "started 1 new item(s)" in output
+
+
+HOLDING = """\
+import asyncio
+import time
+from pathlib import Path
+
+from statewise import CommandRegistry
+
+registry = CommandRegistry()
+HERE = Path(__file__).parent
+
+
+@registry.command()
+async def score(ctx):
+    (HERE / "started").touch()
+    deadline = time.monotonic() + 30
+    while not (HERE / "release").exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return {"value": 9}
+
+
+@registry.command()
+def notify(ctx):
+    return {}
+"""
+
+
+def test_a_run_refused_by_the_lock_starts_no_items(project: Path) -> None:
+    (project / "hold.py").write_text(HOLDING)
+    (project / "first.jsonl").write_text('{"key": "first", "title": "t"}\n')
+    (project / "late.jsonl").write_text('{"key": "late-1", "title": "t"}\n{"key": "late-2"}\n')
+    db = project / "run.sqlite"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "statewise", "run", project / "review.yaml", "--items",
+         project / "first.jsonl", "--commands", project / "hold.py", "--db", db],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not (project / "started").exists():
+            assert first.poll() is None and time.monotonic() < deadline, "first run never started"
+            time.sleep(0.05)
+        code, output = invoke(
+            "run", project / "review.yaml", "--items", project / "late.jsonl",
+            "--commands", project / "hold.py", "--db", db,
+        )  # fmt: skip
+        assert code == 1
+        assert "is already being run by" in output and "started" not in output
+        code, listed = invoke("items", "--db", db)
+        assert code == 0 and "first" in listed and "late" not in listed
+    finally:
+        (project / "release").touch()
+        out, _ = first.communicate(timeout=30)
+    assert first.returncode == 0, out
+    assert "started 1 new item(s)" in out
+    store = open_store(db)
+    try:
+        assert asyncio.run(store.stuck_items()) == []
+    finally:
+        asyncio.run(store.close())
+
+
+PRICED_BY_KEY = """\
+from statewise import CommandRegistry
+from statewise.worker.registry import CommandResult
+
+registry = CommandRegistry()
+USAGE = {
+    "long": ("openai:gpt-4.1-mini", 0.0012),
+    "s1": ("openai:gpt-4.1-mini", None),
+    "odd": ("acme:mystery-1", None),
+}
+
+
+@registry.command()
+def score(ctx):
+    model, cost = USAGE[ctx.key]
+    usage = {"agent": "scorer", "model": model, "input_tokens": 100, "output_tokens": 10}
+    return CommandResult({"value": len(ctx.context["title"])}, {**usage, "cost": cost})
+
+
+@registry.command()
+def notify(ctx):
+    return {}
+"""
+
+
+def _costs_of_partly_priced_calls(project: Path) -> str:
+    (project / "commands.py").write_text(PRICED_BY_KEY)
+    with (project / "items.jsonl").open("a") as items:
+        items.write('{"key": "odd", "title": "a long title"}\n')
+    assert run_items(project)[0] == 0
+    code, output = invoke("costs", "--db", project / "run.sqlite")
+    assert code == 0, output
+    return output
+
+
+def test_costs_show_a_model_without_any_price_as_unknown(project: Path) -> None:
+    output = _costs_of_partly_priced_calls(project)
+    (mystery,) = [line for line in output.splitlines() if "acme:mystery-1" in line]
+    assert "unknown" in mystery and "0.0000" not in mystery
+
+
+def test_costs_never_count_an_unpriced_call_as_zero(project: Path) -> None:
+    output = _costs_of_partly_priced_calls(project)
+    (mixed,) = [line for line in output.splitlines() if "openai:gpt-4.1-mini" in line]
+    assert "0.0012 + 1 unpriced" in mixed
+    assert "total known cost: 0.0012 USD; 2 call(s) had an unknown price, not counted" in output
+
+
+def _quarantine(db: Path, key: str, reason: str) -> None:
+    async def fail() -> None:
+        store = open_store(db)
+        try:
+            item = await store.get_item(None, key)
+            await store.commit([StepCommit(fail_item(item, reason, time.time()), item.seq)])
+        finally:
+            await store.close()
+
+    asyncio.run(fail())
+
+
+def test_a_failed_item_shows_in_red_in_status_items_and_its_history(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run_items(project)[0] == 0
+    db = project / "run.sqlite"
+    _quarantine(db, "s1", "workflow review@7 is not known to any worker")
+    monkeypatch.setattr(
+        "statewise.cli.console",
+        Console(markup=False, force_terminal=True, color_system="standard", width=200),
+    )
+    red = "\x1b[31m"
+    code, output = invoke("status", "--db", db)
+    assert code == 0 and f"{red}failed" in output
+    code, output = invoke("items", "--db", db, "--status", "failed")
+    assert code == 0 and "s1" in output and "long" not in output and f"{red}failed" in output
+    code, output = invoke("history", "s1", "--db", db)
+    assert code == 0
+    assert "quarantined" in output
+    assert "item_failure: workflow review@7 is not known to any worker" in output
+
+
+def test_user_errors_are_one_line_never_a_traceback(project: Path) -> None:
+    (project / "boom.py").write_text("raise RuntimeError('boom')\n")
+    code, output = invoke("run", project / "review.yaml", "--commands", project / "boom.py")
+    assert code == 1
+    assert output == (
+        f"error: importing command module(s) {project / 'boom.py'} failed at "
+        f"{project / 'boom.py'}:1: RuntimeError: boom\n"
+    )
+    code, output = invoke("graph", project / "review.yaml", "-o", project / "no" / "g.svg")
+    assert code == 1
+    assert output == f"error: cannot write {project / 'no' / 'g.svg'}: No such file or directory\n"
+    code, output = invoke("run", "--items", project / "items.jsonl", "--db", project / "r.sqlite")
+    assert code == 2 and output == "error: --items needs the workflow FILE the items start in\n"
+    (project / "items.jsonl").write_text('{"key": "[/x]", "title": "t"}\n')
+    assert run_items(project)[0] == 0
+    code, output = invoke("items", "--db", project / "run.sqlite")
+    assert code == 0 and "[/x]" in output
+    code, output = invoke("history", "[red]x", "--db", project / "run.sqlite")
+    assert code == 1 and output == "error: no item with key '[red]x'\n"

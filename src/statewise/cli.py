@@ -6,16 +6,19 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Coroutine, Iterator, Sequence
-from contextlib import contextmanager
+import traceback
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import IO, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from statewise.definition import load, loads
 from statewise.definition.diagrams import DiagramFormat, render
@@ -36,10 +39,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
+# Keys, states and error messages are user data: a "[/x]" in one must print, not parse as markup.
+console = Console(markup=False)
 errors = Console(stderr=True)
 
-DbOption = Annotated[Path, typer.Option("--db", help="SQLite file holding items and history.")]
+DB_HELP = "Store: a SQLite file (PATH or sqlite:///PATH) or a postgresql:// URL."
+DbOption = Annotated[str, typer.Option("--db", help=DB_HELP)]
+DEFAULT_DB = "statewise.sqlite"
 CommandsOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -59,18 +65,47 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except DefinitionError as exc:
-        for problem in exc.problems:
-            errors.print(f"[red]{problem}[/red]", highlight=False, soft_wrap=True)
+        _print_problems(exc)
         errors.print(f"{len(exc.problems)} problem(s) found")
         raise typer.Exit(1) from None
     except StatewiseError as exc:
-        errors.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        _fail(str(exc), 1)
+
+
+def _print_problems(error: DefinitionError) -> None:
+    for problem in error.problems:
+        errors.print(f"[red]{escape(str(problem))}[/red]", highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    """Stop with one ``error:`` line: code 2 for a bad option, 1 for anything else."""
+    errors.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     with _user_errors():
         return asyncio.run(coroutine)
+
+
+def _load_registry(specs: Sequence[str]) -> CommandRegistry:
+    """Import the command modules; a module whose own code fails is named in one line.
+
+    ``load_registry`` reports a missing module itself; anything else raised while a user's
+    module is imported (a syntax error, an exception at import time) is that module's bug,
+    shown with where it happened instead of a traceback.
+    """
+    try:
+        return load_registry(specs)
+    except StatewiseError:
+        raise
+    except Exception as exc:  # the user's module raised while being imported
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        where = "" if isinstance(exc, SyntaxError) else f" at {frame.filename}:{frame.lineno}"
+        raise StatewiseError(
+            f"importing command module(s) {', '.join(specs)} failed{where}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
 
 
 @app.command()
@@ -80,7 +115,7 @@ def validate(
 ) -> None:
     """Check workflow files and report every problem as file:line:column: message."""
     with _user_errors():
-        registry = load_registry(commands or [])
+        registry = _load_registry(commands or [])
     names = registry.names() if commands else None
     problems = 0
     for file in files:
@@ -88,11 +123,12 @@ def validate(
             definition = load(file, commands=names)
         except DefinitionError as exc:
             problems += len(exc.problems)
-            for problem in exc.problems:
-                errors.print(f"[red]{problem}[/red]", highlight=False, soft_wrap=True)
+            _print_problems(exc)
             continue
         console.print(
-            f"[green]ok[/green] {file}: {definition.ref}, {len(definition.states)} states"
+            Text.assemble(
+                ("ok", "green"), f" {file}: {definition.ref}, {len(definition.states)} states"
+            )
         )
     if problems:
         errors.print(f"{problems} problem(s) found")
@@ -104,26 +140,25 @@ def graph(
     file: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
     format: Annotated[DiagramFormat, typer.Option("--format", "-f")] = DiagramFormat.MERMAID,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
-    db: Annotated[Path | None, typer.Option("--db", help="Show live item counts.")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Show live item counts.")] = None,
 ) -> None:
     """Draw the state machine as Mermaid, Graphviz DOT or SVG, with no network access."""
     with _user_errors():
         definition = load(file)
-    counts = _run(_counts(db, definition)) if db else None
+    counts = _run(_with_store(db, lambda store: _counts(store, definition))) if db else None
     text = render(definition, format, counts)
     if output:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            _fail(f"cannot write {output}: {exc.strerror}", 1)
         console.print(f"wrote {output}")
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
-async def _counts(db: Path, definition: Definition) -> dict[str, int]:
-    store = open_store(db)
-    try:
-        rows = await store.state_counts(definition.name)
-    finally:
-        await store.close()
+async def _counts(store: Store, definition: Definition) -> dict[str, int]:
+    rows = await store.state_counts(definition.name)
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.state] = counts.get(row.state, 0) + row.count
@@ -133,25 +168,28 @@ async def _counts(db: Path, definition: Definition) -> dict[str, int]:
 @app.command()
 def run(
     file: Annotated[Path | None, typer.Argument(help="Workflow YAML; omit to resume.")] = None,
-    db: DbOption = Path("statewise.sqlite"),
+    db: DbOption = DEFAULT_DB,
     items: Annotated[
         Path | None, typer.Option("--items", "-i", help="JSON Lines: {key, data} per item.")
     ] = None,
     commands: CommandsOption = None,
-    concurrency: Annotated[int, typer.Option(help="Commands running at once.")] = 64,
+    concurrency: Annotated[int, typer.Option(min=1, help="Commands running at once.")] = 64,
     max_wait: Annotated[
-        float, typer.Option(help="Wait for timers due within this many seconds.")
+        float, typer.Option(min=0, help="Wait for timers due within this many seconds.")
     ] = 60.0,
     cache: Annotated[
         bool, typer.Option(help="Reuse stored model responses for identical agent requests.")
     ] = False,
     model_concurrency: Annotated[
-        int, typer.Option(help="Model requests in flight per provider.")
+        int, typer.Option(min=1, help="Model requests in flight per provider.")
     ] = 8,
 ) -> None:
     """Start items (idempotent per key) and run them until they finish or wait."""
+    if items is not None and file is None:
+        _fail("--items needs the workflow FILE the items start in", 2)
     ai = _AIOptions(cache=cache, concurrency=model_concurrency)
-    _run(_run_items(file, db, items, commands or [], (concurrency, max_wait), ai))
+    with _user_errors(), _items_of(items) as pending:
+        _run(_run_items(file, db, pending, commands or [], (concurrency, max_wait), ai))
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,29 +202,31 @@ class _AIOptions:
 
 async def _run_items(
     file: Path | None,
-    db: Path,
-    items: Path | None,
+    db: str,
+    items: Iterable[tuple[str, dict[str, JSON]]] | None,
     commands: list[str],
     limits: tuple[int, float],
     ai: _AIOptions,
 ) -> None:
     concurrency, max_wait = limits
-    store = open_store(db)
+    store = open_store(db) if file is not None else _existing_store(db)
     try:
-        if items is not None and file is None:
-            raise StatewiseError("--items needs the workflow FILE the items start in")
         definitions, registry, current = await _prepare(store, file, commands, ai)
         with _progress() as progress:
             runner = Runner(
                 store, definitions, registry, concurrency=concurrency, on_commit=progress.update
             )
-            if items is not None and current is not None:
-                report = await runner.start(current, read_items(items), actor="cli")
-                console.print(
-                    f"started {report.created} new item(s); {report.existing} already existed"
-                )
-            await progress.begin(store)
-            await runner.run(max_wait=max_wait)
+
+            async def start_items() -> None:
+                """Runs only once the runner holds the store: a refused run starts nothing."""
+                if items is not None and current is not None:
+                    report = await runner.start(current, items, actor="cli")
+                    console.print(
+                        f"started {report.created} new item(s); {report.existing} already existed"
+                    )
+                await progress.begin(store)
+
+            await runner.run(max_wait=max_wait, on_ready=start_items)
         await _print_status(store, None)
     finally:
         await store.close()
@@ -198,7 +238,7 @@ async def _prepare(
     """Register ``file`` (if given) and load every stored workflow with its commands."""
     current = None
     if file is not None:
-        registry = load_registry(commands)
+        registry = _load_registry(commands)
         current = load(file, commands=registry.names())
         await store.save_workflow(current, str(file), commands)
     stored = await store.workflows()
@@ -207,7 +247,7 @@ async def _prepare(
     # The modules given now, plus the ones every stored workflow was registered with, so one
     # database can run several workflows whose commands live in different modules.
     specs = list(dict.fromkeys([*commands, *(m for w in stored for m in w.commands)]))
-    registry = load_registry(specs)
+    registry = _load_registry(specs)
     definitions = [loads(w.source, file=w.file, commands=registry.names()) for w in stored]
     if any(d.agents for d in definitions):
         _register_agents(registry, definitions, store, ai or _AIOptions())
@@ -229,26 +269,55 @@ def _register_agents(
     register_agents(registry, definitions, store, settings)
 
 
-def read_items(path: Path) -> Iterator[tuple[str, dict[str, JSON]]]:
-    """Items from JSON Lines: ``{"key": ..., "data": {...}}`` or a flat object with a key."""
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise StatewiseError(f"{path}:{number}: not JSON ({exc.msg})") from None
-            if not isinstance(record, dict) or not isinstance(record.get("key"), str):
-                raise StatewiseError(f'{path}:{number}: expected an object with a string "key"')
-            data = record.get("data", {k: v for k, v in record.items() if k != "key"})
-            if not isinstance(data, dict):
-                raise StatewiseError(f'{path}:{number}: "data" must be an object')
-            yield record["key"], data
+def _items_of(
+    path: Path | None,
+) -> AbstractContextManager[Iterator[tuple[str, dict[str, JSON]]] | None]:
+    return nullcontext() if path is None else read_items(path)
+
+
+@contextmanager
+def read_items(path: Path) -> Iterator[Iterator[tuple[str, dict[str, JSON]]]]:
+    """Open a JSON Lines items file now, so a missing one is refused before anything starts.
+
+    The items themselves are read lazily, ``{"key": ..., "data": {...}}`` or a flat object
+    with a key per line, and a bad line is reported with its number when it is reached.
+    """
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise StatewiseError(f"cannot read items file {path}: {exc.strerror}") from None
+    with handle:
+        yield _parse_items(path, handle)
+
+
+def _parse_items(path: Path, lines: IO[bytes]) -> Iterator[tuple[str, dict[str, JSON]]]:
+    for number, raw in enumerate(lines, start=1):
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise StatewiseError(
+                f"{path}:{number}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
+                f"{exc.start + 1}); save the file as UTF-8"
+            ) from None
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise StatewiseError(f"{path}:{number}: not JSON ({exc.msg})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("key"), str):
+            raise StatewiseError(f'{path}:{number}: expected an object with a string "key"')
+        data = record.get("data", {k: v for k, v in record.items() if k != "key"})
+        if not isinstance(data, dict):
+            raise StatewiseError(f'{path}:{number}: "data" must be an object')
+        yield record["key"], data
 
 
 class _RunProgress:
-    """A Rich progress bar of items that have finished or are waiting for someone."""
+    """A Rich progress bar of items that have finished or are waiting for someone.
+
+    The bar appears at ``begin``, once the run holds the store, so a refused run shows none.
+    """
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
@@ -262,6 +331,7 @@ class _RunProgress:
         active = await store.list_items(status=ItemStatus.ACTIVE, limit=self.total)
         self.active = {(item.workflow, item.key) for item in active}
         self._show()
+        self.progress.start()
 
     def update(self, results: Sequence[StepResult]) -> None:
         """Follow each committed step's item in or out of the active set."""
@@ -287,24 +357,49 @@ def _progress() -> Iterator[_RunProgress]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
+    progress = Progress(*columns, console=console, transient=False)
+    try:
         yield _RunProgress(progress)
+    finally:
+        if progress.live.is_started:
+            progress.stop()
 
 
 @app.command()
-def status(db: DbOption = Path("statewise.sqlite"), workflow: WorkflowOption = None) -> None:
+def status(db: DbOption = DEFAULT_DB, workflow: WorkflowOption = None) -> None:
     """Items per state, with how long the oldest has been there."""
     _run(_with_store(db, lambda store: _print_status(store, workflow)))
 
 
-async def _with_store(db: Path, action: Any) -> None:
-    if not db.exists():
-        raise StatewiseError(f"{db} does not exist; start items with `statewise run`")
-    store = open_store(db)
+async def _with_store(db: str, action: Callable[[Store], Awaitable[T]]) -> T:
+    store = _existing_store(db)
     try:
-        await action(store)
+        return await action(store)
     finally:
         await store.close()
+
+
+def _existing_store(db: str) -> Store:
+    """Open a store that must already exist; reading must not create an empty SQLite file."""
+    file = _sqlite_file(db)
+    if file is not None and not file.exists():
+        raise StatewiseError(f"{file} does not exist; start items with `statewise run FILE`")
+    return open_store(db)
+
+
+def _sqlite_file(db: str) -> Path | None:
+    """The file a SQLite ``--db`` names (``PATH`` or ``sqlite:///PATH``); None for a server."""
+    if db.startswith("sqlite:///"):
+        return Path(db.removeprefix("sqlite:///"))
+    return None if "://" in db else Path(db)
+
+
+_STATUS_STYLES = {ItemStatus.FAILED: "red"}
+
+
+def _status_cell(status: ItemStatus) -> Text:
+    """An item status as a table cell; a failed (quarantined) item stands out in red."""
+    return Text(status.value, style=_STATUS_STYLES.get(status, ""))
 
 
 async def _print_status(store: Store, workflow: str | None) -> None:
@@ -314,7 +409,7 @@ async def _print_status(store: Store, workflow: str | None) -> None:
         table.add_row(
             f"{row.workflow}@{row.version}",
             row.state,
-            row.status.value,
+            _status_cell(row.status),
             str(row.count),
             _age(now - row.oldest_entered_at),
         )
@@ -330,11 +425,13 @@ def _age(seconds: float) -> str:
 
 @app.command()
 def items(
-    db: DbOption = Path("statewise.sqlite"),
+    db: DbOption = DEFAULT_DB,
     state: Annotated[str | None, typer.Option(help="Only items in this state.")] = None,
-    status: Annotated[ItemStatus | None, typer.Option(help="active, waiting or done.")] = None,
+    status: Annotated[
+        ItemStatus | None, typer.Option(help="active, waiting, done or failed.")
+    ] = None,
     workflow: WorkflowOption = None,
-    limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 50,
 ) -> None:
     """List items, longest in their state first."""
 
@@ -347,7 +444,7 @@ def items(
                 item.key,
                 f"{item.workflow}@{item.version}",
                 item.state,
-                item.status.value,
+                _status_cell(item.status),
                 _age(now - item.entered_at),
                 str(item.seq),
             )
@@ -359,14 +456,13 @@ def items(
 @app.command()
 def history(
     key: Annotated[str, typer.Argument(help="The item's business key.")],
-    db: DbOption = Path("statewise.sqlite"),
+    db: DbOption = DEFAULT_DB,
     workflow: WorkflowOption = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table or jsonl")] = "table",
 ) -> None:
     """The audit trail of one item: every step, why it was taken, and what it cost."""
     if format not in ("table", "jsonl"):
-        errors.print("[red]error:[/red] --format must be table or jsonl")
-        raise typer.Exit(2)
+        _fail("--format must be table or jsonl", 2)
 
     async def show(store: Store) -> None:
         records = await store.history(workflow, key)
@@ -394,7 +490,7 @@ def history(
                 else "",
                 f"{r.duration * 1000:.0f}ms" if r.duration is not None else "",
                 _usage(r.usage),
-                f"{r.error['kind']}: {r.error['message']}" if r.error else "",
+                Text(f"{r.error['kind']}: {r.error['message']}", style="red") if r.error else "",
             )
         console.print(table)
 
@@ -421,25 +517,23 @@ def _values(values: dict[str, JSON]) -> str | None:
 def send(
     key: Annotated[str, typer.Argument(help="The item's business key.")],
     event: Annotated[str, typer.Argument(help="Event name, e.g. approve.")],
-    db: DbOption = Path("statewise.sqlite"),
+    db: DbOption = DEFAULT_DB,
     data: Annotated[str, typer.Option(help="Event data as a JSON object.")] = "{}",
     actor: Annotated[str, typer.Option(help="Who sends it, for the audit trail.")] = "cli",
     workflow: WorkflowOption = None,
     commands: CommandsOption = None,
     wait: Annotated[bool, typer.Option(help="Run the item on until it settles.")] = True,
     max_wait: Annotated[
-        float, typer.Option(help="While running on, wait for timers due within this long.")
+        float, typer.Option(min=0, help="While running on, wait for timers due within this long.")
     ] = 60.0,
 ) -> None:
     """Send an external event (a human decision, a reply) and resume the item."""
     try:
         payload = json.loads(data)
     except json.JSONDecodeError as exc:
-        errors.print(f"[red]error:[/red] --data is not JSON: {exc.msg}")
-        raise typer.Exit(2) from None
+        _fail(f"--data is not JSON: {exc.msg}", 2)
     if not isinstance(payload, dict):
-        errors.print("[red]error:[/red] --data must be a JSON object")
-        raise typer.Exit(2)
+        _fail("--data must be a JSON object", 2)
 
     async def deliver(store: Store) -> None:
         definitions, registry, _ = await _prepare(store, None, commands or [])
@@ -450,7 +544,7 @@ def send(
             try:
                 await runner.run(max_wait=max_wait)
             except StatewiseError as exc:
-                console.print(f"[yellow]{exc}[/yellow]")
+                console.print(Text(str(exc), style="yellow"))
                 return
             settled = await store.get_item(item.workflow, key)
             console.print(f"{key}: now in {settled.state} ({settled.status.value})")
@@ -459,7 +553,7 @@ def send(
 
 
 @app.command()
-def costs(db: DbOption = Path("statewise.sqlite"), workflow: WorkflowOption = None) -> None:
+def costs(db: DbOption = DEFAULT_DB, workflow: WorkflowOption = None) -> None:
     """Model calls, tokens and cost from the audit trail, by workflow, state, agent and model."""
 
     async def show(store: Store) -> None:
@@ -467,9 +561,12 @@ def costs(db: DbOption = Path("statewise.sqlite"), workflow: WorkflowOption = No
             "workflow", "state", "agent", "model", "calls", "input tokens", "output tokens",
             "cost (USD)", title="model usage",
         )  # fmt: skip
-        total = 0.0
+        total, unpriced = 0.0, 0
         for row in await store.costs(workflow):
+            # A cost of None means no call of the row had a price: all of them are unpriced.
+            row_unpriced = row.calls if row.cost is None else row.unpriced_calls
             total += row.cost or 0.0
+            unpriced += row_unpriced
             table.add_row(
                 row.workflow,
                 row.state,
@@ -478,12 +575,20 @@ def costs(db: DbOption = Path("statewise.sqlite"), workflow: WorkflowOption = No
                 str(row.calls),
                 f"{row.input_tokens:,}",
                 f"{row.output_tokens:,}",
-                "unknown price" if row.cost is None else f"{row.cost:.4f}",
+                _cost_cell(row.cost, row_unpriced),
             )
         console.print(table)
-        console.print(f"total known cost: {total:.4f} USD")
+        unknown = f"; {unpriced} call(s) had an unknown price, not counted" if unpriced else ""
+        console.print(f"total known cost: {total:.4f} USD{unknown}")
 
     _run(_with_store(db, show))
+
+
+def _cost_cell(cost: float | None, unpriced: int) -> str:
+    """A known cost, "unknown" when no call had a price, or both when some calls lack one."""
+    if cost is None:
+        return "unknown"
+    return f"{cost:.4f} + {unpriced} unpriced" if unpriced else f"{cost:.4f}"
 
 
 def main() -> None:

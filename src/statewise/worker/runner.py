@@ -112,11 +112,11 @@ class Runner(ItemWriter):
         """
         async with self.store.running(self.owner):
             self._running = True
-            if on_ready is not None:
-                await on_ready()
-            await self.quarantine_unknown_versions()
             heartbeat = asyncio.create_task(self._heartbeat())
             try:
+                if on_ready is not None:
+                    await on_ready()
+                await self.quarantine_unknown_versions()
                 await self._loop(max_wait, stop)
                 await self._drain(drain)
             finally:

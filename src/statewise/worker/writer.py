@@ -131,7 +131,9 @@ class ItemWriter:
     async def _commit_starts(self, batch: list[StepCommit]) -> list[tuple[str, CommitOutcome]]:
         if not batch:
             return []
-        outcomes = await self.commit(batch)
+        # New items' first commands go to the outbox unleased, even from a running runner:
+        # it claims them as it has room, so a large start never piles them up in memory.
+        outcomes = await ItemWriter.commit(self, batch)
         return [(c.result.item.key, o) for c, o in zip(batch, outcomes, strict=True)]
 
     async def send(
