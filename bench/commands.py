@@ -24,6 +24,7 @@ JSON = Any
 REVISION_THRESHOLD = 0.3
 LANGUAGES = ("de", "fr", "ja")
 Handler = Callable[[CommandContext], JSON]
+Command = Callable[[CommandContext], Awaitable[JSON]]
 
 
 def key_score(key: str) -> float:
@@ -97,9 +98,7 @@ class Latency:
         return self.seconds * (1 + self.jitter * spread)
 
 
-def _as_command(
-    handler: Handler, latency: Latency, ledger: Ledger
-) -> Callable[[CommandContext], Awaitable[JSON]]:
+def _as_command(handler: Handler, latency: Latency, ledger: Ledger) -> Command:
     """An async command that sleeps its latency (if any), then runs ``handler``."""
 
     async def command(call: CommandContext) -> JSON:
@@ -113,12 +112,19 @@ def _as_command(
     return command
 
 
+def build_commands(latency: Latency, ledger: Ledger) -> dict[str, Command]:
+    """Every command of the workflow by name, sleeping ``latency``, counted in ``ledger``.
+
+    The durable baseline calls these directly, so both engines run the very same commands.
+    """
+    return {name: _as_command(handler, latency, ledger) for name, handler in HANDLERS.items()}
+
+
 def build_registry(latency: Latency | None = None, ledger: Ledger | None = None) -> CommandRegistry:
     """Every command of the workflow with ``latency`` (none: instant), counted in ``ledger``."""
-    latency, ledger = latency or Latency(), ledger or Ledger()
     built = CommandRegistry()
-    for name, handler in HANDLERS.items():
-        built.register(name, _as_command(handler, latency, ledger))
+    for name, command in build_commands(latency or Latency(), ledger or Ledger()).items():
+        built.register(name, command)
     return built
 
 

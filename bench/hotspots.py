@@ -16,7 +16,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from scenarios import Spec, drive_statewise
+from scenarios import drive_statewise
+from workload import Spec
 
 from statewise.store import SQLiteStore
 

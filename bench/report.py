@@ -23,6 +23,10 @@ DEFINITIONS = {
     "(= command executions x 20 ms / 64 without jitter)",
     "baseline": "asyncio + sqlite3, WAL + synchronous=NORMAL, per transition one UPDATE items "
     "+ one INSERT history in its own transaction, same items and transition total as statewise",
+    "durable_baseline": "a hand-written durable engine: the bench workflow's flow and commands "
+    "run by hand, per transition one UPDATE of the item row carrying its whole context as JSON "
+    "+ one INSERT of a history row with the step's output, in its own transaction; same items "
+    "(about 1 KB each) and transition total as statewise",
 }
 
 

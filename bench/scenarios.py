@@ -1,11 +1,10 @@
 """One benchmark scenario per process: ``python bench/scenarios.py SPEC.json RESULT.json``.
 
 Each scenario runs in a fresh interpreter so that its peak RSS (``ru_maxrss``) is its own.
-Two engines do the same work:
+Three engines do the same work on the same items (``workload.py``):
 
 * ``statewise``: the bench workflow through ``Runner`` on a ``SQLiteStore``;
-* ``baseline``: plain asyncio + sqlite3 with the same journal settings, one UPDATE of the item
-  row and one INSERT into history per transition, each transition its own transaction.
+* ``baseline`` and ``durable``: the hand-written engines of ``baselines.py``.
 """
 
 from __future__ import annotations
@@ -14,14 +13,26 @@ import asyncio
 import json
 import sqlite3
 import sys
-import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from commands import LANGUAGES, Latency, Ledger, build_registry, needs_revision
-from measure import cpu_seconds, db_footprint, peak_rss_bytes
+from baselines import drive_durable, drive_plain
+from commands import Latency, Ledger, build_registry, needs_revision
+from measure import db_footprint, peak_rss_bytes
+from workload import (
+    FINAL_STATE,
+    BenchFailure,
+    Counts,
+    Driver,
+    Engine,
+    Spec,
+    Timing,
+    item_key,
+    item_payloads,
+    timed,
+)
 
 from statewise.definition import Definition, load
 from statewise.store import SQLiteStore
@@ -29,74 +40,7 @@ from statewise.worker.registry import CommandRegistry
 from statewise.worker.runner import Runner
 
 JSON = Any
-Engine = Literal["statewise", "baseline"]
-Counts = dict[str, JSON]
 WORKFLOW_FILE = Path(__file__).with_name("workflow.yaml")
-FINAL_STATE = "publish"
-
-
-@dataclass(frozen=True, slots=True)
-class Spec:
-    """What one scenario process runs.
-
-    ``transitions`` is the total the baseline drives (taken from a statewise run of the same
-    size); statewise ignores it.
-    """
-
-    name: str
-    engine: Engine
-    items: int
-    db_path: str
-    latency: float = 0.0
-    jitter: float = 0.0
-    concurrency: int = 64
-    batch_size: int = 256
-    transitions: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Timing:
-    """Wall time of a run, split into starting the items and running them to the end."""
-
-    start_seconds: float
-    run_seconds: float
-    cpu_seconds: float
-
-    @property
-    def total_seconds(self) -> float:
-        """Start plus run."""
-        return self.start_seconds + self.run_seconds
-
-
-class BenchFailure(RuntimeError):
-    """A run did not do the work it was asked to; its figures must not be reported."""
-
-
-Driver = Callable[[Spec], Coroutine[Any, Any, tuple[Timing, Counts]]]
-
-
-# --- shared ------------------------------------------------------------------------------------
-
-
-def item_key(index: int) -> str:
-    """Business key of the ``index``-th item."""
-    return f"item-{index:06d}"
-
-
-def item_payloads(count: int) -> Iterator[tuple[str, dict[str, JSON]]]:
-    """Start data of every item: a title and the languages the parallel stage maps over."""
-    for index in range(count):
-        yield item_key(index), {"title": f"Article {index}", "languages": list(LANGUAGES)}
-
-
-async def timed(start: Callable[[], Awaitable[None]], run: Callable[[], Awaitable[None]]) -> Timing:
-    """Time ``start`` then ``run``, and the CPU time both took."""
-    cpu_before, began = cpu_seconds(), time.perf_counter()
-    await start()
-    started = time.perf_counter()
-    await run()
-    ended = time.perf_counter()
-    return Timing(started - began, ended - started, cpu_seconds() - cpu_before)
 
 
 def measure(spec: Spec, drive: Driver) -> dict[str, JSON]:
@@ -120,9 +64,6 @@ def measure(spec: Spec, drive: Driver) -> dict[str, JSON]:
         "db": footprint.as_dict(),
         "db_bytes_per_transition": footprint.total_bytes / transitions,
     }
-
-
-# --- statewise ---------------------------------------------------------------------------------
 
 
 def load_definition(registry: CommandRegistry) -> Definition:
@@ -201,103 +142,10 @@ def verify_statewise(spec: Spec) -> dict[str, JSON]:
     }
 
 
-# --- baseline ----------------------------------------------------------------------------------
-
-_BASELINE_SCHEMA = """
-CREATE TABLE items (
-    id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, state TEXT NOT NULL,
-    seq INTEGER NOT NULL, updated_at REAL NOT NULL);
-CREATE TABLE history (
-    item_id INTEGER NOT NULL, seq INTEGER NOT NULL, at REAL NOT NULL, from_state TEXT,
-    to_state TEXT NOT NULL, event TEXT NOT NULL, PRIMARY KEY (item_id, seq)) WITHOUT ROWID;
-"""
-_BASELINE_STATES = ("intake", "validate", "enrich", "review", "translate", "quality", "publish")
-
-
-def open_baseline(path: str) -> sqlite3.Connection:
-    """A connection with the store's journal settings, and the two-table schema."""
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.executescript(_BASELINE_SCHEMA)
-    return db
-
-
-def transitions_per_item(total: int, items: int) -> list[int]:
-    """Split ``total`` transitions over ``items`` as evenly as whole numbers allow."""
-    share, extra = divmod(total, items)
-    return [share + (1 if index < extra else 0) for index in range(items)]
-
-
-async def baseline_item(db: sqlite3.Connection, item_id: int, transitions: int) -> None:
-    """Move one item through ``transitions`` states, committing each move on its own."""
-    state = _BASELINE_STATES[0]
-    for seq in range(1, transitions + 1):
-        await asyncio.sleep(0)  # the command "returns at once": yield to the loop like a task
-        target = _BASELINE_STATES[seq % len(_BASELINE_STATES)]
-        now = time.time()
-        db.execute("BEGIN")
-        db.execute(
-            "UPDATE items SET state = ?, seq = ?, updated_at = ? WHERE id = ?",
-            (target, seq, now, item_id),
-        )
-        db.execute(
-            "INSERT INTO history (item_id, seq, at, from_state, to_state, event) "
-            "VALUES (?, ?, ?, ?, ?, 'done')",
-            (item_id, seq, now, state, target),
-        )
-        db.execute("COMMIT")
-        state = target
-
-
-async def baseline_workers(db: sqlite3.Connection, plan: list[int], concurrency: int) -> None:
-    """``concurrency`` tasks take items from a queue, as a hand-written worker pool would."""
-    queue: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
-    for item_id, transitions in enumerate(plan, start=1):
-        queue.put_nowait((item_id, transitions))
-
-    async def worker() -> None:
-        while not queue.empty():
-            item_id, transitions = queue.get_nowait()
-            await baseline_item(db, item_id, transitions)
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-
-
-async def drive_baseline(spec: Spec) -> tuple[Timing, Counts]:
-    """Create the item rows, then drive ``spec.transitions`` transitions across them."""
-    db = open_baseline(spec.db_path)
-    plan = transitions_per_item(spec.transitions, spec.items)
-
-    async def start() -> None:
-        now = time.time()
-        db.execute("BEGIN")
-        db.executemany(
-            "INSERT INTO items (id, key, state, seq, updated_at) VALUES (?, ?, ?, 0, ?)",
-            [(i, item_key(i - 1), _BASELINE_STATES[0], now) for i in range(1, spec.items + 1)],
-        )
-        db.execute("COMMIT")
-
-    async def run() -> None:
-        await baseline_workers(db, plan, spec.concurrency)
-
-    try:
-        timing = await timed(start, run)
-        (transitions,) = db.execute("SELECT COUNT(*) FROM history").fetchone()
-        (moved,) = db.execute("SELECT SUM(seq) FROM items").fetchone()
-    finally:
-        db.close()
-    if transitions != spec.transitions or moved != spec.transitions:
-        raise BenchFailure(
-            f"{spec.name}: wrote {transitions} history rows and moved items {moved} times, "
-            f"expected {spec.transitions}"
-        )
-    return timing, {"items_final": spec.items, "transitions": int(transitions)}
-
-
 DRIVERS: dict[Engine, Driver] = {
     "statewise": drive_statewise,
-    "baseline": drive_baseline,
+    "baseline": drive_plain,
+    "durable": drive_durable,
 }
 
 
