@@ -205,7 +205,9 @@ class Runner:
         A running runner's own commands come back leased from its commits; the outbox holds
         only work left by a dead runner or queued by another process, so polling it is rare.
         """
-        claimed = await self.store.claim_commands(self.owner, room, now, self.lease_seconds)
+        claimed = await self.store.claim_commands(
+            self.owner, room, now, self.lease_seconds, self.definitions.keys()
+        )
         self._ready.extend(claimed)
         return bool(claimed)
 
@@ -224,7 +226,9 @@ class Runner:
         return True
 
     async def _fire_timers(self, now: float) -> bool:
-        timers = await self.store.claim_timers(self.owner, self.batch_size, now, self.lease_seconds)
+        timers = await self.store.claim_timers(
+            self.owner, self.batch_size, now, self.lease_seconds, self.definitions.keys()
+        )
         await self._apply(
             [_Pending((t.workflow, t.key), t.event, timer_id=t.timer_id) for t in timers]
         )
