@@ -95,7 +95,8 @@ def test_a_durable_timer_fires_exactly_once_after_the_worker_was_killed(tmp_path
         assert asyncio.run(store.state_counts())[0].count == 20
         assert asyncio.run(store.next_timer_due()) > began + 1
         # as if it had died just after claiming them: the timers stay leased for ten minutes
-        assert len(asyncio.run(store.claim_timers("dead", 100, began + 5, 600.0))) == 20
+        held = [("deadline", WORKFLOWS["deadline"]().version)]
+        assert len(asyncio.run(store.claim_timers("dead", 100, began + 5, 600.0, held))) == 20
 
     for _ in range(2):  # a fresh store and runner; the second run must find nothing to do
         with opened(db) as store:

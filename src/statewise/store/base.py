@@ -231,9 +231,7 @@ class Store(ABC):
         """
 
     @abstractmethod
-    async def unknown_version_items(
-        self, limit: int
-    ) -> list[Item]:
+    async def unknown_version_items(self, limit: int) -> list[Item]:
         """Active or waiting items whose (workflow, version) the store holds no definition of.
 
         No worker can ever run them; the runner quarantines each one alone.
@@ -294,6 +292,10 @@ class Store(ABC):
     @abstractmethod
     async def cache_response(self, cache_key: str, response: str) -> None:
         """Keep a model response for re-runs with the same model, prompt, input and schema."""
+
+    @abstractmethod
+    async def schema_version(self) -> int:
+        """The migration the database is at (every one is applied when the store opens)."""
 
     @abstractmethod
     async def close(self) -> None:

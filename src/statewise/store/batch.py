@@ -4,67 +4,138 @@ A batch holds many steps, sometimes several for one item. Writing them step by s
 round of statements per step; instead the batch is folded in memory, in step order, into one
 list of rows per statement, which a dialect then runs with ``executemany``. Folding keeps the
 meaning of the steps in order: a later context write replaces an earlier one at the same or a
-deeper path, and a ``CancelTimers`` drops the timers the item's earlier steps started.
+deeper path, a ``CancelTimers`` drops the timers the item's earlier steps started and a
+``CancelCommands`` the commands they queued.
+
+Each step is encoded on its own first (``encode_step``): a value that is not JSON fails there,
+before anything of that step reaches the shared plan, so it rejects that step alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from statewise.engine.effects import CancelTimers, RunCommand, StartTimer
+from statewise.engine.effects import (
+    CancelCommands,
+    CancelTimers,
+    Effect,
+    RunCommand,
+    SaveConversation,
+    StartTimer,
+)
 from statewise.engine.events import TimerFired
 from statewise.engine.item import Item
+from statewise.engine.result import StepResult
 from statewise.store import codec
 from statewise.store.base import StepCommit
 
 ContextRow = tuple[int, str, str]
 HistoryRow = tuple[int, int, float, str | None, str, str, str]
 TimerRow = tuple[int, float, str]
+ConversationRow = tuple[int, str, str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedCommand:
+    """A command a step queued, with its encoded outbox payload and its step's position."""
+
+    item_id: int
+    item: Item
+    effect: RunCommand
+    payload: str
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedStep:
+    """One step's rows with every value already encoded.
+
+    ``effects`` pair each effect with its payload: the timer's event, the command, the
+    conversation; empty for the cancels.
+    """
+
+    values: tuple[Any, ...]
+    context: tuple[tuple[str, str], ...]
+    history: tuple[tuple[int, float, str | None, str, str, str], ...]
+    effects: tuple[tuple[Effect, str], ...]
+
+
+def encode_step(result: StepResult) -> EncodedStep:
+    """Encode every row of one step; TypeError or ValueError when a value is not JSON."""
+    return EncodedStep(
+        codec.item_values(result.item),
+        tuple((codec.encode_path(p.path), codec.dumps(p.value)) for p in result.patches),
+        tuple(
+            (r.seq, r.at, r.from_state, r.to_state, r.event, codec.encode_detail(r))
+            for r in result.history
+        ),
+        tuple((effect, _payload(effect)) for effect in result.effects),
+    )
+
+
+def _payload(effect: Effect) -> str:
+    if isinstance(effect, StartTimer):
+        event = TimerFired(effect.name, effect.state, effect.visit, effect.branch)
+        return codec.encode_timer(event)
+    if isinstance(effect, RunCommand):
+        return codec.encode_effect(effect)
+    if isinstance(effect, SaveConversation):
+        if not isinstance(effect.messages, str):
+            raise TypeError(f"conversation of agent {effect.agent!r} is not serialised text")
+        return effect.messages
+    return ""
 
 
 @dataclass
 class WritePlan:
     """Every row one batch writes, grouped by statement."""
 
-    items: dict[int, Item] = field(default_factory=dict)
+    items: dict[int, tuple[Any, ...]] = field(default_factory=dict)
     context_clears: list[tuple[int, str]] = field(default_factory=list)
     context_sets: dict[int, dict[str, str]] = field(default_factory=dict)
     history: list[HistoryRow] = field(default_factory=list)
     timer_clears: set[int] = field(default_factory=set)
     timers: dict[int, list[TimerRow]] = field(default_factory=dict)
-    commands: list[tuple[int, Item, RunCommand, int]] = field(default_factory=list)
-    consumed_outbox: list[int] = field(default_factory=list)
-    consumed_timers: list[int] = field(default_factory=list)
+    command_clears: set[int] = field(default_factory=set)
+    commands: list[QueuedCommand] = field(default_factory=list)
+    conversations: dict[tuple[int, str], ConversationRow] = field(default_factory=dict)
+    consumed_outbox: list[tuple[int, int]] = field(default_factory=list)
+    consumed_timers: list[tuple[int, int]] = field(default_factory=list)
 
-    def add(self, item_id: int, entry: StepCommit, position: int) -> None:
-        """Fold one accepted step (``position`` in its batch) into the plan, in order."""
-        result = entry.result
-        self.consume(entry)
-        self.items[item_id] = result.item
-        for patch in result.patches:
-            self._set_context(item_id, codec.encode_path(patch.path), codec.dumps(patch.value))
-        self.history.extend(
-            (item_id, r.seq, r.at, r.from_state, r.to_state, r.event, codec.encode_detail(r))
-            for r in result.history
-        )
-        for effect in result.effects:
+    def add(self, item_id: int, entry: StepCommit, rows: EncodedStep, position: int) -> None:
+        """Fold one accepted, encoded step (``position`` in its batch) into the plan, in order."""
+        item = entry.result.item
+        self.consume(entry, item_id)
+        self.items[item_id] = rows.values
+        for path, value in rows.context:
+            self._set_context(item_id, path, value)
+        self.history.extend((item_id, *row) for row in rows.history)
+        for effect, payload in rows.effects:
             if isinstance(effect, CancelTimers):
                 self.timer_clears.add(item_id)
                 self.timers.pop(item_id, None)
             elif isinstance(effect, StartTimer):
-                event = TimerFired(effect.name, effect.state, effect.visit, effect.branch)
-                row = (item_id, effect.due_at, codec.encode_timer(event))
-                self.timers.setdefault(item_id, []).append(row)
+                self.timers.setdefault(item_id, []).append((item_id, effect.due_at, payload))
             elif isinstance(effect, RunCommand):
-                self.commands.append((item_id, result.item, effect, position))
+                self.commands.append(QueuedCommand(item_id, item, effect, payload, position))
+            elif isinstance(effect, CancelCommands):
+                self.command_clears.add(item_id)
+                self.commands = [c for c in self.commands if c.item_id != item_id]
+            elif isinstance(effect, SaveConversation):
+                row = (item_id, effect.agent, payload, item.updated_at)
+                self.conversations[(item_id, effect.agent)] = row
 
-    def consume(self, entry: StepCommit) -> None:
-        """The outbox or timer row the step used up is deleted with it."""
+    def consume(self, entry: StepCommit, item_id: int) -> None:
+        """The outbox or timer row the step used up is deleted with it.
+
+        Rows are kept as (id, item id): a row id another item has since been given is never
+        deleted.
+        """
         if entry.outbox_id is not None:
-            self.consumed_outbox.append(entry.outbox_id)
+            self.consumed_outbox.append((entry.outbox_id, item_id))
         if entry.timer_id is not None:
-            self.consumed_timers.append(entry.timer_id)
+            self.consumed_timers.append((entry.timer_id, item_id))
 
     def _set_context(self, item_id: int, path: str, value: str) -> None:
         pending = self.context_sets.setdefault(item_id, {})
@@ -87,10 +158,6 @@ class WritePlan:
         """Timers to insert, after the clears have run."""
         return [row for rows in self.timers.values() for row in rows]
 
-
-def plan_writes(accepted: Sequence[tuple[int, int, StepCommit]]) -> WritePlan:
-    """Fold accepted steps, as (position in batch, item id, step), into one plan, in order."""
-    plan = WritePlan()
-    for position, item_id, entry in accepted:
-        plan.add(item_id, entry, position)
-    return plan
+    def wakes_others(self, leased: bool) -> bool:
+        """Whether the batch queued work another worker could take (its own is leased)."""
+        return bool(self.timers) or (bool(self.commands) and not leased)

@@ -12,11 +12,20 @@ from typing import Any
 
 from statewise.engine.effects import EFFECT_ADAPTER, Effect, RunCommand
 from statewise.engine.events import TimerFired
-from statewise.engine.item import BranchRun, BranchStatus, HistoryRecord
+from statewise.engine.item import BranchRun, BranchStatus, HistoryRecord, Item, ItemStatus
 from statewise.errors import StoreError
 
 JSON = Any
 PATH_SEPARATOR = "\x1f"
+ITEM_COLUMNS = (
+    "id, workflow, version, key, state, status, entered_at, created_at, updated_at, seq, "
+    "attempt, retrying, visits, branches"
+)
+# The columns a step changes, in the order ``item_values`` gives them.
+STEP_COLUMNS = (
+    "state", "status", "entered_at", "updated_at", "seq", "attempt", "retrying", "visits",
+    "branches",
+)  # fmt: skip
 _COLUMNS = ("seq", "at", "from_state", "to_state", "event")
 _DETAIL_FIELDS = tuple(f.name for f in fields(HistoryRecord) if f.name not in _COLUMNS)
 
@@ -106,3 +115,40 @@ def encode_timer(event: TimerFired) -> str:
 def decode_timer(text: str) -> TimerFired:
     """Inverse of ``encode_timer``."""
     return TimerFired(**json.loads(text))
+
+
+def item_values(item: Item) -> tuple[Any, ...]:
+    """The columns a step changes (``STEP_COLUMNS``), encoded."""
+    return (
+        item.state,
+        item.status.value,
+        item.entered_at,
+        item.updated_at,
+        item.seq,
+        item.attempt,
+        item.retrying,
+        dumps(item.visits),
+        encode_branches(item.branches),
+    )
+
+
+def decode_item(row: tuple[Any, ...], context: dict[str, JSON]) -> Item:
+    """An item from its ``ITEM_COLUMNS`` row and its decoded context."""
+    (_, workflow, version, key, state, status, entered, created, updated, seq, attempt,
+     retrying, visits, branches) = row  # fmt: skip
+    return Item(
+        key=key,
+        workflow=workflow,
+        version=version,
+        state=state,
+        status=ItemStatus(status),
+        entered_at=entered,
+        created_at=created,
+        updated_at=updated,
+        seq=seq,
+        attempt=attempt,
+        retrying=bool(retrying),
+        visits=json.loads(visits),
+        branches=decode_branches(branches),
+        context=context,
+    )

@@ -1,0 +1,213 @@
+"""Committing steps, written once for every dialect: the fence, then the writes.
+
+Each step of a batch passes the fence on its own (the rules are in ``store.base``):
+
+1. LOST: committed with a lease, it consumes a work row that no longer exists or is leased to
+   someone else.
+2. DUPLICATE: a new item whose (workflow, key) exists; STALE: a step computed from an item
+   whose ``seq`` is not the one read (under lock) in this transaction. IGNORED steps are fenced
+   too: a stale copy's judgement never deletes a work row.
+3. REJECTED: a step whose rows cannot be encoded; it alone is refused.
+
+The steps that pass are folded into one ``WritePlan`` and written with one statement per table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from statewise.engine.item import Item
+from statewise.engine.result import Outcome
+from statewise.store import codec
+from statewise.store.base import ClaimedCommand, CommitOutcome, CommitStatus, Lease, StepCommit
+from statewise.store.batch import EncodedStep, WritePlan, encode_step
+from statewise.store.connection import Connection, Dialect, Ref
+
+_UNENCODABLE = (TypeError, ValueError, RecursionError)
+_INSERT_ITEM = (
+    f"INSERT INTO items ({', '.join(codec.STEP_COLUMNS)}, workflow, version, key, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (workflow, key) DO NOTHING RETURNING id"
+)
+_UPDATE_ITEM = f"UPDATE items SET {', '.join(f'{c} = ?' for c in codec.STEP_COLUMNS)} WHERE id = ?"
+
+
+@dataclass
+class _Fence:
+    """What the transaction read: each item's (id, seq) and the work rows the committer holds.
+
+    ``held`` is None without a lease (no lease to check); otherwise it maps each consumed row
+    still leased to the committer, as ("outbox", id) or ("timer", id), to its item's id.
+    """
+
+    known: dict[Ref, list[int]]
+    held: dict[tuple[str, int], int] | None
+
+    def check(self, entry: StepCommit) -> CommitStatus:
+        """The status of a step, judged on what this transaction read and accepted so far."""
+        current = self.known.get((entry.result.item.workflow, entry.result.item.key))
+        if self.held is not None and not self._holds(entry, current):
+            return CommitStatus.LOST
+        if entry.expected_seq is None:
+            return CommitStatus.COMMITTED if current is None else CommitStatus.DUPLICATE
+        if current is None or current[1] != entry.expected_seq:
+            return CommitStatus.STALE
+        return CommitStatus.COMMITTED
+
+    def _holds(self, entry: StepCommit, current: list[int] | None) -> bool:
+        """Every row the step consumes is still leased to the committer, for this item."""
+        assert self.held is not None
+        item_id = current[0] if current is not None else None
+        consumed = [("outbox", entry.outbox_id), ("timer", entry.timer_id)]
+        return all(self.held.get((kind, i)) == item_id for kind, i in consumed if i is not None)
+
+    def accept(self, entry: StepCommit, item_id: int) -> None:
+        """Later steps of the item in this batch are fenced on this step's ``seq``."""
+        item = entry.result.item
+        self.known[(item.workflow, item.key)] = [item_id, item.seq]
+        if self.held is not None and entry.outbox_id is not None:
+            self.held.pop(("outbox", entry.outbox_id), None)
+        if self.held is not None and entry.timer_id is not None:
+            self.held.pop(("timer", entry.timer_id), None)
+
+
+def commit_txn(
+    db: Connection, dialect: Dialect, commits: Sequence[StepCommit], lease: Lease | None
+) -> list[CommitOutcome]:
+    """Fence every step, write the accepted ones; one outcome per step, in order."""
+    refs = list(dict.fromkeys((c.result.item.workflow, c.result.item.key) for c in commits))
+    rows = dialect.select_items_txn(db, "workflow, key, id, seq", refs, lock=True) if refs else []
+    fence = _Fence({(w, k): [i, s] for w, k, i, s in rows}, _held_txn(db, dialect, commits, lease))
+    plan = WritePlan()
+    outcomes: list[CommitOutcome] = []
+    for position, entry in enumerate(commits):
+        outcomes.append(_admit_txn(db, fence, plan, entry, position))
+    queued = _write_txn(db, plan, dialect, lease)
+    if plan.wakes_others(lease is not None):
+        dialect.notify_txn(db)
+    return [
+        CommitOutcome(o.status, tuple(queued.get(position, ())), o.error)
+        if o.status is CommitStatus.COMMITTED
+        else o
+        for position, o in enumerate(outcomes)
+    ]
+
+
+def _admit_txn(
+    db: Connection, fence: _Fence, plan: WritePlan, entry: StepCommit, position: int
+) -> CommitOutcome:
+    """Fence one step; fold it into the plan if it passes."""
+    status = fence.check(entry)
+    if status is not CommitStatus.COMMITTED:
+        return CommitOutcome(status)
+    item = entry.result.item
+    if entry.expected_seq is not None and entry.result.outcome is Outcome.IGNORED:
+        item_id = fence.known[(item.workflow, item.key)][0]
+        fence.accept(entry, item_id)
+        plan.consume(entry, item_id)
+        return CommitOutcome(status)
+    try:
+        rows = encode_step(entry.result)
+    except _UNENCODABLE as exc:
+        reason = f"a step of item {item.key!r} ({item.workflow}) cannot be stored: {exc}"
+        return CommitOutcome(CommitStatus.REJECTED, error=reason)
+    if entry.expected_seq is None:
+        inserted = _insert_item_txn(db, item, rows)
+        if inserted is None:
+            return CommitOutcome(CommitStatus.DUPLICATE)  # another writer started it just now
+        item_id = inserted
+    else:
+        item_id = fence.known[(item.workflow, item.key)][0]
+    fence.accept(entry, item_id)
+    plan.add(item_id, entry, rows, position)
+    return CommitOutcome(status)
+
+
+def _held_txn(
+    db: Connection, dialect: Dialect, commits: Sequence[StepCommit], lease: Lease | None
+) -> dict[tuple[str, int], int] | None:
+    """The consumed work rows still leased to ``lease.owner``, locked, with their items' ids."""
+    if lease is None:
+        return None
+    held: dict[tuple[str, int], int] = {}
+    for table, kind, ids in (
+        ("outbox", "outbox", {c.outbox_id for c in commits if c.outbox_id is not None}),
+        ("timers", "timer", {c.timer_id for c in commits if c.timer_id is not None}),
+    ):
+        if ids:
+            condition, params = dialect.any_of("id", ids)
+            found = db.execute(
+                f"SELECT id, item_id FROM {table} WHERE {condition} AND lease_owner = ?"
+                + dialect.lock_rows,
+                [*params, lease.owner],
+            )
+            held.update(((kind, row_id), item_id) for row_id, item_id in found)
+    return held
+
+
+def _insert_item_txn(db: Connection, item: Item, rows: EncodedStep) -> int | None:
+    """Insert a new item; None when its (workflow, key) already exists."""
+    found = db.execute(
+        _INSERT_ITEM, (*rows.values, item.workflow, item.version, item.key, item.created_at)
+    )
+    return int(found[0][0]) if found else None
+
+
+def _write_txn(
+    db: Connection, plan: WritePlan, dialect: Dialect, lease: Lease | None
+) -> dict[int, list[ClaimedCommand]]:
+    """Run the plan's statements; return the queued commands leased to ``lease``, by step."""
+    db.executemany(_UPDATE_ITEM, [(*values, item_id) for item_id, values in plan.items.items()])
+    db.executemany(
+        "DELETE FROM context WHERE item_id = ? AND path > ? AND path < ?",
+        [(i, p + codec.PATH_SEPARATOR, p + chr(0x20)) for i, p in plan.context_clears],
+    )
+    db.executemany(
+        "INSERT INTO context (item_id, path, value) VALUES (?, ?, ?) "
+        "ON CONFLICT (item_id, path) DO UPDATE SET value = excluded.value",
+        plan.context_rows(),
+    )
+    db.executemany(
+        "INSERT INTO history (item_id, seq, at, from_state, to_state, event, detail) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        plan.history,
+    )
+    db.executemany("DELETE FROM timers WHERE item_id = ?", [(i,) for i in plan.timer_clears])
+    db.executemany(
+        "INSERT INTO timers (item_id, due_at, event) VALUES (?, ?, ?)", plan.timer_rows()
+    )
+    db.executemany("DELETE FROM outbox WHERE item_id = ?", [(i,) for i in plan.command_clears])
+    db.executemany("DELETE FROM outbox WHERE id = ? AND item_id = ?", plan.consumed_outbox)
+    db.executemany("DELETE FROM timers WHERE id = ? AND item_id = ?", plan.consumed_timers)
+    db.executemany(
+        "INSERT INTO conversations (item_id, agent, messages, updated_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (item_id, agent) DO UPDATE SET messages = excluded.messages, "
+        "updated_at = excluded.updated_at",
+        list(plan.conversations.values()),
+    )
+    return _queue_commands_txn(db, plan, dialect, lease)
+
+
+def _queue_commands_txn(
+    db: Connection, plan: WritePlan, dialect: Dialect, lease: Lease | None
+) -> dict[int, list[ClaimedCommand]]:
+    """Insert the outbox rows; leased ones come back keyed by their step's position."""
+    if not plan.commands:
+        return {}
+    owner, until = (lease.owner, lease.until) if lease else (None, None)
+    ids = dialect.reserve_outbox_ids_txn(db, len(plan.commands))
+    db.executemany(
+        "INSERT INTO outbox (id, item_id, effect, available_at, lease_owner, lease_until) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (outbox_id, c.item_id, c.payload, c.item.updated_at, owner, until)
+            for outbox_id, c in zip(ids, plan.commands, strict=True)
+        ],
+    )
+    queued: dict[int, list[ClaimedCommand]] = {}
+    if lease is not None:
+        for outbox_id, c in zip(ids, plan.commands, strict=True):
+            claimed = ClaimedCommand(outbox_id, c.item.workflow, c.item.key, c.effect)
+            queued.setdefault(c.position, []).append(claimed)
+    return queued

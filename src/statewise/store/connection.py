@@ -1,0 +1,59 @@
+"""The small seam between the shared store logic and a dialect: a connection and SQL fragments.
+
+The shared logic (commits, queries, workflows, migrations) is written once against
+``Connection`` with ``?`` placeholders; each dialect adapts its driver's connection to it and
+supplies the few pieces of SQL that differ (``Dialect``). Every helper that takes a
+``Connection`` runs inside its caller's transaction and never commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any, Protocol
+
+Row = tuple[Any, ...]
+Ref = tuple[str, str]
+
+
+class Connection(Protocol):
+    """A connection inside an open transaction, speaking SQL with ``?`` placeholders."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run one statement; its rows (none for a statement that returns none)."""
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement once per row of parameters (nothing when ``rows`` is empty)."""
+
+
+class Dialect(Protocol):
+    """What the shared logic asks of a dialect beyond plain SQL."""
+
+    def select_items_txn(
+        self, db: Connection, columns: str, refs: Sequence[Ref], *, lock: bool = False
+    ) -> list[Row]:
+        """Item rows by (workflow, key).
+
+        ``lock`` also locks them until the transaction ends, in a fixed order (PostgreSQL) or
+        under the single writer's lock (SQLite).
+        """
+
+    def reserve_outbox_ids_txn(self, db: Connection, count: int) -> Sequence[int]:
+        """``count`` fresh outbox ids, so that one ``executemany`` inserts the rows."""
+
+    def notify_txn(self, db: Connection) -> None:
+        """Tell waiting workers, once the transaction commits, that new work was queued."""
+
+    def any_of(self, column: str, values: Collection[Any]) -> tuple[str, list[Any]]:
+        """A condition ``column`` is one of ``values``, and its parameters."""
+
+    lock_rows: str
+    """Appended to a SELECT whose rows the transaction will change (``FOR UPDATE`` or "")."""
+
+    json_usage: str
+    """The ``usage`` object of a history row's detail, as an expression on ``h.detail``."""
+
+    def json_text(self, expression: str, name: str) -> str:
+        """A text field of a JSON object expression: ``json_text("u", "agent")``."""
+
+    def json_number(self, expression: str, name: str) -> str:
+        """A numeric field of a JSON object expression."""

@@ -1,0 +1,198 @@
+"""Reading items, their context, audit trail, costs and conversations, for every dialect."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from statewise.engine.item import HistoryRecord, Item, ItemStatus
+from statewise.errors import NotFoundError
+from statewise.store import codec
+from statewise.store.base import CostRow, StateCount, StuckItem
+from statewise.store.connection import Connection, Dialect, Ref, Row
+
+_LIVE = (ItemStatus.ACTIVE.value, ItemStatus.WAITING.value)
+
+
+def get_item_txn(db: Connection, dialect: Dialect, workflow: str | None, key: str) -> Item:
+    """One item with its context; ambiguous keys across workflows need ``workflow``."""
+    rows = db.execute(
+        f"SELECT {codec.ITEM_COLUMNS} FROM items WHERE key = ?"
+        + (" AND workflow = ?" if workflow else ""),
+        (key, workflow) if workflow else (key,),
+    )
+    if not rows:
+        where = f" in workflow {workflow!r}" if workflow else ""
+        raise NotFoundError(f"no item with key {key!r}{where}")
+    if len(rows) > 1:
+        names = ", ".join(sorted(r[1] for r in rows))
+        raise NotFoundError(f"key {key!r} exists in several workflows ({names}); name one")
+    return with_context_txn(db, dialect, rows)[0]
+
+
+def get_items_txn(db: Connection, dialect: Dialect, refs: Sequence[Ref]) -> dict[Ref, Item]:
+    """Items by (workflow, key), with context, in two queries."""
+    refs = list(dict.fromkeys(refs))
+    if not refs:
+        return {}
+    rows = dialect.select_items_txn(db, codec.ITEM_COLUMNS, refs)
+    return {(i.workflow, i.key): i for i in with_context_txn(db, dialect, rows)}
+
+
+def with_context_txn(db: Connection, dialect: Dialect, rows: list[Row]) -> list[Item]:
+    """Decode item rows, loading the context of all of them in one query."""
+    if not rows:
+        return []
+    by_item: dict[int, list[tuple[str, str]]] = {row[0]: [] for row in rows}
+    condition, params = dialect.any_of("item_id", list(by_item))
+    for item_id, path, value in db.execute(
+        f"SELECT item_id, path, value FROM context WHERE {condition}", params
+    ):
+        by_item[item_id].append((path, value))
+    return [codec.decode_item(row, codec.decode_context(by_item[row[0]])) for row in rows]
+
+
+def list_items_txn(
+    db: Connection,
+    workflow: str | None,
+    state: str | None,
+    status: ItemStatus | None,
+    limit: int,
+    offset: int,
+) -> list[Item]:
+    """Filtered items without their context, longest in their state first."""
+    filters = {"workflow": workflow, "state": state, "status": status}
+    used = {k: v for k, v in filters.items() if v is not None}
+    where = " AND ".join(f"{k} = ?" for k in used) or "1 = 1"
+    rows = db.execute(
+        f"SELECT {codec.ITEM_COLUMNS} FROM items WHERE {where} "
+        "ORDER BY entered_at, id LIMIT ? OFFSET ?",
+        (*used.values(), limit, offset),
+    )
+    return [codec.decode_item(row, {}) for row in rows]
+
+
+def state_counts_txn(db: Connection, workflow: str | None) -> list[StateCount]:
+    """Items per (workflow, version, state, status), from the items_by_state index."""
+    rows = db.execute(
+        "SELECT workflow, version, state, status, COUNT(*), MIN(entered_at) FROM items "
+        + ("WHERE workflow = ? " if workflow else "")
+        + "GROUP BY workflow, version, state, status ORDER BY workflow, version, state, status",
+        (workflow,) if workflow else (),
+    )
+    return [StateCount(w, v, s, ItemStatus(st), c, e) for w, v, s, st, c, e in rows]
+
+
+def history_txn(
+    db: Connection, dialect: Dialect, workflow: str | None, key: str
+) -> list[HistoryRecord]:
+    """The audit rows of one item, by seq."""
+    item = get_item_txn(db, dialect, workflow, key)
+    rows = db.execute(
+        "SELECT seq, at, from_state, to_state, event, detail FROM history "
+        "WHERE item_id = (SELECT id FROM items WHERE workflow = ? AND key = ?) ORDER BY seq",
+        (item.workflow, item.key),
+    )
+    return [codec.decode_history(*row) for row in rows]
+
+
+def costs_txn(db: Connection, dialect: Dialect, workflow: str | None) -> list[CostRow]:
+    """Usage from the audit rows; a cost sums only priced calls and is None if none was."""
+    text, number = dialect.json_text, dialect.json_number
+    rows = db.execute(
+        f"SELECT workflow, from_state, {text('u', 'agent')}, {text('u', 'model')}, COUNT(*), "
+        f"COALESCE(SUM({number('u', 'input_tokens')}), 0), "
+        f"COALESCE(SUM({number('u', 'output_tokens')}), 0), SUM({number('u', 'cost')}), "
+        f"SUM(CASE WHEN {text('u', 'cost')} IS NULL THEN 1 ELSE 0 END) "
+        f"FROM (SELECT i.workflow, h.from_state, {dialect.json_usage} AS u "
+        "FROM history h JOIN items i ON i.id = h.item_id"
+        + (" WHERE i.workflow = ?" if workflow else "")
+        + ") usage_rows WHERE u IS NOT NULL GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+        (workflow,) if workflow else (),
+    )
+    return [
+        CostRow(w, s or "", a or "", m or "", n, int(i), int(o), c, int(u))
+        for w, s, a, m, n, i, o, c, u in rows
+    ]
+
+
+def conversations_txn(db: Connection, workflow: str, key: str) -> dict[str, str]:
+    """Every agent's stored conversation with one item."""
+    rows = db.execute(
+        "SELECT agent, messages FROM conversations WHERE item_id = "
+        "(SELECT id FROM items WHERE workflow = ? AND key = ?)",
+        (workflow, key),
+    )
+    return {agent: messages for agent, messages in rows}
+
+
+def unknown_version_items_txn(db: Connection, dialect: Dialect, limit: int) -> list[Item]:
+    """Live items whose (workflow, version) has no stored definition."""
+    rows = db.execute(
+        f"SELECT {codec.ITEM_COLUMNS} FROM items i WHERE status IN (?, ?) AND NOT EXISTS "
+        "(SELECT 1 FROM workflows w WHERE w.name = i.workflow AND w.version = i.version) "
+        "ORDER BY id LIMIT ?",
+        (*_LIVE, limit),
+    )
+    return with_context_txn(db, dialect, rows)
+
+
+def stuck_items_txn(db: Connection) -> list[StuckItem]:
+    """Active items with neither a queued command nor a timer."""
+    rows = db.execute(
+        "SELECT workflow, key, state, seq FROM items i WHERE status = ? "
+        "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.item_id = i.id) "
+        "AND NOT EXISTS (SELECT 1 FROM timers t WHERE t.item_id = i.id) ORDER BY workflow, key",
+        (ItemStatus.ACTIVE.value,),
+    )
+    return [StuckItem(w, k, s, q) for w, k, s, q in rows]
+
+
+def next_timer_due_txn(db: Connection) -> float | None:
+    """When the earliest timer comes due."""
+    ((due,),) = db.execute("SELECT MIN(due_at) FROM timers")
+    return None if due is None else float(due)
+
+
+def pending_commands_txn(db: Connection) -> int:
+    """Commands queued or running."""
+    ((count,),) = db.execute("SELECT COUNT(*) FROM outbox")
+    return int(count)
+
+
+def cached_response_txn(db: Connection, cache_key: str) -> str | None:
+    """A cached model response."""
+    rows = db.execute("SELECT response FROM response_cache WHERE cache_key = ?", (cache_key,))
+    return str(rows[0][0]) if rows else None
+
+
+def cache_response_txn(db: Connection, cache_key: str, response: str, now: float) -> None:
+    """Keep the first response stored under a key."""
+    db.execute(
+        "INSERT INTO response_cache (cache_key, response, created_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (cache_key) DO NOTHING",
+        (cache_key, response, now),
+    )
+
+
+def extend_leases_txn(db: Connection, owner: str, outbox_ids: Sequence[int], until: float) -> None:
+    """Heartbeat: push the lease of running commands still held by ``owner``."""
+    db.executemany(
+        "UPDATE outbox SET lease_until = ? WHERE id = ? AND lease_owner = ?",
+        [(until, i, owner) for i in sorted(outbox_ids)],
+    )
+
+
+def release_txn(db: Connection, outbox_ids: Sequence[int], timer_ids: Sequence[int]) -> None:
+    """Hand leased work back at once."""
+    for table, ids in (("outbox", outbox_ids), ("timers", timer_ids)):
+        db.executemany(
+            f"UPDATE {table} SET lease_owner = NULL, lease_until = NULL WHERE id = ?",
+            [(i,) for i in sorted(ids)],
+        )
+
+
+def one(rows: list[Row]) -> Any:
+    """The single value of a one-row, one-column result."""
+    ((value,),) = rows
+    return value

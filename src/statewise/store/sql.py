@@ -1,0 +1,222 @@
+"""The store contract written once for SQL databases; the dialects supply only the seams.
+
+Every public method is one call of a shared ``..._txn`` function through ``_write`` (in one
+transaction, retried where the dialect retries) or ``_read``. A dialect subclass provides those
+two, the ``Dialect`` pieces of SQL, claiming, wake-ups, migrations and ``running``; nothing
+about fencing, encoding or queries is written twice.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import abstractmethod
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from statewise.definition.model import Definition
+from statewise.engine.item import HistoryRecord, Item, ItemStatus
+from statewise.store import codec, queries
+from statewise.store.base import (
+    ClaimedCommand,
+    CommitOutcome,
+    CostRow,
+    DueTimer,
+    Lease,
+    StateCount,
+    StepCommit,
+    Store,
+    StoredWorkflow,
+    StuckItem,
+)
+from statewise.store.commit import commit_txn
+from statewise.store.connection import Connection, Ref, Row
+from statewise.store.workflows import save_workflow_txn, workflows_txn
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Versions = list[tuple[str, int]]
+
+
+class SQLStore(Store):
+    """The shared half of every SQL dialect (see the module docstring)."""
+
+    lock_rows = ""
+    json_usage = ""
+
+    @abstractmethod
+    async def _write(
+        self, txn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``txn`` in one write transaction and commit it."""
+
+    @abstractmethod
+    async def _read(
+        self, query: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``query``, which only reads."""
+
+    @abstractmethod
+    def select_items_txn(
+        self, db: Connection, columns: str, refs: Sequence[Ref], *, lock: bool = False
+    ) -> list[Row]:
+        """Item rows by (workflow, key); see ``connection.Dialect``."""
+
+    @abstractmethod
+    def reserve_outbox_ids_txn(self, db: Connection, count: int) -> Sequence[int]:
+        """Fresh outbox ids; see ``connection.Dialect``."""
+
+    @abstractmethod
+    def notify_txn(self, db: Connection) -> None:
+        """Wake waiting workers at commit; see ``connection.Dialect``."""
+
+    @abstractmethod
+    def any_of(self, column: str, values: Collection[Any]) -> tuple[str, list[Any]]:
+        """``column`` is one of ``values``; see ``connection.Dialect``."""
+
+    @abstractmethod
+    def json_text(self, expression: str, name: str) -> str:
+        """A text field of a JSON object expression."""
+
+    @abstractmethod
+    def json_number(self, expression: str, name: str) -> str:
+        """A numeric field of a JSON object expression."""
+
+    @abstractmethod
+    def _claim_commands_txn(
+        self, db: Connection, owner: str, limit: int, now: float, until: float, held: Versions
+    ) -> list[Row]:
+        """Lease ready commands; rows of (outbox id, workflow, key, effect)."""
+
+    @abstractmethod
+    def _claim_timers_txn(
+        self, db: Connection, owner: str, limit: int, now: float, until: float, held: Versions
+    ) -> list[Row]:
+        """Lease due timers; rows of (timer id, workflow, key, event)."""
+
+    async def save_workflow(
+        self, definition: Definition, file: str, commands: Sequence[str]
+    ) -> None:
+        """Store a definition; a changed one under a stored version is refused."""
+        await self._write(save_workflow_txn, definition, file, commands, time.time())
+
+    async def workflows(self) -> list[StoredWorkflow]:
+        """Every registered definition, oldest version first."""
+        return await self._read(workflows_txn)
+
+    async def commit(
+        self, commits: Sequence[StepCommit], lease: Lease | None = None
+    ) -> list[CommitOutcome]:
+        """All steps in one transaction, each fenced on its own (``store.commit``)."""
+        if not commits:
+            return []
+        return await self._write(commit_txn, self, commits, lease)
+
+    async def get_item(self, workflow: str | None, key: str) -> Item:
+        """One item with its context."""
+        return await self._read(queries.get_item_txn, self, workflow, key)
+
+    async def get_items(self, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Item]:
+        """Items by (workflow, key), with context."""
+        return await self._read(queries.get_items_txn, self, refs)
+
+    async def claim_commands(
+        self,
+        owner: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        versions: Collection[tuple[str, int]],
+    ) -> list[ClaimedCommand]:
+        """Lease the oldest ready commands of held versions, one item to one owner."""
+        held = sorted(set(versions))
+        if not held or limit <= 0:
+            return []
+        rows = await self._write(
+            self._claim_commands_txn, owner, limit, now, now + lease_seconds, held
+        )
+        return [ClaimedCommand(i, w, k, codec.decode_command(e)) for i, w, k, e in sorted(rows)]
+
+    async def claim_timers(
+        self,
+        owner: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        versions: Collection[tuple[str, int]],
+    ) -> list[DueTimer]:
+        """Lease due timers of held versions."""
+        held = sorted(set(versions))
+        if not held or limit <= 0:
+            return []
+        rows = await self._write(
+            self._claim_timers_txn, owner, limit, now, now + lease_seconds, held
+        )
+        return [DueTimer(i, w, k, codec.decode_timer(e)) for i, w, k, e in sorted(rows)]
+
+    async def unknown_version_items(self, limit: int) -> list[Item]:
+        """Live items of versions no stored definition has."""
+        return await self._read(queries.unknown_version_items_txn, self, limit)
+
+    async def stuck_items(self) -> list[StuckItem]:
+        """Active items with no pending command and no timer."""
+        return await self._read(queries.stuck_items_txn)
+
+    async def extend_leases(self, owner: str, outbox_ids: Sequence[int], until: float) -> None:
+        """Heartbeat for running commands."""
+        if outbox_ids:
+            await self._write(queries.extend_leases_txn, owner, outbox_ids, until)
+
+    async def release(self, outbox_ids: Sequence[int], timer_ids: Sequence[int]) -> None:
+        """Hand leased work back; waiting workers are woken for it."""
+        if outbox_ids or timer_ids:
+            await self._write(self._release_txn, outbox_ids, timer_ids)
+
+    def _release_txn(
+        self, db: Connection, outbox_ids: Sequence[int], timer_ids: Sequence[int]
+    ) -> None:
+        queries.release_txn(db, outbox_ids, timer_ids)
+        self.notify_txn(db)
+
+    async def next_timer_due(self) -> float | None:
+        """Earliest pending timer."""
+        return await self._read(queries.next_timer_due_txn)
+
+    async def pending_commands(self) -> int:
+        """Commands queued or running."""
+        return await self._read(queries.pending_commands_txn)
+
+    async def state_counts(self, workflow: str | None = None) -> list[StateCount]:
+        """Items per (workflow, version, state, status)."""
+        return await self._read(queries.state_counts_txn, workflow)
+
+    async def list_items(
+        self,
+        *,
+        workflow: str | None = None,
+        state: str | None = None,
+        status: ItemStatus | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Item]:
+        """Filtered items, longest in their state first, without context."""
+        return await self._read(queries.list_items_txn, workflow, state, status, limit, offset)
+
+    async def history(self, workflow: str | None, key: str) -> list[HistoryRecord]:
+        """Audit rows of one item, by seq."""
+        return await self._read(queries.history_txn, self, workflow, key)
+
+    async def costs(self, workflow: str | None = None) -> list[CostRow]:
+        """Model usage summed by workflow, state, agent and model."""
+        return await self._read(queries.costs_txn, self, workflow)
+
+    async def conversations(self, workflow: str, key: str) -> dict[str, str]:
+        """Conversations of one item by agent."""
+        return await self._read(queries.conversations_txn, workflow, key)
+
+    async def cached_response(self, cache_key: str) -> str | None:
+        """A cached model response."""
+        return await self._read(queries.cached_response_txn, cache_key)
+
+    async def cache_response(self, cache_key: str, response: str) -> None:
+        """Keep a model response for re-runs."""
+        await self._write(queries.cache_response_txn, cache_key, response, time.time())

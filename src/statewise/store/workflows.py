@@ -1,0 +1,61 @@
+"""Stored definitions: each (workflow, version) immutable, recognised by its content hash."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from statewise.definition import fingerprint
+from statewise.definition.model import Definition
+from statewise.errors import VersionConflictError
+from statewise.store import codec
+from statewise.store.base import StoredWorkflow
+from statewise.store.connection import Connection
+
+
+def save_workflow_txn(
+    db: Connection, definition: Definition, file: str, commands: Sequence[str], now: float
+) -> None:
+    """Store a definition once; the same content again only updates its command modules.
+
+    Raises VersionConflictError when the (name, version) is stored with other content.
+    """
+    digest = fingerprint.content_hash(definition.source)
+    key = (definition.name, definition.version)
+    db.execute(
+        "INSERT INTO workflows (name, version, source, file, commands, created_at, content_hash) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, version) DO NOTHING",
+        (*key, definition.source, file, codec.dumps(list(commands)), now, digest),
+    )
+    ((stored_source, stored_hash, stored_file),) = db.execute(
+        "SELECT source, content_hash, file FROM workflows WHERE name = ? AND version = ?", key
+    )
+    if stored_hash != digest:
+        raise VersionConflictError(
+            f"workflow {definition.name!r} version {definition.version} is already stored "
+            f"(from {stored_file}) with different content, and items run on exactly the "
+            f"definition they started on; bump `version` in {file} to keep this change.\n"
+            + fingerprint.describe_change(stored_source, definition.source)
+        )
+    db.execute(
+        "UPDATE workflows SET commands = ? WHERE name = ? AND version = ?",
+        (codec.dumps(list(commands)), *key),
+    )
+
+
+def workflows_txn(db: Connection) -> list[StoredWorkflow]:
+    """Every stored definition, by name and version."""
+    rows = db.execute(
+        "SELECT name, version, source, file, commands, content_hash FROM workflows "
+        "ORDER BY name, version"
+    )
+    return [StoredWorkflow(n, v, s, f, tuple(json.loads(c)), h) for n, v, s, f, c, h in rows]
+
+
+def fill_content_hashes_txn(db: Connection) -> None:
+    """Migration step: hash the definitions stored before hashes were kept."""
+    rows = db.execute("SELECT name, version, source FROM workflows WHERE content_hash = ''")
+    db.executemany(
+        "UPDATE workflows SET content_hash = ? WHERE name = ? AND version = ?",
+        [(fingerprint.content_hash(source), name, version) for name, version, source in rows],
+    )
