@@ -554,3 +554,14 @@ def test_many_problems_are_reported_at_once(tmp_path: Path) -> None:
         assert problem.message.startswith(message)
     assert all(p.file == str(path) for p in info.value.problems)
     assert str(info.value).count("\n") >= len(info.value.problems) - 1
+
+
+def test_the_content_hash_ignores_layout_and_comments_but_not_content() -> None:
+    from statewise.definition.fingerprint import content_hash, describe_change
+
+    source = "workflow: a\nstates:\n  s:\n    transitions:\n      - on: go\n        to: t\n"
+    relaid = "# a comment\nworkflow: a\nstates:\n  s:\n    transitions: [{on: go, to: t}]\n"
+    changed = source.replace("to: t", "to: u")
+    assert content_hash(source) == content_hash(relaid)
+    assert content_hash(source) != content_hash(changed)
+    assert describe_change(source, changed) == "@@ -6 +6 @@\n-        to: t\n+        to: u"

@@ -1,7 +1,8 @@
 """Roles of the many-writers test, each run as its own process on one SQLite file.
 
     python storm.py runner DB SECONDS          run until DB.stop exists (or SECONDS pass)
-    python storm.py sender DB SEED COUNT       send COUNT random events to random items
+    python storm.py sender DB SEED COUNT ITEMS send COUNT random events to random items,
+                                               once DB.go exists
 
 The runner process holds the file's runner lock; senders commit steps beside it through
 ``Runner.send`` as ``statewise send`` does, each from its own connection.
@@ -41,7 +42,7 @@ states:
         to: process
       - on: reject
         to: rejected
-      - after: 1s
+      - after: 3s
         to: process
   process:
     command: {name: slow, result: processed}
@@ -68,7 +69,9 @@ async def quick(call: CommandContext) -> dict[str, str]:
 
 @registry.command()
 async def slow(call: CommandContext) -> dict[str, str]:
-    await asyncio.sleep(0.03)
+    # Long enough that the runner, holding its copy of an item in `process`, claims the
+    # command an `expedite` queued for `ship` before this one ends: the once-fatal window.
+    await asyncio.sleep(0.6)
     return {"by": call.idempotency_key}
 
 
@@ -78,7 +81,7 @@ def definition():  # type: ignore[no-untyped-def]
 
 async def run_until_stopped(db: Path, seconds: float) -> None:
     store = SQLiteStore(db)
-    runner = Runner(store, [definition()], registry, concurrency=32)
+    runner = Runner(store, [definition()], registry, concurrency=64)
     stop = asyncio.Event()
 
     async def watch() -> None:
@@ -100,6 +103,9 @@ async def send_randomly(db: Path, seed: int, count: int, items: int) -> None:
     rng = random.Random(seed)
     store = SQLiteStore(db)
     runner = Runner(store, [definition()], registry)
+    print("ready", flush=True)
+    while not db.with_suffix(".go").exists():  # the test starts the items, then says go
+        await asyncio.sleep(0.01)
     accepted = 0
     for _ in range(count):
         key = f"item-{rng.randrange(items)}"
@@ -108,7 +114,7 @@ async def send_randomly(db: Path, seed: int, count: int, items: int) -> None:
             accepted += 1
         except (InvalidEventError, StaleLeaseError, NotFoundError):
             pass
-        await asyncio.sleep(rng.uniform(0, 0.004))
+        await asyncio.sleep(rng.uniform(0, 0.03))
     await store.close()
     print(f"accepted {accepted}", flush=True)
 

@@ -34,7 +34,6 @@ KILLS = 20
 SEED = 20_261_202
 PATH = ["prepare", "fanout", "cooling", "finish", "done"]
 
-pytestmark = pytest.mark.postgres
 
 
 def dsn_and_schema(url: str) -> tuple[str, str]:

@@ -56,14 +56,13 @@ def test_sends_during_a_run_never_leave_an_item_without_pending_work(tmp_path: P
     store = SQLiteStore(db)
     setup = Runner(store, [definition()], registry)
 
-    async def prepare() -> None:
-        await store.save_workflow(definition(), "storm.yaml", [])
-        await setup.start(definition(), ((f"item-{n}", {"n": n}) for n in range(ITEMS)))
-
-    asyncio.run(prepare())
+    asyncio.run(store.save_workflow(definition(), "storm.yaml", []))
     runner = spawn("runner", db, 60)
-    assert runner.stdout is not None and runner.stdout.readline() == "ready\n", runner.stderr
     senders = [spawn("sender", db, seed, SENDS, ITEMS) for seed in range(SENDERS)]
+    for role in (runner, *senders):
+        assert role.stdout is not None and role.stdout.readline() == "ready\n", role.stderr
+    asyncio.run(setup.start(definition(), ((f"item-{n}", {"n": n}) for n in range(ITEMS))))
+    db.with_suffix(".go").touch()
 
     snapshots = 0
     violations: list[object] = []
@@ -78,11 +77,12 @@ def test_sends_during_a_run_never_leave_an_item_without_pending_work(tmp_path: P
                 break
         time.sleep(0.01)
     db.with_suffix(".stop").touch()
-    assert runner.wait(30) == 0, runner.communicate()[1]
+    _, runner_errors = runner.communicate(timeout=30)
+    assert runner.returncode == 0, runner_errors
     for sender in senders:
         out, err = sender.communicate(timeout=30)
         assert sender.returncode == 0, err
-        assert int(out.split()[-1]) > 0, "no event of this sender was accepted"
+        assert int(out.split()[-1]) > 0, f"no event of this sender was accepted: {out} {err}"
 
     assert violations == [], violations
     assert snapshots > 20

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+from typing import Any
 
 import yaml
 
@@ -17,11 +18,20 @@ import yaml
 def content_hash(source: str) -> str:
     """SHA-256 of the YAML document's canonical JSON form (the text's, if it does not parse)."""
     try:
-        document = yaml.safe_load(source)
+        document = _keyed_by_text(yaml.safe_load(source))
         canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
     except yaml.YAMLError:
         canonical = source
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _keyed_by_text(value: Any) -> Any:
+    """Mapping keys as text: YAML 1.1 reads a bare ``on:`` key as the boolean true."""
+    if isinstance(value, dict):
+        return {str(key): _keyed_by_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_keyed_by_text(item) for item in value]
+    return value
 
 
 def describe_change(stored: str, new: str, limit: int = 12) -> str:

@@ -254,8 +254,8 @@ class Store(ABC):
         """When the earliest pending timer comes due, or None if there is none."""
 
     @abstractmethod
-    async def pending_commands(self) -> int:
-        """How many commands are waiting or running."""
+    async def pending_commands(self, versions: Collection[tuple[str, int]] | None = None) -> int:
+        """How many commands are waiting or running (of items on ``versions``, when given)."""
 
     @abstractmethod
     async def state_counts(self, workflow: str | None = None) -> list[StateCount]:

@@ -154,9 +154,18 @@ def next_timer_due_txn(db: Connection) -> float | None:
     return None if due is None else float(due)
 
 
-def pending_commands_txn(db: Connection) -> int:
-    """Commands queued or running."""
-    ((count,),) = db.execute("SELECT COUNT(*) FROM outbox")
+def pending_commands_txn(db: Connection, versions: Sequence[tuple[str, int]] | None) -> int:
+    """Commands queued or running, of items on ``versions`` when given."""
+    if versions is None:
+        ((count,),) = db.execute("SELECT COUNT(*) FROM outbox")
+        return int(count)
+    if not versions:
+        return 0
+    held = " OR ".join("(i.workflow = ? AND i.version = ?)" for _ in versions)
+    ((count,),) = db.execute(
+        f"SELECT COUNT(*) FROM outbox o JOIN items i ON i.id = o.item_id WHERE {held}",
+        [part for version in versions for part in version],
+    )
     return int(count)
 
 

@@ -181,9 +181,10 @@ class SQLStore(Store):
         """Earliest pending timer."""
         return await self._read(queries.next_timer_due_txn)
 
-    async def pending_commands(self) -> int:
-        """Commands queued or running."""
-        return await self._read(queries.pending_commands_txn)
+    async def pending_commands(self, versions: Collection[tuple[str, int]] | None = None) -> int:
+        """Commands queued or running, of items on ``versions`` when given."""
+        held = None if versions is None else sorted(set(versions))
+        return await self._read(queries.pending_commands_txn, held)
 
     async def state_counts(self, workflow: str | None = None) -> list[StateCount]:
         """Items per (workflow, version, state, status)."""

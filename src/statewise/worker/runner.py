@@ -90,6 +90,7 @@ class Runner(ItemWriter):
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._running_commands: dict[int, ClaimedCommand] = {}
         self._running_by_ref: dict[Ref, set[int]] = {}
+        self._superseded: set[int] = set()
         self._items: dict[Ref, Item] = {}
         self._running = False
         self._wake = asyncio.Event()
@@ -154,6 +155,7 @@ class Runner(ItemWriter):
         for outbox_id in self._running_by_ref.get(ref, ()):
             command = self._running_commands[outbox_id]
             if _is_over(item, command.effect):
+                self._superseded.add(outbox_id)
                 self._in_flight[outbox_id].cancel("superseded: the item moved on")
 
     def _remember(self, ref: Ref, item: Item) -> None:
@@ -216,7 +218,7 @@ class Runner(ItemWriter):
         due = await self.store.next_timer_due()
         nothing_due = due is None or due - now > max_wait
         idle = not self._in_flight and not self._ready and stop is None and nothing_due
-        if idle and await self.store.pending_commands() == 0:
+        if idle and await self.store.pending_commands(self.versions) == 0:
             return False
         timeout = _OUTBOX_POLL if due is None else min(_OUTBOX_POLL, max(due - now, 0.0))
         self._wake.clear()
@@ -299,10 +301,19 @@ class Runner(ItemWriter):
         ref = (command.workflow, command.key)
         self._results.append(_Pending(ref, event, outbox_id=command.outbox_id))
 
-    def _forget(self, command: ClaimedCommand, _: asyncio.Task[None]) -> None:
-        """A command's task ended (or was cancelled before it began): free its slot."""
+    def _forget(self, command: ClaimedCommand, task: asyncio.Task[None]) -> None:
+        """A command's task ended (or was cancelled, perhaps before it began): free its slot.
+
+        A superseded command cancelled without an answer still consumes its work row, with
+        the event of an attempt nobody waits for; one cancelled by a shutdown is handed back.
+        """
         self._in_flight.pop(command.outbox_id, None)
         self._running_commands.pop(command.outbox_id, None)
+        if command.outbox_id in self._superseded:
+            self._superseded.discard(command.outbox_id)
+            if task.cancelled():
+                ref = (command.workflow, command.key)
+                self._results.append(_Pending(ref, _not_run(command.effect), command.outbox_id))
         ref = (command.workflow, command.key)
         running = self._running_by_ref.get(ref)
         if running is not None:
