@@ -27,7 +27,7 @@ from statewise.engine.result import Outcome, StepResult
 from statewise.engine.step import start, step
 from statewise.errors import NotFoundError, StaleLeaseError, StatewiseError
 from statewise.store.base import ClaimedCommand, CommitStatus, Lease, StepCommit, Store
-from statewise.worker.commands import execute
+from statewise.worker.commands import BLOCK_THRESHOLD, CommandExecutor
 from statewise.worker.registry import CommandRegistry
 
 JSON = Any
@@ -59,8 +59,9 @@ class StartReport:
 class Runner:
     """Executes the items of one store with in-process concurrency.
 
-    ``concurrency`` bounds the commands running at once (the in-flight window); everything
-    else is bounded by the store's batch size.
+    ``concurrency`` bounds the commands running at once (the in-flight window) and sizes the
+    thread pool of sync commands; everything else is bounded by the store's batch size. An
+    async command holding the event loop longer than ``block_threshold`` seconds is reported.
     """
 
     def __init__(
@@ -74,6 +75,7 @@ class Runner:
         lease_seconds: float = 60.0,
         clock: Callable[[], float] = time.time,
         on_commit: Callable[[Sequence[StepResult]], None] | None = None,
+        block_threshold: float = BLOCK_THRESHOLD,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -83,6 +85,9 @@ class Runner:
         self.lease_seconds = lease_seconds
         self.clock = clock
         self.on_commit = on_commit
+        self.commands = CommandExecutor(
+            registry, threads=concurrency, block_threshold=block_threshold
+        )
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._results: list[_Pending] = []
         self._ready: deque[ClaimedCommand] = deque()
@@ -256,8 +261,8 @@ class Runner:
 
     async def _perform(self, command: ClaimedCommand, context: Mapping[str, JSON]) -> None:
         try:
-            event = await execute(
-                self.registry, command.effect, command.workflow, command.key, context
+            event = await self.commands.execute(
+                command.effect, command.workflow, command.key, context
             )
             ref = (command.workflow, command.key)
             self._results.append(_Pending(ref, event, outbox_id=command.outbox_id))
@@ -318,6 +323,7 @@ class Runner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self.commands.close()
         leased = self._leased()
         self._running = False
         if self._results:
