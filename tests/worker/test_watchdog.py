@@ -78,6 +78,31 @@ def test_a_command_that_awaits_is_not_reported(caplog: pytest.LogCaptureFixture)
     assert caplog.records == []
 
 
+def test_a_loop_busy_with_many_short_steps_blames_no_single_task(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "statewise.worker")
+
+    async def short_steps() -> None:
+        for _ in range(8):
+            time.sleep(0.01)  # each step is short; together they keep the loop busy
+            await asyncio.sleep(0)
+
+    async def main() -> None:
+        watchdog = LoopWatchdog(THRESHOLD)
+        watchdog.watch(asyncio.get_running_loop())
+        try:
+            await asyncio.gather(*(short_steps() for _ in range(60)))
+        finally:
+            watchdog.stop()
+
+    began = time.monotonic()
+    asyncio.run(main())
+
+    assert time.monotonic() - began > 2 * THRESHOLD, "the loop answered late"
+    assert caplog.records == []
+
+
 def test_a_block_outside_any_task_is_reported_as_such(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, "statewise.worker")
 

@@ -3,13 +3,15 @@
 An async command that calls blocking code (``time.sleep``, a sync HTTP client, a long
 computation) holds the event loop: no other command, timer, commit or heartbeat moves until it
 lets go, and no timeout can fire. asyncio cannot preempt it, but it can be noticed. A thread
-asks the loop to run a heartbeat every quarter of the threshold; when the loop has not answered
-for longer than the threshold, the task the loop is running is the culprit (each command runs
-in a task named after the command and the item). The watchdog logs a warning naming that task
-and keeps how long each task held the loop, so the attempt's audit note can say so.
+wakes every quarter of the threshold, asks the loop to run a heartbeat and looks which task the
+loop is running. When the loop has not answered for longer than the threshold and one task was
+running at every look throughout, that task is the culprit (each command runs in a task named
+after the command and the item). A loop that is merely busy, running many tasks in turn, blames
+nobody. The watchdog logs a warning naming the task and keeps how long each task held the loop,
+so the attempt's audit note can say so.
 
-The time is counted from the last heartbeat the loop answered, so it may exceed the real block
-by up to a quarter of the threshold.
+The time is counted from the last look that saw another task (or the last heartbeat), so it
+may exceed the real block by up to a quarter of the threshold.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class LoopWatchdog:
         self._thread: threading.Thread | None = None
         self._last_beat = 0.0
         self._beat_due = False
+        self._holder = _Stall(None, 0.0)  # the task seen at the last look, and since when
         self._stall: _Stall | None = None
         self._blocked: weakref.WeakKeyDictionary[Task, float] = weakref.WeakKeyDictionary()
 
@@ -57,7 +60,9 @@ class LoopWatchdog:
         self.stop()
         with self._lock:
             self._loop, self._stop = loop, threading.Event()
-            self._last_beat, self._beat_due, self._stall = time.monotonic(), False, None
+            now = time.monotonic()
+            self._last_beat, self._beat_due, self._stall = now, False, None
+            self._holder = _Stall(None, now)
         self._thread = threading.Thread(
             target=self._watch, args=(loop, self._stop), name="statewise-loop-watchdog", daemon=True
         )
@@ -86,24 +91,33 @@ class LoopWatchdog:
         return total
 
     def _watch(self, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
+        last_look = time.monotonic()
         while not stop.wait(self.threshold / 4) and not loop.is_closed():
             with self._lock:
                 now = time.monotonic()
                 if not loop.is_running():  # between two runs nothing is due: nothing is blocked
                     self._last_beat = now
-                    continue
-                if not self._beat_due:
+                elif not self._beat_due:
                     self._beat_due = True
                     try:
                         loop.call_soon_threadsafe(self._beat)
                     except RuntimeError:  # the loop closed meanwhile
                         return
-                silent = now - self._last_beat
-                if silent <= self.threshold or self._stall is not None:
-                    continue
-                task = asyncio.current_task(loop)
-                self._stall = _Stall(task, self._last_beat)
-            _warn(task, silent)
+                stall = self._look(loop, now, last_look)
+                last_look = now
+            if stall is not None:
+                _warn(stall.task, now - stall.since)
+
+    def _look(self, loop: asyncio.AbstractEventLoop, now: float, last_look: float) -> _Stall | None:
+        """Note which task runs now; a new stall if one task has held the loop too long."""
+        task = asyncio.current_task(loop)
+        if task is not self._holder.task:
+            self._holder = _Stall(task, last_look)  # it began at most one look ago
+        since = max(self._holder.since, self._last_beat)
+        if self._stall is not None or now - since <= self.threshold:
+            return None
+        self._stall = _Stall(task, since)
+        return self._stall
 
     def _beat(self) -> None:
         """Runs on the loop: it answers; a stall that was noticed ends and is counted."""
