@@ -1,4 +1,8 @@
-"""Running one command attempt: whatever the command does becomes a success or failure event."""
+"""Running one command attempt: whatever the command does becomes a success or failure event.
+
+Most tests execute single attempts with a real executor; the last ones run items through the
+real runner on a real SQLite file, to show what the conditions and the store end up seeing.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,12 @@ from pydantic import BaseModel
 from statewise.definition.model import ErrorKind
 from statewise.engine import CommandFailed, CommandSucceeded, RunCommand
 from statewise.errors import InvalidOutputError, PermanentError, TransientError
-from statewise.worker import CommandContext, CommandRegistry
+from statewise.store.sqlite import SQLiteStore
+from statewise.worker import CommandContext, CommandRegistry, Runner
 from statewise.worker.commands import JOIN_MET, CommandExecutor, cancel_attempt
 from statewise.worker.registry import CommandResult
+
+from .workflows import choose, cmd, flow, orelse, run, to
 
 Event = CommandSucceeded | CommandFailed
 
@@ -459,3 +466,75 @@ def test_sync_commands_run_on_a_pool_as_large_as_the_runners_concurrency() -> No
     names = {e.result for e in events if isinstance(e, CommandSucceeded)}
     assert len(names) == size
     assert all(name.startswith("statewise-command") for name in names)
+
+
+# --- through the runner, on a real SQLite store ---------------------------------------------
+
+
+def test_a_command_changing_its_context_changes_nothing_the_conditions_or_store_see(
+    store: SQLiteStore,
+) -> None:
+    commands = CommandRegistry()
+
+    @commands.command()
+    def meddle(call: CommandContext) -> dict[str, bool]:
+        context: Any = call.context
+        context["order"]["total"] = 0
+        context["order"]["lines"].clear()
+        context["injected"] = True
+        return {"ok": True}
+
+    definition = flow(
+        "orders",
+        run("check", cmd("meddle"), to("route")),
+        choose("route", to("big", "order.total > 100"), orelse("small")),
+    )
+    runner = Runner(store, [definition], commands)
+
+    async def main() -> None:
+        await runner.start(definition, [("a", {"order": {"total": 500, "lines": [1, 2]}})])
+        await runner.run(max_wait=0.0)
+
+    asyncio.run(main())
+
+    item = asyncio.run(store.get_item(None, "a"))
+    assert item.state == "big"
+    assert item.context == {"order": {"total": 500, "lines": [1, 2]}, "meddle": {"ok": True}}
+    routed = asyncio.run(store.history(None, "a"))[-1]
+    assert routed.values == {"order.total": 500}
+    assert asyncio.run(store.stuck_items()) == []
+
+
+def test_usage_that_is_not_json_fails_that_item_alone_and_never_reaches_the_store(
+    store: SQLiteStore,
+) -> None:
+    commands = CommandRegistry()
+    commands.register("bad", lambda call: CommandResult({"ok": True}, {"cost": float("nan")}))
+    commands.register("fine", lambda call: CommandResult({"ok": True}, {"cost": 0.5}))
+    definitions = [
+        flow("broken", run("work", cmd("bad", attempts=2), to("done"))),
+        flow("healthy", run("work", cmd("fine"), to("done"))),
+    ]
+    runner = Runner(store, definitions, commands)
+
+    async def main() -> None:
+        for definition in definitions:
+            await runner.start(definition, [(definition.name, {})])
+        await runner.run(max_wait=1.0)
+
+    asyncio.run(main())
+
+    broken = asyncio.run(store.history(None, "broken"))
+    assert (broken[-1].to_state, broken[-1].attempt) == ("escalated", 2)
+    assert broken[-1].error is not None
+    assert broken[-1].error["kind"] == "invalid_output"
+    assert (
+        broken[-1]
+        .error["message"]
+        .startswith(
+            "command 'bad' reported usage that is not a JSON object: Out of range float values"
+        )
+    )
+    assert [r.usage for r in broken] == [None] * len(broken)
+    healthy = asyncio.run(store.history(None, "healthy"))
+    assert (healthy[-1].to_state, healthy[-1].usage) == ("done", {"cost": 0.5})
