@@ -165,11 +165,13 @@ class CommandExecutor:
     ) -> Accepted:
         effect = attempt.effect
         function = self.registry.get(effect.command)
-        waited = await self._threads.wait_turn(
-            attempt.slot, effect.command, effect.attempt, effect.timeout
-        )
-        if waited is not None:
-            attempt.notes.append(waited)
+        on_loop = _is_async(function)
+        if not on_loop:  # only a sync command runs on a thread, so only it can meet an earlier one
+            waited = await self._threads.wait_turn(
+                attempt.slot, effect.command, effect.attempt, effect.timeout
+            )
+            if waited is not None:
+                attempt.notes.append(waited)
         own_context, own_input = own_copy((context, effect.input))
         attempt.call = call = CommandContext(
             workflow=workflow,
@@ -185,7 +187,7 @@ class CommandExecutor:
         scope = asyncio.timeout(effect.timeout)  # unlike wait_for, no task per call
         try:
             async with scope:
-                result = await self._call(function, call, attempt)
+                result = await self._call(function, call, attempt, on_loop)
             if scope.expired():  # it swallowed the cancellation and returned late
                 raise TimeoutError
         except TimeoutError:
@@ -195,9 +197,9 @@ class CommandExecutor:
         return accept(result, effect.command)
 
     async def _call(
-        self, function: CommandFunction, call: CommandContext, attempt: _Attempt
+        self, function: CommandFunction, call: CommandContext, attempt: _Attempt, on_loop: bool
     ) -> JSON:
-        if _is_async(function):
+        if on_loop:
             return await function(call)
         effect, slot = attempt.effect, attempt.slot
         result = await self._threads.run(slot, effect.command, effect.attempt, function, call)

@@ -81,6 +81,8 @@ class LoopWatchdog:
         Includes a block still going on: a command that blocked and then returned is read in
         the same step of its task, before the loop could answer the heartbeat.
         """
+        if self._stall is None and not self._blocked:  # the usual case, read without the lock
+            return 0.0
         with self._lock:
             total = self._blocked.pop(task, 0.0)
             stall = self._stall
