@@ -1,7 +1,8 @@
 """Fixtures for the AI tests: local protocol servers, a real SQLite store, a clean environment.
 
 Agents run through ``register_agents`` and the registered command, exactly as the runner calls
-them, with the real pydantic-ai models and provider SDKs talking HTTP to servers on 127.0.0.1.
+them, with the real pydantic-ai models and provider SDKs talking HTTP to servers on 127.0.0.1;
+what only a committed step keeps (conversations) is tested through a real runner.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from statewise.engine import start
 from statewise.store import StepCommit
 from statewise.store.sqlite import SQLiteStore
 from statewise.worker.registry import CommandContext, CommandRegistry, CommandResult
+from statewise.worker.runner import Runner
 
 from .servers import FakeProvider, serving
 
@@ -158,6 +160,18 @@ async def registered(
         registry = registry or CommandRegistry()
         register_agents(registry, definitions, store, chosen)
         yield Agents(registry, store, chosen)
+
+
+@asynccontextmanager
+async def agent_runner(
+    store: SQLiteStore,
+    *definitions: Definition,
+    openai: FakeProvider | None = None,
+    **settings: Any,
+) -> AsyncIterator[Runner]:
+    """A real runner over ``definitions`` with their agents registered, as ``statewise run`` has."""
+    async with registered(store, *definitions, openai=openai, **settings) as agents:
+        yield Runner(store, definitions, agents.registry)
 
 
 async def create_item(

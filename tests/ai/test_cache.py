@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from statewise.ai import conversations
 from statewise.store.sqlite import SQLiteStore
 
-from .conftest import agent, create_item, registered, workflow
+from .conftest import agent, registered, workflow
 from .servers import FakeProvider, openai_text, openai_tool_call
 
 OUTPUT = {"type": "object", "properties": {"answer": {"type": "string"}}}
@@ -49,18 +50,19 @@ def test_the_cache_is_off_by_default(openai: FakeProvider, store: SQLiteStore) -
 
 def test_a_cache_hit_continues_the_conversation(openai: FakeProvider, store: SQLiteStore) -> None:
     spec = agent("writer", input="{{ message }}", conversation=True)
-    definition = workflow(spec)
-    openai.reply(openai_text("draft"), openai_text("second"))
+    openai.reply(openai_text("draft"))
 
     async def scenario() -> None:
-        await create_item(store, definition, key="a")
-        await create_item(store, definition, key="b")
-        async with registered(store, definition, openai=openai, cache=True) as agents:
+        async with registered(store, workflow(spec), openai=openai, cache=True) as agents:
             await agents.run("writer", {"message": "write"}, key="a")
             hit = await agents.run("writer", {"message": "write"}, key="b")
-            assert hit.usage["cached"] is True
-            await agents.run("writer", {"message": "more"}, key="b")
+        assert hit.usage["cached"] is True
+        assert hit.conversation is not None
+        messages = conversations.load("writer", hit.conversation["writer"])
+        assert conversations.transcript(messages) == [
+            {"role": "user", "text": "write"},
+            {"role": "assistant", "text": "draft"},
+        ], "the hit proposes the cached exchange, as if the model had answered"
 
     asyncio.run(scenario())
-    follow_up = openai.bodies()[1]["messages"]
-    assert [m["content"] for m in follow_up[1:]] == ["write", "draft", "more"]
+    assert len(openai.requests) == 1

@@ -1,8 +1,13 @@
-"""Running one command attempt: whatever the command does becomes a success or failure event."""
+"""Running one command attempt: whatever the command does becomes a success or failure event.
+
+Most tests execute single attempts with a real executor; the last ones run items through the
+real runner on a real SQLite file, to show what the conditions and the store end up seeing.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -13,9 +18,14 @@ from pydantic import BaseModel
 from statewise.definition.model import ErrorKind
 from statewise.engine import CommandFailed, CommandSucceeded, RunCommand
 from statewise.errors import InvalidOutputError, PermanentError, TransientError
-from statewise.worker import CommandContext, CommandRegistry
-from statewise.worker.commands import execute
+from statewise.store.sqlite import SQLiteStore
+from statewise.worker import CommandContext, CommandRegistry, Runner
+from statewise.worker.commands import JOIN_MET, CommandExecutor, cancel_attempt
 from statewise.worker.registry import CommandResult
+
+from .workflows import choose, cmd, flow, orelse, run, to
+
+Event = CommandSucceeded | CommandFailed
 
 
 def attempt(number: int = 1, *, timeout: float | None = 1.0, **fields: Any) -> RunCommand:
@@ -23,13 +33,27 @@ def attempt(number: int = 1, *, timeout: float | None = 1.0, **fields: Any) -> R
     return RunCommand("cmd", "enrich", 2, number, timeout, **fields)
 
 
-def perform(
-    function: Any, effect: RunCommand | None = None, context: dict[str, Any] | None = None
-) -> CommandSucceeded | CommandFailed:
-    """Register ``function`` as ``cmd`` and execute one attempt of it for item ``k1``."""
+def executor_for(function: Any, **options: Any) -> CommandExecutor:
+    """An executor whose registry holds ``function`` as ``cmd``."""
     registry = CommandRegistry()
     registry.register("cmd", function)
-    return asyncio.run(execute(registry, effect or attempt(), "wf", "k1", context or {}))
+    options.setdefault("threads", 4)
+    return CommandExecutor(registry, **options)
+
+
+def perform(
+    function: Any, effect: RunCommand | None = None, context: dict[str, Any] | None = None
+) -> Event:
+    """Execute one attempt of ``function`` (as ``cmd``) for item ``k1``."""
+
+    async def main() -> Event:
+        executor = executor_for(function)
+        try:
+            return await executor.execute(effect or attempt(), "wf", "k1", context or {})
+        finally:
+            executor.close()
+
+    return asyncio.run(main())
 
 
 def failure(function: Any, effect: RunCommand | None = None) -> tuple[ErrorKind, str]:
@@ -101,21 +125,59 @@ def test_a_sync_command_may_return_an_awaitable() -> None:
     assert event.result == "done"
 
 
-async def _sleep_async(call: CommandContext) -> None:
-    await asyncio.sleep(5)
+def test_an_async_command_past_its_timeout_is_cancelled() -> None:
+    reached: list[str] = []
 
+    async def slow(call: CommandContext) -> None:
+        await asyncio.sleep(5)
+        reached.append("after the await")
 
-def _sleep_sync(call: CommandContext) -> None:
-    time.sleep(0.3)
-
-
-@pytest.mark.parametrize("function", [_sleep_async, _sleep_sync])
-def test_a_command_past_its_timeout_is_a_transient_failure(function: Any) -> None:
     began = time.perf_counter()
-    kind, message = failure(function, attempt(timeout=0.05))
+    kind, message = failure(slow, attempt(timeout=0.05))
 
     assert (kind, message) == (ErrorKind.TRANSIENT, "command 'cmd' timed out after 0.05s")
     assert time.perf_counter() - began < 1
+    assert reached == [], "the code after the await never runs"
+
+
+def test_a_sync_command_past_its_timeout_fails_saying_its_thread_runs_on() -> None:
+    ended = threading.Event()
+
+    def slow(call: CommandContext) -> None:
+        time.sleep(0.3)
+        ended.set()
+
+    began = time.perf_counter()
+    kind, message = failure(slow, attempt(timeout=0.05))
+
+    assert kind is ErrorKind.TRANSIENT
+    assert message == (
+        "command 'cmd' timed out after 0.05s; its thread is still running (a thread cannot be "
+        "stopped), so the next attempt waits for it to end"
+    )
+    assert time.perf_counter() - began < 0.25, "the failure does not wait for the thread"
+    assert ended.wait(2)
+
+
+def test_a_command_that_swallows_its_cancellation_still_times_out() -> None:
+    async def stubborn(call: CommandContext) -> str:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            return "late"
+        return "never"
+
+    assert failure(stubborn, attempt(timeout=0.05)) == (
+        ErrorKind.TRANSIENT,
+        "command 'cmd' timed out after 0.05s",
+    )
+
+
+def test_a_timeout_the_command_raises_itself_keeps_its_own_message() -> None:
+    def calls_out(call: CommandContext) -> None:
+        raise TimeoutError("the payment API did not answer")
+
+    assert failure(calls_out) == (ErrorKind.TRANSIENT, "the payment API did not answer")
 
 
 @pytest.mark.parametrize(
@@ -191,3 +253,288 @@ def test_a_failure_carries_retry_after_and_usage_into_the_event() -> None:
         7.5,
         {"model": "m"},
     )
+
+
+# --- the command's own copy of the context --------------------------------------------------
+
+
+def test_a_command_changes_only_its_own_copy_of_the_context_and_input() -> None:
+    def meddle(call: CommandContext) -> dict[str, Any]:
+        context: Any = call.context
+        context["order"]["lines"].append({"sku": "extra"})
+        context["order"]["total"] = 0
+        context["new"] = True
+        call.input["lang"] = "xx"
+        return {"seen": len(context["order"]["lines"])}
+
+    async def meddle_async(call: CommandContext) -> dict[str, Any]:
+        return meddle(call)
+
+    for function in (meddle, meddle_async):
+        context = {"order": {"lines": [{"sku": "a"}], "total": 10}, "tags": ["x"]}
+        effect = attempt(input={"lang": "de"})
+        event = perform(function, effect, context)
+
+        assert isinstance(event, CommandSucceeded)
+        assert event.result == {"seen": 2}
+        assert context == {"order": {"lines": [{"sku": "a"}], "total": 10}, "tags": ["x"]}
+        assert effect.input == {"lang": "de"}
+
+
+def test_the_result_is_a_copy_the_command_cannot_change_afterwards() -> None:
+    kept: dict[str, Any] = {"items": [1, 2]}
+
+    event = perform(lambda call: kept)
+    kept["items"].append(3)
+
+    assert isinstance(event, CommandSucceeded)
+    assert event.result == {"items": [1, 2]}
+
+
+# --- usage and conversations ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("usage", "problem"),
+    [
+        ("lots", "not a JSON object but a str: 'lots'"),
+        ([{"tokens": 1}], "not a JSON object but a list"),
+        ({"cost": float("nan")}, "not a JSON object: Out of range float values"),
+        ({"when": object()}, "not a JSON object: Object of type object is not JSON"),
+        ({("a", 1): 2}, "not a JSON object: keys must be str"),
+    ],
+)
+def test_usage_that_is_not_a_json_object_fails_the_attempt_as_invalid_output(
+    usage: Any, problem: str
+) -> None:
+    async def reporting(call: CommandContext) -> CommandResult:
+        return CommandResult({"ok": True}, usage)
+
+    async def failing(call: CommandContext) -> None:
+        raise TransientError("rate limited", usage=usage)
+
+    succeeded = perform(reporting)
+    failed = perform(failing)
+
+    assert isinstance(succeeded, CommandFailed)
+    assert succeeded.error_kind is ErrorKind.INVALID_OUTPUT
+    assert succeeded.message.startswith(f"command 'cmd' reported usage that is {problem}")
+    assert succeeded.usage is None
+    assert isinstance(failed, CommandFailed)
+    assert failed.error_kind is ErrorKind.INVALID_OUTPUT
+    assert failed.message.startswith(f"command 'cmd' reported usage that is {problem}")
+    assert failed.message.endswith("; it failed: rate limited")
+    assert failed.usage is None
+
+
+def test_a_proposed_conversation_travels_with_the_success() -> None:
+    async def agentic(call: CommandContext) -> CommandResult:
+        return CommandResult("hello", {"model": "m"}, {"writer": '[{"kind": "request"}]'})
+
+    event = perform(agentic)
+
+    assert isinstance(event, CommandSucceeded)
+    assert event.conversation == {"writer": '[{"kind": "request"}]'}
+    plain = perform(lambda call: CommandResult("plain"))
+    assert isinstance(plain, CommandSucceeded)
+    assert plain.conversation is None
+
+
+def test_a_conversation_that_is_not_messages_by_agent_is_invalid_output() -> None:
+    bad: Any = {"writer": [{"kind": "request"}]}
+
+    kind, message = failure(lambda call: CommandResult("hello", {}, bad))
+
+    assert kind is ErrorKind.INVALID_OUTPUT
+    assert message.startswith("command 'cmd' proposed a conversation that is not serialised")
+
+
+def test_an_object_with_an_async_call_runs_on_the_event_loop() -> None:
+    class Agentish:
+        async def __call__(self, call: CommandContext) -> str:
+            return threading.current_thread().name
+
+    event = perform(Agentish())
+
+    assert isinstance(event, CommandSucceeded)
+    assert event.result == threading.main_thread().name
+
+
+# --- stopping an attempt from outside -------------------------------------------------------
+
+
+def probing(started: asyncio.Event, spent: dict[str, Any]) -> Any:
+    """An async command that registers a usage probe over ``spent``, then waits forever."""
+
+    async def command(call: CommandContext) -> None:
+        call.track_usage(lambda outcome: {**spent, "outcome": outcome})
+        spent["input_tokens"] = 40
+        started.set()
+        await asyncio.sleep(60)
+
+    return command
+
+
+def test_an_attempt_cancelled_because_its_join_was_met_reports_what_it_spent() -> None:
+    async def main() -> Any:
+        started = asyncio.Event()
+        executor = executor_for(probing(started, {"model": "m"}))
+        task = asyncio.create_task(executor.execute(attempt(branch="fr"), "wf", "k1", {}))
+        await started.wait()
+        assert cancel_attempt(task)
+        try:
+            return await task, task.cancelling()
+        finally:
+            executor.close()
+
+    event, cancelling = asyncio.run(main())
+
+    assert isinstance(event, CommandFailed)
+    assert (event.error_kind, event.message, event.branch) == (ErrorKind.PERMANENT, JOIN_MET, "fr")
+    assert event.usage == {"model": "m", "input_tokens": 40, "outcome": "permanent"}
+    assert cancelling == 0, "the cancellation was consumed: the task ended normally"
+
+
+def test_an_attempt_cancelled_by_a_shutdown_produces_no_event() -> None:
+    async def main() -> None:
+        started = asyncio.Event()
+        executor = executor_for(probing(started, {"model": "m"}))
+        task = asyncio.create_task(executor.execute(attempt(), "wf", "k1", {}))
+        await started.wait()
+        task.cancel()
+        try:
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        finally:
+            executor.close()
+
+    asyncio.run(main())
+
+
+def test_an_attempt_cut_off_by_its_timeout_reports_what_its_probe_says_it_spent() -> None:
+    async def slow(call: CommandContext) -> None:
+        call.track_usage(lambda outcome: {"model": "m", "requests": 1, "outcome": outcome})
+        await asyncio.sleep(5)
+
+    event = perform(slow, attempt(timeout=0.05))
+
+    assert isinstance(event, CommandFailed)
+    assert event.error_kind is ErrorKind.TRANSIENT
+    assert event.usage == {"model": "m", "requests": 1, "outcome": "transient"}
+
+
+def test_a_probe_that_fails_makes_the_attempt_an_invalid_output() -> None:
+    def broken(outcome: str) -> dict[str, Any]:
+        raise KeyError("tokens")
+
+    async def slow(call: CommandContext) -> None:
+        call.track_usage(broken)
+        await asyncio.sleep(5)
+
+    kind, message = failure(slow, attempt(timeout=0.05))
+
+    assert kind is ErrorKind.INVALID_OUTPUT
+    assert message == (
+        "command 'cmd' reported usage that is not a JSON object: its usage probe raised "
+        "KeyError: 'tokens'; it failed: command 'cmd' timed out after 0.05s"
+    )
+
+
+# --- sync commands on the runner's threads --------------------------------------------------
+
+
+def test_sync_commands_run_on_a_pool_as_large_as_the_runners_concurrency() -> None:
+    size = 10  # more than asyncio's default executor has on a small machine
+    together = threading.Barrier(size, timeout=5)
+
+    def meet(call: CommandContext) -> str:
+        together.wait()  # returns only once all of them run at the same time
+        return threading.current_thread().name
+
+    async def main() -> list[Event]:
+        executor = executor_for(meet, threads=size)
+        try:
+            return await asyncio.gather(
+                *(executor.execute(attempt(n + 1), "wf", f"k{n}", {}) for n in range(size))
+            )
+        finally:
+            executor.close()
+
+    events = asyncio.run(main())
+
+    assert all(isinstance(e, CommandSucceeded) for e in events), events
+    names = {e.result for e in events if isinstance(e, CommandSucceeded)}
+    assert len(names) == size
+    assert all(name.startswith("statewise-command") for name in names)
+
+
+# --- through the runner, on a real SQLite store ---------------------------------------------
+
+
+def test_a_command_changing_its_context_changes_nothing_the_conditions_or_store_see(
+    store: SQLiteStore,
+) -> None:
+    commands = CommandRegistry()
+
+    @commands.command()
+    def meddle(call: CommandContext) -> dict[str, bool]:
+        context: Any = call.context
+        context["order"]["total"] = 0
+        context["order"]["lines"].clear()
+        context["injected"] = True
+        return {"ok": True}
+
+    definition = flow(
+        "orders",
+        run("check", cmd("meddle"), to("route")),
+        choose("route", to("big", "order.total > 100"), orelse("small")),
+    )
+    runner = Runner(store, [definition], commands)
+
+    async def main() -> None:
+        await runner.start(definition, [("a", {"order": {"total": 500, "lines": [1, 2]}})])
+        await runner.run(max_wait=0.0)
+
+    asyncio.run(main())
+
+    item = asyncio.run(store.get_item(None, "a"))
+    assert item.state == "big"
+    assert item.context == {"order": {"total": 500, "lines": [1, 2]}, "meddle": {"ok": True}}
+    routed = asyncio.run(store.history(None, "a"))[-1]
+    assert routed.values == {"order.total": 500}
+    assert asyncio.run(store.stuck_items()) == []
+
+
+def test_usage_that_is_not_json_fails_that_item_alone_and_never_reaches_the_store(
+    store: SQLiteStore,
+) -> None:
+    commands = CommandRegistry()
+    commands.register("bad", lambda call: CommandResult({"ok": True}, {"cost": float("nan")}))
+    commands.register("fine", lambda call: CommandResult({"ok": True}, {"cost": 0.5}))
+    definitions = [
+        flow("broken", run("work", cmd("bad", attempts=2), to("done"))),
+        flow("healthy", run("work", cmd("fine"), to("done"))),
+    ]
+    runner = Runner(store, definitions, commands)
+
+    async def main() -> None:
+        for definition in definitions:
+            await runner.start(definition, [(definition.name, {})])
+        await runner.run(max_wait=1.0)
+
+    asyncio.run(main())
+
+    broken = asyncio.run(store.history(None, "broken"))
+    assert (broken[-1].to_state, broken[-1].attempt) == ("escalated", 2)
+    assert broken[-1].error is not None
+    assert broken[-1].error["kind"] == "invalid_output"
+    assert (
+        broken[-1]
+        .error["message"]
+        .startswith(
+            "command 'bad' reported usage that is not a JSON object: Out of range float values"
+        )
+    )
+    assert [r.usage for r in broken] == [None] * len(broken)
+    healthy = asyncio.run(store.history(None, "healthy"))
+    assert (healthy[-1].to_state, healthy[-1].usage) == ("done", {"cost": 0.5})

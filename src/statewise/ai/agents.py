@@ -11,11 +11,15 @@ call:
 4. runs a pydantic-ai ``Agent`` over the provider's real client, with the history, the tools,
    a request limit derived from ``max_tool_rounds``, and the schema check (or the registered
    output model's validation) that feeds every violation back to the model;
-5. stores the pruned conversation and the cached reply, and returns the output with the audit
-   record of the run.
+5. keeps the cached reply, and returns the output with the audit record of the run and the
+   pruned conversation it proposes to keep. The attempt writes no conversation itself: the step
+   that accepts its result saves it in that step's transaction, so an attempt that is ignored,
+   lost in a crash or cancelled leaves no trace in the stored conversations.
 
 Every failure leaves through :func:`statewise.ai.failures.translated`, with the audit record of
-what the failed run had already used.
+what the failed run had already used. An attempt stopped from outside (its timeout, or the
+runner cancelling a branch whose join was met) cannot raise; for it, the run registers a usage
+probe (``CommandContext.track_usage``) that reports the same record.
 """
 
 from __future__ import annotations
@@ -121,6 +125,7 @@ class AgentRunner:
         def failed(outcome: str) -> dict[str, JSON]:
             return self._usage(exchange.new, time.perf_counter() - began, outcome=outcome)
 
+        ctx.track_usage(failed)
         with translated(
             self.spec.name,
             str(self.ref),
@@ -134,14 +139,13 @@ class AgentRunner:
             key = self._cache_key(rendered, history)
             hit = None if key is None else await cache.lookup(self._store, key)
             if hit is not None:
-                await self._remember(ctx, history, hit.messages)
                 usage = self._usage([], time.perf_counter() - began, cached=True)
-                return CommandResult(value=hit.value, usage=usage)
+                return CommandResult(hit.value, usage, self._kept(history, hit.messages))
             value, new = await self._run_in_time(ctx, rendered, history, exchange)
-            await self._remember(ctx, history, new)
             if key is not None:
                 await cache.remember(self._store, key, value, new)
-            return CommandResult(value=value, usage=self._usage(new, time.perf_counter() - began))
+            usage = self._usage(new, time.perf_counter() - began)
+            return CommandResult(value, usage, self._kept(history, new))
 
     async def _stored_conversations(self, ctx: CommandContext) -> dict[str, str]:
         """The item's conversations, read only when this agent needs them."""
@@ -239,16 +243,12 @@ class AgentRunner:
             agent.output_validator(conforms)
         return agent
 
-    async def _remember(
-        self, ctx: CommandContext, history: list[ModelMessage], new: list[ModelMessage]
-    ) -> None:
-        """Store the conversation with this run's messages, pruned to the budget."""
+    def _kept(self, history: list[ModelMessage], new: list[ModelMessage]) -> dict[str, str] | None:
+        """The conversation to keep with this run's messages, pruned to the budget, by agent."""
         if not self.spec.conversation:
-            return
+            return None
         kept = conversations.new_history(history, new, self._settings.conversation_token_budget)
-        await self._store.save_conversation(
-            ctx.workflow, ctx.key, self.spec.name, conversations.dump(kept)
-        )
+        return {self.spec.name: conversations.dump(kept)}
 
     def _usage(
         self,

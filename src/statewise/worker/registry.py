@@ -23,10 +23,15 @@ from statewise.errors import NotFoundError, StatewiseError
 JSON = Any
 
 
+UsageProbe: TypeAlias = Callable[[str], Mapping[str, JSON] | None]
+
+
 @dataclass(frozen=True, slots=True)
 class CommandContext:
-    """What a command receives: the item's context and the identity of this attempt.
+    """What a command receives: its own copy of the item's context and the attempt's identity.
 
+    ``context`` and ``input`` are copies made for this attempt: a command may change them
+    freely, nothing the runner, the conditions, the audit trail or the store see changes.
     ``idempotency_key`` is the same for every delivery of one attempt, so a command with side
     effects (sending an email, calling a payment API) can de-duplicate them.
     """
@@ -40,6 +45,7 @@ class CommandContext:
     branch: str | None = None
     input: JSON = None
     deadline: float | None = field(default=None, compare=False)
+    _probe: list[UsageProbe] = field(default_factory=list, init=False, compare=False, repr=False)
 
     def remaining(self) -> float | None:
         """Seconds left before the attempt's timeout (``time.monotonic`` based), if it has one.
@@ -49,17 +55,38 @@ class CommandContext:
         """
         return None if self.deadline is None else self.deadline - time.monotonic()
 
+    def track_usage(self, probe: UsageProbe) -> None:
+        """Name how to read what this attempt has spent so far, should it be stopped early.
+
+        An attempt stopped from outside (its timeout cut it off, or the join of its parallel
+        state was met and the runner cancelled it) cannot return its usage; the runner then
+        calls ``probe`` with the error kind the attempt ends with (``transient`` for a timeout,
+        ``permanent`` for a cancellation) and records what it returns as the attempt's usage,
+        so the audit trail and ``statewise costs`` still account for it. The last probe
+        registered is the one read; it is called on the event loop and must not block.
+        """
+        self._probe[:] = [probe]
+
+    def tracked_usage(self, outcome: str) -> Mapping[str, JSON] | None:
+        """What the registered probe says this attempt has spent, or None without one."""
+        return self._probe[0](outcome) if self._probe else None
+
 
 @dataclass(frozen=True, slots=True)
 class CommandResult:
     """A command's result with what producing it cost, for the audit trail.
 
     Plain commands just return their JSON value; agent commands return this so every model
-    call's model, tokens, cost and tool calls are recorded with the step.
+    call's model, tokens, cost and tool calls are recorded with the step. ``conversation``
+    is what the attempt proposes to keep of its conversations with the item (serialised
+    messages by agent): it is saved only by the step that accepts this result, in that
+    step's transaction, so an attempt whose result is ignored, lost or cancelled leaves no
+    trace in the stored conversations.
     """
 
     value: JSON
     usage: dict[str, JSON] = field(default_factory=dict)
+    conversation: dict[str, str] | None = None
 
 
 CommandFunction: TypeAlias = Callable[[CommandContext], JSON | Awaitable[JSON]]

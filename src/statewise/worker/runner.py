@@ -34,7 +34,7 @@ from statewise.store.base import (
     StepCommit,
     Store,
 )
-from statewise.worker.commands import execute
+from statewise.worker.commands import BLOCK_THRESHOLD, CommandExecutor, cancel_attempt
 from statewise.worker.limits import ConcurrencyLimits
 from statewise.worker.registry import CommandRegistry
 from statewise.worker.writer import ItemWriter
@@ -59,9 +59,10 @@ class _Pending:
 class Runner(ItemWriter):
     """Executes the items of one store with in-process concurrency.
 
-    ``concurrency`` bounds the commands running at once (the in-flight window), ``limits``
-    the ones of one state or command within it; everything else is bounded by the store's
-    batch size.
+    ``concurrency`` bounds the commands running at once (the in-flight window) and sizes the
+    thread pool of sync commands, ``limits`` the ones of one state or command within it;
+    everything else is bounded by the store's batch size. An async command holding the event
+    loop longer than ``block_threshold`` seconds is reported by name.
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class Runner(ItemWriter):
         clock: Callable[[], float] = time.time,
         on_commit: Callable[[Sequence[StepResult]], None] | None = None,
         limits: ConcurrencyLimits | None = None,
+        block_threshold: float = BLOCK_THRESHOLD,
     ) -> None:
         super().__init__(
             store, definitions, batch_size=batch_size, clock=clock, on_commit=on_commit
@@ -84,6 +86,9 @@ class Runner(ItemWriter):
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
         self.limits = limits or ConcurrencyLimits()
+        self.commands = CommandExecutor(
+            registry, threads=concurrency, block_threshold=block_threshold
+        )
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._results: list[_Pending] = []
         self._ready: deque[ClaimedCommand] = deque()
@@ -156,7 +161,7 @@ class Runner(ItemWriter):
             command = self._running_commands[outbox_id]
             if _is_over(item, command.effect):
                 self._superseded.add(outbox_id)
-                self._in_flight[outbox_id].cancel("superseded: the item moved on")
+                cancel_attempt(self._in_flight[outbox_id])
 
     def _remember(self, ref: Ref, item: Item) -> None:
         """Keep the latest committed copy of active items; the seq fence catches any drift."""
@@ -297,7 +302,7 @@ class Runner(ItemWriter):
         return found
 
     async def _perform(self, command: ClaimedCommand, context: Mapping[str, JSON]) -> None:
-        event = await execute(self.registry, command.effect, command.workflow, command.key, context)
+        event = await self.commands.execute(command.effect, command.workflow, command.key, context)
         ref = (command.workflow, command.key)
         self._results.append(_Pending(ref, event, outbox_id=command.outbox_id))
 
@@ -397,6 +402,7 @@ class Runner(ItemWriter):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self.commands.close()
         self._running = False
         if self._results:
             await self._apply(self._results)
