@@ -563,7 +563,7 @@ def test_a_failed_item_shows_in_red_in_status_items_and_its_history(
     db = project / "run.sqlite"
     _quarantine(db, "s1", "workflow review@7 is not known to any worker")
     monkeypatch.setattr(
-        "statewise.cli.console",
+        "statewise.cli.inspecting.console",
         Console(markup=False, force_terminal=True, color_system="standard", width=200),
     )
     red = "\x1b[31m"
@@ -582,7 +582,7 @@ def test_user_errors_are_one_line_never_a_traceback(project: Path) -> None:
     code, output = invoke("run", project / "review.yaml", "--commands", project / "boom.py")
     assert code == 1
     assert output == (
-        f"error: importing command module(s) {project / 'boom.py'} failed at "
+        f"error: importing command module {project / 'boom.py'} failed at "
         f"{project / 'boom.py'}:1: RuntimeError: boom\n"
     )
     code, output = invoke("graph", project / "review.yaml", "-o", project / "no" / "g.svg")

@@ -23,8 +23,10 @@ responses it had used). So the rule is, per attempt::
 
     requests the servers received for it == usage.requests + (1 if it failed as transient)
 
-and summed over the audit it must equal the total number of requests the servers received,
-with no request belonging to an attempt the audit does not know. The tokens work the same
+except for an attempt its timeout cut off: on a loaded machine the cut may come just after
+its last response arrived rather than while it waited for one, so 0 or 1 request of it is
+unanswered. Summed over the audit, the requests the servers received lie within those bounds,
+and no request belongs to an attempt the audit does not know. The tokens work the same
 way: the audit's input and output tokens are exactly those of the responses that reached the
 agent.
 """
@@ -278,6 +280,17 @@ class Attempt:
         """The request a transient failure ended on, which no response answered."""
         return 1 if self.outcome == "transient" else 0
 
+    def accounts_for(self, served: int) -> bool:
+        """Whether ``served`` requests reconcile with this audit row.
+
+        A timed-out attempt may have been cut off waiting for a response (one request
+        unanswered) or, on a loaded machine, after its last response arrived and before it
+        finished (none unanswered); every other attempt has exactly one reading.
+        """
+        if self.timed_out:
+            return served in (self.metered, self.metered + 1)
+        return served == self.metered + self.unanswered
+
     @property
     def timed_out(self) -> bool:
         return self.error is not None and "ran out of time" in self.error["message"]
@@ -328,7 +341,7 @@ def reconcile(calls: list[Call], attempts: list[Attempt]) -> list[str]:
         f"metered {a.metered} + unanswered {a.unanswered}"
         + (f"; {a.error['message'][:100]}" if a.error else "")
         for k, a in audited.items()
-        if len(served.get(k, [])) != a.metered + a.unanswered
+        if not a.accounts_for(len(served.get(k, [])))
     ]
     problems += [
         f"{' '.join(map(str, k))}: served {[str(c.fate) for c in v]} to an attempt the audit "
@@ -434,7 +447,8 @@ def test_500_items_survive_30_percent_provider_failures(
     assert not scripts["openai"].untagged, report
     assert not scripts["anthropic"].untagged, report
     assert not mismatches, report
-    assert sum(a.metered + a.unanswered for a in attempts) == len(calls), report
+    assert sum(a.metered for a in attempts) <= len(calls), report
+    assert len(calls) <= sum(a.metered + a.unanswered for a in attempts), report
     for provider, state, (tokens_in, tokens_out) in (
         ("openai", "triage", OPENAI_TOKENS),
         ("anthropic", "answer", ANTHROPIC_TOKENS),

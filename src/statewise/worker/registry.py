@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,6 +217,28 @@ def load_registry(specs: Iterable[str]) -> CommandRegistry:
 
 
 def _import(spec: str) -> Any:
+    """Import a command module; a module whose own code fails is named in one message.
+
+    A missing module is reported as such; anything else raised while the user's module runs
+    (a syntax error, an exception at import time) is that module's bug, shown with where it
+    happened. A half-imported module never stays behind in ``sys.modules``.
+    """
+    before = set(sys.modules)
+    try:
+        return _import_module(spec)
+    except StatewiseError:
+        raise
+    except Exception as exc:  # the user's module raised while being imported
+        for name in set(sys.modules) - before:
+            del sys.modules[name]
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        where = "" if isinstance(exc, SyntaxError) else f" at {frame.filename}:{frame.lineno}"
+        raise StatewiseError(
+            f"importing command module {spec} failed{where}: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _import_module(spec: str) -> Any:
     if spec.endswith(".py"):
         path = Path(spec).resolve()
         if not path.is_file():

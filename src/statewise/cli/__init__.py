@@ -1,0 +1,14 @@
+"""The ``statewise`` command: validate, draw, run, operate and inspect workflows on a store.
+
+One module per family of commands; importing them registers their commands on ``app``.
+"""
+
+from statewise.cli import authoring, inspecting, operating, running
+from statewise.cli.common import app
+
+__all__ = ["app", "authoring", "inspecting", "main", "operating", "running"]
+
+
+def main() -> None:
+    """Entry point for ``python -m statewise``."""
+    app()

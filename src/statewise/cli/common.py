@@ -1,0 +1,122 @@
+"""What every ``statewise`` command shares: the app, its consoles and options, error handling.
+
+A user's mistake (a bad option, a missing file, an invalid workflow, an event an item cannot
+take) ends in one ``error:`` line and exit code 1 or 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
+
+from statewise.engine.item import ItemStatus
+from statewise.errors import DefinitionError, StatewiseError
+from statewise.store import Store, open_store
+
+T = TypeVar("T")
+JSON = Any
+
+app = typer.Typer(
+    name="statewise",
+    help="AI workflows as durable state machines.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+# Keys, states and error messages are user data: a "[/x]" in one must print, not parse as markup.
+console = Console(markup=False)
+errors = Console(stderr=True)
+
+DB_HELP = "Store: a SQLite file (PATH or sqlite:///PATH) or a postgresql:// URL."
+DbOption = Annotated[str, typer.Option("--db", help=DB_HELP)]
+DEFAULT_DB = "statewise.sqlite"
+CommandsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--commands",
+        "-c",
+        help="Module (dotted name or .py path) exposing a `registry` of commands. Repeatable.",
+    ),
+]
+WorkflowOption = Annotated[
+    str | None, typer.Option("--workflow", "-w", help="Workflow name, when keys repeat.")
+]
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Print a StatewiseError as the user's problem to fix, never as a traceback."""
+    try:
+        yield
+    except DefinitionError as exc:
+        print_problems(exc)
+        errors.print(f"{len(exc.problems)} problem(s) found")
+        raise typer.Exit(1) from None
+    except StatewiseError as exc:
+        fail(str(exc), 1)
+
+
+def print_problems(error: DefinitionError) -> None:
+    """Every problem of a definition, one ``file:line:column: message`` line each."""
+    for problem in error.problems:
+        errors.print(f"[red]{escape(str(problem))}[/red]", highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Stop with one ``error:`` line: code 2 for a bad option, 1 for anything else."""
+    errors.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine, turning our errors into one ``error:`` line."""
+    with user_errors():
+        return asyncio.run(coroutine)
+
+
+async def with_store(db: str, action: Callable[[Store], Awaitable[T]]) -> T:
+    """Run ``action`` on a store that must already exist, closing it afterwards."""
+    store = existing_store(db)
+    try:
+        return await action(store)
+    finally:
+        await store.close()
+
+
+def existing_store(db: str) -> Store:
+    """Open a store that must already exist; reading must not create an empty SQLite file."""
+    file = sqlite_file(db)
+    if file is not None and not file.exists():
+        raise StatewiseError(f"{file} does not exist; start items with `statewise run FILE`")
+    return open_store(db)
+
+
+def sqlite_file(db: str) -> Path | None:
+    """The file a SQLite ``--db`` names (``PATH`` or ``sqlite:///PATH``); None for a server."""
+    if db.startswith("sqlite:///"):
+        return Path(db.removeprefix("sqlite:///"))
+    return None if "://" in db else Path(db)
+
+
+_STATUS_STYLES = {ItemStatus.FAILED: "red"}
+
+
+def status_cell(status: ItemStatus) -> Text:
+    """An item status as a table cell; a failed (quarantined) item stands out in red."""
+    return Text(status.value, style=_STATUS_STYLES.get(status, ""))
+
+
+def age(seconds: float) -> str:
+    """A duration as a person reads it: ``4.2s``, ``3.1m``, ``2.0h``, ``1.5d``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{max(seconds, 0):.1f}s"

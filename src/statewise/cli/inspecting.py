@@ -1,0 +1,178 @@
+"""Commands that read a store: items by state, one item's audit trail, what models cost."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from statewise.cli.common import (
+    DEFAULT_DB,
+    JSON,
+    DbOption,
+    WorkflowOption,
+    age,
+    app,
+    console,
+    fail,
+    run_async,
+    status_cell,
+    with_store,
+)
+from statewise.engine.item import ItemStatus
+from statewise.store import Store
+
+
+@app.command()
+def status(db: DbOption = DEFAULT_DB, workflow: WorkflowOption = None) -> None:
+    """Items per state, with how long the oldest has been there."""
+    run_async(with_store(db, lambda store: print_status(store, workflow)))
+
+
+async def print_status(store: Store, workflow: str | None) -> None:
+    """The table of items by state, status and age of the oldest."""
+    table = Table("workflow", "state", "status", "items", "oldest for", title="items by state")
+    now = time.time()
+    for row in await store.state_counts(workflow):
+        table.add_row(
+            f"{row.workflow}@{row.version}",
+            row.state,
+            status_cell(row.status),
+            str(row.count),
+            age(now - row.oldest_entered_at),
+        )
+    console.print(table)
+
+
+@app.command()
+def items(
+    db: DbOption = DEFAULT_DB,
+    state: Annotated[str | None, typer.Option(help="Only items in this state.")] = None,
+    status: Annotated[
+        ItemStatus | None, typer.Option(help="active, waiting, done or failed.")
+    ] = None,
+    workflow: WorkflowOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 50,
+) -> None:
+    """List items, longest in their state first."""
+
+    async def show(store: Store) -> None:
+        found = await store.list_items(workflow=workflow, state=state, status=status, limit=limit)
+        table = Table("key", "workflow", "state", "status", "in state for", "steps")
+        now = time.time()
+        for item in found:
+            table.add_row(
+                item.key,
+                f"{item.workflow}@{item.version}",
+                item.state,
+                status_cell(item.status),
+                age(now - item.entered_at),
+                str(item.seq),
+            )
+        console.print(table)
+
+    run_async(with_store(db, show))
+
+
+@app.command()
+def history(
+    key: Annotated[str, typer.Argument(help="The item's business key.")],
+    db: DbOption = DEFAULT_DB,
+    workflow: WorkflowOption = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="table or jsonl")] = "table",
+) -> None:
+    """The audit trail of one item: every step, why it was taken, and what it cost."""
+    if format not in ("table", "jsonl"):
+        fail("--format must be table or jsonl", 2)
+
+    async def show(store: Store) -> None:
+        records = await store.history(workflow, key)
+        if format == "jsonl":
+            from statewise.engine.item import HISTORY_ADAPTER
+
+            for record in records:
+                sys.stdout.write(HISTORY_ADAPTER.dump_json(record).decode() + "\n")
+            return
+        table = Table("#", "from", "to", "event", "why", "command", "took", "model", "error")
+        for r in records:
+            why = " ".join(
+                part
+                for part in (r.condition, _values(r.values), f"({r.note})" if r.note else None)
+                if part
+            )
+            table.add_row(
+                str(r.seq),
+                r.from_state or "",
+                r.to_state,
+                f"{r.event} ({r.actor})" if r.actor != "system" else r.event,
+                why,
+                f"{r.command}#{r.attempt}" + (f" [{r.branch}]" if r.branch else "")
+                if r.command
+                else "",
+                f"{r.duration * 1000:.0f}ms" if r.duration is not None else "",
+                _usage(r.usage),
+                Text(f"{r.error['kind']}: {r.error['message']}", style="red") if r.error else "",
+            )
+        console.print(table)
+
+    run_async(with_store(db, show))
+
+
+def _usage(usage: dict[str, JSON] | None) -> str:
+    """One audit row's model call in a line: model, tokens in/out, cost."""
+    if not usage:
+        return ""
+    cost = usage.get("cost")
+    price = "?" if cost is None else f"${cost:.4f}"
+    tokens = f"{usage.get('input_tokens', 0)}/{usage.get('output_tokens', 0)} tok"
+    return f"{usage.get('model', '')} {tokens} {price}"
+
+
+def _values(values: dict[str, JSON]) -> str | None:
+    if not values:
+        return None
+    return ", ".join(f"{path}={json.dumps(value)}" for path, value in values.items())
+
+
+@app.command()
+def costs(db: DbOption = DEFAULT_DB, workflow: WorkflowOption = None) -> None:
+    """Model calls, tokens and cost from the audit trail, by workflow, state, agent and model."""
+
+    async def show(store: Store) -> None:
+        table = Table(
+            "workflow", "state", "agent", "model", "calls", "input tokens", "output tokens",
+            "cost (USD)", title="model usage",
+        )  # fmt: skip
+        total, unpriced = 0.0, 0
+        for row in await store.costs(workflow):
+            # A cost of None means no call of the row had a price: all of them are unpriced.
+            row_unpriced = row.calls if row.cost is None else row.unpriced_calls
+            total += row.cost or 0.0
+            unpriced += row_unpriced
+            table.add_row(
+                row.workflow,
+                row.state,
+                row.agent,
+                row.model,
+                str(row.calls),
+                f"{row.input_tokens:,}",
+                f"{row.output_tokens:,}",
+                _cost_cell(row.cost, row_unpriced),
+            )
+        console.print(table)
+        unknown = f"; {unpriced} call(s) had an unknown price, not counted" if unpriced else ""
+        console.print(f"total known cost: {total:.4f} USD{unknown}")
+
+    run_async(with_store(db, show))
+
+
+def _cost_cell(cost: float | None, unpriced: int) -> str:
+    """A known cost, "unknown" when no call had a price, or both when some calls lack one."""
+    if cost is None:
+        return "unknown"
+    return f"{cost:.4f} + {unpriced} unpriced" if unpriced else f"{cost:.4f}"

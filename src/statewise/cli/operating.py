@@ -1,0 +1,101 @@
+"""Commands for operators: long-lived workers, and the invariant every store must keep."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from statewise.cli.common import (
+    DEFAULT_DB,
+    DbOption,
+    app,
+    console,
+    fail,
+    run_async,
+    with_store,
+)
+from statewise.store import Store
+from statewise.worker.catalog import load_catalog
+from statewise.worker.limits import ConcurrencyLimits
+from statewise.worker.process import serve
+
+
+@app.command()
+def worker(
+    db: DbOption = DEFAULT_DB,
+    commands: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--commands",
+            "-c",
+            help="Importable module (dotted name) exposing a `registry`; every host names the "
+            "same modules. Repeatable.",
+        ),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Commands running at once.")] = 64,
+    lease: Annotated[
+        float, typer.Option(min=0.5, help="Seconds a claim lasts without a heartbeat.")
+    ] = 30.0,
+    drain: Annotated[
+        float, typer.Option(min=0, help="On SIGTERM, seconds running commands get to finish.")
+    ] = 30.0,
+    state_limit: Annotated[
+        list[str] | None, typer.Option(help="STATE=N: at most N commands of STATE at once.")
+    ] = None,
+    agent_limit: Annotated[
+        list[str] | None, typer.Option(help="AGENT=N: at most N runs of AGENT at once.")
+    ] = None,
+    model_concurrency: Annotated[
+        int, typer.Option(min=1, help="Model requests in flight per provider.")
+    ] = 8,
+) -> None:
+    """Run work from the store until SIGTERM, beside any number of other workers.
+
+    Start as many as you like, on as many hosts, against one PostgreSQL. Each holds the
+    stored workflow versions its modules can run and claims only their work.
+    """
+    if not commands:
+        fail("--commands names the module(s) whose registry runs the workflows", 2)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    async def work(store: Store) -> None:
+        catalog = await load_catalog(
+            store,
+            commands or [],
+            stored_modules=False,
+            ai={"default_concurrency": model_concurrency},
+        )
+        if not catalog.definitions:
+            skipped = "; ".join(f"{ref}: {why}" for ref, why in catalog.skipped.items())
+            fail(f"these modules can run none of the stored workflows ({skipped})", 1)
+        limits = ConcurrencyLimits.parse(state_limit or (), agent_limit or ())
+        await serve(
+            store, catalog, concurrency=concurrency, lease_seconds=lease, drain=drain, limits=limits
+        )
+
+    run_async(with_store(db, work))
+
+
+@app.command()
+def check(db: DbOption = DEFAULT_DB) -> None:
+    """Check the invariant: every active item has a pending command or timer, or waits.
+
+    Exits 1 and lists the items that break it; nothing should ever be listed.
+    """
+
+    async def inspect(store: Store) -> int:
+        stuck = await store.stuck_items()
+        if not stuck:
+            console.print("ok: every active item has a pending command or timer, or waits")
+            return 0
+        table = Table("workflow", "key", "state", "seq", title="active items with nothing pending")
+        for item in stuck:
+            table.add_row(item.workflow, item.key, item.state, str(item.seq))
+        console.print(table)
+        return 1
+
+    if run_async(with_store(db, inspect)):
+        raise typer.Exit(1)

@@ -1,0 +1,255 @@
+"""Commands that move items: run a workflow's items, send an event, start a long-lived worker."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from statewise.cli.common import (
+    DEFAULT_DB,
+    JSON,
+    CommandsOption,
+    DbOption,
+    WorkflowOption,
+    app,
+    console,
+    errors,
+    existing_store,
+    fail,
+    run_async,
+    user_errors,
+    with_store,
+)
+from statewise.cli.inspecting import print_status
+from statewise.definition import load
+from statewise.definition.model import Definition
+from statewise.engine.item import ItemStatus
+from statewise.engine.result import StepResult
+from statewise.errors import StatewiseError
+from statewise.store import Store, open_store
+from statewise.worker import Runner, load_registry
+from statewise.worker.catalog import Catalog, load_catalog
+
+
+@app.command()
+def run(
+    file: Annotated[Path | None, typer.Argument(help="Workflow YAML; omit to resume.")] = None,
+    db: DbOption = DEFAULT_DB,
+    items: Annotated[
+        Path | None, typer.Option("--items", "-i", help="JSON Lines: {key, data} per item.")
+    ] = None,
+    commands: CommandsOption = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Commands running at once.")] = 64,
+    max_wait: Annotated[
+        float, typer.Option(min=0, help="Wait for timers due within this many seconds.")
+    ] = 60.0,
+    cache: Annotated[
+        bool, typer.Option(help="Reuse stored model responses for identical agent requests.")
+    ] = False,
+    model_concurrency: Annotated[
+        int, typer.Option(min=1, help="Model requests in flight per provider.")
+    ] = 8,
+) -> None:
+    """Start items (idempotent per key) and run them until they finish or wait."""
+    if items is not None and file is None:
+        fail("--items needs the workflow FILE the items start in", 2)
+    ai = {"cache": cache, "default_concurrency": model_concurrency}
+    with user_errors(), _items_of(items) as pending:
+        run_async(_run_items(file, db, pending, commands or [], (concurrency, max_wait), ai))
+
+
+async def _run_items(
+    file: Path | None,
+    db: str,
+    items: Iterable[tuple[str, dict[str, JSON]]] | None,
+    commands: list[str],
+    limits: tuple[int, float],
+    ai: Mapping[str, Any],
+) -> None:
+    concurrency, max_wait = limits
+    store = open_store(db) if file is not None else existing_store(db)
+    try:
+        catalog, current = await prepare(store, file, commands, ai)
+        with _progress() as progress:
+            runner = Runner(
+                store,
+                catalog.definitions,
+                catalog.registry,
+                concurrency=concurrency,
+                on_commit=progress.update,
+            )
+
+            async def start_items() -> None:
+                """Runs only once the runner holds the store: a refused run starts nothing."""
+                if items is not None and current is not None:
+                    report = await runner.start(current, items, actor="cli")
+                    console.print(
+                        f"started {report.created} new item(s); {report.existing} already existed"
+                    )
+                await progress.begin(store)
+
+            await runner.run(max_wait=max_wait, on_ready=start_items)
+        await print_status(store, None)
+    finally:
+        await store.close()
+
+
+async def prepare(
+    store: Store, file: Path | None, commands: list[str], ai: Mapping[str, Any] | None = None
+) -> tuple[Catalog, Definition | None]:
+    """Register ``file`` (if given), then load every stored workflow this process can run.
+
+    A stored version that cannot be loaded here (its module is gone, its source no longer
+    validates) is skipped with a warning, and its items wait; the others run.
+    """
+    current = None
+    if file is not None:
+        registry = load_registry(commands)
+        current = load(file, commands=registry.names())
+        await store.save_workflow(current, str(file), commands)
+    catalog = await load_catalog(store, commands, ai=ai)
+    for ref, why in catalog.skipped.items():
+        errors.print(Text(f"skipping {ref}, which cannot be loaded here: {why}", style="yellow"))
+    return catalog, current
+
+
+def _items_of(
+    path: Path | None,
+) -> AbstractContextManager[Iterator[tuple[str, dict[str, JSON]]] | None]:
+    return nullcontext() if path is None else read_items(path)
+
+
+@contextmanager
+def read_items(path: Path) -> Iterator[Iterator[tuple[str, dict[str, JSON]]]]:
+    """Open a JSON Lines items file now, so a missing one is refused before anything starts.
+
+    The items themselves are read lazily, ``{"key": ..., "data": {...}}`` or a flat object
+    with a key per line, and a bad line is reported with its number when it is reached.
+    """
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise StatewiseError(f"cannot read items file {path}: {exc.strerror}") from None
+    with handle:
+        yield _parse_items(path, handle)
+
+
+def _parse_items(path: Path, lines: IO[bytes]) -> Iterator[tuple[str, dict[str, JSON]]]:
+    for number, raw in enumerate(lines, start=1):
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise StatewiseError(
+                f"{path}:{number}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
+                f"{exc.start + 1}); save the file as UTF-8"
+            ) from None
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise StatewiseError(f"{path}:{number}: not JSON ({exc.msg})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("key"), str):
+            raise StatewiseError(f'{path}:{number}: expected an object with a string "key"')
+        data = record.get("data", {k: v for k, v in record.items() if k != "key"})
+        if not isinstance(data, dict):
+            raise StatewiseError(f'{path}:{number}: "data" must be an object')
+        yield record["key"], data
+
+
+class _RunProgress:
+    """A Rich progress bar of items that have finished or are waiting for someone.
+
+    The bar appears at ``begin``, once the run holds the store, so a refused run shows none.
+    """
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task = progress.add_task("items settled", total=None)
+        self.active: set[tuple[str, str]] = set()
+        self.total = 0
+
+    async def begin(self, store: Store) -> None:
+        """Count what is already settled; only active items can still move the bar."""
+        self.total = sum(row.count for row in await store.state_counts())
+        active = await store.list_items(status=ItemStatus.ACTIVE, limit=self.total)
+        self.active = {(item.workflow, item.key) for item in active}
+        self._show()
+        self.progress.start()
+
+    def update(self, results: Sequence[StepResult]) -> None:
+        """Follow each committed step's item in or out of the active set."""
+        for result in results:
+            ref = (result.item.workflow, result.item.key)
+            if result.item.status is ItemStatus.ACTIVE:
+                if ref not in self.active:
+                    self.total += result.item.seq == len(result.history)
+                self.active.add(ref)
+            else:
+                self.active.discard(ref)
+        self._show()
+
+    def _show(self) -> None:
+        self.progress.update(self.task, completed=self.total - len(self.active), total=self.total)
+
+
+@contextmanager
+def _progress() -> Iterator[_RunProgress]:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    progress = Progress(*columns, console=console, transient=False)
+    try:
+        yield _RunProgress(progress)
+    finally:
+        if progress.live.is_started:
+            progress.stop()
+
+
+@app.command()
+def send(
+    key: Annotated[str, typer.Argument(help="The item's business key.")],
+    event: Annotated[str, typer.Argument(help="Event name, e.g. approve.")],
+    db: DbOption = DEFAULT_DB,
+    data: Annotated[str, typer.Option(help="Event data as a JSON object.")] = "{}",
+    actor: Annotated[str, typer.Option(help="Who sends it, for the audit trail.")] = "cli",
+    workflow: WorkflowOption = None,
+    commands: CommandsOption = None,
+    wait: Annotated[bool, typer.Option(help="Run the item on until it settles.")] = True,
+    max_wait: Annotated[
+        float, typer.Option(min=0, help="While running on, wait for timers due within this long.")
+    ] = 60.0,
+) -> None:
+    """Send an external event (a human decision, a reply) and resume the item."""
+    try:
+        payload = json.loads(data)
+    except json.JSONDecodeError as exc:
+        fail(f"--data is not JSON: {exc.msg}", 2)
+    if not isinstance(payload, dict):
+        fail("--data must be a JSON object", 2)
+
+    async def deliver(store: Store) -> None:
+        catalog, _ = await prepare(store, None, commands or [])
+        runner = Runner(store, catalog.definitions, catalog.registry)
+        item = await runner.send(workflow, key, event, payload, actor)
+        console.print(f"{key}: {event} accepted; now in {item.state} ({item.status.value})")
+        if wait and item.status is ItemStatus.ACTIVE:
+            try:
+                await runner.run(max_wait=max_wait)
+            except StatewiseError as exc:
+                console.print(Text(str(exc), style="yellow"))
+                return
+            settled = await store.get_item(item.workflow, key)
+            console.print(f"{key}: now in {settled.state} ({settled.status.value})")
+
+    run_async(with_store(db, deliver))
