@@ -61,13 +61,13 @@ class Fleet:
 
     def spawn(self) -> subprocess.Popen[bytes]:
         self.started += 1
-        log = (self.logs / f"worker-{self.started}.log").open("wb")
         command = [
             sys.executable, "-m", "statewise", "worker", "--db", self.url,
             "--commands", "fleet_commands", "--concurrency", str(self.concurrency),
             "--lease", str(self.lease), "--drain", "5",
         ]  # fmt: skip
-        return subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        with (self.logs / f"worker-{self.started}.log").open("wb") as log:
+            return subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
     def log_text(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-2000:] for p in self.logs.glob("*.log"))
@@ -92,6 +92,7 @@ def make_effect_tables(url: str) -> None:
 
     dsn, schema = dsn_and_schema(url)
     with psycopg.connect(dsn, autocommit=True, options=f"-c search_path={schema}") as db:
+        db.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         db.execute("CREATE TABLE attempts (idempotency_key TEXT NOT NULL)")
         db.execute("CREATE TABLE effects (idempotency_key TEXT PRIMARY KEY)")
 
