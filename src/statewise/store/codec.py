@@ -30,9 +30,15 @@ _COLUMNS = ("seq", "at", "from_state", "to_state", "event")
 _DETAIL_FIELDS = tuple(f.name for f in fields(HistoryRecord) if f.name not in _COLUMNS)
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(value: JSON) -> str:
-    """Compact JSON, the same everywhere so stored sizes stay small and comparable."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON, the same everywhere so stored sizes stay small and comparable.
+
+    One encoder serves every call: ``json.dumps`` with options builds a new one each time.
+    """
+    return _ENCODER.encode(value)
 
 
 def encode_path(path: tuple[str, ...]) -> str:
