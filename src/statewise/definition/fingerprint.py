@@ -17,11 +17,20 @@ import yaml
 def content_hash(source: str) -> str:
     """SHA-256 of the YAML document's canonical JSON form (the text's, if it does not parse)."""
     try:
-        document = yaml.safe_load(source)
+        document = _keys_as_text(yaml.safe_load(source))
         canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
     except yaml.YAMLError:
         canonical = source
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _keys_as_text(node: object) -> object:
+    """Mapping keys as text, so keys YAML reads as other types (``on:`` is True) can be sorted."""
+    if isinstance(node, dict):
+        return {str(key): _keys_as_text(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_keys_as_text(value) for value in node]
+    return node
 
 
 def describe_change(stored: str, new: str, limit: int = 12) -> str:
