@@ -146,8 +146,8 @@ def _held_txn(
         if ids:
             condition, params = dialect.any_of("id", ids)
             found = db.execute(
-                f"SELECT id, item_id FROM {table} WHERE {condition} AND lease_owner = ?"
-                + dialect.lock_rows,
+                f"SELECT id, item_id FROM {table} WHERE {condition} AND lease_owner = ? "
+                f"ORDER BY id{dialect.lock_rows}",  # locked in id order, like the items
                 [*params, lease.owner],
             )
             held.update(((kind, row_id), item_id) for row_id, item_id in found)
