@@ -81,10 +81,14 @@ def decode_branches(text: str | None) -> tuple[BranchRun, ...]:
 
 def encode_detail(record: HistoryRecord) -> str:
     """The audit row's fields beyond its columns, leaving out the empty ones."""
-    data = {name: getattr(record, name) for name in _DETAIL_FIELDS}
+    data = {
+        name: value
+        for name in _DETAIL_FIELDS
+        if (value := getattr(record, name)) is not None and value != {}
+    }
     if data["actor"] == "system":
         del data["actor"]
-    return dumps({k: v for k, v in data.items() if v is not None and v != {}})
+    return dumps(data)
 
 
 def decode_history(

@@ -58,9 +58,11 @@ class _Fence:
     def _holds(self, entry: StepCommit, current: list[int] | None) -> bool:
         """Every row the step consumes is still leased to the committer, for this item."""
         assert self.held is not None
-        item_id = current[0] if current is not None else None
-        consumed = [("outbox", entry.outbox_id), ("timer", entry.timer_id)]
-        return all(self.held.get((kind, i)) == item_id for kind, i in consumed if i is not None)
+        pairs = (("outbox", entry.outbox_id), ("timer", entry.timer_id))
+        rows = [(kind, row_id) for kind, row_id in pairs if row_id is not None]
+        if not rows:
+            return True
+        return current is not None and all(self.held.get(row) == current[0] for row in rows)
 
     def accept(self, entry: StepCommit, item_id: int) -> None:
         """Later steps of the item in this batch are fenced on this step's ``seq``."""
