@@ -133,6 +133,7 @@ def test_writers_racing_on_one_item_never_lose_or_repeat_a_step(open_store: Open
     history = run(stores[0].history(None, "race"))
     assert [r.seq for r in history] == list(range(1, 52))
     assert run(stores[0].get_item(None, "race")).context == {"left": 24, "right": 24}
+    invariant_holds(stores[0])
 
 
 def test_a_step_from_an_out_of_date_item_is_stale_while_the_rest_of_its_batch_commits(

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
-from psycopg import errors
 
 import postgres
 from statewise.errors import StoreError
 from statewise.store import open_store
 from statewise.store.connection import Connection
-from statewise.store.postgres import PostgresSettings, PostgresStore
 
 from .helpers import T0, commit, run, started
+
+errors = pytest.importorskip("psycopg.errors", reason="the postgres extra is not installed")
+from statewise.store.postgres import PostgresSettings, PostgresStore  # noqa: E402
 
 HELD = [("orders", 1)]
 
@@ -98,3 +102,14 @@ def test_a_serialization_failure_is_retried_and_other_errors_become_store_errors
             run(store._write(broken))
     finally:
         run(store.close())
+
+
+def test_psycopg_is_imported_only_when_a_postgresql_store_is_asked_for() -> None:
+    probe = (
+        "import sys, statewise, statewise.store; "
+        "print('psycopg' in sys.modules, 'statewise.store.postgres' in sys.modules)"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert found.split() == ["False", "False"]

@@ -14,9 +14,12 @@ from statewise.store.sql import SQLStore
 from .conftest import OpenStore
 from .helpers import ORDERS, run
 
-V1 = "name: orders\nversion: 1\nstates:\n  intake: {final: true}\n"
-REFORMATTED = "# a comment\nname:   orders\nversion: 1\nstates: {intake: {final: true}}\n"
-EDITED = "name: orders\nversion: 1\nstates:\n  intake: {final: false}\n"
+# ``on:`` is a YAML 1.1 boolean key: the hash must still sort the document's keys.
+V1 = "name: orders\nversion: 1\nstates:\n  intake: {final: true}\n  wait: {on: go}\n"
+REFORMATTED = (
+    "# a comment\nname:   orders\nversion: 1\nstates: {intake: {final: true}, wait: {on: go}}\n"
+)
+EDITED = "name: orders\nversion: 1\nstates:\n  intake: {final: false}\n  wait: {on: go}\n"
 
 
 def test_the_same_content_keeps_its_first_source_and_takes_the_new_command_modules(

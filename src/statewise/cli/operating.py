@@ -17,7 +17,7 @@ from statewise.cli.common import (
     run_async,
     with_store,
 )
-from statewise.store import Store
+from statewise.store import Store, open_store
 from statewise.worker.catalog import load_catalog
 from statewise.worker.limits import ConcurrencyLimits
 from statewise.worker.process import serve
@@ -77,6 +77,24 @@ def worker(
         )
 
     run_async(with_store(db, work))
+
+
+db_app = typer.Typer(help="Look after a store's database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = DEFAULT_DB) -> None:
+    """Apply the migrations the store lacks (safe while workers run); print its schema version."""
+
+    async def upgrade() -> int:
+        store = open_store(db)  # opening a store applies its missing migrations, under a lock
+        try:
+            return await store.schema_version()
+        finally:
+            await store.close()
+
+    console.print(f"schema version {run_async(upgrade())}")
 
 
 @app.command()

@@ -14,7 +14,7 @@ before anything of that step reaches the shared plan, so it rejects that step al
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from statewise.engine.effects import (
     CancelCommands,
@@ -36,8 +36,7 @@ TimerRow = tuple[int, float, str]
 ConversationRow = tuple[int, str, str, float]
 
 
-@dataclass(frozen=True, slots=True)
-class QueuedCommand:
+class QueuedCommand(NamedTuple):
     """A command a step queued, with its encoded outbox payload and its step's position."""
 
     item_id: int
@@ -47,30 +46,29 @@ class QueuedCommand:
     position: int
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedStep:
+class EncodedStep(NamedTuple):
     """One step's rows with every value already encoded.
 
     ``effects`` pair each effect with its payload: the timer's event, the command, the
-    conversation; empty for the cancels.
+    conversation; empty for the cancels. (Named tuples: one of each is built per step.)
     """
 
     values: tuple[Any, ...]
-    context: tuple[tuple[str, str], ...]
-    history: tuple[tuple[int, float, str | None, str, str, str], ...]
-    effects: tuple[tuple[Effect, str], ...]
+    context: list[tuple[str, str]]
+    history: list[tuple[int, float, str | None, str, str, str]]
+    effects: list[tuple[Effect, str]]
 
 
 def encode_step(result: StepResult) -> EncodedStep:
     """Encode every row of one step; TypeError or ValueError when a value is not JSON."""
     return EncodedStep(
         codec.item_values(result.item),
-        tuple((codec.encode_path(p.path), codec.dumps(p.value)) for p in result.patches),
-        tuple(
+        [(codec.encode_path(p.path), codec.dumps(p.value)) for p in result.patches],
+        [
             (r.seq, r.at, r.from_state, r.to_state, r.event, codec.encode_detail(r))
             for r in result.history
-        ),
-        tuple((effect, _payload(effect)) for effect in result.effects),
+        ],
+        [(effect, _payload(effect)) for effect in result.effects],
     )
 
 

@@ -30,9 +30,15 @@ _COLUMNS = ("seq", "at", "from_state", "to_state", "event")
 _DETAIL_FIELDS = tuple(f.name for f in fields(HistoryRecord) if f.name not in _COLUMNS)
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(value: JSON) -> str:
-    """Compact JSON, the same everywhere so stored sizes stay small and comparable."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON, the same everywhere so stored sizes stay small and comparable.
+
+    One encoder serves every call: ``json.dumps`` with options builds a new one each time.
+    """
+    return _ENCODER.encode(value)
 
 
 def encode_path(path: tuple[str, ...]) -> str:
@@ -75,10 +81,14 @@ def decode_branches(text: str | None) -> tuple[BranchRun, ...]:
 
 def encode_detail(record: HistoryRecord) -> str:
     """The audit row's fields beyond its columns, leaving out the empty ones."""
-    data = {name: getattr(record, name) for name in _DETAIL_FIELDS}
+    data = {
+        name: value
+        for name in _DETAIL_FIELDS
+        if (value := getattr(record, name)) is not None and value != {}
+    }
     if data["actor"] == "system":
         del data["actor"]
-    return dumps({k: v for k, v in data.items() if v is not None and v != {}})
+    return dumps(data)
 
 
 def decode_history(

@@ -58,9 +58,11 @@ class _Fence:
     def _holds(self, entry: StepCommit, current: list[int] | None) -> bool:
         """Every row the step consumes is still leased to the committer, for this item."""
         assert self.held is not None
-        item_id = current[0] if current is not None else None
-        consumed = [("outbox", entry.outbox_id), ("timer", entry.timer_id)]
-        return all(self.held.get((kind, i)) == item_id for kind, i in consumed if i is not None)
+        pairs = (("outbox", entry.outbox_id), ("timer", entry.timer_id))
+        rows = [(kind, row_id) for kind, row_id in pairs if row_id is not None]
+        if not rows:
+            return True
+        return current is not None and all(self.held.get(row) == current[0] for row in rows)
 
     def accept(self, entry: StepCommit, item_id: int) -> None:
         """Later steps of the item in this batch are fenced on this step's ``seq``."""
@@ -80,48 +82,56 @@ def commit_txn(
     rows = dialect.select_items_txn(db, "workflow, key, id, seq", refs, lock=True) if refs else []
     fence = _Fence({(w, k): [i, s] for w, k, i, s in rows}, _held_txn(db, dialect, commits, lease))
     plan = WritePlan()
-    outcomes: list[CommitOutcome] = []
-    for position, entry in enumerate(commits):
-        outcomes.append(_admit_txn(db, fence, plan, entry, position))
+    errors: dict[int, str] = {}
+    statuses = [
+        _admit_txn(db, fence, plan, entry, position, errors)
+        for position, entry in enumerate(commits)
+    ]
     queued = _write_txn(db, plan, dialect, lease)
     if plan.wakes_others(lease is not None):
         dialect.notify_txn(db)
     return [
-        CommitOutcome(o.status, tuple(queued.get(position, ())), o.error)
-        if o.status is CommitStatus.COMMITTED
-        else o
-        for position, o in enumerate(outcomes)
+        CommitOutcome(status, tuple(queued.get(position, ())), errors.get(position))
+        for position, status in enumerate(statuses)
     ]
 
 
 def _admit_txn(
-    db: Connection, fence: _Fence, plan: WritePlan, entry: StepCommit, position: int
-) -> CommitOutcome:
-    """Fence one step; fold it into the plan if it passes."""
+    db: Connection,
+    fence: _Fence,
+    plan: WritePlan,
+    entry: StepCommit,
+    position: int,
+    errors: dict[int, str],
+) -> CommitStatus:
+    """Fence one step and fold it into the plan if it passes.
+
+    A rejection's reason goes into ``errors`` under the step's position.
+    """
     status = fence.check(entry)
     if status is not CommitStatus.COMMITTED:
-        return CommitOutcome(status)
+        return status
     item = entry.result.item
     if entry.expected_seq is not None and entry.result.outcome is Outcome.IGNORED:
         item_id = fence.known[(item.workflow, item.key)][0]
         fence.accept(entry, item_id)
         plan.consume(entry, item_id)
-        return CommitOutcome(status)
+        return status
     try:
         rows = encode_step(entry.result)
     except _UNENCODABLE as exc:
-        reason = f"a step of item {item.key!r} ({item.workflow}) cannot be stored: {exc}"
-        return CommitOutcome(CommitStatus.REJECTED, error=reason)
+        errors[position] = f"a step of item {item.key!r} ({item.workflow}) cannot be stored: {exc}"
+        return CommitStatus.REJECTED
     if entry.expected_seq is None:
         inserted = _insert_item_txn(db, item, rows)
         if inserted is None:
-            return CommitOutcome(CommitStatus.DUPLICATE)  # another writer started it just now
+            return CommitStatus.DUPLICATE  # another writer started it just now
         item_id = inserted
     else:
         item_id = fence.known[(item.workflow, item.key)][0]
     fence.accept(entry, item_id)
     plan.add(item_id, entry, rows, position)
-    return CommitOutcome(status)
+    return status
 
 
 def _held_txn(
@@ -138,8 +148,8 @@ def _held_txn(
         if ids:
             condition, params = dialect.any_of("id", ids)
             found = db.execute(
-                f"SELECT id, item_id FROM {table} WHERE {condition} AND lease_owner = ?"
-                + dialect.lock_rows,
+                f"SELECT id, item_id FROM {table} WHERE {condition} AND lease_owner = ? "
+                f"ORDER BY id{dialect.lock_rows}",  # locked in id order, like the items
                 [*params, lease.owner],
             )
             held.update(((kind, row_id), item_id) for row_id, item_id in found)

@@ -8,6 +8,7 @@ supplies the few pieces of SQL that differ (``Dialect``). Every helper that take
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
@@ -26,8 +27,15 @@ class Connection(Protocol):
 
 
 class Dialect(Protocol):
-    """What the shared logic asks of a dialect beyond plain SQL."""
+    """What the shared logic asks of a dialect beyond plain SQL; ``SQLStore`` subclasses it."""
 
+    lock_rows: str
+    """Appended to a SELECT whose rows the transaction will change (``FOR UPDATE`` or "")."""
+
+    json_usage: str
+    """The ``usage`` object of a history row's detail, as an expression on ``h.detail``."""
+
+    @abstractmethod
     def select_items_txn(
         self, db: Connection, columns: str, refs: Sequence[Ref], *, lock: bool = False
     ) -> list[Row]:
@@ -37,23 +45,22 @@ class Dialect(Protocol):
         under the single writer's lock (SQLite).
         """
 
+    @abstractmethod
     def reserve_outbox_ids_txn(self, db: Connection, count: int) -> Sequence[int]:
         """``count`` fresh outbox ids, so that one ``executemany`` inserts the rows."""
 
+    @abstractmethod
     def notify_txn(self, db: Connection) -> None:
         """Tell waiting workers, once the transaction commits, that new work was queued."""
 
+    @abstractmethod
     def any_of(self, column: str, values: Collection[Any]) -> tuple[str, list[Any]]:
         """A condition ``column`` is one of ``values``, and its parameters."""
 
-    lock_rows: str
-    """Appended to a SELECT whose rows the transaction will change (``FOR UPDATE`` or "")."""
-
-    json_usage: str
-    """The ``usage`` object of a history row's detail, as an expression on ``h.detail``."""
-
+    @abstractmethod
     def json_text(self, expression: str, name: str) -> str:
         """A text field of a JSON object expression: ``json_text("u", "agent")``."""
 
+    @abstractmethod
     def json_number(self, expression: str, name: str) -> str:
         """A numeric field of a JSON object expression."""

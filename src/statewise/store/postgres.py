@@ -170,12 +170,10 @@ class PostgresStore(SQLStore):
                 f"cannot connect to PostgreSQL at {self.settings.where}: {exc}".strip()
             ) from None
 
-    def _set_search_path(self, conn: psycopg.Connection[Any]) -> None:
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        """Every pooled connection works in the store's schema."""
         statement = sql.SQL("SET search_path TO {}").format(sql.Identifier(self.settings.schema))
         conn.execute(statement)
-
-    def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        self._set_search_path(conn)
 
     def _migrate(self) -> None:
         """Create the schema and apply missing migrations, one opener at a time."""
@@ -212,7 +210,8 @@ class PostgresStore(SQLStore):
 
         Serialization failures and deadlocks are retried with jittered exponential backoff.
         """
-        for attempt in range(1, _RETRIES + 1):
+        attempt = 1
+        while True:
             try:
                 with _translated(self.settings.where), self._pool.connection() as conn:
                     if not write:
@@ -223,7 +222,7 @@ class PostgresStore(SQLStore):
                 if attempt == _RETRIES:
                     raise
                 time.sleep(random.uniform(0, _BACKOFF * 2**attempt))
-        raise AssertionError("unreachable")  # pragma: no cover
+                attempt += 1
 
     def select_items_txn(
         self, db: Connection, columns: str, refs: Sequence[Ref], *, lock: bool = False

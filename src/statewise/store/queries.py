@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from statewise.engine.item import HistoryRecord, Item, ItemStatus
 from statewise.errors import NotFoundError
@@ -200,8 +199,3 @@ def release_txn(db: Connection, outbox_ids: Sequence[int], timer_ids: Sequence[i
             [(i,) for i in sorted(ids)],
         )
 
-
-def one(rows: list[Row]) -> Any:
-    """The single value of a one-row, one-column result."""
-    ((value,),) = rows
-    return value

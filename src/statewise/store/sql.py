@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from statewise.definition.model import Definition
 from statewise.engine.item import HistoryRecord, Item, ItemStatus
@@ -29,7 +29,7 @@ from statewise.store.base import (
     StuckItem,
 )
 from statewise.store.commit import commit_txn
-from statewise.store.connection import Connection, Ref, Row
+from statewise.store.connection import Connection, Dialect, Row
 from statewise.store.workflows import save_workflow_txn, workflows_txn
 
 P = ParamSpec("P")
@@ -37,11 +37,8 @@ T = TypeVar("T")
 Versions = list[tuple[str, int]]
 
 
-class SQLStore(Store):
+class SQLStore(Store, Dialect):
     """The shared half of every SQL dialect (see the module docstring)."""
-
-    lock_rows = ""
-    json_usage = ""
 
     @abstractmethod
     async def _write(
@@ -54,32 +51,6 @@ class SQLStore(Store):
         self, query: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """Run ``query``, which only reads."""
-
-    @abstractmethod
-    def select_items_txn(
-        self, db: Connection, columns: str, refs: Sequence[Ref], *, lock: bool = False
-    ) -> list[Row]:
-        """Item rows by (workflow, key); see ``connection.Dialect``."""
-
-    @abstractmethod
-    def reserve_outbox_ids_txn(self, db: Connection, count: int) -> Sequence[int]:
-        """Fresh outbox ids; see ``connection.Dialect``."""
-
-    @abstractmethod
-    def notify_txn(self, db: Connection) -> None:
-        """Wake waiting workers at commit; see ``connection.Dialect``."""
-
-    @abstractmethod
-    def any_of(self, column: str, values: Collection[Any]) -> tuple[str, list[Any]]:
-        """``column`` is one of ``values``; see ``connection.Dialect``."""
-
-    @abstractmethod
-    def json_text(self, expression: str, name: str) -> str:
-        """A text field of a JSON object expression."""
-
-    @abstractmethod
-    def json_number(self, expression: str, name: str) -> str:
-        """A numeric field of a JSON object expression."""
 
     @abstractmethod
     def _claim_commands_txn(

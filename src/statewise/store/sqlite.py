@@ -30,6 +30,11 @@ from statewise.store.sql import P, SQLStore, T, Versions
 _WAKE_POLL = 0.02
 
 _RUNNABLE = "{t}.lease_owner IS NULL OR {t}.lease_until < ?"
+# A correlated lookup of the row's item, so a claim scans work rows, never the items table.
+_ON_HELD = (
+    "EXISTS (SELECT 1 FROM items i JOIN held h ON h.workflow = i.workflow "
+    "AND h.version = i.version WHERE i.id = {t}.item_id)"
+)
 
 
 class _SQLiteConnection:
@@ -51,6 +56,7 @@ class _SQLiteConnection:
 class SQLiteStore(SQLStore):
     """The embedded default store; see the module docstring for its concurrency model."""
 
+    lock_rows = ""
     json_usage = "json_extract(h.detail, '$.usage')"
 
     def __init__(self, path: str | Path) -> None:
@@ -137,14 +143,17 @@ class SQLiteStore(SQLStore):
     def _claim_commands_txn(
         self, db: Connection, owner: str, limit: int, now: float, until: float, held: Versions
     ) -> list[Row]:
-        """Oldest ready commands of held versions whose item no other owner is working on."""
+        """Oldest ready commands of held versions whose item no other owner is working on.
+
+        Ids grow with time, so the oldest come first in rowid order: the scan stops once it has
+        ``limit`` rows, with no sort of the whole backlog.
+        """
         return db.execute(
             f"WITH {_held(held)} UPDATE outbox SET lease_owner = ?, lease_until = ? "
-            "WHERE id IN (SELECT o.id FROM outbox o JOIN items i ON i.id = o.item_id "
-            "JOIN held h ON h.workflow = i.workflow AND h.version = i.version "
-            f"WHERE o.available_at <= ? AND ({_RUNNABLE.format(t='o')}) AND NOT EXISTS "
+            f"WHERE id IN (SELECT o.id FROM outbox o WHERE o.available_at <= ? "
+            f"AND ({_RUNNABLE.format(t='o')}) AND {_ON_HELD.format(t='o')} AND NOT EXISTS "
             "(SELECT 1 FROM outbox b WHERE b.item_id = o.item_id AND b.lease_owner <> ? "
-            "AND b.lease_until >= ?) ORDER BY o.available_at, o.id LIMIT ?) "
+            "AND b.lease_until >= ?) ORDER BY o.id LIMIT ?) "
             "RETURNING id, (SELECT workflow FROM items WHERE items.id = item_id), "
             "(SELECT key FROM items WHERE items.id = item_id), effect",
             (*_flat(held), owner, until, now, now, owner, now, limit),
@@ -156,9 +165,8 @@ class SQLiteStore(SQLStore):
         """Earliest due timers of held versions."""
         return db.execute(
             f"WITH {_held(held)} UPDATE timers SET lease_owner = ?, lease_until = ? "
-            "WHERE id IN (SELECT t.id FROM timers t JOIN items i ON i.id = t.item_id "
-            "JOIN held h ON h.workflow = i.workflow AND h.version = i.version "
-            f"WHERE t.due_at <= ? AND ({_RUNNABLE.format(t='t')}) "
+            "WHERE id IN (SELECT t.id FROM timers t "
+            f"WHERE t.due_at <= ? AND ({_RUNNABLE.format(t='t')}) AND {_ON_HELD.format(t='t')} "
             "ORDER BY t.due_at, t.id LIMIT ?) "
             "RETURNING id, (SELECT workflow FROM items WHERE items.id = item_id), "
             "(SELECT key FROM items WHERE items.id = item_id), event",
