@@ -596,3 +596,34 @@ def test_user_errors_are_one_line_never_a_traceback(project: Path) -> None:
     assert code == 0 and "[/x]" in output
     code, output = invoke("history", "[red]x", "--db", project / "run.sqlite")
     assert code == 1 and output == "error: no item with key '[red]x'\n"
+
+
+def test_an_edited_workflow_that_keeps_its_version_is_refused_with_what_changed(
+    project: Path,
+) -> None:
+    assert run_items(project)[0] == 0
+    edited = WORKFLOW.replace("score.value >= 5", "score.value >= 3")
+    (project / "review.yaml").write_text(edited)
+    code, output = run_items(project)
+    assert code == 1
+    assert "workflow 'review' version 1 is already stored" in output and "bump" in output
+    assert "-      - when: score.value >= 5" in output
+    assert "+      - when: score.value >= 3" in output
+    # a reformatted file is the same content and is accepted; a bumped version is a new one
+    (project / "review.yaml").write_text("# reformatted\n" + WORKFLOW)
+    assert run_items(project)[0] == 0
+    (project / "review.yaml").write_text(edited.replace("version: 1", "version: 2"))
+    code, output = run_items(project)
+    assert code == 0, output
+    code, output = invoke("status", "--db", project / "run.sqlite")
+    assert "review@1" in output
+
+
+def test_worker_needs_its_modules_and_check_reports_the_invariant(project: Path) -> None:
+    assert run_items(project)[0] == 0
+    code, output = invoke("worker", "--db", project / "run.sqlite")
+    assert code == 2 and "--commands" in output
+    code, output = invoke("check", "--db", project / "run.sqlite")
+    assert code == 0 and output.startswith("ok: every active item")
+    code, output = invoke("db", "upgrade", "--db", project / "run.sqlite")
+    assert code == 0 and output.startswith("schema version ")

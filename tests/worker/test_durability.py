@@ -103,6 +103,7 @@ def test_a_durable_timer_fires_exactly_once_after_the_worker_was_killed(tmp_path
             runner = Runner(store, [WORKFLOWS["deadline"]()], registry)
             asyncio.run(runner.run(max_wait=3.0))
             items = asyncio.run(everything(store))
+            assert asyncio.run(store.stuck_items()) == []
 
     assert time.time() - began >= 1.0
     for item, rows in items:
@@ -127,6 +128,7 @@ def test_a_worker_killed_at_random_moments_loses_nothing_and_repeats_nothing(
         items = asyncio.run(everything(store))
         assert asyncio.run(store.pending_commands()) == 0
         assert asyncio.run(store.next_timer_due()) is None
+        assert asyncio.run(store.stuck_items()) == []
 
     assert len(items) == ITEMS
     # commands run at least once (a killed attempt runs again, under the same idempotency key);
