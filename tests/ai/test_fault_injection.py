@@ -293,7 +293,9 @@ class Attempt:
 
     @property
     def timed_out(self) -> bool:
-        return self.error is not None and "ran out of time" in self.error["message"]
+        # the agent stopping itself before the deadline, or the runner cutting it at the deadline
+        message = "" if self.error is None else self.error["message"]
+        return "ran out of time" in message or "timed out after" in message
 
 
 def attempts_of(key: str, history: Iterable[HistoryRecord]) -> list[Attempt]:
