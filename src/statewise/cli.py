@@ -486,6 +486,31 @@ def costs(db: DbOption = Path("statewise.sqlite"), workflow: WorkflowOption = No
     _run(_with_store(db, show))
 
 
+db_app = typer.Typer(help="Look after a store's database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    db: Annotated[
+        str,
+        typer.Option(
+            "--db", help="Store URL: a SQLite file, sqlite:///PATH or postgresql://HOST/DATABASE."
+        ),
+    ] = "statewise.sqlite",
+) -> None:
+    """Apply the migrations the store lacks (safe while workers run); print its schema version."""
+
+    async def upgrade() -> int:
+        store = open_store(db)  # opening a store applies its missing migrations, under a lock
+        try:
+            return await store.schema_version()
+        finally:
+            await store.close()
+
+    console.print(f"schema version {_run(upgrade())}")
+
+
 def main() -> None:
     """Entry point for ``python -m statewise``."""
     app()

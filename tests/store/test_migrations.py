@@ -8,7 +8,9 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from statewise.cli import app
 from statewise.definition import fingerprint
 from statewise.errors import StoreError
 from statewise.store import open_store
@@ -105,3 +107,17 @@ class _Raw:
 
     def executemany(self, sql: str, rows: list[tuple[object, ...]]) -> None:
         self.db.executemany(sql, rows)
+
+
+def test_db_upgrade_applies_the_migrations_and_prints_the_schema_version(
+    store_url: str, dialect: str
+) -> None:
+    for _ in range(2):  # a second upgrade finds nothing to do
+        result = CliRunner().invoke(app, ["db", "upgrade", "--db", store_url])
+        assert result.exit_code == 0, result.output
+        assert result.output.strip() == f"schema version {LATEST[dialect]}"
+    store = open_store(store_url)
+    try:
+        assert run(store.schema_version()) == LATEST[dialect]
+    finally:
+        run(store.close())
