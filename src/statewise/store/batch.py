@@ -108,15 +108,15 @@ class WritePlan:
         self.items[item_id] = rows.values
         for path, value in rows.context:
             self._set_context(item_id, path, value)
-        self.history.extend((item_id, *row) for row in rows.history)
+        self.history += [(item_id, *row) for row in rows.history]
         for effect, payload in rows.effects:
-            if isinstance(effect, CancelTimers):
+            if isinstance(effect, RunCommand):
+                self.commands.append(QueuedCommand(item_id, item, effect, payload, position))
+            elif isinstance(effect, CancelTimers):
                 self.timer_clears.add(item_id)
                 self.timers.pop(item_id, None)
             elif isinstance(effect, StartTimer):
                 self.timers.setdefault(item_id, []).append((item_id, effect.due_at, payload))
-            elif isinstance(effect, RunCommand):
-                self.commands.append(QueuedCommand(item_id, item, effect, payload, position))
             elif isinstance(effect, CancelCommands):
                 self.command_clears.add(item_id)
                 self.commands = [c for c in self.commands if c.item_id != item_id]

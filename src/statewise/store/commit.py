@@ -35,7 +35,7 @@ _UPDATE_ITEM = f"UPDATE items SET {', '.join(f'{c} = ?' for c in codec.STEP_COLU
 
 @dataclass
 class _Fence:
-    """What the transaction read: each item's (id, seq) and the work rows the committer holds.
+    """What the transaction read: each item's [id, seq] and the work rows the committer holds.
 
     ``held`` is None without a lease (no lease to check); otherwise it maps each consumed row
     still leased to the committer, as ("outbox", id) or ("timer", id), to its item's id.
@@ -44,34 +44,45 @@ class _Fence:
     known: dict[Ref, list[int]]
     held: dict[tuple[str, int], int] | None
 
-    def check(self, entry: StepCommit) -> CommitStatus:
-        """The status of a step, judged on what this transaction read and accepted so far."""
-        current = self.known.get((entry.result.item.workflow, entry.result.item.key))
-        if self.held is not None and not self._holds(entry, current):
-            return CommitStatus.LOST
+    def check(self, entry: StepCommit) -> tuple[CommitStatus, list[int] | None]:
+        """A step's status and its item's [id, seq] (None: no such item).
+
+        The status is judged on what this transaction read and accepted so far.
+        """
+        item = entry.result.item
+        current = self.known.get((item.workflow, item.key))
+        consumes = entry.outbox_id is not None or entry.timer_id is not None
+        if self.held is not None and consumes and not self._holds(entry, current):
+            return CommitStatus.LOST, current
         if entry.expected_seq is None:
-            return CommitStatus.COMMITTED if current is None else CommitStatus.DUPLICATE
-        if current is None or current[1] != entry.expected_seq:
-            return CommitStatus.STALE
-        return CommitStatus.COMMITTED
+            status = CommitStatus.COMMITTED if current is None else CommitStatus.DUPLICATE
+        elif current is None or current[1] != entry.expected_seq:
+            status = CommitStatus.STALE
+        else:
+            status = CommitStatus.COMMITTED
+        return status, current
 
     def _holds(self, entry: StepCommit, current: list[int] | None) -> bool:
         """Every row the step consumes is still leased to the committer, for this item."""
-        assert self.held is not None
-        pairs = (("outbox", entry.outbox_id), ("timer", entry.timer_id))
-        rows = [(kind, row_id) for kind, row_id in pairs if row_id is not None]
-        if not rows:
-            return True
-        return current is not None and all(self.held.get(row) == current[0] for row in rows)
+        if self.held is None or current is None:
+            return False
+        owner = current[0]
+        return (
+            entry.outbox_id is None or self.held.get(("outbox", entry.outbox_id)) == owner
+        ) and (entry.timer_id is None or self.held.get(("timer", entry.timer_id)) == owner)
 
-    def accept(self, entry: StepCommit, item_id: int) -> None:
+    def accept(self, entry: StepCommit, current: list[int]) -> None:
         """Later steps of the item in this batch are fenced on this step's ``seq``."""
-        item = entry.result.item
-        self.known[(item.workflow, item.key)] = [item_id, item.seq]
+        current[1] = entry.result.item.seq
         if self.held is not None and entry.outbox_id is not None:
             self.held.pop(("outbox", entry.outbox_id), None)
         if self.held is not None and entry.timer_id is not None:
             self.held.pop(("timer", entry.timer_id), None)
+
+    def add(self, item: Item, item_id: int) -> list[int]:
+        """A new item, inserted by this transaction."""
+        current = self.known[(item.workflow, item.key)] = [item_id, item.seq]
+        return current
 
 
 def commit_txn(
@@ -108,29 +119,27 @@ def _admit_txn(
 
     A rejection's reason goes into ``errors`` under the step's position.
     """
-    status = fence.check(entry)
+    status, current = fence.check(entry)
     if status is not CommitStatus.COMMITTED:
         return status
     item = entry.result.item
-    if entry.expected_seq is not None and entry.result.outcome is Outcome.IGNORED:
-        item_id = fence.known[(item.workflow, item.key)][0]
-        fence.accept(entry, item_id)
-        plan.consume(entry, item_id)
+    if current is not None and entry.result.outcome is Outcome.IGNORED:
+        fence.accept(entry, current)
+        plan.consume(entry, current[0])
         return status
     try:
         rows = encode_step(entry.result)
     except _UNENCODABLE as exc:
         errors[position] = f"a step of item {item.key!r} ({item.workflow}) cannot be stored: {exc}"
         return CommitStatus.REJECTED
-    if entry.expected_seq is None:
+    if current is None:
         inserted = _insert_item_txn(db, item, rows)
         if inserted is None:
             return CommitStatus.DUPLICATE  # another writer started it just now
-        item_id = inserted
+        current = fence.add(item, inserted)
     else:
-        item_id = fence.known[(item.workflow, item.key)][0]
-    fence.accept(entry, item_id)
-    plan.add(item_id, entry, rows, position)
+        fence.accept(entry, current)
+    plan.add(current[0], entry, rows, position)
     return status
 
 
