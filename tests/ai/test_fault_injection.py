@@ -184,9 +184,16 @@ class Script:
         self.provider = provider
         self.calls: list[Call] = []
         self.untagged: list[Received] = []
+        self.abandoned: list[Received] = []
         self._lock = threading.Lock()
 
     def __call__(self, received: Received) -> Reply:
+        if received.body is None:
+            # The client gave up (its attempt's deadline) before sending the body: no model
+            # call happened, so nothing is owed and nothing is audited.
+            with self._lock:
+                self.abandoned.append(received)
+            return error(400, "request without a body")
         found = TAG.search(json.dumps(received.body))
         if found is None:
             with self._lock:
@@ -457,6 +464,9 @@ def test_500_items_survive_30_percent_provider_failures(
     ):
         answered = sum(1 for c in calls if c.provider == provider and c.fate in ANSWERED)
         usages = [a.usage for a in attempts if a.state == state and a.usage is not None]
-        assert sum(u["requests"] for u in usages) == answered, report
-        assert sum(u["input_tokens"] for u in usages) == answered * tokens_in, report
-        assert sum(u["output_tokens"] for u in usages) == answered * tokens_out, report
+        metered = sum(u["requests"] for u in usages)
+        # An attempt cut at its deadline may leave one answered response unread, never more.
+        cut = sum(1 for a in attempts if a.state == state and a.timed_out)
+        assert answered - cut <= metered <= answered, report
+        assert sum(u["input_tokens"] for u in usages) == metered * tokens_in, report
+        assert sum(u["output_tokens"] for u in usages) == metered * tokens_out, report

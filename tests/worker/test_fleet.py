@@ -31,6 +31,7 @@ COMMANDS = {"prepare", "part", "finish", "linger"}
 ITEMS = 2_000
 WORKERS = 4
 KILLS = 20
+WARM_UP = 1.0
 SEED = 20_261_202
 PATH = ["prepare", "fanout", "cooling", "finish", "done"]
 
@@ -141,10 +142,18 @@ def wait_until_settled(url: str, workers: list[subprocess.Popen[bytes]], deadlin
 
 
 def stop(workers: list[subprocess.Popen[bytes]]) -> list[int]:
+    """SIGTERM every worker and wait for it to drain; one that does not is killed (-9)."""
     for worker in workers:
         if worker.poll() is None:
             worker.send_signal(signal.SIGTERM)
-    return [worker.wait(30) for worker in workers]
+    codes = []
+    for worker in workers:
+        try:
+            codes.append(worker.wait(30))
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            codes.append(worker.wait())
+    return codes
 
 
 @pytest.fixture
@@ -159,23 +168,12 @@ def test_four_workers_killed_at_random_lose_nothing_and_repeat_nothing(fleet: Fl
     run(prepare(fleet.url, "fleet", items))
     rng = random.Random(SEED)
     workers = [fleet.spawn() for _ in range(WORKERS)]
-    deadline = time.monotonic() + 120
-    while redone(fleet.url) is None:  # the workers are up and working
-        assert time.monotonic() < deadline, fleet.log_text()
-        time.sleep(0.1)
-    kills = 0
-    # At least KILLS kills, and on until one has landed in the middle of a command (another
-    # worker then ran that attempt again), unless the work is done first.
-    while kills < KILLS or not redone(fleet.url):
-        assert time.monotonic() < deadline, "the kills never landed in a running command"
-        time.sleep(rng.uniform(0.2, 0.5))
-        victim = rng.randrange(WORKERS)
-        workers[victim].send_signal(signal.SIGKILL)
-        workers[victim].wait()
-        workers[victim] = fleet.spawn()
-        kills += 1
-    wait_until_settled(fleet.url, workers, time.monotonic() + 240)
-    assert stop(workers) == [0] * WORKERS, fleet.log_text()
+    try:
+        kills = kill_at_random(fleet, workers, rng)
+        wait_until_settled(fleet.url, workers, time.monotonic() + 240)
+    finally:
+        exits = stop(workers)
+    assert exits == [0] * WORKERS, fleet.log_text()
 
     store = open_store(fleet.url)
     try:
@@ -209,6 +207,34 @@ def test_four_workers_killed_at_random_lose_nothing_and_repeat_nothing(fleet: Fl
     assert kills >= KILLS
 
 
+def kill_at_random(fleet: Fleet, workers: list[subprocess.Popen[bytes]], rng: random.Random) -> int:
+    """SIGKILL a random worker every few hundred milliseconds and start a new one in its place.
+
+    At least KILLS times, and on until one kill has landed in the middle of a command (another
+    worker then ran that attempt again). A worker is killed only once it has run for
+    WARM_UP seconds, so on a loaded machine the kills cannot outpace the start-ups.
+    """
+    deadline = time.monotonic() + 180
+    while redone(fleet.url) is None:  # the workers are up and working
+        assert time.monotonic() < deadline, fleet.log_text()
+        time.sleep(0.1)
+    born = [time.monotonic()] * len(workers)
+    kills = 0
+    while kills < KILLS or not redone(fleet.url):
+        assert time.monotonic() < deadline, "the kills never landed in a running command"
+        time.sleep(rng.uniform(0.2, 0.5))
+        ripe = [n for n, t in enumerate(born) if time.monotonic() - t >= WARM_UP]
+        if not ripe:
+            continue
+        victim = rng.choice(ripe)
+        workers[victim].send_signal(signal.SIGKILL)
+        workers[victim].wait()
+        workers[victim] = fleet.spawn()
+        born[victim] = time.monotonic()
+        kills += 1
+    return kills
+
+
 def _idempotency_key(key: str, row: HistoryRecord) -> str:
     """The key the command saw, rebuilt from its audit row (see RunCommand.idempotency_key)."""
     state = row.from_state
@@ -219,17 +245,22 @@ def _idempotency_key(key: str, row: HistoryRecord) -> str:
 def test_a_worker_frozen_past_its_lease_cannot_commit_when_it_wakes(fleet: Fleet) -> None:
     run(prepare(fleet.url, "linger", [("slow-1", {"pause": 3.0})]))
     frozen = fleet.spawn()
-    deadline = time.monotonic() + 30
-    while not effect_tables(fleet.url)[0]:  # the command began on the first worker
-        assert time.monotonic() < deadline, fleet.log_text()
-        time.sleep(0.05)
-    frozen.send_signal(signal.SIGSTOP)
-    time.sleep(fleet.lease + 1.0)  # its lease runs out while it cannot heartbeat
-    fresh = fleet.spawn()
-    wait_until_settled(fleet.url, [fresh], time.monotonic() + 60)
-    frozen.send_signal(signal.SIGCONT)
-    time.sleep(4.0)  # its command ends and it tries to commit
-    assert stop([frozen, fresh]) == [0, 0], fleet.log_text()
+    workers = [frozen]
+    try:
+        deadline = time.monotonic() + 60
+        while not effect_tables(fleet.url)[0]:  # the command began on the first worker
+            assert time.monotonic() < deadline, fleet.log_text()
+            time.sleep(0.05)
+        frozen.send_signal(signal.SIGSTOP)
+        time.sleep(fleet.lease + 1.0)  # its lease runs out while it cannot heartbeat
+        workers.append(fleet.spawn())
+        wait_until_settled(fleet.url, workers[1:], time.monotonic() + 60)
+        frozen.send_signal(signal.SIGCONT)
+        time.sleep(4.0)  # its command ends and it tries to commit
+    finally:
+        frozen.send_signal(signal.SIGCONT)
+        exits = stop(workers)
+    assert exits == [0, 0], fleet.log_text()
 
     store = open_store(fleet.url)
     try:
