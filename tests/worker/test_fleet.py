@@ -274,3 +274,26 @@ def test_a_worker_frozen_past_its_lease_cannot_commit_when_it_wakes(fleet: Fleet
     attempts, effects = effect_tables(fleet.url)
     assert attempts["slow-1:work#1:1"] == 2  # both workers ran the attempt ...
     assert effects == {"slow-1:work#1:1"}  # ... and its effect happened once
+
+
+def test_sigterm_lets_a_running_command_finish_and_commit_before_the_worker_exits(
+    fleet: Fleet,
+) -> None:
+    run(prepare(fleet.url, "linger", [("drained-1", {"pause": 1.5})]))
+    worker = fleet.spawn()
+    try:
+        deadline = time.monotonic() + 60
+        while not effect_tables(fleet.url)[0]:  # the command is running
+            assert time.monotonic() < deadline, fleet.log_text()
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0, fleet.log_text()
+    finally:
+        stop([worker])
+    store = open_store(fleet.url)
+    try:
+        item = run(store.get_item("linger", "drained-1"))
+        assert run(store.pending_commands()) == 0
+    finally:
+        run(store.close())
+    assert (item.state, item.status) == ("done", ItemStatus.DONE)

@@ -361,3 +361,34 @@ def test_a_long_lived_runner_picks_up_items_started_while_it_runs(store: SQLiteS
         return await states(store)
 
     assert drive(scenario) == {"a": "review"}
+
+
+def test_a_state_limit_caps_its_commands_below_the_runners_concurrency(store: SQLiteStore) -> None:
+    from statewise.worker.limits import ConcurrencyLimits
+
+    running = 0
+    most = 0
+    commands = CommandRegistry()
+
+    @commands.command()
+    async def translate(call: CommandContext) -> str:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.02)
+        running -= 1
+        return f"{call.input}!"
+
+    definition = flow(
+        "limited", fan_map("translate", "languages", cmd("translate", "texts"), 10, to("done"))
+    )
+    items = [(f"doc-{n}", {"languages": ["de", "fr", "it", "es", "nl"]}) for n in range(6)]
+
+    async def scenario() -> None:
+        limits = ConcurrencyLimits(states={"translate": 3})
+        runner = runner_for(store, definition, commands=commands, limits=limits, concurrency=30)
+        await finish(runner, definition, *items)
+
+    drive(scenario)
+    assert most == 3
+    assert set(drive(lambda: states(store, "limited")).values()) == {"done"}
