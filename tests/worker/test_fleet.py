@@ -31,7 +31,7 @@ COMMANDS = {"prepare", "part", "finish", "linger"}
 ITEMS = 2_000
 WORKERS = 4
 KILLS = 20
-WARM_UP = 1.0
+WARM_UP = 0.5
 SEED = 20_261_202
 PATH = ["prepare", "fanout", "cooling", "finish", "done"]
 
@@ -66,8 +66,15 @@ class Fleet:
             "--commands", "fleet_commands", "--concurrency", str(self.concurrency),
             "--lease", str(self.lease), "--drain", "5",
         ]  # fmt: skip
-        with (self.logs / f"worker-{self.started}.log").open("wb") as log:
+        with self.log_of(self.started).open("wb") as log:
             return subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    def log_of(self, number: int) -> Path:
+        return self.logs / f"worker-{number}.log"
+
+    def working(self, number: int) -> bool:
+        """Whether worker ``number`` is past its start-up: it has said what it holds."""
+        return b" holds " in self.log_of(number).read_bytes()
 
     def log_text(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-2000:] for p in self.logs.glob("*.log"))
@@ -211,26 +218,33 @@ def kill_at_random(fleet: Fleet, workers: list[subprocess.Popen[bytes]], rng: ra
     """SIGKILL a random worker every few hundred milliseconds and start a new one in its place.
 
     At least KILLS times, and on until one kill has landed in the middle of a command (another
-    worker then ran that attempt again). A worker is killed only once it has run for
-    WARM_UP seconds, so on a loaded machine the kills cannot outpace the start-ups.
+    worker then ran that attempt again). A worker is killed only once it has worked for
+    WARM_UP seconds (its start-up done), so on a loaded machine kills cannot outpace start-ups.
     """
     deadline = time.monotonic() + 180
     while redone(fleet.url) is None:  # the workers are up and working
         assert time.monotonic() < deadline, fleet.log_text()
         time.sleep(0.1)
-    born = [time.monotonic()] * len(workers)
+    numbers = list(range(1, len(workers) + 1))  # each slot's worker, by its log's number
+    working_since: dict[int, float] = {}
     kills = 0
     while kills < KILLS or not redone(fleet.url):
         assert time.monotonic() < deadline, "the kills never landed in a running command"
         time.sleep(rng.uniform(0.2, 0.5))
-        ripe = [n for n, t in enumerate(born) if time.monotonic() - t >= WARM_UP]
+        now = time.monotonic()
+        for number in numbers:
+            if number not in working_since and fleet.working(number):
+                working_since[number] = now
+        ripe = [
+            slot for slot, n in enumerate(numbers) if now - working_since.get(n, now) >= WARM_UP
+        ]
         if not ripe:
             continue
         victim = rng.choice(ripe)
         workers[victim].send_signal(signal.SIGKILL)
         workers[victim].wait()
         workers[victim] = fleet.spawn()
-        born[victim] = time.monotonic()
+        numbers[victim] = fleet.started
         kills += 1
     return kills
 
