@@ -64,6 +64,16 @@ def _runs_command(state: State) -> bool:
     return state.command is not None and state.kind in (StateKind.NORMAL, StateKind.INITIAL)
 
 
+def _holds_object(context: Mapping[str, JSON], path: tuple[str, ...]) -> bool:
+    """Whether ``path`` holds a non-empty object, the only value stored rows can lie below."""
+    target: JSON = context
+    for name in path:
+        if not isinstance(target, dict):
+            return False
+        target = target.get(name)
+    return isinstance(target, dict) and bool(target)
+
+
 _STATUS_BY_KIND = {
     StateKind.FINAL: ItemStatus.DONE,
     StateKind.WAITING: ItemStatus.WAITING,
@@ -131,7 +141,7 @@ class StepBuilder:
 
     def set(self, path: tuple[str, ...], value: JSON) -> None:
         """Change the context, keeping the patch so the store writes only what changed."""
-        self.patches.append(SetContext(path, value))
+        self.patches.append(SetContext(path, value, _holds_object(self.context, path)))
         set_path(self.context, path, value)  # the builder's own copy; nested dicts are copied
 
     def facts(self, hop: Hop) -> dict[str, JSON]:
