@@ -582,3 +582,13 @@ def test_a_timeout_on_a_command_state_makes_the_late_result_stale() -> None:
     assert run.timer("timeout", advance=30).item.state == "too_slow"
     late = run.deliver(CommandSucceeded("call", 1, 1, "finally"))
     assert late.outcome is Outcome.IGNORED
+
+
+def test_only_a_patch_over_a_non_empty_object_asks_the_store_to_prune_below_it() -> None:
+    run = approval()
+    first = run.send("reject", by="bob")
+    run.succeed({"text": "v2"})
+    again = run.send("reject", by="carol")
+
+    assert [p.prune for p in first.patches] == [False]  # nothing stored there yet
+    assert [p.prune for p in again.patches] == [True]  # {"by": "bob"} may have rows below

@@ -6,6 +6,7 @@ functions stay pure from the outside.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -27,7 +28,7 @@ from statewise.engine.effects import (
     set_path,
 )
 from statewise.engine.events import RETRY_TIMER, CommandFailed, CommandSucceeded
-from statewise.engine.item import HistoryRecord, Item, ItemStatus
+from statewise.engine.item import BranchRun, HistoryRecord, Item, ItemStatus
 from statewise.engine.parallel import fan_out
 from statewise.engine.result import Hop, Outcome, StepResult
 from statewise.engine.retry import backoff_delay
@@ -63,6 +64,16 @@ def _runs_command(state: State) -> bool:
     return state.command is not None and state.kind in (StateKind.NORMAL, StateKind.INITIAL)
 
 
+def _holds_object(context: Mapping[str, JSON], path: tuple[str, ...]) -> bool:
+    """Whether ``path`` holds a non-empty object, the only value stored rows can lie below."""
+    target: JSON = context
+    for name in path:
+        if not isinstance(target, dict):
+            return False
+        target = target.get(name)
+    return isinstance(target, dict) and bool(target)
+
+
 _STATUS_BY_KIND = {
     StateKind.FINAL: ItemStatus.DONE,
     StateKind.WAITING: ItemStatus.WAITING,
@@ -70,12 +81,23 @@ _STATUS_BY_KIND = {
 
 
 class StepBuilder:
-    """One step's evolving item copy and everything it has decided so far."""
+    """One step's evolving item and everything it has decided so far.
+
+    The fields a step changes are plain attributes, and the new ``Item`` is built once, in
+    ``result``: copying the frozen item at every change cost more than the rest of the step.
+    """
 
     def __init__(self, definition: Definition, item: Item, now: float) -> None:
         self.definition = definition
-        self.item = item
+        self.original = item
         self.now = now
+        self.state_name = item.state
+        self.status = item.status
+        self.entered_at = item.entered_at
+        self.visits: Mapping[str, int] = item.visits
+        self.attempt = item.attempt
+        self.retrying = item.retrying
+        self.branches: tuple[BranchRun, ...] = item.branches
         self.context: dict[str, JSON] = dict(item.context)
         self.patches: list[SetContext] = []
         self.effects: list[Effect] = []
@@ -86,11 +108,40 @@ class StepBuilder:
     @property
     def state(self) -> State:
         """The state the item is in at this point of the step."""
-        return self.definition.state(self.item.state)
+        return self.definition.state(self.state_name)
+
+    @property
+    def visit(self) -> int:
+        """How many times the item has entered the state it is in now."""
+        return self.visits.get(self.state_name, 0)
+
+    @property
+    def item(self) -> Item:
+        """The item as it stands at this point of the step (its context and seq excepted)."""
+        return self._build(self.original.context, self.original.seq, self.original.updated_at)
+
+    def _build(self, context: Mapping[str, JSON], seq: int, updated_at: float) -> Item:
+        original = self.original
+        return Item(
+            key=original.key,
+            workflow=original.workflow,
+            version=original.version,
+            state=self.state_name,
+            status=self.status,
+            entered_at=self.entered_at,
+            context=context,
+            visits=self.visits,
+            attempt=self.attempt,
+            retrying=self.retrying,
+            branches=self.branches,
+            seq=seq,
+            created_at=original.created_at,
+            updated_at=updated_at,
+        )
 
     def set(self, path: tuple[str, ...], value: JSON) -> None:
         """Change the context, keeping the patch so the store writes only what changed."""
-        self.patches.append(SetContext(path, value))
+        self.patches.append(SetContext(path, value, _holds_object(self.context, path)))
         set_path(self.context, path, value)  # the builder's own copy; nested dicts are copied
 
     def facts(self, hop: Hop) -> dict[str, JSON]:
@@ -146,30 +197,27 @@ class StepBuilder:
             loop_error = {"kind": "loop", "message": f"more than {MAX_HOPS} moves in one step"}
             target, hop = self.definition.escalation, replace(hop, error=loop_error)
         target, hop = self._within_budget(target, hop)
-        origin = None if hop.origin is None else self.item.state
+        origin = None if hop.origin is None else self.state_name
         if origin is not None and self._has_timers(self.state):
             self.effects.append(CancelTimers())
         self.record(hop, to_state=target, selection=selection, from_state=origin)
-        visits = dict(self.item.visits)
+        visits = dict(self.visits)
         visits[target] = visits.get(target, 0) + 1
         state = self.definition.state(target)
-        self.item = replace(
-            self.item,
-            state=target,
-            visits=visits,
-            entered_at=self.now,
-            attempt=1 if _runs_command(state) else 0,
-            retrying=False,
-            branches=(),
-            status=_STATUS_BY_KIND.get(state.kind, ItemStatus.ACTIVE),
-        )
+        self.state_name = target
+        self.visits = visits
+        self.entered_at = self.now
+        self.attempt = 1 if _runs_command(state) else 0
+        self.retrying = False
+        self.branches = ()
+        self.status = _STATUS_BY_KIND.get(state.kind, ItemStatus.ACTIVE)
         self.moved = True
         self._on_entry(state)
 
     def _within_budget(self, target: str, hop: Hop) -> tuple[str, Hop]:
         seen: set[str] = set()
         state = self.definition.state(target)
-        while state.max_visits is not None and self.item.visits.get(target, 0) >= state.max_visits:
+        while state.max_visits is not None and self.visits.get(target, 0) >= state.max_visits:
             if target in seen:
                 target, hop = (
                     self.definition.escalation,
@@ -188,7 +236,7 @@ class StepBuilder:
         return any(t.after is not None for t in state.transitions)
 
     def _on_entry(self, state: State) -> None:
-        visit = self.item.visit
+        visit = self.visit
         for transition in state.transitions:
             if transition.after is not None:
                 self.effects.append(
@@ -206,13 +254,14 @@ class StepBuilder:
         self, command: Command, attempt: int, branch: str | None = None, input: JSON = None
     ) -> None:
         """Ask the shell to run ``command``; the item remembers the attempt it waits for."""
-        if branch is None and (self.item.attempt != attempt or self.item.retrying):
-            self.item = replace(self.item, attempt=attempt, retrying=False)
+        if branch is None:
+            self.attempt = attempt
+            self.retrying = False
         self.effects.append(
             RunCommand(
                 command=command.name,
-                state=self.item.state,
-                visit=self.item.visit,
+                state=self.state_name,
+                visit=self.visit,
                 attempt=attempt,
                 timeout=command.retry.timeout,
                 branch=branch,
@@ -227,7 +276,7 @@ class StepBuilder:
         that spent it), so a losing branch or a superseded attempt never hides its cost.
         """
         if not event.usage:
-            return StepResult(self.item, Outcome.IGNORED)
+            return StepResult(self.original, Outcome.IGNORED)
         over = f"branch {event.branch!r}" if event.branch is not None else "attempt"
         hop = Hop(
             event="result_ignored",
@@ -239,7 +288,7 @@ class StepBuilder:
             usage=event.usage,
             note=event.note or f"late result: its {over} was already over; usage recorded",
         )
-        self.record(hop, to_state=self.item.state, from_state=event.state)
+        self.record(hop, to_state=self.state_name, from_state=event.state)
         return self.result()
 
     def save_conversations(self, conversation: dict[str, str] | None) -> None:
@@ -249,16 +298,16 @@ class StepBuilder:
 
     def schedule_retry(self, command: Command, attempt: int, hop: Hop) -> None:
         """Record the failed attempt and start a durable backoff timer for the next one."""
-        identity = f"{self.item.key}:{self.item.state}:{self.item.visit}:{hop.branch}"
+        identity = f"{self.original.key}:{self.state_name}:{self.visit}:{hop.branch}"
         delay = max(backoff_delay(command.retry, attempt, identity), hop.retry_after or 0.0)
         if hop.branch is None:
-            self.item = replace(self.item, retrying=True)
+            self.retrying = True
         self.effects.append(
-            StartTimer(RETRY_TIMER, self.now + delay, self.item.state, self.item.visit, hop.branch)
+            StartTimer(RETRY_TIMER, self.now + delay, self.state_name, self.visit, hop.branch)
         )
         self.record(
             replace(hop, event="failed", note=f"attempt {attempt} failed; retry in {delay:.2f}s"),
-            to_state=self.item.state,
+            to_state=self.state_name,
         )
 
     def record(
@@ -270,13 +319,13 @@ class StepBuilder:
         from_state: str | None = None,
     ) -> None:
         """Append an audit row; ``seq`` numbers rows without gaps across steps."""
-        origin = from_state if from_state is not None or hop.origin is None else self.item.state
+        origin = from_state if from_state is not None or hop.origin is None else self.state_name
         self.history.append(
             HistoryRecord(
-                seq=self.item.seq + len(self.history) + 1,
+                seq=self.original.seq + len(self.history) + 1,
                 at=self.now,
                 from_state=origin,
-                to_state=to_state if to_state is not None else self.item.state,
+                to_state=to_state if to_state is not None else self.state_name,
                 event=hop.event,
                 event_kind=hop.kind,
                 actor=hop.actor,
@@ -295,14 +344,8 @@ class StepBuilder:
 
     def result(self) -> StepResult:
         """Freeze what the step decided."""
-        item = replace(
-            self.item,
-            context=self.context,
-            seq=self.item.seq + len(self.history),
-            updated_at=self.now,
-        )
         return StepResult(
-            item=item,
+            item=self._build(self.context, self.original.seq + len(self.history), self.now),
             outcome=Outcome.MOVED if self.moved else Outcome.STAYED,
             effects=tuple(self.effects),
             patches=tuple(self.patches),

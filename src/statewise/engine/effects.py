@@ -8,7 +8,7 @@ the worker performs the commands afterwards.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, TypeAdapter
@@ -83,10 +83,17 @@ EFFECT_ADAPTER: TypeAdapter[Effect] = TypeAdapter(Effect)
 
 @dataclass(frozen=True, slots=True)
 class SetContext:
-    """Set ``context[path[0]][path[1]]... = value``; the store writes only this change."""
+    """Set ``context[path[0]][path[1]]... = value``; the store writes only this change.
+
+    ``prune`` says rows below ``path`` may exist and must go: only a non-empty object there
+    can have any, so the builder clears it for every other write, sparing the store a range
+    delete per patch. It is a storage hint, left out of equality; hand-built patches keep the
+    safe default.
+    """
 
     path: tuple[str, ...]
     value: JSON
+    prune: bool = field(default=True, compare=False)
 
 
 def apply_patches(context: Mapping[str, JSON], patches: tuple[SetContext, ...]) -> dict[str, JSON]:

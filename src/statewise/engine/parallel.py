@@ -7,7 +7,6 @@ is complete (``all``, ``any``, ``n_of``) or can no longer complete, which is an 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from statewise.definition.model import DONE_EVENT, ERROR_EVENT, Command, JoinKind, Parallel, State
@@ -45,7 +44,7 @@ def fan_out(builder: StepBuilder, state: State) -> None:
         runs = tuple(BranchRun(name=branch.name) for branch in parallel.branches)
     for result_key in _result_keys(parallel):
         builder.set((result_key,), {})
-    builder.item = replace(builder.item, branches=runs)
+    builder.branches = runs
     if not _settle(builder, state):
         _launch_pending(builder, state)
 
@@ -59,7 +58,7 @@ def on_branch_success(builder: StepBuilder, event: CommandSucceeded) -> StepResu
     command = _command(state, run.name)
     builder.set((command.result, run.name), event.result)
     builder.save_conversations(event.conversation)
-    _update(builder, replace(run, status=BranchStatus.SUCCEEDED))
+    _update(builder, run, BranchStatus.SUCCEEDED)
     builder.record(
         Hop(
             event="branch_done",
@@ -97,10 +96,10 @@ def on_branch_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
         note=event.note,
     )
     if should_retry(command.retry, event.error_kind, event.attempt):
-        _update(builder, replace(run, status=BranchStatus.RETRYING))
+        _update(builder, run, BranchStatus.RETRYING)
         builder.schedule_retry(command, event.attempt, hop)
         return builder.result()
-    _update(builder, replace(run, status=BranchStatus.FAILED))
+    _update(builder, run, BranchStatus.FAILED)
     builder.record(hop)
     if not _settle(builder, state):
         _launch_pending(builder, state)
@@ -109,12 +108,12 @@ def on_branch_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
 
 def on_branch_retry(builder: StepBuilder, branch: str) -> StepResult:
     """Run a branch's next attempt once its backoff is over."""
-    run = next((r for r in builder.item.branches if r.name == branch), None)
+    run = next((r for r in builder.branches if r.name == branch), None)
     if run is None or run.status is not BranchStatus.RETRYING:
-        return StepResult(builder.item, Outcome.IGNORED)
+        return StepResult(builder.original, Outcome.IGNORED)
     command = _command(builder.state, run.name)
     attempt = run.attempt + 1
-    _update(builder, replace(run, status=BranchStatus.RUNNING, attempt=attempt))
+    _update(builder, run, BranchStatus.RUNNING, attempt)
     builder.record(
         Hop(event="retry", kind="timer", command=command.name, branch=run.name, attempt=attempt)
     )
@@ -152,28 +151,31 @@ def _command(state: State, branch: str) -> Command:
 
 
 def _running(builder: StepBuilder, branch: str | None, attempt: int) -> BranchRun | None:
-    for run in builder.item.branches:
+    for run in builder.branches:
         if run.name == branch and run.status is BranchStatus.RUNNING and run.attempt == attempt:
             return run
     return None
 
 
-def _update(builder: StepBuilder, run: BranchRun) -> None:
-    runs = tuple(run if r.name == run.name else r for r in builder.item.branches)
-    builder.item = replace(builder.item, branches=runs)
+def _update(
+    builder: StepBuilder, run: BranchRun, status: BranchStatus, attempt: int | None = None
+) -> None:
+    """Give branch ``run`` a new status (and attempt), built directly: no ``replace``."""
+    changed = BranchRun(run.name, status, run.attempt if attempt is None else attempt, run.input)
+    builder.branches = tuple(changed if r.name == run.name else r for r in builder.branches)
 
 
 def _launch_pending(builder: StepBuilder, state: State) -> None:
     parallel = state.parallel
     assert parallel is not None
-    runs = builder.item.branches
+    runs = builder.branches
     running = sum(r.status in (BranchStatus.RUNNING, BranchStatus.RETRYING) for r in runs)
     limit = parallel.concurrency or len(runs)
     for run in runs:
         if running >= limit:
             break
         if run.status is BranchStatus.PENDING:
-            _update(builder, replace(run, status=BranchStatus.RUNNING, attempt=1))
+            _update(builder, run, BranchStatus.RUNNING, 1)
             builder.run_command(_command(state, run.name), 1, branch=run.name, input=run.input)
             running += 1
 
@@ -182,7 +184,7 @@ def _settle(builder: StepBuilder, state: State) -> bool:
     """Fire ``done`` once the join is met, ``error`` once it never can be; True if it fired."""
     parallel = state.parallel
     assert parallel is not None
-    runs = builder.item.branches
+    runs = builder.branches
     succeeded = sum(r.status is BranchStatus.SUCCEEDED for r in runs)
     failed = [r.name for r in runs if r.status is BranchStatus.FAILED]
     needed = {

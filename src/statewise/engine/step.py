@@ -81,7 +81,7 @@ def step(definition: Definition, item: Item, event: Event, now: float) -> StepRe
 
 def _after_the_end(builder: StepBuilder, event: Event) -> StepResult:
     """A finished or quarantined item takes no events; late results only report their cost."""
-    item = builder.item
+    item = builder.original
     if isinstance(event, External | Start):
         if item.status is ItemStatus.FAILED:
             raise InvalidEventError(
@@ -102,7 +102,7 @@ def _is_stale(item: Item, state: str, visit: int) -> bool:
 
 
 def _on_success(builder: StepBuilder, event: CommandSucceeded) -> StepResult:
-    item = builder.item
+    item = builder.original
     if _is_stale(item, event.state, event.visit):
         return builder.ignore_result(event)
     if event.branch is not None:
@@ -128,7 +128,7 @@ def _on_success(builder: StepBuilder, event: CommandSucceeded) -> StepResult:
 
 
 def _on_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
-    item = builder.item
+    item = builder.original
     if _is_stale(item, event.state, event.visit):
         return builder.ignore_result(event)
     if event.branch is not None:
@@ -163,21 +163,21 @@ def _on_external(builder: StepBuilder, event: External) -> StepResult:
     if event.name not in accepted:
         options = ", ".join(dict.fromkeys(accepted)) or "none"
         raise InvalidEventError(
-            f"item {builder.item.key!r} is in state {state.name!r}, which does not accept "
+            f"item {builder.original.key!r} is in state {state.name!r}, which does not accept "
             f"event {event.name!r} (it accepts: {options})"
         )
     builder.set((event.name,), event.data)
     hop = Hop(event=event.name, kind="external", actor=event.actor, event_data=event.data)
     if not builder.fire(event.name, hop):
         raise InvalidEventError(
-            f"event {event.name!r} reached item {builder.item.key!r} in state {state.name!r}, "
+            f"event {event.name!r} reached item {builder.original.key!r} in state {state.name!r}, "
             f"but none of its conditions held, so nothing changed"
         )
     return builder.result()
 
 
 def _on_timer(builder: StepBuilder, event: TimerFired) -> StepResult:
-    item = builder.item
+    item = builder.original
     if _is_stale(item, event.state, event.visit):
         return StepResult(item, Outcome.IGNORED)
     if event.name == RETRY_TIMER:

@@ -54,7 +54,7 @@ class EncodedStep(NamedTuple):
     """
 
     values: tuple[Any, ...]
-    context: list[tuple[str, str]]
+    context: list[tuple[str, str, bool]]
     history: list[tuple[int, float, str | None, str, str, str]]
     effects: list[tuple[Effect, str]]
 
@@ -63,7 +63,7 @@ def encode_step(result: StepResult) -> EncodedStep:
     """Encode every row of one step; TypeError or ValueError when a value is not JSON."""
     return EncodedStep(
         codec.item_values(result.item),
-        [(codec.encode_path(p.path), codec.dumps(p.value)) for p in result.patches],
+        [(codec.encode_path(p.path), codec.dumps(p.value), p.prune) for p in result.patches],
         [
             (r.seq, r.at, r.from_state, r.to_state, r.event, codec.encode_detail(r))
             for r in result.history
@@ -106,9 +106,9 @@ class WritePlan:
         item = entry.result.item
         self.consume(entry, item_id)
         self.items[item_id] = rows.values
-        for path, value in rows.context:
-            self._set_context(item_id, path, value)
-        self.history += [(item_id, *row) for row in rows.history]
+        for path, value, prune in rows.context:
+            self._set_context(item_id, path, value, prune)
+        self.history.extend((item_id, *row) for row in rows.history)
         for effect, payload in rows.effects:
             if isinstance(effect, RunCommand):
                 self.commands.append(QueuedCommand(item_id, item, effect, payload, position))
@@ -135,14 +135,15 @@ class WritePlan:
         if entry.timer_id is not None:
             self.consumed_timers.append((entry.timer_id, item_id))
 
-    def _set_context(self, item_id: int, path: str, value: str) -> None:
+    def _set_context(self, item_id: int, path: str, value: str, prune: bool) -> None:
         pending = self.context_sets.setdefault(item_id, {})
         prefix = path + codec.PATH_SEPARATOR
         for deeper in [p for p in pending if p.startswith(prefix)]:
             del pending[deeper]
         pending.pop(path, None)
         pending[path] = value
-        self.context_clears.append((item_id, path))
+        if prune:  # rows below it may be stored: the range delete removes them
+            self.context_clears.append((item_id, path))
 
     def context_rows(self) -> list[ContextRow]:
         """Context values to upsert, in the order they were written."""

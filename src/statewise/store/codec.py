@@ -7,7 +7,6 @@ the keys it changed, never the whole document.
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 from typing import Any
 
 from statewise.engine.effects import EFFECT_ADAPTER, Effect, RunCommand
@@ -26,8 +25,6 @@ STEP_COLUMNS = (
     "state", "status", "entered_at", "updated_at", "seq", "attempt", "retrying", "visits",
     "branches",
 )  # fmt: skip
-_COLUMNS = ("seq", "at", "from_state", "to_state", "event")
-_DETAIL_FIELDS = tuple(f.name for f in fields(HistoryRecord) if f.name not in _COLUMNS)
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -80,14 +77,34 @@ def decode_branches(text: str | None) -> tuple[BranchRun, ...]:
 
 
 def encode_detail(record: HistoryRecord) -> str:
-    """The audit row's fields beyond its columns, leaving out the empty ones."""
-    data = {
-        name: value
-        for name in _DETAIL_FIELDS
-        if (value := getattr(record, name)) is not None and value != {}
-    }
-    if data["actor"] == "system":
-        del data["actor"]
+    """The audit row's fields beyond its columns, leaving out the empty ones.
+
+    Written out field by field (in ``HistoryRecord`` order): one of these runs per audit row,
+    and a loop of ``getattr`` over the fields cost several times as much.
+    """
+    data: dict[str, JSON] = {"event_kind": record.event_kind}
+    if record.actor != "system":
+        data["actor"] = record.actor
+    if record.transition is not None:
+        data["transition"] = record.transition
+    if record.condition is not None:
+        data["condition"] = record.condition
+    if record.values:
+        data["values"] = record.values
+    if record.command is not None:
+        data["command"] = record.command
+    if record.branch is not None:
+        data["branch"] = record.branch
+    if record.attempt is not None:
+        data["attempt"] = record.attempt
+    if record.duration is not None:
+        data["duration"] = record.duration
+    if record.error:
+        data["error"] = record.error
+    if record.note is not None:
+        data["note"] = record.note
+    if record.usage:
+        data["usage"] = record.usage
     return dumps(data)
 
 
