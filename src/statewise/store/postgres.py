@@ -30,6 +30,7 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -151,6 +152,9 @@ class PostgresStore(SQLStore):
         self.channel = f"statewise_{self.settings.schema}"
         self._listener: psycopg.Connection[Any] | None = None
         self._listening = threading.Lock()
+        # Waits block for up to their timeout even once the caller stopped waiting; on a
+        # thread of their own they can never hold up the store calls in asyncio's pool.
+        self._waits = ThreadPoolExecutor(max_workers=1, thread_name_prefix="statewise-listen")
         self._migrate()
         self._pool = ConnectionPool(
             self.settings.conninfo,
@@ -315,7 +319,7 @@ class PostgresStore(SQLStore):
 
     async def wait_for_work(self, timeout: float) -> None:
         """Until a NOTIFY on the schema's channel arrives, or ``timeout`` passes."""
-        await asyncio.to_thread(self._wait, timeout)
+        await asyncio.get_running_loop().run_in_executor(self._waits, self._wait, timeout)
 
     def _wait(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -352,6 +356,7 @@ class PostgresStore(SQLStore):
         await asyncio.to_thread(self._close)
 
     def _close(self) -> None:
+        self._waits.shutdown(wait=True, cancel_futures=True)
         self._pool.close()
         with self._listening:
             self._drop_listener()
