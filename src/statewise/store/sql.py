@@ -99,13 +99,10 @@ class SQLStore(Store, Dialect):
         versions: Collection[tuple[str, int]],
     ) -> list[ClaimedCommand]:
         """Lease the oldest ready commands of held versions, one item to one owner."""
-        held = sorted(set(versions))
-        if not held or limit <= 0:
-            return []
-        rows = await self._write(
-            self._claim_commands_txn, owner, limit, now, now + lease_seconds, held
+        rows = await self._claim(
+            self._claim_commands_txn, owner, limit, now, lease_seconds, versions
         )
-        return [ClaimedCommand(i, w, k, codec.decode_command(e)) for i, w, k, e in sorted(rows)]
+        return [ClaimedCommand(i, w, k, codec.decode_command(e)) for i, w, k, e in rows]
 
     async def claim_timers(
         self,
@@ -116,13 +113,23 @@ class SQLStore(Store, Dialect):
         versions: Collection[tuple[str, int]],
     ) -> list[DueTimer]:
         """Lease due timers of held versions."""
+        rows = await self._claim(self._claim_timers_txn, owner, limit, now, lease_seconds, versions)
+        return [DueTimer(i, w, k, codec.decode_timer(e)) for i, w, k, e in rows]
+
+    async def _claim(
+        self,
+        txn: Callable[[Connection, str, int, float, float, Versions], list[Row]],
+        owner: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        versions: Collection[tuple[str, int]],
+    ) -> list[Row]:
+        """Run a dialect's claim for the held versions; rows in id order."""
         held = sorted(set(versions))
         if not held or limit <= 0:
             return []
-        rows = await self._write(
-            self._claim_timers_txn, owner, limit, now, now + lease_seconds, held
-        )
-        return [DueTimer(i, w, k, codec.decode_timer(e)) for i, w, k, e in sorted(rows)]
+        return sorted(await self._write(txn, owner, limit, now, now + lease_seconds, held))
 
     async def unknown_version_items(self, limit: int) -> list[Item]:
         """Live items of versions no stored definition has."""
