@@ -159,3 +159,15 @@ class InvalidEventError(StatewiseError):
     """The item cannot accept this event in its current state."""
 
     code = "invalid_event"
+
+
+class TaskError(StatewiseError):
+    """A human task cannot be claimed, released or decided as asked; nothing changed.
+
+    The message says why: already decided or expired, claimed by someone else, an outcome
+    the task does not offer, form data that does not fit the form.
+    """
+
+
+class AuthError(StatewiseError):
+    """A request without a valid token, or with a role that may not do what it asks."""

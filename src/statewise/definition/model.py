@@ -33,6 +33,7 @@ class StateKind(StrEnum):
     NORMAL = "normal"
     WAITING = "waiting"
     PARALLEL = "parallel"
+    HUMAN = "human"
     FINAL = "final"
 
 
@@ -123,6 +124,58 @@ class Parallel:
     n_of: int | None = None
 
 
+class Role(StrEnum):
+    """What a token may do; each role may do everything the ones before it may."""
+
+    VIEWER = "viewer"
+    REVIEWER = "reviewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        """Position in the order viewer < reviewer < operator < admin."""
+        return list(Role).index(self)
+
+    def allows(self, needed: Role) -> bool:
+        """Whether a holder of this role may do what ``needed`` may."""
+        return self.rank >= needed.rank
+
+
+@dataclass(frozen=True, slots=True)
+class HumanTask:
+    """The task a ``kind: human`` state opens for a person on every visit.
+
+    The outcomes are the state's external transition events (``on: approve``): deciding the
+    task with an outcome fires it, with the decision (outcome, comment, form data, who) kept
+    in the context under ``result``. ``form`` is a JSON Schema the form data must satisfy, or
+    the name of a pydantic model registered with ``@registry.output_model()``. ``due`` and
+    ``remind`` are seconds after the task opens: at ``remind`` the task is marked reminded, at
+    ``due`` it expires and the item goes to ``escalate_to`` (the workflow's escalation state
+    when None). ``claim`` is how long a reviewer's claim on the task lasts.
+    """
+
+    queue: str
+    result: str
+    role: Role = Role.REVIEWER
+    title: str = ""
+    form: Mapping[str, Any] | str | None = field(default=None, hash=False)
+    due: float | None = None
+    remind: float | None = None
+    escalate_to: str | None = None
+    claim: float = 1800.0
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    """A bottleneck alert on one state: too old an item there, or too many items."""
+
+    state: str
+    max_age: float | None = None
+    max_items: int | None = None
+    location: Location = field(default=Location(), compare=False)
+
+
 @dataclass(frozen=True, slots=True)
 class State:
     """A stage of the process and its ordered transitions (first match wins)."""
@@ -134,8 +187,20 @@ class State:
     max_visits: int | None = None
     on_exhausted: str | None = None
     parallel: Parallel | None = None
+    task: HumanTask | None = None
     description: str = ""
     location: Location = field(default=Location(), compare=False)
+
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        """The outcomes a person may decide a human task with: the external events here."""
+        return tuple(
+            dict.fromkeys(
+                t.on
+                for t in self.transitions
+                if t.after is None and t.on not in (DONE_EVENT, ERROR_EVENT)
+            )
+        )
 
     @property
     def is_final(self) -> bool:
@@ -144,8 +209,8 @@ class State:
 
     @property
     def waits(self) -> bool:
-        """Whether an item here waits for an external event or timer."""
-        return self.kind is StateKind.WAITING
+        """Whether an item here waits for an external event, a person or a timer."""
+        return self.kind in (StateKind.WAITING, StateKind.HUMAN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +266,7 @@ class Definition:
     source: str = field(default="", compare=False, repr=False)
     location: Location = field(default=Location(), compare=False)
     agents: dict[str, AgentSpec] = field(default_factory=dict)
+    alerts: tuple[AlertRule, ...] = ()
 
     @property
     def ref(self) -> str:

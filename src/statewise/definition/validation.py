@@ -498,9 +498,7 @@ def _check_reserved_names(c: _Checker) -> None:
     """
     facts = ", ".join(sorted(ENGINE_FACTS))
     results = {
-        command.result: state.name
-        for state in c.states
-        for _, command in state_commands(state)
+        command.result: state.name for state in c.states for _, command in state_commands(state)
     }
     for state in c.states:
         for path, command in state_commands(state):

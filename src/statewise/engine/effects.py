@@ -74,8 +74,59 @@ class SaveConversation:
     kind: Literal["save_conversation"] = "save_conversation"
 
 
+@dataclass(frozen=True, slots=True)
+class OpenTask:
+    """Open the human task of one state visit; the store gives it its durable id.
+
+    ``due_at`` and ``remind_at`` are epoch seconds (the step also starts their timers).
+    """
+
+    state: str
+    visit: int
+    queue: str
+    role: str
+    due_at: float | None = None
+    remind_at: float | None = None
+    kind: Literal["open_task"] = "open_task"
+
+
+@dataclass(frozen=True, slots=True)
+class CloseTask:
+    """Close the open task of one state visit: decided, expired or cancelled.
+
+    A decision carries who made it, the outcome, the comment and the form data.
+    """
+
+    state: str
+    visit: int
+    status: Literal["decided", "expired", "cancelled"]
+    actor: str = "system"
+    outcome: str | None = None
+    comment: str | None = None
+    data: JSON = None
+    kind: Literal["close_task"] = "close_task"
+
+
+@dataclass(frozen=True, slots=True)
+class RemindTask:
+    """Mark the open task of one state visit as reminded (its reminder time passed)."""
+
+    state: str
+    visit: int
+    kind: Literal["remind_task"] = "remind_task"
+
+
+TaskEffect = OpenTask | CloseTask | RemindTask
+
 Effect = Annotated[
-    RunCommand | StartTimer | CancelTimers | CancelCommands | SaveConversation,
+    RunCommand
+    | StartTimer
+    | CancelTimers
+    | CancelCommands
+    | SaveConversation
+    | OpenTask
+    | CloseTask
+    | RemindTask,
     Discriminator("kind"),
 ]
 EFFECT_ADAPTER: TypeAdapter[Effect] = TypeAdapter(Effect)

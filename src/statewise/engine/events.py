@@ -8,6 +8,7 @@ how a late command result or an old timer can never move an item twice.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, TypeAdapter
@@ -88,9 +89,56 @@ class TimerFired:
     kind: Literal["timer_fired"] = "timer_fired"
 
 
+@dataclass(frozen=True, slots=True)
+class TaskDecided:
+    """A person decided the human task of one state visit with one of its outcomes.
+
+    The shell has already checked the actor's role and claim and validated ``data`` against
+    the task's form; the step checks that the visit is still open and the outcome allowed.
+    """
+
+    state: str
+    visit: int
+    outcome: str
+    actor: str
+    comment: str = ""
+    data: dict[str, JSON] = field(default_factory=dict)
+    kind: Literal["task_decided"] = "task_decided"
+
+
+class Operation(StrEnum):
+    """What an operator may do to an item whatever state it is in."""
+
+    RETRY = "retry"
+    MOVE = "move"
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+
+
+@dataclass(frozen=True, slots=True)
+class Operate:
+    """An operator's redrive or bulk action on one item, with the reason for the audit trail.
+
+    ``target`` is the state to enter: for MOVE the operator's choice, for RETRY the state
+    whose command failed (the shell reads it from the audit trail). Work the item had pending
+    is dropped; PAUSE keeps it in its state without work until RESUME enters it afresh.
+    """
+
+    operation: Operation
+    reason: str
+    actor: str
+    target: str | None = None
+    kind: Literal["operate"] = "operate"
+
+
 RETRY_TIMER = "retry"
+# The timers a human task's due time and reminder start.
+TASK_DUE_TIMER = "task_due"
+TASK_REMINDER_TIMER = "task_reminder"
 
 Event = Annotated[
-    Start | CommandSucceeded | CommandFailed | External | TimerFired, Discriminator("kind")
+    Start | CommandSucceeded | CommandFailed | External | TimerFired | TaskDecided | Operate,
+    Discriminator("kind"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

@@ -17,13 +17,17 @@ class ItemStatus(StrEnum):
 
     ``FAILED`` is a quarantined item: something it carries (an unknown version, a value that
     cannot be stored, a loop past every budget) stopped it alone; its audit trail says why and
-    it holds no pending work.
+    it holds no pending work. ``PAUSED`` and ``CANCELLED`` items were stopped by an operator
+    and hold no pending work either: a paused item resumes into its state afresh; a cancelled
+    one moves again only when redriven.
     """
 
     ACTIVE = "active"
     WAITING = "waiting"
     DONE = "done"
     FAILED = "failed"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
 
 
 class BranchStatus(StrEnum):
@@ -83,7 +87,8 @@ class HistoryRecord:
 
     ``condition`` and ``values`` say which guard decided and what it read, so every decision
     can be explained after the fact; ``usage`` says what the command cost (model, tokens,
-    cost, tool calls) when it called a model.
+    cost, tool calls) when it called a model. ``dwell`` is how long the item had been in
+    ``from_state`` when it left it, so time-in-state percentiles need no second row.
     """
 
     seq: int
@@ -103,6 +108,7 @@ class HistoryRecord:
     error: dict[str, str] | None = None
     note: str | None = None
     usage: dict[str, JSON] | None = None
+    dwell: float | None = None
 
 
 HISTORY_ADAPTER: TypeAdapter[HistoryRecord] = TypeAdapter(HistoryRecord)

@@ -14,6 +14,10 @@ HTTP service) correct:
 - A step that consumes a work row (``outbox_id``/``timer_id``) committed with a ``lease`` is
   accepted only while that row still exists and is leased to ``lease.owner``; otherwise it is
   LOST (another worker took the row over) and writes nothing. The caller drops the event.
+- A step carrying a ``TaskGuard`` (a person deciding a human task) is accepted only if, read
+  under lock in the same transaction, the task is still open and not claimed by someone else
+  whose claim is unexpired; otherwise it is REFUSED with the reason in ``CommitOutcome.error``
+  and writes nothing. The caller reports the reason to the person; nothing is quarantined.
 - A step whose rows cannot be encoded (a value that is not JSON) is REJECTED alone, with the
   reason in ``CommitOutcome.error``; the other steps of the batch still commit. The caller
   quarantines the item (``engine.fail_item``) in a fresh commit.
@@ -29,8 +33,9 @@ from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from statewise.definition.model import Definition
+from statewise.definition.model import Definition, Role
 from statewise.engine.effects import RunCommand
 from statewise.engine.events import TimerFired
 from statewise.engine.item import HistoryRecord, Item, ItemStatus
@@ -45,6 +50,16 @@ class CommitStatus(StrEnum):
     STALE = "stale"
     LOST = "lost"
     REJECTED = "rejected"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskGuard:
+    """The human task a step decides, checked under lock in the step's own transaction."""
+
+    task_id: int
+    actor: str
+    now: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +68,14 @@ class StepCommit:
 
     ``expected_seq`` is the ``seq`` of the item the step was computed from (None for a new
     item); ``outbox_id``/``timer_id`` name the work this step consumed, deleted in the same
-    transaction so it is done exactly once.
+    transaction so it is done exactly once; ``task_guard`` names the task a decision closes.
     """
 
     result: StepResult
     expected_seq: int | None
     outbox_id: int | None = None
     timer_id: int | None = None
+    task_guard: TaskGuard | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +156,142 @@ class StoredWorkflow:
     file: str
     commands: tuple[str, ...]
     content_hash: str = ""
+
+
+class TaskStatus(StrEnum):
+    """Where a human task stands; only an open one can be claimed or decided."""
+
+    OPEN = "open"
+    DECIDED = "decided"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A human task: one visit of a ``kind: human`` state by one item, with its durable id.
+
+    ``claimed_by`` holds only while ``claim_until`` is in the future; ``data`` is the form
+    data of the decision.
+    """
+
+    id: int
+    workflow: str
+    version: int
+    key: str
+    state: str
+    visit: int
+    queue: str
+    role: str
+    status: TaskStatus
+    created_at: float
+    due_at: float | None = None
+    remind_at: float | None = None
+    reminded_at: float | None = None
+    claimed_by: str | None = None
+    claim_until: float | None = None
+    decided_by: str | None = None
+    decided_at: float | None = None
+    outcome: str | None = None
+    comment: str | None = None
+    data: Any = None
+
+    def claimed_by_other(self, actor: str, now: float) -> str | None:
+        """Who else holds an unexpired claim on the task, if anyone."""
+        if self.claimed_by is None or self.claimed_by == actor:
+            return None
+        if self.claim_until is not None and self.claim_until <= now:
+            return None
+        return self.claimed_by
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCommand:
+    """A command waiting in the outbox for an item, or running under a worker's lease."""
+
+    outbox_id: int
+    effect: RunCommand
+    available_at: float
+    lease_owner: str | None
+    lease_until: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingTimer:
+    """A durable timer an item waits for."""
+
+    timer_id: int
+    event: TimerFired
+    due_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PendingWork:
+    """Everything an item has queued: commands and timers."""
+
+    commands: tuple[PendingCommand, ...]
+    timers: tuple[PendingTimer, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFilter:
+    """Which items a listing, a count or a bulk operation covers; None matches everything.
+
+    ``entered_before`` keeps the items that entered their state before that time (their age
+    in the state is at least ``now - entered_before``); ``key_contains`` searches keys.
+    """
+
+    workflow: str | None = None
+    state: str | None = None
+    status: ItemStatus | None = None
+    entered_before: float | None = None
+    key_contains: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StateStats:
+    """What moved through one state of a workflow since ``since`` (from the audit trail).
+
+    ``left`` counts items that left the state, ``dwell_p50``/``dwell_p95`` their time in it
+    (None with no departures); ``failures`` counts failed command attempts there and
+    ``retries`` the retries started; ``cost`` sums the priced model calls made there.
+    """
+
+    workflow: str
+    state: str
+    since: float
+    entered: int
+    left: int
+    failures: int
+    retries: int
+    dwell_p50: float | None
+    dwell_p95: float | None
+    cost: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """An API token as stored: only a hash of the secret is kept, never the secret.
+
+    ``queues`` limits a reviewer to the human-task queues named (empty: every queue).
+    """
+
+    id: int
+    name: str
+    role: Role
+    created_at: float
+    queues: tuple[str, ...] = ()
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A dashboard sign-in: a cookie's hashed id, the token it came from, its CSRF secret."""
+
+    token: Token
+    csrf: str
+    expires_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +424,88 @@ class Store(ABC):
         offset: int = 0,
     ) -> list[Item]:
         """Items matching the filters, longest in their state first, without their context."""
+
+    @abstractmethod
+    async def count_items(self, where: ItemFilter) -> int:
+        """How many items match ``where`` (a bulk operation's dry run, a listing's total)."""
+
+    @abstractmethod
+    async def find_items(
+        self, where: ItemFilter, *, limit: int = 100, after: tuple[float, int] | None = None
+    ) -> list[tuple[Item, tuple[float, int]]]:
+        """Items matching ``where``, longest in their state first, without their context.
+
+        Keyset-paginated: each item comes with its cursor; pass the last one as ``after`` for
+        the next page, so a page costs the same at item 10 and at item 1,000,000.
+        """
+
+    @abstractmethod
+    async def pending_work(self, workflow: str, key: str) -> PendingWork:
+        """The commands and timers one item has queued."""
+
+    @abstractmethod
+    async def state_stats(self, since: float, workflow: str | None = None) -> list[StateStats]:
+        """Per-state throughput, dwell percentiles, failures, retries and cost since ``since``."""
+
+    @abstractmethod
+    async def tasks(
+        self,
+        *,
+        status: TaskStatus | None = TaskStatus.OPEN,
+        queue: str | None = None,
+        workflow: str | None = None,
+        key: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Task]:
+        """Human tasks matching the filters, oldest first (the inbox)."""
+
+    @abstractmethod
+    async def get_task(self, task_id: int) -> Task:
+        """One task by id; NotFoundError when there is none."""
+
+    @abstractmethod
+    async def claim_task(self, task_id: int, actor: str, now: float, until: float) -> Task:
+        """Claim an open task for ``actor`` until ``until`` (renewing their own claim).
+
+        TaskError when it is not open or someone else's claim on it has not expired.
+        """
+
+    @abstractmethod
+    async def release_task(self, task_id: int, actor: str, now: float) -> Task:
+        """Give up ``actor``'s claim; TaskError when the task is not open or not theirs."""
+
+    @abstractmethod
+    async def create_token(
+        self, name: str, role: Role, secret_hash: str, now: float, queues: Sequence[str] = ()
+    ) -> Token:
+        """Store a new API token by the hash of its secret."""
+
+    @abstractmethod
+    async def find_token(self, secret_hash: str, now: float) -> Token | None:
+        """The unrevoked token with this secret hash (its last use set to ``now``), if any."""
+
+    @abstractmethod
+    async def list_tokens(self) -> list[Token]:
+        """Every token, revoked ones included, oldest first."""
+
+    @abstractmethod
+    async def revoke_token(self, token_id: int, now: float) -> Token:
+        """Revoke a token and end its sessions; NotFoundError when there is none."""
+
+    @abstractmethod
+    async def create_session(
+        self, session_hash: str, token_id: int, csrf: str, expires_at: float
+    ) -> None:
+        """Remember a dashboard sign-in by the hash of its cookie."""
+
+    @abstractmethod
+    async def find_session(self, session_hash: str, now: float) -> Session | None:
+        """The unexpired session with this hash whose token is not revoked, if any."""
+
+    @abstractmethod
+    async def delete_session(self, session_hash: str) -> None:
+        """Sign out."""
 
     @abstractmethod
     async def history(self, workflow: str | None, key: str) -> list[HistoryRecord]:

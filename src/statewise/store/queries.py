@@ -198,4 +198,3 @@ def release_txn(db: Connection, outbox_ids: Sequence[int], timer_ids: Sequence[i
             f"UPDATE {table} SET lease_owner = NULL, lease_until = NULL WHERE id = ?",
             [(i,) for i in sorted(ids)],
         )
-

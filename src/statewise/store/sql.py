@@ -13,7 +13,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Collection, Sequence
 from typing import Concatenate, ParamSpec, TypeVar
 
-from statewise.definition.model import Definition
+from statewise.definition.model import Definition, Role
 from statewise.engine.item import HistoryRecord, Item, ItemStatus
 from statewise.store import codec, queries
 from statewise.store.base import (
@@ -21,12 +21,19 @@ from statewise.store.base import (
     CommitOutcome,
     CostRow,
     DueTimer,
+    ItemFilter,
     Lease,
+    PendingWork,
+    Session,
     StateCount,
+    StateStats,
     StepCommit,
     Store,
     StoredWorkflow,
     StuckItem,
+    Task,
+    TaskStatus,
+    Token,
 )
 from statewise.store.commit import commit_txn
 from statewise.store.connection import Connection, Dialect, Row
@@ -199,3 +206,64 @@ class SQLStore(Store, Dialect):
     async def cache_response(self, cache_key: str, response: str) -> None:
         """Keep a model response for re-runs."""
         await self._write(queries.cache_response_txn, cache_key, response, time.time())
+
+    # Issue 7 contract: implemented by the store work of this issue (temporary until then).
+    async def count_items(self, where: ItemFilter) -> int:
+        raise NotImplementedError
+
+    async def find_items(
+        self, where: ItemFilter, *, limit: int = 100, after: tuple[float, int] | None = None
+    ) -> list[tuple[Item, tuple[float, int]]]:
+        raise NotImplementedError
+
+    async def pending_work(self, workflow: str, key: str) -> PendingWork:
+        raise NotImplementedError
+
+    async def state_stats(self, since: float, workflow: str | None = None) -> list[StateStats]:
+        raise NotImplementedError
+
+    async def tasks(
+        self,
+        *,
+        status: TaskStatus | None = TaskStatus.OPEN,
+        queue: str | None = None,
+        workflow: str | None = None,
+        key: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Task]:
+        raise NotImplementedError
+
+    async def get_task(self, task_id: int) -> Task:
+        raise NotImplementedError
+
+    async def claim_task(self, task_id: int, actor: str, now: float, until: float) -> Task:
+        raise NotImplementedError
+
+    async def release_task(self, task_id: int, actor: str, now: float) -> Task:
+        raise NotImplementedError
+
+    async def create_token(
+        self, name: str, role: Role, secret_hash: str, now: float, queues: Sequence[str] = ()
+    ) -> Token:
+        raise NotImplementedError
+
+    async def find_token(self, secret_hash: str, now: float) -> Token | None:
+        raise NotImplementedError
+
+    async def list_tokens(self) -> list[Token]:
+        raise NotImplementedError
+
+    async def revoke_token(self, token_id: int, now: float) -> Token:
+        raise NotImplementedError
+
+    async def create_session(
+        self, session_hash: str, token_id: int, csrf: str, expires_at: float
+    ) -> None:
+        raise NotImplementedError
+
+    async def find_session(self, session_hash: str, now: float) -> Session | None:
+        raise NotImplementedError
+
+    async def delete_session(self, session_hash: str) -> None:
+        raise NotImplementedError
