@@ -89,6 +89,7 @@ class HistoryRecord:
     can be explained after the fact; ``usage`` says what the command cost (model, tokens,
     cost, tool calls) when it called a model. ``dwell`` is how long the item had been in
     ``from_state`` when it left it, so time-in-state percentiles need no second row.
+    ``decision`` is a person's decision of a human task: task id, outcome, comment, form data.
     """
 
     seq: int
@@ -109,6 +110,7 @@ class HistoryRecord:
     note: str | None = None
     usage: dict[str, JSON] | None = None
     dwell: float | None = None
+    decision: dict[str, JSON] | None = None
 
 
 HISTORY_ADAPTER: TypeAdapter[HistoryRecord] = TypeAdapter(HistoryRecord)
