@@ -103,6 +103,7 @@ class TaskDecided:
     actor: str
     comment: str = ""
     data: dict[str, JSON] = field(default_factory=dict)
+    task_id: int | None = None
     kind: Literal["task_decided"] = "task_decided"
 
 
