@@ -3,10 +3,18 @@
 One module per family of commands; importing them registers their commands on ``app``.
 """
 
-from statewise.cli import authoring, inspecting, operating, running
+from statewise.cli import authoring, inspecting, intervening, operating, running
 from statewise.cli.common import app
 
-__all__ = ["app", "authoring", "inspecting", "main", "operating", "running"]
+__all__ = [
+    "app",
+    "authoring",
+    "inspecting",
+    "intervening",
+    "main",
+    "operating",
+    "running",
+]
 
 
 def main() -> None:

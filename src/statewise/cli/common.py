@@ -106,7 +106,11 @@ def sqlite_file(db: str) -> Path | None:
     return None if "://" in db else Path(db)
 
 
-_STATUS_STYLES = {ItemStatus.FAILED: "red"}
+_STATUS_STYLES = {
+    ItemStatus.FAILED: "red",
+    ItemStatus.PAUSED: "yellow",
+    ItemStatus.CANCELLED: "dim",
+}
 
 
 def status_cell(status: ItemStatus) -> Text:

@@ -54,7 +54,7 @@ def items(
     db: DbOption = DEFAULT_DB,
     state: Annotated[str | None, typer.Option(help="Only items in this state.")] = None,
     status: Annotated[
-        ItemStatus | None, typer.Option(help="active, waiting, done or failed.")
+        ItemStatus | None, typer.Option(help="active, waiting, done, failed, paused or cancelled.")
     ] = None,
     workflow: WorkflowOption = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 50,

@@ -143,7 +143,9 @@ class Runner(ItemWriter):
             if outcome.status is not CommitStatus.COMMITTED:
                 self._items.pop(ref, None)
                 continue
-            self._ready.extend(outcome.commands)
+            if outcome.commands:
+                self._ready.extend(outcome.commands)
+                self._wake.set()  # another task of this process (the service) queued work
             if commit.result.outcome is not Outcome.IGNORED:
                 committed.append(commit.result)
                 self._remember(ref, item)

@@ -17,13 +17,19 @@ from typing import Any
 
 from statewise.definition.model import Definition
 from statewise.engine.effects import SetContext
-from statewise.engine.events import Event, External
+from statewise.engine.events import Event, External, Operate, TaskDecided
 from statewise.engine.item import Item, ItemStatus
 from statewise.engine.quarantine import fail_item
 from statewise.engine.result import StepResult
 from statewise.engine.step import new_item, start, step
-from statewise.errors import InvalidEventError, NotFoundError, StaleLeaseError, StatewiseError
-from statewise.store.base import CommitOutcome, CommitStatus, StepCommit, Store
+from statewise.errors import (
+    InvalidEventError,
+    NotFoundError,
+    StaleLeaseError,
+    StatewiseError,
+    TaskError,
+)
+from statewise.store.base import CommitOutcome, CommitStatus, StepCommit, Store, TaskGuard
 
 JSON = Any
 _SEND_ATTEMPTS = 5
@@ -139,41 +145,54 @@ class ItemWriter:
     async def send(
         self, workflow: str | None, key: str, name: str, data: dict[str, JSON], actor: str
     ) -> Item:
-        """Apply an external event to one item now; InvalidEventError if it cannot take it.
+        """Apply an external event to one item now; InvalidEventError if it cannot take it."""
+        return await self.apply(workflow, key, External(name, data, actor), f"event {name!r}")
+
+    async def apply(
+        self,
+        workflow: str | None,
+        key: str,
+        event: External | TaskDecided | Operate,
+        what: str,
+        task_guard: TaskGuard | None = None,
+    ) -> Item:
+        """Apply a person's event (a send, a task decision, an operator's action) to one item.
 
         The item is read and stepped afresh on every try, so the event is judged against the
-        item as it is, whatever other writers did meanwhile.
+        item as it is, whatever other writers did meanwhile. ``task_guard`` makes the commit
+        check, in its own transaction, that the decided task is still open and unclaimed by
+        anyone else (TaskError otherwise); ``what`` names the event in error messages.
         """
         for _ in range(_SEND_ATTEMPTS):
             item = await self.store.get_item(workflow, key)
             definition = self.definition(item.workflow, item.version)
-            result = self.step_safely(definition, item, External(name, data, actor))
-            (outcome,) = await self.commit([StepCommit(result, item.seq)])
+            result = self.step_safely(definition, item, event)
+            (outcome,) = await self.commit([StepCommit(result, item.seq, task_guard=task_guard)])
+            if outcome.status is CommitStatus.REFUSED:
+                raise TaskError(outcome.error or f"{what} for item {key!r} was refused")
             if outcome.status is CommitStatus.REJECTED:
-                raise StatewiseError(
-                    f"event {name!r} for item {key!r} cannot be stored: {outcome.error}"
-                )
+                raise StatewiseError(f"{what} for item {key!r} cannot be stored: {outcome.error}")
             if outcome.status is CommitStatus.COMMITTED:
-                if result.item.status is ItemStatus.FAILED:
+                if result.item.status is ItemStatus.FAILED and item.status is not ItemStatus.FAILED:
                     raise StatewiseError(
-                        f"item {key!r} failed on event {name!r} and was quarantined: "
+                        f"item {key!r} failed on {what} and was quarantined: "
                         f"{result.history[-1].error}"
                     )
                 return result.item
-        raise StaleLeaseError(f"item {key!r} kept changing while event {name!r} was sent; retry")
+        raise StaleLeaseError(f"item {key!r} kept changing while {what} was applied; retry")
 
     def step_safely(self, definition: Definition, item: Item, event: Event) -> StepResult:
         """Step, or quarantine the item when stepping it is impossible.
 
         Whatever an item carries that breaks a step (a loop past every budget, an overflow, a
         state its definition lacks) fails that item alone, with the reason in its audit
-        trail. An external event the item cannot take is the sender's mistake and is raised
-        to them instead.
+        trail. A person's event the item cannot take (a send, a decision, an operator's action)
+        is that person's mistake and is raised to them instead.
         """
         try:
             return step(definition, item, event, self.clock())
         except InvalidEventError:
-            if isinstance(event, External):
+            if isinstance(event, External | TaskDecided | Operate):
                 raise
             reason = "the engine refused one of its own events"
         except Exception as exc:  # the boundary: one bad item never stops the others

@@ -1,0 +1,151 @@
+"""One item as a person inspects it: state, context, pending work, tasks, talk, cost, trail.
+
+``item_view_json`` is the one JSON shape of an item shared by ``statewise show --json`` and
+``GET /api/items/{workflow}/{key}``, so a script written against one works on the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from statewise.engine.item import HistoryRecord, Item
+from statewise.store.base import PendingWork, Store, Task
+
+JSON = Any
+
+
+@dataclass(frozen=True, slots=True)
+class ItemCosts:
+    """What one item's model calls cost, from the usage in its audit trail.
+
+    ``cost`` sums the calls with a known price (None when none had one); ``unpriced_calls``
+    counts the others, so an unknown price is never shown as 0.
+    """
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float | None = None
+    unpriced_calls: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    """Everything the store knows about one item, read for one look at it."""
+
+    item: Item
+    pending: PendingWork
+    tasks: list[Task]
+    conversations: dict[str, list[dict[str, str]]]
+    history: list[HistoryRecord]
+    costs: ItemCosts
+
+
+async def inspect_item(store: Store, workflow: str | None, key: str) -> ItemView:
+    """Read one item and all that hangs on it; NotFoundError names what is missing."""
+    item = await store.get_item(workflow, key)
+    history = await store.history(item.workflow, item.key)
+    return ItemView(
+        item=item,
+        pending=await store.pending_work(item.workflow, item.key),
+        tasks=await store.tasks(status=None, workflow=item.workflow, key=item.key, limit=1000),
+        conversations=readable_conversations(await store.conversations(item.workflow, item.key)),
+        history=history,
+        costs=item_costs(history),
+    )
+
+
+def readable_conversations(stored: Mapping[str, str]) -> dict[str, list[dict[str, str]]]:
+    """Agents' conversations as ``{role, text}`` turns; raw text when the AI layer is absent."""
+    if not stored:
+        return {}
+    try:
+        from statewise.ai.conversations import transcripts
+    except ImportError:  # conversations exist only where the AI extra ran them; be safe anyway
+        return {agent: [{"role": "raw", "text": raw}] for agent, raw in stored.items()}
+    return {agent: list(turns) for agent, turns in transcripts(stored).items()}
+
+
+def item_costs(history: Sequence[HistoryRecord]) -> ItemCosts:
+    """Sum the model usage recorded on an item's audit rows."""
+    calls = input_tokens = output_tokens = unpriced = 0
+    cost: float | None = None
+    for record in history:
+        usage = record.usage
+        if not usage:
+            continue
+        calls += int(usage.get("requests") or 1)
+        input_tokens += int(usage.get("input_tokens") or 0)
+        output_tokens += int(usage.get("output_tokens") or 0)
+        priced = usage.get("cost")
+        if priced is None:
+            unpriced += 1
+        else:
+            cost = (cost or 0.0) + float(priced)
+    return ItemCosts(calls, input_tokens, output_tokens, cost, unpriced)
+
+
+def item_view_json(view: ItemView) -> dict[str, JSON]:
+    """The item, its pending work, tasks, conversations, costs and trail as plain JSON."""
+    item = view.item
+    return {
+        "workflow": item.workflow,
+        "version": item.version,
+        "key": item.key,
+        "state": item.state,
+        "status": item.status.value,
+        "entered_at": item.entered_at,
+        "created_at": item.created_at,
+        "updated_at": item.updated_at,
+        "seq": item.seq,
+        "attempt": item.attempt,
+        "retrying": item.retrying,
+        "visits": dict(item.visits),
+        "branches": [asdict(branch) for branch in item.branches],
+        "context": dict(item.context),
+        "pending": {
+            "commands": [
+                {
+                    "id": command.outbox_id,
+                    "command": command.effect.command,
+                    "state": command.effect.state,
+                    "visit": command.effect.visit,
+                    "attempt": command.effect.attempt,
+                    "branch": command.effect.branch,
+                    "available_at": command.available_at,
+                    "leased_by": command.lease_owner,
+                    "lease_until": command.lease_until,
+                }
+                for command in view.pending.commands
+            ],
+            "timers": [
+                {
+                    "id": timer.timer_id,
+                    "name": timer.event.name,
+                    "state": timer.event.state,
+                    "visit": timer.event.visit,
+                    "branch": timer.event.branch,
+                    "due_at": timer.due_at,
+                }
+                for timer in view.pending.timers
+            ],
+        },
+        "tasks": [task_json(task) for task in view.tasks],
+        "conversations": view.conversations,
+        "costs": asdict(view.costs),
+        "history": [history_json(record) for record in view.history],
+    }
+
+
+def task_json(task: Task) -> dict[str, JSON]:
+    """A task as plain JSON, its status as text."""
+    fields = asdict(task)
+    fields["status"] = task.status.value
+    return fields
+
+
+def history_json(record: HistoryRecord) -> dict[str, JSON]:
+    """An audit row as plain JSON, without the empty fields."""
+    return {name: value for name, value in asdict(record).items() if value not in (None, {})}

@@ -1,0 +1,220 @@
+"""The reviewer's desk: the inbox of human tasks, claims, and decisions checked against forms.
+
+A decision passes three gates before it moves the item: the person may work on the task (role
+and queue), the form data fits the task's form, and, in the commit's own transaction, the task
+is still open and nobody else holds an unexpired claim on it. Failing any gate is a TaskError
+that says why, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from statewise.actions.principal import Principal
+from statewise.definition.model import HumanTask, State
+from statewise.engine.events import TaskDecided
+from statewise.engine.item import Item
+from statewise.errors import InvalidEventError, TaskError
+from statewise.store.base import Task, TaskGuard, TaskStatus
+from statewise.worker.registry import CommandRegistry
+from statewise.worker.writer import ItemWriter
+
+JSON = Any
+
+
+class TaskDesk:
+    """Human tasks of the definitions one writer holds, for the people who decide them."""
+
+    def __init__(
+        self,
+        writer: ItemWriter,
+        registry: CommandRegistry | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.writer = writer
+        self.store = writer.store
+        self.registry = registry or CommandRegistry()
+        self.clock = clock
+
+    def state_of(self, task: Task) -> State:
+        """The human state a task belongs to, in the version its item runs on."""
+        definition = self.writer.definition(task.workflow, task.version)
+        state = definition.states.get(task.state)
+        if state is None or state.task is None:
+            raise TaskError(
+                f"task {task.id}: {definition.ref} has no human state {task.state!r} any more"
+            )
+        return state
+
+    def spec(self, task: Task) -> HumanTask:
+        """The task as the definition declares it (queue, form, due time)."""
+        spec = self.state_of(task).task
+        assert spec is not None  # state_of refuses states without one
+        return spec
+
+    def title(self, task: Task) -> str:
+        """What the task asks, for lists and pages."""
+        state = self.state_of(task)
+        return (state.task.title if state.task else "") or state.description or state.name
+
+    def outcomes(self, task: Task) -> tuple[str, ...]:
+        """The outcomes a decision may choose from."""
+        return self.state_of(task).outcomes
+
+    def form(self, task: Task) -> dict[str, JSON]:
+        """The JSON Schema the decision's form data must fit (``{}``: no form)."""
+        form = self.spec(task).form
+        if form is None:
+            return {}
+        if isinstance(form, str):
+            return self._form_model(form).model_json_schema()
+        return dict(form)
+
+    async def inbox(
+        self,
+        principal: Principal,
+        queue: str | None = None,
+        status: TaskStatus | None = TaskStatus.OPEN,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Task]:
+        """Tasks in the queues the principal's token admits, oldest first."""
+        if queue is not None:
+            if not principal.may_see_queue(queue):
+                return []
+            return await self.store.tasks(status=status, queue=queue, limit=limit, offset=offset)
+        if not principal.queues:
+            return await self.store.tasks(status=status, limit=limit, offset=offset)
+        found: list[Task] = []
+        for name in principal.queues:
+            found += await self.store.tasks(status=status, queue=name, limit=limit + offset)
+        found.sort(key=lambda task: (task.created_at, task.id))
+        return found[offset : offset + limit]
+
+    async def claim(self, task_id: int, principal: Principal) -> Task:
+        """Claim a task for as long as its definition says claims last."""
+        task = await self._workable(task_id, principal)
+        now = self.clock()
+        until = now + self.spec(task).claim
+        return await self.store.claim_task(task.id, principal.actor, now, until)
+
+    async def release(self, task_id: int, principal: Principal) -> Task:
+        """Give a claimed task back to the queue."""
+        task = await self._workable(task_id, principal)
+        return await self.store.release_task(task.id, principal.actor, self.clock())
+
+    async def decide(
+        self,
+        task_id: int,
+        principal: Principal,
+        outcome: str,
+        comment: str = "",
+        data: Mapping[str, JSON] | None = None,
+    ) -> Item:
+        """Decide a task and move its item on; TaskError says why when it cannot be."""
+        task = await self._workable(task_id, principal)
+        now = self.clock()
+        self._check_open(task, principal, now)
+        outcomes = self.outcomes(task)
+        if outcome not in outcomes:
+            close = difflib.get_close_matches(outcome, outcomes, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TaskError(
+                f"task {task.id} has no outcome {outcome!r} (choose from: "
+                f"{', '.join(outcomes)}){hint}; nothing changed"
+            )
+        checked = self.check_form(task, dict(data or {}))
+        event = TaskDecided(
+            task.state, task.visit, outcome, principal.actor, comment, checked, task.id
+        )
+        try:
+            return await self.writer.apply(
+                task.workflow,
+                task.key,
+                event,
+                f"the decision of task {task.id}",
+                TaskGuard(task.id, principal.actor, now),
+            )
+        except InvalidEventError as exc:
+            raise TaskError(f"task {task.id} cannot be decided: {exc}") from exc
+
+    def check_form(self, task: Task, data: dict[str, JSON]) -> dict[str, JSON]:
+        """The form data, validated against the task's form; TaskError lists every problem."""
+        form = self.spec(task).form
+        if form is None:
+            return data
+        if isinstance(form, str):
+            try:
+                return self._form_model(form).model_validate(data).model_dump(mode="json")
+            except ValidationError as exc:
+                problems = [
+                    f"{'.'.join(str(p) for p in error['loc']) or 'form'}: {error['msg']}"
+                    for error in exc.errors()
+                ]
+                raise TaskError(_form_error(task, problems)) from None
+        problems = _schema_problems(form, data)
+        if problems:
+            raise TaskError(_form_error(task, problems))
+        return data
+
+    def _form_model(self, name: str) -> type[BaseModel]:
+        try:
+            return self.registry.get_output_model(name)
+        except Exception as exc:
+            raise TaskError(f"the form model {name!r} is not registered here: {exc}") from None
+
+    async def _workable(self, task_id: int, principal: Principal) -> Task:
+        task = await self.store.get_task(task_id)
+        if not principal.may_see_queue(task.queue):
+            raise TaskError(
+                f"task {task.id} is in queue {task.queue!r}, which your token does not include"
+            )
+        if not principal.may_work_on(task):
+            raise TaskError(
+                f"task {task.id} needs role {task.role!r}; your token's role is "
+                f"{principal.role.value!r}"
+            )
+        return task
+
+    def _check_open(self, task: Task, principal: Principal, now: float) -> None:
+        if task.status is not TaskStatus.OPEN:
+            by = f" by {task.decided_by}" if task.decided_by else ""
+            raise TaskError(f"task {task.id} is already {task.status.value}{by}; nothing changed")
+        if task.due_at is not None and task.due_at <= now:
+            raise TaskError(
+                f"task {task.id} was due at {_clock(task.due_at)} and has expired; "
+                f"nothing changed (the item escalates)"
+            )
+        other = task.claimed_by_other(principal.actor, now)
+        if other is not None:
+            raise TaskError(
+                f"task {task.id} is claimed by {other} until {_clock(task.claim_until or now)}; "
+                f"nothing changed"
+            )
+
+
+def _schema_problems(form: Mapping[str, JSON], data: dict[str, JSON]) -> list[str]:
+    """Every way ``data`` breaks the JSON Schema ``form``, one line each."""
+    try:
+        from jsonschema import Draft202012Validator
+        from jsonschema.validators import validator_for
+    except ImportError as exc:  # pragma: no cover - jsonschema comes with the service extra
+        raise TaskError("checking form data needs jsonschema: install statewise[service]") from exc
+    validator = validator_for(form, default=Draft202012Validator)(form)
+    return [
+        f"{'.'.join(str(p) for p in error.absolute_path) or 'form'}: {error.message}"
+        for error in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    ]
+
+
+def _form_error(task: Task, problems: list[str]) -> str:
+    return f"the form data of task {task.id} does not fit its form: {'; '.join(problems)}"
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))

@@ -1,0 +1,315 @@
+"""Commands for people stepping in: inspect an item, redrive it, bulk operations, human tasks.
+
+They are the command-line door to ``statewise.actions``, which the HTTP API and the dashboard
+share; the command line works on the store directly, so it acts with the admin role.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from statewise.actions import Principal, TaskDesk, bulk, inspect_item, item_view_json, redrive
+from statewise.actions.inspection import ItemView
+from statewise.cli.common import (
+    DEFAULT_DB,
+    JSON,
+    CommandsOption,
+    DbOption,
+    WorkflowOption,
+    age,
+    app,
+    console,
+    fail,
+    run_async,
+    status_cell,
+    with_store,
+)
+from statewise.cli.running import prepare
+from statewise.definition.durations import parse_duration
+from statewise.definition.model import Role
+from statewise.engine.events import Operation
+from statewise.engine.item import Item, ItemStatus
+from statewise.store import Store
+from statewise.store.base import ItemFilter, TaskStatus
+from statewise.worker.runner import Runner
+
+T = TypeVar("T")
+ReasonOption = Annotated[str, typer.Option(help="Why, for the audit trail (required).")]
+ActorOption = Annotated[str, typer.Option("--as", help="Who acts, for the audit trail.")]
+tasks_app = typer.Typer(help="Human tasks: list the inbox, claim, release and decide.")
+app.add_typer(tasks_app, name="task")
+
+
+@app.command()
+def show(
+    key: Annotated[str, typer.Argument(help="The item's business key.")],
+    db: DbOption = DEFAULT_DB,
+    workflow: WorkflowOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """One item: its state, context, pending work, open tasks, conversations and costs."""
+
+    async def look(store: Store) -> None:
+        view = await inspect_item(store, workflow, key)
+        if as_json:
+            console.print_json(json.dumps(item_view_json(view), default=str))
+        else:
+            _print_view(view)
+
+    run_async(with_store(db, look))
+
+
+def _print_view(view: ItemView) -> None:
+    item, now = view.item, time.time()
+    header = Text(f"{item.key}  {item.workflow}@{item.version}  ", style="bold")
+    header.append_text(status_cell(item.status))
+    console.print(header)
+    console.print(
+        f"state {item.state} for {age(now - item.entered_at)} (visit {item.visit}), "
+        f"{item.seq} steps"
+    )
+    console.print("context:")
+    console.print_json(json.dumps(dict(item.context), default=str))
+    work = Table("pending", "what", "state", "due / lease", title="pending work")
+    for command in view.pending.commands:
+        lease = f"leased by {command.lease_owner}" if command.lease_owner else "queued"
+        effect = command.effect
+        work.add_row("command", f"{effect.command}#{effect.attempt}", effect.state, lease)
+    for timer in view.pending.timers:
+        work.add_row("timer", timer.event.name, timer.event.state, f"in {age(timer.due_at - now)}")
+    console.print(work if work.row_count else "pending work: none")
+    tasks = Table("task", "state", "queue", "status", "claimed by", "due in", title="tasks")
+    for task in view.tasks:
+        due = age(task.due_at - now) if task.due_at and task.status is TaskStatus.OPEN else ""
+        tasks.add_row(
+            str(task.id), task.state, task.queue, task.status.value, task.claimed_by or "", due
+        )
+    if tasks.row_count:
+        console.print(tasks)
+    for agent, turns in view.conversations.items():
+        console.print(Text(f"conversation with {agent}:", style="bold"))
+        for turn in turns:
+            console.print(f"  {turn['role']}: {turn['text']}")
+    costs = view.costs
+    if costs.calls:
+        price = "unknown" if costs.cost is None else f"{costs.cost:.4f} USD"
+        unpriced = f" (+{costs.unpriced_calls} unpriced calls)" if costs.unpriced_calls else ""
+        console.print(
+            f"model calls: {costs.calls}, tokens {costs.input_tokens}/{costs.output_tokens}, "
+            f"cost {price}{unpriced}"
+        )
+
+
+@app.command(name="redrive")
+def redrive_command(
+    key: Annotated[str, typer.Argument(help="The item's business key.")],
+    reason: ReasonOption,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Move into this state instead of retrying.")
+    ] = None,
+    db: DbOption = DEFAULT_DB,
+    workflow: WorkflowOption = None,
+    commands: CommandsOption = None,
+    actor: ActorOption = "cli",
+    wait: Annotated[bool, typer.Option(help="Run the item on until it settles.")] = True,
+) -> None:
+    """Send a failed or escalated item back: retry its failed command, or --to a state."""
+    _require_reason(reason)
+
+    async def act(runner: Runner) -> Item:
+        return await redrive(runner, workflow, key, reason=reason, actor=actor, to=to)
+
+    run_async(_with_runner(db, commands, act, key, wait))
+
+
+@app.command(name="bulk")
+def bulk_command(
+    operation: Annotated[Operation, typer.Argument(help="retry, move, pause, resume or cancel.")],
+    reason: ReasonOption,
+    db: DbOption = DEFAULT_DB,
+    workflow: WorkflowOption = None,
+    state: Annotated[str | None, typer.Option(help="Only items in this state.")] = None,
+    status: Annotated[ItemStatus | None, typer.Option(help="Only items with this status.")] = None,
+    older_than: Annotated[
+        str | None, typer.Option(help="Only items in their state at least this long (e.g. 4h).")
+    ] = None,
+    key_contains: Annotated[str | None, typer.Option(help="Only keys containing this.")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="The state to move items to.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Apply; without it, only count.")] = False,
+    commands: CommandsOption = None,
+    actor: ActorOption = "cli",
+) -> None:
+    """Apply one operation to every matching item; without --yes only say how many match."""
+    _require_reason(reason)
+    try:
+        age_limit = None if older_than is None else parse_duration(older_than)
+    except ValueError as exc:
+        fail(f"--older-than: {exc}", 2)
+    where = ItemFilter(
+        workflow=workflow,
+        state=state,
+        status=status,
+        entered_before=None if age_limit is None else time.time() - age_limit,
+        key_contains=key_contains,
+    )
+
+    async def act(store: Store) -> None:
+        catalog, _ = await prepare(store, None, commands or [])
+        runner = Runner(store, catalog.definitions, catalog.registry)
+        report = await bulk(
+            runner, where, operation, reason=reason, actor=actor, target=to, dry_run=not yes
+        )
+        if report.dry_run:
+            console.print(
+                f"{report.matched} item(s) match; run again with --yes to {operation.value} them"
+            )
+            return
+        console.print(f"{operation.value}: {report.changed} of {report.matched} item(s) changed")
+        for skipped_key, why in report.skipped:
+            console.print(Text(f"  skipped {skipped_key}: {why}", style="yellow"))
+        if report.changed:
+            await runner.run(max_wait=0)
+
+    run_async(with_store(db, act))
+
+
+@tasks_app.command(name="list")
+def task_list(
+    db: DbOption = DEFAULT_DB,
+    queue: Annotated[str | None, typer.Option(help="Only this queue.")] = None,
+    status: Annotated[
+        TaskStatus | None, typer.Option(help="open (default), decided, expired, cancelled.")
+    ] = TaskStatus.OPEN,
+    commands: CommandsOption = None,
+) -> None:
+    """The inbox: human tasks, oldest first."""
+
+    async def act(desk: TaskDesk, principal: Principal) -> None:
+        table = Table("task", "item", "state", "queue", "status", "outcomes", "due in", "claim")
+        now = time.time()
+        for task in await desk.inbox(principal, queue, status, limit=500):
+            due = age(task.due_at - now) if task.due_at else ""
+            claimed = task.claim_until is not None and task.claim_until > now
+            table.add_row(
+                str(task.id),
+                f"{task.workflow}/{task.key}",
+                task.state,
+                task.queue,
+                task.status.value,
+                ", ".join(desk.outcomes(task)),
+                due,
+                task.claimed_by if claimed and task.claimed_by else "",
+            )
+        console.print(table)
+
+    run_async(_with_desk(db, commands, "cli", act))
+
+
+@tasks_app.command(name="claim")
+def task_claim(
+    task_id: Annotated[int, typer.Argument(help="The task's id.")],
+    db: DbOption = DEFAULT_DB,
+    actor: ActorOption = "cli",
+    commands: CommandsOption = None,
+) -> None:
+    """Claim a task so that nobody else decides it meanwhile."""
+
+    async def act(desk: TaskDesk, principal: Principal) -> None:
+        task = await desk.claim(task_id, principal)
+        lasts = age(desk.spec(task).claim)
+        console.print(f"task {task.id} claimed by {task.claimed_by} for {lasts}")
+
+    run_async(_with_desk(db, commands, actor, act))
+
+
+@tasks_app.command(name="release")
+def task_release(
+    task_id: Annotated[int, typer.Argument(help="The task's id.")],
+    db: DbOption = DEFAULT_DB,
+    actor: ActorOption = "cli",
+    commands: CommandsOption = None,
+) -> None:
+    """Give a claimed task back to its queue."""
+
+    async def act(desk: TaskDesk, principal: Principal) -> None:
+        task = await desk.release(task_id, principal)
+        console.print(f"task {task.id} released")
+
+    run_async(_with_desk(db, commands, actor, act))
+
+
+@tasks_app.command(name="decide")
+def task_decide(
+    task_id: Annotated[int, typer.Argument(help="The task's id.")],
+    outcome: Annotated[str, typer.Argument(help="One of the task's outcomes, e.g. approve.")],
+    db: DbOption = DEFAULT_DB,
+    comment: Annotated[str, typer.Option(help="A comment for the audit trail.")] = "",
+    data: Annotated[str, typer.Option(help="The form data as a JSON object.")] = "{}",
+    actor: ActorOption = "cli",
+    commands: CommandsOption = None,
+) -> None:
+    """Decide a human task with an outcome, a comment and form data; the item moves on."""
+    payload = _json_object(data)
+
+    async def act(desk: TaskDesk, principal: Principal) -> None:
+        item = await desk.decide(task_id, principal, outcome, comment, payload)
+        console.print(f"task {task_id} decided: {outcome}; {item.key} now in {item.state}")
+
+    run_async(_with_desk(db, commands, actor, act))
+
+
+def _json_object(data: str) -> dict[str, JSON]:
+    try:
+        payload = json.loads(data)
+    except json.JSONDecodeError as exc:
+        fail(f"--data is not JSON: {exc.msg}", 2)
+    if not isinstance(payload, dict):
+        fail("--data must be a JSON object", 2)
+    return payload
+
+
+def _require_reason(reason: str) -> None:
+    if not reason.strip():
+        fail("--reason must say why, for the audit trail", 2)
+
+
+async def _with_runner(
+    db: str,
+    commands: list[str] | None,
+    action: Callable[[Runner], Awaitable[Item]],
+    key: str,
+    wait: bool,
+) -> None:
+    async def act(store: Store) -> None:
+        catalog, _ = await prepare(store, None, commands or [])
+        runner = Runner(store, catalog.definitions, catalog.registry)
+        item = await action(runner)
+        console.print(f"{key}: now in {item.state} ({item.status.value})")
+        if wait and item.status is ItemStatus.ACTIVE:
+            await runner.run(max_wait=0)
+            settled = await store.get_item(item.workflow, item.key)
+            console.print(f"{key}: settled in {settled.state} ({settled.status.value})")
+
+    await with_store(db, act)
+
+
+async def _with_desk(
+    db: str,
+    commands: list[str] | None,
+    actor: str,
+    action: Callable[[TaskDesk, Principal], Awaitable[Any]],
+) -> None:
+    async def act(store: Store) -> None:
+        catalog, _ = await prepare(store, None, commands or [])
+        runner = Runner(store, catalog.definitions, catalog.registry)
+        await action(TaskDesk(runner, catalog.registry), Principal(actor, Role.ADMIN, source="cli"))
+        await runner.run(max_wait=0)
+
+    await with_store(db, act)
