@@ -247,7 +247,7 @@ def test_misspelled_nested_key_suggests_from_its_own_mapping() -> None:
         ("unknown key `atempts`; did you mean `attempts`?", 6, 35),
         (
             "unknown key `bogus`; expected one of: kind, description, command, agent, transitions, "
-            "max_visits, on_exhausted, map, branches, concurrency, join",
+            "max_visits, on_exhausted, map, branches, concurrency, join, task",
             11,
             5,
         ),
@@ -281,7 +281,7 @@ def test_unknown_kind_suggests_the_closest_kind() -> None:
     )
 
     assert problem.message == (
-        "`kind` must be one of initial, normal, waiting, parallel, final, not `initail`; "
+        "`kind` must be one of initial, normal, waiting, parallel, human, final, not `initail`; "
         "did you mean `initial`?"
     )
     assert (problem.line, problem.column) == (5, 11)

@@ -10,6 +10,7 @@ from statewise.definition.model import ErrorKind, JoinKind, RetryPolicy
 from statewise.engine import (
     CancelCommands,
     CancelTimers,
+    CloseTask,
     CommandFailed,
     CommandSucceeded,
     External,
@@ -41,7 +42,7 @@ def test_fail_item_stops_the_item_where_it_stands_and_drops_its_work() -> None:
         "work",
     )
     assert row.error == {"kind": "item_failure", "message": "workflow wf@9 is not stored"}
-    assert {type(e) for e in result.effects} == {CancelTimers, CancelCommands}
+    assert {type(e) for e in result.effects} == {CancelTimers, CancelCommands, CloseTask}
 
 
 def test_a_failed_item_refuses_external_events_and_ignores_late_results() -> None:

@@ -16,6 +16,8 @@ def successors(definition: Definition, state: State) -> list[str]:
     found = targets(state)
     if fails(state) or state.max_visits is not None:
         found.append(definition.escalation)
+    if state.task is not None and state.task.due is not None:
+        found.append(state.task.escalate_to or definition.escalation)
     return found
 
 

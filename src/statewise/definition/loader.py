@@ -23,9 +23,11 @@ from statewise.definition.model import (
     DEFAULT_RETRY,
     DONE_EVENT,
     AgentSpec,
+    AlertRule,
     Branch,
     Command,
     Definition,
+    HumanTask,
     JoinKind,
     KnowledgeDoc,
     Location,
@@ -46,6 +48,7 @@ from statewise.definition.schema import (
     Path,
     RetrySchema,
     StateSchema,
+    TaskSchema,
     TransitionSchema,
     WorkflowSchema,
     YamlLoader,
@@ -331,6 +334,10 @@ class _Converter:
             source=source,
             location=self.locations.root,
             agents=self.agents,
+            alerts=tuple(
+                AlertRule(a.state, a.max_age, a.max_items, self.locations.find(("alerts", i)))
+                for i, a in enumerate(top.alerts)
+            ),
         )
 
     def agent(self, name: str, schema: AgentSchema) -> AgentSpec:
@@ -377,6 +384,7 @@ class _Converter:
             max_visits=schema.max_visits,
             on_exhausted=schema.on_exhausted,
             parallel=self.parallel(name, schema),
+            task=None if schema.task is None else _task(name, schema.task),
             description=schema.description,
             location=self.locations.find(path),
         )
@@ -448,6 +456,20 @@ class _Converter:
     def report(self, message: str, path: Path) -> None:
         where = self.locations.find(path)
         self.problems.append(Problem(message, where.file, where.line, where.column))
+
+
+def _task(state: str, schema: TaskSchema) -> HumanTask:
+    return HumanTask(
+        queue=schema.queue,
+        result=schema.result or state,
+        role=schema.role,
+        title=schema.title,
+        form=schema.form,
+        due=schema.due,
+        remind=schema.remind,
+        escalate_to=schema.escalate_to,
+        claim=schema.claim,
+    )
 
 
 def _retry(schema: RetrySchema) -> RetryPolicy:

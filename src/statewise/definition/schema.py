@@ -33,6 +33,7 @@ from statewise.definition.model import (
     ErrorKind,
     JoinKind,
     Location,
+    Role,
     StateKind,
 )
 from statewise.errors import Problem
@@ -252,6 +253,49 @@ class AgentUseSchema(_Schema):
     retry: RetrySchema | None = None
 
 
+class TaskSchema(_Schema):
+    """``task:`` of a ``kind: human`` state: who decides, with what form, by when."""
+
+    queue: Name
+    role: Annotated[Role, Strict(False)] = Role.REVIEWER
+    title: str = ""
+    form: Annotated[dict[str, Any] | str | None, BeforeValidator(_output)] = None
+    due: OptionalDuration = None
+    remind: OptionalDuration = None
+    escalate_to: Name | None = None
+    result: Name | None = None
+    claim: Duration = 1800.0
+
+    @model_validator(mode="after")
+    def _sane_times(self) -> Self:
+        if self.role is Role.VIEWER:
+            raise ValueError("`role: viewer` cannot decide tasks; use reviewer, operator or admin")
+        for name, value in (("due", self.due), ("remind", self.remind), ("claim", self.claim)):
+            if value is not None and value <= 0:
+                raise ValueError(f"`{name}` must be a positive duration")
+        if self.due is not None and self.remind is not None and self.remind >= self.due:
+            raise ValueError("`remind` must come before `due`")
+        return self
+
+
+class AlertSchema(_Schema):
+    """One entry of ``alerts:``: a state and its thresholds."""
+
+    state: Name
+    max_age: OptionalDuration = None
+    max_items: int | None = None
+
+    @model_validator(mode="after")
+    def _a_threshold(self) -> Self:
+        if self.max_age is None and self.max_items is None:
+            raise ValueError("an alert needs `max_age` or `max_items`")
+        if (self.max_age is not None and self.max_age <= 0) or (
+            self.max_items is not None and self.max_items <= 0
+        ):
+            raise ValueError("alert thresholds must be positive")
+        return self
+
+
 class StateSchema(_Schema):
     """One state under ``states:``."""
 
@@ -266,6 +310,7 @@ class StateSchema(_Schema):
     branches: dict[Name, CommandField] | None = None
     concurrency: int | None = None
     join: Annotated[JoinSchema, BeforeValidator(_join_shorthand)] | None = None
+    task: TaskSchema | None = None
 
 
 class Conversation(StrEnum):
@@ -316,6 +361,7 @@ class WorkflowSchema(_Schema):
     input: list[Name] | None = None
     events: dict[Name, str] | None = None
     agents: dict[Name, Any] | None = None
+    alerts: list[AlertSchema] = Field(default_factory=list)
     states: dict[Name, Any]
 
 

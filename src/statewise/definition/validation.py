@@ -247,7 +247,7 @@ def _check_parallel(c: _Checker, state: State) -> None:
 
 def _check_events(c: _Checker) -> None:
     for state in c.states:
-        waits = state.kind is StateKind.WAITING
+        waits = state.waits
         for index, transition in enumerate(state.transitions):
             path = ("states", state.name, "transitions", index)
             if waits and transition.after is None and transition.on == DONE_EVENT:
@@ -524,8 +524,85 @@ def _check_reserved_names(c: _Checker) -> None:
                 )
 
 
+def _check_human(c: _Checker) -> None:
+    """A human state opens a task and leaves only by a decision (or a timer)."""
+    names = list(c.definition.states) + sorted(c.unparsed)
+    for state in c.states:
+        path: Path = ("states", state.name)
+        if state.kind is not StateKind.HUMAN:
+            if state.task is not None:
+                c.report(
+                    f"state `{state.name}` has a `task` but is `kind: {state.kind}`; "
+                    f"set `kind: human` or remove it",
+                    (*path, "task"),
+                )
+            continue
+        if state.task is None:
+            c.report(
+                f"human state `{state.name}` needs a `task:` with at least a `queue`",
+                (*path, "kind"),
+            )
+            continue
+        if state.command is not None or state.parallel is not None:
+            c.report(
+                f"human state `{state.name}` cannot run commands or branches; a person "
+                f"decides it, so run the work in a state before it",
+                (*path, "kind"),
+            )
+        if not state.outcomes and c.complete:
+            c.report(
+                f"human state `{state.name}` offers no outcomes; add transitions such as "
+                f"`- on: approve` for the decisions a person can make",
+                (*path, "transitions"),
+            )
+        if state.task.result in state.outcomes:
+            c.report(
+                f"outcome `{state.task.result}` of `{state.name}` has the name of the "
+                f"decision's result key; rename one (set `task.result`)",
+                (*path, "task"),
+            )
+        target = state.task.escalate_to
+        if target is not None and not c.known_state(target):
+            c.report(
+                f"`escalate_to` names unknown state `{target}`{suggest(target, names)}",
+                (*path, "task", "escalate_to"),
+            )
+        _check_form(c, state.task.form, (*path, "task", "form"))
+
+
+def _check_form(c: _Checker, form: object, path: Path) -> None:
+    """An inline form must be a valid JSON Schema of an object (when jsonschema is here)."""
+    if not isinstance(form, dict):
+        return
+    if form.get("type", "object") != "object":
+        c.report("a task's `form` must describe an object (`type: object`)", path)
+        return
+    try:
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+        from jsonschema.validators import validator_for
+    except ImportError:
+        return
+    try:
+        validator_for(form, default=Draft202012Validator).check_schema(form)
+    except SchemaError as exc:
+        c.report(f"`form` is not a valid JSON Schema: {exc.message}", path)
+
+
+def _check_alerts(c: _Checker) -> None:
+    names = list(c.definition.states) + sorted(c.unparsed)
+    for index, alert in enumerate(c.definition.alerts):
+        if not c.known_state(alert.state):
+            c.report(
+                f"alert on unknown state `{alert.state}`{suggest(alert.state, names)}",
+                ("alerts", index, "state"),
+            )
+
+
 _RULES: tuple[Callable[[_Checker], None], ...] = (
     _check_references,
+    _check_human,
+    _check_alerts,
     _check_initial,
     _check_shapes,
     _check_events,

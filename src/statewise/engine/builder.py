@@ -20,14 +20,23 @@ from statewise.definition.model import (
 )
 from statewise.engine.effects import (
     CancelTimers,
+    CloseTask,
     Effect,
+    OpenTask,
     RunCommand,
     SaveConversation,
     SetContext,
     StartTimer,
+    TaskClosing,
     set_path,
 )
-from statewise.engine.events import RETRY_TIMER, CommandFailed, CommandSucceeded
+from statewise.engine.events import (
+    RETRY_TIMER,
+    TASK_DUE_TIMER,
+    TASK_REMINDER_TIMER,
+    CommandFailed,
+    CommandSucceeded,
+)
 from statewise.engine.item import BranchRun, HistoryRecord, Item, ItemStatus
 from statewise.engine.parallel import fan_out
 from statewise.engine.result import Hop, Outcome, StepResult
@@ -77,6 +86,7 @@ def _holds_object(context: Mapping[str, JSON], path: tuple[str, ...]) -> bool:
 _STATUS_BY_KIND = {
     StateKind.FINAL: ItemStatus.DONE,
     StateKind.WAITING: ItemStatus.WAITING,
+    StateKind.HUMAN: ItemStatus.WAITING,
 }
 
 
@@ -104,6 +114,7 @@ class StepBuilder:
         self.history: list[HistoryRecord] = []
         self.moved = False
         self.hops = 0
+        self.task_closed = False
 
     @property
     def state(self) -> State:
@@ -185,8 +196,13 @@ class StepBuilder:
         note = hop.note or f"unhandled error; escalated to {self.definition.escalation!r}"
         self.enter(self.definition.escalation, replace(hop, note=note))
 
-    def enter(self, target: str, hop: Hop, selection: Selection | None = None) -> None:
-        """Move into ``target``, honouring its visit budget, and start what it does."""
+    def enter(
+        self, target: str, hop: Hop, selection: Selection | None = None, budget: bool = True
+    ) -> None:
+        """Move into ``target``, honouring its visit budget, and start what it does.
+
+        ``budget`` False skips the visit budget: an operator asked for this move.
+        """
         self.hops += 1
         if self.hops > HARD_MAX_HOPS:
             raise ItemFailure(
@@ -196,11 +212,13 @@ class StepBuilder:
         if self.hops > MAX_HOPS and target != self.definition.escalation:
             loop_error = {"kind": "loop", "message": f"more than {MAX_HOPS} moves in one step"}
             target, hop = self.definition.escalation, replace(hop, error=loop_error)
-        target, hop = self._within_budget(target, hop)
+        if budget:
+            target, hop = self._within_budget(target, hop)
         origin = None if hop.origin is None else self.state_name
-        if origin is not None and self._has_timers(self.state):
-            self.effects.append(CancelTimers())
-        self.record(hop, to_state=target, selection=selection, from_state=origin)
+        if origin is not None:
+            self._leave(self.state)
+        dwell = None if origin is None else self.now - self.entered_at
+        self.record(hop, to_state=target, selection=selection, from_state=origin, dwell=dwell)
         visits = dict(self.visits)
         visits[target] = visits.get(target, 0) + 1
         state = self.definition.state(target)
@@ -231,9 +249,31 @@ class StepBuilder:
             state = self.definition.state(target)
         return target, hop
 
-    @staticmethod
-    def _has_timers(state: State) -> bool:
-        return any(t.after is not None for t in state.transitions)
+    def _leave(self, state: State) -> None:
+        """Drop what the state being left was waiting on: its timers, its open task."""
+        task = state.task
+        if any(t.after is not None for t in state.transitions) or (
+            task is not None and (task.due is not None or task.remind is not None)
+        ):
+            self.effects.append(CancelTimers())
+        if state.kind is StateKind.HUMAN:
+            self.close_task("cancelled")
+
+    def close_task(
+        self,
+        status: TaskClosing,
+        actor: str = "system",
+        outcome: str | None = None,
+        comment: str | None = None,
+        data: JSON = None,
+    ) -> None:
+        """Close the open task of the current state visit, once."""
+        if self.task_closed:
+            return
+        self.task_closed = True
+        self.effects.append(
+            CloseTask(self.state_name, self.visit, status, actor, outcome, comment, data)
+        )
 
     def _on_entry(self, state: State) -> None:
         visit = self.visit
@@ -242,13 +282,29 @@ class StepBuilder:
                 self.effects.append(
                     StartTimer(transition.on, self.now + transition.after, state.name, visit)
                 )
-        if state.kind is StateKind.PARALLEL:
+        if state.kind is StateKind.HUMAN:
+            self._open_task(state)
+        elif state.kind is StateKind.PARALLEL:
             fan_out(self, state)
         elif _runs_command(state):
             assert state.command is not None
             self.run_command(state.command, 1)
         elif state.kind in (StateKind.NORMAL, StateKind.INITIAL):
             self.fire(DONE_EVENT, Hop(event=DONE_EVENT, kind="automatic"))
+
+    def _open_task(self, state: State) -> None:
+        """A person's task for this visit, with timers for its reminder and due time."""
+        task = state.task
+        assert task is not None  # validation: every human state has a task
+        self.task_closed = False
+        due_at = None if task.due is None else self.now + task.due
+        remind_at = None if task.remind is None else self.now + task.remind
+        self.effects.append(
+            OpenTask(state.name, self.visit, task.queue, task.role.value, due_at, remind_at)
+        )
+        for name, at in ((TASK_REMINDER_TIMER, remind_at), (TASK_DUE_TIMER, due_at)):
+            if at is not None:
+                self.effects.append(StartTimer(name, at, state.name, self.visit))
 
     def run_command(
         self, command: Command, attempt: int, branch: str | None = None, input: JSON = None
@@ -317,8 +373,12 @@ class StepBuilder:
         to_state: str | None = None,
         selection: Selection | None = None,
         from_state: str | None = None,
+        dwell: float | None = None,
     ) -> None:
-        """Append an audit row; ``seq`` numbers rows without gaps across steps."""
+        """Append an audit row; ``seq`` numbers rows without gaps across steps.
+
+        ``dwell`` is the time spent in the state this row leaves.
+        """
         origin = from_state if from_state is not None or hop.origin is None else self.state_name
         self.history.append(
             HistoryRecord(
@@ -339,6 +399,8 @@ class StepBuilder:
                 error=hop.error,
                 note=hop.note,
                 usage=hop.usage,
+                dwell=dwell,
+                decision=hop.decision,
             )
         )
 

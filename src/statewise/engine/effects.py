@@ -90,6 +90,9 @@ class OpenTask:
     kind: Literal["open_task"] = "open_task"
 
 
+TaskClosing = Literal["decided", "expired", "cancelled"]
+
+
 @dataclass(frozen=True, slots=True)
 class CloseTask:
     """Close the open task of one state visit: decided, expired or cancelled.
@@ -99,7 +102,7 @@ class CloseTask:
 
     state: str
     visit: int
-    status: Literal["decided", "expired", "cancelled"]
+    status: TaskClosing
     actor: str = "system"
     outcome: str | None = None
     comment: str | None = None

@@ -3,14 +3,15 @@
 Whatever an item carries that makes a step impossible (a version no worker has, a value the
 store cannot encode, a loop past every budget) must stop that item alone, never the runner.
 ``fail_item`` is the pure step that does so: it moves the item to status ``failed`` where it
-stands, records why in its audit trail, and drops its pending work so nothing waits on it.
+stands, records why in its audit trail, and drops its pending work (and any open human
+task) so nothing waits on it.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from statewise.engine.effects import CancelCommands, CancelTimers
+from statewise.engine.effects import CancelCommands, CancelTimers, CloseTask
 from statewise.engine.item import HistoryRecord, Item, ItemStatus
 from statewise.engine.result import Outcome, StepResult
 
@@ -35,6 +36,6 @@ def fail_item(item: Item, reason: str, now: float, *, kind: str = "item_failure"
     return StepResult(
         item=failed,
         outcome=Outcome.MOVED,
-        effects=(CancelTimers(), CancelCommands()),
+        effects=(CancelTimers(), CancelCommands(), CloseTask(item.state, item.visit, "cancelled")),
         history=(record,),
     )

@@ -48,3 +48,4 @@ class Hop:
     note: str | None = None
     usage: dict[str, JSON] | None = None
     retry_after: float | None = None
+    decision: dict[str, JSON] | None = None

@@ -14,17 +14,23 @@ from statewise.definition.model import DONE_EVENT, ERROR_EVENT, Command, Definit
 from statewise.engine.builder import StepBuilder
 from statewise.engine.events import (
     RETRY_TIMER,
+    TASK_DUE_TIMER,
+    TASK_REMINDER_TIMER,
     CommandFailed,
     CommandSucceeded,
     Event,
     External,
+    Operate,
     Start,
+    TaskDecided,
     TimerFired,
 )
 from statewise.engine.item import Item, ItemStatus
+from statewise.engine.operations import operate
 from statewise.engine.parallel import on_branch_failure, on_branch_retry, on_branch_success
 from statewise.engine.result import Hop, Outcome, StepResult
 from statewise.engine.retry import should_retry
+from statewise.engine.tasks import decide, on_task_timer
 from statewise.errors import InvalidEventError
 
 JSON = Any
@@ -62,7 +68,9 @@ def step(definition: Definition, item: Item, event: Event, now: float) -> StepRe
     external event the item cannot take raises InvalidEventError and changes nothing.
     """
     builder = StepBuilder(definition, item, now)
-    if item.status in (ItemStatus.DONE, ItemStatus.FAILED):
+    if isinstance(event, Operate):
+        return operate(builder, event)
+    if item.status in _STOPPED:
         return _after_the_end(builder, event)
     match event:
         case Start():
@@ -75,23 +83,31 @@ def step(definition: Definition, item: Item, event: Event, now: float) -> StepRe
             return _on_external(builder, event)
         case TimerFired():
             return _on_timer(builder, event)
+        case TaskDecided():
+            return decide(builder, event)
         case _:
             assert_never(event)
 
 
+_STOPPED = (ItemStatus.DONE, ItemStatus.FAILED, ItemStatus.PAUSED, ItemStatus.CANCELLED)
+_WHY_STOPPED = {
+    ItemStatus.FAILED: "failed and is quarantined in state {state!r} (its history says why); "
+    "it accepts no events until it is redriven",
+    ItemStatus.DONE: "is finished (in final state {state!r}); it accepts no more events",
+    ItemStatus.PAUSED: "is paused in state {state!r}; resume it first",
+    ItemStatus.CANCELLED: "was cancelled in state {state!r}; redrive it to move it again",
+}
+
+
 def _after_the_end(builder: StepBuilder, event: Event) -> StepResult:
-    """A finished or quarantined item takes no events; late results only report their cost."""
+    """A stopped item takes no events but an operator's; late results only report their cost.
+
+    Finished, quarantined, paused and cancelled items alike: their pending work was dropped.
+    """
     item = builder.original
-    if isinstance(event, External | Start):
-        if item.status is ItemStatus.FAILED:
-            raise InvalidEventError(
-                f"item {item.key!r} failed and is quarantined in state {item.state!r} (its "
-                f"history says why); it accepts no events until it is redriven"
-            )
-        raise InvalidEventError(
-            f"item {item.key!r} is finished (in final state {item.state!r}); "
-            f"it accepts no more events"
-        )
+    if isinstance(event, External | Start | TaskDecided):
+        why = _WHY_STOPPED[item.status].format(state=item.state)
+        raise InvalidEventError(f"item {item.key!r} {why}")
     if isinstance(event, CommandSucceeded | CommandFailed):
         return builder.ignore_result(event)
     return StepResult(item, Outcome.IGNORED)
@@ -157,6 +173,11 @@ def _on_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
 
 def _on_external(builder: StepBuilder, event: External) -> StepResult:
     state = builder.state
+    if state.task is not None:
+        raise InvalidEventError(
+            f"state {state.name!r} is a human task; decide its task instead "
+            f"(statewise task decide, or POST /api/tasks/{{id}}/decide)"
+        )
     accepted = [
         t.on for t in state.transitions if t.after is None and t.on not in (DONE_EVENT, ERROR_EVENT)
     ]
@@ -180,6 +201,8 @@ def _on_timer(builder: StepBuilder, event: TimerFired) -> StepResult:
     item = builder.original
     if _is_stale(item, event.state, event.visit):
         return StepResult(item, Outcome.IGNORED)
+    if event.name in (TASK_DUE_TIMER, TASK_REMINDER_TIMER):
+        return on_task_timer(builder, event)
     if event.name == RETRY_TIMER:
         if event.branch is not None:
             return on_branch_retry(builder, event.branch)

@@ -1,0 +1,83 @@
+"""An operator's actions on one item: redrive (retry or move), pause, resume, cancel.
+
+They work whatever the item is doing, because they are how people step in when the process
+alone cannot go on: an escalated or quarantined item is sent back, a flood is paused. Each
+drops the work the item had pending (its commands, timers and open task; a late result of a
+running command is then ignored, its cost still recorded) and leaves an audit row naming the
+operator and their reason.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from statewise.engine.builder import StepBuilder
+from statewise.engine.effects import CancelCommands, CancelTimers
+from statewise.engine.events import Operate, Operation
+from statewise.engine.item import ItemStatus
+from statewise.engine.result import Hop, StepResult
+from statewise.errors import InvalidEventError
+
+_ENTERS = {Operation.RETRY: "redrive", Operation.MOVE: "moved", Operation.RESUME: "resumed"}
+_STOPS = {Operation.PAUSE: ItemStatus.PAUSED, Operation.CANCEL: ItemStatus.CANCELLED}
+# The statuses each operation may start from; RETRY and MOVE may start from any.
+_ALLOWED_FROM = {
+    Operation.PAUSE: (ItemStatus.ACTIVE, ItemStatus.WAITING),
+    Operation.RESUME: (ItemStatus.PAUSED,),
+    Operation.CANCEL: (
+        ItemStatus.ACTIVE,
+        ItemStatus.WAITING,
+        ItemStatus.PAUSED,
+        ItemStatus.FAILED,
+    ),
+}
+
+
+def operate(builder: StepBuilder, event: Operate) -> StepResult:
+    """Apply one operator action; InvalidEventError says why it does not fit the item."""
+    item = builder.original
+    if not event.reason.strip():
+        raise InvalidEventError("an operator action needs a reason, for the audit trail")
+    allowed = _ALLOWED_FROM.get(event.operation)
+    if allowed is not None and item.status not in allowed:
+        raise InvalidEventError(
+            f"cannot {event.operation.value} item {item.key!r}: it is {item.status.value} "
+            f"(allowed when {' or '.join(s.value for s in allowed)})"
+        )
+    _drop_pending_work(builder)
+    if event.operation in _STOPS:
+        return _stop(builder, event, _STOPS[event.operation])
+    target = item.state if event.operation is Operation.RESUME else _target(builder, event)
+    hop = Hop(event=_ENTERS[event.operation], kind="operator", actor=event.actor, note=event.reason)
+    builder.enter(target, hop, budget=False)
+    return builder.result()
+
+
+def _target(builder: StepBuilder, event: Operate) -> str:
+    states = builder.definition.states
+    if event.target is None:
+        raise InvalidEventError(f"{event.operation.value} needs the state to enter")
+    if event.target not in states:
+        close = difflib.get_close_matches(event.target, list(states), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise InvalidEventError(f"{builder.definition.ref} has no state {event.target!r}{hint}")
+    return event.target
+
+
+def _drop_pending_work(builder: StepBuilder) -> None:
+    """Commands, timers and the open task of the current visit go; ``enter`` starts anew."""
+    builder.effects.extend((CancelCommands(), CancelTimers()))
+    if builder.state.task is not None:
+        builder.close_task("cancelled")
+    builder.attempt, builder.retrying, builder.branches = 0, False, ()
+
+
+def _stop(builder: StepBuilder, event: Operate, status: ItemStatus) -> StepResult:
+    """Pause or cancel in place: the item keeps its state and context, and holds no work."""
+    builder.status = status
+    builder.moved = True
+    builder.record(
+        Hop(event=str(status), kind="operator", actor=event.actor, note=event.reason),
+        to_state=builder.state_name,
+    )
+    return builder.result()

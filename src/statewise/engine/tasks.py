@@ -1,0 +1,91 @@
+"""Human tasks in the step: a person's decision, and the task's reminder and due time.
+
+Entering a ``kind: human`` state opens a task (``StepBuilder._open_task``); this module is
+what happens to it next. A decision fires its outcome like an event, with who decided, the
+comment and the form data kept in the context and the audit row. The reminder only marks the
+task; the due time expires it and sends the item to the task's escalation target.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from statewise.engine.builder import StepBuilder
+from statewise.engine.effects import RemindTask
+from statewise.engine.events import TASK_DUE_TIMER, TaskDecided, TimerFired
+from statewise.engine.item import ItemStatus
+from statewise.engine.result import Hop, Outcome, StepResult
+from statewise.errors import InvalidEventError
+
+
+def decide(builder: StepBuilder, event: TaskDecided) -> StepResult:
+    """Fire the outcome a person chose; InvalidEventError when the task is not open."""
+    item, state = builder.original, builder.state
+    if item.state != event.state or item.visit != event.visit:
+        raise InvalidEventError(
+            f"the task of {event.state!r} (visit {event.visit}) is no longer open: item "
+            f"{item.key!r} has moved on to {item.state!r}"
+        )
+    if state.task is None or item.status is not ItemStatus.WAITING:
+        raise InvalidEventError(
+            f"item {item.key!r} in state {state.name!r} ({item.status.value}) has no open task"
+        )
+    outcomes = state.outcomes
+    if event.outcome not in outcomes:
+        close = difflib.get_close_matches(event.outcome, outcomes, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise InvalidEventError(
+            f"{event.outcome!r} is not an outcome of task {state.name!r} (choose from: "
+            f"{', '.join(outcomes)}){hint}"
+        )
+    decision = {
+        "outcome": event.outcome,
+        "comment": event.comment,
+        "data": event.data,
+        "by": event.actor,
+        "at": builder.now,
+    }
+    builder.set((state.task.result,), decision)
+    builder.close_task("decided", event.actor, event.outcome, event.comment, event.data)
+    hop = Hop(
+        event=event.outcome,
+        kind="task",
+        actor=event.actor,
+        event_data=decision,
+        decision={
+            "task_id": event.task_id,
+            "outcome": event.outcome,
+            "comment": event.comment,
+            "data": event.data,
+        },
+    )
+    if not builder.fire(event.outcome, hop):
+        raise InvalidEventError(
+            f"outcome {event.outcome!r} reached item {item.key!r} in state {state.name!r}, but "
+            f"none of its conditions held, so nothing changed"
+        )
+    return builder.result()
+
+
+def on_task_timer(builder: StepBuilder, event: TimerFired) -> StepResult:
+    """The task's reminder marks it; its due time expires it and escalates the item."""
+    state = builder.state
+    task = state.task
+    if task is None or builder.original.status is not ItemStatus.WAITING:
+        return StepResult(builder.original, Outcome.IGNORED)
+    if event.name == TASK_DUE_TIMER:
+        builder.close_task("expired")
+        target = task.escalate_to or builder.definition.escalation
+        builder.enter(
+            target,
+            Hop(
+                event="task_overdue",
+                kind="timer",
+                note=f"the task of {state.name!r} was not decided by its due time",
+            ),
+        )
+        return builder.result()
+    builder.effects.append(RemindTask(state.name, builder.visit))
+    note = f"the task of {state.name!r} is still open; reminder due"
+    builder.record(Hop(event="task_reminder", kind="timer", note=note), to_state=state.name)
+    return builder.result()
