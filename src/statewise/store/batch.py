@@ -19,7 +19,10 @@ from typing import Any, NamedTuple
 from statewise.engine.effects import (
     CancelCommands,
     CancelTimers,
+    CloseTask,
     Effect,
+    OpenTask,
+    RemindTask,
     RunCommand,
     SaveConversation,
     StartTimer,
@@ -82,6 +85,8 @@ def _payload(effect: Effect) -> str:
         if not isinstance(effect.messages, str):
             raise TypeError(f"conversation of agent {effect.agent!r} is not serialised text")
         return effect.messages
+    if isinstance(effect, CloseTask):
+        return codec.dumps(effect.data)
     return ""
 
 
@@ -100,6 +105,9 @@ class WritePlan:
     conversations: dict[tuple[int, str], ConversationRow] = field(default_factory=dict)
     consumed_outbox: list[tuple[int, int]] = field(default_factory=list)
     consumed_timers: list[tuple[int, int]] = field(default_factory=list)
+    task_opens: list[tuple[Any, ...]] = field(default_factory=list)
+    task_closes: list[tuple[Any, ...]] = field(default_factory=list)
+    task_reminders: list[tuple[Any, ...]] = field(default_factory=list)
 
     def add(self, item_id: int, entry: StepCommit, rows: EncodedStep, position: int) -> None:
         """Fold one accepted, encoded step (``position`` in its batch) into the plan, in order."""
@@ -123,6 +131,25 @@ class WritePlan:
             elif isinstance(effect, SaveConversation):
                 row = (item_id, effect.agent, payload, item.updated_at)
                 self.conversations[(item_id, effect.agent)] = row
+            else:
+                self._task(item_id, item.updated_at, effect, payload)
+
+    def _task(self, item_id: int, now: float, effect: Effect, payload: str) -> None:
+        """Human task rows: opened, closed and reminded in the order the steps did so."""
+        if isinstance(effect, OpenTask):
+            self.task_opens.append(
+                (item_id, effect.state, effect.visit, effect.queue, effect.role, now,
+                 effect.due_at, effect.remind_at)
+            )  # fmt: skip
+        elif isinstance(effect, CloseTask):
+            decided = effect.status == "decided"
+            self.task_closes.append(
+                (effect.status, effect.actor if decided else None, now, effect.outcome,
+                 effect.comment, payload if decided else None, item_id, effect.state,
+                 effect.visit)
+            )  # fmt: skip
+        elif isinstance(effect, RemindTask):
+            self.task_reminders.append((now, item_id, effect.state, effect.visit))
 
     def consume(self, entry: StepCommit, item_id: int) -> None:
         """The outbox or timer row the step used up is deleted with it.

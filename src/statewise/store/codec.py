@@ -105,6 +105,10 @@ def encode_detail(record: HistoryRecord) -> str:
         data["note"] = record.note
     if record.usage:
         data["usage"] = record.usage
+    if record.dwell is not None:
+        data["dwell"] = record.dwell
+    if record.decision is not None:
+        data["decision"] = record.decision
     return dumps(data)
 
 

@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from statewise.engine.item import Item
 from statewise.engine.result import Outcome
 from statewise.store import codec
-from statewise.store.base import ClaimedCommand, CommitOutcome, CommitStatus, Lease, StepCommit
+from statewise.store.base import (
+    ClaimedCommand,
+    CommitOutcome,
+    CommitStatus,
+    Lease,
+    StepCommit,
+    TaskGuard,
+)
 from statewise.store.batch import EncodedStep, WritePlan, encode_step
 from statewise.store.connection import Connection, Dialect, Ref
 
@@ -43,6 +50,7 @@ class _Fence:
 
     known: dict[Ref, list[int]]
     held: dict[tuple[str, int], int] | None
+    dialect: Dialect
 
     def check(self, entry: StepCommit) -> tuple[CommitStatus, list[int] | None]:
         """A step's status and its item's [id, seq] (None: no such item).
@@ -91,7 +99,9 @@ def commit_txn(
     """Fence every step, write the accepted ones; one outcome per step, in order."""
     refs = list(dict.fromkeys((c.result.item.workflow, c.result.item.key) for c in commits))
     rows = dialect.select_items_txn(db, "workflow, key, id, seq", refs, lock=True) if refs else []
-    fence = _Fence({(w, k): [i, s] for w, k, i, s in rows}, _held_txn(db, dialect, commits, lease))
+    fence = _Fence(
+        {(w, k): [i, s] for w, k, i, s in rows}, _held_txn(db, dialect, commits, lease), dialect
+    )
     plan = WritePlan()
     errors: dict[int, str] = {}
     statuses = [
@@ -122,6 +132,11 @@ def _admit_txn(
     status, current = fence.check(entry)
     if status is not CommitStatus.COMMITTED:
         return status
+    if entry.task_guard is not None:
+        refusal = _task_refusal_txn(db, fence.dialect, entry.task_guard)
+        if refusal is not None:
+            errors[position] = refusal
+            return CommitStatus.REFUSED
     item = entry.result.item
     if current is not None and entry.result.outcome is Outcome.IGNORED:
         fence.accept(entry, current)
@@ -141,6 +156,28 @@ def _admit_txn(
         fence.accept(entry, current)
     plan.add(current[0], entry, rows, position)
     return status
+
+
+def _task_refusal_txn(db: Connection, dialect: Dialect, guard: TaskGuard) -> str | None:
+    """Why the task a decision closes cannot be decided by ``guard.actor`` now, if it cannot."""
+    rows = db.execute(
+        f"SELECT status, decided_by, claimed_by, claim_until FROM tasks WHERE id = ?"
+        f"{dialect.lock_rows}",
+        (guard.task_id,),
+    )
+    if not rows:
+        return f"there is no task {guard.task_id}; nothing changed"
+    status, decided_by, claimed_by, claim_until = rows[0]
+    if status != "open":
+        by = f" by {decided_by}" if decided_by else ""
+        return f"task {guard.task_id} is already {status}{by}; nothing changed"
+    if (
+        claimed_by not in (None, guard.actor)
+        and claim_until is not None
+        and claim_until > guard.now
+    ):
+        return f"task {guard.task_id} is claimed by {claimed_by}; nothing changed"
+    return None
 
 
 def _held_txn(
@@ -205,7 +242,29 @@ def _write_txn(
         "updated_at = excluded.updated_at",
         list(plan.conversations.values()),
     )
+    _write_tasks_txn(db, plan)
     return _queue_commands_txn(db, plan, dialect, lease)
+
+
+def _write_tasks_txn(db: Connection, plan: WritePlan) -> None:
+    """Open, close and remind human tasks; closing touches only a task still open."""
+    db.executemany(
+        "INSERT INTO tasks (item_id, state, visit, queue, role, status, created_at, due_at, "
+        "remind_at) VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?) "
+        "ON CONFLICT (item_id, state, visit) DO NOTHING",
+        plan.task_opens,
+    )
+    db.executemany(
+        "UPDATE tasks SET status = ?, decided_by = ?, decided_at = ?, outcome = ?, "
+        "comment = ?, data = ?, claimed_by = NULL, claim_until = NULL "
+        "WHERE item_id = ? AND state = ? AND visit = ? AND status = 'open'",
+        plan.task_closes,
+    )
+    db.executemany(
+        "UPDATE tasks SET reminded_at = ? "
+        "WHERE item_id = ? AND state = ? AND visit = ? AND status = 'open'",
+        plan.task_reminders,
+    )
 
 
 def _queue_commands_txn(

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from statewise.engine.item import HistoryRecord, Item, ItemStatus
 from statewise.errors import NotFoundError
 from statewise.store import codec
-from statewise.store.base import CostRow, StateCount, StuckItem
+from statewise.store.base import (
+    CostRow,
+    ItemFilter,
+    PendingCommand,
+    PendingTimer,
+    PendingWork,
+    StateCount,
+    StuckItem,
+)
 from statewise.store.connection import Connection, Dialect, Ref, Row
 
 _LIVE = (ItemStatus.ACTIVE.value, ItemStatus.WAITING.value)
@@ -198,3 +207,69 @@ def release_txn(db: Connection, outbox_ids: Sequence[int], timer_ids: Sequence[i
             f"UPDATE {table} SET lease_owner = NULL, lease_until = NULL WHERE id = ?",
             [(i,) for i in sorted(ids)],
         )
+
+
+def _item_filter(where: ItemFilter) -> tuple[str, list[Any]]:
+    """The SQL condition and parameters of an item filter."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for column, value in (("workflow", where.workflow), ("state", where.state)):
+        if value is not None:
+            parts.append(f"{column} = ?")
+            params.append(value)
+    if where.status is not None:
+        parts.append("status = ?")
+        params.append(where.status.value)
+    if where.entered_before is not None:
+        parts.append("entered_at < ?")
+        params.append(where.entered_before)
+    if where.key_contains:
+        escaped = where.key_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        parts.append("key LIKE ? ESCAPE '\\'")
+        params.append(f"%{escaped}%")
+    return " AND ".join(parts) or "1 = 1", params
+
+
+def count_items_txn(db: Connection, where: ItemFilter) -> int:
+    """How many items match."""
+    condition, params = _item_filter(where)
+    return int(db.execute(f"SELECT COUNT(*) FROM items WHERE {condition}", params)[0][0])
+
+
+def find_items_txn(
+    db: Connection, where: ItemFilter, limit: int, after: tuple[float, int] | None
+) -> list[tuple[Item, tuple[float, int]]]:
+    """A keyset page of matching items, longest in their state first."""
+    condition, params = _item_filter(where)
+    if after is not None:
+        condition += " AND (entered_at > ? OR (entered_at = ? AND id > ?))"
+        params += [after[0], after[0], after[1]]
+    rows = db.execute(
+        f"SELECT {codec.ITEM_COLUMNS} FROM items WHERE {condition} ORDER BY entered_at, id LIMIT ?",
+        [*params, limit],
+    )
+    return [(codec.decode_item(row, {}), (row[6], row[0])) for row in rows]
+
+
+def pending_work_txn(db: Connection, dialect: Dialect, workflow: str, key: str) -> PendingWork:
+    """The commands and timers one item has queued."""
+    item = get_item_txn(db, dialect, workflow, key)
+    item_id = "(SELECT id FROM items WHERE workflow = ? AND key = ?)"
+    commands = db.execute(
+        "SELECT id, effect, available_at, lease_owner, lease_until FROM outbox "
+        f"WHERE item_id = {item_id} ORDER BY id",
+        (item.workflow, item.key),
+    )
+    timers = db.execute(
+        f"SELECT id, event, due_at FROM timers WHERE item_id = {item_id} ORDER BY due_at, id",
+        (item.workflow, item.key),
+    )
+    return PendingWork(
+        tuple(
+            PendingCommand(row_id, codec.decode_command(effect), available, owner, until)
+            for row_id, effect, available, owner, until in commands
+        ),
+        tuple(
+            PendingTimer(row_id, codec.decode_timer(event), due) for row_id, event, due in timers
+        ),
+    )

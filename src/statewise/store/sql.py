@@ -15,7 +15,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from statewise.definition.model import Definition, Role
 from statewise.engine.item import HistoryRecord, Item, ItemStatus
-from statewise.store import codec, queries
+from statewise.store import codec, queries, tasks, tokens
 from statewise.store.base import (
     ClaimedCommand,
     CommitOutcome,
@@ -37,6 +37,7 @@ from statewise.store.base import (
 )
 from statewise.store.commit import commit_txn
 from statewise.store.connection import Connection, Dialect, Row
+from statewise.store.stats import state_stats_txn
 from statewise.store.workflows import save_workflow_txn, workflows_txn
 
 P = ParamSpec("P")
@@ -207,20 +208,23 @@ class SQLStore(Store, Dialect):
         """Keep a model response for re-runs."""
         await self._write(queries.cache_response_txn, cache_key, response, time.time())
 
-    # Issue 7 contract: implemented by the store work of this issue (temporary until then).
     async def count_items(self, where: ItemFilter) -> int:
-        raise NotImplementedError
+        """Items matching ``where``."""
+        return await self._read(queries.count_items_txn, where)
 
     async def find_items(
         self, where: ItemFilter, *, limit: int = 100, after: tuple[float, int] | None = None
     ) -> list[tuple[Item, tuple[float, int]]]:
-        raise NotImplementedError
+        """A keyset page of matching items."""
+        return await self._read(queries.find_items_txn, where, limit, after)
 
     async def pending_work(self, workflow: str, key: str) -> PendingWork:
-        raise NotImplementedError
+        """Commands and timers of one item."""
+        return await self._read(queries.pending_work_txn, self, workflow, key)
 
     async def state_stats(self, since: float, workflow: str | None = None) -> list[StateStats]:
-        raise NotImplementedError
+        """Flow figures per state from the audit trail since ``since``."""
+        return await self._read(state_stats_txn, since, workflow)
 
     async def tasks(
         self,
@@ -232,38 +236,49 @@ class SQLStore(Store, Dialect):
         limit: int = 100,
         offset: int = 0,
     ) -> list[Task]:
-        raise NotImplementedError
+        """Human tasks, oldest first."""
+        return await self._read(tasks.tasks_txn, status, queue, workflow, key, limit, offset)
 
     async def get_task(self, task_id: int) -> Task:
-        raise NotImplementedError
+        """One task."""
+        return await self._read(tasks.get_task_txn, task_id)
 
     async def claim_task(self, task_id: int, actor: str, now: float, until: float) -> Task:
-        raise NotImplementedError
+        """Claim an open task."""
+        return await self._write(tasks.claim_task_txn, task_id, actor, now, until)
 
     async def release_task(self, task_id: int, actor: str, now: float) -> Task:
-        raise NotImplementedError
+        """Release one's claim."""
+        return await self._write(tasks.release_task_txn, task_id, actor, now)
 
     async def create_token(
         self, name: str, role: Role, secret_hash: str, now: float, queues: Sequence[str] = ()
     ) -> Token:
-        raise NotImplementedError
+        """Store a token by its hash."""
+        return await self._write(tokens.create_token_txn, name, role, secret_hash, now, queues)
 
     async def find_token(self, secret_hash: str, now: float) -> Token | None:
-        raise NotImplementedError
+        """The live token with this hash."""
+        return await self._write(tokens.find_token_txn, secret_hash, now)
 
     async def list_tokens(self) -> list[Token]:
-        raise NotImplementedError
+        """Every token."""
+        return await self._read(tokens.list_tokens_txn)
 
     async def revoke_token(self, token_id: int, now: float) -> Token:
-        raise NotImplementedError
+        """Revoke a token and its sessions."""
+        return await self._write(tokens.revoke_token_txn, token_id, now)
 
     async def create_session(
         self, session_hash: str, token_id: int, csrf: str, expires_at: float
     ) -> None:
-        raise NotImplementedError
+        """Remember a sign-in."""
+        await self._write(tokens.create_session_txn, session_hash, token_id, csrf, expires_at)
 
     async def find_session(self, session_hash: str, now: float) -> Session | None:
-        raise NotImplementedError
+        """A live session."""
+        return await self._read(tokens.find_session_txn, session_hash, now)
 
     async def delete_session(self, session_hash: str) -> None:
-        raise NotImplementedError
+        """Sign out."""
+        await self._write(tokens.delete_session_txn, session_hash)
