@@ -34,12 +34,12 @@ class TaskDesk:
         self,
         writer: ItemWriter,
         registry: CommandRegistry | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.writer = writer
         self.store = writer.store
         self.registry = registry or CommandRegistry()
-        self.clock = clock
+        self.clock = clock or writer.clock
 
     def state_of(self, task: Task) -> State:
         """The human state a task belongs to, in the version its item runs on."""
