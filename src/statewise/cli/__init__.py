@@ -3,7 +3,7 @@
 One module per family of commands; importing them registers their commands on ``app``.
 """
 
-from statewise.cli import authoring, inspecting, intervening, operating, running
+from statewise.cli import authoring, inspecting, intervening, operating, running, serving
 from statewise.cli.common import app
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "main",
     "operating",
     "running",
+    "serving",
 ]
 
 

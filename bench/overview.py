@@ -1,0 +1,211 @@
+"""Reading a big store: ``python bench/overview.py [--items N] [--postgres URL]``.
+
+The dashboard's two hot reads, the per-state overview (``state_counts``) and the item list
+filtered by state (``find_items``, first page and a page deep in via its cursor), are timed
+with 1,000,000 items in the store, on SQLite and on PostgreSQL (target: under 200 ms each),
+with the dry-run count of a bulk operation and the hour's per-state flow figures beside them.
+
+The fill bypasses the engine and writes rows straight into the store's own tables (after the
+store created them with its migrations): only reading is measured here, and starting a
+million items through the engine would take most of the run. Items spread over 3 workflows of
+10 states with realistic statuses and ages; each has a short audit trail in the last hour.
+Figures go to ``bench/results-overview.json``; a median of ``--runs`` timings after one
+warm-up is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from measure import machine_info
+from rich.console import Console
+from rich.table import Table
+from run import git_revision
+
+from statewise.store import open_store
+from statewise.store.base import ItemFilter, Store
+
+WORKFLOWS = ("orders", "support", "content")
+STATES = [f"stage_{n}" for n in range(10)]
+TARGET_MS = 200.0
+DEFAULT_PG = "postgresql://127.0.0.1:5432/test"
+HERE = Path(__file__).parent
+
+
+def _rows(count: int, now: float) -> Iterator[tuple[Any, ...]]:
+    """Item rows: (id, workflow, version, key, state, status, entered_at, created_at,
+    updated_at, seq, attempt, retrying, visits, branches)."""
+    rng = random.Random(7)
+    for n in range(1, count + 1):
+        state = rng.choice(STATES)
+        status = "done" if state == "stage_9" else rng.choice(("active", "waiting", "active"))
+        entered = now - rng.expovariate(1 / 3600)
+        yield (n, rng.choice(WORKFLOWS), 1, f"item-{n}", state, status, entered, entered - 60,
+               entered, 3, 1, False, json.dumps({state: 1}), None)  # fmt: skip
+
+
+def _history(count: int, now: float) -> Iterator[tuple[Any, ...]]:
+    """One departure row per item in the last hour, with its dwell time, for state_stats."""
+    rng = random.Random(8)
+    for n in range(1, count + 1):
+        origin, target = rng.sample(STATES, 2)
+        detail = json.dumps({"event_kind": "command", "dwell": rng.expovariate(1 / 30)})
+        yield (n, 1, now - rng.random() * 3600, origin, target, "done", detail)
+
+
+_ITEM_INSERT = (
+    "INSERT INTO items (id, workflow, version, key, state, status, entered_at, created_at, "
+    "updated_at, seq, attempt, retrying, visits, branches) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_HISTORY_INSERT = (
+    "INSERT INTO history (item_id, seq, at, from_state, to_state, event, detail) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def fill_sqlite(path: Path, count: int, now: float) -> None:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.executemany(_ITEM_INSERT, _rows(count, now))
+        db.executemany(_HISTORY_INSERT, _history(min(count, 200_000), now))
+        db.execute("ANALYZE")
+
+
+def fill_postgres(dsn: str, schema: str, count: int, now: float) -> None:
+    import psycopg
+
+    with psycopg.connect(dsn, options=f"-c search_path={schema}") as conn:
+        with conn.cursor() as cursor:
+            columns = _ITEM_INSERT.split("(")[1].split(")")[0]
+            with cursor.copy(f"COPY items ({columns}) FROM STDIN") as copy:
+                for row in _rows(count, now):
+                    copy.write_row(row)
+            with cursor.copy(
+                "COPY history (item_id, seq, at, from_state, to_state, event, detail) FROM STDIN"
+            ) as copy:
+                for row in _history(min(count, 200_000), now):
+                    copy.write_row(row)
+        conn.commit()
+        conn.execute("ANALYZE items")
+        conn.execute("ANALYZE history")
+        conn.commit()
+
+
+async def _median_ms(call: Callable[[], Awaitable[Any]], runs: int) -> float:
+    await call()
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        await call()
+        timings.append((time.perf_counter() - started) * 1000)
+    return statistics.median(timings)
+
+
+async def measure(store: Store, runs: int, now: float) -> dict[str, float]:
+    """Median milliseconds of each read the dashboard and a bulk dry run make."""
+    in_state = ItemFilter(workflow="orders", state="stage_3")
+    first = await store.find_items(in_state, limit=50)
+    deep_cursor: tuple[float, int] | None = first[-1][1]
+    for _ in range(200):  # up to 10,000 items in
+        page = await store.find_items(in_state, limit=50, after=deep_cursor)
+        if len(page) < 50:
+            break
+        deep_cursor = page[-1][1]
+    return {
+        "overview (state_counts)": await _median_ms(store.state_counts, runs),
+        "item list by state, first page": await _median_ms(
+            lambda: store.find_items(in_state, limit=50), runs
+        ),
+        "item list by state, page 201": await _median_ms(
+            lambda: store.find_items(in_state, limit=50, after=deep_cursor), runs
+        ),
+        "count in a state (bulk dry run)": await _median_ms(
+            lambda: store.count_items(in_state), runs
+        ),
+        "flow figures, last hour (state_stats)": await _median_ms(
+            lambda: store.state_stats(now - 3600), max(3, runs // 2)
+        ),
+    }
+
+
+async def run_sqlite(count: int, runs: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "overview.sqlite"
+        now = time.time()
+        store = open_store(str(path))
+        await store.close()
+        fill_sqlite(path, count, now)
+        store = open_store(str(path))
+        try:
+            return await measure(store, runs, now)
+        finally:
+            await store.close()
+
+
+async def run_postgres(dsn: str, count: int, runs: int) -> dict[str, float]:
+    import psycopg
+
+    schema = f"bench_overview_{uuid.uuid4().hex[:8]}"
+    url = f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"
+    now = time.time()
+    store = open_store(url)
+    try:
+        await store.schema_version()
+        fill_postgres(dsn, schema, count, now)
+        return await measure(store, runs, now)
+    finally:
+        await store.close()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--postgres", default=DEFAULT_PG, help="'' to skip PostgreSQL")
+    parser.add_argument("--output", type=Path, default=HERE / "results-overview.json")
+    args = parser.parse_args()
+    console = Console()
+    results: dict[str, dict[str, float]] = {}
+    console.print(f"filling SQLite with {args.items:,} items ...")
+    results["sqlite"] = asyncio.run(run_sqlite(args.items, args.runs))
+    if args.postgres:
+        console.print(f"filling PostgreSQL with {args.items:,} items ...")
+        results["postgres"] = asyncio.run(run_postgres(args.postgres, args.items, args.runs))
+    table = Table("read", *results, title=f"{args.items:,} items: median ms (target < 200)")
+    for name in results["sqlite"]:
+        cells = []
+        for store in results:
+            value = results[store][name]
+            cells.append(f"{value:.1f}" + ("" if value < TARGET_MS else " MISSED"))
+        table.add_row(name, *cells)
+    console.print(table)
+    args.output.write_text(
+        json.dumps(
+            {
+                "items": args.items,
+                "results_ms": results,
+                "machine": machine_info(),
+                "revision": git_revision(),
+            },
+            indent=2,
+        )  # fmt: skip
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

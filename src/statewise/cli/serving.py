@@ -1,0 +1,136 @@
+"""Commands for the HTTP service: ``statewise serve`` and ``statewise token``.
+
+FastAPI and uvicorn are imported only when ``serve`` runs, so the rest of the command line
+stays light and works without the ``service`` extra.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from statewise.cli.common import (
+    DEFAULT_DB,
+    CommandsOption,
+    DbOption,
+    app,
+    console,
+    errors,
+    fail,
+    run_async,
+    with_store,
+)
+from statewise.cli.running import prepare
+from statewise.definition.model import Role
+from statewise.store import Store, open_store
+
+tokens_app = typer.Typer(help="API tokens: create (shown once), list, revoke.")
+app.add_typer(tokens_app, name="token")
+
+
+@app.command()
+def serve(
+    db: DbOption = DEFAULT_DB,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    commands: CommandsOption = None,
+    workers: Annotated[
+        bool,
+        typer.Option(
+            "--workers/--no-workers",
+            help="Also perform work in this process (default), or only serve the API.",
+        ),
+    ] = True,
+    lease: Annotated[float, typer.Option(min=1, help="Work lease, seconds.")] = 60.0,
+) -> None:
+    """Serve the JSON API (OpenAPI at /openapi.json) and the dashboard, with workers."""
+    try:
+        import uvicorn
+
+        from statewise.service import ServiceContext, create_app
+    except ImportError as exc:
+        fail(
+            f"statewise serve needs the service extra (pip install 'statewise[service]'): {exc}", 1
+        )
+
+    async def main() -> None:
+        store = open_store(db)
+        try:
+            catalog, _ = await prepare(store, None, commands or [])
+            ctx = ServiceContext(store, catalog, workers=workers, lease_seconds=lease)
+            config = uvicorn.Config(
+                create_app(ctx), host=host, port=port, log_level="info", access_log=False
+            )
+            errors.print(
+                f"statewise serving {', '.join(catalog.held())} on http://{host}:{port} "
+                f"({'with' if workers else 'without'} workers)"
+            )
+            await uvicorn.Server(config).serve()
+        finally:
+            await store.close()
+
+    run_async(main())
+
+
+@tokens_app.command(name="create")
+def token_create(
+    role: Annotated[Role, typer.Option(help="viewer, reviewer, operator or admin.")],
+    db: DbOption = DEFAULT_DB,
+    name: Annotated[str | None, typer.Option(help="A name for the audit trail.")] = None,
+    queue: Annotated[
+        list[str] | None, typer.Option(help="Limit a reviewer to these task queues. Repeatable.")
+    ] = None,
+) -> None:
+    """Create a token; it is printed once, on the last line, and stored only as a hash."""
+    from statewise.service.auth import hash_secret, new_secret
+
+    secret = new_secret()
+    label = name or f"{role.value}-{int(time.time())}"
+
+    async def create(store: Store) -> None:
+        token = await store.create_token(label, role, hash_secret(secret), time.time(), queue or [])
+        errors.print(f"token {token.id} ({token.name}, {token.role.value}); it is shown only once:")
+
+    run_async(with_store(db, create))
+    print(secret)
+
+
+@tokens_app.command(name="list")
+def token_list(db: DbOption = DEFAULT_DB) -> None:
+    """Every token (never its secret)."""
+
+    async def show(store: Store) -> None:
+        table = Table("id", "name", "role", "queues", "last used", "revoked")
+        for token in await store.list_tokens():
+            table.add_row(
+                str(token.id),
+                token.name,
+                token.role.value,
+                ", ".join(token.queues) or "all",
+                _when(token.last_used_at),
+                _when(token.revoked_at),
+            )
+        console.print(table)
+
+    run_async(with_store(db, show))
+
+
+@tokens_app.command(name="revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="The token's id (see `token list`).")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Revoke a token at once; its dashboard sessions end with it."""
+
+    async def revoke(store: Store) -> None:
+        token = await store.revoke_token(token_id, time.time())
+        console.print(f"token {token.id} ({token.name}) revoked")
+
+    run_async(with_store(db, revoke))
+
+
+def _when(at: float | None) -> str:
+    return "" if at is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(at))

@@ -1,0 +1,80 @@
+"""Request bodies of the API, validated by pydantic before any handler runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from statewise.definition.model import Role
+from statewise.engine.events import Operation
+from statewise.engine.item import ItemStatus
+
+MAX_BATCH = 10_000
+Key = Field(min_length=1, max_length=500)
+
+
+class StartItem(BaseModel):
+    """Start one item; a key that exists already leaves that item as it is."""
+
+    workflow: str = Field(min_length=1)
+    key: str = Key
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class BatchEntry(BaseModel):
+    """One item of a batch start."""
+
+    key: str = Key
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class StartBatch(BaseModel):
+    """Start up to 10,000 items of one workflow, idempotent per key."""
+
+    workflow: str = Field(min_length=1)
+    items: list[BatchEntry] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class SendEvent(BaseModel):
+    """An external event for one item."""
+
+    name: str = Field(min_length=1)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Redrive(BaseModel):
+    """Retry the failed command (``to`` null) or move into state ``to``."""
+
+    reason: str = Field(min_length=1)
+    to: str | None = None
+
+
+class Bulk(BaseModel):
+    """One operation on every item the filter matches; a dry run unless told otherwise."""
+
+    operation: Operation
+    reason: str = Field(min_length=1)
+    target: str | None = None
+    workflow: str | None = None
+    state: str | None = None
+    status: ItemStatus | None = None
+    older_than: float | None = Field(default=None, ge=0)
+    q: str | None = None
+    dry_run: bool = True
+
+
+class Decide(BaseModel):
+    """A person's decision of a human task."""
+
+    outcome: str = Field(min_length=1)
+    comment: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class NewToken(BaseModel):
+    """A token to create; its secret is shown once in the answer."""
+
+    name: str = Field(min_length=1, max_length=100)
+    role: Role
+    queues: list[str] = Field(default_factory=list)

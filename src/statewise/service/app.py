@@ -1,0 +1,51 @@
+"""The FastAPI application: the API, the dashboard and metrics on one store.
+
+With ``workers`` the app's lifespan runs the context's runner until shutdown, then drains it,
+so one process serves people and performs work; without, it only writes, beside separate
+``statewise worker`` processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from statewise.service import errors
+from statewise.service.api import admin, items, tasks, workflows
+from statewise.service.context import ServiceContext
+
+logger = logging.getLogger("statewise.service")
+DRAIN_SECONDS = 10.0
+
+
+def create_app(ctx: ServiceContext) -> FastAPI:
+    """The service for ``ctx``."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not ctx.workers:
+            yield
+            return
+        stop = asyncio.Event()
+        work = asyncio.create_task(ctx.runner.run(stop=stop, drain=DRAIN_SECONDS))
+        try:
+            yield
+        finally:
+            stop.set()
+            await work
+
+    app = FastAPI(
+        title="statewise",
+        summary="AI workflows as durable state machines: items, human tasks, operations.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.context = ctx
+    errors.install(app)
+    for module in (workflows, items, tasks, admin):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,52 @@
+"""What every request handler works with: the store, the definitions held, the writers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from statewise.actions import TaskDesk
+from statewise.definition.model import Definition
+from statewise.errors import NotFoundError
+from statewise.store.base import Store
+from statewise.worker.catalog import Catalog
+from statewise.worker.runner import Runner
+
+
+@dataclass
+class ServiceContext:
+    """One service process: its store and catalog, and the runner that writes (and works).
+
+    ``workers`` says whether the runner also performs work in this process (``statewise
+    serve``) or only writes, beside separate ``statewise worker`` processes (``--no-workers``).
+    """
+
+    store: Store
+    catalog: Catalog
+    workers: bool = True
+    lease_seconds: float = 60.0
+    clock: Callable[[], float] = time.time
+    runner: Runner = field(init=False)
+    desk: TaskDesk = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.runner = Runner(
+            self.store,
+            self.catalog.definitions,
+            self.catalog.registry,
+            lease_seconds=self.lease_seconds,
+            clock=self.clock,
+        )
+        self.desk = TaskDesk(self.runner, self.catalog.registry, self.clock)
+
+    def definition(self, name: str, version: int | None = None) -> Definition:
+        """A held definition by name (its newest version unless one is named)."""
+        found = [d for d in self.catalog.definitions if d.name == name]
+        if version is not None:
+            found = [d for d in found if d.version == version]
+        if not found:
+            held = ", ".join(sorted({d.name for d in self.catalog.definitions})) or "none"
+            which = f"{name}@{version}" if version is not None else name
+            raise NotFoundError(f"no workflow {which!r} is held here (held: {held})")
+        return max(found, key=lambda d: d.version)
