@@ -36,6 +36,7 @@ _PALETTE: dict[str, tuple[str, str]] = {
     StateKind.NORMAL: ("#ffffff", "#334155"),
     StateKind.WAITING: ("#fffbeb", "#b45309"),
     StateKind.PARALLEL: ("#eef2ff", "#4338ca"),
+    StateKind.HUMAN: ("#fdf4ff", "#a21caf"),
     StateKind.FINAL: ("#f1f5f9", "#0f172a"),
     "missing": ("#fef2f2", "#dc2626"),
 }
@@ -154,6 +155,8 @@ def _route_of(edge: Edge, ranks: Mapping[str, int]) -> Route:
 
 
 def _details(state: State | None) -> str:
+    if state is not None and state.task is not None:
+        return f"person · queue {state.task.queue}"
     return " · ".join(parallel_summary(state)) if state is not None else ""
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from statewise.service.api.models import NewToken
+from statewise.service.api.models import NewToken, RowId
 from statewise.service.auth import Admin, Context, Viewer, hash_secret, new_secret
 from statewise.store.base import Token
 
@@ -46,5 +46,5 @@ async def create_token(body: NewToken, ctx: Context, _: Admin) -> dict[str, Any]
 
 
 @router.delete("/tokens/{token_id}", summary="Revoke a token and end its sessions", tags=["tokens"])
-async def revoke_token(token_id: int, ctx: Context, _: Admin) -> dict[str, Any]:
+async def revoke_token(token_id: RowId, ctx: Context, _: Admin) -> dict[str, Any]:
     return token_json(await ctx.store.revoke_token(token_id, ctx.clock()))

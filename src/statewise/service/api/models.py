@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import BaseModel, Field
 
 from statewise.definition.model import Role
@@ -11,6 +12,8 @@ from statewise.engine.events import Operation
 from statewise.engine.item import ItemStatus
 
 MAX_BATCH = 10_000
+# Ids are positive and fit every store's integer column.
+RowId = Annotated[int, Path(ge=1, le=2**53)]
 Key = Field(min_length=1, max_length=500)
 
 

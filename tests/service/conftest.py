@@ -1,0 +1,106 @@
+"""A real statewise service on 127.0.0.1: uvicorn in a thread, a real store, real tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from statewise.definition.model import Role
+from statewise.service import ServiceContext, create_app
+from statewise.service.auth import hash_secret, new_secret
+from statewise.store import open_store
+from statewise.worker.catalog import Catalog
+from statewise.worker.runner import Runner
+
+from actions.conftest import REVIEW_YAML, registry
+
+__all__ = ["REVIEW_YAML", "Server"]
+
+
+@dataclass
+class Server:
+    """A running service: its address, one token per role, and its store's URL."""
+
+    url: str
+    tokens: dict[str, str]
+    store_url: str
+
+    def client(self, role: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _prepare(store_url: str, items: int) -> dict[str, str]:
+    from statewise.definition import loads
+
+    store = open_store(store_url)
+    try:
+        review = loads(REVIEW_YAML, file="review.yaml", commands=registry.names())
+        await store.save_workflow(review, "review.yaml", [])
+        runner = Runner(store, [review], registry)
+        await runner.start(review, [(f"order-{n}", {"amount": 50}) for n in range(items)])
+        await runner.run(max_wait=0)
+        tokens = {}
+        for role in Role:
+            secret = new_secret()
+            await store.create_token(role.value, role, hash_secret(secret), time.time())
+            tokens[role.value] = secret
+        secret = new_secret()
+        await store.create_token("billing", Role.REVIEWER, hash_secret(secret), time.time(), ["billing"])
+        tokens["billing"] = secret
+        return tokens
+    finally:
+        await store.close()
+
+
+def run_server(store_url: str, items: int = 3, workers: bool = True) -> Iterator[Server]:
+    """Start the service on a free port and stop it afterwards."""
+    tokens = asyncio.run(_prepare(store_url, items))
+    port = _free_port()
+    holder: dict[str, uvicorn.Server] = {}
+
+    async def serve() -> None:
+        from statewise.definition import loads
+
+        store = open_store(store_url)
+        review = loads(REVIEW_YAML, file="review.yaml", commands=registry.names())
+        ctx = ServiceContext(store, Catalog([review], registry), workers=workers)
+        config = uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
+        holder["server"] = server = uvicorn.Server(config)
+        try:
+            await server.serve()
+        finally:
+            await store.close()
+
+    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not (holder.get("server") and holder["server"].started):
+        if time.time() > deadline or not thread.is_alive():
+            raise RuntimeError("the service did not start")
+        time.sleep(0.05)
+    try:
+        yield Server(f"http://127.0.0.1:{port}", tokens, store_url)
+    finally:
+        holder["server"].should_exit = True
+        thread.join(30)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    yield from run_server(f"sqlite:///{tmp_path / 'service.sqlite'}")

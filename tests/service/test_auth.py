@@ -1,0 +1,97 @@
+"""Every endpoint of the OpenAPI spec tried with no token, a wrong token and each role."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from statewise.definition.model import Role
+
+from .conftest import Server
+
+# The least role each endpoint needs; every route of the spec must be listed here.
+NEEDS = {
+    ("GET", "/api/workflows"): Role.VIEWER,
+    ("GET", "/api/workflows/{name}"): Role.VIEWER,
+    ("GET", "/api/workflows/{name}/diagram"): Role.VIEWER,
+    ("POST", "/api/items"): Role.OPERATOR,
+    ("POST", "/api/items/batch"): Role.OPERATOR,
+    ("GET", "/api/items"): Role.VIEWER,
+    ("GET", "/api/items/{workflow}/{key}"): Role.VIEWER,
+    ("GET", "/api/items/{workflow}/{key}/history"): Role.VIEWER,
+    ("POST", "/api/items/{workflow}/{key}/events"): Role.OPERATOR,
+    ("POST", "/api/items/{workflow}/{key}/redrive"): Role.OPERATOR,
+    ("POST", "/api/bulk"): Role.OPERATOR,
+    ("GET", "/api/tasks"): Role.VIEWER,
+    ("GET", "/api/tasks/{task_id}"): Role.VIEWER,
+    ("POST", "/api/tasks/{task_id}/claim"): Role.REVIEWER,
+    ("POST", "/api/tasks/{task_id}/release"): Role.REVIEWER,
+    ("POST", "/api/tasks/{task_id}/decide"): Role.REVIEWER,
+    ("GET", "/api/costs"): Role.VIEWER,
+    ("GET", "/api/tokens"): Role.ADMIN,
+    ("POST", "/api/tokens"): Role.ADMIN,
+    ("DELETE", "/api/tokens/{token_id}"): Role.ADMIN,
+}
+SAMPLE = {"name": "review", "workflow": "review", "key": "order-0", "task_id": "1", "token_id": "99"}
+
+
+def _routes(server: Server) -> list[tuple[str, str]]:
+    with server.client() as client:
+        spec = client.get("/openapi.json").json()
+    return [
+        (method.upper(), path)
+        for path, operations in spec["paths"].items()
+        for method in operations
+        if path.startswith("/api")
+    ]
+
+
+def _call(server: Server, role: str | None, method: str, path: str, token: str | None = None):  # type: ignore[no-untyped-def]
+    url = re.sub(r"\{(\w+)\}", lambda m: SAMPLE[m.group(1)], path)
+    with server.client(role) as client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return client.request(method, url, headers=headers, json={} if method != "GET" else None)
+
+
+def test_every_route_is_in_the_role_table(server: Server) -> None:
+    assert sorted(_routes(server)) == sorted(NEEDS)
+
+
+@pytest.mark.parametrize("route", sorted(NEEDS))
+def test_each_route_refuses_strangers_and_lower_roles(
+    server: Server, route: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    method, path = route
+    caplog.set_level(logging.DEBUG)
+    anonymous = _call(server, None, method, path)
+    assert anonymous.status_code == 401, anonymous.text
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    wrong = _call(server, None, method, path, token="sw_not-a-real-token")
+    assert wrong.status_code == 401 and "unknown or revoked" in wrong.json()["message"]
+    for role in Role:
+        answer = _call(server, role.value, method, path)
+        if role.allows(NEEDS[route]):
+            assert answer.status_code not in (401, 403), (role, answer.text)
+        else:
+            assert answer.status_code == 403, (role, answer.text)
+            assert f"needs the {NEEDS[route].value} role" in answer.json()["message"]
+        assert server.tokens[role.value] not in answer.text
+    logged = caplog.text
+    for secret in server.tokens.values():
+        assert secret not in logged
+
+
+def test_a_revoked_token_stops_working_at_once(server: Server) -> None:
+    with server.client("admin") as admin:
+        created = admin.post("/api/tokens", json={"name": "temp", "role": "viewer"})
+        assert created.status_code == 201
+        secret, token_id = created.json()["secret"], created.json()["id"]
+        listed = admin.get("/api/tokens").json()
+        assert all("secret" not in token for token in listed)
+        with server.client() as anyone:
+            headers = {"Authorization": f"Bearer {secret}"}
+            assert anyone.get("/api/workflows", headers=headers).status_code == 200
+            assert admin.delete(f"/api/tokens/{token_id}").status_code == 200
+            assert anyone.get("/api/workflows", headers=headers).status_code == 401
