@@ -14,14 +14,13 @@ import httpx
 import pytest
 import uvicorn
 
+from actions.conftest import REVIEW_YAML, registry
 from statewise.definition.model import Role
 from statewise.service import ServiceContext, create_app
 from statewise.service.auth import hash_secret, new_secret
 from statewise.store import open_store
 from statewise.worker.catalog import Catalog
 from statewise.worker.runner import Runner
-
-from actions.conftest import REVIEW_YAML, registry
 
 __all__ = ["REVIEW_YAML", "Server"]
 
@@ -61,7 +60,9 @@ async def _prepare(store_url: str, items: int) -> dict[str, str]:
             await store.create_token(role.value, role, hash_secret(secret), time.time())
             tokens[role.value] = secret
         secret = new_secret()
-        await store.create_token("billing", Role.REVIEWER, hash_secret(secret), time.time(), ["billing"])
+        await store.create_token(
+            "billing", Role.REVIEWER, hash_secret(secret), time.time(), ["billing"]
+        )
         tokens["billing"] = secret
         return tokens
     finally:

@@ -34,7 +34,13 @@ NEEDS = {
     ("POST", "/api/tokens"): Role.ADMIN,
     ("DELETE", "/api/tokens/{token_id}"): Role.ADMIN,
 }
-SAMPLE = {"name": "review", "workflow": "review", "key": "order-0", "task_id": "1", "token_id": "99"}
+SAMPLE = {
+    "name": "review",
+    "workflow": "review",
+    "key": "order-0",
+    "task_id": "1",
+    "token_id": "99",
+}
 
 
 def _routes(server: Server) -> list[tuple[str, str]]:

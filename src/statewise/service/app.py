@@ -32,6 +32,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             return
         stop = asyncio.Event()
         work = asyncio.create_task(ctx.runner.run(stop=stop, drain=DRAIN_SECONDS))
+        work.add_done_callback(_report_stop)
         try:
             yield
         finally:
@@ -49,3 +50,9 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     for module in (workflows, items, tasks, admin):
         app.include_router(module.router)
     return app
+
+
+def _report_stop(work: asyncio.Task[None]) -> None:
+    """A runner that stops on its own is an outage: say why, loudly."""
+    if not work.cancelled() and work.exception() is not None:
+        logger.error("the in-process workers stopped", exc_info=work.exception())
