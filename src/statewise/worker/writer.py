@@ -23,7 +23,8 @@ from statewise.engine.quarantine import fail_item
 from statewise.engine.result import StepResult
 from statewise.engine.step import new_item, start, step
 from statewise.errors import InvalidEventError, NotFoundError, StaleLeaseError, StatewiseError
-from statewise.store.base import CommitOutcome, CommitStatus, StepCommit, Store
+from statewise.store.base import CommitOutcome, CommitStatus, Lease, StepCommit, Store
+from statewise.worker.observers import CommitBatch, CommitObserver
 
 JSON = Any
 _SEND_ATTEMPTS = 5
@@ -54,6 +55,7 @@ class ItemWriter:
         batch_size: int = 256,
         clock: Callable[[], float] = time.time,
         on_commit: Callable[[Sequence[StepResult]], None] | None = None,
+        observer: CommitObserver | None = None,
     ) -> None:
         self.store = store
         self.definitions = {(d.name, d.version): d for d in definitions}
@@ -61,6 +63,7 @@ class ItemWriter:
         self.batch_size = batch_size
         self.clock = clock
         self.on_commit = on_commit
+        self.observer = observer
 
     def definition(self, workflow: str, version: int) -> Definition:
         """The definition an item runs on; items keep the version they started with."""
@@ -73,7 +76,7 @@ class ItemWriter:
 
     async def commit(self, commits: list[StepCommit]) -> list[CommitOutcome]:
         """Commit steps under the store's fence and tell ``on_commit`` what moved."""
-        outcomes = await self.store.commit(commits)
+        outcomes = await self.commit_to_store(commits)
         self.notify(
             [
                 c.result
@@ -81,6 +84,17 @@ class ItemWriter:
                 if o.status is CommitStatus.COMMITTED and c.result.history
             ]
         )
+        return outcomes
+
+    async def commit_to_store(
+        self, commits: list[StepCommit], lease: Lease | None = None
+    ) -> list[CommitOutcome]:
+        """``Store.commit``, with the batch handed to the observer when one is set."""
+        if self.observer is None:
+            return await self.store.commit(commits, lease)
+        started = time.time()
+        outcomes = await self.store.commit(commits, lease)
+        self.observer.observe(CommitBatch(commits, outcomes, started, time.time()))
         return outcomes
 
     def notify(self, results: Sequence[StepResult]) -> None:
