@@ -36,6 +36,7 @@ from statewise.store.base import (
 )
 from statewise.worker.commands import BLOCK_THRESHOLD, CommandExecutor, cancel_attempt
 from statewise.worker.limits import ConcurrencyLimits
+from statewise.worker.observers import CommitObserver
 from statewise.worker.registry import CommandRegistry
 from statewise.worker.writer import ItemWriter
 
@@ -78,9 +79,15 @@ class Runner(ItemWriter):
         on_commit: Callable[[Sequence[StepResult]], None] | None = None,
         limits: ConcurrencyLimits | None = None,
         block_threshold: float = BLOCK_THRESHOLD,
+        observer: CommitObserver | None = None,
     ) -> None:
         super().__init__(
-            store, definitions, batch_size=batch_size, clock=clock, on_commit=on_commit
+            store,
+            definitions,
+            batch_size=batch_size,
+            clock=clock,
+            on_commit=on_commit,
+            observer=observer,
         )
         self.registry = registry
         self.concurrency = concurrency
@@ -135,7 +142,7 @@ class Runner(ItemWriter):
         Whatever was not committed leaves the item cache: the store holds a newer copy.
         """
         lease = Lease(self.owner, self.clock() + self.lease_seconds) if self._running else None
-        outcomes = await self.store.commit(commits, lease)
+        outcomes = await self.commit_to_store(commits, lease)
         committed: list[StepResult] = []
         for commit, outcome in zip(commits, outcomes, strict=True):
             item = commit.result.item

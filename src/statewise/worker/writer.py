@@ -29,7 +29,15 @@ from statewise.errors import (
     StatewiseError,
     TaskError,
 )
-from statewise.store.base import CommitOutcome, CommitStatus, StepCommit, Store, TaskGuard
+from statewise.store.base import (
+    CommitOutcome,
+    CommitStatus,
+    Lease,
+    StepCommit,
+    Store,
+    TaskGuard,
+)
+from statewise.worker.observers import CommitBatch, CommitObserver
 
 JSON = Any
 _SEND_ATTEMPTS = 5
@@ -60,6 +68,7 @@ class ItemWriter:
         batch_size: int = 256,
         clock: Callable[[], float] = time.time,
         on_commit: Callable[[Sequence[StepResult]], None] | None = None,
+        observer: CommitObserver | None = None,
     ) -> None:
         self.store = store
         self.definitions = {(d.name, d.version): d for d in definitions}
@@ -67,6 +76,7 @@ class ItemWriter:
         self.batch_size = batch_size
         self.clock = clock
         self.on_commit = on_commit
+        self.observer = observer
 
     def definition(self, workflow: str, version: int) -> Definition:
         """The definition an item runs on; items keep the version they started with."""
@@ -79,7 +89,7 @@ class ItemWriter:
 
     async def commit(self, commits: list[StepCommit]) -> list[CommitOutcome]:
         """Commit steps under the store's fence and tell ``on_commit`` what moved."""
-        outcomes = await self.store.commit(commits)
+        outcomes = await self.commit_to_store(commits)
         self.notify(
             [
                 c.result
@@ -87,6 +97,17 @@ class ItemWriter:
                 if o.status is CommitStatus.COMMITTED and c.result.history
             ]
         )
+        return outcomes
+
+    async def commit_to_store(
+        self, commits: list[StepCommit], lease: Lease | None = None
+    ) -> list[CommitOutcome]:
+        """``Store.commit``, with the batch handed to the observer when one is set."""
+        if self.observer is None:
+            return await self.store.commit(commits, lease)
+        started = time.time()
+        outcomes = await self.store.commit(commits, lease)
+        self.observer.observe(CommitBatch(commits, outcomes, started, time.time()))
         return outcomes
 
     def notify(self, results: Sequence[StepResult]) -> None:

@@ -1,0 +1,1 @@
+"""Watching a running store: alert evaluation, Prometheus metrics and OpenTelemetry traces."""
