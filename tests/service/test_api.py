@@ -116,3 +116,23 @@ def test_items_are_started_found_inspected_and_redriven(server: Server) -> None:
             svg.headers["content-type"].startswith("image/svg+xml") and "human_review" in svg.text
         )
         assert ops.get("/api/workflows/nope").status_code == 404
+
+
+def test_metrics_show_items_open_tasks_and_alerts(server: Server) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with server.client("viewer") as viewer:
+        answer = viewer.get("/metrics")
+    assert answer.status_code == 200
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+    }
+    waiting = [
+        value
+        for (name, labels), value in samples.items()
+        if name == "statewise_items" and ("state", "human_review") in labels
+    ]
+    assert sum(waiting) == 3
+    assert any(name == "statewise_alert_firing" for name, _ in samples)

@@ -33,6 +33,7 @@ NEEDS = {
     ("GET", "/api/tokens"): Role.ADMIN,
     ("POST", "/api/tokens"): Role.ADMIN,
     ("DELETE", "/api/tokens/{token_id}"): Role.ADMIN,
+    ("GET", "/metrics"): Role.VIEWER,
 }
 SAMPLE = {
     "name": "review",
@@ -50,7 +51,7 @@ def _routes(server: Server) -> list[tuple[str, str]]:
         (method.upper(), path)
         for path, operations in spec["paths"].items()
         for method in operations
-        if path.startswith("/api")
+        if path.startswith(("/api", "/metrics"))
     ]
 
 

@@ -12,10 +12,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from statewise.definition.model import Role
+from statewise.observe.endpoint import metrics_router
 from statewise.service import errors
 from statewise.service.api import admin, items, tasks, workflows
+from statewise.service.auth import require
 from statewise.service.context import ServiceContext
 
 logger = logging.getLogger("statewise.service")
@@ -49,6 +52,11 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     errors.install(app)
     for module in (workflows, items, tasks, admin):
         app.include_router(module.router)
+    app.include_router(
+        metrics_router(ctx.metrics),
+        tags=["metrics"],
+        dependencies=[Depends(require(Role.VIEWER))],
+    )
     return app
 
 

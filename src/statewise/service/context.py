@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from statewise.actions import TaskDesk
 from statewise.definition.model import Definition
 from statewise.errors import NotFoundError
+from statewise.observe.metrics import Metrics
 from statewise.store.base import Store
 from statewise.worker.catalog import Catalog
 from statewise.worker.runner import Runner
@@ -29,14 +30,17 @@ class ServiceContext:
     clock: Callable[[], float] = time.time
     runner: Runner = field(init=False)
     desk: TaskDesk = field(init=False)
+    metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
+        self.metrics = Metrics(self.store, lambda: self.catalog.definitions)
         self.runner = Runner(
             self.store,
             self.catalog.definitions,
             self.catalog.registry,
             lease_seconds=self.lease_seconds,
             clock=self.clock,
+            observer=self.metrics.instruments,
         )
         self.desk = TaskDesk(self.runner, self.catalog.registry, self.clock)
 
