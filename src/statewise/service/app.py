@@ -11,18 +11,21 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from statewise.definition.model import Role
 from statewise.observe.endpoint import metrics_router
-from statewise.service import errors
+from statewise.service import dashboard, errors
 from statewise.service.api import admin, items, tasks, workflows
 from statewise.service.auth import require
 from statewise.service.context import ServiceContext
 
 logger = logging.getLogger("statewise.service")
 DRAIN_SECONDS = 10.0
+STATIC = Path(__file__).parent / "static"
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
@@ -52,6 +55,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     errors.install(app)
     for module in (workflows, items, tasks, admin):
         app.include_router(module.router)
+    app.include_router(dashboard.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(
         metrics_router(ctx.metrics),
         tags=["metrics"],

@@ -1,0 +1,404 @@
+"""The dashboard: server-rendered pages over the same actions as the API, for people.
+
+Pages need a signed-in session (a token traded for an HttpOnly cookie); every form carries
+the session's CSRF secret and is refused without it. The overview's graph, counts, flow
+figures and alerts refresh in place every few seconds (``static/live.js`` refetches the
+fragment), and every asset is served from this process.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from statewise.actions import inspect_item, redrive
+from statewise.actions.principal import Principal
+from statewise.definition.diagrams import to_svg
+from statewise.definition.model import Role
+from statewise.engine.events import Operate, Operation
+from statewise.engine.item import ItemStatus
+from statewise.errors import StatewiseError
+from statewise.observe.alerts import Alert, evaluate, state_severity
+from statewise.service.auth import (
+    SESSION_COOKIE,
+    SESSION_SECONDS,
+    Context,
+    csrf_ok,
+    current_session,
+    principal_of,
+    sign_in,
+    sign_out,
+)
+from statewise.store.base import ItemFilter, Session
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(prefix="/dashboard", include_in_schema=False)
+_STROKE = {"warning": "#b45309", "firing": "#dc2626", "critical": "#7f1d1d"}
+
+
+def age_text(seconds: float) -> str:
+    """A duration as a person reads it: ``4.2s``, ``3.1m``, ``2.0h``, ``1.5d``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{max(seconds, 0):.1f}s"
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
+
+
+templates.env.globals.update(clock=_clock, age=lambda at: age_text(time.time() - at))
+
+
+def _page(request: Request, name: str, session: Session | None, **values: Any) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request, name, {"session": session, "title": name.split(".")[0], **values}
+    )
+
+
+async def _signed_in(request: Request) -> Session | Response:
+    session = await current_session(request)
+    return session if session is not None else RedirectResponse("/dashboard/login", 303)
+
+
+@router.get("/login")
+async def login_page(request: Request) -> HTMLResponse:
+    return _page(request, "login.html", None)
+
+
+@router.post("/login")
+async def login(request: Request, ctx: Context, token: str = Form("")) -> Response:
+    signed = await sign_in(ctx, token)
+    if signed is None:
+        return _page(request, "login.html", None, error="That token is unknown or revoked.")
+    cookie, _ = signed
+    answer = RedirectResponse("/dashboard", 303)
+    answer.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return answer
+
+
+@router.post("/logout")
+async def logout(request: Request, csrf: str = Form("")) -> Response:
+    session = await current_session(request)
+    if session is not None and csrf_ok(session, csrf):
+        await sign_out(request)
+    answer = RedirectResponse("/dashboard/login", 303)
+    answer.delete_cookie(SESSION_COOKIE, path="/")
+    return answer
+
+
+@router.get("")
+async def overview(request: Request, ctx: Context) -> Response:
+    session = await _signed_in(request)
+    if not isinstance(session, Session):
+        return session
+    return _page(request, "overview.html", session, **await _overview(ctx))
+
+
+@router.get("/fragments/overview")
+async def overview_fragment(request: Request, ctx: Context) -> Response:
+    session = await current_session(request)
+    if session is None:
+        return Response("signed out", status_code=401)
+    return _page(request, "overview_body.html", session, **await _overview(ctx))
+
+
+async def _overview(ctx: Context) -> dict[str, Any]:
+    now = ctx.clock()
+    counts = await ctx.store.state_counts()
+    alerts = evaluate(ctx.catalog.definitions, counts, now)
+    severity = state_severity(alerts)
+    stats = {(s.workflow, s.state): s for s in await ctx.store.state_stats(now - 3600)}
+    newest: dict[str, Any] = {}
+    for definition in ctx.catalog.definitions:
+        if definition.name not in newest or definition.version > newest[definition.name].version:
+            newest[definition.name] = definition
+    flows = []
+    for name, definition in sorted(newest.items()):
+        by_state: dict[str, list[float]] = {}
+        for row in counts:
+            if row.workflow == name and row.status is not ItemStatus.DONE:
+                entry = by_state.setdefault(row.state, [0, now])
+                entry[0] += row.count
+                entry[1] = min(entry[1], row.oldest_entered_at)
+        done = {
+            r.state: r.count for r in counts if r.workflow == name and r.status is ItemStatus.DONE
+        }
+        live = {state: int(entry[0]) for state, entry in by_state.items()}
+        svg = to_svg(definition, {s: live.get(s, 0) + done.get(s, 0) for s in definition.states})
+        rows = []
+        for state in definition.states:
+            level = severity.get((name, state))
+            figures = stats.get((name, state))
+            count, oldest = by_state.get(state, [0, now])
+            rows.append(
+                {
+                    "state": state,
+                    "severity": level.value if level else "ok",
+                    "count": int(count) + done.get(state, 0),
+                    "oldest": age_text(now - oldest) if count else "",
+                    "left": figures.left if figures else 0,
+                    "p50": _seconds(figures.dwell_p50 if figures else None),
+                    "p95": _seconds(figures.dwell_p95 if figures else None),
+                    "failures": figures.failures if figures else 0,
+                    "retries": figures.retries if figures else 0,
+                    "cost": f"{figures.cost:.4f}" if figures and figures.cost else "",
+                }
+            )
+        flows.append({"definition": definition, "svg": _coloured(svg, rows), "rows": rows})
+    return {"flows": flows, "alerts": [_alert_view(a) for a in alerts]}
+
+
+def _coloured(svg: str, rows: list[dict[str, Any]]) -> str:
+    """The graph with each state's outline coloured by how far over its alert it is."""
+    rules = [
+        f'g[data-state="{row["state"]}"] rect {{ stroke: {_STROKE[row["severity"]]}; '
+        f"stroke-width: 4px; }}"
+        for row in rows
+        if row["severity"] in _STROKE
+    ]
+    return svg.replace(">", f"><style>{' '.join(rules)}</style>", 1) if rules else svg
+
+
+def _alert_view(alert: Alert) -> dict[str, Any]:
+    def shown(value: float) -> str:
+        return age_text(value) if alert.rule.value == "max_age" else f"{value:.0f}"
+
+    return {
+        "workflow": alert.workflow,
+        "state": alert.state,
+        "rule": alert.rule.value,
+        "severity": alert.severity,
+        "observed_text": shown(alert.observed),
+        "threshold_text": shown(alert.threshold),
+    }
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else age_text(value)
+
+
+@router.get("/items")
+async def items_page(
+    request: Request,
+    ctx: Context,
+    q: str = "",
+    state: str = "",
+    status: str = "",
+    cursor: str = "",
+) -> Response:
+    session = await _signed_in(request)
+    if not isinstance(session, Session):
+        return session
+    from statewise.service.api.items import decode_cursor, encode_cursor
+
+    statuses = [s.value for s in ItemStatus]
+    where = ItemFilter(
+        state=state or None,
+        status=ItemStatus(status) if status in statuses else None,
+        key_contains=q or None,
+    )
+    page = await ctx.store.find_items(where, limit=50, after=decode_cursor(cursor or None))
+    return _page(
+        request,
+        "items.html",
+        session,
+        items=[item for item, _ in page],
+        next_cursor=encode_cursor(page[-1][1]) if len(page) == 50 else None,
+        total=await ctx.store.count_items(where),
+        q=q,
+        state=state,
+        status=status,
+        statuses=statuses,
+    )
+
+
+@router.get("/items/{workflow}/{key}")
+async def item_page(
+    request: Request, ctx: Context, workflow: str, key: str, error: str = ""
+) -> Response:
+    session = await _signed_in(request)
+    if not isinstance(session, Session):
+        return session
+    try:
+        view = await inspect_item(ctx.store, workflow, key)
+    except StatewiseError as exc:
+        return _page(request, "items.html", session, error=str(exc), items=[], total=0,
+                     statuses=[s.value for s in ItemStatus])  # fmt: skip
+    definition = ctx.runner.definitions.get((view.item.workflow, view.item.version))
+    return _page(
+        request,
+        "item.html",
+        session,
+        view=view,
+        error=error,
+        context_json=json.dumps(dict(view.item.context), indent=2, default=str),
+        states=list(definition.states) if definition else [],
+        can_operate=session.token.role.allows(Role.OPERATOR),
+    )
+
+
+def _back(workflow: str, key: str, error: str = "") -> Response:
+    from urllib.parse import quote
+
+    suffix = f"?error={quote(error)}" if error else ""
+    return RedirectResponse(f"/dashboard/items/{workflow}/{key}{suffix}", 303)
+
+
+async def _operator(request: Request, csrf: str) -> Principal | str:
+    session = await current_session(request)
+    if session is None:
+        return "sign in first"
+    if not csrf_ok(session, csrf):
+        return "the form's CSRF token is missing or wrong; reload the page"
+    if not session.token.role.allows(Role.OPERATOR):
+        return "this needs the operator role"
+    return principal_of(session.token)
+
+
+@router.post("/items/{workflow}/{key}/redrive")
+async def redrive_form(
+    request: Request,
+    ctx: Context,
+    workflow: str,
+    key: str,
+    csrf: str = Form(""),
+    to: str = Form(""),
+    reason: str = Form(""),
+) -> Response:
+    who = await _operator(request, csrf)
+    if isinstance(who, str):
+        return Response(who, status_code=403)
+    try:
+        await redrive(ctx.runner, workflow, key, reason=reason, actor=who.actor, to=to or None)
+    except StatewiseError as exc:
+        return _back(workflow, key, str(exc))
+    return _back(workflow, key)
+
+
+@router.post("/items/{workflow}/{key}/operate")
+async def operate_form(
+    request: Request,
+    ctx: Context,
+    workflow: str,
+    key: str,
+    csrf: str = Form(""),
+    operation: str = Form(""),
+    reason: str = Form(""),
+) -> Response:
+    who = await _operator(request, csrf)
+    if isinstance(who, str):
+        return Response(who, status_code=403)
+    try:
+        event = Operate(Operation(operation), reason, who.actor)
+        await ctx.runner.apply(workflow, key, event, f"{operation} of {key!r}")
+    except (StatewiseError, ValueError) as exc:
+        return _back(workflow, key, str(exc))
+    return _back(workflow, key)
+
+
+@router.get("/inbox")
+async def inbox_page(request: Request, ctx: Context, error: str = "") -> Response:
+    session = await _signed_in(request)
+    if not isinstance(session, Session):
+        return session
+    who = principal_of(session.token)
+    entries = [
+        {
+            "task": task,
+            "title": ctx.desk.title(task),
+            "outcomes": ctx.desk.outcomes(task),
+            "fields": form_fields(ctx.desk.form(task)),
+            "entered": {},
+        }
+        for task in await ctx.desk.inbox(who, limit=100)
+    ]
+    return _page(request, "inbox.html", session, entries=entries, error=error)
+
+
+@router.post("/tasks/{task_id}/decide")
+async def decide_form(request: Request, ctx: Context, task_id: int) -> Response:
+    session = await current_session(request)
+    form = await request.form()
+    if session is None or not csrf_ok(session, str(form.get("csrf", ""))):
+        return Response("the form's CSRF token is missing or wrong; reload the page", 403)
+    task = await ctx.store.get_task(task_id)
+    fields = form_fields(ctx.desk.form(task))
+    data = form_data(fields, {k: str(v) for k, v in form.items()})
+    try:
+        await ctx.desk.decide(
+            task_id,
+            principal_of(session.token),
+            str(form.get("outcome", "")),
+            str(form.get("comment", "")),
+            data,
+        )
+    except StatewiseError as exc:
+        from urllib.parse import quote
+
+        return RedirectResponse(f"/dashboard/inbox?error={quote(str(exc))}", 303)
+    return RedirectResponse("/dashboard/inbox", 303)
+
+
+def form_fields(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The inputs a task's JSON Schema asks for, one per top-level property."""
+    required = set(schema.get("required", []))
+    fields = []
+    for name, spec in (schema.get("properties") or {}).items():
+        kind = spec.get("type", "string") if isinstance(spec, dict) else "json"
+        if kind not in ("string", "number", "integer", "boolean"):
+            kind = "json"
+        fields.append(
+            {
+                "name": name,
+                "label": spec.get("title", name) if isinstance(spec, dict) else name,
+                "kind": kind,
+                "options": spec.get("enum") if isinstance(spec, dict) else None,
+                "required": name in required,
+                "description": spec.get("description", "") if isinstance(spec, dict) else "",
+            }
+        )
+    return fields
+
+
+def form_data(fields: list[dict[str, Any]], posted: dict[str, str]) -> dict[str, Any]:
+    """Typed form data from posted text; what cannot be read is left for the schema to refuse."""
+    data: dict[str, Any] = {}
+    for field in fields:
+        raw = posted.get(f"field.{field['name']}")
+        if field["kind"] == "boolean":
+            data[field["name"]] = raw == "true"
+            continue
+        if raw is None or raw == "":
+            continue
+        data[field["name"]] = _typed(field["kind"], raw)
+    return data
+
+
+def _typed(kind: str, raw: str) -> Any:
+    try:
+        if kind == "integer":
+            return int(raw)
+        if kind == "number":
+            return float(raw)
+        if kind == "json":
+            return json.loads(raw)
+    except ValueError:
+        return raw
+    return raw

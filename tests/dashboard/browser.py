@@ -1,0 +1,55 @@
+"""Real headless Chromium (Debian's package) driven by Playwright, or a clear skip.
+
+Playwright's own browser download cannot work here, so the tests use /usr/bin/chromium. Without
+it they skip with the install hint locally and fail under CI, like tests/postgres.py does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path(os.environ.get("STATEWISE_CHROMIUM", "/usr/bin/chromium"))
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+HINT = "no Chromium at {path}: apt-get install -y chromium (and pip install playwright)"
+
+
+def require_chromium() -> None:
+    """Skip without a browser, except under CI, where a missing browser is a failure."""
+    if CHROMIUM.exists():
+        return
+    message = HINT.format(path=CHROMIUM)
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def browser_page() -> Iterator[object]:
+    """One page in a fresh headless Chromium, closed afterwards."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield browser.new_page(viewport={"width": 1280, "height": 900})
+        finally:
+            browser.close()
+
+
+def screenshot(page: object, name: str) -> Path:
+    """Save a full-page PNG under tests/dashboard/artifacts/ for a person to look at."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    return path
