@@ -202,7 +202,7 @@ def main() -> None:
                 "revision": git_revision(),
             },
             indent=2,
-        )  # fmt: skip
+        )
         + "\n"
     )
 

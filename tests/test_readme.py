@@ -15,3 +15,16 @@ def test_the_readme_workflow_loads() -> None:
     assert definition.ref == "content_approval@1"
     assert definition.states["revise"].max_visits == 2
     assert definition.states["human_review"].transitions[-1].after == 48 * 3600
+
+
+def test_the_readme_human_task_example_loads() -> None:
+    text = README.read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```yml\n(.*?)```", text, re.DOTALL) if "kind: human" in b)
+    document = (
+        "workflow: review\nstates:\n  start:\n    kind: initial\n    transitions:\n"
+        "      - to: human_review\n" + block + "  publish: {kind: final}\n"
+        "  apply_feedback: {kind: final}\n"
+    )
+    definition = loads(document, file="README.md")
+    task = definition.states["human_review"].task
+    assert task is not None and task.due == 72 * 3600 and task.queue == "editorial"
