@@ -281,3 +281,31 @@ def test_a_tool_round_over_anthropic(anthropic: FakeProvider, store: SQLiteStore
     asyncio.run(scenario())
     answer = anthropic.requests[1].body["messages"][-1]["content"][0]
     assert (answer["type"], answer["tool_use_id"]) == ("tool_result", "toolu_rate")
+
+
+def test_model_calls_are_traced_with_genai_attributes(
+    openai: FakeProvider, store: SQLiteStore
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    spec = agent(instructions="Triage.", input="{{ message }}", output=CATEGORY)
+    openai.reply(openai_tool_call("final_result", {"category": "billing", "urgent": False}))
+
+    async def scenario() -> None:
+        async with registered(
+            store, workflow(spec), openai=openai, tracer_provider=provider
+        ) as agents:
+            await agents.run("classifier", {"message": "charged twice"})
+
+    asyncio.run(scenario())
+    (span,) = [s for s in exporter.get_finished_spans() if s.name.startswith("chat")]
+    attributes = dict(span.attributes or {})
+    assert attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["gen_ai.request.model"] == "gpt-4o-mini"
+    assert attributes["gen_ai.usage.input_tokens"] == 100
+    assert "charged twice" not in str(attributes)  # no prompt content in spans

@@ -34,6 +34,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_ai import Agent, capture_run_messages
 from pydantic_ai.messages import ModelMessage, ModelRequest, RetryFeedbackPart, ToolReturnPart
+from pydantic_ai.models import Model
+from pydantic_ai.models.instrumented import InstrumentationSettings, InstrumentedModel
 from pydantic_ai.usage import UsageLimits
 
 from statewise.ai import cache, conversations
@@ -223,11 +225,19 @@ class AgentRunner:
             self._agents[loop] = agent
         return agent
 
+    def _traced(self, model: Model) -> Model:
+        """The model with GenAI-convention spans per call, when a tracer provider is set."""
+        provider = self._settings.tracer_provider
+        if provider is None:
+            return model
+        settings = InstrumentationSettings(tracer_provider=provider, include_content=False)
+        return InstrumentedModel(model, settings)
+
     def _build_agent(self) -> Agent[None, Any]:
         model = build_model(self.spec, self.ref, self._settings)
         retries = self._settings.output_retries
         agent: Agent[None, Any] = Agent(
-            limited(model, self.ref.provider, self._settings),
+            self._traced(limited(model, self.ref.provider, self._settings)),
             output_type=self._output,
             tools=self._tools,
             retries={"output": retries, "tools": retries},

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import httpx2
@@ -57,6 +57,9 @@ class AISettings:
         requests_per_minute: Optional request rate per provider, spaced evenly.
         http_client: An ``httpx2.AsyncClient`` for every provider (tests point it at local
             servers); by default each provider uses pydantic-ai's shared client.
+        tracer_provider: An OpenTelemetry ``TracerProvider``: every model call becomes a span
+            following the GenAI semantic conventions (pydantic-ai's instrumentation, without
+            prompt or reply content); None traces nothing.
 
     """
 
@@ -73,6 +76,7 @@ class AISettings:
     provider_concurrency: Mapping[str, int] = field(default_factory=dict)
     requests_per_minute: Mapping[str, float] = field(default_factory=dict)
     http_client: httpx2.AsyncClient | None = field(default=None, repr=False)
+    tracer_provider: Any = field(default=None, repr=False)
 
     def model_for(self, agent: str, declared: str | None) -> str:
         """The model string an agent runs on, by the precedence documented on the class."""

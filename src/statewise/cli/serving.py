@@ -50,6 +50,7 @@ def serve(
     try:
         import uvicorn
 
+        from statewise.observe.tracing import configured_tracer_provider
         from statewise.service import ServiceContext, create_app
     except ImportError as exc:
         fail(
@@ -59,8 +60,12 @@ def serve(
     async def main() -> None:
         store = open_store(db)
         try:
-            catalog, _ = await prepare(store, None, commands or [])
-            ctx = ServiceContext(store, catalog, workers=workers, lease_seconds=lease)
+            tracing = configured_tracer_provider()
+            ai = {"tracer_provider": tracing} if tracing is not None else None
+            catalog, _ = await prepare(store, None, commands or [], ai=ai)
+            ctx = ServiceContext(
+                store, catalog, workers=workers, lease_seconds=lease, tracer_provider=tracing
+            )
             config = uvicorn.Config(
                 create_app(ctx), host=host, port=port, log_level="info", access_log=False
             )

@@ -5,13 +5,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from statewise.actions import TaskDesk
 from statewise.definition.model import Definition
 from statewise.errors import NotFoundError
 from statewise.observe.metrics import Metrics
+from statewise.observe.tracing import StepTracer
 from statewise.store.base import Store
 from statewise.worker.catalog import Catalog
+from statewise.worker.observers import CommitObserver, CommitObservers
 from statewise.worker.runner import Runner
 
 
@@ -28,6 +31,7 @@ class ServiceContext:
     workers: bool = True
     lease_seconds: float = 60.0
     clock: Callable[[], float] = time.time
+    tracer_provider: Any = None
     runner: Runner = field(init=False)
     desk: TaskDesk = field(init=False)
     metrics: Metrics = field(init=False)
@@ -40,9 +44,15 @@ class ServiceContext:
             self.catalog.registry,
             lease_seconds=self.lease_seconds,
             clock=self.clock,
-            observer=self.metrics.instruments,
+            observer=self._observer(),
         )
         self.desk = TaskDesk(self.runner, self.catalog.registry, self.clock)
+
+    def _observer(self) -> CommitObserver:
+        """Metrics always; a span per step too when tracing is configured."""
+        if self.tracer_provider is None:
+            return self.metrics.instruments
+        return CommitObservers(self.metrics.instruments, StepTracer(self.tracer_provider))
 
     def definition(self, name: str, version: int | None = None) -> Definition:
         """A held definition by name (its newest version unless one is named)."""
