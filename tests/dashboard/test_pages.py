@@ -142,3 +142,20 @@ async def _escalate(store_url: str, key: str) -> None:
         assert (await store.get_item("review", key)).state == "overdue"
     finally:
         await store.close()
+
+
+def test_an_operator_counts_then_pauses_items_in_bulk(page: Any, server: Server) -> None:
+    _sign_in(page, server, "operator")
+    page.goto(f"{server.url}/dashboard/bulk")
+    page.fill("#b-state", "human_review")
+    page.select_option("#b-op", "pause")
+    page.fill("#b-reason", "supplier outage")
+    page.click("button:has-text('Count matching items')")
+    assert "4 item(s) match" in page.inner_text("main")
+    with server.client("viewer") as viewer:
+        assert viewer.get("/api/items", params={"status": "paused"}).json()["total"] == 0
+    page.click("button:has-text('pause them')")
+    assert "4 of 4 item(s) changed" in page.inner_text("main")
+    with server.client("viewer") as viewer:
+        assert viewer.get("/api/items", params={"status": "paused"}).json()["total"] == 4
+    screenshot(page, "bulk")

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from statewise.actions import inspect_item, redrive
+from statewise.actions import bulk, inspect_item, redrive
 from statewise.actions.principal import Principal
 from statewise.definition.diagrams import to_svg
 from statewise.definition.model import Role
@@ -402,3 +402,61 @@ def _typed(kind: str, raw: str) -> Any:
     except ValueError:
         return raw
     return raw
+
+
+_BULK_FIELDS = ("state", "status", "q", "older_than", "operation", "target", "reason")
+
+
+@router.get("/bulk")
+async def bulk_page(request: Request) -> Response:
+    session = await _signed_in(request)
+    if not isinstance(session, Session):
+        return session
+    form = dict.fromkeys(_BULK_FIELDS, "")
+    return _bulk_page(request, session, form, None)
+
+
+@router.post("/bulk")
+async def bulk_form(request: Request, ctx: Context) -> Response:
+    posted = {k: str(v) for k, v in (await request.form()).items()}
+    who = await _operator(request, posted.get("csrf", ""))
+    if isinstance(who, str):
+        return Response(who, status_code=403)
+    session = await current_session(request)
+    assert session is not None  # _operator checked it
+    form = {name: posted.get(name, "") for name in _BULK_FIELDS}
+    try:
+        older = float(form["older_than"]) if form["older_than"] else None
+        where = ItemFilter(
+            state=form["state"] or None,
+            status=ItemStatus(form["status"]) if form["status"] else None,
+            key_contains=form["q"] or None,
+            entered_before=None if older is None else ctx.clock() - older,
+        )
+        report = await bulk(
+            ctx.runner,
+            where,
+            Operation(form["operation"]),
+            reason=form["reason"],
+            actor=who.actor,
+            target=form["target"] or None,
+            dry_run=posted.get("apply") != "yes",
+        )
+    except (StatewiseError, ValueError) as exc:
+        return _bulk_page(request, session, form, None, str(exc))
+    return _bulk_page(request, session, form, report)
+
+
+def _bulk_page(
+    request: Request, session: Session, form: dict[str, str], report: Any, error: str = ""
+) -> HTMLResponse:
+    return _page(
+        request,
+        "bulk.html",
+        session,
+        form=form,
+        report=report,
+        error=error,
+        statuses=[s.value for s in ItemStatus],
+        operations=[o.value for o in Operation],
+    )
