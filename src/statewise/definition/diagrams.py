@@ -70,11 +70,12 @@ class Edge:
 def edge_table(definition: Definition) -> list[Edge]:
     """Every edge of the workflow in written order: the one table all renderers draw.
 
-    Besides the written transitions it holds the two routes the engine takes on its own: where
-    an item goes once a state's visit budget is spent (``on_exhausted``, else the escalation
-    state), and the implicit ``error`` edge to the escalation state from each state that runs
-    work (a command or a fan-out) without an unguarded ``on: error`` transition, because that
-    is where the engine sends a failure nothing else catches.
+    Besides the written transitions it holds the routes the engine takes on its own: where an
+    item goes once a state's visit budget is spent (``on_exhausted``, else the escalation
+    state), where a human task's due time sends it (its ``escalate_to``), and the implicit
+    ``error`` edge to the escalation state from each state that runs work (a command or a
+    fan-out) without an unguarded ``on: error`` transition, because that is where the engine
+    sends a failure nothing else catches.
     """
     edges: list[Edge] = []
     escalation = definition.escalation if definition.escalation in definition.states else None
@@ -86,6 +87,11 @@ def edge_table(definition: Definition) -> list[Edge]:
             edges.append(Edge(state.name, exhausted, label, EdgeKind.EXHAUSTED))
         if escalation is not None and _escalates_errors(state, escalation):
             edges.append(Edge(state.name, escalation, ERROR_EVENT, EdgeKind.ERROR))
+        task = state.task
+        if task is not None and task.due is not None:
+            target = task.escalate_to or definition.escalation
+            label = f"task due {format_duration(task.due)}"
+            edges.append(Edge(state.name, target, label, EdgeKind.TIMER))
     return edges
 
 
