@@ -168,6 +168,10 @@ class TaskError(StatewiseError):
     the task does not offer, form data that does not fit the form.
     """
 
+    code = "task"
+
 
 class AuthError(StatewiseError):
     """A request without a valid token, or with a role that may not do what it asks."""
+
+    code = "auth"

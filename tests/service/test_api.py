@@ -19,6 +19,7 @@ def test_a_reviewer_decides_a_task_and_a_second_one_is_refused(server: Server) -
             f"/api/tasks/{task['id']}/decide", json={"outcome": "approve", "data": {"risk": "low"}}
         )
         assert taken.status_code == 409 and "claimed by token:reviewer" in taken.json()["message"]
+        assert taken.json()["error"] == "task"
         bad = alice.post(f"/api/tasks/{task['id']}/decide", json={"outcome": "approve", "data": {}})
         assert bad.status_code == 409 and "'risk' is a required property" in bad.json()["message"]
         decided = alice.post(
