@@ -30,6 +30,7 @@ from .helpers import (
     fanout,
     fetched,
     ignored,
+    in_review,
     invariant_holds,
     noted,
     run,
@@ -358,3 +359,32 @@ def test_a_conversation_is_kept_only_by_the_step_that_commits_it(open_store: Ope
         "critic": '["ok"]',
     }
     assert run(store.conversations("orders", "b")) == {}
+
+
+def test_a_step_built_on_a_refused_step_of_its_batch_is_stale_even_when_seqs_line_up(
+    store: SQLStore, query: Query
+) -> None:
+    """The fleet's stuck item: a runner stepped two timers of one item from an old copy.
+
+    The first step is STALE; the second, computed on top of it, expects exactly the seq that
+    another writer's one step produced. It must not pass the fence (it would delete a timer
+    on the judgement of an item that never existed).
+    """
+    item = run(in_review(store, "a"))["a"]
+    run(commit(store, noted(item)))  # another writer: one step, seq + 1
+    (timer, *_) = query("SELECT id FROM timers ORDER BY id")
+    first = noted(item)  # from the old copy: STALE
+    chained = ignored(first.item)  # built on it; expects the seq the other writer reached
+
+    outcomes = run(
+        store.commit(
+            [
+                StepCommit(first, item.seq),
+                StepCommit(chained, first.item.seq, timer_id=timer[0]),
+            ]
+        )
+    )
+
+    assert [o.status for o in outcomes] == [CommitStatus.STALE, CommitStatus.STALE]
+    assert timer in query("SELECT id FROM timers ORDER BY id")  # the timer is kept
+    invariant_holds(store)

@@ -11,6 +11,8 @@ HTTP service) correct:
   the engine judged IGNORED included. A step computed from an out-of-date copy is refused as
   STALE and writes nothing, not even the deletion of the work row it consumed: nothing decided
   from a possibly-old copy may delete work. The caller re-reads the item and steps again.
+  Later steps of the same item in the batch are STALE as well: they were computed on top of
+  the refused one, even when their expected ``seq`` happens to match the stored one.
 - A step that consumes a work row (``outbox_id``/``timer_id``) committed with a ``lease`` is
   accepted only while that row still exists and is leased to ``lease.owner``; otherwise it is
   LOST (another worker took the row over) and writes nothing. The caller drops the event.

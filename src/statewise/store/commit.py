@@ -15,7 +15,7 @@ The steps that pass are folded into one ``WritePlan`` and written with one state
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from statewise.engine.item import Item
 from statewise.engine.result import Outcome
@@ -51,6 +51,7 @@ class _Fence:
     known: dict[Ref, list[int]]
     held: dict[tuple[str, int], int] | None
     dialect: Dialect
+    refused: set[Ref] = field(default_factory=set)
 
     def check(self, entry: StepCommit) -> tuple[CommitStatus, list[int] | None]:
         """A step's status and its item's [id, seq] (None: no such item).
@@ -127,8 +128,29 @@ def _admit_txn(
 ) -> CommitStatus:
     """Fence one step and fold it into the plan if it passes.
 
-    A rejection's reason goes into ``errors`` under the step's position.
+    Once a step of an item is refused, its later steps in the batch are STALE too: a runner
+    computes each on top of the one before, so a later one whose expected ``seq`` happens to
+    equal the stored one (another writer committed exactly one step meanwhile) was still
+    judged from an item that never existed. A rejection's reason goes into ``errors``.
     """
+    ref = (entry.result.item.workflow, entry.result.item.key)
+    if ref in fence.refused:  # it was computed on top of a step this batch did not take
+        return CommitStatus.STALE
+    status = _admit_one_txn(db, fence, plan, entry, position, errors)
+    if status is not CommitStatus.COMMITTED:
+        fence.refused.add(ref)
+    return status
+
+
+def _admit_one_txn(
+    db: Connection,
+    fence: _Fence,
+    plan: WritePlan,
+    entry: StepCommit,
+    position: int,
+    errors: dict[int, str],
+) -> CommitStatus:
+    """The fence, guard and encoding of one step whose item has no refused step before it."""
     status, current = fence.check(entry)
     if status is not CommitStatus.COMMITTED:
         return status
