@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -25,6 +27,7 @@ from statewise.engine.events import Operate, Operation
 from statewise.engine.item import ItemStatus
 from statewise.errors import StatewiseError
 from statewise.observe.alerts import Alert, evaluate, state_severity
+from statewise.service.api.items import decode_cursor, encode_cursor
 from statewise.service.auth import (
     SESSION_COOKIE,
     SESSION_SECONDS,
@@ -206,8 +209,6 @@ async def items_page(
     session = await _signed_in(request)
     if not isinstance(session, Session):
         return session
-    from statewise.service.api.items import decode_cursor, encode_cursor
-
     statuses = [s.value for s in ItemStatus]
     where = ItemFilter(
         state=state or None,
@@ -255,8 +256,6 @@ async def item_page(
 
 
 def _back(workflow: str, key: str, error: str = "") -> Response:
-    from urllib.parse import quote
-
     suffix = f"?error={quote(error)}" if error else ""
     return RedirectResponse(f"/dashboard/items/{workflow}/{key}{suffix}", 303)
 
@@ -272,6 +271,20 @@ async def _operator(request: Request, csrf: str) -> Principal | str:
     return principal_of(session.token)
 
 
+async def _act_on_item(
+    request: Request, csrf: str, workflow: str, key: str, act: Callable[[Principal], Awaitable[Any]]
+) -> Response:
+    """An operator's form on an item page: check the session, act, go back with any error."""
+    who = await _operator(request, csrf)
+    if isinstance(who, str):
+        return Response(who, status_code=403)
+    try:
+        await act(who)
+    except (StatewiseError, ValueError) as exc:
+        return _back(workflow, key, str(exc))
+    return _back(workflow, key)
+
+
 @router.post("/items/{workflow}/{key}/redrive")
 async def redrive_form(
     request: Request,
@@ -282,14 +295,10 @@ async def redrive_form(
     to: str = Form(""),
     reason: str = Form(""),
 ) -> Response:
-    who = await _operator(request, csrf)
-    if isinstance(who, str):
-        return Response(who, status_code=403)
-    try:
+    async def act(who: Principal) -> None:
         await redrive(ctx.runner, workflow, key, reason=reason, actor=who.actor, to=to or None)
-    except StatewiseError as exc:
-        return _back(workflow, key, str(exc))
-    return _back(workflow, key)
+
+    return await _act_on_item(request, csrf, workflow, key, act)
 
 
 @router.post("/items/{workflow}/{key}/operate")
@@ -302,15 +311,11 @@ async def operate_form(
     operation: str = Form(""),
     reason: str = Form(""),
 ) -> Response:
-    who = await _operator(request, csrf)
-    if isinstance(who, str):
-        return Response(who, status_code=403)
-    try:
+    async def act(who: Principal) -> None:
         event = Operate(Operation(operation), reason, who.actor)
         await ctx.runner.apply(workflow, key, event, f"{operation} of {key!r}")
-    except (StatewiseError, ValueError) as exc:
-        return _back(workflow, key, str(exc))
-    return _back(workflow, key)
+
+    return await _act_on_item(request, csrf, workflow, key, act)
 
 
 @router.get("/inbox")
@@ -350,8 +355,6 @@ async def decide_form(request: Request, ctx: Context, task_id: int) -> Response:
             data,
         )
     except StatewiseError as exc:
-        from urllib.parse import quote
-
         return RedirectResponse(f"/dashboard/inbox?error={quote(str(exc))}", 303)
     return RedirectResponse("/dashboard/inbox", 303)
 
