@@ -140,7 +140,7 @@ def test_the_local_model_needs_no_key_and_costs_nothing(
         async with registered(store, workflow(spec), registry=CommandRegistry()) as agents:
             result = await agents.run("classifier", {"message": "my card was charged two times"})
         assert result.value == {"category": "billing"}
-        assert result.usage["model"] == "local"
+        assert result.usage["model"] == "local:all-MiniLM-L6-v2"  # the real model, named by itself
         assert result.usage["cost"] == 0.0
 
     asyncio.run(scenario())

@@ -119,6 +119,7 @@ def test_history_rows_round_trip_exactly(store: SQLStore) -> None:
 def usage(agent: str, model: str, cost: float | None, tokens: int = 10) -> HistoryRecord:
     row = HistoryRecord(0, T0, "intake", "intake", "done", "command")
     call = {"agent": agent, "model": model, "input_tokens": tokens, "output_tokens": 1}
+    call["latency"] = 0.25
     return replace(row, usage={**call, "cost": cost})
 
 
@@ -136,8 +137,8 @@ def test_costs_sum_only_priced_calls_and_count_the_unpriced_ones(store: SQLStore
     run(commit(store, *steps, b, noted(b.item, record=usage("writer", "gpt", 1.0))))
 
     assert run(store.costs("orders")) == [
-        CostRow("orders", "intake", "critic", "local", 1, 7, 1, None, 1),
-        CostRow("orders", "intake", "writer", "gpt", 3, 30, 3, 0.75, 1),
+        CostRow("orders", "intake", "critic", "local", 1, 7, 1, None, 1, 0.25),
+        CostRow("orders", "intake", "writer", "gpt", 3, 30, 3, 0.75, 1, 0.75),
     ]
     assert [(r.workflow, r.cost, r.unpriced_calls) for r in run(store.costs())] == [
         ("orders", None, 1),

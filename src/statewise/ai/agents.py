@@ -33,7 +33,13 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic_ai import Agent, capture_run_messages
-from pydantic_ai.messages import ModelMessage, ModelRequest, RetryFeedbackPart, ToolReturnPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    RetryFeedbackPart,
+    ToolReturnPart,
+)
 from pydantic_ai.models import Model
 from pydantic_ai.models.instrumented import InstrumentationSettings, InstrumentedModel
 from pydantic_ai.usage import UsageLimits
@@ -51,7 +57,7 @@ from statewise.ai.models import (
 )
 from statewise.ai.prompts import Prompts, Rendered
 from statewise.ai.schema import OUTPUT_TOOL, check_output, output_model, output_spec
-from statewise.ai.settings import AISettings
+from statewise.ai.settings import LOCAL_MODEL, AISettings
 from statewise.ai.tools import agent_tools, tool_calls
 from statewise.ai.usage import PriceTable, Tokens, count_tokens, usage_record
 from statewise.definition.model import AgentSpec
@@ -121,6 +127,7 @@ class AgentRunner:
 
     async def __call__(self, ctx: CommandContext) -> CommandResult:
         """Run the agent for one attempt; see the module docstring for the steps."""
+        await self._model_loaded()
         began = time.perf_counter()
         exchange = _Exchange()
 
@@ -148,6 +155,19 @@ class AgentRunner:
                 await cache.remember(self._store, key, value, new)
             usage = self._usage(new, time.perf_counter() - began)
             return CommandResult(value, usage, self._kept(history, new))
+
+    async def _model_loaded(self) -> None:
+        """Load the local model's encoder before the clock starts, off the event loop.
+
+        Loading takes seconds once per process; counted in the first call's latency it would
+        make that call look hundreds of times slower than the rest. It is reported on its own
+        (``embeddings.load_seconds``) instead.
+        """
+        if self.ref.provider == LOCAL_MODEL:
+            from statewise.ai import embeddings
+
+            if embeddings.load_seconds() is None:
+                await asyncio.to_thread(embeddings.default_encoder)
 
     async def _stored_conversations(self, ctx: CommandContext) -> dict[str, str]:
         """The item's conversations, read only when this agent needs them."""
@@ -273,7 +293,7 @@ class AgentRunner:
         return usage_record(
             agent=self.spec.name,
             provider=self.ref.provider,
-            model=str(self.ref),
+            model=self._answered_by(messages),
             tokens=tokens,
             cost=0.0 if cached else self._prices.cost(self.ref.provider, self.ref.name, tokens),
             latency=latency,
@@ -281,6 +301,17 @@ class AgentRunner:
             cached=cached,
             outcome=outcome,
         )
+
+    def _answered_by(self, messages: Sequence[ModelMessage]) -> str:
+        """``provider:model`` as the model named itself, else as configured.
+
+        The audit trail then names the model that answered (``local:all-MiniLM-L6-v2``, a
+        dated OpenAI snapshot) rather than only the alias the workflow asked for.
+        """
+        for message in reversed(messages):
+            if isinstance(message, ModelResponse) and message.model_name:
+                return f"{self.ref.provider}:{message.model_name}"
+        return str(self.ref)
 
 
 def _last_feedback(exchange: _Exchange) -> str | None:

@@ -13,9 +13,11 @@ so it happens at most once per process, on first use, behind a lock.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -144,8 +146,16 @@ class SentenceEncoder:
         return pieces
 
 
+logger = logging.getLogger(__name__)
+
 _default: Encoder | None = None
 _default_lock = threading.Lock()
+_load_seconds: float | None = None
+
+
+def load_seconds() -> float | None:
+    """How long loading the default encoder took, once it is loaded (reported apart from calls)."""
+    return _load_seconds
 
 
 def default_encoder() -> Encoder:
@@ -155,11 +165,14 @@ def default_encoder() -> Encoder:
         ImportError: sentence-transformers, torch or the model package is not installed.
 
     """
-    global _default
+    global _default, _load_seconds
     if _default is None:
         with _default_lock:
             if _default is None:
+                began = time.perf_counter()
                 _default = _load()
+                _load_seconds = time.perf_counter() - began
+                logger.info("loaded %s in %.1fs, once for this process", MODEL_NAME, _load_seconds)
     return _default
 
 

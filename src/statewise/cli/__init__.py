@@ -3,12 +3,21 @@
 One module per family of commands; importing them registers their commands on ``app``.
 """
 
-from statewise.cli import authoring, inspecting, intervening, operating, running, serving
+from statewise.cli import (
+    authoring,
+    demo,
+    inspecting,
+    intervening,
+    operating,
+    running,
+    serving,
+)
 from statewise.cli.common import app
 
 __all__ = [
     "app",
     "authoring",
+    "demo",
     "inspecting",
     "intervening",
     "main",

@@ -47,6 +47,19 @@ def serve(
     lease: Annotated[float, typer.Option(min=1, help="Work lease, seconds.")] = 60.0,
 ) -> None:
     """Serve the JSON API (OpenAPI at /openapi.json) and the dashboard, with workers."""
+    serve_store(db, host, port, commands or [], workers=workers, lease=lease)
+
+
+def serve_store(
+    db: str,
+    host: str,
+    port: int,
+    commands: list[str],
+    *,
+    workers: bool = True,
+    lease: float = 60.0,
+) -> None:
+    """Serve one store until interrupted; FastAPI and uvicorn are imported only here."""
     try:
         import uvicorn
 
@@ -62,7 +75,7 @@ def serve(
         try:
             tracing = configured_tracer_provider()
             ai = {"tracer_provider": tracing} if tracing is not None else None
-            catalog, _ = await prepare(store, None, commands or [], ai=ai)
+            catalog, _ = await prepare(store, None, commands, ai=ai)
             ctx = ServiceContext(
                 store, catalog, workers=workers, lease_seconds=lease, tracer_provider=tracing
             )

@@ -135,6 +135,7 @@ class CostRow:
 
     ``cost`` sums only the calls with a known price and is None when none had one;
     ``unpriced_calls`` counts the others, so an unknown price is never shown as 0.
+    ``latency`` sums the calls' own durations in seconds (a model's loading is not in it).
     """
 
     workflow: str
@@ -146,6 +147,7 @@ class CostRow:
     output_tokens: int
     cost: float | None
     unpriced_calls: int = 0
+    latency: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

