@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -44,14 +45,12 @@ class Ran:
     workflow: str
 
     def _on_store(self, action: Any) -> Any:
-        async def scenario() -> Any:
-            store = open_store(self.db)
-            try:
-                return await action(store)
-            finally:
-                await store.close()
+        return asyncio.run(on_store(self.db, action))
 
-        return asyncio.run(scenario())
+    async def _runner(self, store: Store) -> tuple[Runner, ItemWriter]:
+        catalog, _ = await prepare(store, None, self.example.tools, {"http_client": _client})
+        runner = Runner(store, catalog.definitions, catalog.registry)
+        return runner, ItemWriter(store, catalog.definitions)
 
     def item(self, key: str) -> Item:
         """The item now."""
@@ -119,15 +118,28 @@ class Ran:
 
         return self._on_store(act)
 
-    async def _runner(self, store: Store) -> tuple[Runner, ItemWriter]:
-        catalog, _ = await prepare(store, None, self.example.tools)
-        runner = Runner(store, catalog.definitions, catalog.registry)
-        return runner, ItemWriter(store, catalog.definitions)
-
 
 async def assert_invariant(store: Store) -> None:
     """Every active item has a pending command or timer, or waits."""
     assert await store.stuck_items() == []
+
+
+_client: httpx2.AsyncClient | None = None
+
+
+async def on_store(db: str, action: Any) -> Any:
+    """Run ``action(store)`` with the store open and, for hosted models, an HTTP client.
+
+    The client is closed afterwards, so no connection outlives the event loop it was made on.
+    """
+    global _client
+    store = open_store(db)
+    try:
+        async with httpx2.AsyncClient() as _client:
+            return await action(store)
+    finally:
+        _client = None
+        await store.close()
 
 
 def run_example(name: str, tmp_path: Path) -> Ran:
@@ -135,13 +147,9 @@ def run_example(name: str, tmp_path: Path) -> Ran:
     example = Example(EXAMPLES / name)
     db = str(tmp_path / f"{name}.sqlite")
 
-    async def scenario() -> str:
-        store = open_store(db)
-        try:
-            workflow = await run_into(store, example)
-            await assert_invariant(store)
-            return workflow
-        finally:
-            await store.close()
+    async def scenario(store: Store) -> str:
+        workflow = await run_into(store, example, ai={"http_client": _client})
+        await assert_invariant(store)
+        return workflow
 
-    return Ran(example, db, asyncio.run(scenario()))
+    return Ran(example, db, asyncio.run(on_store(db, scenario)))

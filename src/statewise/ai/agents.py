@@ -28,6 +28,7 @@ import asyncio
 import time
 import weakref
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,8 +41,10 @@ from pydantic_ai.messages import (
     RetryFeedbackPart,
     ToolReturnPart,
 )
-from pydantic_ai.models import Model
+from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.instrumented import InstrumentationSettings, InstrumentedModel
+from pydantic_ai.models.wrapper import WrapperModel
+from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import UsageLimits
 
 from statewise.ai import cache, conversations
@@ -74,14 +77,47 @@ _DEADLINE_MARGIN = 0.25
 
 @dataclass(slots=True)
 class _Exchange:
-    """The messages one run added, visible to the failure handler while the run is going."""
+    """The messages one run added, visible to the failure handler while the run is going.
+
+    ``requests`` holds how long each model request took, inside its provider slot.
+    """
 
     history_length: int = 0
     captured: list[ModelMessage] = field(default_factory=list)
+    requests: list[float] = field(default_factory=list)
+
+    @property
+    def model_seconds(self) -> float:
+        return sum(self.requests)
 
     @property
     def new(self) -> list[ModelMessage]:
         return self.captured[self.history_length :]
+
+
+_RUNNING: ContextVar[_Exchange | None] = ContextVar("statewise_agent_exchange", default=None)
+
+
+class _TimedModel(WrapperModel):
+    """Adds each request's own duration to the running attempt's exchange.
+
+    It sits inside the provider's limiter, so the recorded latency is the calls themselves:
+    not the wait for a slot behind other items, not the agent's tools, not the model's load.
+    """
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        began = time.perf_counter()
+        try:
+            return await self.wrapped.request(messages, model_settings, model_request_parameters)
+        finally:
+            exchange = _RUNNING.get()
+            if exchange is not None:
+                exchange.requests.append(time.perf_counter() - began)
 
 
 class AgentRunner:
@@ -128,11 +164,16 @@ class AgentRunner:
     async def __call__(self, ctx: CommandContext) -> CommandResult:
         """Run the agent for one attempt; see the module docstring for the steps."""
         await self._model_loaded()
-        began = time.perf_counter()
         exchange = _Exchange()
+        running = _RUNNING.set(exchange)
+        try:
+            return await self._attempt(ctx, exchange)
+        finally:
+            _RUNNING.reset(running)
 
+    async def _attempt(self, ctx: CommandContext, exchange: _Exchange) -> CommandResult:
         def failed(outcome: str) -> dict[str, JSON]:
-            return self._usage(exchange.new, time.perf_counter() - began, outcome=outcome)
+            return self._usage(exchange.new, exchange.model_seconds, outcome=outcome)
 
         ctx.track_usage(failed)
         with translated(
@@ -148,12 +189,12 @@ class AgentRunner:
             key = self._cache_key(rendered, history)
             hit = None if key is None else await cache.lookup(self._store, key)
             if hit is not None:
-                usage = self._usage([], time.perf_counter() - began, cached=True)
+                usage = self._usage([], 0.0, cached=True)
                 return CommandResult(hit.value, usage, self._kept(history, hit.messages))
             value, new = await self._run_in_time(ctx, rendered, history, exchange)
             if key is not None:
                 await cache.remember(self._store, key, value, new)
-            usage = self._usage(new, time.perf_counter() - began)
+            usage = self._usage(new, exchange.model_seconds)
             return CommandResult(value, usage, self._kept(history, new))
 
     async def _model_loaded(self) -> None:
@@ -257,7 +298,7 @@ class AgentRunner:
         model = build_model(self.spec, self.ref, self._settings)
         retries = self._settings.output_retries
         agent: Agent[None, Any] = Agent(
-            self._traced(limited(model, self.ref.provider, self._settings)),
+            self._traced(limited(_TimedModel(model), self.ref.provider, self._settings)),
             output_type=self._output,
             tools=self._tools,
             retries={"output": retries, "tools": retries},

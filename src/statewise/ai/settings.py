@@ -98,5 +98,10 @@ class AISettings:
         return Path(chosen) if chosen else None
 
     def concurrency_for(self, provider: str) -> int:
-        """How many requests to ``provider`` may be in flight at once."""
-        return self.provider_concurrency.get(provider, self.default_concurrency)
+        """How many requests to ``provider`` may be in flight at once.
+
+        The offline model computes on this process's CPU under one lock, so more than one
+        request in flight gains nothing and only makes each wait for the others.
+        """
+        fallback = 1 if provider == LOCAL_MODEL else self.default_concurrency
+        return self.provider_concurrency.get(provider, fallback)

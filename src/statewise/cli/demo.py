@@ -12,14 +12,16 @@ waiting tasks can be decided there.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -129,13 +131,18 @@ class _Settled:
 
 
 async def run_example(
-    store: Store, example: Example, progress: Progress | None = None, max_wait: float = 5.0
+    store: Store,
+    example: Example,
+    progress: Progress | None = None,
+    max_wait: float = 5.0,
+    ai: Mapping[str, Any] | None = None,
 ) -> str:
     """Register the example's workflow, start its items and run until none can move on.
 
-    Returns the workflow's name. Items already in the store are not started again.
+    Returns the workflow's name. Items already in the store are not started again. ``ai``
+    holds ``AISettings`` fields (a test's HTTP client, say).
     """
-    catalog, definition = await prepare(store, example.workflow, example.tools)
+    catalog, definition = await prepare(store, example.workflow, example.tools, ai)
     assert definition is not None
     with read_items(example.items) as pending:
         items = list(pending)
@@ -146,16 +153,20 @@ async def run_example(
         await runner.start(definition, items, actor="demo")
 
     await runner.run(max_wait=max_wait, on_ready=start)
-    events = example.events()
-    for event in events:
-        await runner.send(
-            definition.name,
-            event["key"],
-            event["event"],
-            event.get("data", {}),
-            event.get("actor", "demo"),
-        )
-    if events:
+    sent = 0
+    for event in example.events():
+        try:
+            await runner.send(
+                definition.name,
+                event["key"],
+                event["event"],
+                event.get("data", {}),
+                event.get("actor", "demo"),
+            )
+            sent += 1
+        except StatewiseError as exc:  # the item went another way (another model, say)
+            errors.print(f"[yellow]{example.name}: not sent: {escape(str(exc))}[/yellow]")
+    if sent:
         await runner.run(max_wait=max_wait)
     return definition.name
 
@@ -186,7 +197,7 @@ async def summarise(store: Store, workflows: Sequence[str]) -> None:
                 str(cost.output_tokens),
                 f"{cost.latency:.2f}s",
             )
-        console.rule(f"[bold]{workflow}")
+        console.rule(workflow)
         console.print(
             "ended: " + ", ".join(f"{n} {state}" for state, n in sorted(ended.items())),
             highlight=False,
@@ -285,12 +296,13 @@ def _serve(db: str, found: Sequence[Example], port: int) -> None:
 
     run_async(with_token())
     console.print(
-        f"\n[bold]Dashboard:[/bold] http://127.0.0.1:{port}/  sign in with this admin token "
+        f"\nDashboard: http://127.0.0.1:{port}/dashboard  sign in with this admin token "
         f"(shown once):\n  {secret}\n"
         "Open Tasks to claim and decide the waiting human tasks; the items move on at once.\n"
         f"Or from a shell: statewise task list --db {db}; "
         f"statewise task decide ID OUTCOME --db {db}\nPress Ctrl+C to stop.",
         highlight=False,
     )
+    sys.stdout.flush()  # the token must reach a pipe before serving blocks
     tools = [tool for example in found for tool in example.tools]
     serve_store(db, "127.0.0.1", port, tools)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import Depends, FastAPI
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from statewise.definition.model import Role
@@ -56,6 +57,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     for module in (workflows, items, tasks, admin):
         app.include_router(module.router)
     app.include_router(dashboard.router)
+    app.add_api_route("/", _to_dashboard, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(
         metrics_router(ctx.metrics),
@@ -63,6 +65,11 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         dependencies=[Depends(require(Role.VIEWER))],
     )
     return app
+
+
+async def _to_dashboard() -> RedirectResponse:
+    """The site's root is the dashboard: a person opening the bare address lands there."""
+    return RedirectResponse("/dashboard", status_code=307)
 
 
 def _report_stop(work: asyncio.Task[None]) -> None:

@@ -1,0 +1,82 @@
+"""The example files run unchanged on a hosted model: here OpenAI's protocol, served locally.
+
+``STATEWISE_MODEL=openai:gpt-4.1-mini`` moves every agent to the provider; the real
+pydantic-ai client talks to a local server that answers each agent's request with a scripted
+tool call, as the provider would. What must hold: nothing in the workflow or its tools
+changes, the prose stages carry the model's prose (not a quoted passage or a template), and
+the audit trail names the provider's model and prices its tokens.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ai.servers import FakeProvider, Received, Reply, openai_tool_call, serving
+from processes.conftest import run_example
+
+REPLY_PROSE = (
+    "Hello Anna, I'm sorry about the double charge. The second one is a pre-authorisation "
+    "your bank will release within 3 to 5 business days; if it is still there after that, "
+    "reply and we refund it within 2 business days."
+)
+
+
+def _output_tool(body: dict[str, Any]) -> tuple[str, set[str]]:
+    """The output tool's name and the fields its schema asks for."""
+    for tool in body.get("tools", []):
+        function = tool["function"]
+        if function["name"].startswith("final_result"):
+            return function["name"], set(function["parameters"].get("properties", {}))
+    raise AssertionError(f"no output tool in {json.dumps(body)[:300]}")
+
+
+def _support_agents(received: Received) -> Reply:
+    """Answer each agent of support_routing as a hosted model would."""
+    name, fields = _output_tool(received.body)
+    if "category" in fields:
+        text = json.dumps(received.body["messages"])
+        category = "technical" if "crash" in text or "error" in text else "billing"
+        arguments: dict[str, Any] = {"category": category, "priority": "normal", "confidence": 0.9}
+    elif "sentiment" in fields:
+        arguments = {"sentiment": "neutral", "confidence": 0.8}
+    elif "answer" in fields:
+        arguments = {"answer": REPLY_PROSE, "source": "Double charges", "confidence": 0.85}
+    else:
+        raise AssertionError(f"unexpected agent with fields {sorted(fields)}")
+    return openai_tool_call(
+        name, arguments, usage={"prompt_tokens": 420, "completion_tokens": 60, "total_tokens": 480}
+    )
+
+
+@pytest.fixture
+def provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProvider]:
+    with serving() as server:
+        server.always(_support_agents)
+        monkeypatch.setenv("STATEWISE_MODEL", "openai:gpt-4.1-mini")
+        monkeypatch.setenv("STATEWISE_OPENAI_BASE_URL", server.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-hosted-0123456789")
+        yield server
+
+
+def test_support_routing_runs_unchanged_on_a_hosted_model_and_its_answers_are_prose(
+    provider: FakeProvider, tmp_path: Path
+) -> None:
+    ran = run_example("support_routing", tmp_path)
+
+    answered = ran.item("TCK-5001")
+    assert answered.state == "awaiting_reply"
+    assert answered.context["answer"]["answer"] == REPLY_PROSE  # the model's words, not a passage
+    assert ran.states()["TCK-5008"] == "specialist_queue"  # the model's category routed it
+    calls = [r.usage for r in ran.history("TCK-5001") if r.usage]
+    assert {u["agent"] for u in calls} == {"classify", "sentiment", "answer"}
+    assert {u["model"] for u in calls} == {"openai:gpt-4.1-mini"}
+    assert all(u["input_tokens"] == 420 and u["cost"] and u["cost"] > 0 for u in calls)
+    # Every agent request went to the provider with its instructions and the item's text.
+    sent = [json.dumps(r.body) for r in provider.requests]
+    assert any("Charged twice" in body for body in sent)
+    assert any("Double charges" in body and "Use only the knowledge below" in body for body in sent)

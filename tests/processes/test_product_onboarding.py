@@ -1,0 +1,389 @@
+"""examples/product_onboarding: supplier files through agents, rules and people into a catalogue.
+
+The example runs once per module on the offline model into a real SQLite file, with its
+catalogue table in a temporary directory. The first tests check where every sample item ended
+and why; the later ones act as the suppliers, category managers, translators and the content
+team, each on its own items, and follow the items into the catalogue.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from processes.conftest import Ran, run_example
+from statewise.errors import TaskError
+
+LOCAL = "local:all-MiniLM-L6-v2"
+TEMPLATE = "[Template - not written by a model]"
+
+ENDED = {
+    # complete data sheets: the gate passes them (> 80), the model cannot translate
+    "PRD-4001": "human_translation",  # PDF, two pages
+    "PRD-4002": "human_translation",  # CSV with semicolons
+    "PRD-4003": "human_translation",  # PDF
+    "PRD-4006": "human_translation",  # XLSX, second sheet
+    "PRD-4007": "human_translation",  # e-mail with an attached CSV
+    # English-only storefront: nothing to translate, straight into the catalogue
+    "PRD-4004": "published",  # XLSX with a title block above the table
+    "PRD-4005": "published",  # CSV with commas
+    # incomplete, invalid or unreadable: the supplier is asked
+    "PRD-4008": "clarification",  # e-mail without a brand
+    "PRD-4009": "clarification",  # price "on request"
+    "PRD-4010": "clarification",  # SKU pk_vest_01
+    "PRD-4011": "clarification",  # price 109000
+    "PRD-4012": "clarification",  # a scan without a text layer
+    # quality 60..80: a category manager decides
+    "PRD-4013": "human_review",  # one image, a short supplier text
+    "PRD-4014": "human_review",  # no description at all
+    "PRD-4015": "human_review",  # < 60, then 64 after one revision
+    "PRD-4018": "human_review",  # 800 px images only
+    # < 60 after the first pass and both revisions
+    "PRD-4016": "escalation_review",
+    "PRD-4017": "escalation_review",
+}
+
+
+@dataclass
+class Onboarding:
+    ran: Ran
+    first: dict[str, str]  # every item's state right after the run, before anyone acted
+    catalog: Path
+
+    def rows(self) -> dict[str, dict[str, Any]]:
+        """The catalogue table, by SKU."""
+        if not self.catalog.exists():
+            return {}
+        with closing(sqlite3.connect(self.catalog)) as db:
+            db.row_factory = sqlite3.Row
+            return {row["sku"]: dict(row) for row in db.execute("SELECT * FROM products")}
+
+
+@pytest.fixture(scope="module")
+def onboarding(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Onboarding]:
+    catalog = tmp_path_factory.mktemp("catalog") / "catalog.sqlite"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STATEWISE_CATALOG", str(catalog))
+        ran = run_example("product_onboarding", tmp_path_factory.mktemp("product_onboarding"))
+        yield Onboarding(ran, ran.states(), catalog)
+
+
+def context(onboarding: Onboarding, key: str) -> dict[str, Any]:
+    return dict(onboarding.ran.item(key).context)
+
+
+def error_into(ran: Ran, key: str, state: str) -> str:
+    """The error message of the transition that brought the item into ``state``."""
+    for record in reversed(ran.history(key)):
+        if record.to_state == state and record.from_state != state and record.error:
+            return str(record.error["message"])
+    raise AssertionError(f"{key} did not enter {state} on an error")
+
+
+# --- where the run left every item, and why -----------------------------------------------------
+
+
+def test_every_sample_item_ends_where_its_file_sends_it(onboarding: Onboarding) -> None:
+    assert onboarding.first == ENDED
+
+
+def test_each_format_is_parsed_by_a_real_parser_and_extracted_by_the_agent(
+    onboarding: Onboarding,
+) -> None:
+    pdf = context(onboarding, "PRD-4001")
+    assert pdf["read_file"]["format"] == "pdf" and pdf["read_file"]["pages"] == 2
+    assert pdf["extract"]["sku"] == "BL-H200" and pdf["extract"]["price"] == 149.0
+    # the description wraps over three lines of the data sheet and comes back as one value
+    assert pdf["extract"]["supplier_description"].endswith("slip the headphones into any bag.")
+
+    xlsx = context(onboarding, "PRD-4004")
+    assert (xlsx["read_file"]["sheet"], xlsx["read_file"]["header_row"]) == ("Range 2025", 4)
+    assert xlsx["extract"]["currency"] == "GBP" and xlsx["extract"]["price"] == 179.0
+
+    second_sheet = context(onboarding, "PRD-4006")
+    assert second_sheet["read_file"]["sheet"] == "Products"
+    assert second_sheet["extract"]["sku"] == "BL-E50"
+
+    csv_row = context(onboarding, "PRD-4002")
+    assert csv_row["read_file"]["format"] == "csv" and csv_row["read_file"]["row"] == 1
+    assert csv_row["extract"]["name"] == "Steel kettle 1.7 litre"
+
+    email = context(onboarding, "PRD-4007")
+    assert email["read_file"]["attachments"] == ["fj-down2-technical.csv"]
+    assert email["extract"]["sku"] == "FJ-DOWN2"  # from the body
+    assert email["extract"]["waterproof_rating"] == "10,000 mm"  # from the attached sheet
+
+
+def test_agent_stages_ran_on_the_local_model(onboarding: Onboarding) -> None:
+    calls = [r for r in onboarding.ran.history("PRD-4001") if r.usage]
+    by_agent = {r.usage["agent"]: r for r in calls}
+    assert set(by_agent) == {"extractor", "enricher", "reviewer", "translator"}
+    assert {r.usage["model"] for r in calls} == {LOCAL}
+    assert sorted(r.branch for r in calls if r.usage["agent"] == "translator") == ["de", "es", "fr"]
+    # the enricher classified every product that got that far into the right category
+    categories = {
+        key: context(onboarding, key)["enrich"]["category"]
+        for key, state in ENDED.items()
+        if state != "clarification"
+    }
+    assert categories == {
+        "PRD-4001": "headphones",
+        "PRD-4002": "kettles",
+        "PRD-4003": "jackets",
+        "PRD-4004": "bags",
+        "PRD-4005": "lamps",
+        "PRD-4006": "headphones",
+        "PRD-4007": "jackets",
+        "PRD-4013": "kettles",
+        "PRD-4014": "headphones",
+        "PRD-4015": "bags",
+        "PRD-4016": "lamps",
+        "PRD-4017": "headphones",
+        "PRD-4018": "jackets",
+    }
+    assert context(onboarding, "PRD-4014")["enrich"]["primary_use"] == "kids"
+    assert context(onboarding, "PRD-4001")["copy"]["tags"] == [
+        "audio",
+        "music",
+        "headphones",
+        "travel",
+    ]
+
+
+def test_incomplete_or_invalid_data_goes_to_the_supplier(onboarding: Onboarding) -> None:
+    ran = onboarding.ran
+    assert context(onboarding, "PRD-4008")["validate"]["missing"] == ["brand"]
+    assert context(onboarding, "PRD-4009")["validate"]["missing"] == ["price"]
+    assert context(onboarding, "PRD-4010")["validate"]["invalid"] == [
+        "SKU 'pk_vest_01' does not match the catalogue pattern AB-123 (capitals, one -)"
+    ]
+    assert context(onboarding, "PRD-4011")["validate"]["invalid"] == [
+        "price 109000.0 is outside 0 < price < 100000"
+    ]
+    for key in ("PRD-4008", "PRD-4009", "PRD-4010", "PRD-4011"):
+        assert ran.why(key) == "!validate.complete"
+    assert "no text layer" in error_into(ran, "PRD-4012", "clarification")
+    assert {t.key for t in ran.tasks() if t.queue == "suppliers"} == {
+        "PRD-4008",
+        "PRD-4009",
+        "PRD-4010",
+        "PRD-4011",
+        "PRD-4012",
+    }
+
+
+def test_the_quality_gate_routes_on_the_brief_thresholds(onboarding: Onboarding) -> None:
+    ran = onboarding.ran
+    passed = context(onboarding, "PRD-4001")["quality_gate"]
+    assert passed["score"] > 80 and passed["completeness"] == 97
+    assert "quality_gate.score > 80" in [r.condition for r in ran.history("PRD-4001")]
+
+    review = context(onboarding, "PRD-4013")["quality_gate"]
+    assert 60 <= review["score"] <= 80
+    assert ran.why("PRD-4013") == "quality_gate.score >= 60"
+    assert {t.queue for t in ran.tasks("PRD-4013")} == {"category_managers"}
+
+    # below 60 on the first pass: back to enrich with the rubric's findings, then 64
+    revised = context(onboarding, "PRD-4015")
+    gates = [r for r in ran.history("PRD-4015") if r.from_state == "quality_gate"]
+    assert [(r.condition, r.values) for r in gates] == [
+        ("quality_gate.score < 60", {"quality_gate.score": 55}),
+        ("quality_gate.score >= 60", {"quality_gate.score": 64}),
+    ]
+    assert ran.path("PRD-4015").count("enrich") == 2
+    assert revised["quality_gate"]["pass"] == 2 and revised["quality_gate"]["score"] == 64
+    assert "usage_and_care" in revised["copy"]["includes"]  # the revision acted on the ask
+
+    # below 60 three times: the enrich budget (first pass + 2 revisions) escalates
+    for key in ("PRD-4016", "PRD-4017"):
+        assert ran.path(key).count("enrich") == 3
+        assert context(onboarding, key)["quality_gate"]["score"] < 60
+        into = [r for r in ran.history(key) if r.to_state == "escalation_review"]
+        assert into[-1].note == "visit budget of 'enrich' (3) exhausted"
+        assert ran.why(key) == "quality_gate.score < 60"
+    assert {t.queue for t in ran.tasks("PRD-4016")} == {"category_leads"}
+
+
+def test_the_local_model_writes_no_prose_and_says_so(onboarding: Onboarding) -> None:
+    for key, state in ENDED.items():
+        if state == "clarification":
+            continue
+        item = context(onboarding, key)
+        assert "description" not in item["enrich"]  # the enricher wrote no copy
+        assert item["copy"]["written_by"] == "template"
+        assert item["copy"]["description"].startswith(TEMPLATE)
+        path = onboarding.ran.path(key)
+        assert "template_copy" in path and "model_copy" not in path  # not has(enrich.description)
+    translated = context(onboarding, "PRD-4006")
+    assert set(translated["translate"]) == {"de", "fr", "es", "it", "ja"}
+    assert all(set(out) == {"language"} for out in translated["translate"].values())
+    assert all(
+        entry == {"translated_by": "none", "reason": "no translation written"}
+        for entry in translated["translations"]["by_language"].values()
+    )
+    assert onboarding.ran.why("PRD-4006") == "size(translations.missing) > 0"
+
+
+def test_english_only_products_are_published_into_the_catalogue(onboarding: Onboarding) -> None:
+    row = onboarding.rows()["TH-ALP38"]
+    assert row["item_key"] == "PRD-4004" and row["section"] == "Bags"
+    assert (row["price"], row["currency"]) == (179.0, "GBP")
+    assert row["description_by"] == "template" and row["description"].startswith(TEMPLATE)
+    assert json.loads(row["attributes"])["weight"] == "1.1 kg"
+    assert json.loads(row["translations"]) == {}
+    assert row["approved_by"] == "quality gate"
+    assert onboarding.rows()["LX-ARC2"]["section"] == "Lighting"
+
+
+# --- the people in the process ------------------------------------------------------------------
+
+
+def test_translators_supply_the_translations_and_the_product_is_published(
+    onboarding: Onboarding,
+) -> None:
+    translations = {
+        "de": {
+            "title": "Brightline Voyager 200 kabellose Kopfhörer",
+            "description": "Adaptive Geräuschunterdrückung ...",
+        },
+        "fr": {"title": "Casque sans fil Voyager 200", "description": "Réduction de bruit ..."},
+        "es": {"title": "Auriculares Voyager 200", "description": "Cancelación de ruido ..."},
+    }
+    item = onboarding.ran.decide("PRD-4001", "translated", {"translations": translations})
+    assert item.state == "published"
+    row = onboarding.rows()["BL-H200"]
+    stored = json.loads(row["translations"])
+    assert stored["fr"]["title"] == "Casque sans fil Voyager 200"
+    assert {entry["translated_by"] for entry in stored.values()} == {"token:dana"}
+
+
+def test_english_passed_off_as_a_translation_is_caught_by_the_final_check(
+    onboarding: Onboarding,
+) -> None:
+    ran = onboarding.ran
+    english = context(onboarding, "PRD-4002")["copy"]["description"]
+    translations = {
+        "de": {"title": "Wasserkocher aus Stahl 1,7 l", "description": "Gebürsteter Stahl ..."},
+        "nl": {"title": "Stalen waterkoker 1,7 l", "description": english},
+    }
+    item = ran.decide("PRD-4002", "translated", {"translations": translations})
+    assert item.state == "fix_issues"
+    assert item.context["final_check"]["issues"] == [
+        "the nl description is the English text, not a translation"
+    ]
+    fixed = {"nl": {"title": "Stalen waterkoker 1,7 l", "description": "Geborsteld staal ..."}}
+    assert ran.decide("PRD-4002", "fixed", {"translations": fixed}).state == "published"
+    stored = json.loads(onboarding.rows()["KC-K17"]["translations"])
+    assert stored["nl"]["description"] == "Geborsteld staal ..."
+
+
+def test_a_suppliers_answer_is_validated_again(onboarding: Onboarding) -> None:
+    ran = onboarding.ran
+    with pytest.raises(TaskError, match="currency"):
+        ran.decide("PRD-4009", "supply", {"price": 34.9, "currency": "EURO"})
+    assert ran.item("PRD-4009").state == "clarification"  # a refused form changes nothing
+
+    item = ran.decide("PRD-4008", "supply", {"brand": "Nordvik"})
+    assert item.context["validate"]["complete"] is True
+    assert item.context["validate"]["product"]["brand"] == "Nordvik"
+    assert item.state == "human_review"  # one image only: the gate gives it 60..80
+
+    # a supplier who corrects one thing but not another is asked again, for that only
+    item = ran.decide("PRD-4010", "supply", {"price": 79.0})
+    assert item.state == "clarification"
+    assert item.context["validate"]["invalid"][0].startswith("SKU 'pk_vest_01'")
+    item = ran.decide("PRD-4010", "supply", {"sku": "PK-VEST01"})
+    assert item.context["validate"]["supplied"] == {"price": 79.0, "sku": "PK-VEST01"}
+    assert item.context["validate"]["complete"] is True
+    # valid now, but thin: no description, no waterproof rating, one image; two revisions
+    # of the template cannot lift it to 60, so the category lead decides
+    assert item.state == "escalation_review"
+    assert ran.path("PRD-4010").count("enrich") == 3
+
+    assert ran.decide("PRD-4011", "withdraw", {"note": "range dropped"}).state == "rejected"
+
+
+def test_data_typed_in_for_an_unreadable_file_goes_through_the_same_checks(
+    onboarding: Onboarding,
+) -> None:
+    data = {
+        "sku": "HL-NOVA2",
+        "name": "Nova 2 LED desk lamp",
+        "brand": "Halvorsen",
+        "category": "Lamps",
+        "price": 119.0,
+        "currency": "NOK",
+        "images": "hl-nova2.jpg (2000x2000), hl-nova2-lit.jpg (2000x2000)",
+        "description": "A wide aluminium head lights the whole desk evenly without glare.",
+        "attributes": {
+            "power": "8 W",
+            "color_temperature": "3000 K",
+            "material": "aluminium",
+            "color": "white",
+        },
+    }
+    item = onboarding.ran.decide("PRD-4012", "supply", data)
+    assert "extract" not in item.context  # nothing was read from the scan
+    assert item.context["enrich"]["category"] == "lamps"
+    assert item.context["validate"]["product"]["attributes"]["power"] == "8 W"
+    # complete, but a one-line description scores 12 of 25 for text, so a manager decides
+    parts = item.context["quality_gate"]["parts"]
+    assert parts == {"attributes": 45, "images": 20, "text": 12, "name": 10}
+    assert item.state == "human_review"
+
+
+def test_category_managers_approve_reject_and_revise(onboarding: Onboarding) -> None:
+    ran = onboarding.ran
+    approved = ran.decide("PRD-4013", "approve")
+    assert approved.state == "human_translation"  # de and ja, which the model cannot write
+    assert ran.decide("PRD-4017", "reject", actor="lead").state == "rejected"
+
+    revised = ran.decide("PRD-4014", "revise", {"feedback": "Say who it is for."})
+    assert revised.context["human_review"]["data"] == {"feedback": "Say who it is for."}
+    assert ran.path("PRD-4014").count("enrich") == 2
+    assert revised.state == "human_review"
+    assert ran.decide("PRD-4014", "reject").state == "rejected"
+
+    # PRD-4015 has used two enrich passes; one more revise is its last, the next escalates
+    assert ran.decide("PRD-4015", "revise", {"feedback": "More detail."}).state == "human_review"
+    escalated = ran.decide("PRD-4015", "revise", {"feedback": "Still thin."})
+    assert escalated.state == "escalation_review"
+    assert ran.history("PRD-4015")[-1].note == "visit budget of 'enrich' (3) exhausted"
+
+
+def test_a_small_hero_image_is_fixed_before_publishing(onboarding: Onboarding) -> None:
+    ran = onboarding.ran
+    item = ran.decide("PRD-4018", "approve")
+    assert item.state == "fix_issues"
+    assert item.context["final_check"]["issues"] == [
+        "the largest image is 800 px on its short side; the catalogue's hero image needs 1000 px"
+    ]
+    fixed = ran.decide("PRD-4018", "fixed", {"images": "fj-lite-front.jpg (1600x1600)"})
+    assert fixed.state == "published"
+    row = onboarding.rows()["FJ-LITE"]
+    assert row["approved_by"] == "token:dana"
+    assert json.loads(row["images"]) == [
+        {"file": "fj-lite-front.jpg", "width": 1600, "height": 1600}
+    ]
+
+
+def test_an_escalated_listing_approved_by_the_lead_goes_on_to_translation(
+    onboarding: Onboarding,
+) -> None:
+    item = onboarding.ran.decide("PRD-4016", "approve", actor="lead")
+    assert item.state == "human_translation"
+    translations = {
+        "de": {"title": "Luxa Mini Klemmleuchte", "description": "Leselampe ..."},
+        "fr": {"title": "Luxa Mini lampe à pince", "description": "Lampe de lecture ..."},
+    }
+    assert onboarding.ran.decide(
+        "PRD-4016", "translated", {"translations": translations}
+    ).state == ("published")
+    assert onboarding.rows()["LX-MINI"]["approved_by"] == "token:lead"
