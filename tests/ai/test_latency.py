@@ -64,4 +64,4 @@ def test_the_first_calls_latency_does_not_include_loading_the_model() -> None:
     usage, load = report["usage"], report["load"]
     assert usage["model"] == "local:all-MiniLM-L6-v2"
     assert load is not None and load > 0.5  # the load happened in this process, once
-    assert usage["latency"] < load / 5  # and it is not in the first call's latency
+    assert usage["latency"] < load / 2  # and it is not in the first call's latency

@@ -540,7 +540,7 @@ def test_unknown_condition_variable_suggests_a_known_name() -> None:
         """
     ) == (
         "condition `fruad.risk > 0.5` reads `fruad`, which is not an input key, a command "
-        "result, an event or an engine fact; did you mean `fraud`?",
+        "result, a task decision, an event or an engine fact; did you mean `fraud`?",
         9,
         15,
     )
@@ -601,6 +601,37 @@ def test_known_condition_variables_pass() -> None:
     )
 
     assert definition.state("start").transitions[0].when is not None
+
+
+def test_a_human_tasks_decision_is_a_known_condition_variable() -> None:
+    definition = loads(
+        textwrap.dedent(
+            """
+            workflow: vars
+            input: [doc]
+            events: {approve: ok, reject: no}
+            states:
+              start:
+                kind: initial
+                transitions: [{to: senior}]
+              senior:
+                kind: human
+                task: {queue: senior, result: senior_decision}
+                transitions:
+                  - {on: approve, to: check}
+                  - {on: reject, to: check}
+              check:
+                transitions:
+                  - when: senior_decision.outcome == "approve"
+                    to: done
+                  - else: true
+                    to: done
+              done: {kind: final}
+            """
+        )
+    )
+
+    assert definition.state("check").transitions[0].when is not None
 
 
 def test_condition_variables_are_not_checked_without_input() -> None:

@@ -153,6 +153,8 @@ class AgentRunner:
             shape = self._model_class.model_json_schema()
             self._cached_shape = {"model": spec.output, "schema": shape}
         self._tools = agent_tools(registry, spec.tools)
+        # What the model calls itself, once it is built; until then, the configured name.
+        self._model_name = str(self.ref)
         key_variable = spec.settings.get(API_KEY_ENV)
         self._secret_variables = frozenset({str(key_variable)} if key_variable else ())
         self._limits = UsageLimits(request_limit=spec.max_tool_rounds + settings.output_retries + 1)
@@ -296,6 +298,7 @@ class AgentRunner:
 
     def _build_agent(self) -> Agent[None, Any]:
         model = build_model(self.spec, self.ref, self._settings)
+        self._model_name = f"{self.ref.provider}:{model.model_name}"
         retries = self._settings.output_retries
         agent: Agent[None, Any] = Agent(
             self._traced(limited(_TimedModel(model), self.ref.provider, self._settings)),
@@ -344,7 +347,7 @@ class AgentRunner:
         )
 
     def _answered_by(self, messages: Sequence[ModelMessage]) -> str:
-        """``provider:model`` as the model named itself, else as configured.
+        """``provider:model`` as the model named itself, else as the built model names itself.
 
         The audit trail then names the model that answered (``local:all-MiniLM-L6-v2``, a
         dated OpenAI snapshot) rather than only the alias the workflow asked for.
@@ -352,7 +355,7 @@ class AgentRunner:
         for message in reversed(messages):
             if isinstance(message, ModelResponse) and message.model_name:
                 return f"{self.ref.provider}:{message.model_name}"
-        return str(self.ref)
+        return self._model_name
 
 
 def _last_feedback(exchange: _Exchange) -> str | None:

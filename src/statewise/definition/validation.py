@@ -342,6 +342,7 @@ def _check_variables(c: _Checker) -> None:
     if inputs is None or not c.complete:
         return
     results = {cmd.result for s in c.states for _, cmd in state_commands(s)}
+    results |= {s.task.result for s in c.states if s.task is not None}  # a person's decision
     events = set(c.definition.external_events()) | set(c.declared.events or ())
     known = set(inputs) | results | events | ENGINE_FACTS
     for path, condition in _conditions(c.definition):
@@ -355,7 +356,7 @@ def _check_variables(c: _Checker) -> None:
             )
             c.report(
                 f"condition `{condition.source}` reads `{name}`, which is not an input key, "
-                f"a command result, an event or an engine fact{hint}",
+                f"a command result, a task decision, an event or an engine fact{hint}",
                 path,
             )
 
