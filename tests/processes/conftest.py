@@ -9,7 +9,6 @@ sends events as people would, and checks the store's invariant after every move.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -166,7 +165,7 @@ class AgentRequest:
     tool: str
     fields: frozenset[str]
     user: str
-    """The latest user message (the agent's rendered input), as JSON text."""
+    """The text of the latest user message: the agent's rendered input."""
     received: Received
 
     def answer(self, arguments: dict[str, Any], prompt: int = 300, completion: int = 60) -> Reply:
@@ -180,9 +179,11 @@ class AgentRequest:
 def _agent_request(received: Received) -> AgentRequest:
     tools = [tool["function"] for tool in received.body.get("tools", [])]
     (output,) = [tool for tool in tools if tool["name"].startswith("final_result")]
-    users = [m for m in received.body["messages"] if m.get("role") == "user"]
+    content = [m for m in received.body["messages"] if m.get("role") == "user"][-1]["content"]
+    if not isinstance(content, str):
+        content = " ".join(part.get("text", "") for part in content)
     fields = frozenset(output["parameters"].get("properties", {}))
-    return AgentRequest(output["name"], fields, json.dumps(users[-1]), received)
+    return AgentRequest(output["name"], fields, content, received)
 
 
 @contextmanager
