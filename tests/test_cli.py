@@ -247,6 +247,32 @@ def test_one_database_runs_workflows_whose_commands_live_in_different_modules(
     assert "triage@1" in output and "review@1" in output
 
 
+def test_two_modules_may_define_a_command_of_the_same_name_each_workflow_runs_its_own(
+    project: Path,
+) -> None:
+    (project / "triage.yaml").write_text(WORKFLOW.replace("workflow: review", "workflow: triage"))
+    (project / "triage.py").write_text(COMMANDS.replace('len(ctx.context["title"])', "0"))
+    (project / "triage.jsonl").write_text('{"key": "t1", "data": {"title": "a long title"}}\n')
+    assert run_items(project)[0] == 0
+    code, output = invoke(
+        "run", project / "triage.yaml", "--items", project / "triage.jsonl",
+        "--commands", project / "triage.py", "--db", project / "run.sqlite",
+    )  # fmt: skip
+    assert code == 0, output
+    assert "skipping" not in output
+
+    async def states() -> dict[tuple[str, str], str]:
+        store = open_store(str(project / "run.sqlite"))
+        try:
+            return {(i.workflow, i.key): i.state for i in await store.list_items(limit=10)}
+        finally:
+            await store.close()
+
+    found = asyncio.run(states())
+    assert found[("review", "long")] == "accepted"  # review's score: the title's length
+    assert found[("triage", "t1")] == "human_review"  # triage's own score: always 0
+
+
 def test_costs_sum_the_model_usage_recorded_in_the_audit_trail(project: Path) -> None:
     reported = COMMANDS.replace(
         'return {"value": len(ctx.context["title"])}',

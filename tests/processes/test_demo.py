@@ -21,6 +21,13 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 STATEWISE = [sys.executable, "-m", "statewise"]
+PROCESSES = (
+    "compliance_review",
+    "content_approval",
+    "order_processing",
+    "product_onboarding",
+    "support_routing",
+)
 
 
 def _environment() -> dict[str, str]:
@@ -28,10 +35,12 @@ def _environment() -> dict[str, str]:
     return {**env, "COLUMNS": "160", "HF_HUB_OFFLINE": "1"}
 
 
-def test_demo_prints_each_workflows_end_states_tasks_and_usage(tmp_path: Path) -> None:
+def test_demo_runs_all_five_processes_and_prints_end_states_tasks_and_usage(
+    tmp_path: Path,
+) -> None:
     db = tmp_path / "demo.sqlite"
     done = subprocess.run(
-        [*STATEWISE, "demo", "--no-serve", "--only", "support_routing", "--db", str(db)],
+        [*STATEWISE, "demo", "--no-serve", "--db", str(db)],
         cwd=ROOT,
         env=_environment(),
         capture_output=True,
@@ -39,13 +48,17 @@ def test_demo_prints_each_workflows_end_states_tasks_and_usage(tmp_path: Path) -
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
+    assert "skipping" not in done.stderr  # every workflow stays loadable beside the others
     out = done.stdout
-    assert "support_routing" in out
+    assert "ran 5 workflows" in out
+    for workflow in PROCESSES:
+        assert re.search(rf"─ {workflow} ─", out), workflow
     assert re.search(r"ended: .*\d+ awaiting_reply \(waiting\)", out)
     assert re.search(r"human tasks waiting: .*\d+ in priority", out)
     assert re.search(r"loading the offline model \(all-MiniLM-L6-v2\) took \d+\.\ds", out)
     assert re.search(r"classify\W+classify\W+local:all-MiniLM-L6-v2\W+20\W", out)
-    assert "settled" in done.stderr  # the progress bar
+    for workflow in PROCESSES:
+        assert re.search(rf"{workflow}\s+━+\s+(\d+)/\1 settled", done.stderr), workflow
 
 
 def test_demo_refuses_an_unknown_example_and_names_the_known_ones(tmp_path: Path) -> None:

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from statewise.definition import loads
 from statewise.definition.model import Definition
-from statewise.errors import DefinitionError, StatewiseError
+from statewise.errors import DefinitionError, PermanentError, StatewiseError
 from statewise.store.base import Store
-from statewise.worker.registry import CommandRegistry, load_registry
+from statewise.worker.registry import (
+    CommandContext,
+    CommandFunction,
+    CommandRegistry,
+    load_registry,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +58,11 @@ async def load_catalog(
         raise StatewiseError("the store has no workflows yet; run one with `statewise run FILE`")
     given = list(modules)
     remembered = [m for w in stored for m in w.commands] if stored_modules else []
-    registry, broken = _registry(dict.fromkeys([*given, *remembered]))
+    modules_of: dict[str, list[str]] = {}
+    for workflow in stored:
+        own = modules_of.setdefault(workflow.name, [])
+        own.extend(m for m in workflow.commands if m not in own)
+    registry, broken = _registry(dict.fromkeys([*given, *remembered]), modules_of)
     definitions: list[Definition] = []
     skipped: dict[str, str] = {}
     for workflow in stored:
@@ -70,16 +80,74 @@ async def load_catalog(
     return Catalog(definitions, registry, skipped)
 
 
-def _registry(modules: Iterable[str]) -> tuple[CommandRegistry, dict[str, str]]:
-    """Merge each module's registry; a module that fails is reported, not fatal."""
-    registry = CommandRegistry()
+def _registry(
+    modules: Iterable[str], modules_of: Mapping[str, list[str]]
+) -> tuple[CommandRegistry, dict[str, str]]:
+    """Merge each module's registry; a module that fails is reported, not fatal.
+
+    Two modules may define a command of the same name (two teams' ``publish``): it becomes
+    one command that runs, for each item, the function of the module its workflow was
+    registered with (``modules_of``: workflow name to its modules).
+    """
+    loaded: dict[str, CommandRegistry] = {}
     broken: dict[str, str] = {}
     for module in modules:
         try:
-            registry.merge(load_registry([module]))
+            loaded[module] = load_registry([module])
         except StatewiseError as exc:
             broken[module] = str(exc)
-    return registry, broken
+    definers: dict[str, dict[str, CommandFunction]] = {}
+    for module, registry in loaded.items():
+        for name, function in registry.commands().items():
+            definers.setdefault(name, {})[_module_key(module)] = function
+    shared = frozenset(
+        name
+        for name, by_module in definers.items()
+        if len({id(function) for function in by_module.values()}) > 1
+    )
+    combined = CommandRegistry()
+    for module, registry in loaded.items():
+        try:
+            combined.merge(registry, skip=shared)
+        except StatewiseError as exc:
+            broken[module] = str(exc)
+    for name in shared:
+        combined.register(name, _ByWorkflow(name, definers[name], modules_of))
+    return combined, broken
+
+
+def _module_key(spec: str) -> str:
+    """A command module as one name, however it was spelled: a file by its absolute path."""
+    return str(Path(spec).resolve()) if spec.endswith(".py") else spec
+
+
+class _ByWorkflow:
+    """A command several modules define: each item runs its own workflow's module's function.
+
+    It is a plain callable: the runner calls it in a worker thread, and a coroutine it returns
+    (an async function's) is awaited on the event loop, as for any command.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        by_module: Mapping[str, CommandFunction],
+        modules_of: Mapping[str, list[str]],
+    ) -> None:
+        self.name = name
+        self.by_module = dict(by_module)
+        self.modules_of = modules_of
+
+    def __call__(self, ctx: CommandContext) -> Any:
+        for module in self.modules_of.get(ctx.workflow, ()):
+            function = self.by_module.get(_module_key(module))
+            if function is not None:
+                return function(ctx)
+        raise PermanentError(
+            f"command {self.name!r} is defined by {', '.join(sorted(self.by_module))}, and "
+            f"workflow {ctx.workflow!r} was registered with none of them; register it with "
+            f"the module whose {self.name!r} it means"
+        )
 
 
 def _register_agents(

@@ -191,10 +191,15 @@ class CommandRegistry:
         families = (self._commands, self._tools, self._output_models)
         return frozenset(name for family in families for name in family.entries)
 
-    def merge(self, other: CommandRegistry) -> None:
-        """Add every command, tool and output model of ``other``."""
+    def commands(self) -> dict[str, CommandFunction]:
+        """Every registered command by name."""
+        return dict(self._commands.entries)
+
+    def merge(self, other: CommandRegistry, skip: frozenset[str] = frozenset()) -> None:
+        """Add every command (but those named in ``skip``), tool and output model of ``other``."""
         for name, function in other._commands.entries.items():
-            self.register(name, function)
+            if name not in skip:
+                self.register(name, function)
         for name, tool in other._tools.entries.items():
             self._tools.add(name, tool)
         for name, model in other._output_models.entries.items():
