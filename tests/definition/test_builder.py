@@ -197,7 +197,7 @@ def test_builder_runs_registry_event_and_variable_checks() -> None:
     assert sorted(p.message for p in info.value.problems) == [
         "command `scor` is not registered; did you mean `score`? (registered: score)",
         "condition `ordr.total > 0` reads `ordr`, which is not an input key, a command "
-        "result, an event or an engine fact; did you mean `order`?",
+        "result, a task decision, an event or an engine fact; did you mean `order`?",
         "event `aprove` is not declared under `events:`; did you mean `approve`?",
     ]
 
