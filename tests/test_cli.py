@@ -605,7 +605,8 @@ def test_a_failed_item_shows_in_red_in_status_items_and_its_history(
 
 def test_user_errors_are_one_line_never_a_traceback(project: Path) -> None:
     (project / "boom.py").write_text("raise RuntimeError('boom')\n")
-    code, output = invoke("run", project / "review.yaml", "--commands", project / "boom.py")
+    boom = ("--commands", project / "boom.py", "--db", project / "boom.sqlite")
+    code, output = invoke("run", project / "review.yaml", *boom)
     assert code == 1
     assert output == (
         f"error: importing command module {project / 'boom.py'} failed at "
