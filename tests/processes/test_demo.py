@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 STATEWISE = [sys.executable, "-m", "statewise"]
@@ -157,3 +158,17 @@ def _decide_a_priority_task(port: int, token: str) -> None:
 def _state(client: httpx.Client, key: str) -> str:
     state: str = client.get(f"/api/items/support_routing/{key}").json()["state"]
     return state
+
+
+def test_a_bad_events_line_is_named_with_its_file_and_line(tmp_path: Path) -> None:
+    from statewise.cli.demo import Example
+    from statewise.errors import StatewiseError
+
+    example = tmp_path / "broken"
+    example.mkdir()
+    (example / "events.jsonl").write_text('{"key": "a", "event": "go"}\n\n{"key": "b"}\n')
+    with pytest.raises(StatewiseError, match=r"events.jsonl:3: expected \{\"key\""):
+        Example(example).events()
+    (example / "events.jsonl").write_text("{not json\n")
+    with pytest.raises(StatewiseError, match=r"events.jsonl:1: not JSON"):
+        Example(example).events()

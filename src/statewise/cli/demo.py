@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,16 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from statewise.cli.common import app, console, errors, fail, run_async, sqlite_file, user_errors
+from statewise.cli.common import (
+    app,
+    console,
+    errors,
+    fail,
+    run_async,
+    sqlite_file,
+    user_errors,
+    with_store,
+)
 from statewise.cli.running import prepare, read_items
 from statewise.definition.model import Role
 from statewise.engine.item import ItemStatus
@@ -78,8 +87,20 @@ class Example:
         path = self.directory / EVENTS_FILE
         if not path.is_file():
             return []
-        lines = path.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        events = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise StatewiseError(f"{path}:{number}: not JSON ({exc.msg})") from None
+            if not (isinstance(event, dict) and {"key", "event"} <= event.keys()):
+                raise StatewiseError(
+                    f'{path}:{number}: expected {{"key": ..., "event": ..., "data": {{...}}}}'
+                )
+            events.append(event)
+        return events
 
 
 def discover(root: Path, only: Sequence[str] = ()) -> list[Example]:
@@ -113,7 +134,6 @@ class _Settled:
         self.workflow = workflow
         self.active: set[str] = set()
         self.seen: set[str] = set()
-        self.total = total
         self.task = progress.add_task(workflow, total=total) if progress else None
 
     def update(self, results: Sequence[StepResult]) -> None:
@@ -183,11 +203,9 @@ async def summarise(store: Store, workflows: Sequence[str]) -> None:
                 ended[f"{row.state} ({row.status.value})"] += row.count
         queues = Counter(task.queue for task in tasks if task.workflow == workflow)
         table = Table("stage", "agent", "model", "calls", "tokens in", "tokens out", "model time")
-        by_stage: defaultdict[str, list[str]] = defaultdict(list)
         for cost in costs:
             if cost.workflow != workflow:
                 continue
-            by_stage[cost.state].append(cost.agent)
             table.add_row(
                 cost.state,
                 cost.agent,
@@ -204,7 +222,7 @@ async def summarise(store: Store, workflows: Sequence[str]) -> None:
         )
         waiting = ", ".join(f"{n} in {queue}" for queue, n in sorted(queues.items()))
         console.print(f"human tasks waiting: {waiting or 'none'}", highlight=False)
-        if by_stage:
+        if table.row_count:
             console.print(table)
 
 
@@ -287,18 +305,11 @@ def _serve(db: str, found: Sequence[Example], port: int) -> None:
     async def create_token(store: Store) -> None:
         await store.create_token("demo-admin", Role.ADMIN, hash_secret(secret), time.time(), [])
 
-    async def with_token() -> None:
-        store = open_store(db)
-        try:
-            await create_token(store)
-        finally:
-            await store.close()
-
-    run_async(with_token())
+    run_async(with_store(db, create_token))
     console.print(
         f"\nDashboard: http://127.0.0.1:{port}/dashboard  sign in with this admin token "
         f"(shown once):\n  {secret}\n"
-        "Open Tasks to claim and decide the waiting human tasks; the items move on at once.\n"
+        "Open Inbox to claim and decide the waiting human tasks; the items move on at once.\n"
         f"Or from a shell: statewise task list --db {db}; "
         f"statewise task decide ID OUTCOME --db {db}\nPress Ctrl+C to stop.",
         highlight=False,
