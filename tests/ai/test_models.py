@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import statewise.ai.models
 from statewise.ai import AISettings
 from statewise.ai.models import ModelRef, parse_model
 from statewise.errors import PermanentError, StatewiseError
@@ -146,6 +147,21 @@ def test_the_local_model_needs_no_key_and_costs_nothing(
     asyncio.run(scenario())
 
 
-def test_an_endpoint_the_provider_cannot_take_is_refused(store: SQLiteStore) -> None:
-    with pytest.raises(PermanentError, match="provider 'deepseek' takes no `base_url`"):
+class _ProviderWithoutEndpoint:
+    """A provider class that, like some of pydantic-ai's, takes a key but no endpoint."""
+
+    def __init__(self, api_key: str | None = None, http_client: object = None) -> None:
+        self.api_key = api_key
+
+
+def test_an_endpoint_the_provider_cannot_take_is_refused(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Which of pydantic-ai's providers take `base_url` is theirs to change between releases;
+    # what statewise owns is the refusal when the resolved provider takes none.
+    monkeypatch.setattr(
+        statewise.ai.models, "infer_provider_class", lambda name: _ProviderWithoutEndpoint
+    )
+    with pytest.raises(PermanentError, match="provider 'deepseek' takes no `base_url`") as refused:
         run_once(store, None, model="deepseek:deepseek-chat", settings={"base_url": "http://x"})
+    assert "use an `openai:` model with `base_url`" in str(refused.value)
