@@ -130,6 +130,35 @@ def test_to_yaml_keeps_timer_names_and_declarations() -> None:
     assert loads(text) == definition
 
 
+def test_the_builder_takes_an_event_data_schema_and_exports_it() -> None:
+    amount = {"amount": {"type": "number"}}
+    schema = {"type": "object", "required": ["amount"], "properties": amount}
+    wf = Workflow("payment", events={"pay": {"description": "paid", "data": schema}, "nudge": "hi"})
+    wf.initial("start").to("wait")
+    wf.waiting("wait").on("pay", "done", when="event.data.amount > 10").on("pay", "done").on(
+        "nudge", "done"
+    )
+    wf.final("done")
+    definition = wf.build()
+
+    assert definition.events is not None and definition.events["pay"].data == schema
+    text = to_yaml(definition)
+    assert "  nudge: hi\n" in text and "      required:\n        - amount\n" in text
+    assert loads(text) == definition
+    assert loads(text).events == definition.events
+
+
+def test_the_builder_checks_event_data_schemas_like_a_file() -> None:
+    wf = Workflow("payment", events={"pay": {"data": {"type": "object", "properties": {}}}})
+    wf.initial("start").to("wait")
+    wf.waiting("wait").on("pay", "done", when="event.data.amount > 10").on("pay", "done")
+    wf.final("done")
+    with pytest.raises(
+        DefinitionError, match=r"reads `event\.data\.amount`, which the `data` schema"
+    ):
+        wf.build()
+
+
 def test_default_escalation_state_is_added_by_the_builder_too() -> None:
     wf = Workflow("small")
     wf.initial("start", command="work").to("done")
