@@ -11,6 +11,9 @@ from typing import Any
 
 JSON = Any
 
+# Long enough for any field name and a readable value; a 300-deep object is cut, not echoed.
+_MAX_PROBLEM = 200
+
 _NEEDS_JSONSCHEMA = (
     "checking data against a JSON Schema needs jsonschema: install statewise[service]"
 )
@@ -51,6 +54,11 @@ def schema_problems(
         return [_NEEDS_JSONSCHEMA]
     validator = validator_for(schema, default=Draft202012Validator)(schema)
     return [
-        f"{'.'.join(str(p) for p in error.absolute_path) or root}: {error.message}"
+        f"{'.'.join(str(p) for p in error.absolute_path) or root}: {_shortened(error.message)}"
         for error in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     ]
+
+
+def _shortened(message: str) -> str:
+    """A problem quotes the offending value; a huge or deeply nested one must not flood it."""
+    return message if len(message) <= _MAX_PROBLEM else message[: _MAX_PROBLEM - 1] + "…"
