@@ -163,7 +163,7 @@ def test_validate_checks_an_event_data_schema_and_the_fields_conditions_read(
     assert code == 1
     assert f"{path}:5:12: the `data` of event `refund` is not a valid JSON Schema" in output
     assert (
-        f"{path}:11:26: condition `event.data.amont > 10` reads `event.data.amont`, which the "
+        f"{path}:11:25: condition `event.data.amont > 10` reads `event.data.amont`, which the "
         f"`data` schema of event `pay` does not declare; did you mean `amount`?"
     ) in output
 
