@@ -567,6 +567,11 @@ def test_conditions_on_fields_the_schema_declares_or_cannot_tell_pass() -> None:
             "{type: object, required: amount}",
             "the `data` of event `pay` is not a valid JSON Schema: ",
         ),
+        (
+            "{type: object, properties: {a: {$ref: 'https://example.com/a.json'}}}",
+            "the `data` of event `pay` refers to `https://example.com/a.json`; only references "
+            "inside the schema (`#/$defs/...`) are resolved, statewise never fetches a schema",
+        ),
     ],
 )
 def test_an_event_data_schema_must_be_a_valid_object_schema(data: str, expected: str) -> None:

@@ -557,6 +557,25 @@ def test_an_event_whose_data_breaks_its_schema_is_refused_before_any_guard_runs(
     assert run.send("pay", amount=12.5).item.state == "paid"
 
 
+def test_data_too_deep_for_a_recursive_schema_is_refused_not_raised() -> None:
+    # A RecursionError escaping the step would quarantine the item instead of refusing.
+    tree = {"type": "object", "properties": {"amount": {"type": "number"}, "next": {"$ref": "#"}}}
+    run = Run(_checkout(pay=EventSpec("pay", data=tree)))
+    deep: dict[str, Any] = {"amount": 20}
+    for _ in range(2000):
+        deep = {"next": deep}
+    with pytest.raises(InvalidEventError, match=r"\(data: nested too deeply to be checked"):
+        step(run.definition, run.item, External("pay", deep), T0 + 1)
+
+
+def test_a_reference_the_schema_cannot_resolve_refuses_the_event() -> None:
+    broken = {"type": "object", "properties": {"amount": {"$ref": "#/$defs/money"}}}
+    run = Run(_checkout(pay=EventSpec("pay", data=broken)))
+    unresolved = r"\(data: the schema refers to .*money.*, which cannot be resolved\)"
+    with pytest.raises(InvalidEventError, match=unresolved):
+        step(run.definition, run.item, External("pay", {"amount": 20}), T0 + 1)
+
+
 def test_an_event_without_a_schema_fires_as_before() -> None:
     definition = _checkout(pay=EventSpec("pay", "the customer paid"))
     assert Run(definition).send("pay", amount=3).item.state == "small"

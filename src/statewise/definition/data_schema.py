@@ -6,7 +6,7 @@ an item), so a task decision and an event are refused with the same kind of mess
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 JSON = Any
@@ -37,7 +37,26 @@ def schema_error(schema: Mapping[str, JSON]) -> str | None:
         validator_for(schema, default=Draft202012Validator).check_schema(dict(schema))
     except SchemaError as exc:
         return f"is not a valid JSON Schema: {exc.message}"
+    remote = next(_remote_refs(schema), None)
+    if remote is not None:
+        return (
+            f"refers to `{remote}`; only references inside the schema (`#/$defs/...`) are "
+            f"resolved, statewise never fetches a schema"
+        )
     return None
+
+
+def _remote_refs(schema: JSON) -> Iterator[str]:
+    """Every ``$ref`` in ``schema`` that points outside it (a URL or another file)."""
+    if isinstance(schema, Mapping):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and not ref.startswith("#"):
+            yield ref
+        for value in schema.values():
+            yield from _remote_refs(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            yield from _remote_refs(value)
 
 
 def schema_problems(
@@ -50,12 +69,20 @@ def schema_problems(
     try:
         from jsonschema import Draft202012Validator
         from jsonschema.validators import validator_for
+        from referencing.exceptions import Unresolvable
     except ImportError:  # pragma: no cover - jsonschema comes with the service and ai extras
         return [_NEEDS_JSONSCHEMA]
     validator = validator_for(schema, default=Draft202012Validator)(schema)
+    # Neither failure may escape: a step that raises would quarantine the item, not refuse.
+    try:
+        errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    except RecursionError:
+        return [f"{root}: nested too deeply to be checked against the schema"]
+    except Unresolvable as exc:
+        return [f"{root}: the schema refers to {exc.ref!r}, which cannot be resolved"]
     return [
         f"{'.'.join(str(p) for p in error.absolute_path) or root}: {_shortened(error.message)}"
-        for error in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+        for error in errors
     ]
 
 
