@@ -121,6 +121,53 @@ def test_validate_reports_every_problem_with_its_position(tmp_path: Path) -> Non
     assert "problem(s) found" in output
 
 
+def test_validate_catches_a_state_that_escalates_every_item_on_entry(tmp_path: Path) -> None:
+    path = tmp_path / "wait.yaml"
+    path.write_text(
+        "workflow: wait\n"
+        "states:\n"
+        "  wait:\n"
+        "    kind: initial\n"
+        "    transitions:\n"
+        "      - on: done_\n"
+        "        to: finished\n"
+        "  finished: {kind: final}\n"
+    )
+    code, output = invoke("validate", path)
+    assert code == 1
+    assert f"{path}:4:11: state `wait` runs no command and has no `done` transition" in output
+    assert "did you mean `kind: waiting`?" in output
+
+
+def test_validate_checks_an_event_data_schema_and_the_fields_conditions_read(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "pay.yaml"
+    path.write_text(
+        "workflow: pay\n"
+        "events:\n"
+        "  pay:\n"
+        "    data: {type: object, properties: {amount: {type: number}}}\n"
+        "  refund: {data: {type: object, required: 7}}\n"
+        "states:\n"
+        "  start: {kind: initial, transitions: [{to: wait}]}\n"
+        "  wait:\n"
+        "    kind: waiting\n"
+        "    transitions:\n"
+        "      - {on: pay, when: event.data.amont > 10, to: done}\n"
+        "      - {on: pay, else: true, to: done}\n"
+        "      - {on: refund, to: done}\n"
+        "  done: {kind: final}\n"
+    )
+    code, output = invoke("validate", path)
+    assert code == 1
+    assert f"{path}:5:12: the `data` of event `refund` is not a valid JSON Schema" in output
+    assert (
+        f"{path}:11:25: condition `event.data.amont > 10` reads `event.data.amont`, which the "
+        f"`data` schema of event `pay` does not declare; did you mean `amount`?"
+    ) in output
+
+
 def test_graph_renders_each_format_and_live_counts(project: Path) -> None:
     code, mermaid = invoke("graph", project / "review.yaml")
     assert code == 0

@@ -28,3 +28,17 @@ def test_the_readme_human_task_example_loads() -> None:
     definition = loads(document, file="README.md")
     task = definition.states["human_review"].task
     assert task is not None and task.due == 72 * 3600 and task.queue == "editorial"
+
+
+def test_the_readme_event_data_example_loads() -> None:
+    text = README.read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```yml\n(.*?)```", text, re.DOTALL) if "data:" in b)
+    document = (
+        "workflow: shop\n"
+        + block
+        + "states:\n  start: {kind: initial, transitions: [{to: wait}]}\n"
+        "  wait: {kind: waiting, transitions: [{on: pay, when: event.data.amount > 10, to: done},"
+        " {on: pay, else: true, to: done}]}\n  done: {kind: final}\n"
+    )
+    pay = (loads(document, file="README.md").events or {})["pay"]
+    assert pay.data is not None and pay.data["required"] == ["amount"]

@@ -56,6 +56,48 @@ states:
   rejected: {kind: final}
 """
 
+# An event with a data schema (`pay`) and one without (`tip`), both guarded on their data.
+PAYMENT_YAML = """
+workflow: payment
+version: 1
+events:
+  pay:
+    description: the customer paid
+    data:
+      type: object
+      required: [amount]
+      properties:
+        amount: {type: number}
+  tip: a tip, in its short form and with no schema
+states:
+  intake:
+    kind: initial
+    command: score
+    transitions:
+      - to: checkout
+  checkout:
+    kind: waiting
+    transitions:
+      - on: pay
+        when: event.data.amount > 10
+        to: ship
+      - on: pay
+        else: true
+        to: small
+      - on: tip
+        when: event.data.amount > 10
+        to: ship
+      - on: tip
+        else: true
+        to: small
+  ship:
+    command: ship
+    transitions:
+      - to: paid
+  paid: {kind: final}
+  small: {kind: final}
+"""
+
 registry = CommandRegistry()
 
 
@@ -79,6 +121,11 @@ async def ship(call: CommandContext) -> dict[str, Any]:
 @pytest.fixture
 def review() -> Definition:
     return loads(REVIEW_YAML, file="review.yaml", commands=registry.names())
+
+
+@pytest.fixture
+def payment() -> Definition:
+    return loads(PAYMENT_YAML, file="payment.yaml", commands=registry.names())
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -6,6 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from statewise.cli import app
@@ -13,7 +14,7 @@ from statewise.definition import loads
 from statewise.store import open_store
 from statewise.worker.runner import Runner
 
-from .conftest import REVIEW_YAML, registry
+from .conftest import PAYMENT_YAML, REVIEW_YAML, registry
 
 COMMANDS = str(Path(__file__).with_name("conftest.py"))
 
@@ -86,3 +87,50 @@ def test_token_create_prints_the_secret_last_and_stores_only_its_hash(tmp_path: 
     assert secret.encode() not in db.read_bytes()
     code, out = _cli("token", "revoke", "1", "--db", str(db))
     assert code == 0 and "revoked" in out
+
+
+def _payment_started(url: str) -> None:
+    async def main() -> None:
+        store = open_store(url)
+        try:
+            payment = loads(PAYMENT_YAML, file="payment.yaml", commands=registry.names())
+            await store.save_workflow(payment, "payment.yaml", [COMMANDS])
+            runner = Runner(store, [payment], registry)
+            await runner.start(payment, [("inv-1", {"amount": 50})])
+            await runner.run(max_wait=0)
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("event", "data", "why"),
+    [
+        ("pay", '{"amount": "abc"}', "its data does not fit the event's schema (amount: "),
+        ("pay", "{}", "its data does not fit the event's schema (data: "),
+        ("tip", '{"amount": "abc"}', "condition `event.data.amount > 10` failed"),
+        ("tip", '{"k%/?\\u0000\\u001f\u00fc": 1}', "condition `event.data.amount > 10`"),
+    ],
+)
+def test_send_refuses_bad_event_data_with_one_line_and_changes_nothing(
+    url: str, event: str, data: str, why: str
+) -> None:
+    _payment_started(url)
+    code, before = _cli("show", "inv-1", "--db", url, "--json")
+    assert code == 0, before
+    assert json.loads(before)["state"] == "checkout"
+
+    code, out = _cli("send", "inv-1", event, "--db", url, "--data", data)
+
+    assert code == 1, out
+    assert "accepted" not in out
+    (line,) = out.strip().splitlines()
+    assert line.startswith(f"error: event '{event}' for item 'inv-1' was refused")
+    assert why in line and line.endswith("nothing changed")
+    code, after = _cli("show", "inv-1", "--db", url, "--json")
+    assert after == before  # the item and its history alike
+
+    code, out = _cli("send", "inv-1", event, "--db", url, "--data", '{"amount": 20}')
+    assert code == 0 and "accepted" in out, out
+    assert json.loads(_cli("show", "inv-1", "--db", url, "--json")[1])["state"] == "paid"

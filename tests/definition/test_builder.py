@@ -108,7 +108,7 @@ def test_to_yaml_round_trips_any_definition() -> None:
 
 
 def test_to_yaml_keeps_timer_names_and_declarations() -> None:
-    wf = Workflow("timers")
+    wf = Workflow("timers", events={"poke": "someone pokes"})
     wf.initial("start").to("wait")
     wf.waiting("wait").after(60, "done").after("1h30m", "done", on="late").after("90m", "done").on(
         "poke", "done"
@@ -116,7 +116,7 @@ def test_to_yaml_keeps_timer_names_and_declarations() -> None:
     wf.final("done")
     definition = wf.build()
 
-    text = to_yaml(definition, events={"poke": "someone pokes"}, inputs=["order"])
+    text = to_yaml(definition, inputs=["order"])
 
     assert [t.on for t in loads(text).state("wait").transitions] == [
         "timer:60",
@@ -128,6 +128,35 @@ def test_to_yaml_keeps_timer_names_and_declarations() -> None:
     assert "input:\n  - order\n" in text
     assert "escalated" not in text
     assert loads(text) == definition
+
+
+def test_the_builder_takes_an_event_data_schema_and_exports_it() -> None:
+    amount = {"amount": {"type": "number"}}
+    schema = {"type": "object", "required": ["amount"], "properties": amount}
+    wf = Workflow("payment", events={"pay": {"description": "paid", "data": schema}, "nudge": "hi"})
+    wf.initial("start").to("wait")
+    wf.waiting("wait").on("pay", "done", when="event.data.amount > 10").on("pay", "done").on(
+        "nudge", "done"
+    )
+    wf.final("done")
+    definition = wf.build()
+
+    assert definition.events is not None and definition.events["pay"].data == schema
+    text = to_yaml(definition)
+    assert "  nudge: hi\n" in text and "      required:\n        - amount\n" in text
+    assert loads(text) == definition
+    assert loads(text).events == definition.events
+
+
+def test_the_builder_checks_event_data_schemas_like_a_file() -> None:
+    wf = Workflow("payment", events={"pay": {"data": {"type": "object", "properties": {}}}})
+    wf.initial("start").to("wait")
+    wf.waiting("wait").on("pay", "done", when="event.data.amount > 10").on("pay", "done")
+    wf.final("done")
+    with pytest.raises(
+        DefinitionError, match=r"reads `event\.data\.amount`, which the `data` schema"
+    ):
+        wf.build()
 
 
 def test_default_escalation_state_is_added_by_the_builder_too() -> None:

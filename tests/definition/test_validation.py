@@ -497,6 +497,170 @@ def test_events_are_not_checked_when_none_are_declared() -> None:
     assert definition.external_events() == frozenset({"anything"})
 
 
+PAYMENT = """
+    workflow: payment
+    events:
+      pay:
+        description: the customer paid
+        data:
+          type: object
+          required: [amount]
+          properties:
+            amount: {type: number}
+            card: {type: object, properties: {brand: {type: string}}}
+      nudge: a reminder was sent
+    states:
+      start:
+        kind: initial
+        transitions: [{to: wait}]
+      wait:
+        kind: waiting
+        transitions:
+          - on: pay
+            when: {when}
+            to: done
+          - on: pay
+            else: true
+            to: done
+          - on: nudge
+            to: done
+      done: {kind: final}
+    """
+
+
+def test_an_event_keeps_its_description_and_data_schema() -> None:
+    definition = loads(textwrap.dedent(PAYMENT.replace("{when}", "event.data.amount > 10")))
+    assert definition.events is not None
+    pay, nudge = definition.events["pay"], definition.events["nudge"]
+    assert pay.description == "the customer paid"
+    assert pay.data is not None and pay.data["required"] == ["amount"]
+    assert (nudge.description, nudge.data) == ("a reminder was sent", None)
+
+
+@pytest.mark.parametrize(
+    ("when", "field", "hint"),
+    [
+        ("event.data.amout > 10", "amout", "; did you mean `amount`?"),
+        ("has(event.data.card.brnd)", "card.brnd", "; did you mean `brand`?"),
+        ("event.data.total > 10 && event.data.amount > 1", "total", ""),
+    ],
+)
+def test_a_condition_reading_event_data_its_schema_lacks(when: str, field: str, hint: str) -> None:
+    message, line, column = only(PAYMENT.replace("{when}", when))
+    assert message.startswith(
+        f"condition `{when}` reads `event.data.{field}`, which the `data` schema of event `pay` "
+        f"does not declare{hint}"
+    )
+    assert (line, column) == (21, 15)
+
+
+def test_conditions_on_fields_the_schema_declares_or_cannot_tell_pass() -> None:
+    for when in ("event.data.amount > 10", "event.data.card.brand == 'x'", "has(event.data.card)"):
+        loads(textwrap.dedent(PAYMENT.replace("{when}", when)))
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ("{type: array}", "the `data` of event `pay` must describe an object (`type: object`)"),
+        (
+            "{type: object, required: amount}",
+            "the `data` of event `pay` is not a valid JSON Schema: ",
+        ),
+        (
+            "{type: object, properties: {a: {$ref: 'https://example.com/a.json'}}}",
+            "the `data` of event `pay` refers to `https://example.com/a.json`; only references "
+            "inside the schema (`#/$defs/...`) are resolved, statewise never fetches a schema",
+        ),
+    ],
+)
+def test_an_event_data_schema_must_be_a_valid_object_schema(data: str, expected: str) -> None:
+    found = problems(
+        f"""
+        workflow: payment
+        events:
+          pay: {{description: paid, data: {data}}}
+        states:
+          start: {{kind: initial, transitions: [{{to: wait}}]}}
+          wait: {{kind: waiting, transitions: [{{on: pay, to: done}}]}}
+          done: {{kind: final}}
+        """
+    )
+    assert [(p.message[: len(expected)], p.line) for p in found] == [(expected, 4)]
+
+
+def test_an_event_data_schema_must_be_a_mapping() -> None:
+    found = problems(
+        """
+        workflow: payment
+        events:
+          pay: {description: paid, data: [amount]}
+        states:
+          start: {kind: initial, transitions: [{to: wait}]}
+          wait: {kind: waiting, transitions: [{on: pay, to: done}]}
+          done: {kind: final}
+        """
+    )
+    assert [(p.line, "data" in p.message) for p in found] == [(4, True)]
+
+
+@pytest.mark.parametrize(
+    ("kind", "more"),
+    [
+        (
+            "initial",
+            " An item cannot wait in the initial state: make this one `kind: waiting` and "
+            "start in an initial state that goes to it",
+        ),
+        ("normal", ""),
+    ],
+)
+def test_a_state_that_can_only_wait_but_does_not_is_caught_with_a_hint(
+    kind: str, more: str
+) -> None:
+    # The issue's case is the initial state itself; a later `kind: normal` state is the same.
+    first = "" if kind == "initial" else "first: {kind: initial, transitions: [{to: wait}]}"
+    message, line, column = only(
+        f"""
+        workflow: waits
+        states:
+          {first}
+          wait:
+            kind: {kind}
+            transitions:
+              - on: done_
+                to: finished
+              - after: 1h
+                to: finished
+          finished: {{kind: final}}
+        """
+    )
+    assert message == (
+        "state `wait` runs no command and has no `done` transition, so every item escalates "
+        "the moment it enters (nothing can fire on entry; it only has `done_`, `timer:1h`); "
+        f"did you mean `kind: waiting`?{more}"
+    )
+    assert (line, column) == (6, 11)
+
+
+def test_a_decision_state_with_a_done_transition_beside_events_is_fine() -> None:
+    loads(
+        textwrap.dedent(
+            """
+            workflow: waits
+            states:
+              first:
+                kind: initial
+                transitions:
+                  - {on: poke, to: finished}
+                  - {when: "visits.first > 0", to: finished}
+                  - {else: true, to: finished}
+              finished: {kind: final}
+            """
+        )
+    )
+
+
 def test_condition_that_does_not_compile_in_when_and_over() -> None:
     found = problems(
         """

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from statewise.definition.model import ErrorKind, Transition
+from statewise.definition.model import Definition, ErrorKind, EventSpec, Transition
 from statewise.engine import (
     MAX_HOPS,
     CancelTimers,
@@ -505,14 +506,79 @@ def test_an_accepted_event_whose_conditions_all_fail_changes_nothing() -> None:
     assert run.item == before
 
 
-def test_an_external_event_whose_condition_fails_routes_as_error() -> None:
+PAY_SCHEMA = {
+    "type": "object",
+    "required": ["amount"],
+    "properties": {"amount": {"type": "number"}},
+}
+
+
+def _checkout(**events: EventSpec) -> Definition:
+    """A waiting state whose `pay` event is guarded on the event's own data."""
     definition = workflow(
-        wait("inbox", go("done_", on="reply", when="reply.text != ''"), go("ask", on="error"))
+        wait(
+            "checkout",
+            go("paid", on="pay", when="event.data.amount > 10"),
+            otherwise("small", on="pay"),
+            go("error_route", on="error"),
+        )
     )
-    result = Run(definition).send("reply", body="hi")
-    assert result.item.state == "ask"
-    assert result.history[0].error is not None
-    assert result.history[0].error["kind"] == "condition"
+    return replace(definition, events=events or None)
+
+
+@pytest.mark.parametrize("data", [{"amount": "abc"}, {}, {"amount": None}, {"amount": [1]}])
+def test_an_event_whose_guard_cannot_be_evaluated_is_refused_and_changes_nothing(
+    data: dict[str, Any],
+) -> None:
+    run = Run(_checkout())
+    before = copy.deepcopy(run.item)
+    with pytest.raises(InvalidEventError) as raised:
+        step(run.definition, run.item, External("pay", data), T0 + 1)
+    message = str(raised.value)
+    assert "'pay'" in message and "'item-1'" in message and "`event.data.amount > 10`" in message
+    assert message.endswith("nothing changed")
+    assert run.item == before
+
+
+@pytest.mark.parametrize(
+    ("data", "field"), [({"amount": "20"}, "amount"), ({}, "data"), ({"amount": True}, "amount")]
+)
+def test_an_event_whose_data_breaks_its_schema_is_refused_before_any_guard_runs(
+    data: dict[str, Any], field: str
+) -> None:
+    # "20" and true would make the guard fail, or hold by accident on another guard: the
+    # schema decides first, naming the field, whatever the guards are.
+    run = Run(_checkout(pay=EventSpec("pay", data=PAY_SCHEMA)))
+    before = copy.deepcopy(run.item)
+    with pytest.raises(InvalidEventError) as raised:
+        step(run.definition, run.item, External("pay", data), T0 + 1)
+    assert f"its data does not fit the event's schema ({field}: " in str(raised.value)
+    assert run.item == before
+    assert run.send("pay", amount=12.5).item.state == "paid"
+
+
+def test_data_too_deep_for_a_recursive_schema_is_refused_not_raised() -> None:
+    # A RecursionError escaping the step would quarantine the item instead of refusing.
+    tree = {"type": "object", "properties": {"amount": {"type": "number"}, "next": {"$ref": "#"}}}
+    run = Run(_checkout(pay=EventSpec("pay", data=tree)))
+    deep: dict[str, Any] = {"amount": 20}
+    for _ in range(2000):
+        deep = {"next": deep}
+    with pytest.raises(InvalidEventError, match=r"\(data: nested too deeply to be checked"):
+        step(run.definition, run.item, External("pay", deep), T0 + 1)
+
+
+def test_a_reference_the_schema_cannot_resolve_refuses_the_event() -> None:
+    broken = {"type": "object", "properties": {"amount": {"$ref": "#/$defs/money"}}}
+    run = Run(_checkout(pay=EventSpec("pay", data=broken)))
+    unresolved = r"\(data: the schema refers to .*money.*, which cannot be resolved\)"
+    with pytest.raises(InvalidEventError, match=unresolved):
+        step(run.definition, run.item, External("pay", {"amount": 20}), T0 + 1)
+
+
+def test_an_event_without_a_schema_fires_as_before() -> None:
+    definition = _checkout(pay=EventSpec("pay", "the customer paid"))
+    assert Run(definition).send("pay", amount=3).item.state == "small"
 
 
 # --- timers ---------------------------------------------------------------------------------

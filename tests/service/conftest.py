@@ -44,12 +44,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _prepare(store_url: str, items: int) -> dict[str, str]:
+async def _prepare(store_url: str, items: int, workflow: str) -> dict[str, str]:
     from statewise.definition import loads
 
     store = open_store(store_url)
     try:
-        review = loads(REVIEW_YAML, file="review.yaml", commands=registry.names())
+        review = loads(workflow, file="review.yaml", commands=registry.names())
         await store.save_workflow(review, "review.yaml", [])
         runner = Runner(store, [review], registry)
         await runner.start(review, [(f"order-{n}", {"amount": 50}) for n in range(items)])
@@ -69,9 +69,11 @@ async def _prepare(store_url: str, items: int) -> dict[str, str]:
         await store.close()
 
 
-def run_server(store_url: str, items: int = 3, workers: bool = True) -> Iterator[Server]:
-    """Start the service on a free port and stop it afterwards."""
-    tokens = asyncio.run(_prepare(store_url, items))
+def run_server(
+    store_url: str, items: int = 3, workers: bool = True, workflow: str = REVIEW_YAML
+) -> Iterator[Server]:
+    """Start the service on a free port with ``items`` started on ``workflow``; stop it after."""
+    tokens = asyncio.run(_prepare(store_url, items, workflow))
     port = _free_port()
     holder: dict[str, uvicorn.Server] = {}
 
@@ -79,7 +81,7 @@ def run_server(store_url: str, items: int = 3, workers: bool = True) -> Iterator
         from statewise.definition import loads
 
         store = open_store(store_url)
-        review = loads(REVIEW_YAML, file="review.yaml", commands=registry.names())
+        review = loads(workflow, file="review.yaml", commands=registry.names())
         ctx = ServiceContext(store, Catalog([review], registry), workers=workers)
         config = uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
         holder["server"] = server = uvicorn.Server(config)

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from statewise.actions.principal import Principal
+from statewise.definition.data_schema import schema_problems
 from statewise.definition.model import HumanTask, State
 from statewise.engine.events import TaskDecided
 from statewise.engine.item import Item
@@ -157,7 +158,7 @@ class TaskDesk:
                     for error in exc.errors()
                 ]
                 raise TaskError(_form_error(task, problems)) from None
-        problems = _schema_problems(form, data)
+        problems = schema_problems(form, data, root="form")
         if problems:
             raise TaskError(_form_error(task, problems))
         return data
@@ -196,20 +197,6 @@ class TaskDesk:
                 f"task {task.id} is claimed by {other} until {_clock(task.claim_until or now)}; "
                 f"nothing changed"
             )
-
-
-def _schema_problems(form: Mapping[str, JSON], data: dict[str, JSON]) -> list[str]:
-    """Every way ``data`` breaks the JSON Schema ``form``, one line each."""
-    try:
-        from jsonschema import Draft202012Validator
-        from jsonschema.validators import validator_for
-    except ImportError as exc:  # pragma: no cover - jsonschema comes with the service extra
-        raise TaskError("checking form data needs jsonschema: install statewise[service]") from exc
-    validator = validator_for(form, default=Draft202012Validator)(form)
-    return [
-        f"{'.'.join(str(p) for p in error.absolute_path) or 'form'}: {error.message}"
-        for error in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
-    ]
 
 
 def _form_error(task: Task, problems: list[str]) -> str:

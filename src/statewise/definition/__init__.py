@@ -6,6 +6,7 @@ check raises one :class:`~statewise.errors.DefinitionError` listing every proble
 
 from statewise.definition.builder import (
     CommandSpec,
+    EventData,
     Retry,
     StateBuilder,
     StateOptions,
@@ -23,6 +24,7 @@ __all__ = [
     "CommandSpec",
     "Declarations",
     "Definition",
+    "EventData",
     "Retry",
     "StateBuilder",
     "StateOptions",

@@ -40,6 +40,7 @@ from statewise.definition.model import (
     Command,
     Definition,
     ErrorKind,
+    EventSpec,
     JoinKind,
     KnowledgeDoc,
     Location,
@@ -54,6 +55,13 @@ from statewise.definition.validation import ESCALATION_NOTE
 from statewise.errors import Problem
 
 _DURATION_FIELDS = ("backoff", "max_backoff", "timeout")
+
+
+class EventData(TypedDict, total=False):
+    """A declared event in its long form: what it means and the JSON Schema of its data."""
+
+    description: str
+    data: Mapping[str, Any]
 
 
 class Retry(TypedDict, total=False):
@@ -149,7 +157,7 @@ class Workflow:
         version: int = 1,
         description: str = "",
         escalation: str | None = None,
-        events: Mapping[str, str] | None = None,
+        events: Mapping[str, str | EventData] | None = None,
         inputs: Sequence[str] | None = None,
     ) -> None:
         """Start a workflow.
@@ -160,7 +168,9 @@ class Workflow:
             description: Free text for people.
             escalation: Where unhandled errors and exhausted budgets go; by default a final
                 state `escalated` is added.
-            events: Declared external events (name -> description); enables event checks.
+            events: Declared external events, name -> description or
+                ``{"description": ..., "data": JSON Schema}``; enables event checks, and an
+                event whose data does not fit its ``data`` schema is refused.
             inputs: Context keys the start data provides; enables the condition variable check.
 
         """
@@ -173,7 +183,7 @@ class Workflow:
             "description": description or None,
             "escalation": escalation,
             "input": None if inputs is None else list(inputs),
-            "events": None if events is None else dict(events),
+            "events": None if events is None else _plain(events),
         }
         self._data.update({k: v for k, v in optional.items() if v is not None})
         self._data["states"] = self._states
@@ -401,16 +411,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def to_yaml(
-    definition: Definition,
-    *,
-    events: Mapping[str, str] | None = None,
-    inputs: Sequence[str] | None = None,
-) -> str:
+def to_yaml(definition: Definition, *, inputs: Sequence[str] | None = None) -> str:
     """YAML for any definition that ``loads`` reads back to an equal definition.
 
-    ``events`` and ``inputs`` are written as the file's declarations; the model does not keep
-    them. The escalation state statewise added itself is left out, as it will be added again.
+    ``inputs`` are written as the file's declaration; the model does not keep them. The
+    escalation state statewise added itself is left out, as it will be added again.
     """
     data: dict[str, Any] = {"workflow": definition.name, "version": definition.version}
     if definition.description:
@@ -419,8 +424,8 @@ def to_yaml(
         data["escalation"] = definition.escalation
     if inputs is not None:
         data["input"] = list(inputs)
-    if events is not None:
-        data["events"] = dict(events)
+    if definition.events is not None:
+        data["events"] = {name: _event_data(e) for name, e in definition.events.items()}
     if definition.agents:
         data["agents"] = {name: _agent_data(a) for name, a in definition.agents.items()}
     data["states"] = {
@@ -429,6 +434,14 @@ def to_yaml(
         if not (state.name == definition.escalation and state.description == ESCALATION_NOTE)
     }
     return dump_document(data)
+
+
+def _event_data(event: EventSpec) -> str | dict[str, Any]:
+    """An event in its short form (its description) unless it declares a data schema."""
+    if event.data is None:
+        return event.description
+    described = {"description": event.description} if event.description else {}
+    return {**described, "data": _plain(event.data)}
 
 
 def _agent_data(agent: AgentSpec) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from statewise.definition.model import (
     Branch,
     Command,
     Definition,
+    EventSpec,
     HumanTask,
     JoinKind,
     KnowledgeDoc,
@@ -227,7 +228,6 @@ def definition_from_document(
     }
     definition = converter.definition(top, parsed, unparsed, document.source)
     declared = Declarations(
-        events=top.events,
         inputs=None if top.input is None else tuple(top.input),
         commands=commands,
     )
@@ -338,6 +338,12 @@ class _Converter:
                 AlertRule(a.state, a.max_age, a.max_items, self.locations.find(("alerts", i)))
                 for i, a in enumerate(top.alerts)
             ),
+            events=None
+            if top.events is None
+            else {
+                name: EventSpec(name, e.description, e.data, self.locations.find(("events", name)))
+                for name, e in top.events.items()
+            },
         )
 
     def agent(self, name: str, schema: AgentSchema) -> AgentSpec:

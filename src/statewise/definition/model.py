@@ -167,6 +167,20 @@ class HumanTask:
 
 
 @dataclass(frozen=True, slots=True)
+class EventSpec:
+    """An external event declared under ``events:``: what it means and what data it carries.
+
+    ``data`` is a JSON Schema of an object; an event whose data does not fit it is refused
+    before any condition reads it, so bad data can never move (or escalate) an item.
+    """
+
+    name: str
+    description: str = ""
+    data: Mapping[str, Any] | None = field(default=None, hash=False)
+    location: Location = field(default=Location(), compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class AlertRule:
     """A bottleneck alert on one state: too old an item there, or too many items."""
 
@@ -267,6 +281,8 @@ class Definition:
     location: Location = field(default=Location(), compare=False)
     agents: dict[str, AgentSpec] = field(default_factory=dict)
     alerts: tuple[AlertRule, ...] = ()
+    # The declared external events; None when the workflow declares none (nothing to check).
+    events: dict[str, EventSpec] | None = None
 
     @property
     def ref(self) -> str:

@@ -347,6 +347,20 @@ class AgentSchema(_Schema):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
+def _description_shorthand(value: object) -> object:
+    return {"description": value} if isinstance(value, str) else value
+
+
+class EventSchema(_Schema):
+    """One event under ``events:``; a bare string is shorthand for ``{description: ...}``.
+
+    ``data`` is the JSON Schema (of an object) the event's data must fit.
+    """
+
+    description: str = ""
+    data: dict[str, Any] | None = None
+
+
 class WorkflowSchema(_Schema):
     """The top of a workflow file; each state is checked on its own against StateSchema.
 
@@ -359,7 +373,9 @@ class WorkflowSchema(_Schema):
     description: str = ""
     escalation: Name | None = None
     input: list[Name] | None = None
-    events: dict[Name, str] | None = None
+    events: dict[Name, Annotated[EventSchema, BeforeValidator(_description_shorthand)]] | None = (
+        None
+    )
     agents: dict[Name, Any] | None = None
     alerts: list[AlertSchema] = Field(default_factory=list)
     states: dict[Name, Any]

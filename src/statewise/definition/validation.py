@@ -18,6 +18,7 @@ from statewise.definition.agent_rules import (
     inherits_retry,
     state_commands,
 )
+from statewise.definition.data_schema import schema_error
 from statewise.definition.graph import fails, strongly_connected, successors, targets
 from statewise.definition.model import (
     DONE_EVENT,
@@ -40,9 +41,8 @@ _COMPREHENSION = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*(
 
 @dataclass(frozen=True, slots=True)
 class Declarations:
-    """What a workflow declares besides its states; ``None`` means undeclared, check skipped."""
+    """What a workflow declares besides its states and events; ``None``: undeclared, unchecked."""
 
-    events: Mapping[str, str] | None = None
     inputs: tuple[str, ...] | None = None
     commands: frozenset[str] | None = None
 
@@ -81,7 +81,7 @@ def validate(
 
     Args:
         definition: The definition to check.
-        declared: Declared events, input keys and registered commands.
+        declared: Declared input keys and registered commands.
         locate: Maps a YAML path to its position; defaults to the locations in the model.
         unparsed: States that exist but failed to parse. They count as known targets, and the
             whole-graph rules (reachability, loops, unused events) are skipped, because those
@@ -312,7 +312,7 @@ def _check_event_order(c: _Checker, state: State, event: str, indexes: list[int]
 
 
 def _check_declared_events(c: _Checker) -> None:
-    declared = c.declared.events
+    declared = c.definition.events
     if declared is None:
         return
     accepted = c.definition.external_events()
@@ -337,13 +337,93 @@ def _check_declared_events(c: _Checker) -> None:
                 )
 
 
+def _check_event_data(c: _Checker) -> None:
+    """Each event's ``data`` is a valid JSON Schema, and conditions read only fields it names."""
+    declared = c.definition.events or {}
+    valid: dict[str, Mapping[str, object]] = {}
+    for name, spec in declared.items():
+        if spec.data is None:
+            continue
+        error = schema_error(spec.data)
+        if error is None:
+            valid[name] = spec.data
+        else:
+            c.report(f"the `data` of event `{name}` {error}", ("events", name, "data"))
+    for state in c.states:
+        for index, transition in enumerate(state.transitions):
+            schema = valid.get(transition.on)
+            if schema is None or transition.when is None:
+                continue
+            for path in transition.when.paths:
+                undeclared = _undeclared_field(schema, path[2:]) if path[:2] == _DATA else None
+                if undeclared is not None:
+                    field, known = undeclared
+                    c.report(
+                        f"condition `{transition.when.source}` reads `event.data.{field}`, which "
+                        f"the `data` schema of event `{transition.on}` does not declare"
+                        f"{suggest(field.rsplit('.', 1)[-1], known)} (it declares: "
+                        f"{', '.join(f'`{k}`' for k in known) or 'nothing'})",
+                        ("states", state.name, "transitions", index, "when"),
+                    )
+
+
+_DATA = ("event", "data")
+
+
+def _undeclared_field(
+    schema: Mapping[str, object], fields: tuple[str, ...]
+) -> tuple[str, list[str]] | None:
+    """The first of ``fields`` (a dotted path into the data) its schema's ``properties`` lack.
+
+    Returns that path and the names the schema does declare there; None when every field is
+    declared, or where a schema lists no ``properties`` and so cannot say.
+    """
+    current: object = schema
+    for depth, name in enumerate(fields):
+        properties = current.get("properties") if isinstance(current, Mapping) else None
+        if not isinstance(properties, Mapping):
+            return None
+        if name not in properties:
+            return ".".join(fields[: depth + 1]), sorted(properties)
+        current = properties[name]
+    return None
+
+
+def _check_leaves_on_entry(c: _Checker) -> None:
+    """A state that neither runs, waits nor fans out fires ``done`` at once, on entry.
+
+    With only ``on: <event>`` transitions nothing matches that ``done``, so every item that
+    enters escalates there and then: the author almost always meant a waiting state.
+    """
+    for state in c.states:
+        if state.kind not in (StateKind.NORMAL, StateKind.INITIAL) or state.command is not None:
+            continue
+        if not state.transitions or any(
+            t.on == DONE_EVENT and t.after is None for t in state.transitions
+        ):
+            continue
+        awaited = ", ".join(f"`{on}`" for on in dict.fromkeys(t.on for t in state.transitions))
+        fix = (
+            " An item cannot wait in the initial state: make this one `kind: waiting` and "
+            "start in an initial state that goes to it"
+            if state.kind is StateKind.INITIAL
+            else ""
+        )
+        c.report(
+            f"state `{state.name}` runs no command and has no `done` transition, so every item "
+            f"escalates the moment it enters (nothing can fire on entry; it only has {awaited}); "
+            f"did you mean `kind: waiting`?{fix}",
+            ("states", state.name, "kind"),
+        )
+
+
 def _check_variables(c: _Checker) -> None:
     inputs = c.declared.inputs
     if inputs is None or not c.complete:
         return
     results = {cmd.result for s in c.states for _, cmd in state_commands(s)}
     results |= {s.task.result for s in c.states if s.task is not None}  # a person's decision
-    events = set(c.definition.external_events()) | set(c.declared.events or ())
+    events = set(c.definition.external_events()) | set(c.definition.events or ())
     known = set(inputs) | results | events | ENGINE_FACTS
     for path, condition in _conditions(c.definition):
         local = set(_COMPREHENSION.findall(condition.source))
@@ -572,22 +652,10 @@ def _check_human(c: _Checker) -> None:
 
 
 def _check_form(c: _Checker, form: object, path: Path) -> None:
-    """An inline form must be a valid JSON Schema of an object (when jsonschema is here)."""
-    if not isinstance(form, dict):
-        return
-    if form.get("type", "object") != "object":
-        c.report("a task's `form` must describe an object (`type: object`)", path)
-        return
-    try:
-        from jsonschema import Draft202012Validator
-        from jsonschema.exceptions import SchemaError
-        from jsonschema.validators import validator_for
-    except ImportError:
-        return
-    try:
-        validator_for(form, default=Draft202012Validator).check_schema(form)
-    except SchemaError as exc:
-        c.report(f"`form` is not a valid JSON Schema: {exc.message}", path)
+    """An inline form must be a valid JSON Schema of an object."""
+    error = schema_error(form) if isinstance(form, dict) else None
+    if error is not None:
+        c.report(f"a task's `form` {error}", path)
 
 
 def _check_alerts(c: _Checker) -> None:
@@ -609,6 +677,8 @@ _RULES: tuple[Callable[[_Checker], None], ...] = (
     _check_events,
     _check_order,
     _check_declared_events,
+    _check_event_data,
+    _check_leaves_on_entry,
     _check_variables,
     _check_registered,
     _check_reserved_names,

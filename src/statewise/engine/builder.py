@@ -161,17 +161,21 @@ class StepBuilder:
             self.definition, self.item, self.context, hop.event, hop.event_data, hop.error
         )
 
-    def fire(self, event: str, hop: Hop) -> bool:
+    def fire(self, event: str, hop: Hop, *, strict: bool = False) -> bool:
         """Take the first matching transition on ``event``; False when none matched.
 
         A ``done`` or ``error`` that matches nothing escalates, so an item never stops
-        silently; unmatched external and timer events are left to the caller.
+        silently; unmatched external and timer events are left to the caller. A guard that
+        cannot be evaluated routes as ``error``, unless ``strict``: then its ConditionError is
+        raised, for a sender's event that must be refused rather than escalate the item.
         """
         state = self.state
         guarded = any(t.when is not None for t in state.transitions if t.on == event)
         try:
             selection = select_transition(state, event, self.facts(hop) if guarded else {})
         except ConditionError as exc:
+            if strict:
+                raise
             failure = {"kind": "condition", "message": str(exc)}
             if event == ERROR_EVENT:
                 self.escalate(replace(hop, error=failure))

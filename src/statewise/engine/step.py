@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, assert_never
 
+from statewise.definition.data_schema import schema_problems
 from statewise.definition.model import DONE_EVENT, ERROR_EVENT, Command, Definition, State
 from statewise.engine.builder import StepBuilder
 from statewise.engine.events import (
@@ -31,7 +32,7 @@ from statewise.engine.parallel import on_branch_failure, on_branch_retry, on_bra
 from statewise.engine.result import Hop, Outcome, StepResult
 from statewise.engine.retry import should_retry
 from statewise.engine.tasks import decide, on_task_timer
-from statewise.errors import InvalidEventError
+from statewise.errors import ConditionError, InvalidEventError
 
 JSON = Any
 
@@ -172,6 +173,12 @@ def _on_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
 
 
 def _on_external(builder: StepBuilder, event: External) -> StepResult:
+    """Fire a sender's event; anything that keeps it from firing cleanly refuses it.
+
+    Data that breaks the event's declared schema, or a guard that cannot be evaluated on it,
+    is the sender's mistake: InvalidEventError, and the item stays as it was (never escalated).
+    """
+    _check_data(builder, event)
     state = builder.state
     if state.task is not None:
         raise InvalidEventError(
@@ -189,12 +196,32 @@ def _on_external(builder: StepBuilder, event: External) -> StepResult:
         )
     builder.set((event.name,), event.data)
     hop = Hop(event=event.name, kind="external", actor=event.actor, event_data=event.data)
-    if not builder.fire(event.name, hop):
+    try:
+        fired = builder.fire(event.name, hop, strict=True)
+    except ConditionError as exc:
+        raise InvalidEventError(
+            f"event {event.name!r} for item {builder.original.key!r} was refused: {exc}; "
+            f"nothing changed"
+        ) from None
+    if not fired:
         raise InvalidEventError(
             f"event {event.name!r} reached item {builder.original.key!r} in state {state.name!r}, "
             f"but none of its conditions held, so nothing changed"
         )
     return builder.result()
+
+
+def _check_data(builder: StepBuilder, event: External) -> None:
+    """Refuse data that does not fit the ``data`` schema the event declares, if it declares one."""
+    spec = (builder.definition.events or {}).get(event.name)
+    if spec is None or spec.data is None:
+        return
+    problems = schema_problems(spec.data, event.data)
+    if problems:
+        raise InvalidEventError(
+            f"event {event.name!r} for item {builder.original.key!r} was refused: its data does "
+            f"not fit the event's schema ({'; '.join(problems)}); nothing changed"
+        )
 
 
 def _on_timer(builder: StepBuilder, event: TimerFired) -> StepResult:
