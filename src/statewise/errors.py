@@ -14,6 +14,7 @@
     │   └── VersionConflictError    version_conflict  a stored (workflow, version) was edited
     ├── ItemFailure                 item_failure  one item cannot go on; it is quarantined alone
     ├── NotFoundError               not_found     an item, workflow or event does not exist
+    ├── ConflictError               conflict      a name that must be unique is already held
     └── InvalidEventError           invalid_event the item cannot accept this event now
 
 Every exception has a stable ``code`` for the API and the audit trail, and pickles cleanly
@@ -153,6 +154,12 @@ class NotFoundError(StatewiseError):
     """An item, workflow, state or event that was named does not exist."""
 
     code = "not_found"
+
+
+class ConflictError(StatewiseError):
+    """Something that must be unique already exists (an active token's name); nothing changed."""
+
+    code = "conflict"
 
 
 class InvalidEventError(StatewiseError):

@@ -6,6 +6,7 @@ stays light and works without the ``service`` extra.
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Annotated
 
@@ -97,7 +98,12 @@ def serve_store(
 def token_create(
     role: Annotated[Role, typer.Option(help="viewer, reviewer, operator or admin.")],
     db: DbOption = DEFAULT_DB,
-    name: Annotated[str | None, typer.Option(help="A name for the audit trail.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="The identity claims and the audit trail record; unique among active tokens."
+        ),
+    ] = None,
     queue: Annotated[
         list[str] | None, typer.Option(help="Limit a reviewer to these task queues. Repeatable.")
     ] = None,
@@ -106,7 +112,7 @@ def token_create(
     from statewise.service.auth import hash_secret, new_secret
 
     secret = new_secret()
-    label = name or f"{role.value}-{int(time.time())}"
+    label = name or f"{role.value}-{secrets.token_hex(4)}"
 
     async def create(store: Store) -> None:
         token = await store.create_token(label, role, hash_secret(secret), time.time(), queue or [])
