@@ -11,6 +11,7 @@
     ├── ConditionError              condition     a condition could not be evaluated at run time
     ├── StoreError                  store         the database refused or broke
     │   ├── StaleLeaseError         stale_lease   another worker owns the item now
+    │   ├── RunnerLockError         runner_lock   another process runs this (SQLite) store
     │   └── VersionConflictError    version_conflict  a stored (workflow, version) was edited
     ├── ItemFailure                 item_failure  one item cannot go on; it is quarantined alone
     ├── NotFoundError               not_found     an item, workflow or event does not exist
@@ -129,6 +130,21 @@ class StaleLeaseError(StoreError):
     """A worker tried to commit a step for an item another worker has moved since."""
 
     code = "stale_lease"
+
+
+class RunnerLockError(StoreError):
+    """Another process holds a SQLite store's single-runner lock; ``holder`` names it.
+
+    That process performs the store's work, so a command that only queued work can leave it
+    to that process and still succeed.
+    """
+
+    code = "runner_lock"
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
+        self.args = (message, holder)
 
 
 class VersionConflictError(StoreError):
