@@ -36,6 +36,7 @@ from statewise.errors import RunnerLockError, StatewiseError
 from statewise.store import Store, open_store
 from statewise.worker import Runner, load_registry
 from statewise.worker.catalog import Catalog, load_catalog
+from statewise.worker.registry import module_name
 
 T = TypeVar("T")
 
@@ -108,6 +109,9 @@ async def prepare(
 ) -> tuple[Catalog, Definition | None]:
     """Register ``file`` (if given), then load every stored workflow this process can run.
 
+    The file's command modules are recorded by ``module_name``, so a worker on any host that
+    imports the same modules runs each workflow's own commands.
+
     A stored version that cannot be loaded here (its module is gone, its source no longer
     validates) is skipped with a warning, and its items wait; the others run.
     """
@@ -115,7 +119,7 @@ async def prepare(
     if file is not None:
         registry = load_registry(commands)
         current = load(file, commands=registry.names())
-        await store.save_workflow(current, str(file), commands)
+        await store.save_workflow(current, str(file), [module_name(spec) for spec in commands])
     catalog = await load_catalog(store, commands, ai=ai)
     for ref, why in catalog.skipped.items():
         errors.print(Text(f"skipping {ref}, which cannot be loaded here: {why}", style="yellow"))
