@@ -671,3 +671,19 @@ def test_a_token_name_an_active_token_holds_is_refused_with_one_line(tmp_path: P
     assert [invoke(*create)[0] for _ in range(3)] == [0, 0, 0]
     listed = invoke("token", "list", "--db", db)[1]
     assert listed.count("rev_ed") == 1 and listed.count("reviewer-") == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [("", "cannot be empty or blank"), ("a\x1fb", "control characters (it has U+001F)")],
+)
+def test_a_token_name_that_would_blur_an_identity_is_refused_by_the_cli(
+    tmp_path: Path, name: str, problem: str
+) -> None:
+    db = tmp_path / "tokens.sqlite"
+    assert invoke("db", "upgrade", "--db", db)[0] == 0
+
+    code, output = invoke("token", "create", "--role", "viewer", "--name", name, "--db", db)
+
+    assert code == 2 and output.startswith("error: --name: a token name ") and problem in output
+    assert "viewer" not in invoke("token", "list", "--db", db)[1]

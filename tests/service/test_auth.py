@@ -135,3 +135,37 @@ def test_a_revoked_name_is_reused_to_rotate_a_secret_and_keeps_its_claims(server
         )
         assert decided.status_code == 200, decided.text
         assert decided.json()["task"]["decided_by"] == "token:reviewer"
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "cannot be empty or blank"),
+        ("   ", "cannot be empty or blank"),
+        ("reviewer ", "cannot start or end with whitespace"),
+        ("rev\x00ed", "cannot contain control characters (it has U+0000)"),
+        ("rev\x1fed", "cannot contain control characters (it has U+001F)"),
+        ("x" * 101, "at most 100 characters, not 101"),
+    ],
+)
+def test_a_token_name_that_would_blur_an_identity_is_refused(
+    server: Server, name: str, problem: str
+) -> None:
+    with server.client("admin") as admin:
+        before = admin.get("/api/tokens").json()
+        answer = admin.post("/api/tokens", json={"name": name, "role": "viewer"})
+
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"] == "invalid_request"
+        assert problem in answer.json()["message"]
+        assert admin.get("/api/tokens").json() == before
+
+
+def test_names_with_url_characters_and_non_ascii_are_identities_of_their_own(
+    server: Server,
+) -> None:
+    with server.client("admin") as admin:
+        for name in ("rev%41ed", "rev/ed?x", "révéd", "reviewer2"):
+            created = admin.post("/api/tokens", json={"name": name, "role": "viewer"})
+            assert created.status_code == 201 and created.json()["name"] == name
+        assert admin.post("/api/tokens", json={"name": "révéd", "role": "admin"}).status_code == 409

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from statewise.actions.principal import name_problem
 from statewise.cli.common import (
     DEFAULT_DB,
     CommandsOption,
@@ -111,8 +112,11 @@ def token_create(
     """Create a token; it is printed once, on the last line, and stored only as a hash."""
     from statewise.service.auth import hash_secret, new_secret
 
+    label = f"{role.value}-{secrets.token_hex(4)}" if name is None else name
+    problem = name_problem(label)
+    if problem is not None:
+        fail(f"--name: {problem}", 2)
     secret = new_secret()
-    label = name or f"{role.value}-{secrets.token_hex(4)}"
 
     async def create(store: Store) -> None:
         token = await store.create_token(label, role, hash_secret(secret), time.time(), queue or [])
