@@ -101,18 +101,33 @@ LOCKED = "runs this store and will continue"
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
-    """A store whose items wait: three on a human task, one for a reply, two on timers."""
-    (tmp_path / "desk.yaml").write_text(DESK)
-    (tmp_path / "desk.py").write_text(COMMANDS)
-    lines = [json.dumps({"key": key, "path": path}) for key, path in ITEMS.items()]
-    (tmp_path / "items.jsonl").write_text("\n".join(lines) + "\n")
+    """A SQLite store whose items wait (see ``_seed``)."""
     db = tmp_path / "desk.sqlite"
+    _seed(tmp_path, str(db))
+    return db
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same, once per dialect."""
+    url = f"sqlite:///{tmp_path / 'desk.sqlite'}"
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    _seed(tmp_path, url)
+    return url
+
+
+def _seed(folder: Path, db: str) -> None:
+    """Items that wait: three on a human task, one for a reply, two on timers."""
+    (folder / "desk.yaml").write_text(DESK)
+    (folder / "desk.py").write_text(COMMANDS)
+    lines = [json.dumps({"key": key, "path": path}) for key, path in ITEMS.items()]
+    (folder / "items.jsonl").write_text("\n".join(lines) + "\n")
     code, output = invoke(
-        "run", tmp_path / "desk.yaml", "--items", tmp_path / "items.jsonl", "--max-wait", "0",
-        "--commands", tmp_path / "desk.py", "--db", db,
+        "run", folder / "desk.yaml", "--items", folder / "items.jsonl", "--max-wait", "0",
+        "--commands", folder / "desk.py", "--db", db,
     )  # fmt: skip
     assert code == 0, output
-    return db
 
 
 @pytest.fixture
@@ -145,7 +160,7 @@ def _until(done: Callable[[], bool], process: subprocess.Popen[str] | None = Non
         time.sleep(0.05)
 
 
-def _states(db: Path) -> dict[str, str]:
+def _states(db: Path | str) -> dict[str, str]:
     async def read() -> dict[str, str]:
         store = open_store(str(db))
         try:
@@ -156,7 +171,7 @@ def _states(db: Path) -> dict[str, str]:
     return asyncio.run(read())
 
 
-def _no_stuck_items(db: Path) -> None:
+def _no_stuck_items(db: Path | str) -> None:
     async def check() -> None:
         store = open_store(str(db))
         try:
@@ -238,17 +253,19 @@ def test_a_send_beside_the_service_exits_0_and_says_the_service_continues_the_it
 
 
 def test_a_send_without_a_runner_handles_its_own_item_only_and_returns_at_once(
-    db: Path,
+    store_url: str, tmp_path: Path
 ) -> None:
     time.sleep(1.2)  # n1's timer is due now, t1's within the minute a send used to wait
 
     began = time.monotonic()
-    code, output = invoke("send", "l1", "reply", "--db", db, "--commands", db.parent / "desk.py")
+    code, output = invoke(
+        "send", "l1", "reply", "--db", store_url, "--commands", tmp_path / "desk.py"
+    )
     took = time.monotonic() - began
 
     assert code == 0, output
     assert output.splitlines()[-1] == "l1: now in done (done)"
     assert took < 10, took
-    states = _states(db)
+    states = _states(store_url)
     assert states["n1"] == "nudge" and states["t1"] == "later"
-    _no_stuck_items(db)
+    _no_stuck_items(store_url)
