@@ -225,7 +225,7 @@ def _progress() -> Iterator[_RunProgress]:
 async def act_then_continue(
     runner: Runner, action: Callable[[], Awaitable[T]], subject: str = "the item"
 ) -> T:
-    """Do ``action``, then perform only the work it queued; what to do when others run.
+    """Do ``action``, then perform only the work it queued, or leave that to whoever runs.
 
     The action runs inside the runner, so the commands its steps queue come back leased to
     this process and nothing else of the store (other items' commands or due timers) is
