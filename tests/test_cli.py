@@ -701,3 +701,36 @@ def test_worker_needs_its_modules_and_check_reports_the_invariant(project: Path)
     assert code == 0 and output.startswith("ok: every active item")
     code, output = invoke("db", "upgrade", "--db", project / "run.sqlite")
     assert code == 0 and output.startswith("schema version ")
+
+
+def test_a_token_name_an_active_token_holds_is_refused_with_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "tokens.sqlite"
+    assert invoke("db", "upgrade", "--db", db)[0] == 0
+    create = ("token", "create", "--role", "reviewer", "--db", db)
+    assert invoke(*create, "--name", "rev_ed")[0] == 0
+
+    code, output = invoke(*create, "--name", "rev_ed")
+
+    assert code == 1
+    assert output.startswith("error: an active token is already named 'rev_ed'")
+    assert output.count("\n") == 1
+    # Unnamed tokens get distinct generated names, however fast they are made.
+    assert [invoke(*create)[0] for _ in range(3)] == [0, 0, 0]
+    listed = invoke("token", "list", "--db", db)[1]
+    assert listed.count("rev_ed") == 1 and listed.count("reviewer-") == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [("", "cannot be empty or blank"), ("a\x1fb", "control characters (it has U+001F)")],
+)
+def test_a_token_name_that_would_blur_an_identity_is_refused_by_the_cli(
+    tmp_path: Path, name: str, problem: str
+) -> None:
+    db = tmp_path / "tokens.sqlite"
+    assert invoke("db", "upgrade", "--db", db)[0] == 0
+
+    code, output = invoke("token", "create", "--role", "viewer", "--name", name, "--db", db)
+
+    assert code == 2 and output.startswith("error: --name: a token name ") and problem in output
+    assert "viewer" not in invoke("token", "list", "--db", db)[1]

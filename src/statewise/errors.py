@@ -11,9 +11,11 @@
     ├── ConditionError              condition     a condition could not be evaluated at run time
     ├── StoreError                  store         the database refused or broke
     │   ├── StaleLeaseError         stale_lease   another worker owns the item now
+    │   ├── RunnerLockError         runner_lock   another process runs this (SQLite) store
     │   └── VersionConflictError    version_conflict  a stored (workflow, version) was edited
     ├── ItemFailure                 item_failure  one item cannot go on; it is quarantined alone
     ├── NotFoundError               not_found     an item, workflow or event does not exist
+    ├── ConflictError               conflict      a name that must be unique is already held
     └── InvalidEventError           invalid_event the item cannot accept this event now
 
 Every exception has a stable ``code`` for the API and the audit trail, and pickles cleanly
@@ -130,6 +132,21 @@ class StaleLeaseError(StoreError):
     code = "stale_lease"
 
 
+class RunnerLockError(StoreError):
+    """Another process holds a SQLite store's single-runner lock; ``holder`` names it.
+
+    That process performs the store's work, so a command that only queued work can leave it
+    to that process and still succeed.
+    """
+
+    code = "runner_lock"
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
+        self.args = (message, holder)
+
+
 class VersionConflictError(StoreError):
     """A workflow file changed but kept a version the store already holds with other content.
 
@@ -153,6 +170,12 @@ class NotFoundError(StatewiseError):
     """An item, workflow, state or event that was named does not exist."""
 
     code = "not_found"
+
+
+class ConflictError(StatewiseError):
+    """Something that must be unique already exists (an active token's name); nothing changed."""
+
+    code = "conflict"
 
 
 class InvalidEventError(StatewiseError):

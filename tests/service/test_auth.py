@@ -102,3 +102,70 @@ def test_a_revoked_token_stops_working_at_once(server: Server) -> None:
             assert anyone.get("/api/workflows", headers=headers).status_code == 200
             assert admin.delete(f"/api/tokens/{token_id}").status_code == 200
             assert anyone.get("/api/workflows", headers=headers).status_code == 401
+
+
+def test_a_name_held_by_an_active_token_cannot_be_given_to_a_second_one(server: Server) -> None:
+    with server.client("admin") as admin, server.client("reviewer") as first:
+        task = first.get("/api/tasks").json()[0]["id"]
+        assert first.post(f"/api/tasks/{task}/claim").status_code == 200
+        before = admin.get("/api/tokens").json()
+
+        second = admin.post("/api/tokens", json={"name": "reviewer", "role": "reviewer"})
+
+        assert second.status_code == 409, second.text
+        assert second.json()["error"] == "conflict"
+        assert "already named 'reviewer'" in second.json()["message"]
+        assert admin.get("/api/tokens").json() == before
+
+
+def test_a_revoked_name_is_reused_to_rotate_a_secret_and_keeps_its_claims(server: Server) -> None:
+    with server.client("admin") as admin, server.client("reviewer") as old:
+        task = old.get("/api/tasks").json()[0]["id"]
+        assert old.post(f"/api/tasks/{task}/claim").status_code == 200
+        (held,) = [t for t in admin.get("/api/tokens").json() if t["name"] == "reviewer"]
+        assert admin.delete(f"/api/tokens/{held['id']}").status_code == 200
+
+        rotated = admin.post("/api/tokens", json={"name": "reviewer", "role": "reviewer"})
+        assert rotated.status_code == 201, rotated.text
+        headers = {"Authorization": f"Bearer {rotated.json()['secret']}"}
+        decided = admin.post(
+            f"/api/tasks/{task}/decide",
+            json={"outcome": "approve", "data": {"risk": "low"}},
+            headers=headers,
+        )
+        assert decided.status_code == 200, decided.text
+        assert decided.json()["task"]["decided_by"] == "token:reviewer"
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "cannot be empty or blank"),
+        ("   ", "cannot be empty or blank"),
+        ("reviewer ", "cannot start or end with whitespace"),
+        ("rev\x00ed", "cannot contain control characters (it has U+0000)"),
+        ("rev\x1fed", "cannot contain control characters (it has U+001F)"),
+        ("x" * 101, "at most 100 characters, not 101"),
+    ],
+)
+def test_a_token_name_that_would_blur_an_identity_is_refused(
+    server: Server, name: str, problem: str
+) -> None:
+    with server.client("admin") as admin:
+        before = admin.get("/api/tokens").json()
+        answer = admin.post("/api/tokens", json={"name": name, "role": "viewer"})
+
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"] == "invalid_request"
+        assert problem in answer.json()["message"]
+        assert admin.get("/api/tokens").json() == before
+
+
+def test_names_with_url_characters_and_non_ascii_are_identities_of_their_own(
+    server: Server,
+) -> None:
+    with server.client("admin") as admin:
+        for name in ("rev%41ed", "rev/ed?x", "révéd", "reviewer2"):
+            created = admin.post("/api/tokens", json={"name": name, "role": "viewer"})
+            assert created.status_code == 201 and created.json()["name"] == name
+        assert admin.post("/api/tokens", json={"name": "révéd", "role": "admin"}).status_code == 409

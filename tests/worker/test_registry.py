@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from pydantic import BaseModel
 
 from statewise.errors import NotFoundError, StatewiseError
 from statewise.worker import CommandContext, CommandRegistry, load_registry
+from statewise.worker.registry import module_name
 
 MODULE = """
 from statewise.worker import CommandRegistry
@@ -160,3 +162,20 @@ def test_load_registry_explains_what_is_wrong_with_a_module(tmp_path: Path) -> N
         NotFoundError, match=r"command module 'no\.such\.module' cannot be imported"
     ):
         load_registry(["no.such.module"])
+
+
+def test_a_packaged_file_is_known_and_imported_by_its_module_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the package root is added for the test
+    package = tmp_path / "checkout" / "teams_for_name_test"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    packaged = write_module(package, "billing")
+    loose = write_module(tmp_path, "loose")
+
+    assert module_name(str(packaged)) == "teams_for_name_test.billing"
+    assert module_name("teams_for_name_test.billing") == "teams_for_name_test.billing"
+    assert module_name(str(loose)) == str(loose.resolve())
+    by_path = load_registry([str(packaged)]).get("billing")
+    assert load_registry(["teams_for_name_test.billing"]).get("billing") is by_path

@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 from statewise.definition.model import Role
 from statewise.store.base import Task
+
+MAX_NAME = 100
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a token; None when it can.
+
+    A token's name is an identity in claims and the audit trail, and names that print the
+    same must be the same name: blanks, surrounding whitespace and control characters (NUL,
+    U+001F) are refused.
+    """
+    if not name.strip():
+        return "a token name cannot be empty or blank"
+    if name != name.strip():
+        return "a token name cannot start or end with whitespace"
+    if len(name) > MAX_NAME:
+        return f"a token name has at most {MAX_NAME} characters, not {len(name)}"
+    bad = next((c for c in name if unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        return f"a token name cannot contain control characters (it has U+{ord(bad):04X})"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,8 @@ CommandsOption = Annotated[
     typer.Option(
         "--commands",
         "-c",
-        help="Module (dotted name or .py path) exposing a `registry` of commands. Repeatable.",
+        help="Module exposing a `registry` of commands: a dotted name, the same on every host, "
+        "or a .py path (inside a package it is recorded by its dotted name). Repeatable.",
     ),
 ]
 WorkflowOption = Annotated[

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from statewise.actions import Principal, TaskDesk, bulk, inspect_item, item_view_json, redrive
+from statewise.actions.bulk import BulkReport
 from statewise.actions.inspection import ItemView
 from statewise.cli.common import (
     DEFAULT_DB,
@@ -31,7 +32,7 @@ from statewise.cli.common import (
     status_cell,
     with_store,
 )
-from statewise.cli.running import prepare
+from statewise.cli.running import act_then_continue, prepare
 from statewise.definition.durations import parse_duration
 from statewise.definition.model import Role
 from statewise.engine.events import Operation
@@ -163,19 +164,28 @@ def bulk_command(
     async def act(store: Store) -> None:
         catalog, _ = await prepare(store, None, commands or [])
         runner = Runner(store, catalog.definitions, catalog.registry)
-        report = await bulk(
-            runner, where, operation, reason=reason, actor=actor, target=to, dry_run=not yes
-        )
-        if report.dry_run:
-            console.print(
-                f"{report.matched} item(s) match; run again with --yes to {operation.value} them"
+
+        async def apply() -> BulkReport:
+            report = await bulk(
+                runner, where, operation, reason=reason, actor=actor, target=to, dry_run=not yes
             )
-            return
-        console.print(f"{operation.value}: {report.changed} of {report.matched} item(s) changed")
-        for skipped_key, why in report.skipped:
-            console.print(Text(f"  skipped {skipped_key}: {why}", style="yellow"))
-        if report.changed:
-            await runner.run(max_wait=0)
+            if report.dry_run:
+                console.print(
+                    f"{report.matched} item(s) match; "
+                    f"run again with --yes to {operation.value} them"
+                )
+                return report
+            console.print(
+                f"{operation.value}: {report.changed} of {report.matched} item(s) changed"
+            )
+            for skipped_key, why in report.skipped:
+                console.print(Text(f"  skipped {skipped_key}: {why}", style="yellow"))
+            return report
+
+        if yes:
+            await act_then_continue(runner, apply, "the changed items")
+        else:
+            await apply()
 
     run_async(with_store(db, act))
 
@@ -262,7 +272,7 @@ def task_decide(
         item = await desk.decide(task_id, principal, outcome, comment, payload)
         console.print(f"task {task_id} decided: {outcome}; {item.key} now in {item.state}")
 
-    run_async(_with_desk(db, commands, actor, act))
+    run_async(_with_desk(db, commands, actor, act, continues=True))
 
 
 def _json_object(data: str) -> dict[str, JSON]:
@@ -290,11 +300,18 @@ async def _with_runner(
     async def act(store: Store) -> None:
         catalog, _ = await prepare(store, None, commands or [])
         runner = Runner(store, catalog.definitions, catalog.registry)
-        item = await action(runner)
-        console.print(f"{key}: now in {item.state} ({item.status.value})")
-        if wait and item.status is ItemStatus.ACTIVE:
-            await runner.run(max_wait=0)
-            settled = await store.get_item(item.workflow, item.key)
+
+        async def acted() -> Item:
+            item = await action(runner)
+            console.print(f"{key}: now in {item.state} ({item.status.value})")
+            return item
+
+        if not wait:
+            await acted()
+            return
+        item = await act_then_continue(runner, acted)
+        settled = await store.get_item(item.workflow, item.key)
+        if settled.seq != item.seq:
             console.print(f"{key}: settled in {settled.state} ({settled.status.value})")
 
     await with_store(db, act)
@@ -304,12 +321,23 @@ async def _with_desk(
     db: str,
     commands: list[str] | None,
     actor: str,
-    action: Callable[[TaskDesk, Principal], Awaitable[Any]],
+    action: Callable[[TaskDesk, Principal], Awaitable[None]],
+    *,
+    continues: bool = False,
 ) -> None:
+    """Act at the task desk; ``continues``: then perform the work the action queued."""
+
     async def act(store: Store) -> None:
         catalog, _ = await prepare(store, None, commands or [])
         runner = Runner(store, catalog.definitions, catalog.registry)
-        await action(TaskDesk(runner, catalog.registry), Principal(actor, Role.ADMIN, source="cli"))
-        await runner.run(max_wait=0)
+        desk = TaskDesk(runner, catalog.registry)
+
+        async def acted() -> None:
+            await action(desk, Principal(actor, Role.ADMIN, source="cli"))
+
+        if continues:
+            await act_then_continue(runner, acted)
+        else:
+            await acted()
 
     await with_store(db, act)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, Annotated, Any, TypeVar
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -30,12 +30,15 @@ from statewise.cli.common import (
 from statewise.cli.inspecting import print_status
 from statewise.definition import load
 from statewise.definition.model import Definition
-from statewise.engine.item import ItemStatus
+from statewise.engine.item import Item, ItemStatus
 from statewise.engine.result import StepResult
-from statewise.errors import StatewiseError
+from statewise.errors import RunnerLockError, StatewiseError
 from statewise.store import Store, open_store
 from statewise.worker import Runner, load_registry
 from statewise.worker.catalog import Catalog, load_catalog
+from statewise.worker.registry import module_name
+
+T = TypeVar("T")
 
 
 @app.command()
@@ -106,6 +109,9 @@ async def prepare(
 ) -> tuple[Catalog, Definition | None]:
     """Register ``file`` (if given), then load every stored workflow this process can run.
 
+    The file's command modules are recorded by ``module_name``, so a worker on any host that
+    imports the same modules runs each workflow's own commands.
+
     A stored version that cannot be loaded here (its module is gone, its source no longer
     validates) is skipped with a warning, and its items wait; the others run.
     """
@@ -113,7 +119,7 @@ async def prepare(
     if file is not None:
         registry = load_registry(commands)
         current = load(file, commands=registry.names())
-        await store.save_workflow(current, str(file), commands)
+        await store.save_workflow(current, str(file), [module_name(spec) for spec in commands])
     catalog = await load_catalog(store, commands, ai=ai)
     for ref, why in catalog.skipped.items():
         errors.print(Text(f"skipping {ref}, which cannot be loaded here: {why}", style="yellow"))
@@ -216,6 +222,31 @@ def _progress() -> Iterator[_RunProgress]:
             progress.stop()
 
 
+async def act_then_continue(
+    runner: Runner, action: Callable[[], Awaitable[T]], subject: str = "the item"
+) -> T:
+    """Do ``action``, then perform only the work it queued, or leave that to whoever runs.
+
+    The action runs inside the runner, so the commands its steps queue come back leased to
+    this process and nothing else of the store (other items' commands or due timers) is
+    touched. When another process runs the (SQLite) store, the action is done without a
+    runner and that process continues ``subject``: the action succeeded, so this is no error
+    a script should retry.
+    """
+    done: list[T] = []
+
+    async def act() -> None:
+        done.append(await action())
+
+    try:
+        await runner.run(max_wait=0, on_ready=act, own_work_only=True)
+    except RunnerLockError as busy:
+        result = await action()
+        console.print(f"{busy.holder} runs this store and will continue {subject}")
+        return result
+    return done[0]
+
+
 @app.command()
 def send(
     key: Annotated[str, typer.Argument(help="The item's business key.")],
@@ -225,12 +256,14 @@ def send(
     actor: Annotated[str, typer.Option(help="Who sends it, for the audit trail.")] = "cli",
     workflow: WorkflowOption = None,
     commands: CommandsOption = None,
-    wait: Annotated[bool, typer.Option(help="Run the item on until it settles.")] = True,
-    max_wait: Annotated[
-        float, typer.Option(min=0, help="While running on, wait for timers due within this long.")
-    ] = 60.0,
+    wait: Annotated[
+        bool, typer.Option(help="Run the item's commands on until it waits or finishes.")
+    ] = True,
 ) -> None:
-    """Send an external event (a human decision, a reply) and resume the item."""
+    """Send an external event (a human decision, a reply) and resume that item only.
+
+    Its timers, and other items' work, are left to the process that runs the store.
+    """
     try:
         payload = json.loads(data)
     except json.JSONDecodeError as exc:
@@ -241,15 +274,18 @@ def send(
     async def deliver(store: Store) -> None:
         catalog, _ = await prepare(store, None, commands or [])
         runner = Runner(store, catalog.definitions, catalog.registry)
-        item = await runner.send(workflow, key, event, payload, actor)
-        console.print(f"{key}: {event} accepted; now in {item.state} ({item.status.value})")
-        if wait and item.status is ItemStatus.ACTIVE:
-            try:
-                await runner.run(max_wait=max_wait)
-            except StatewiseError as exc:
-                console.print(Text(str(exc), style="yellow"))
-                return
-            settled = await store.get_item(item.workflow, key)
+
+        async def accept() -> Item:
+            item = await runner.send(workflow, key, event, payload, actor)
+            console.print(f"{key}: {event} accepted; now in {item.state} ({item.status.value})")
+            return item
+
+        if not wait:
+            await accept()
+            return
+        item = await act_then_continue(runner, accept)
+        settled = await store.get_item(item.workflow, key)
+        if settled.seq != item.seq:
             console.print(f"{key}: now in {settled.state} ({settled.status.value})")
 
     run_async(with_store(db, deliver))

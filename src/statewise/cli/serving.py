@@ -6,12 +6,14 @@ stays light and works without the ``service`` extra.
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from statewise.actions.principal import name_problem
 from statewise.cli.common import (
     DEFAULT_DB,
     CommandsOption,
@@ -97,7 +99,12 @@ def serve_store(
 def token_create(
     role: Annotated[Role, typer.Option(help="viewer, reviewer, operator or admin.")],
     db: DbOption = DEFAULT_DB,
-    name: Annotated[str | None, typer.Option(help="A name for the audit trail.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="The identity claims and the audit trail record; unique among active tokens."
+        ),
+    ] = None,
     queue: Annotated[
         list[str] | None, typer.Option(help="Limit a reviewer to these task queues. Repeatable.")
     ] = None,
@@ -105,8 +112,11 @@ def token_create(
     """Create a token; it is printed once, on the last line, and stored only as a hash."""
     from statewise.service.auth import hash_secret, new_secret
 
+    label = f"{role.value}-{secrets.token_hex(4)}" if name is None else name
+    problem = name_problem(label)
+    if problem is not None:
+        fail(f"--name: {problem}", 2)
     secret = new_secret()
-    label = name or f"{role.value}-{int(time.time())}"
 
     async def create(store: Store) -> None:
         token = await store.create_token(label, role, hash_secret(secret), time.time(), queue or [])

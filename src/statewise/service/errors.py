@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from statewise.errors import (
+    ConflictError,
     DefinitionError,
     InvalidEventError,
     NotFoundError,
@@ -22,6 +23,7 @@ from statewise.errors import (
 
 _STATUS: tuple[tuple[type[StatewiseError], int], ...] = (
     (NotFoundError, 404),
+    (ConflictError, 409),
     (InvalidEventError, 409),
     (TaskError, 409),
     (VersionConflictError, 409),

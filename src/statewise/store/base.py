@@ -315,8 +315,9 @@ class Store(ABC):
     def running(self, owner: str) -> AbstractAsyncContextManager[None]:
         """Hold the right to execute work as ``owner``, recovering what a dead runner left.
 
-        SQLite: one runner per file (a lock file). PostgreSQL: any number of workers; work a
-        dead worker held comes back when its lease expires.
+        SQLite: one runner per file (a lock file; RunnerLockError names its holder).
+        PostgreSQL: any number of workers; work a dead worker held comes back when its lease
+        expires.
         """
 
     @abstractmethod

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from statewise.errors import StoreError
 from statewise.store.connection import Connection
+from statewise.store.tokens import unique_active_names_txn
 from statewise.store.workflows import fill_content_hashes_txn
 
 Migration = Callable[[Connection], None]
@@ -88,6 +89,7 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX history_by_at ON history (at)",
         "CREATE INDEX items_overview ON items (workflow, version, state, status, entered_at)",
     ),
+    unique_active_names_txn,
 )
 
 # Runnable rows (unleased, or leased past their time) are found through partial indexes, so a
@@ -152,6 +154,7 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX history_by_at ON history (at)",
         "CREATE INDEX items_overview ON items (workflow, version, state, status, entered_at)",
     ),
+    unique_active_names_txn,
 )
 
 

@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, Concatenate
 
-from statewise.errors import StoreError
+from statewise.errors import RunnerLockError, StoreError
 from statewise.store.connection import Connection, Ref, Row
 from statewise.store.schema import SQLITE_MIGRATIONS, migrate_txn
 from statewise.store.sql import P, SQLStore, T, Versions
@@ -184,9 +184,10 @@ class SQLiteStore(SQLStore):
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
-            raise StoreError(
+            raise RunnerLockError(
                 f"{self.path} is already being run by {holder}; wait for it to finish, "
-                f"or send events with `statewise send`, which works alongside it"
+                f"or send events with `statewise send`, which works alongside it",
+                holder,
             ) from None
         handle.seek(0)
         handle.truncate()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from statewise.definition import loads
@@ -22,6 +21,7 @@ from statewise.worker.registry import (
     CommandFunction,
     CommandRegistry,
     load_registry,
+    module_name,
 )
 
 
@@ -48,8 +48,8 @@ async def load_catalog(
     """Load every stored workflow that ``modules`` (and, if asked, its own modules) can run.
 
     ``stored_modules`` adds the modules each workflow was registered with (what `statewise
-    run` remembers for one machine); a worker passes False and holds only what its command
-    line names, since remembered file paths mean nothing on another host. ``ai`` holds
+    run` remembers: module names, or a loose file's path on the host that registered it); a
+    worker passes False and holds only what its command line names. ``ai`` holds
     ``AISettings`` keyword arguments for the agents, if any workflow declares some (the AI
     layer is imported only then).
     """
@@ -61,7 +61,7 @@ async def load_catalog(
     modules_of: dict[str, list[str]] = {}
     for workflow in stored:
         own = modules_of.setdefault(workflow.name, [])
-        own.extend(m for m in workflow.commands if m not in own)
+        own.extend(name for name in map(module_name, workflow.commands) if name not in own)
     registry, broken = _registry(dict.fromkeys([*given, *remembered]), modules_of)
     definitions: list[Definition] = []
     skipped: dict[str, str] = {}
@@ -87,7 +87,8 @@ def _registry(
 
     Two modules may define a command of the same name (two teams' ``publish``): it becomes
     one command that runs, for each item, the function of the module its workflow was
-    registered with (``modules_of``: workflow name to its modules).
+    registered with (``modules_of``: workflow name to its modules' ``module_name``, so a
+    module matches however and wherever it was given).
     """
     loaded: dict[str, CommandRegistry] = {}
     broken: dict[str, str] = {}
@@ -99,7 +100,7 @@ def _registry(
     definers: dict[str, dict[str, CommandFunction]] = {}
     for module, registry in loaded.items():
         for name, function in registry.commands().items():
-            definers.setdefault(name, {})[_module_key(module)] = function
+            definers.setdefault(name, {})[module_name(module)] = function
     shared = frozenset(
         name
         for name, by_module in definers.items()
@@ -114,11 +115,6 @@ def _registry(
     for name in shared:
         combined.register(name, _ByWorkflow(name, definers[name], modules_of))
     return combined, broken
-
-
-def _module_key(spec: str) -> str:
-    """A command module as one name, however it was spelled: a file by its absolute path."""
-    return str(Path(spec).resolve()) if spec.endswith(".py") else spec
 
 
 class _ByWorkflow:
@@ -140,7 +136,7 @@ class _ByWorkflow:
 
     def __call__(self, ctx: CommandContext) -> Any:
         for module in self.modules_of.get(ctx.workflow, ()):
-            function = self.by_module.get(_module_key(module))
+            function = self.by_module.get(module)
             if function is not None:
                 return function(ctx)
         raise PermanentError(

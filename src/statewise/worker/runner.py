@@ -105,6 +105,7 @@ class Runner(ItemWriter):
         self._superseded: set[int] = set()
         self._items: dict[Ref, Item] = {}
         self._running = False
+        self._own_work_only = False
         self._wake = asyncio.Event()
 
     async def run(
@@ -114,6 +115,7 @@ class Runner(ItemWriter):
         stop: asyncio.Event | None = None,
         on_ready: Callable[[], Awaitable[None]] | None = None,
         drain: float = 0.0,
+        own_work_only: bool = False,
     ) -> None:
         """Work until idle: nothing running, nothing ready, no timer due within ``max_wait``.
 
@@ -122,14 +124,20 @@ class Runner(ItemWriter):
         what is still running then is cancelled and handed back. ``on_ready`` runs once the
         runner holds the store (its lock, on SQLite) and before any work, so a caller
         refused by the lock has changed nothing.
+
+        ``own_work_only`` performs only the commands this runner's own steps queue (those
+        of ``on_ready`` and what follows from them): no outbox polling, no timers, nothing of
+        other items, so a command line acting on one item returns as soon as that item waits.
         """
         async with self.store.running(self.owner):
             self._running = True
+            self._own_work_only = own_work_only
             heartbeat = asyncio.create_task(self._heartbeat())
             try:
                 if on_ready is not None:
                     await on_ready()
-                await self.quarantine_unknown_versions()
+                if not own_work_only:
+                    await self.quarantine_unknown_versions()
                 await self._loop(max_wait, stop)
                 await self._drain(drain)
             finally:
@@ -190,12 +198,12 @@ class Runner(ItemWriter):
                 await self._apply(batch)
                 continue
             now = self.clock()
-            if now >= next_timer_check:
+            if now >= next_timer_check and not self._own_work_only:
                 next_timer_check = now + _TIMER_POLL
                 if await self._fire_timers(now):
                     continue
             room = self.concurrency - len(self._in_flight) - len(self._ready)
-            if now >= next_outbox_check and room > 0:
+            if now >= next_outbox_check and room > 0 and not self._own_work_only:
                 if await self._claim(now, room):
                     continue
                 next_outbox_check = now + _OUTBOX_POLL
@@ -229,10 +237,10 @@ class Runner(ItemWriter):
 
     async def _wait(self, now: float, max_wait: float, stop: asyncio.Event | None) -> bool:
         """Sleep until a result arrives or a timer is due; False when the runner is idle."""
-        due = await self.store.next_timer_due()
+        due = None if self._own_work_only else await self.store.next_timer_due()
         nothing_due = due is None or due - now > max_wait
         idle = not self._in_flight and not self._ready and stop is None and nothing_due
-        if idle and await self.store.pending_commands(self.versions) == 0:
+        if idle and (self._own_work_only or await self.store.pending_commands(self.versions) == 0):
             return False
         timeout = _OUTBOX_POLL if due is None else min(_OUTBOX_POLL, max(due - now, 0.0))
         self._wake.clear()

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
+from statewise.actions.principal import name_problem
 from statewise.definition.model import Role
 from statewise.engine.events import Operation
 from statewise.engine.item import ItemStatus
@@ -78,6 +79,14 @@ class Decide(BaseModel):
 class NewToken(BaseModel):
     """A token to create; its secret is shown once in the answer."""
 
-    name: str = Field(min_length=1, max_length=100)
+    name: str
     role: Role
     queues: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _an_identity(cls, name: str) -> str:
+        problem = name_problem(name)
+        if problem is not None:
+            raise ValueError(problem)
+        return name
