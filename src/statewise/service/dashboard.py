@@ -28,6 +28,7 @@ from statewise.engine.item import ItemStatus
 from statewise.errors import StatewiseError
 from statewise.observe.alerts import Alert, evaluate, state_severity
 from statewise.service.api.items import decode_cursor, encode_cursor
+from statewise.service.api.models import RowId
 from statewise.service.auth import (
     SESSION_COOKIE,
     SESSION_SECONDS,
@@ -338,7 +339,7 @@ async def inbox_page(request: Request, ctx: Context, error: str = "") -> Respons
 
 
 @router.post("/tasks/{task_id}/decide")
-async def decide_form(request: Request, ctx: Context, task_id: int) -> Response:
+async def decide_form(request: Request, ctx: Context, task_id: RowId) -> Response:
     session = await current_session(request)
     form = await request.form()
     if session is None or not csrf_ok(session, str(form.get("csrf", ""))):

@@ -46,6 +46,7 @@ from statewise.errors import (
     PermanentError,
     TransientError,
 )
+from statewise.inputs import InputLimits, check_value
 from statewise.worker.registry import (
     CommandContext,
     CommandFunction,
@@ -99,7 +100,8 @@ class CommandExecutor:
 
     ``threads`` sizes the pool for sync commands (the runner's concurrency, so that every
     command in flight can be a sync one); ``block_threshold`` is how long an attempt may hold
-    the event loop before the watchdog names it. The pool and the watchdog start with the
+    the event loop before the watchdog names it; ``max_depth`` bounds a result's nesting
+    (``statewise.inputs``). The pool and the watchdog start with the
     first attempt; :meth:`close` stops both, and the next attempt starts them again.
     """
 
@@ -109,8 +111,10 @@ class CommandExecutor:
         *,
         threads: int,
         block_threshold: float = BLOCK_THRESHOLD,
+        max_depth: int = InputLimits().max_depth,
     ) -> None:
         self.registry = registry
+        self.max_depth = max_depth
         self._threads = CommandThreads(threads)
         self._watchdog = LoopWatchdog(block_threshold)
 
@@ -194,7 +198,7 @@ class CommandExecutor:
             if not scope.expired():
                 raise  # the command's own timeout (a socket, a client): classified as transient
             raise _Expired from None
-        return accept(result, effect.command)
+        return accept(result, effect.command, self.max_depth)
 
     async def _call(
         self, function: CommandFunction, call: CommandContext, attempt: _Attempt, on_loop: bool
@@ -309,8 +313,11 @@ def own_copy(value: JSON) -> JSON:
         return copy.deepcopy(value)
 
 
-def accept(result: JSON, command: str) -> Accepted:
-    """A command's return as (JSON result, usage, conversation); anything else is invalid output."""
+def accept(result: JSON, command: str, max_depth: int) -> Accepted:
+    """A command's return as (JSON result, usage, conversation); anything else is invalid output.
+
+    A result nested deeper than ``max_depth``, like start data, could not be read back.
+    """
     if isinstance(result, CommandResult):
         conversation = result.conversation
         if conversation is not None and not _is_conversation(conversation):
@@ -318,8 +325,9 @@ def accept(result: JSON, command: str) -> Accepted:
                 f"command {command!r} proposed a conversation that is not serialised messages "
                 f"by agent name"
             )
-        return to_json(result.value, command), as_usage(result.usage, command), conversation
-    return to_json(result, command), None, None
+        value = to_json(result.value, command, max_depth)
+        return value, as_usage(result.usage, command), conversation
+    return to_json(result, command, max_depth), None, None
 
 
 def _is_conversation(value: object) -> bool:
@@ -328,16 +336,19 @@ def _is_conversation(value: object) -> bool:
     )
 
 
-def to_json(result: JSON, command: str) -> JSON:
-    """Accept JSON-able values and pydantic models; anything else is invalid output."""
-    if isinstance(result, BaseModel):
-        return result.model_dump(mode="json")
+def to_json(result: JSON, command: str, max_depth: int) -> JSON:
+    """Accept JSON-able values and pydantic models within the input rules; else invalid output."""
     try:
-        return _json_copy(result)
-    except (TypeError, ValueError) as exc:
+        if isinstance(result, BaseModel):
+            value = result.model_dump(mode="json")
+        else:
+            value = _json_copy(result)
+        check_value(value, "its result", max_depth)
+    except (TypeError, ValueError) as exc:  # InvalidInputError is a ValueError too
         raise InvalidOutputError(
             f"command {command!r} returned a result that is not JSON: {exc}"
         ) from None
+    return value
 
 
 def as_usage(usage: object, command: str) -> dict[str, JSON] | None:

@@ -5,30 +5,32 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from statewise.definition.model import Role
 from statewise.engine.events import Operation
 from statewise.engine.item import ItemStatus
+from statewise.inputs import MAX_ROW_ID, check_key
 
 MAX_BATCH = 10_000
 # Ids are positive and fit every store's integer column.
-RowId = Annotated[int, Path(ge=1, le=2**53)]
-Key = Field(min_length=1, max_length=500)
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+# The one key rule of every entry point; its InvalidInputError is a ValueError, hence a 422.
+Key = Annotated[str, AfterValidator(check_key)]
 
 
 class StartItem(BaseModel):
     """Start one item; a key that exists already leaves that item as it is."""
 
     workflow: str = Field(min_length=1)
-    key: str = Key
+    key: Key
     data: dict[str, Any] = Field(default_factory=dict)
 
 
 class BatchEntry(BaseModel):
     """One item of a batch start."""
 
-    key: str = Key
+    key: Key
     data: dict[str, Any] = Field(default_factory=dict)
 
 
