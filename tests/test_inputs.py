@@ -7,18 +7,9 @@ from typing import Any
 
 import pytest
 
+from hostile import HOSTILE_BUT_VALID_KEYS, nested
 from statewise.errors import InvalidInputError, StatewiseError
 from statewise.inputs import InputLimits, check_key, check_row_id, decode_json
-
-HOSTILE_BUT_VALID_KEYS = ["inv%41", "a/b", "what?x=1", "naïve-日本", "#frag", " padded "]
-
-
-def nested(depth: int) -> dict[str, Any]:
-    """An object ``depth`` levels deep: {"a": {"a": ... {}}}."""
-    document: dict[str, Any] = {}
-    for _ in range(depth - 1):
-        document = {"a": document}
-    return document
 
 
 @pytest.mark.parametrize("key", HOSTILE_BUT_VALID_KEYS)

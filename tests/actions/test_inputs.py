@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from hostile import HOSTILE_BUT_VALID_KEYS, nested
 from statewise.actions import Principal, TaskDesk
 from statewise.definition import loads
 from statewise.definition.model import Definition, Role
@@ -24,7 +25,6 @@ from statewise.store import open_store
 from statewise.store.base import Store
 from statewise.worker.registry import CommandContext, CommandRegistry
 from statewise.worker.runner import Runner
-from test_inputs import HOSTILE_BUT_VALID_KEYS, nested
 
 from .conftest import registry
 
