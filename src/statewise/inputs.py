@@ -28,13 +28,17 @@ JSON = Any
 MAX_KEY_LENGTH = 512
 # Ids of tasks, tokens and items fit every store's 64-bit integer column; so must integers.
 MAX_ROW_ID = 2**63 - 1
-MAX_INTEGER = 2**63 - 1
+INTEGERS = range(-(2**63), 2**63)
 # Deeper documents cannot be read back: pydantic's serialiser stops at about 255 levels.
 DEPTH_CEILING = 200
 DEPTH_ENV = "STATEWISE_MAX_DEPTH"
 ITEM_BYTES_ENV = "STATEWISE_MAX_ITEM_BYTES"
 BODY_BYTES_ENV = "STATEWISE_MAX_BODY_BYTES"
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# Built once: a ``dict | list`` union in an isinstance call is built anew on every call.
+_SEQUENCES = (list, tuple)
+_CONTAINERS = (dict, list, tuple)
+_NUMBERS = (float, int)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,32 +181,41 @@ def _check_context_name(name: object, what: str) -> None:
 def check_value(data: JSON, what: str, max_depth: int) -> None:
     """Refuse non-finite numbers, integers beyond 64 bits and nesting beyond ``max_depth``.
 
-    The walk keeps its own stack, so no nesting can overflow Python's.
+    The walk goes level by level with its own lists, so no nesting can overflow Python's
+    stack, and checks numbers where it finds them: most values are strings it passes by.
     """
-    pending: list[tuple[JSON, int]] = [(data, 1)]
-    while pending:
-        value, depth = pending.pop()
-        if isinstance(value, Mapping):
-            children: Any = value.values()
-        elif isinstance(value, list | tuple):
-            children = value
-        else:
-            _check_scalar(value, what)
-            continue
-        if depth > max_depth:
+    level, depth = [data], 0
+    while level:
+        depth += 1
+        deeper: list[JSON] = []
+        for value in level:
+            if isinstance(value, dict):
+                children: Any = value.values()
+            elif isinstance(value, _SEQUENCES):
+                children = value
+            else:
+                _check_number(value, what)
+                continue
+            if depth > max_depth:
+                raise InvalidInputError(
+                    f"{what} is nested more than {max_depth} levels deep (the limit, ${DEPTH_ENV})"
+                )
+            for child in children:
+                if isinstance(child, _CONTAINERS):
+                    deeper.append(child)
+                elif isinstance(child, _NUMBERS):
+                    _check_number(child, what)
+        level = deeper
+
+
+def _check_number(value: JSON, what: str) -> None:
+    if isinstance(value, float):
+        if not math.isfinite(value):
             raise InvalidInputError(
-                f"{what} is nested more than {max_depth} levels deep (the limit, ${DEPTH_ENV})"
+                f"{what} holds {value}, which is no JSON number; numbers must be finite"
             )
-        pending.extend((child, depth + 1) for child in children)
-
-
-def _check_scalar(value: JSON, what: str) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
+    elif isinstance(value, int) and value not in INTEGERS:
         raise InvalidInputError(
-            f"{what} holds {value}, which is no JSON number; numbers must be finite"
-        )
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INTEGER:
-        raise InvalidInputError(
-            f"{what} holds an integer of {value.bit_length()} bits; integers must fit in "
-            "64 bits (send larger numbers as strings)"
+            f"{what} holds an integer outside the signed 64-bit range; "
+            "send larger numbers as strings"
         )
