@@ -139,6 +139,18 @@ def check_row_id(value: int, what: str) -> int:
     return value
 
 
+def check_seconds(value: float, what: str) -> float:
+    """A duration from outside: finite and not negative.
+
+    ``NaN`` matters most: PostgreSQL orders it above every number and SQLite reads it as
+    NULL, so a filter "older than NaN seconds" would match every item on one store and none
+    on the other.
+    """
+    if not math.isfinite(value) or value < 0:
+        raise InvalidInputError(f"{what} must be a finite number of seconds, 0 or more")
+    return value
+
+
 def decode_json(text: str | bytes) -> JSON:
     """Parse JSON from outside, refusing what Python's parser takes but JSON does not allow.
 

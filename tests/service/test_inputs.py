@@ -247,3 +247,36 @@ def test_a_body_that_is_not_json_at_all_answers_in_the_error_shape(server: Serve
             assert 400 <= answer.status_code < 500
             assert set(answer.json()) == {"error", "message"}, answer.text
         assert json.loads(operator.get("/api/items").text)["total"] == 3
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def either_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """The service on SQLite and on PostgreSQL, which order NaN differently."""
+    if request.param == "sqlite":
+        yield from run_server(f"sqlite:///{tmp_path / 'service.sqlite'}")
+    else:
+        yield from run_server(request.getfixturevalue("postgres_url"))
+
+
+def test_a_filter_older_than_nan_seconds_is_refused_not_matched(either_store: Server) -> None:
+    server = either_store
+    with httpx.Client(base_url=server.url) as browser:
+        browser.post("/dashboard/login", data={"token": server.tokens["operator"]})
+        csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/dashboard/bulk").text)
+        assert csrf is not None
+        for older in ("nan", "inf", "-1"):
+            form = {"csrf": csrf.group(1), "older_than": older, "operation": "cancel",
+                    "reason": "cleanup", "apply": "yes"}  # fmt: skip
+            answer = browser.post("/dashboard/bulk", data=form)
+            assert answer.status_code == 200
+            assert "older than must be a finite number of seconds, 0 or more" in answer.text
+    with server.client("operator") as operator:
+        for older in ("nan", "inf", "-1"):
+            answer = operator.get("/api/items", params={"older_than": older})
+            _refused(answer, 422, "invalid_request", "query.older_than")
+        for older in ("NaN", "Infinity"):
+            body = '{"operation": "cancel", "reason": "x", "dry_run": false, "older_than": %s}'
+            _refused(_raw(operator, "/api/bulk", body % older), 422, "invalid_request")
+        states = {item["state"] for item in operator.get("/api/items").json()["items"]}
+        assert states == {"human_review"}
+    _no_stuck_items(server)

@@ -67,7 +67,9 @@ async def list_items(
     workflow: str | None = None,
     state: str | None = None,
     status: ItemStatus | None = None,
-    older_than: float | None = Query(None, ge=0, description="Seconds in the state, at least"),
+    older_than: float | None = Query(
+        None, ge=0, allow_inf_nan=False, description="Seconds in the state, at least"
+    ),
     q: str | None = Query(None, description="Part of the key"),
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,

@@ -64,7 +64,7 @@ class Bulk(BaseModel):
     workflow: str | None = None
     state: str | None = None
     status: ItemStatus | None = None
-    older_than: float | None = Field(default=None, ge=0)
+    older_than: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     q: str | None = None
     dry_run: bool = True
 
