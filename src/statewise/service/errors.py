@@ -56,6 +56,15 @@ def too_large(max_body_bytes: int) -> str:
     )
 
 
+def _message(exc: HTTPException) -> str:
+    """The detail, and for a body the parser could not read, why (nesting, a long number)."""
+    cause = exc.__cause__
+    if exc.status_code != 400 or cause is None:
+        return str(exc.detail)
+    why = "it is nested too deep" if isinstance(cause, RecursionError) else str(cause)
+    return f"the request body cannot be read as JSON: {why}"
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
 
@@ -69,7 +78,7 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         return JSONResponse(
-            {"error": _HTTP_CODES.get(exc.status_code, "http"), "message": str(exc.detail)},
+            {"error": _HTTP_CODES.get(exc.status_code, "http"), "message": _message(exc)},
             status_code=exc.status_code,
             headers=exc.headers,
         )
