@@ -100,9 +100,9 @@ class CommandExecutor:
 
     ``threads`` sizes the pool for sync commands (the runner's concurrency, so that every
     command in flight can be a sync one); ``block_threshold`` is how long an attempt may hold
-    the event loop before the watchdog names it; ``max_depth`` bounds a result's nesting
-    (``statewise.inputs``). The pool and the watchdog start with the
-    first attempt; :meth:`close` stops both, and the next attempt starts them again.
+    the event loop before the watchdog names it; ``max_depth`` bounds the nesting of a result
+    (``statewise.inputs``). The pool and the watchdog start with the first attempt;
+    :meth:`close` stops both, and the next attempt starts them again.
     """
 
     def __init__(
