@@ -251,6 +251,25 @@ def test_a_work_row_of_another_item_is_never_consumed(store: SQLStore, query: Qu
 # --- REJECTED -------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_number_json_cannot_carry_is_rejected_never_stored(
+    store: SQLStore, query: Query, value: float
+) -> None:
+    """The codec's last line of defence, behind the input rules: no NaN or Infinity text."""
+    begun = started("a")
+    run(commit(store, begun))
+    (outcome,) = run(
+        store.commit([StepCommit(noted(begun.item, SetContext(("score",), {"x": value})), 1)])
+    )
+    assert outcome.status is CommitStatus.REJECTED
+    assert outcome.error is not None and "item 'a'" in outcome.error
+    assert run(store.get_item(None, "a")) == begun.item
+    assert (
+        query("SELECT path FROM context WHERE value LIKE ? OR value LIKE ?", "%NaN%", "%Inf%") == []
+    )
+    invariant_holds(store)
+
+
 def test_a_step_that_cannot_be_stored_is_rejected_alone_and_the_item_can_be_failed(
     store: SQLStore, query: Query
 ) -> None:

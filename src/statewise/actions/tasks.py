@@ -21,6 +21,7 @@ from statewise.definition.model import HumanTask, State
 from statewise.engine.events import TaskDecided
 from statewise.engine.item import Item
 from statewise.errors import InvalidEventError, TaskError
+from statewise.inputs import check_row_id
 from statewise.store.base import Task, TaskGuard, TaskStatus
 from statewise.worker.registry import CommandRegistry
 from statewise.worker.writer import ItemWriter
@@ -117,7 +118,13 @@ class TaskDesk:
         comment: str = "",
         data: Mapping[str, JSON] | None = None,
     ) -> Item:
-        """Decide a task and move its item on; TaskError says why when it cannot be."""
+        """Decide a task and move its item on; TaskError says why when it cannot be.
+
+        Form data that breaks the input rules is refused (InvalidInputError) before the
+        task is even read.
+        """
+        form_data = dict(data or {})
+        self.writer.input_limits.check_document(form_data, f"the form data of task {task_id}")
         task = await self._workable(task_id, principal)
         now = self.clock()
         self._check_open(task, principal, now)
@@ -129,7 +136,7 @@ class TaskDesk:
                 f"task {task.id} has no outcome {outcome!r} (choose from: "
                 f"{', '.join(outcomes)}){hint}; nothing changed"
             )
-        checked = self.check_form(task, dict(data or {}))
+        checked = self.check_form(task, form_data)
         event = TaskDecided(
             task.state, task.visit, outcome, principal.actor, comment, checked, task.id
         )
@@ -170,7 +177,7 @@ class TaskDesk:
             raise TaskError(f"the form model {name!r} is not registered here: {exc}") from None
 
     async def _workable(self, task_id: int, principal: Principal) -> Task:
-        task = await self.store.get_task(task_id)
+        task = await self.store.get_task(check_row_id(task_id, "task"))
         if not principal.may_see_queue(task.queue):
             raise TaskError(
                 f"task {task.id} is in queue {task.queue!r}, which your token does not include"

@@ -18,7 +18,8 @@ from rich.markup import escape
 from rich.text import Text
 
 from statewise.engine.item import ItemStatus
-from statewise.errors import DefinitionError, StatewiseError
+from statewise.errors import DefinitionError, InvalidInputError, StatewiseError
+from statewise.inputs import check_row_id, decode_json
 from statewise.store import Store, open_store
 
 T = TypeVar("T")
@@ -75,6 +76,29 @@ def fail(message: str, code: int) -> NoReturn:
     """Stop with one ``error:`` line: code 2 for a bad option, 1 for anything else."""
     errors.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def id_argument(value: int, what: str) -> int:
+    """A task or token id from the command line, refused before the store is opened."""
+    try:
+        return check_row_id(value, what)
+    except InvalidInputError as exc:
+        fail(str(exc), 2)
+
+
+def data_option(text: str) -> dict[str, JSON]:
+    """``--data`` as a JSON object; NaN, infinities and malformed JSON are refused at once.
+
+    The limits of the document itself (depth, size, names) are checked where it is used, by
+    the same rules as the API's.
+    """
+    try:
+        payload = decode_json(text)
+    except InvalidInputError as exc:
+        fail(f"--data is not JSON: {exc}", 2)
+    if not isinstance(payload, dict):
+        fail("--data must be a JSON object", 2)
+    return payload
 
 
 def run_async(coroutine: Coroutine[Any, Any, T]) -> T:

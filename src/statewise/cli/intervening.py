@@ -20,14 +20,15 @@ from statewise.actions.bulk import BulkReport
 from statewise.actions.inspection import ItemView
 from statewise.cli.common import (
     DEFAULT_DB,
-    JSON,
     CommandsOption,
     DbOption,
     WorkflowOption,
     age,
     app,
     console,
+    data_option,
     fail,
+    id_argument,
     run_async,
     status_cell,
     with_store,
@@ -230,6 +231,7 @@ def task_claim(
     commands: CommandsOption = None,
 ) -> None:
     """Claim a task so that nobody else decides it meanwhile."""
+    task_id = id_argument(task_id, "task")
 
     async def act(desk: TaskDesk, principal: Principal) -> None:
         task = await desk.claim(task_id, principal)
@@ -247,6 +249,7 @@ def task_release(
     commands: CommandsOption = None,
 ) -> None:
     """Give a claimed task back to its queue."""
+    task_id = id_argument(task_id, "task")
 
     async def act(desk: TaskDesk, principal: Principal) -> None:
         task = await desk.release(task_id, principal)
@@ -266,23 +269,14 @@ def task_decide(
     commands: CommandsOption = None,
 ) -> None:
     """Decide a human task with an outcome, a comment and form data; the item moves on."""
-    payload = _json_object(data)
+    task_id = id_argument(task_id, "task")
+    payload = data_option(data)
 
     async def act(desk: TaskDesk, principal: Principal) -> None:
         item = await desk.decide(task_id, principal, outcome, comment, payload)
         console.print(f"task {task_id} decided: {outcome}; {item.key} now in {item.state}")
 
     run_async(_with_desk(db, commands, actor, act, continues=True))
-
-
-def _json_object(data: str) -> dict[str, JSON]:
-    try:
-        payload = json.loads(data)
-    except json.JSONDecodeError as exc:
-        fail(f"--data is not JSON: {exc.msg}", 2)
-    if not isinstance(payload, dict):
-        fail("--data must be a JSON object", 2)
-    return payload
 
 
 def _require_reason(reason: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -20,6 +19,7 @@ from statewise.cli.common import (
     WorkflowOption,
     app,
     console,
+    data_option,
     errors,
     existing_store,
     fail,
@@ -32,7 +32,8 @@ from statewise.definition import load
 from statewise.definition.model import Definition
 from statewise.engine.item import Item, ItemStatus
 from statewise.engine.result import StepResult
-from statewise.errors import RunnerLockError, StatewiseError
+from statewise.errors import InvalidInputError, RunnerLockError, StatewiseError
+from statewise.inputs import InputLimits, decode_json
 from statewise.store import Store, open_store
 from statewise.worker import Runner, load_registry
 from statewise.worker.catalog import Catalog, load_catalog
@@ -137,17 +138,20 @@ def read_items(path: Path) -> Iterator[Iterator[tuple[str, dict[str, JSON]]]]:
     """Open a JSON Lines items file now, so a missing one is refused before anything starts.
 
     The items themselves are read lazily, ``{"key": ..., "data": {...}}`` or a flat object
-    with a key per line, and a bad line is reported with its number when it is reached.
+    with a key per line, and a bad line (malformed, or a key or data the input rules refuse)
+    is reported with its number when it is reached.
     """
     try:
         handle = path.open("rb")
     except OSError as exc:
         raise StatewiseError(f"cannot read items file {path}: {exc.strerror}") from None
     with handle:
-        yield _parse_items(path, handle)
+        yield _parse_items(path, handle, InputLimits.from_environment())
 
 
-def _parse_items(path: Path, lines: IO[bytes]) -> Iterator[tuple[str, dict[str, JSON]]]:
+def _parse_items(
+    path: Path, lines: IO[bytes], limits: InputLimits
+) -> Iterator[tuple[str, dict[str, JSON]]]:
     for number, raw in enumerate(lines, start=1):
         try:
             line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
@@ -159,14 +163,18 @@ def _parse_items(path: Path, lines: IO[bytes]) -> Iterator[tuple[str, dict[str, 
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise StatewiseError(f"{path}:{number}: not JSON ({exc.msg})") from None
+            record = decode_json(line)
+        except InvalidInputError as exc:
+            raise StatewiseError(f"{path}:{number}: not JSON ({exc})") from None
         if not isinstance(record, dict) or not isinstance(record.get("key"), str):
             raise StatewiseError(f'{path}:{number}: expected an object with a string "key"')
         data = record.get("data", {k: v for k, v in record.items() if k != "key"})
         if not isinstance(data, dict):
             raise StatewiseError(f'{path}:{number}: "data" must be an object')
+        try:
+            limits.check_start(record["key"], data)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{path}:{number}: {exc}") from None
         yield record["key"], data
 
 
@@ -264,12 +272,7 @@ def send(
 
     Its timers, and other items' work, are left to the process that runs the store.
     """
-    try:
-        payload = json.loads(data)
-    except json.JSONDecodeError as exc:
-        fail(f"--data is not JSON: {exc.msg}", 2)
-    if not isinstance(payload, dict):
-        fail("--data must be a JSON object", 2)
+    payload = data_option(data)
 
     async def deliver(store: Store) -> None:
         catalog, _ = await prepare(store, None, commands or [])

@@ -22,13 +22,17 @@ from statewise.cli.common import (
     console,
     errors,
     fail,
+    id_argument,
     run_async,
+    user_errors,
     with_store,
 )
 from statewise.cli.running import prepare
 from statewise.definition.model import Role
+from statewise.inputs import BODY_BYTES_ENV, DEPTH_CEILING, DEPTH_ENV, ITEM_BYTES_ENV, InputLimits
 from statewise.store import Store, open_store
 
+_DEFAULT_LIMITS = InputLimits()
 tokens_app = typer.Typer(help="API tokens: create (shown once), list, revoke.")
 app.add_typer(tokens_app, name="token")
 
@@ -47,9 +51,27 @@ def serve(
         ),
     ] = True,
     lease: Annotated[float, typer.Option(min=1, help="Work lease, seconds.")] = 60.0,
+    max_body_bytes: Annotated[
+        int,
+        typer.Option(envvar=BODY_BYTES_ENV, help="Largest request body; larger ones get 413."),
+    ] = _DEFAULT_LIMITS.max_body_bytes,
+    max_item_bytes: Annotated[
+        int,
+        typer.Option(
+            envvar=ITEM_BYTES_ENV, help="Largest start, event or form data, as compact JSON."
+        ),
+    ] = _DEFAULT_LIMITS.max_item_bytes,
+    max_depth: Annotated[
+        int,
+        typer.Option(
+            envvar=DEPTH_ENV, help=f"Deepest nesting of that data (at most {DEPTH_CEILING})."
+        ),
+    ] = _DEFAULT_LIMITS.max_depth,
 ) -> None:
     """Serve the JSON API (OpenAPI at /openapi.json) and the dashboard, with workers."""
-    serve_store(db, host, port, commands or [], workers=workers, lease=lease)
+    with user_errors():
+        limits = InputLimits(max_depth, max_item_bytes, max_body_bytes)
+    serve_store(db, host, port, commands or [], workers=workers, lease=lease, limits=limits)
 
 
 def serve_store(
@@ -60,8 +82,12 @@ def serve_store(
     *,
     workers: bool = True,
     lease: float = 60.0,
+    limits: InputLimits | None = None,
 ) -> None:
-    """Serve one store until interrupted; FastAPI and uvicorn are imported only here."""
+    """Serve one store until interrupted; FastAPI and uvicorn are imported only here.
+
+    ``limits`` default to the environment's (``InputLimits.from_environment``).
+    """
     try:
         import uvicorn
 
@@ -79,7 +105,12 @@ def serve_store(
             ai = {"tracer_provider": tracing} if tracing is not None else None
             catalog, _ = await prepare(store, None, commands, ai=ai)
             ctx = ServiceContext(
-                store, catalog, workers=workers, lease_seconds=lease, tracer_provider=tracing
+                store,
+                catalog,
+                workers=workers,
+                lease_seconds=lease,
+                tracer_provider=tracing,
+                input_limits=limits or InputLimits.from_environment(),
             )
             config = uvicorn.Config(
                 create_app(ctx), host=host, port=port, log_level="info", access_log=False
@@ -152,6 +183,7 @@ def token_revoke(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Revoke a token at once; its dashboard sessions end with it."""
+    token_id = id_argument(token_id, "token")
 
     async def revoke(store: Store) -> None:
         token = await store.revoke_token(token_id, time.time())

@@ -23,6 +23,7 @@ from statewise.service import dashboard, errors
 from statewise.service.api import admin, items, tasks, workflows
 from statewise.service.auth import require
 from statewise.service.context import ServiceContext
+from statewise.service.limits import BodyLimit
 
 logger = logging.getLogger("statewise.service")
 DRAIN_SECONDS = 10.0
@@ -54,6 +55,11 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     )
     app.state.context = ctx
     errors.install(app)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=ctx.input_limits.max_body_bytes,
+        message=errors.too_large(ctx.input_limits.max_body_bytes),
+    )
     for module in (workflows, items, tasks, admin):
         app.include_router(module.router)
     app.include_router(dashboard.router)

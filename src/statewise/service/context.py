@@ -10,6 +10,7 @@ from typing import Any
 from statewise.actions import TaskDesk
 from statewise.definition.model import Definition
 from statewise.errors import NotFoundError
+from statewise.inputs import InputLimits
 from statewise.observe.metrics import Metrics
 from statewise.observe.tracing import StepTracer
 from statewise.store.base import Store
@@ -24,6 +25,7 @@ class ServiceContext:
 
     ``workers`` says whether the runner also performs work in this process (``statewise
     serve``) or only writes, beside separate ``statewise worker`` processes (``--no-workers``).
+    ``input_limits`` bound request bodies and the keys and documents in them.
     """
 
     store: Store
@@ -32,6 +34,7 @@ class ServiceContext:
     lease_seconds: float = 60.0
     clock: Callable[[], float] = time.time
     tracer_provider: Any = None
+    input_limits: InputLimits = field(default_factory=InputLimits.from_environment)
     runner: Runner = field(init=False)
     desk: TaskDesk = field(init=False)
     metrics: Metrics = field(init=False)
@@ -45,6 +48,7 @@ class ServiceContext:
             lease_seconds=self.lease_seconds,
             clock=self.clock,
             observer=self._observer(),
+            input_limits=self.input_limits,
         )
         self.desk = TaskDesk(self.runner, self.catalog.registry, self.clock)
 

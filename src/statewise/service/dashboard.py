@@ -26,8 +26,10 @@ from statewise.definition.model import Role
 from statewise.engine.events import Operate, Operation
 from statewise.engine.item import ItemStatus
 from statewise.errors import StatewiseError
+from statewise.inputs import check_seconds
 from statewise.observe.alerts import Alert, evaluate, state_severity
 from statewise.service.api.items import decode_cursor, encode_cursor
+from statewise.service.api.models import RowId
 from statewise.service.auth import (
     SESSION_COOKIE,
     SESSION_SECONDS,
@@ -338,7 +340,7 @@ async def inbox_page(request: Request, ctx: Context, error: str = "") -> Respons
 
 
 @router.post("/tasks/{task_id}/decide")
-async def decide_form(request: Request, ctx: Context, task_id: int) -> Response:
+async def decide_form(request: Request, ctx: Context, task_id: RowId) -> Response:
     session = await current_session(request)
     form = await request.form()
     if session is None or not csrf_ok(session, str(form.get("csrf", ""))):
@@ -429,7 +431,9 @@ async def bulk_form(request: Request, ctx: Context) -> Response:
     assert session is not None  # _operator checked it
     form = {name: posted.get(name, "") for name in _BULK_FIELDS}
     try:
-        older = float(form["older_than"]) if form["older_than"] else None
+        older = (
+            check_seconds(float(form["older_than"]), "older than") if form["older_than"] else None
+        )
         where = ItemFilter(
             state=form["state"] or None,
             status=ItemStatus(form["status"]) if form["status"] else None,

@@ -6,20 +6,23 @@ store, which never include secrets.
 
 from __future__ import annotations
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from statewise.errors import (
     ConflictError,
     DefinitionError,
     InvalidEventError,
+    InvalidInputError,
     NotFoundError,
     StaleLeaseError,
     StatewiseError,
     TaskError,
     VersionConflictError,
 )
+from statewise.inputs import BODY_BYTES_ENV
 
 _STATUS: tuple[tuple[type[StatewiseError], int], ...] = (
     (NotFoundError, 404),
@@ -29,12 +32,39 @@ _STATUS: tuple[tuple[type[StatewiseError], int], ...] = (
     (VersionConflictError, 409),
     (StaleLeaseError, 409),
     (DefinitionError, 422),
+    (InvalidInputError, 422),
 )
+# Starlette's own HTTP errors too (a body that cannot be parsed, one too large), so that
+# every refusal has the same shape.
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorised",
+    403: "forbidden",
+    404: "not_found",
+    413: "too_large",
+}
 
 
 def status_of(error: StatewiseError) -> int:
     """The HTTP status a statewise error answers with (400 for the rest)."""
     return next((code for kind, code in _STATUS if isinstance(error, kind)), 400)
+
+
+def too_large(max_body_bytes: int) -> str:
+    """What a 413 says: the limit, and where it is set."""
+    return (
+        f"the request body is larger than the limit of {max_body_bytes:,} bytes "
+        f"(statewise serve --max-body-bytes, ${BODY_BYTES_ENV})"
+    )
+
+
+def _message(exc: HTTPException) -> str:
+    """The detail, and for a body the parser could not read, why (nesting, a long number)."""
+    cause = exc.__cause__
+    if exc.status_code != 400 or cause is None:
+        return str(exc.detail)
+    why = "it is nested too deep" if isinstance(cause, RecursionError) else str(cause)
+    return f"the request body cannot be read as JSON: {why}"
 
 
 def install(app: FastAPI) -> None:
@@ -49,9 +79,8 @@ def install(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
-        codes = {401: "unauthorised", 403: "forbidden", 404: "not_found"}
         return JSONResponse(
-            {"error": codes.get(exc.status_code, "http"), "message": str(exc.detail)},
+            {"error": _HTTP_CODES.get(exc.status_code, "http"), "message": _message(exc)},
             status_code=exc.status_code,
             headers=exc.headers,
         )

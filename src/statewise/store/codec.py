@@ -27,13 +27,15 @@ STEP_COLUMNS = (
 )  # fmt: skip
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def dumps(value: JSON) -> str:
     """Compact JSON, the same everywhere so stored sizes stay small and comparable.
 
     One encoder serves every call: ``json.dumps`` with options builds a new one each time.
+    ``NaN`` and infinities raise ValueError (the commit rejects that step): no store keeps
+    a document other JSON readers refuse, whichever entry point forgot to check.
     """
     return _ENCODER.encode(value)
 

@@ -46,6 +46,7 @@ from statewise.errors import (
     PermanentError,
     TransientError,
 )
+from statewise.inputs import INTEGERS, InputLimits, check_value
 from statewise.worker.registry import (
     CommandContext,
     CommandFunction,
@@ -99,8 +100,9 @@ class CommandExecutor:
 
     ``threads`` sizes the pool for sync commands (the runner's concurrency, so that every
     command in flight can be a sync one); ``block_threshold`` is how long an attempt may hold
-    the event loop before the watchdog names it. The pool and the watchdog start with the
-    first attempt; :meth:`close` stops both, and the next attempt starts them again.
+    the event loop before the watchdog names it; ``max_depth`` bounds the nesting of a result
+    (``statewise.inputs``). The pool and the watchdog start with the first attempt;
+    :meth:`close` stops both, and the next attempt starts them again.
     """
 
     def __init__(
@@ -109,8 +111,10 @@ class CommandExecutor:
         *,
         threads: int,
         block_threshold: float = BLOCK_THRESHOLD,
+        max_depth: int = InputLimits().max_depth,
     ) -> None:
         self.registry = registry
+        self.max_depth = max_depth
         self._threads = CommandThreads(threads)
         self._watchdog = LoopWatchdog(block_threshold)
 
@@ -194,7 +198,7 @@ class CommandExecutor:
             if not scope.expired():
                 raise  # the command's own timeout (a socket, a client): classified as transient
             raise _Expired from None
-        return accept(result, effect.command)
+        return accept(result, effect.command, self.max_depth)
 
     async def _call(
         self, function: CommandFunction, call: CommandContext, attempt: _Attempt, on_loop: bool
@@ -245,7 +249,7 @@ class CommandExecutor:
         """The failure event; usage that is not a JSON object makes it an invalid output."""
         effect = attempt.effect
         try:
-            checked = as_usage(usage(), effect.command)
+            checked = as_usage(usage(), effect.command, self.max_depth)
         except InvalidOutputError as exc:
             kind, message, checked = ErrorKind.INVALID_OUTPUT, f"{exc}; it failed: {message}", None
         return CommandFailed(
@@ -309,8 +313,11 @@ def own_copy(value: JSON) -> JSON:
         return copy.deepcopy(value)
 
 
-def accept(result: JSON, command: str) -> Accepted:
-    """A command's return as (JSON result, usage, conversation); anything else is invalid output."""
+def accept(result: JSON, command: str, max_depth: int) -> Accepted:
+    """A command's return as (JSON result, usage, conversation); anything else is invalid output.
+
+    A result nested deeper than ``max_depth``, like start data, could not be read back.
+    """
     if isinstance(result, CommandResult):
         conversation = result.conversation
         if conversation is not None and not _is_conversation(conversation):
@@ -318,8 +325,9 @@ def accept(result: JSON, command: str) -> Accepted:
                 f"command {command!r} proposed a conversation that is not serialised messages "
                 f"by agent name"
             )
-        return to_json(result.value, command), as_usage(result.usage, command), conversation
-    return to_json(result, command), None, None
+        value = to_json(result.value, command, max_depth)
+        return value, as_usage(result.usage, command, max_depth), conversation
+    return to_json(result, command, max_depth), None, None
 
 
 def _is_conversation(value: object) -> bool:
@@ -328,19 +336,22 @@ def _is_conversation(value: object) -> bool:
     )
 
 
-def to_json(result: JSON, command: str) -> JSON:
-    """Accept JSON-able values and pydantic models; anything else is invalid output."""
-    if isinstance(result, BaseModel):
-        return result.model_dump(mode="json")
+def to_json(result: JSON, command: str, max_depth: int) -> JSON:
+    """Accept JSON-able values and pydantic models within the input rules; else invalid output."""
     try:
-        return _json_copy(result)
-    except (TypeError, ValueError) as exc:
+        if isinstance(result, BaseModel):
+            value = result.model_dump(mode="json")
+            check_value(value, "the result", max_depth)
+        else:
+            value = _json_copy(result, "the result", max_depth)
+    except (TypeError, ValueError) as exc:  # InvalidInputError is a ValueError too
         raise InvalidOutputError(
             f"command {command!r} returned a result that is not JSON: {exc}"
         ) from None
+    return value
 
 
-def as_usage(usage: object, command: str) -> dict[str, JSON] | None:
+def as_usage(usage: object, command: str, max_depth: int) -> dict[str, JSON] | None:
     """Reported usage as the audit trail keeps it: a JSON object, or None for no usage."""
     if usage is None or (isinstance(usage, Mapping) and not usage):
         return None
@@ -350,7 +361,7 @@ def as_usage(usage: object, command: str) -> dict[str, JSON] | None:
             f"{type(usage).__name__}: {usage!r:.80}"
         )
     try:
-        copied: dict[str, JSON] = _json_copy(dict(usage))
+        copied: dict[str, JSON] = _json_copy(dict(usage), "the usage", max_depth)
     except (TypeError, ValueError) as exc:
         raise InvalidOutputError(
             f"command {command!r} reported usage that is not a JSON object: {exc}"
@@ -358,18 +369,22 @@ def as_usage(usage: object, command: str) -> dict[str, JSON] | None:
     return copied
 
 
-def _json_copy(value: JSON) -> JSON:
-    """``value`` as fresh JSON data: plain values are walked, anything else goes through json.
+def _json_copy(value: JSON, what: str, max_depth: int) -> JSON:
+    """``value`` as fresh JSON data within the input rules (``statewise.inputs``).
 
     Most results are small dicts of plain values, which a walk copies about ten times faster
-    than a json round trip (json.dumps builds an encoder for ``allow_nan=False`` every call);
-    subclasses, non-string keys and non-finite floats take the round trip, whose errors and
-    conversions (tuples become lists, int keys strings) are the rule.
+    than a json round trip (json.dumps builds an encoder for ``allow_nan=False`` every call),
+    checking depth and numbers as it goes. Subclasses, non-string keys, numbers JSON cannot
+    carry and nesting beyond ``max_depth`` take the round trip, whose errors and conversions
+    (tuples become lists, int keys strings) are the rule, and then the rules' own check,
+    which names what is wrong.
     """
     try:
-        return _plain(value)
+        return _plain(value, max_depth)
     except (_NotPlain, RecursionError):
-        return json.loads(json.dumps(value, allow_nan=False))
+        copied = json.loads(json.dumps(value, allow_nan=False))
+        check_value(copied, what, max_depth)
+        return copied
 
 
 class _NotPlain(Exception):
@@ -380,23 +395,30 @@ class _Expired(Exception):
     """The attempt's own timeout cut it off (not a TimeoutError the command raised)."""
 
 
-def _plain(value: JSON) -> JSON:
+def _plain(value: JSON, room: int) -> JSON:
+    """Copy ``value``, a container with ``room`` levels left for it and its contents."""
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind is str or kind is bool or value is None:
         return value
+    if kind is int:
+        if value in INTEGERS:
+            return value
+        raise _NotPlain
     if kind is float:
         if math.isfinite(value):
             return value
+        raise _NotPlain
+    if room <= 0:
         raise _NotPlain
     if kind is dict:
         copied = {}
         for name, item in value.items():
             if type(name) is not str:
                 raise _NotPlain
-            copied[name] = _plain(item)
+            copied[name] = _plain(item, room - 1)
         return copied
     if kind is list or kind is tuple:
-        return [_plain(item) for item in value]
+        return [_plain(item, room - 1) for item in value]
     raise _NotPlain
 
 

@@ -26,6 +26,7 @@ from statewise.engine.events import CommandFailed, Event
 from statewise.engine.item import BranchStatus, Item, ItemStatus
 from statewise.engine.quarantine import fail_item
 from statewise.engine.result import Outcome, StepResult
+from statewise.inputs import InputLimits
 from statewise.store.base import (
     ClaimedCommand,
     CommitOutcome,
@@ -63,7 +64,9 @@ class Runner(ItemWriter):
     ``concurrency`` bounds the commands running at once (the in-flight window) and sizes the
     thread pool of sync commands, ``limits`` the ones of one state or command within it;
     everything else is bounded by the store's batch size. An async command holding the event
-    loop longer than ``block_threshold`` seconds is reported by name.
+    loop longer than ``block_threshold`` seconds is reported by name. ``input_limits`` bound
+    the keys and documents it accepts and the depth of command results (``statewise.inputs``;
+    by default from the environment).
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class Runner(ItemWriter):
         limits: ConcurrencyLimits | None = None,
         block_threshold: float = BLOCK_THRESHOLD,
         observer: CommitObserver | None = None,
+        input_limits: InputLimits | None = None,
     ) -> None:
         super().__init__(
             store,
@@ -88,13 +92,17 @@ class Runner(ItemWriter):
             clock=clock,
             on_commit=on_commit,
             observer=observer,
+            input_limits=input_limits,
         )
         self.registry = registry
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
         self.limits = limits or ConcurrencyLimits()
         self.commands = CommandExecutor(
-            registry, threads=concurrency, block_threshold=block_threshold
+            registry,
+            threads=concurrency,
+            block_threshold=block_threshold,
+            max_depth=self.input_limits.max_depth,
         )
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._results: list[_Pending] = []

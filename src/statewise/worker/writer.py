@@ -29,6 +29,7 @@ from statewise.errors import (
     StatewiseError,
     TaskError,
 )
+from statewise.inputs import InputLimits
 from statewise.store.base import (
     CommitOutcome,
     CommitStatus,
@@ -69,8 +70,10 @@ class ItemWriter:
         clock: Callable[[], float] = time.time,
         on_commit: Callable[[Sequence[StepResult]], None] | None = None,
         observer: CommitObserver | None = None,
+        input_limits: InputLimits | None = None,
     ) -> None:
         self.store = store
+        self.input_limits = input_limits or InputLimits.from_environment()
         self.definitions = {(d.name, d.version): d for d in definitions}
         self.versions = frozenset(self.definitions)
         self.batch_size = batch_size
@@ -121,10 +124,16 @@ class ItemWriter:
         items: Iterable[tuple[str, dict[str, JSON]]],
         actor: str = "system",
     ) -> StartReport:
-        """Start items by business key; a key that already exists is left as it is."""
+        """Start items by business key; a key that already exists is left as it is.
+
+        A key or start data that breaks the input rules (``statewise.inputs``) raises
+        InvalidInputError when its item is reached: it and the items after it are not
+        started, nor those of the batch it would have joined; earlier batches were.
+        """
         outcomes: list[tuple[str, CommitOutcome]] = []
         batch: list[StepCommit] = []
         for key, data in items:
+            self.input_limits.check_start(key, data)
             batch.append(StepCommit(self._start_safely(definition, key, data, actor), None))
             if len(batch) >= self.batch_size:
                 outcomes += await self._commit_starts(batch)
@@ -167,6 +176,7 @@ class ItemWriter:
         self, workflow: str | None, key: str, name: str, data: dict[str, JSON], actor: str
     ) -> Item:
         """Apply an external event to one item now; InvalidEventError if it cannot take it."""
+        self.input_limits.check_document(data, f"the data of event {name!r}")
         return await self.apply(workflow, key, External(name, data, actor), f"event {name!r}")
 
     async def apply(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -12,7 +13,8 @@ from fastapi.responses import JSONResponse
 from statewise.actions import bulk, inspect_item, item_view_json, redrive
 from statewise.actions.inspection import history_json
 from statewise.engine.item import Item, ItemStatus
-from statewise.errors import StatewiseError
+from statewise.errors import InvalidInputError, StatewiseError
+from statewise.inputs import check_row_id, decode_json
 from statewise.service.api.models import Bulk, Redrive, SendEvent, StartBatch, StartItem
 from statewise.service.auth import Context, Operator, Viewer
 from statewise.store.base import ItemFilter
@@ -48,9 +50,13 @@ async def start_item(body: StartItem, ctx: Context, who: Operator) -> JSONRespon
 @router.post("/items/batch", summary="Start up to 10,000 items, idempotent per key")
 async def start_batch(body: StartBatch, ctx: Context, who: Operator) -> dict[str, Any]:
     definition = ctx.definition(body.workflow)
-    report = await ctx.runner.start(
-        definition, [(entry.key, entry.data) for entry in body.items], who.actor
-    )
+    entries = [(entry.key, entry.data) for entry in body.items]
+    for number, (key, data) in enumerate(entries):  # all or none: check before any start
+        try:
+            ctx.runner.input_limits.check_start(key, data)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"items[{number}]: {exc}") from None
+    report = await ctx.runner.start(definition, entries, who.actor)
     return {"created": report.created, "existing": report.existing, "rejected": report.rejected}
 
 
@@ -61,7 +67,9 @@ async def list_items(
     workflow: str | None = None,
     state: str | None = None,
     status: ItemStatus | None = None,
-    older_than: float | None = Query(None, ge=0, description="Seconds in the state, at least"),
+    older_than: float | None = Query(
+        None, ge=0, allow_inf_nan=False, description="Seconds in the state, at least"
+    ),
     q: str | None = Query(None, description="Part of the key"),
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
@@ -151,11 +159,18 @@ def encode_cursor(position: tuple[float, int]) -> str:
 
 
 def decode_cursor(cursor: str | None) -> tuple[float, int] | None:
-    """The position a cursor encodes; a malformed one is the caller's mistake."""
+    """The position a cursor encodes; a malformed one is the caller's mistake.
+
+    Its numbers are checked too: an infinite time or an id beyond the stores' 64-bit
+    columns would otherwise reach the query.
+    """
     if not cursor:
         return None
     try:
-        entered_at, item_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return float(entered_at), int(item_id)
-    except (ValueError, TypeError) as exc:
+        entered_at, item_id = decode_json(base64.urlsafe_b64decode(cursor.encode()))
+        position = float(entered_at), check_row_id(int(item_id), "item")
+        if not math.isfinite(position[0]):
+            raise ValueError("an infinite time")
+        return position
+    except (ValueError, TypeError, OverflowError) as exc:
         raise StatewiseError(f"cursor {cursor!r} is not one this API gave out") from exc

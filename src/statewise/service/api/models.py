@@ -5,31 +5,33 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from statewise.actions.principal import name_problem
 from statewise.definition.model import Role
 from statewise.engine.events import Operation
 from statewise.engine.item import ItemStatus
+from statewise.inputs import MAX_ROW_ID, check_key
 
 MAX_BATCH = 10_000
 # Ids are positive and fit every store's integer column.
-RowId = Annotated[int, Path(ge=1, le=2**53)]
-Key = Field(min_length=1, max_length=500)
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+# The one key rule of every entry point; its InvalidInputError is a ValueError, hence a 422.
+Key = Annotated[str, AfterValidator(check_key)]
 
 
 class StartItem(BaseModel):
     """Start one item; a key that exists already leaves that item as it is."""
 
     workflow: str = Field(min_length=1)
-    key: str = Key
+    key: Key
     data: dict[str, Any] = Field(default_factory=dict)
 
 
 class BatchEntry(BaseModel):
     """One item of a batch start."""
 
-    key: str = Key
+    key: Key
     data: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -63,7 +65,7 @@ class Bulk(BaseModel):
     workflow: str | None = None
     state: str | None = None
     status: ItemStatus | None = None
-    older_than: float | None = Field(default=None, ge=0)
+    older_than: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     q: str | None = None
     dry_run: bool = True
 

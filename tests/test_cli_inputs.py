@@ -1,0 +1,124 @@
+"""The command line refuses what the input rules refuse, in one ``error:`` line, changing nothing.
+
+items.jsonl lines are named by number; ``--data`` and id arguments are refused before the
+store is opened; ``serve`` refuses limits it could not honour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from hostile import nested
+from statewise.store import open_store
+from test_cli import invoke, project, run_items
+
+__all__ = ["project"]  # the fixture, shared with test_cli
+
+BAD_LINES = [
+    ('{"key": "   ", "data": {"title": "t"}}', "an item key must not be empty or blank"),
+    ('{"key": "", "title": "t"}', "an item key must not be empty or blank"),
+    ('{"key": "a\\u0000b", "title": "t"}', "item key 'a\\x00b' holds control character U+0000"),
+    ('{"key": "a\\u001fb", "title": "t"}', "holds control character U+001F"),
+    (json.dumps({"key": "k" * 513, "title": "t"}), "513 characters long; the limit is 512"),
+    (json.dumps({"key": "deep", "data": nested(260)}), "nested more than 64 levels deep"),
+    ('{"key": "nan", "title": NaN}', "not JSON (NaN is not a JSON number)"),
+    ('{"key": "big", "title": 1e400}', "not JSON (1e400 is too large for a number)"),
+    ('{"key": "huge", "title": 100000000000000000000000000}', "outside the signed 64-bit range"),
+    ('{"key": "sep", "title": "t", "score\\u001fvalue": 9}', "'score\\x1fvalue' with control"),
+    (json.dumps({"key": "large", "title": "y" * 3000}), "the limit is 2,000"),
+]
+
+
+def _snapshot(db: Path) -> list[tuple[str, str, int, int]]:
+    async def read() -> list[tuple[str, str, int, int]]:
+        store = open_store(str(db))
+        try:
+            assert await store.stuck_items() == []
+            items = await store.list_items(limit=100)
+            return sorted(
+                [
+                    (i.key, i.state, i.seq, len(await store.history(i.workflow, i.key)))
+                    for i in items
+                ]
+            )
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def _one_error_line(output: str, message: str) -> None:
+    lines = output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), output
+    assert message in lines[0], output
+
+
+@pytest.mark.parametrize(("line", "message"), BAD_LINES)
+def test_a_bad_items_line_is_refused_with_its_number_and_starts_nothing(
+    project: Path, monkeypatch: pytest.MonkeyPatch, line: str, message: str
+) -> None:
+    monkeypatch.setenv("STATEWISE_MAX_ITEM_BYTES", "2000")
+    assert run_items(project)[0] == 0
+    before = _snapshot(project / "run.sqlite")
+    (project / "items.jsonl").write_text('{"key": "fresh", "title": "fine"}\n' + line + "\n")
+    code, output = run_items(project)
+    assert code == 1, output
+    _one_error_line(output, "items.jsonl:2: ")
+    assert message in output, output
+    assert _snapshot(project / "run.sqlite") == before
+
+
+@pytest.mark.parametrize(
+    ("data", "code", "message"),
+    [
+        ('{"reviewer": NaN}', 2, "--data is not JSON: NaN is not a JSON number"),
+        ('{"reviewer": 1e400}', 2, "--data is not JSON: 1e400 is too large for a number"),
+        (json.dumps({"x": nested(260)}), 1, "the data of event 'approve' is nested more than 64"),
+        ('{"n": 100000000000000000000000000}', 1, "outside the signed 64-bit range"),
+    ],
+)
+def test_send_refuses_data_breaking_a_rule_in_one_line(
+    project: Path, data: str, code: int, message: str
+) -> None:
+    assert run_items(project)[0] == 0
+    before = _snapshot(project / "run.sqlite")
+    answer, output = invoke(
+        "send", "s1", "approve", "--data", data, "--db", project / "run.sqlite",
+        "--commands", project / "commands.py",
+    )  # fmt: skip
+    assert answer == code
+    _one_error_line(output, message)
+    assert _snapshot(project / "run.sqlite") == before
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("task", "decide", str(2**64), "approve"),
+        ("task", "claim", str(2**64)),
+        ("task", "release", "0"),
+        ("token", "revoke", str(2**64)),
+    ],
+)
+def test_ids_out_of_range_are_refused_before_the_store_is_opened(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    db = tmp_path / "never.sqlite"
+    code, output = invoke(*command, "--db", db)
+    assert code == 2
+    _one_error_line(output, "is out of range: ids run from 1 to 9223372036854775807")
+    assert not db.exists()
+
+
+def test_serve_refuses_limits_it_cannot_honour(tmp_path: Path) -> None:
+    code, output = invoke("serve", "--db", tmp_path / "s.sqlite", "--max-depth", "500")
+    assert code == 1
+    _one_error_line(output, "the maximum depth must be between 1 and 200, not 500")
+    code, output = invoke("serve", "--db", tmp_path / "s.sqlite", "--max-body-bytes", "0")
+    assert code == 1
+    _one_error_line(output, "max_body_bytes must be a positive number of bytes")
+    assert not (tmp_path / "s.sqlite").exists()
