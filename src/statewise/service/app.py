@@ -23,6 +23,7 @@ from statewise.service import dashboard, errors
 from statewise.service.api import admin, items, tasks, workflows
 from statewise.service.auth import require
 from statewise.service.context import ServiceContext
+from statewise.service.paths import KeyedPaths
 
 logger = logging.getLogger("statewise.service")
 DRAIN_SECONDS = 10.0
@@ -53,6 +54,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.context = ctx
+    app.add_middleware(KeyedPaths)
     errors.install(app)
     for module in (workflows, items, tasks, admin):
         app.include_router(module.router)

@@ -13,7 +13,6 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -38,6 +37,7 @@ from statewise.service.auth import (
     sign_in,
     sign_out,
 )
+from statewise.service.paths import ITEM, segment
 from statewise.store.base import ItemFilter, Session
 
 HERE = Path(__file__).parent
@@ -59,6 +59,8 @@ def _clock(at: float) -> str:
 
 
 templates.env.globals.update(clock=_clock, age=lambda at: age_text(time.time() - at))
+# Every key, workflow or search text put into a URL goes through this filter.
+templates.env.filters["segment"] = segment
 
 
 def _page(request: Request, name: str, session: Session | None, **values: Any) -> HTMLResponse:
@@ -230,7 +232,7 @@ async def items_page(
     )
 
 
-@router.get("/items/{workflow}/{key}")
+@router.get(ITEM)
 async def item_page(
     request: Request, ctx: Context, workflow: str, key: str, error: str = ""
 ) -> Response:
@@ -256,8 +258,8 @@ async def item_page(
 
 
 def _back(workflow: str, key: str, error: str = "") -> Response:
-    suffix = f"?error={quote(error)}" if error else ""
-    return RedirectResponse(f"/dashboard/items/{workflow}/{key}{suffix}", 303)
+    suffix = f"?error={segment(error)}" if error else ""
+    return RedirectResponse(f"/dashboard/items/{segment(workflow)}/{segment(key)}{suffix}", 303)
 
 
 async def _operator(request: Request, csrf: str) -> Principal | str:
@@ -285,7 +287,7 @@ async def _act_on_item(
     return _back(workflow, key)
 
 
-@router.post("/items/{workflow}/{key}/redrive")
+@router.post(ITEM + "/redrive")
 async def redrive_form(
     request: Request,
     ctx: Context,
@@ -301,7 +303,7 @@ async def redrive_form(
     return await _act_on_item(request, csrf, workflow, key, act)
 
 
-@router.post("/items/{workflow}/{key}/operate")
+@router.post(ITEM + "/operate")
 async def operate_form(
     request: Request,
     ctx: Context,
@@ -355,7 +357,7 @@ async def decide_form(request: Request, ctx: Context, task_id: int) -> Response:
             data,
         )
     except StatewiseError as exc:
-        return RedirectResponse(f"/dashboard/inbox?error={quote(str(exc))}", 303)
+        return RedirectResponse(f"/dashboard/inbox?error={segment(str(exc))}", 303)
     return RedirectResponse("/dashboard/inbox", 303)
 
 
