@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import threading
 import time
@@ -22,7 +23,7 @@ from statewise.store import open_store
 from statewise.worker.catalog import Catalog
 from statewise.worker.runner import Runner
 
-__all__ = ["REVIEW_YAML", "Server"]
+__all__ = ["REVIEW_YAML", "Server", "login_csrf"]
 
 
 @dataclass
@@ -36,6 +37,14 @@ class Server:
     def client(self, role: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+def login_csrf(client: httpx.Client) -> str:
+    """Open the sign-in page (which sets the CSRF cookie) and read the form's CSRF value."""
+    page = client.get("/dashboard/login")
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found, page.text
+    return found[1]
 
 
 def _free_port() -> int:

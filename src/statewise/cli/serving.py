@@ -7,6 +7,7 @@ stays light and works without the ``service`` extra.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -45,9 +46,33 @@ def serve(
         ),
     ] = True,
     lease: Annotated[float, typer.Option(min=1, help="Work lease, seconds.")] = 60.0,
+    proxy_headers: Annotated[
+        bool,
+        typer.Option(
+            "--proxy-headers/--no-proxy-headers",
+            help="Trust X-Forwarded-Proto/For from --forwarded-allow-ips (default on).",
+        ),
+    ] = True,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated proxy addresses (or networks, or *) whose X-Forwarded-* "
+            "headers are trusted, e.g. your TLS proxy's; the scheme they report sets the "
+            "session cookie's Secure flag.",
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Serve the JSON API (OpenAPI at /openapi.json) and the dashboard, with workers."""
-    serve_store(db, host, port, commands or [], workers=workers, lease=lease)
+    proxy = Proxy(proxy_headers, forwarded_allow_ips)
+    serve_store(db, host, port, commands or [], workers=workers, lease=lease, proxy=proxy)
+
+
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """Which reverse proxy's ``X-Forwarded-*`` headers uvicorn trusts for scheme and client."""
+
+    headers: bool = True
+    allow_ips: str = "127.0.0.1"
 
 
 def serve_store(
@@ -58,6 +83,7 @@ def serve_store(
     *,
     workers: bool = True,
     lease: float = 60.0,
+    proxy: Proxy = Proxy(),
 ) -> None:
     """Serve one store until interrupted; FastAPI and uvicorn are imported only here."""
     try:
@@ -80,7 +106,13 @@ def serve_store(
                 store, catalog, workers=workers, lease_seconds=lease, tracer_provider=tracing
             )
             config = uvicorn.Config(
-                create_app(ctx), host=host, port=port, log_level="info", access_log=False
+                create_app(ctx),
+                host=host,
+                port=port,
+                log_level="info",
+                access_log=False,
+                proxy_headers=proxy.headers,
+                forwarded_allow_ips=proxy.allow_ips,
             )
             errors.print(
                 f"statewise serving {', '.join(catalog.held())} on http://{host}:{port} "

@@ -24,6 +24,7 @@ from statewise.service.api import admin, items, tasks, workflows
 from statewise.service.auth import require
 from statewise.service.context import ServiceContext
 from statewise.service.paths import KeyedPaths
+from statewise.service.security import SecurityHeaders
 
 logger = logging.getLogger("statewise.service")
 DRAIN_SECONDS = 10.0
@@ -55,6 +56,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     )
     app.state.context = ctx
     app.add_middleware(KeyedPaths)
+    app.add_middleware(SecurityHeaders)
     errors.install(app)
     for module in (workflows, items, tasks, admin):
         app.include_router(module.router)
