@@ -7,7 +7,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from actions.conftest import REVIEW_YAML, registry
 from statewise.definition.model import Role
 from statewise.service import ServiceContext, create_app
 from statewise.service.auth import hash_secret, new_secret
-from statewise.store import open_store
+from statewise.store import Store, open_store
 from statewise.worker.catalog import Catalog
 from statewise.worker.runner import Runner
 
@@ -78,8 +78,17 @@ async def _prepare(store_url: str, items: int) -> dict[str, str]:
         await store.close()
 
 
-def run_server(store_url: str, items: int = 3, workers: bool = True) -> Iterator[Server]:
-    """Start the service on a free port and stop it afterwards."""
+def run_server(
+    store_url: str,
+    items: int = 3,
+    workers: bool = True,
+    catalog: Callable[[Store], Awaitable[Catalog]] | None = None,
+) -> Iterator[Server]:
+    """Start the service on a free port and stop it afterwards.
+
+    ``catalog`` loads what the service holds, as ``statewise serve`` does; by default it
+    holds the review workflow with the test registry.
+    """
     tokens = asyncio.run(_prepare(store_url, items))
     port = _free_port()
     holder: dict[str, uvicorn.Server] = {}
@@ -89,7 +98,8 @@ def run_server(store_url: str, items: int = 3, workers: bool = True) -> Iterator
 
         store = open_store(store_url)
         review = loads(REVIEW_YAML, file="review.yaml", commands=registry.names())
-        ctx = ServiceContext(store, Catalog([review], registry), workers=workers)
+        held = await catalog(store) if catalog else Catalog([review], registry)
+        ctx = ServiceContext(store, held, workers=workers)
         config = uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
         holder["server"] = server = uvicorn.Server(config)
         try:

@@ -203,7 +203,7 @@ def task_list(
                 task.state,
                 task.queue,
                 task.status.value,
-                ", ".join(desk.outcomes(task)),
+                desk.unloadable(task) or ", ".join(desk.outcomes(task)),
                 due,
                 task.claimed_by if claimed and task.claimed_by else "",
             )
@@ -309,7 +309,8 @@ async def _with_desk(
     async def act(store: Store) -> None:
         catalog, _ = await prepare(store, None, commands or [])
         runner = Runner(store, catalog.definitions, catalog.registry)
-        await action(TaskDesk(runner, catalog.registry), Principal(actor, Role.ADMIN, source="cli"))
+        desk = TaskDesk(runner, catalog.registry, skipped=catalog.skipped)
+        await action(desk, Principal(actor, Role.ADMIN, source="cli"))
         await runner.run(max_wait=0)
 
     await with_store(db, act)

@@ -46,7 +46,7 @@ class ServiceContext:
             clock=self.clock,
             observer=self._observer(),
         )
-        self.desk = TaskDesk(self.runner, self.catalog.registry, self.clock)
+        self.desk = TaskDesk(self.runner, self.catalog.registry, self.clock, self.catalog.skipped)
 
     def _observer(self) -> CommitObserver:
         """Metrics always; a span per step too when tracing is configured."""

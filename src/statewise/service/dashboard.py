@@ -20,7 +20,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from statewise.actions import bulk, inspect_item, redrive
+from statewise.actions import TaskDesk, bulk, inspect_item, redrive
 from statewise.actions.principal import Principal
 from statewise.definition.diagrams import to_svg
 from statewise.definition.model import Role
@@ -41,7 +41,7 @@ from statewise.service.auth import (
 )
 from statewise.service.paths import ITEM, segment
 from statewise.service.security import keep_login_csrf, login_csrf, login_csrf_ok
-from statewise.store.base import ItemFilter, Session
+from statewise.store.base import ItemFilter, Session, Task
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -345,17 +345,24 @@ async def inbox_page(request: Request, ctx: Context, error: str = "") -> Respons
     if not isinstance(session, Session):
         return session
     who = principal_of(session.token)
-    entries = [
-        {
-            "task": task,
-            "title": ctx.desk.title(task),
-            "outcomes": ctx.desk.outcomes(task),
-            "fields": form_fields(ctx.desk.form(task)),
-            "entered": {},
-        }
-        for task in await ctx.desk.inbox(who, limit=100)
-    ]
+    entries = [_inbox_entry(ctx.desk, task) for task in await ctx.desk.inbox(who, limit=100)]
     return _page(request, "inbox.html", session, entries=entries, error=error)
+
+
+def _inbox_entry(desk: TaskDesk, task: Task) -> dict[str, Any]:
+    """One task of the inbox with its form; one this process cannot load, flagged with why."""
+    problem = desk.unloadable(task)
+    if problem is not None:
+        return {"task": task, "title": task.state, "problem": problem, "outcomes": (),
+                "fields": [], "entered": {}}  # fmt: skip
+    return {
+        "task": task,
+        "title": desk.title(task),
+        "problem": None,
+        "outcomes": desk.outcomes(task),
+        "fields": form_fields(desk.form(task)),
+        "entered": {},
+    }
 
 
 @router.post("/tasks/{task_id}/decide")
@@ -364,10 +371,9 @@ async def decide_form(request: Request, ctx: Context, task_id: int) -> Response:
     form = await request.form()
     if session is None or not csrf_ok(session, str(form.get("csrf", ""))):
         return Response("the form's CSRF token is missing or wrong; reload the page", 403)
-    task = await ctx.store.get_task(task_id)
-    fields = form_fields(ctx.desk.form(task))
-    data = form_data(fields, {k: str(v) for k, v in form.items()})
     try:
+        fields = form_fields(ctx.desk.form(await ctx.store.get_task(task_id)))
+        data = form_data(fields, {k: str(v) for k, v in form.items()})
         await ctx.desk.decide(
             task_id,
             principal_of(session.token),
