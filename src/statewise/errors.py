@@ -14,7 +14,8 @@
     │   └── VersionConflictError    version_conflict  a stored (workflow, version) was edited
     ├── ItemFailure                 item_failure  one item cannot go on; it is quarantined alone
     ├── NotFoundError               not_found     an item, workflow or event does not exist
-    └── InvalidEventError           invalid_event the item cannot accept this event now
+    ├── InvalidEventError           invalid_event the item cannot accept this event now
+    └── InvalidInputError           invalid_input a key, id or document from outside is refused
 
 Every exception has a stable ``code`` for the API and the audit trail, and pickles cleanly
 (its constructor arguments are kept in ``args``).
@@ -175,3 +176,13 @@ class AuthError(StatewiseError):
     """A request without a valid token, or with a role that may not do what it asks."""
 
     code = "auth"
+
+
+class InvalidInputError(StatewiseError, ValueError):
+    """A key, id or document from outside breaks the input rules (``statewise.inputs``).
+
+    Raised before anything is stored, so nothing changed. It is also a ValueError, so a
+    pydantic validator that raises it reports a validation error (422), not a crash.
+    """
+
+    code = "invalid_input"

@@ -36,6 +36,7 @@ from statewise.definition.durations import parse_duration
 from statewise.definition.model import Role
 from statewise.engine.events import Operation
 from statewise.engine.item import Item, ItemStatus
+from statewise.errors import InvalidInputError
 from statewise.store import Store
 from statewise.store.base import ItemFilter, TaskStatus
 from statewise.worker.runner import Runner
@@ -140,7 +141,9 @@ def bulk_command(
     older_than: Annotated[
         str | None, typer.Option(help="Only items in their state at least this long (e.g. 4h).")
     ] = None,
-    key_contains: Annotated[str | None, typer.Option(help="Only keys containing this.")] = None,
+    key_contains: Annotated[
+        str | None, typer.Option(help="Only keys containing this (literally, case-sensitively).")
+    ] = None,
     to: Annotated[str | None, typer.Option("--to", help="The state to move items to.")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Apply; without it, only count.")] = False,
     commands: CommandsOption = None,
@@ -152,13 +155,16 @@ def bulk_command(
         age_limit = None if older_than is None else parse_duration(older_than)
     except ValueError as exc:
         fail(f"--older-than: {exc}", 2)
-    where = ItemFilter(
-        workflow=workflow,
-        state=state,
-        status=status,
-        entered_before=None if age_limit is None else time.time() - age_limit,
-        key_contains=key_contains,
-    )
+    try:
+        where = ItemFilter(
+            workflow=workflow,
+            state=state,
+            status=status,
+            entered_before=None if age_limit is None else time.time() - age_limit,
+            key_contains=key_contains,
+        )
+    except InvalidInputError as exc:
+        fail(f"--key-contains: {exc}", 2)
 
     async def act(store: Store) -> None:
         catalog, _ = await prepare(store, None, commands or [])

@@ -39,6 +39,7 @@ from statewise.service.auth import (
     sign_in,
     sign_out,
 )
+from statewise.service.errors import public_message
 from statewise.service.paths import ITEM, segment
 from statewise.service.security import keep_login_csrf, login_csrf, login_csrf_ok
 from statewise.store.base import ItemFilter, Session, Task
@@ -231,12 +232,18 @@ async def items_page(
     if not isinstance(session, Session):
         return session
     statuses = [s.value for s in ItemStatus]
-    where = ItemFilter(
-        state=state or None,
-        status=ItemStatus(status) if status in statuses else None,
-        key_contains=q or None,
-    )
-    page = await ctx.store.find_items(where, limit=50, after=decode_cursor(cursor or None))
+    shown = {"q": q, "state": state, "status": status, "statuses": statuses}
+    try:
+        where = ItemFilter(
+            state=state or None,
+            status=ItemStatus(status) if status in statuses else None,
+            key_contains=q or None,
+        )
+        page = await ctx.store.find_items(where, limit=50, after=decode_cursor(cursor or None))
+    except StatewiseError as exc:
+        return _page(
+            request, "items.html", session, error=public_message(exc), items=[], total=0, **shown
+        )
     return _page(
         request,
         "items.html",
@@ -244,10 +251,7 @@ async def items_page(
         items=[item for item, _ in page],
         next_cursor=encode_cursor(page[-1][1]) if len(page) == 50 else None,
         total=await ctx.store.count_items(where),
-        q=q,
-        state=state,
-        status=status,
-        statuses=statuses,
+        **shown,
     )
 
 
@@ -261,7 +265,7 @@ async def item_page(
     try:
         view = await inspect_item(ctx.store, workflow, key)
     except StatewiseError as exc:
-        return _page(request, "items.html", session, error=str(exc), items=[], total=0,
+        return _page(request, "items.html", session, error=public_message(exc), items=[], total=0,
                      statuses=[s.value for s in ItemStatus])  # fmt: skip
     definition = ctx.runner.definitions.get((view.item.workflow, view.item.version))
     return _page(
@@ -302,7 +306,7 @@ async def _act_on_item(
     try:
         await act(who)
     except (StatewiseError, ValueError) as exc:
-        return _back(workflow, key, str(exc))
+        return _back(workflow, key, public_message(exc))
     return _back(workflow, key)
 
 
@@ -382,7 +386,7 @@ async def decide_form(request: Request, ctx: Context, task_id: int) -> Response:
             data,
         )
     except StatewiseError as exc:
-        return RedirectResponse(f"/dashboard/inbox?error={segment(str(exc))}", 303)
+        return RedirectResponse(f"/dashboard/inbox?error={segment(public_message(exc))}", 303)
     return RedirectResponse("/dashboard/inbox", 303)
 
 
@@ -473,7 +477,7 @@ async def bulk_form(request: Request, ctx: Context) -> Response:
             dry_run=posted.get("apply") != "yes",
         )
     except (StatewiseError, ValueError) as exc:
-        return _bulk_page(request, session, form, None, str(exc))
+        return _bulk_page(request, session, form, None, public_message(exc))
     return _bulk_page(request, session, form, report)
 
 

@@ -63,7 +63,7 @@ async def list_items(
     state: str | None = None,
     status: ItemStatus | None = None,
     older_than: float | None = Query(None, ge=0, description="Seconds in the state, at least"),
-    q: str | None = Query(None, description="Part of the key"),
+    q: str | None = Query(None, description="Part of the key, literal and case-sensitive"),
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
 ) -> dict[str, Any]:
