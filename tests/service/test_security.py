@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import Server, _free_port, _prepare, login_csrf
+from .conftest import REVIEW_YAML, Server, _free_port, _prepare, login_csrf
 
 PAGES = ["/dashboard/login", "/dashboard", "/static/live.js", "/api/workflows", "/nope"]
 
@@ -114,3 +114,20 @@ def test_a_trusted_tls_proxy_gets_a_secure_session_cookie(tmp_path: Path) -> Non
 def test_an_untrusted_proxy_cannot_claim_tls(tmp_path: Path) -> None:
     for url, token in _serve(tmp_path, "--forwarded-allow-ips", "192.0.2.1"):
         assert "; secure" not in _session_cookie(url, token)
+
+
+def test_alert_colours_on_the_graph_are_classes_the_stylesheet_colours() -> None:
+    """The overview marks a state over its alert with a class, never an inline style."""
+    from actions.conftest import registry
+    from statewise.definition import loads
+    from statewise.definition.diagrams import to_svg
+    from statewise.service.app import STATIC
+    from statewise.service.dashboard import _coloured
+
+    review = loads(REVIEW_YAML, file="review.yaml", commands=registry.names())
+    rows = [{"state": "human_review", "severity": "firing"}, {"state": "ship", "severity": "ok"}]
+    svg = _coloured(to_svg(review, {}), rows)
+    assert '<g class="state alert-firing" data-state="human_review"' in svg
+    assert '<g class="state alert-ok" data-state="ship"' in svg
+    assert "<style" not in svg and " style=" not in svg
+    assert ".graph g.alert-firing rect" in (STATIC / "dashboard.css").read_text()
