@@ -59,6 +59,15 @@ def test_a_sign_in_without_the_form_csrf_value_is_refused(server: Server) -> Non
         signed = client.post("/dashboard/login", data={"token": token, "csrf": csrf})
         assert signed.status_code == 303 and "statewise_session" in signed.headers["set-cookie"]
         assert client.get("/dashboard").status_code == 200
+        for hostile in ("é", "\x00", csrf + "ключ"):  # refused, never a server error
+            assert (
+                client.post("/dashboard/login", data={"token": token, "csrf": hostile}).status_code
+                == 403
+            )
+            cancel = {"csrf": hostile, "operation": "cancel", "reason": "x"}
+            item = client.post("/dashboard/items/review/order-0/operate", data=cancel)
+            assert item.status_code == 403 and "CSRF" in item.text
+        assert client.post("/dashboard/logout", data={"csrf": "é"}).status_code == 303
     with httpx.Client(base_url=server.url) as other_site:  # a cookie-less cross-site post
         cross = other_site.post("/dashboard/login", data={"token": token, "csrf": csrf})
         assert cross.status_code == 403

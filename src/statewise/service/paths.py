@@ -31,7 +31,7 @@ def segment(value: object) -> str:
 
 def routing_path(raw_path: bytes) -> str:
     """The request path with every escape decoded except ``%25`` and ``%2F``."""
-    pieces = _KEPT.split(raw_path.decode("latin-1"))
+    pieces = _KEPT.split(raw_path.decode("utf-8", "replace"))
     return "".join(
         piece.upper() if index % 2 else unquote(piece) for index, piece in enumerate(pieces)
     )

@@ -84,5 +84,15 @@ def keep_login_csrf(request: Request, answer: Response, value: str) -> None:
 
 def login_csrf_ok(request: Request, sent: str) -> bool:
     """Whether the sign-in form sent back the value its cookie holds."""
-    cookie = request.cookies.get(LOGIN_CSRF_COOKIE)
-    return bool(cookie) and bool(sent) and hmac.compare_digest(cookie or "", sent)
+    return same_secret(request.cookies.get(LOGIN_CSRF_COOKIE), sent)
+
+
+def same_secret(expected: str | None, sent: str | None) -> bool:
+    """A constant-time comparison of two non-empty secrets, whatever characters were sent.
+
+    ``hmac.compare_digest`` raises on non-ASCII text, which would turn a forged form into a
+    server error: compare the UTF-8 bytes instead.
+    """
+    if not expected or not sent:
+        return False
+    return hmac.compare_digest(expected.encode(), sent.encode())
