@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
-from service.conftest import Server, run_server
+from service.conftest import Server, run_server, stuck_items
 
 from .browser import browser_page, screenshot
 from .test_pages import _sign_in
@@ -97,3 +97,4 @@ def test_cancelling_one_key_leaves_the_look_alike_alone(
     assert _state(server, bystander) == ("human_review", "waiting")
     others = [k for k in HOSTILE + BYSTANDERS if k != key]
     assert all(_state(server, k)[1] == "waiting" for k in others)
+    assert stuck_items(server.store_url) == []

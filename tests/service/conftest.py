@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import re
 import socket
 import threading
@@ -23,7 +24,7 @@ from statewise.store import Store, open_store
 from statewise.worker.catalog import Catalog
 from statewise.worker.runner import Runner
 
-__all__ = ["REVIEW_YAML", "Server", "login_csrf"]
+__all__ = ["REVIEW_YAML", "Server", "login_csrf", "stuck_items"]
 
 
 @dataclass
@@ -37,6 +38,23 @@ class Server:
     def client(self, role: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+def stuck_items(store_url: str) -> list[object]:
+    """The store's broken invariants: active items with no command, timer or wait.
+
+    Read on a thread of its own, so it works beside Playwright, which holds this one's loop.
+    """
+
+    async def read() -> list[object]:
+        store = open_store(store_url)
+        try:
+            return list(await store.stuck_items())
+        finally:
+            await store.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, read()).result()
 
 
 def login_csrf(client: httpx.Client) -> str:

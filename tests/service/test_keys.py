@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
-from .conftest import Server
+from .conftest import Server, stuck_items
 
 # Each pair: a hostile key, and the key it would reach if decoded or split wrongly.
 HOSTILE = ["inv%41", "a?b", "a/b", "a#b", "%2F", "naïve ключ", "x/history"]
@@ -55,3 +55,4 @@ def test_acting_on_a_hostile_key_changes_that_item_only(keyed: Server) -> None:
             assert ops.get(url(key)).json()["state"] in ("intake", "human_review"), key
         refused = ops.post(url("a/b", "/events"), json={"name": "approve"})
         assert refused.status_code == 409 and "'a/b'" in refused.json()["message"]
+    assert stuck_items(keyed.store_url) == []
