@@ -1,9 +1,10 @@
 """The dashboard: server-rendered pages over the same actions as the API, for people.
 
 Pages need a signed-in session (a token traded for an HttpOnly cookie); every form carries
-the session's CSRF secret and is refused without it. The overview's graph, counts, flow
-figures and alerts refresh in place every few seconds (``static/live.js`` refetches the
-fragment), and every asset is served from this process.
+the session's CSRF secret and is refused without it, and the sign-in form a pre-session one
+(``statewise.service.security``). Keys enter URLs only through the ``segment`` filter. The
+overview's graph, counts, flow figures and alerts refresh in place every few seconds
+(``static/live.js`` refetches the fragment), and every asset is served from this process.
 """
 
 from __future__ import annotations
