@@ -35,16 +35,31 @@ def require_chromium() -> None:
 
 
 def browser_page() -> Iterator[object]:
-    """One page in a fresh headless Chromium, closed afterwards."""
+    """One page in a fresh headless Chromium, closed afterwards.
+
+    Every console error, script error and dialog is recorded; one that happened fails the
+    test when the page closes: a Content-Security-Policy violation shows up as a console
+    error, and an ``alert`` from injected markup as a dialog.
+    """
     require_chromium()
     from playwright.sync_api import sync_playwright
 
+    problems: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
-            yield browser.new_page(viewport={"width": 1280, "height": 900})
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on(
+                "console",
+                lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None,
+            )
+            page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+            page.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"),
+                                              dialog.dismiss()))  # fmt: skip
+            yield page
         finally:
             browser.close()
+    assert not problems, problems
 
 
 def screenshot(page: object, name: str) -> Path:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from actions.conftest import REVIEW_YAML, registry
-from service.conftest import Server, run_server
+from service.conftest import Server, login_csrf, run_server
 from statewise.definition import loads
 from statewise.store import open_store
 from statewise.worker.runner import Runner
@@ -123,7 +123,10 @@ def test_an_operator_redrives_an_escalated_item(api_only: Server) -> None:
 
 def test_forms_without_the_csrf_token_are_refused(server: Server) -> None:
     with httpx.Client(base_url=server.url) as client:
-        signed = client.post("/dashboard/login", data={"token": server.tokens["operator"]})
+        csrf = login_csrf(client)
+        signed = client.post(
+            "/dashboard/login", data={"token": server.tokens["operator"], "csrf": csrf}
+        )
         assert signed.status_code == 303 and "httponly" in signed.headers["set-cookie"].lower()
         forged = client.post(
             "/dashboard/items/review/order-0/redrive", data={"to": "rejected", "reason": "x"}

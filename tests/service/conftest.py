@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,11 +20,11 @@ from actions.conftest import REVIEW_YAML, registry
 from statewise.definition.model import Role
 from statewise.service import ServiceContext, create_app
 from statewise.service.auth import hash_secret, new_secret
-from statewise.store import open_store
+from statewise.store import Store, open_store
 from statewise.worker.catalog import Catalog
 from statewise.worker.runner import Runner
 
-__all__ = ["REVIEW_YAML", "Server"]
+__all__ = ["REVIEW_YAML", "Server", "login_csrf", "stuck_items"]
 
 
 @dataclass
@@ -36,6 +38,31 @@ class Server:
     def client(self, role: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+def stuck_items(store_url: str) -> list[object]:
+    """The store's broken invariants: active items with no command, timer or wait.
+
+    Read on a thread of its own, so it works beside Playwright, which holds this one's loop.
+    """
+
+    async def read() -> list[object]:
+        store = open_store(store_url)
+        try:
+            return list(await store.stuck_items())
+        finally:
+            await store.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, read()).result()
+
+
+def login_csrf(client: httpx.Client) -> str:
+    """Open the sign-in page (which sets the CSRF cookie) and read the form's CSRF value."""
+    page = client.get("/dashboard/login")
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found, page.text
+    return found[1]
 
 
 def _free_port() -> int:
@@ -70,9 +97,17 @@ async def _prepare(store_url: str, items: int, workflow: str) -> dict[str, str]:
 
 
 def run_server(
-    store_url: str, items: int = 3, workers: bool = True, workflow: str = REVIEW_YAML
+    store_url: str,
+    items: int = 3,
+    workers: bool = True,
+    workflow: str = REVIEW_YAML,
+    catalog: Callable[[Store], Awaitable[Catalog]] | None = None,
 ) -> Iterator[Server]:
-    """Start the service on a free port with ``items`` started on ``workflow``; stop it after."""
+    """Start the service on a free port with ``items`` started on ``workflow``; stop it after.
+
+    ``catalog`` loads what the service holds, as ``statewise serve`` does; by default it
+    holds ``workflow`` with the test registry.
+    """
     tokens = asyncio.run(_prepare(store_url, items, workflow))
     port = _free_port()
     holder: dict[str, uvicorn.Server] = {}
@@ -82,7 +117,8 @@ def run_server(
 
         store = open_store(store_url)
         review = loads(workflow, file="review.yaml", commands=registry.names())
-        ctx = ServiceContext(store, Catalog([review], registry), workers=workers)
+        held = await catalog(store) if catalog else Catalog([review], registry)
+        ctx = ServiceContext(store, held, workers=workers)
         config = uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
         holder["server"] = server = uvicorn.Server(config)
         try:

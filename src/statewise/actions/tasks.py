@@ -20,7 +20,7 @@ from statewise.definition.data_schema import schema_problems
 from statewise.definition.model import HumanTask, State
 from statewise.engine.events import TaskDecided
 from statewise.engine.item import Item
-from statewise.errors import InvalidEventError, TaskError
+from statewise.errors import InvalidEventError, NotFoundError, TaskError
 from statewise.inputs import check_row_id
 from statewise.store.base import Task, TaskGuard, TaskStatus
 from statewise.worker.registry import CommandRegistry
@@ -37,15 +37,30 @@ class TaskDesk:
         writer: ItemWriter,
         registry: CommandRegistry | None = None,
         clock: Callable[[], float] | None = None,
+        skipped: Mapping[str, str] | None = None,
     ) -> None:
         self.writer = writer
         self.store = writer.store
         self.registry = registry or CommandRegistry()
         self.clock = clock or writer.clock
+        self.skipped = skipped or {}
 
     def state_of(self, task: Task) -> State:
-        """The human state a task belongs to, in the version its item runs on."""
-        definition = self.writer.definition(task.workflow, task.version)
+        """The human state a task belongs to, in the version its item runs on.
+
+        A task of a version this process does not hold (skipped at start, say for a missing
+        module) is a TaskError that says why: another process may decide it, and one such
+        task must never break an inbox.
+        """
+        try:
+            definition = self.writer.definition(task.workflow, task.version)
+        except NotFoundError:
+            ref = f"{task.workflow}@{task.version}"
+            why = self.skipped.get(ref, "this process was not started with it")
+            raise TaskError(
+                f"task {task.id} is not loadable here: {ref} was skipped ({why}); "
+                f"decide it where that version is loaded; nothing changed"
+            ) from None
         state = definition.states.get(task.state)
         if state is None or state.task is None:
             raise TaskError(
@@ -58,6 +73,14 @@ class TaskDesk:
         spec = self.state_of(task).task
         assert spec is not None  # state_of refuses states without one
         return spec
+
+    def unloadable(self, task: Task) -> str | None:
+        """Why this process cannot show or decide the task, or None when it can."""
+        try:
+            self.state_of(task)
+        except TaskError as exc:
+            return str(exc)
+        return None
 
     def title(self, task: Task) -> str:
         """What the task asks, for lists and pages."""

@@ -38,6 +38,7 @@ from statewise.definition.durations import parse_duration
 from statewise.definition.model import Role
 from statewise.engine.events import Operation
 from statewise.engine.item import Item, ItemStatus
+from statewise.errors import InvalidInputError
 from statewise.store import Store
 from statewise.store.base import ItemFilter, TaskStatus
 from statewise.worker.runner import Runner
@@ -142,7 +143,9 @@ def bulk_command(
     older_than: Annotated[
         str | None, typer.Option(help="Only items in their state at least this long (e.g. 4h).")
     ] = None,
-    key_contains: Annotated[str | None, typer.Option(help="Only keys containing this.")] = None,
+    key_contains: Annotated[
+        str | None, typer.Option(help="Only keys containing this (literally, case-sensitively).")
+    ] = None,
     to: Annotated[str | None, typer.Option("--to", help="The state to move items to.")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Apply; without it, only count.")] = False,
     commands: CommandsOption = None,
@@ -154,13 +157,16 @@ def bulk_command(
         age_limit = None if older_than is None else parse_duration(older_than)
     except ValueError as exc:
         fail(f"--older-than: {exc}", 2)
-    where = ItemFilter(
-        workflow=workflow,
-        state=state,
-        status=status,
-        entered_before=None if age_limit is None else time.time() - age_limit,
-        key_contains=key_contains,
-    )
+    try:
+        where = ItemFilter(
+            workflow=workflow,
+            state=state,
+            status=status,
+            entered_before=None if age_limit is None else time.time() - age_limit,
+            key_contains=key_contains,
+        )
+    except InvalidInputError as exc:
+        fail(f"--key-contains: {exc}", 2)
 
     async def act(store: Store) -> None:
         catalog, _ = await prepare(store, None, commands or [])
@@ -214,7 +220,7 @@ def task_list(
                 task.state,
                 task.queue,
                 task.status.value,
-                ", ".join(desk.outcomes(task)),
+                desk.unloadable(task) or ", ".join(desk.outcomes(task)),
                 due,
                 task.claimed_by if claimed and task.claimed_by else "",
             )
@@ -324,7 +330,7 @@ async def _with_desk(
     async def act(store: Store) -> None:
         catalog, _ = await prepare(store, None, commands or [])
         runner = Runner(store, catalog.definitions, catalog.registry)
-        desk = TaskDesk(runner, catalog.registry)
+        desk = TaskDesk(runner, catalog.registry, skipped=catalog.skipped)
 
         async def acted() -> None:
             await action(desk, Principal(actor, Role.ADMIN, source="cli"))

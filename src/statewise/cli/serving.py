@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -67,11 +68,37 @@ def serve(
             envvar=DEPTH_ENV, help=f"Deepest nesting of that data (at most {DEPTH_CEILING})."
         ),
     ] = _DEFAULT_LIMITS.max_depth,
+    proxy_headers: Annotated[
+        bool,
+        typer.Option(
+            "--proxy-headers/--no-proxy-headers",
+            help="Trust X-Forwarded-Proto/For from --forwarded-allow-ips (default on).",
+        ),
+    ] = True,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated proxy addresses (or networks, or *) whose X-Forwarded-* "
+            "headers are trusted, e.g. your TLS proxy's; the scheme they report sets the "
+            "session cookie's Secure flag.",
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Serve the JSON API (OpenAPI at /openapi.json) and the dashboard, with workers."""
     with user_errors():
         limits = InputLimits(max_depth, max_item_bytes, max_body_bytes)
-    serve_store(db, host, port, commands or [], workers=workers, lease=lease, limits=limits)
+    proxy = Proxy(proxy_headers, forwarded_allow_ips)
+    serve_store(
+        db, host, port, commands or [], workers=workers, lease=lease, limits=limits, proxy=proxy
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """Which reverse proxy's ``X-Forwarded-*`` headers uvicorn trusts for scheme and client."""
+
+    headers: bool = True
+    allow_ips: str = "127.0.0.1"
 
 
 def serve_store(
@@ -83,6 +110,7 @@ def serve_store(
     workers: bool = True,
     lease: float = 60.0,
     limits: InputLimits | None = None,
+    proxy: Proxy = Proxy(),
 ) -> None:
     """Serve one store until interrupted; FastAPI and uvicorn are imported only here.
 
@@ -113,7 +141,13 @@ def serve_store(
                 input_limits=limits or InputLimits.from_environment(),
             )
             config = uvicorn.Config(
-                create_app(ctx), host=host, port=port, log_level="info", access_log=False
+                create_app(ctx),
+                host=host,
+                port=port,
+                log_level="info",
+                access_log=False,
+                proxy_headers=proxy.headers,
+                forwarded_allow_ips=proxy.allow_ips,
             )
             errors.print(
                 f"statewise serving {', '.join(catalog.held())} on http://{host}:{port} "

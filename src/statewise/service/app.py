@@ -24,6 +24,8 @@ from statewise.service.api import admin, items, tasks, workflows
 from statewise.service.auth import require
 from statewise.service.context import ServiceContext
 from statewise.service.limits import BodyLimit
+from statewise.service.paths import KeyedPaths
+from statewise.service.security import SecurityHeaders
 
 logger = logging.getLogger("statewise.service")
 DRAIN_SECONDS = 10.0
@@ -54,6 +56,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.context = ctx
+    app.add_middleware(KeyedPaths)
+    app.add_middleware(SecurityHeaders)
     errors.install(app)
     app.add_middleware(
         BodyLimit,

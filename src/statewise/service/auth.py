@@ -10,7 +10,6 @@ an error body or the audit trail, which names a token by its name only.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Annotated
@@ -21,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from statewise.actions import Principal
 from statewise.definition.model import Role
 from statewise.service.context import ServiceContext
+from statewise.service.security import same_secret
 from statewise.store.base import Session, Token
 
 TOKEN_PREFIX = "sw_"
@@ -118,4 +118,4 @@ async def sign_out(request: Request) -> None:
 
 def csrf_ok(session: Session, sent: str | None) -> bool:
     """Whether a form sent back its session's CSRF secret."""
-    return sent is not None and hmac.compare_digest(session.csrf, sent)
+    return same_secret(session.csrf, sent)

@@ -50,7 +50,7 @@ class ServiceContext:
             observer=self._observer(),
             input_limits=self.input_limits,
         )
-        self.desk = TaskDesk(self.runner, self.catalog.registry, self.clock)
+        self.desk = TaskDesk(self.runner, self.catalog.registry, self.clock, self.catalog.skipped)
 
     def _observer(self) -> CommitObserver:
         """Metrics always; a span per step too when tracing is configured."""

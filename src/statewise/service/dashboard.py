@@ -1,25 +1,27 @@
 """The dashboard: server-rendered pages over the same actions as the API, for people.
 
 Pages need a signed-in session (a token traded for an HttpOnly cookie); every form carries
-the session's CSRF secret and is refused without it. The overview's graph, counts, flow
-figures and alerts refresh in place every few seconds (``static/live.js`` refetches the
-fragment), and every asset is served from this process.
+the session's CSRF secret and is refused without it, and the sign-in form a pre-session one
+(``statewise.service.security``). Keys enter URLs only through the ``segment`` filter. The
+overview's graph, counts, flow figures and alerts refresh in place every few seconds
+(``static/live.js`` refetches the fragment), and every asset is served from this process.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from statewise.actions import bulk, inspect_item, redrive
+from statewise.actions import TaskDesk, bulk, inspect_item, redrive
 from statewise.actions.principal import Principal
 from statewise.definition.diagrams import to_svg
 from statewise.definition.model import Role
@@ -40,12 +42,15 @@ from statewise.service.auth import (
     sign_in,
     sign_out,
 )
-from statewise.store.base import ItemFilter, Session
+from statewise.service.errors import public_message
+from statewise.service.paths import ITEM, segment
+from statewise.service.security import keep_login_csrf, login_csrf, login_csrf_ok
+from statewise.store.base import ItemFilter, Session, Task
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
-_STROKE = {"warning": "#b45309", "firing": "#dc2626", "critical": "#7f1d1d"}
+_STATE_BOX = re.compile(r'<g class="state" data-state="([^"]*)"')
 
 
 def age_text(seconds: float) -> str:
@@ -61,6 +66,8 @@ def _clock(at: float) -> str:
 
 
 templates.env.globals.update(clock=_clock, age=lambda at: age_text(time.time() - at))
+# Every key, workflow or search text put into a URL goes through this filter.
+templates.env.filters["segment"] = segment
 
 
 def _page(request: Request, name: str, session: Session | None, **values: Any) -> HTMLResponse:
@@ -76,14 +83,19 @@ async def _signed_in(request: Request) -> Session | Response:
 
 @router.get("/login")
 async def login_page(request: Request) -> HTMLResponse:
-    return _page(request, "login.html", None)
+    return _login_page(request)
 
 
 @router.post("/login")
-async def login(request: Request, ctx: Context, token: str = Form("")) -> Response:
+async def login(
+    request: Request, ctx: Context, token: str = Form(""), csrf: str = Form("")
+) -> Response:
+    if not login_csrf_ok(request, csrf):
+        error = "The sign-in form expired or came from another site; sign in again."
+        return _login_page(request, error, 403)
     signed = await sign_in(ctx, token)
     if signed is None:
-        return _page(request, "login.html", None, error="That token is unknown or revoked.")
+        return _login_page(request, "That token is unknown or revoked.")
     cookie, _ = signed
     answer = RedirectResponse("/dashboard", 303)
     answer.set_cookie(
@@ -95,6 +107,15 @@ async def login(request: Request, ctx: Context, token: str = Form("")) -> Respon
         secure=request.url.scheme == "https",
         path="/",
     )
+    return answer
+
+
+def _login_page(request: Request, error: str = "", status: int = 200) -> HTMLResponse:
+    """The sign-in form, carrying (and setting) its pre-session CSRF value."""
+    csrf = login_csrf(request)
+    answer = _page(request, "login.html", None, error=error, login_csrf=csrf)
+    answer.status_code = status
+    keep_login_csrf(request, answer, csrf)
     return answer
 
 
@@ -171,14 +192,16 @@ async def _overview(ctx: Context) -> dict[str, Any]:
 
 
 def _coloured(svg: str, rows: list[dict[str, Any]]) -> str:
-    """The graph with each state's outline coloured by how far over its alert it is."""
-    rules = [
-        f'g[data-state="{row["state"]}"] rect {{ stroke: {_STROKE[row["severity"]]}; '
-        f"stroke-width: 4px; }}"
-        for row in rows
-        if row["severity"] in _STROKE
-    ]
-    return svg.replace(">", f"><style>{' '.join(rules)}</style>", 1) if rules else svg
+    """The graph with each state's box classed by its alert level (dashboard.css colours it).
+
+    A class, not a ``<style>`` element: the dashboard's CSP allows no inline style.
+    """
+    level = {html.escape(row["state"], quote=True): row["severity"] for row in rows}
+
+    def classed(match: re.Match[str]) -> str:
+        return f'<g class="state alert-{level.get(match[1], "ok")}" data-state="{match[1]}"'
+
+    return _STATE_BOX.sub(classed, svg)
 
 
 def _alert_view(alert: Alert) -> dict[str, Any]:
@@ -212,12 +235,18 @@ async def items_page(
     if not isinstance(session, Session):
         return session
     statuses = [s.value for s in ItemStatus]
-    where = ItemFilter(
-        state=state or None,
-        status=ItemStatus(status) if status in statuses else None,
-        key_contains=q or None,
-    )
-    page = await ctx.store.find_items(where, limit=50, after=decode_cursor(cursor or None))
+    shown = {"q": q, "state": state, "status": status, "statuses": statuses}
+    try:
+        where = ItemFilter(
+            state=state or None,
+            status=ItemStatus(status) if status in statuses else None,
+            key_contains=q or None,
+        )
+        page = await ctx.store.find_items(where, limit=50, after=decode_cursor(cursor or None))
+    except StatewiseError as exc:
+        return _page(
+            request, "items.html", session, error=public_message(exc), items=[], total=0, **shown
+        )
     return _page(
         request,
         "items.html",
@@ -225,14 +254,11 @@ async def items_page(
         items=[item for item, _ in page],
         next_cursor=encode_cursor(page[-1][1]) if len(page) == 50 else None,
         total=await ctx.store.count_items(where),
-        q=q,
-        state=state,
-        status=status,
-        statuses=statuses,
+        **shown,
     )
 
 
-@router.get("/items/{workflow}/{key}")
+@router.get(ITEM)
 async def item_page(
     request: Request, ctx: Context, workflow: str, key: str, error: str = ""
 ) -> Response:
@@ -242,7 +268,7 @@ async def item_page(
     try:
         view = await inspect_item(ctx.store, workflow, key)
     except StatewiseError as exc:
-        return _page(request, "items.html", session, error=str(exc), items=[], total=0,
+        return _page(request, "items.html", session, error=public_message(exc), items=[], total=0,
                      statuses=[s.value for s in ItemStatus])  # fmt: skip
     definition = ctx.runner.definitions.get((view.item.workflow, view.item.version))
     return _page(
@@ -258,8 +284,8 @@ async def item_page(
 
 
 def _back(workflow: str, key: str, error: str = "") -> Response:
-    suffix = f"?error={quote(error)}" if error else ""
-    return RedirectResponse(f"/dashboard/items/{workflow}/{key}{suffix}", 303)
+    suffix = f"?error={segment(error)}" if error else ""
+    return RedirectResponse(f"/dashboard/items/{segment(workflow)}/{segment(key)}{suffix}", 303)
 
 
 async def _operator(request: Request, csrf: str) -> Principal | str:
@@ -283,11 +309,11 @@ async def _act_on_item(
     try:
         await act(who)
     except (StatewiseError, ValueError) as exc:
-        return _back(workflow, key, str(exc))
+        return _back(workflow, key, public_message(exc))
     return _back(workflow, key)
 
 
-@router.post("/items/{workflow}/{key}/redrive")
+@router.post(ITEM + "/redrive")
 async def redrive_form(
     request: Request,
     ctx: Context,
@@ -303,7 +329,7 @@ async def redrive_form(
     return await _act_on_item(request, csrf, workflow, key, act)
 
 
-@router.post("/items/{workflow}/{key}/operate")
+@router.post(ITEM + "/operate")
 async def operate_form(
     request: Request,
     ctx: Context,
@@ -326,17 +352,24 @@ async def inbox_page(request: Request, ctx: Context, error: str = "") -> Respons
     if not isinstance(session, Session):
         return session
     who = principal_of(session.token)
-    entries = [
-        {
-            "task": task,
-            "title": ctx.desk.title(task),
-            "outcomes": ctx.desk.outcomes(task),
-            "fields": form_fields(ctx.desk.form(task)),
-            "entered": {},
-        }
-        for task in await ctx.desk.inbox(who, limit=100)
-    ]
+    entries = [_inbox_entry(ctx.desk, task) for task in await ctx.desk.inbox(who, limit=100)]
     return _page(request, "inbox.html", session, entries=entries, error=error)
+
+
+def _inbox_entry(desk: TaskDesk, task: Task) -> dict[str, Any]:
+    """One task of the inbox with its form; one this process cannot load, flagged with why."""
+    problem = desk.unloadable(task)
+    if problem is not None:
+        return {"task": task, "title": task.state, "problem": problem, "outcomes": (),
+                "fields": [], "entered": {}}  # fmt: skip
+    return {
+        "task": task,
+        "title": desk.title(task),
+        "problem": None,
+        "outcomes": desk.outcomes(task),
+        "fields": form_fields(desk.form(task)),
+        "entered": {},
+    }
 
 
 @router.post("/tasks/{task_id}/decide")
@@ -345,10 +378,9 @@ async def decide_form(request: Request, ctx: Context, task_id: RowId) -> Respons
     form = await request.form()
     if session is None or not csrf_ok(session, str(form.get("csrf", ""))):
         return Response("the form's CSRF token is missing or wrong; reload the page", 403)
-    task = await ctx.store.get_task(task_id)
-    fields = form_fields(ctx.desk.form(task))
-    data = form_data(fields, {k: str(v) for k, v in form.items()})
     try:
+        fields = form_fields(ctx.desk.form(await ctx.store.get_task(task_id)))
+        data = form_data(fields, {k: str(v) for k, v in form.items()})
         await ctx.desk.decide(
             task_id,
             principal_of(session.token),
@@ -357,7 +389,7 @@ async def decide_form(request: Request, ctx: Context, task_id: RowId) -> Respons
             data,
         )
     except StatewiseError as exc:
-        return RedirectResponse(f"/dashboard/inbox?error={quote(str(exc))}", 303)
+        return RedirectResponse(f"/dashboard/inbox?error={segment(public_message(exc))}", 303)
     return RedirectResponse("/dashboard/inbox", 303)
 
 
@@ -450,7 +482,7 @@ async def bulk_form(request: Request, ctx: Context) -> Response:
             dry_run=posted.get("apply") != "yes",
         )
     except (StatewiseError, ValueError) as exc:
-        return _bulk_page(request, session, form, None, str(exc))
+        return _bulk_page(request, session, form, None, public_message(exc))
     return _bulk_page(request, session, form, report)
 
 

@@ -1,10 +1,13 @@
 """One mapping from statewise's errors to HTTP answers, so a user's mistake is never a 500.
 
-Every error body is ``{"error": code, "message": text}``; messages come from the engine and
-store, which never include secrets.
+Every error body is ``{"error": code, "message": text}``. Messages come from the engine and
+store, which never include secrets; a store's own failure is not echoed at all (it can name
+the database, its host, a file path or a table), only logged, and answered in general terms.
 """
 
 from __future__ import annotations
+
+import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +22,7 @@ from statewise.errors import (
     NotFoundError,
     StaleLeaseError,
     StatewiseError,
+    StoreError,
     TaskError,
     VersionConflictError,
 )
@@ -43,6 +47,23 @@ _HTTP_CODES = {
     404: "not_found",
     413: "too_large",
 }
+
+
+logger = logging.getLogger("statewise.service")
+# Store errors whose messages are about the request (an item moved meanwhile, a version edited).
+_PUBLIC_STORE_ERRORS = (StaleLeaseError, VersionConflictError)
+STORE_FAILED = "the store could not complete this request; the service log has the details"
+
+
+def public_message(error: Exception) -> str:
+    """What an answer may say about ``error``: its message, but not a store's own failure.
+
+    That one is logged here, in full, and answered in general terms.
+    """
+    if isinstance(error, StoreError) and not isinstance(error, _PUBLIC_STORE_ERRORS):
+        logger.error("the store failed: %s", error)
+        return STORE_FAILED
+    return str(error)
 
 
 def status_of(error: StatewiseError) -> int:
@@ -73,7 +94,7 @@ def install(app: FastAPI) -> None:
     async def statewise_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StatewiseError)
         return JSONResponse(
-            {"error": getattr(exc, "code", "statewise"), "message": str(exc)},
+            {"error": getattr(exc, "code", "statewise"), "message": public_message(exc)},
             status_code=status_of(exc),
         )
 

@@ -42,6 +42,7 @@ from statewise.engine.effects import RunCommand
 from statewise.engine.events import TimerFired
 from statewise.engine.item import HistoryRecord, Item, ItemStatus
 from statewise.engine.result import StepResult
+from statewise.errors import InvalidInputError
 
 
 class CommitStatus(StrEnum):
@@ -242,7 +243,12 @@ class ItemFilter:
     """Which items a listing, a count or a bulk operation covers; None matches everything.
 
     ``entered_before`` keeps the items that entered their state before that time (their age
-    in the state is at least ``now - entered_before``); ``key_contains`` searches keys.
+    in the state is at least ``now - entered_before``).
+
+    ``key_contains`` keeps the keys that contain it literally and case-sensitively, the same
+    on every store: ``%`` and ``_`` are plain characters, and ``inv`` does not match ``INV-1``
+    (keys are identifiers, and a bulk operation must never reach more items than asked). A
+    NUL in it is refused: SQLite would end the text there and match every key.
     """
 
     workflow: str | None = None
@@ -250,6 +256,13 @@ class ItemFilter:
     status: ItemStatus | None = None
     entered_before: float | None = None
     key_contains: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.key_contains is not None and "\x00" in self.key_contains:
+            raise InvalidInputError(
+                "the key search must not hold a NUL character (U+0000); "
+                "nothing was searched or changed"
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,10 @@ class Dialect(Protocol):
         """A condition ``column`` is one of ``values``, and its parameters."""
 
     @abstractmethod
+    def contains(self, column: str) -> str:
+        """A condition: ``column`` holds the one parameter as a literal, case-sensitive part."""
+
+    @abstractmethod
     def json_text(self, expression: str, name: str) -> str:
         """A text field of a JSON object expression: ``json_text("u", "agent")``."""
 

@@ -73,7 +73,9 @@ class PostgresSettings:
         try:
             numbers = {name: int(value) for name, value in sizes.items() if value is not None}
         except ValueError:
-            raise StoreError(f"pool_min and pool_max must be whole numbers in {url!r}") from None
+            raise StoreError(
+                f"pool_min and pool_max must be whole numbers in {redacted(url)!r}"
+            ) from None
         return cls(conninfo, schema, **numbers).checked()
 
     def checked(self) -> PostgresSettings:
@@ -94,6 +96,16 @@ class PostgresSettings:
         """host:port/database, for messages (never the password)."""
         parts = urlsplit(self.conninfo)
         return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***``: safe for a message or a log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 class _PostgresConnection:
@@ -182,7 +194,7 @@ class PostgresStore(SQLStore):
     def _migrate(self) -> None:
         """Create the schema and apply missing migrations, one opener at a time."""
         schema = sql.Identifier(self.settings.schema)
-        with self._connect() as conn, _translated(self.settings.where), conn.transaction():
+        with self._connect() as conn, _translated(), conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.settings.schema),))
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
             conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(schema))
@@ -217,7 +229,7 @@ class PostgresStore(SQLStore):
         attempt = 1
         while True:
             try:
-                with _translated(self.settings.where), self._pool.connection() as conn:
+                with _translated(), self._pool.connection() as conn:
                     if not write:
                         return call(_PostgresConnection(conn))
                     with conn.transaction():
@@ -251,6 +263,10 @@ class PostgresStore(SQLStore):
     def any_of(self, column: str, values: Collection[Any]) -> tuple[str, list[Any]]:
         """``column = ANY(?)`` with one array parameter."""
         return f"{column} = ANY(?)", [list(values)]
+
+    def contains(self, column: str) -> str:
+        """``strpos``: exact characters, no LIKE wildcards to escape."""
+        return f"strpos({column}, ?) > 0"
 
     def json_text(self, expression: str, name: str) -> str:
         """``->>`` on jsonb."""
@@ -378,11 +394,11 @@ def _lock_key(schema: str) -> int:
 
 
 @contextmanager
-def _translated(where: str) -> Iterator[None]:
+def _translated() -> Iterator[None]:
     """The one place psycopg's exceptions become StoreError (conflicts: ``_Conflict``)."""
     try:
         yield
     except (errors.SerializationFailure, errors.DeadlockDetected) as exc:
-        raise _Conflict(f"PostgreSQL conflict on {where}: {exc}") from exc
+        raise _Conflict(f"PostgreSQL conflict: {exc}") from exc
     except psycopg.Error as exc:
-        raise StoreError(f"PostgreSQL error on {where}: {exc}") from exc
+        raise StoreError(f"PostgreSQL error: {exc}") from exc

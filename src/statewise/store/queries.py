@@ -210,8 +210,8 @@ def release_txn(db: Connection, outbox_ids: Sequence[int], timer_ids: Sequence[i
         )
 
 
-def _item_filter(where: ItemFilter) -> tuple[str, list[Any]]:
-    """The SQL condition and parameters of an item filter."""
+def _item_filter(dialect: Dialect, where: ItemFilter) -> tuple[str, list[Any]]:
+    """The SQL condition and parameters of an item filter (keys searched as ``contains``)."""
     parts: list[str] = []
     params: list[Any] = []
     for column, value in (("workflow", where.workflow), ("state", where.state)):
@@ -225,23 +225,26 @@ def _item_filter(where: ItemFilter) -> tuple[str, list[Any]]:
         parts.append("entered_at < ?")
         params.append(where.entered_before)
     if where.key_contains:
-        escaped = where.key_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        parts.append("key LIKE ? ESCAPE '\\'")
-        params.append(f"%{escaped}%")
+        parts.append(dialect.contains("key"))
+        params.append(where.key_contains)
     return " AND ".join(parts) or "1 = 1", params
 
 
-def count_items_txn(db: Connection, where: ItemFilter) -> int:
+def count_items_txn(db: Connection, dialect: Dialect, where: ItemFilter) -> int:
     """How many items match."""
-    condition, params = _item_filter(where)
+    condition, params = _item_filter(dialect, where)
     return int(db.execute(f"SELECT COUNT(*) FROM items WHERE {condition}", params)[0][0])
 
 
 def find_items_txn(
-    db: Connection, where: ItemFilter, limit: int, after: tuple[float, int] | None
+    db: Connection,
+    dialect: Dialect,
+    where: ItemFilter,
+    limit: int,
+    after: tuple[float, int] | None,
 ) -> list[tuple[Item, tuple[float, int]]]:
     """A keyset page of matching items, longest in their state first."""
-    condition, params = _item_filter(where)
+    condition, params = _item_filter(dialect, where)
     if after is not None:
         condition += " AND (entered_at > ? OR (entered_at = ? AND id > ?))"
         params += [after[0], after[0], after[1]]

@@ -210,13 +210,13 @@ class SQLStore(Store, Dialect):
 
     async def count_items(self, where: ItemFilter) -> int:
         """Items matching ``where``."""
-        return await self._read(queries.count_items_txn, where)
+        return await self._read(queries.count_items_txn, self, where)
 
     async def find_items(
         self, where: ItemFilter, *, limit: int = 100, after: tuple[float, int] | None = None
     ) -> list[tuple[Item, tuple[float, int]]]:
         """A keyset page of matching items."""
-        return await self._read(queries.find_items_txn, where, limit, after)
+        return await self._read(queries.find_items_txn, self, where, limit, after)
 
     async def pending_work(self, workflow: str, key: str) -> PendingWork:
         """Commands and timers of one item."""

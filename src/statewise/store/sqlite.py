@@ -134,6 +134,10 @@ class SQLiteStore(SQLStore):
         """``column IN (?, ...)``."""
         return f"{column} IN ({', '.join('?' * len(values))})", list(values)
 
+    def contains(self, column: str) -> str:
+        """``instr``: exact characters, where LIKE would ignore ASCII case."""
+        return f"instr({column}, ?) > 0"
+
     def json_text(self, expression: str, name: str) -> str:
         """``json_extract``, which returns SQL values of the JSON's own type."""
         return f"json_extract({expression}, '$.{name}')"

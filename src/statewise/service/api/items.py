@@ -17,6 +17,7 @@ from statewise.errors import InvalidInputError, StatewiseError
 from statewise.inputs import check_row_id, decode_json
 from statewise.service.api.models import Bulk, Redrive, SendEvent, StartBatch, StartItem
 from statewise.service.auth import Context, Operator, Viewer
+from statewise.service.paths import ITEM
 from statewise.store.base import ItemFilter
 
 router = APIRouter(prefix="/api", tags=["items"])
@@ -70,7 +71,7 @@ async def list_items(
     older_than: float | None = Query(
         None, ge=0, allow_inf_nan=False, description="Seconds in the state, at least"
     ),
-    q: str | None = Query(None, description="Part of the key"),
+    q: str | None = Query(None, description="Part of the key, literal and case-sensitive"),
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
 ) -> dict[str, Any]:
@@ -84,19 +85,19 @@ async def list_items(
     }
 
 
-@router.get("/items/{workflow}/{key}", summary="One item: context, pending work, tasks, talk")
+@router.get(ITEM, summary="One item: context, pending work, tasks, talk")
 async def get_item(workflow: str, key: str, ctx: Context, _: Viewer) -> dict[str, Any]:
     view = item_view_json(await inspect_item(ctx.store, workflow, key))
     view.pop("history")
     return view
 
 
-@router.get("/items/{workflow}/{key}/history", summary="The item's audit trail")
+@router.get(ITEM + "/history", summary="The item's audit trail")
 async def item_history(workflow: str, key: str, ctx: Context, _: Viewer) -> list[dict[str, Any]]:
     return [history_json(record) for record in await ctx.store.history(workflow, key)]
 
 
-@router.post("/items/{workflow}/{key}/events", summary="Send an external event to an item")
+@router.post(ITEM + "/events", summary="Send an external event to an item")
 async def send_event(
     workflow: str, key: str, body: SendEvent, ctx: Context, who: Operator
 ) -> dict[str, Any]:
@@ -104,7 +105,7 @@ async def send_event(
     return item_summary(item)
 
 
-@router.post("/items/{workflow}/{key}/redrive", summary="Retry the failed command, or move")
+@router.post(ITEM + "/redrive", summary="Retry the failed command, or move")
 async def redrive_item(
     workflow: str, key: str, body: Redrive, ctx: Context, who: Operator
 ) -> dict[str, Any]:

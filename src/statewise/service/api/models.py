@@ -66,7 +66,7 @@ class Bulk(BaseModel):
     state: str | None = None
     status: ItemStatus | None = None
     older_than: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    q: str | None = None
+    q: str | None = Field(default=None, description="Part of the key, literal and case-sensitive")
     dry_run: bool = True
 
 

@@ -17,12 +17,22 @@ router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
 
 def task_view(desk: TaskDesk, task: Task) -> dict[str, Any]:
-    """A task with what a person needs to decide it: title, outcomes, form."""
+    """A task with what a person needs to decide it: title, outcomes, form.
+
+    A task this process cannot load is listed all the same, flagged ``loadable: false`` with
+    the reason in ``problem``, and nothing to decide with.
+    """
+    problem = desk.unloadable(task)
+    if problem is not None:
+        return {**task_json(task), "title": task.state, "outcomes": [], "form": {},
+                "loadable": False, "problem": problem}  # fmt: skip
     return {
         **task_json(task),
         "title": desk.title(task),
         "outcomes": list(desk.outcomes(task)),
         "form": desk.form(task),
+        "loadable": True,
+        "problem": None,
     }
 
 

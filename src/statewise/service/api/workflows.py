@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from statewise.definition.diagrams import to_mermaid, to_svg
 from statewise.definition.model import Definition, State
 from statewise.service.auth import Context, Viewer
+from statewise.service.paths import WORKFLOW
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
 
@@ -28,7 +29,7 @@ async def list_workflows(ctx: Context, _: Viewer) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/{name}", summary="One workflow: states, events, alerts and source")
+@router.get(WORKFLOW, summary="One workflow: states, events, alerts and source")
 async def show_workflow(
     name: str, ctx: Context, _: Viewer, version: int | None = None
 ) -> dict[str, Any]:
@@ -36,7 +37,7 @@ async def show_workflow(
 
 
 @router.get(
-    "/{name}/diagram",
+    WORKFLOW + "/diagram",
     summary="The state machine drawn as SVG or Mermaid, with live item counts",
     response_class=Response,
     responses={200: {"content": {"image/svg+xml": {}, "text/plain": {}}}},
