@@ -40,7 +40,9 @@ lock() {  # lock VERSION EXTRAS...: resolve with that interpreter, since markers
 want=${1:-all}
 # 3.11 carries the CPU build of torch the offline model runs on.
 [[ $want == all || $want == 3.11 ]] && lock 3.11 dev
-# PyPI has no CPU-only torch for 3.13 (only a several-GB CUDA build), so 3.13 runs without the
-# `local` extra; the tests of the offline model skip there, saying why.
-[[ $want == all || $want == 3.13 ]] && lock 3.13 ai postgres service otel examples test
+# PyPI has no CPU-only torch for newer interpreters (only a several-GB CUDA build), so they run
+# without the `local` extra; the tests of the offline model skip there, saying why.
+for version in 3.12 3.13; do
+  [[ $want == all || $want == "$version" ]] && lock "$version" ai postgres service otel examples test
+done
 exit 0

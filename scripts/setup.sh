@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/interpreter.sh
-python=${PYTHON:-python3}
+# 3.11 by default: the offline model (CPU PyTorch) is locked for it alone.
+python=${PYTHON:-$(find_python 3.11 || echo python3)}
 if [[ $python =~ ^[0-9]+\.[0-9]+$ ]]; then
   python=$(find_python "$python") || { echo "no Python $PYTHON found on PATH or in pyenv" >&2; exit 1; }
 fi
