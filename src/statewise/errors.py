@@ -10,11 +10,15 @@
     │   └── PermanentError          permanent     retrying cannot help
     ├── ConditionError              condition     a condition could not be evaluated at run time
     ├── StoreError                  store         the database refused or broke
+    │   ├── TransientStoreError     store_unavailable  the database is briefly unreachable; retry
     │   ├── StaleLeaseError         stale_lease   another worker owns the item now
     │   └── VersionConflictError    version_conflict  a stored (workflow, version) was edited
     ├── ItemFailure                 item_failure  one item cannot go on; it is quarantined alone
     ├── NotFoundError               not_found     an item, workflow or event does not exist
-    └── InvalidEventError           invalid_event the item cannot accept this event now
+    ├── InvalidEventError           invalid_event the item cannot accept this event now
+    ├── TaskError                   task          a human task cannot be claimed or decided so
+    ├── AuthError                   auth          no valid token, or a role that may not do it
+    └── RunnerStopped               runner_stopped  the workers stopped and could not restart
 
 Every exception has a stable ``code`` for the API and the audit trail, and pickles cleanly
 (its constructor arguments are kept in ``args``).
@@ -124,6 +128,18 @@ class StoreError(StatewiseError):
     code = "store"
 
 
+class TransientStoreError(StoreError):
+    """The database was unreachable for a moment, so the same call may succeed later.
+
+    A dropped connection, a server restarting, too many connections, a SQLite file locked by
+    another writer. Nothing was changed (or the change is fenced, so doing it again is safe):
+    the store has already retried with backoff, and the caller may retry later. The service
+    answers 503 with Retry-After; the runner's loop waits and goes on.
+    """
+
+    code = "store_unavailable"
+
+
 class StaleLeaseError(StoreError):
     """A worker tried to commit a step for an item another worker has moved since."""
 
@@ -175,3 +191,13 @@ class AuthError(StatewiseError):
     """A request without a valid token, or with a role that may not do what it asks."""
 
     code = "auth"
+
+
+class RunnerStopped(StatewiseError):
+    """The workers of a process stopped and could not be restarted within their budget.
+
+    A process that is meant to perform work and cannot is an outage, not a warning: ``serve``
+    and ``worker`` exit non-zero with this message so that their supervisor notices.
+    """
+
+    code = "runner_stopped"
