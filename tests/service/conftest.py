@@ -6,7 +6,7 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from actions.conftest import REVIEW_YAML, registry
 from statewise.definition.model import Role
 from statewise.service import ServiceContext, create_app
 from statewise.service.auth import hash_secret, new_secret
-from statewise.store import open_store
+from statewise.store import Store, open_store
 from statewise.worker.catalog import Catalog
 from statewise.worker.runner import Runner
 
@@ -69,8 +69,17 @@ async def _prepare(store_url: str, items: int) -> dict[str, str]:
         await store.close()
 
 
-def run_server(store_url: str, items: int = 3, workers: bool = True) -> Iterator[Server]:
-    """Start the service on a free port and stop it afterwards."""
+def run_server(
+    store_url: str,
+    items: int = 3,
+    workers: bool = True,
+    open_service_store: Callable[[str], Store] = open_store,
+) -> Iterator[Server]:
+    """Start the service on a free port and stop it afterwards.
+
+    ``open_service_store`` opens the service's own store (a test may tune it, e.g. shorten a
+    SQLite busy timeout); the preparation uses a plain one.
+    """
     tokens = asyncio.run(_prepare(store_url, items))
     port = _free_port()
     holder: dict[str, uvicorn.Server] = {}
@@ -78,7 +87,7 @@ def run_server(store_url: str, items: int = 3, workers: bool = True) -> Iterator
     async def serve() -> None:
         from statewise.definition import loads
 
-        store = open_store(store_url)
+        store = open_service_store(store_url)
         review = loads(REVIEW_YAML, file="review.yaml", commands=registry.names())
         ctx = ServiceContext(store, Catalog([review], registry), workers=workers)
         config = uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")

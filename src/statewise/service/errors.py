@@ -1,7 +1,8 @@
 """One mapping from statewise's errors to HTTP answers, so a user's mistake is never a 500.
 
 Every error body is ``{"error": code, "message": text}``; messages come from the engine and
-store, which never include secrets.
+store, which never include secrets. A store that is briefly unreachable answers 503 with
+``Retry-After``: the request changed nothing and may be sent again.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from statewise.errors import (
     StaleLeaseError,
     StatewiseError,
     TaskError,
+    TransientStoreError,
     VersionConflictError,
 )
+
+RETRY_AFTER_SECONDS = 2
 
 _STATUS: tuple[tuple[type[StatewiseError], int], ...] = (
     (NotFoundError, 404),
@@ -27,6 +31,7 @@ _STATUS: tuple[tuple[type[StatewiseError], int], ...] = (
     (VersionConflictError, 409),
     (StaleLeaseError, 409),
     (DefinitionError, 422),
+    (TransientStoreError, 503),
 )
 
 
@@ -40,9 +45,11 @@ def install(app: FastAPI) -> None:
 
     async def statewise_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StatewiseError)
+        status = status_of(exc)
         return JSONResponse(
             {"error": getattr(exc, "code", "statewise"), "message": str(exc)},
-            status_code=status_of(exc),
+            status_code=status,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None,
         )
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
