@@ -21,6 +21,7 @@ from statewise.service.auth import hash_secret, new_secret
 from statewise.store import Store, open_store
 from statewise.worker.catalog import Catalog
 from statewise.worker.runner import Runner
+from statewise.worker.supervisor import RestartPolicy
 
 __all__ = ["REVIEW_YAML", "Server"]
 
@@ -74,11 +75,13 @@ def run_server(
     items: int = 3,
     workers: bool = True,
     open_service_store: Callable[[str], Store] = open_store,
+    restarts: RestartPolicy | None = None,
 ) -> Iterator[Server]:
     """Start the service on a free port and stop it afterwards.
 
     ``open_service_store`` opens the service's own store (a test may tune it, e.g. shorten a
-    SQLite busy timeout); the preparation uses a plain one.
+    SQLite busy timeout); the preparation uses a plain one. ``restarts`` is how the service
+    restarts its workers.
     """
     tokens = asyncio.run(_prepare(store_url, items))
     port = _free_port()
@@ -89,7 +92,12 @@ def run_server(
 
         store = open_service_store(store_url)
         review = loads(REVIEW_YAML, file="review.yaml", commands=registry.names())
-        ctx = ServiceContext(store, Catalog([review], registry), workers=workers)
+        ctx = ServiceContext(
+            store,
+            Catalog([review], registry),
+            workers=workers,
+            restarts=restarts or RestartPolicy(),
+        )
         config = uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
         holder["server"] = server = uvicorn.Server(config)
         try:

@@ -46,6 +46,24 @@ CommandsOption = Annotated[
         help="Module (dotted name or .py path) exposing a `registry` of commands. Repeatable.",
     ),
 ]
+RestartsOption = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Restart stopped workers this many times in a row (with doubling pauses), then "
+        "exit non-zero.",
+    ),
+]
+RestartDelayOption = Annotated[
+    float, typer.Option(min=0, help="Seconds before the first restart; doubles up to 30.")
+]
+ReadyMaxFailedOption = Annotated[
+    int,
+    typer.Option(min=0, help="/readyz fails when more items than this failed in --ready-window."),
+]
+ReadyWindowOption = Annotated[
+    float, typer.Option(min=1, help="Seconds /readyz looks back for failed items.")
+]
 WorkflowOption = Annotated[
     str | None, typer.Option("--workflow", "-w", help="Workflow name, when keys repeat.")
 ]

@@ -6,8 +6,9 @@ stays light and works without the ``service`` extra.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -16,6 +17,10 @@ from statewise.cli.common import (
     DEFAULT_DB,
     CommandsOption,
     DbOption,
+    ReadyMaxFailedOption,
+    ReadyWindowOption,
+    RestartDelayOption,
+    RestartsOption,
     app,
     console,
     errors,
@@ -25,7 +30,9 @@ from statewise.cli.common import (
 )
 from statewise.cli.running import prepare
 from statewise.definition.model import Role
+from statewise.observe.health import ReadinessPolicy
 from statewise.store import Store, open_store
+from statewise.worker.supervisor import RestartPolicy, Supervisor
 
 tokens_app = typer.Typer(help="API tokens: create (shown once), list, revoke.")
 app.add_typer(tokens_app, name="token")
@@ -45,9 +52,27 @@ def serve(
         ),
     ] = True,
     lease: Annotated[float, typer.Option(min=1, help="Work lease, seconds.")] = 60.0,
+    restarts: RestartsOption = 5,
+    restart_delay: RestartDelayOption = 1.0,
+    ready_max_failed: ReadyMaxFailedOption = 50,
+    ready_window: ReadyWindowOption = 600.0,
 ) -> None:
-    """Serve the JSON API (OpenAPI at /openapi.json) and the dashboard, with workers."""
-    serve_store(db, host, port, commands or [], workers=workers, lease=lease)
+    """Serve the JSON API (OpenAPI at /openapi.json) and the dashboard, with workers.
+
+    /healthz answers while the process is up; /readyz answers 503 while the store is
+    unreachable, the workers are not running or too many items failed lately. Workers that
+    stop are restarted; when they cannot be, the process exits non-zero.
+    """
+    serve_store(
+        db,
+        host,
+        port,
+        commands or [],
+        workers=workers,
+        lease=lease,
+        restarts=RestartPolicy(restarts, restart_delay),
+        readiness=ReadinessPolicy(ready_window, ready_max_failed),
+    )
 
 
 def serve_store(
@@ -58,8 +83,13 @@ def serve_store(
     *,
     workers: bool = True,
     lease: float = 60.0,
+    restarts: RestartPolicy | None = None,
+    readiness: ReadinessPolicy | None = None,
 ) -> None:
-    """Serve one store until interrupted; FastAPI and uvicorn are imported only here."""
+    """Serve one store until interrupted; FastAPI and uvicorn are imported only here.
+
+    Raises RunnerStopped (exit 1) when the workers stopped and could not be restarted.
+    """
     try:
         import uvicorn
 
@@ -77,7 +107,13 @@ def serve_store(
             ai = {"tracer_provider": tracing} if tracing is not None else None
             catalog, _ = await prepare(store, None, commands, ai=ai)
             ctx = ServiceContext(
-                store, catalog, workers=workers, lease_seconds=lease, tracer_provider=tracing
+                store,
+                catalog,
+                workers=workers,
+                lease_seconds=lease,
+                tracer_provider=tracing,
+                restarts=restarts or RestartPolicy(),
+                readiness=readiness or ReadinessPolicy(),
             )
             config = uvicorn.Config(
                 create_app(ctx), host=host, port=port, log_level="info", access_log=False
@@ -86,11 +122,28 @@ def serve_store(
                 f"statewise serving {', '.join(catalog.held())} on http://{host}:{port} "
                 f"({'with' if workers else 'without'} workers)"
             )
-            await uvicorn.Server(config).serve()
+            await _serve_while_working(uvicorn.Server(config), ctx.supervisor)
         finally:
             await store.close()
 
     run_async(main())
+
+
+async def _serve_while_working(server: Any, supervisor: Supervisor | None) -> None:
+    """Serve until stopped, or until the workers give up: then stop serving and say why."""
+    serving = asyncio.create_task(server.serve())
+    if supervisor is None:
+        await serving
+        return
+    gave_up = asyncio.create_task(supervisor.gave_up.wait())
+    await asyncio.wait({serving, gave_up}, return_when=asyncio.FIRST_COMPLETED)
+    gave_up.cancel()
+    failure = supervisor.failure
+    if failure is not None:
+        server.should_exit = True
+    await serving
+    if failure is not None:
+        raise failure
 
 
 @tokens_app.command(name="create")

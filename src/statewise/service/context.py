@@ -10,12 +10,14 @@ from typing import Any
 from statewise.actions import TaskDesk
 from statewise.definition.model import Definition
 from statewise.errors import NotFoundError
+from statewise.observe.health import ReadinessPolicy
 from statewise.observe.metrics import Metrics
 from statewise.observe.tracing import StepTracer
 from statewise.store.base import Store
 from statewise.worker.catalog import Catalog
 from statewise.worker.observers import CommitObserver, CommitObservers
 from statewise.worker.runner import Runner
+from statewise.worker.supervisor import RestartPolicy, Supervisor
 
 
 @dataclass
@@ -23,7 +25,9 @@ class ServiceContext:
     """One service process: its store and catalog, and the runner that writes (and works).
 
     ``workers`` says whether the runner also performs work in this process (``statewise
-    serve``) or only writes, beside separate ``statewise worker`` processes (``--no-workers``).
+    serve``) or only writes, beside separate ``statewise worker`` processes (``--no-workers``);
+    with workers, ``supervisor`` keeps the runner running (``restarts``) and ``/readyz``
+    reports it, with the thresholds of ``readiness``.
     """
 
     store: Store
@@ -32,7 +36,10 @@ class ServiceContext:
     lease_seconds: float = 60.0
     clock: Callable[[], float] = time.time
     tracer_provider: Any = None
+    restarts: RestartPolicy = field(default_factory=RestartPolicy)
+    readiness: ReadinessPolicy = field(default_factory=ReadinessPolicy)
     runner: Runner = field(init=False)
+    supervisor: Supervisor | None = field(init=False)
     desk: TaskDesk = field(init=False)
     metrics: Metrics = field(init=False)
 
@@ -47,6 +54,7 @@ class ServiceContext:
             observer=self._observer(),
         )
         self.desk = TaskDesk(self.runner, self.catalog.registry, self.clock)
+        self.supervisor = Supervisor(self.runner, self.restarts) if self.workers else None
 
     def _observer(self) -> CommitObserver:
         """Metrics always; a span per step too when tracing is configured."""
