@@ -4,6 +4,8 @@
 
     StatewiseError                  code
     ├── DefinitionError             definition    the workflow author fixes the YAML or builder
+    ├── ConfigurationError          configuration  the operator fixes a module, option or file
+    ├── InvalidInputError           invalid_input  the caller fixes an argument, line or request
     ├── CommandError                command       a command failed; the engine classifies it
     │   ├── TransientError          transient     worth retrying (timeouts, rate limits, I/O)
     │   ├── InvalidOutputError      invalid_output  the result was not usable; retry may help
@@ -14,11 +16,14 @@
     │   ├── StaleLeaseError         stale_lease   another worker owns the item now
     │   └── VersionConflictError    version_conflict  a stored (workflow, version) was edited
     ├── ItemFailure                 item_failure  one item cannot go on; it is quarantined alone
-    ├── NotFoundError               not_found     an item, workflow or event does not exist
+    ├── NotFoundError               not_found     an item, workflow, file or event does not exist
     ├── InvalidEventError           invalid_event the item cannot accept this event now
     ├── TaskError                   task          a human task cannot be claimed or decided so
-    ├── AuthError                   auth          no valid token, or a role that may not do it
     └── RunnerStopped               runner_stopped  the workers stopped and could not restart
+
+The base class is never raised itself: every error names who has to act. Authentication and
+roles are the service's own concern: it answers 401 and 403 there, with the same JSON shape
+(``service/auth.py``); a task's queue or role refusing a reviewer is a ``TaskError``.
 
 Every exception has a stable ``code`` for the API and the audit trail, and pickles cleanly
 (its constructor arguments are kept in ``args``).
@@ -65,6 +70,27 @@ class DefinitionError(StatewiseError):
         self.problems = tuple(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
         self.args = (list(self.problems),)
+
+
+class ConfigurationError(StatewiseError):
+    """What this process was set up with cannot work: a command module, an option, a file.
+
+    Raised before any item changes (a module that defines no registry, a limit below 1, a
+    price file that does not parse, an agent's unknown model or setting); the message says
+    what to fix.
+    """
+
+    code = "configuration"
+
+
+class InvalidInputError(StatewiseError):
+    """Input given to a command or request cannot be used as given; nothing changed.
+
+    An items file line that is not a JSON object with a key, a bulk operation without a
+    reason, a cursor this API never gave out, a key the store refuses.
+    """
+
+    code = "invalid_input"
 
 
 class CommandError(StatewiseError):
@@ -185,12 +211,6 @@ class TaskError(StatewiseError):
     """
 
     code = "task"
-
-
-class AuthError(StatewiseError):
-    """A request without a valid token, or with a role that may not do what it asks."""
-
-    code = "auth"
 
 
 class RunnerStopped(StatewiseError):

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from statewise.engine.item import ItemStatus
-from statewise.errors import DefinitionError, StatewiseError
+from statewise.errors import DefinitionError, NotFoundError, StatewiseError
 from statewise.store import Store, open_store
 
 T = TypeVar("T")
@@ -113,7 +113,7 @@ def existing_store(db: str) -> Store:
     """Open a store that must already exist; reading must not create an empty SQLite file."""
     file = sqlite_file(db)
     if file is not None and not file.exists():
-        raise StatewiseError(f"{file} does not exist; start items with `statewise run FILE`")
+        raise NotFoundError(f"{file} does not exist; start items with `statewise run FILE`")
     return open_store(db)
 
 
