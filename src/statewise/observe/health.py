@@ -29,7 +29,7 @@ from statewise.worker.supervisor import RunnerState, Supervisor
 
 LIVE: dict[str, Any] = {"status": "alive"}
 _REQUEST_TIMEOUT = 5.0
-_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +136,7 @@ async def serve_probes(host: str, port: int, probe: Probe) -> asyncio.Server:
 
 async def _route(request: list[str], probe: Probe) -> tuple[int, dict[str, Any]]:
     if len(request) < 2:
-        return 405, {"error": "bad_request", "message": "expected GET /healthz or GET /readyz"}
+        return 400, {"error": "bad_request", "message": "expected GET /healthz or GET /readyz"}
     method, path = request[0], request[1].split("?", 1)[0]
     if path not in ("/healthz", "/readyz"):
         return 404, {"error": "not_found", "message": f"{path} is not /healthz or /readyz"}
