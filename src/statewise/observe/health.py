@@ -29,7 +29,13 @@ from statewise.worker.supervisor import RunnerState, Supervisor
 
 LIVE: dict[str, Any] = {"status": "alive"}
 _REQUEST_TIMEOUT = 5.0
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    503: "Service Unavailable",
+}
 
 
 @dataclass(frozen=True, slots=True)
