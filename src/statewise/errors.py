@@ -4,20 +4,28 @@
 
     StatewiseError                  code
     ├── DefinitionError             definition    the workflow author fixes the YAML or builder
+    ├── ConfigurationError          configuration  the operator fixes a module, option or file
+    ├── InvalidInputError           invalid_input  the caller fixes an argument, line or request
     ├── CommandError                command       a command failed; the engine classifies it
     │   ├── TransientError          transient     worth retrying (timeouts, rate limits, I/O)
     │   ├── InvalidOutputError      invalid_output  the result was not usable; retry may help
     │   └── PermanentError          permanent     retrying cannot help
     ├── ConditionError              condition     a condition could not be evaluated at run time
     ├── StoreError                  store         the database refused or broke
+    │   ├── TransientStoreError     store_unavailable  the database is briefly unreachable; retry
     │   ├── StaleLeaseError         stale_lease   another worker owns the item now
     │   ├── RunnerLockError         runner_lock   another process runs this (SQLite) store
     │   └── VersionConflictError    version_conflict  a stored (workflow, version) was edited
     ├── ItemFailure                 item_failure  one item cannot go on; it is quarantined alone
-    ├── NotFoundError               not_found     an item, workflow or event does not exist
+    ├── NotFoundError               not_found     an item, workflow, file or event does not exist
     ├── ConflictError               conflict      a name that must be unique is already held
     ├── InvalidEventError           invalid_event the item cannot accept this event now
-    └── InvalidInputError           invalid_input a key, id or document from outside is refused
+    ├── TaskError                   task          a human task cannot be claimed or decided so
+    └── RunnerStopped               runner_stopped  the workers stopped and could not restart
+
+The base class is never raised itself: every error names who has to act. Authentication and
+roles are the service's own concern: it answers 401 and 403 there, with the same JSON shape
+(``service/auth.py``); a task's queue or role refusing a reviewer is a ``TaskError``.
 
 Every exception has a stable ``code`` for the API and the audit trail, and pickles cleanly
 (its constructor arguments are kept in ``args``).
@@ -64,6 +72,29 @@ class DefinitionError(StatewiseError):
         self.problems = tuple(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
         self.args = (list(self.problems),)
+
+
+class ConfigurationError(StatewiseError):
+    """What this process was set up with cannot work: a command module, an option, a file.
+
+    Raised before any item changes (a module that defines no registry, a limit below 1, a
+    price file that does not parse, an agent's unknown model or setting); the message says
+    what to fix.
+    """
+
+    code = "configuration"
+
+
+class InvalidInputError(StatewiseError, ValueError):
+    """Input given to a command or request cannot be used as given; nothing changed.
+
+    An items file line that is not a JSON object with a key, a bulk operation without a
+    reason, a cursor this API never gave out, a key, id or document that breaks the input
+    rules (``statewise.inputs``). It is also a ValueError, so a pydantic validator that raises
+    it reports a validation error (422), not a crash.
+    """
+
+    code = "invalid_input"
 
 
 class CommandError(StatewiseError):
@@ -125,6 +156,18 @@ class StoreError(StatewiseError):
     """The store could not do what was asked."""
 
     code = "store"
+
+
+class TransientStoreError(StoreError):
+    """The database was unreachable for a moment, so the same call may succeed later.
+
+    A dropped connection, a server restarting, too many connections, a SQLite file locked by
+    another writer. Nothing was changed (or the change is fenced, so doing it again is safe):
+    the store has already retried with backoff, and the caller may retry later. The service
+    answers 503 with Retry-After; the runner's loop waits and goes on.
+    """
+
+    code = "store_unavailable"
 
 
 class StaleLeaseError(StoreError):
@@ -195,17 +238,11 @@ class TaskError(StatewiseError):
     code = "task"
 
 
-class AuthError(StatewiseError):
-    """A request without a valid token, or with a role that may not do what it asks."""
+class RunnerStopped(StatewiseError):
+    """The workers of a process stopped and could not be restarted within their budget.
 
-    code = "auth"
-
-
-class InvalidInputError(StatewiseError, ValueError):
-    """A key, id or document from outside breaks the input rules (``statewise.inputs``).
-
-    Raised before anything is stored, so nothing changed. It is also a ValueError, so a
-    pydantic validator that raises it reports a validation error (422), not a crash.
+    A process that is meant to perform work and cannot is an outage, not a warning: ``serve``
+    and ``worker`` exit non-zero with this message so that their supervisor notices.
     """
 
-    code = "invalid_input"
+    code = "runner_stopped"

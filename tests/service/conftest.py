@@ -23,6 +23,7 @@ from statewise.service.auth import hash_secret, new_secret
 from statewise.store import Store, open_store
 from statewise.worker.catalog import Catalog
 from statewise.worker.runner import Runner
+from statewise.worker.supervisor import RestartPolicy
 
 __all__ = ["REVIEW_YAML", "Server", "login_csrf", "stuck_items"]
 
@@ -102,11 +103,15 @@ def run_server(
     workers: bool = True,
     workflow: str = REVIEW_YAML,
     catalog: Callable[[Store], Awaitable[Catalog]] | None = None,
+    open_service_store: Callable[[str], Store] = open_store,
+    restarts: RestartPolicy | None = None,
 ) -> Iterator[Server]:
     """Start the service on a free port with ``items`` started on ``workflow``; stop it after.
 
     ``catalog`` loads what the service holds, as ``statewise serve`` does; by default it
-    holds ``workflow`` with the test registry.
+    holds ``workflow`` with the test registry. ``open_service_store`` opens the service's own
+    store (a test may tune it, e.g. shorten a SQLite busy timeout); the preparation uses a
+    plain one. ``restarts`` is how the service restarts its workers.
     """
     tokens = asyncio.run(_prepare(store_url, items, workflow))
     port = _free_port()
@@ -115,10 +120,10 @@ def run_server(
     async def serve() -> None:
         from statewise.definition import loads
 
-        store = open_store(store_url)
+        store = open_service_store(store_url)
         review = loads(workflow, file="review.yaml", commands=registry.names())
         held = await catalog(store) if catalog else Catalog([review], registry)
-        ctx = ServiceContext(store, held, workers=workers)
+        ctx = ServiceContext(store, held, workers=workers, restarts=restarts or RestartPolicy())
         config = uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
         holder["server"] = server = uvicorn.Server(config)
         try:

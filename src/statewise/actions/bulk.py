@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from statewise.actions.redrive import redrive_event
 from statewise.engine.events import Operate, Operation
 from statewise.engine.item import Item
-from statewise.errors import StatewiseError
+from statewise.errors import InvalidInputError, StatewiseError
 from statewise.store.base import CommitStatus, ItemFilter, StepCommit
 from statewise.worker.writer import ItemWriter
 
@@ -45,9 +45,9 @@ async def bulk(
 ) -> BulkReport:
     """Count the items ``where`` matches, and unless ``dry_run`` apply ``operation`` to each."""
     if operation is Operation.MOVE and not target:
-        raise StatewiseError("a bulk move needs the state to move the items to")
+        raise InvalidInputError("a bulk move needs the state to move the items to")
     if not reason.strip():
-        raise StatewiseError("a bulk operation needs a reason, for the audit trail")
+        raise InvalidInputError("a bulk operation needs a reason, for the audit trail")
     matched = await writer.store.count_items(where)
     if dry_run:
         return BulkReport(operation, matched)

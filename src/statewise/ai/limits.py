@@ -22,7 +22,7 @@ from pydantic_ai.models import Model
 from pydantic_ai.models.concurrency import ConcurrencyLimitedModel
 
 from statewise.ai.settings import AISettings
-from statewise.errors import StatewiseError
+from statewise.errors import ConfigurationError
 
 SECONDS_PER_MINUTE = 60.0
 
@@ -36,7 +36,7 @@ class RateLimiter(AbstractConcurrencyLimiter):
 
     def __init__(self, max_running: int, per_minute: float | None, name: str) -> None:
         if per_minute is not None and per_minute <= 0:
-            raise StatewiseError(f"requests_per_minute for {name} must be positive")
+            raise ConfigurationError(f"requests_per_minute for {name} must be positive")
         self._slots = ConcurrencyLimiter(max_running, name=name)
         self._interval = SECONDS_PER_MINUTE / per_minute if per_minute else 0.0
         self._next_start = 0.0
@@ -88,7 +88,7 @@ def limiter_for(provider: str, settings: AISettings) -> RateLimiter:
         provider, settings.concurrency_for(provider), settings.requests_per_minute.get(provider)
     )
     if key.max_running < 1:
-        raise StatewiseError(
+        raise ConfigurationError(
             f"the concurrency for provider {provider!r} must be at least 1, not {key.max_running}"
         )
     shared = _LIMITERS.setdefault(asyncio.get_running_loop(), {})

@@ -38,7 +38,7 @@ from statewise.ai.settings import (
     AISettings,
 )
 from statewise.definition.model import AgentSpec
-from statewise.errors import PermanentError, StatewiseError
+from statewise.errors import ConfigurationError, PermanentError
 
 # Agent settings statewise reads itself; every other key is a pydantic-ai model setting.
 BASE_URL = "base_url"
@@ -69,14 +69,14 @@ def parse_model(text: str, agent: str) -> ModelRef:
         return ModelRef(LOCAL_MODEL, LOCAL_MODEL)
     provider, sep, name = text.partition(":")
     if not sep or not provider or not name:
-        raise StatewiseError(
+        raise ConfigurationError(
             f"agent {agent!r}: model {text!r} must be `provider:name` (like "
             f"`openai:gpt-4.1-mini` or `ollama:llama3.2`) or `local`"
         )
     if not _is_provider(provider):
         close = difflib.get_close_matches(provider, [*known_providers(), LOCAL_MODEL], n=1)
         hint = f"; did you mean `{close[0]}:{name}`?" if close else ""
-        raise StatewiseError(f"agent {agent!r}: unknown model provider {provider!r}{hint}")
+        raise ConfigurationError(f"agent {agent!r}: unknown model provider {provider!r}{hint}")
     return ModelRef(provider, name)
 
 
@@ -107,7 +107,7 @@ def model_settings(spec: AgentSpec, settings: AISettings) -> ModelSettings:
         if key not in allowed and not _provider_specific(key):
             close = difflib.get_close_matches(key, [*allowed, *STATEWISE_SETTINGS], n=1)
             hint = f"; did you mean `{close[0]}`?" if close else ""
-            raise StatewiseError(f"agent {spec.name!r}: unknown setting `{key}`{hint}")
+            raise ConfigurationError(f"agent {spec.name!r}: unknown setting `{key}`{hint}")
         chosen[key] = value
     if "timeout" not in chosen and spec.retry.timeout is not None:
         # One HTTP request never outlives the attempt, so a hung request fails as a timeout

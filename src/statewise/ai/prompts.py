@@ -27,7 +27,7 @@ from jinja2 import StrictUndefined, Template, TemplateError, UndefinedError, met
 from jinja2.sandbox import SandboxedEnvironment
 
 from statewise.definition.model import AgentSpec
-from statewise.errors import PermanentError, StatewiseError
+from statewise.errors import ConfigurationError, PermanentError
 from statewise.worker.registry import CommandContext
 
 JSON = Any
@@ -69,7 +69,7 @@ class Prompts:
             for source in (spec.instructions, spec.input or ""):
                 used |= meta.find_undeclared_variables(environment.parse(source))
         except TemplateError as exc:
-            raise StatewiseError(f"agent {spec.name!r}: invalid template: {exc}") from None
+            raise ConfigurationError(f"agent {spec.name!r}: invalid template: {exc}") from None
         self.reads_conversations = CONVERSATIONS in used
         self._knowledge = [{"title": d.title, "text": d.text} for d in spec.knowledge]
         self._appends_knowledge = bool(self._knowledge) and KNOWLEDGE not in used

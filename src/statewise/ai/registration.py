@@ -15,7 +15,7 @@ from statewise.ai.agents import AgentRunner
 from statewise.ai.settings import AISettings
 from statewise.ai.usage import PriceTable
 from statewise.definition.model import AgentSpec, Definition, agent_command
-from statewise.errors import NotFoundError, PermanentError, StatewiseError
+from statewise.errors import ConfigurationError, NotFoundError, PermanentError
 from statewise.store.base import Store
 from statewise.worker.registry import CommandContext, CommandRegistry, CommandResult
 
@@ -88,7 +88,7 @@ def _command(registry: CommandRegistry, name: str, store: Store) -> AgentCommand
         registry.register(command_name, command)
         return command
     if not isinstance(existing, AgentCommand):
-        raise StatewiseError(
+        raise ConfigurationError(
             f"command {command_name!r} is already registered by other code; the name is "
             f"reserved for agent {name!r}"
         )

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from pydantic_ai import ModelRetry, NativeOutput, PromptedOutput, StructuredDict, ToolOutput
 from referencing.exceptions import Unresolvable
 
-from statewise.errors import NotFoundError, StatewiseError
+from statewise.errors import ConfigurationError, NotFoundError
 from statewise.worker.registry import CommandRegistry
 
 JSON = Any
@@ -61,7 +61,7 @@ def output_spec(agent: str, schema: Schema | type[BaseModel] | None, mode: str =
     if schema is None:
         return str
     if mode not in OUTPUT_MODES:
-        raise StatewiseError(
+        raise ConfigurationError(
             f"agent {agent!r}: output_mode must be one of {', '.join(OUTPUT_MODES)}, not {mode!r}"
         )
     structured = (
@@ -98,11 +98,11 @@ def schema_errors(schema: Schema | bool, value: JSON) -> list[str]:
         validator_class.check_schema(cast(dict[str, Any], schema))
         errors = sorted(validator_class(schema).iter_errors(value), key=lambda e: e.path)
     except SchemaError as exc:
-        raise StatewiseError(
+        raise ConfigurationError(
             f"the output schema is not valid JSON Schema: {exc.json_path}: {exc.message}"
         ) from None
     except Unresolvable as exc:
-        raise StatewiseError(
+        raise ConfigurationError(
             f"the output schema has a $ref that cannot be resolved: {exc}"
         ) from None
     return [f"{error.json_path}: {error.message}" for error in errors]

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, NonNegativeFloat, ValidationError
 from pydantic_ai.messages import ModelMessage, ModelResponse
 
 from statewise.ai.settings import LOCAL_MODEL, AISettings
-from statewise.errors import StatewiseError
+from statewise.errors import ConfigurationError
 
 MILLION = 1_000_000
 
@@ -108,9 +108,9 @@ def load_prices(path: Path) -> dict[str, Price]:
     try:
         raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML too
     except (OSError, yaml.YAMLError) as exc:
-        raise StatewiseError(f"cannot read the price file {path}: {exc}") from None
+        raise ConfigurationError(f"cannot read the price file {path}: {exc}") from None
     if not isinstance(raw, Mapping):
-        raise StatewiseError(
+        raise ConfigurationError(
             f"the price file {path} must map each model to its prices, like "
             f"`gpt-4.1-mini: {{input: 0.4, output: 1.6}}` (USD per million tokens)"
         )
@@ -124,7 +124,7 @@ def _price(path: Path, model: str, entry: object) -> Price:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'entry'}: {e['msg']}" for e in exc.errors()
         )
-        raise StatewiseError(
+        raise ConfigurationError(
             f"the price of `{model}` in {path} needs `input` and `output` in USD per million "
             f"tokens: {problems}"
         ) from None

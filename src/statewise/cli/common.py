@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from statewise.engine.item import ItemStatus
-from statewise.errors import DefinitionError, InvalidInputError, StatewiseError
+from statewise.errors import DefinitionError, InvalidInputError, NotFoundError, StatewiseError
 from statewise.inputs import check_row_id, decode_json
 from statewise.store import Store, open_store
 
@@ -47,6 +47,24 @@ CommandsOption = Annotated[
         help="Module exposing a `registry` of commands: a dotted name, the same on every host, "
         "or a .py path (inside a package it is recorded by its dotted name). Repeatable.",
     ),
+]
+RestartsOption = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Restart stopped workers this many times in a row (with doubling pauses), then "
+        "exit non-zero.",
+    ),
+]
+RestartDelayOption = Annotated[
+    float, typer.Option(min=0, help="Seconds before the first restart; doubles up to 30.")
+]
+ReadyMaxFailedOption = Annotated[
+    int,
+    typer.Option(min=0, help="/readyz fails when more items than this failed in --ready-window."),
+]
+ReadyWindowOption = Annotated[
+    float, typer.Option(min=1, help="Seconds /readyz looks back for failed items.")
 ]
 WorkflowOption = Annotated[
     str | None, typer.Option("--workflow", "-w", help="Workflow name, when keys repeat.")
@@ -120,7 +138,7 @@ def existing_store(db: str) -> Store:
     """Open a store that must already exist; reading must not create an empty SQLite file."""
     file = sqlite_file(db)
     if file is not None and not file.exists():
-        raise StatewiseError(f"{file} does not exist; start items with `statewise run FILE`")
+        raise NotFoundError(f"{file} does not exist; start items with `statewise run FILE`")
     return open_store(db)
 
 

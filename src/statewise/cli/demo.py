@@ -39,7 +39,7 @@ from statewise.cli.running import prepare, read_items
 from statewise.definition.model import Role
 from statewise.engine.item import ItemStatus
 from statewise.engine.result import StepResult
-from statewise.errors import StatewiseError
+from statewise.errors import InvalidInputError, NotFoundError, StatewiseError
 from statewise.store import Store, open_store
 from statewise.worker import Runner
 
@@ -94,9 +94,9 @@ class Example:
             try:
                 event = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise StatewiseError(f"{path}:{number}: not JSON ({exc.msg})") from None
+                raise InvalidInputError(f"{path}:{number}: not JSON ({exc.msg})") from None
             if not (isinstance(event, dict) and {"key", "event"} <= event.keys()):
-                raise StatewiseError(
+                raise InvalidInputError(
                     f'{path}:{number}: expected {{"key": ..., "event": ..., "data": {{...}}}}'
                 )
             events.append(event)
@@ -106,7 +106,7 @@ class Example:
 def discover(root: Path, only: Sequence[str] = ()) -> list[Example]:
     """The example directories under ``root`` (those with a workflow and items), by name."""
     if not root.is_dir():
-        raise StatewiseError(f"no examples directory {root}; run from the repository root")
+        raise NotFoundError(f"no examples directory {root}; run from the repository root")
     found = [
         Example(path)
         for path in sorted(root.iterdir())
@@ -116,13 +116,13 @@ def discover(root: Path, only: Sequence[str] = ()) -> list[Example]:
         known = {example.name: example for example in found}
         unknown = [name for name in only if name not in known]
         if unknown:
-            raise StatewiseError(
+            raise NotFoundError(
                 f"no example named {', '.join(unknown)} in {root}; "
                 f"there are: {', '.join(known) or 'none'}"
             )
         found = [known[name] for name in only]
     if not found:
-        raise StatewiseError(f"{root} holds no example (a directory with {WORKFLOW_FILE})")
+        raise NotFoundError(f"{root} holds no example (a directory with {WORKFLOW_FILE})")
     return found
 
 

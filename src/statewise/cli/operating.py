@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Annotated
 
 import typer
@@ -11,16 +12,23 @@ from rich.table import Table
 from statewise.cli.common import (
     DEFAULT_DB,
     DbOption,
+    ReadyMaxFailedOption,
+    ReadyWindowOption,
+    RestartDelayOption,
+    RestartsOption,
+    age,
     app,
     console,
     fail,
     run_async,
     with_store,
 )
+from statewise.observe.health import ReadinessPolicy
 from statewise.store import Store, open_store
 from statewise.worker.catalog import load_catalog
 from statewise.worker.limits import ConcurrencyLimits
 from statewise.worker.process import serve
+from statewise.worker.supervisor import RestartPolicy
 
 
 @app.command()
@@ -51,11 +59,23 @@ def worker(
     model_concurrency: Annotated[
         int, typer.Option(min=1, help="Model requests in flight per provider.")
     ] = 8,
+    restarts: RestartsOption = 5,
+    restart_delay: RestartDelayOption = 1.0,
+    health_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Serve /healthz and /readyz on this port."),
+    ] = None,
+    health_host: Annotated[
+        str, typer.Option(help="Address of the --health-port probes.")
+    ] = "127.0.0.1",
+    ready_max_failed: ReadyMaxFailedOption = 50,
+    ready_window: ReadyWindowOption = 600.0,
 ) -> None:
     """Run work from the store until SIGTERM, beside any number of other workers.
 
     Start as many as you like, on as many hosts, against one PostgreSQL. Each holds the
-    stored workflow versions its modules can run and claims only their work.
+    stored workflow versions its modules can run and claims only their work. A runner that
+    stops is restarted with backoff; when it cannot be, the worker exits 1.
     """
     if not commands:
         fail("--commands names the module(s) whose registry runs the workflows", 2)
@@ -73,7 +93,15 @@ def worker(
             fail(f"these modules can run none of the stored workflows ({skipped})", 1)
         limits = ConcurrencyLimits.parse(state_limit or (), agent_limit or ())
         await serve(
-            store, catalog, concurrency=concurrency, lease_seconds=lease, drain=drain, limits=limits
+            store,
+            catalog,
+            concurrency=concurrency,
+            lease_seconds=lease,
+            drain=drain,
+            limits=limits,
+            restarts=RestartPolicy(restarts, restart_delay),
+            health=None if health_port is None else (health_host, health_port),
+            ready=ReadinessPolicy(ready_window, ready_max_failed),
         )
 
     run_async(with_store(db, work))
@@ -98,22 +126,44 @@ def db_upgrade(db: DbOption = DEFAULT_DB) -> None:
 
 
 @app.command()
-def check(db: DbOption = DEFAULT_DB) -> None:
-    """Check the invariant: every active item has a pending command or timer, or waits.
+def check(
+    db: DbOption = DEFAULT_DB,
+    stalled_after: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Work due this many seconds ago that no runner took means none runs."
+        ),
+    ] = 300.0,
+) -> None:
+    """Check the invariant and that a runner works: exits 1 and lists what is wrong.
 
-    Exits 1 and lists the items that break it; nothing should ever be listed.
+    The invariant: every active item has a pending command or timer, or waits. A command or
+    timer due for more than ``--stalled-after`` seconds that no runner holds means no runner
+    works this store (it crashed, or none was started). Nothing should ever be listed.
     """
 
     async def inspect(store: Store) -> int:
+        now = time.time()
         stuck = await store.stuck_items()
-        if not stuck:
-            console.print("ok: every active item has a pending command or timer, or waits")
-            return 0
-        table = Table("workflow", "key", "state", "seq", title="active items with nothing pending")
-        for item in stuck:
-            table.add_row(item.workflow, item.key, item.state, str(item.seq))
-        console.print(table)
-        return 1
+        overdue = await store.overdue_work(now - stalled_after)
+        if stuck:
+            table = Table(
+                "workflow", "key", "state", "seq", title="active items with nothing pending"
+            )
+            for item in stuck:
+                table.add_row(item.workflow, item.key, item.state, str(item.seq))
+            console.print(table)
+        if overdue:
+            oldest = age(now - overdue.oldest_due) if overdue.oldest_due is not None else "?"
+            console.print(
+                f"stalled: {overdue.commands} command(s) and {overdue.timers} timer(s) have been "
+                f"due for more than {stalled_after:g}s (the oldest for {oldest}) and no runner "
+                "took them; start `statewise worker` or `statewise serve`, or see why it stopped"
+            )
+        if stuck or overdue:
+            return 1
+        console.print("ok: every active item has a pending command or timer, or waits")
+        return 0
 
     if run_async(with_store(db, inspect)):
         raise typer.Exit(1)

@@ -32,7 +32,7 @@ from statewise.definition import load
 from statewise.definition.model import Definition
 from statewise.engine.item import Item, ItemStatus
 from statewise.engine.result import StepResult
-from statewise.errors import InvalidInputError, RunnerLockError, StatewiseError
+from statewise.errors import InvalidInputError, RunnerLockError
 from statewise.inputs import InputLimits, decode_json
 from statewise.store import Store, open_store
 from statewise.worker import Runner, load_registry
@@ -144,7 +144,7 @@ def read_items(path: Path) -> Iterator[Iterator[tuple[str, dict[str, JSON]]]]:
     try:
         handle = path.open("rb")
     except OSError as exc:
-        raise StatewiseError(f"cannot read items file {path}: {exc.strerror}") from None
+        raise InvalidInputError(f"cannot read items file {path}: {exc.strerror}") from None
     with handle:
         yield _parse_items(path, handle, InputLimits.from_environment())
 
@@ -156,7 +156,7 @@ def _parse_items(
         try:
             line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError as exc:
-            raise StatewiseError(
+            raise InvalidInputError(
                 f"{path}:{number}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
                 f"{exc.start + 1}); save the file as UTF-8"
             ) from None
@@ -165,12 +165,12 @@ def _parse_items(
         try:
             record = decode_json(line)
         except InvalidInputError as exc:
-            raise StatewiseError(f"{path}:{number}: not JSON ({exc})") from None
+            raise InvalidInputError(f"{path}:{number}: not JSON ({exc})") from None
         if not isinstance(record, dict) or not isinstance(record.get("key"), str):
-            raise StatewiseError(f'{path}:{number}: expected an object with a string "key"')
+            raise InvalidInputError(f'{path}:{number}: expected an object with a string "key"')
         data = record.get("data", {k: v for k, v in record.items() if k != "key"})
         if not isinstance(data, dict):
-            raise StatewiseError(f'{path}:{number}: "data" must be an object')
+            raise InvalidInputError(f'{path}:{number}: "data" must be an object')
         try:
             limits.check_start(record["key"], data)
         except InvalidInputError as exc:

@@ -6,10 +6,11 @@ stays light and works without the ``service`` extra.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -19,6 +20,10 @@ from statewise.cli.common import (
     DEFAULT_DB,
     CommandsOption,
     DbOption,
+    ReadyMaxFailedOption,
+    ReadyWindowOption,
+    RestartDelayOption,
+    RestartsOption,
     app,
     console,
     errors,
@@ -31,7 +36,9 @@ from statewise.cli.common import (
 from statewise.cli.running import prepare
 from statewise.definition.model import Role
 from statewise.inputs import BODY_BYTES_ENV, DEPTH_CEILING, DEPTH_ENV, ITEM_BYTES_ENV, InputLimits
+from statewise.observe.health import ReadinessPolicy
 from statewise.store import Store, open_store
+from statewise.worker.supervisor import RestartPolicy, Supervisor
 
 _DEFAULT_LIMITS = InputLimits()
 tokens_app = typer.Typer(help="API tokens: create (shown once), list, revoke.")
@@ -83,13 +90,30 @@ def serve(
             "session cookie's Secure flag.",
         ),
     ] = "127.0.0.1",
+    restarts: RestartsOption = 5,
+    restart_delay: RestartDelayOption = 1.0,
+    ready_max_failed: ReadyMaxFailedOption = 50,
+    ready_window: ReadyWindowOption = 600.0,
 ) -> None:
-    """Serve the JSON API (OpenAPI at /openapi.json) and the dashboard, with workers."""
+    """Serve the JSON API (OpenAPI at /openapi.json) and the dashboard, with workers.
+
+    /healthz answers while the process is up; /readyz answers 503 while the store is
+    unreachable, the workers are not running or too many items failed lately. Workers that
+    stop are restarted; when they cannot be, the process exits non-zero.
+    """
     with user_errors():
         limits = InputLimits(max_depth, max_item_bytes, max_body_bytes)
-    proxy = Proxy(proxy_headers, forwarded_allow_ips)
     serve_store(
-        db, host, port, commands or [], workers=workers, lease=lease, limits=limits, proxy=proxy
+        db,
+        host,
+        port,
+        commands or [],
+        workers=workers,
+        lease=lease,
+        limits=limits,
+        proxy=Proxy(proxy_headers, forwarded_allow_ips),
+        restarts=RestartPolicy(restarts, restart_delay),
+        readiness=ReadinessPolicy(ready_window, ready_max_failed),
     )
 
 
@@ -111,10 +135,13 @@ def serve_store(
     lease: float = 60.0,
     limits: InputLimits | None = None,
     proxy: Proxy = Proxy(),
+    restarts: RestartPolicy | None = None,
+    readiness: ReadinessPolicy | None = None,
 ) -> None:
     """Serve one store until interrupted; FastAPI and uvicorn are imported only here.
 
-    ``limits`` default to the environment's (``InputLimits.from_environment``).
+    ``limits`` default to the environment's (``InputLimits.from_environment``). Raises
+    RunnerStopped (exit 1) when the workers stopped and could not be restarted.
     """
     try:
         import uvicorn
@@ -139,6 +166,8 @@ def serve_store(
                 lease_seconds=lease,
                 tracer_provider=tracing,
                 input_limits=limits or InputLimits.from_environment(),
+                restarts=restarts or RestartPolicy(),
+                readiness=readiness or ReadinessPolicy(),
             )
             config = uvicorn.Config(
                 create_app(ctx),
@@ -153,11 +182,28 @@ def serve_store(
                 f"statewise serving {', '.join(catalog.held())} on http://{host}:{port} "
                 f"({'with' if workers else 'without'} workers)"
             )
-            await uvicorn.Server(config).serve()
+            await _serve_while_working(uvicorn.Server(config), ctx.supervisor)
         finally:
             await store.close()
 
     run_async(main())
+
+
+async def _serve_while_working(server: Any, supervisor: Supervisor | None) -> None:
+    """Serve until stopped, or until the workers give up: then stop serving and say why."""
+    serving = asyncio.create_task(server.serve())
+    if supervisor is None:
+        await serving
+        return
+    gave_up = asyncio.create_task(supervisor.gave_up.wait())
+    await asyncio.wait({serving, gave_up}, return_when=asyncio.FIRST_COMPLETED)
+    gave_up.cancel()
+    failure = supervisor.failure
+    if failure is not None:
+        server.should_exit = True
+    await serving
+    if failure is not None:
+        raise failure
 
 
 @tokens_app.command(name="create")

@@ -1,33 +1,33 @@
 """The FastAPI application: the API, the dashboard and metrics on one store.
 
-With ``workers`` the app's lifespan runs the context's runner until shutdown, then drains it,
-so one process serves people and performs work; without, it only writes, beside separate
-``statewise worker`` processes.
+With ``workers`` the app's lifespan runs the context's runner under its supervisor until
+shutdown, then drains it, so one process serves people and performs work; without, it only
+writes, beside separate ``statewise worker`` processes. ``/healthz`` and ``/readyz`` (no
+token: orchestrators probe them) say whether the process answers and whether it can work.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import Depends, FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from statewise.definition.model import Role
 from statewise.observe.endpoint import metrics_router
+from statewise.observe.health import LIVE, readiness
 from statewise.service import dashboard, errors
 from statewise.service.api import admin, items, tasks, workflows
-from statewise.service.auth import require
+from statewise.service.auth import Context, require
 from statewise.service.context import ServiceContext
 from statewise.service.limits import BodyLimit
 from statewise.service.paths import KeyedPaths
 from statewise.service.security import SecurityHeaders
 
-logger = logging.getLogger("statewise.service")
 DRAIN_SECONDS = 10.0
 STATIC = Path(__file__).parent / "static"
 
@@ -37,12 +37,11 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if not ctx.workers:
+        if ctx.supervisor is None:
             yield
             return
         stop = asyncio.Event()
-        work = asyncio.create_task(ctx.runner.run(stop=stop, drain=DRAIN_SECONDS))
-        work.add_done_callback(_report_stop)
+        work = asyncio.create_task(ctx.supervisor.run(stop, drain=DRAIN_SECONDS))
         try:
             yield
         finally:
@@ -68,6 +67,14 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         app.include_router(module.router)
     app.include_router(dashboard.router)
     app.add_api_route("/", _to_dashboard, include_in_schema=False)
+    app.add_api_route("/healthz", _alive, tags=["health"], summary="The process answers")
+    app.add_api_route(
+        "/readyz",
+        _ready,
+        tags=["health"],
+        summary="Store reachable, workers running, no quarantine flood (else 503)",
+        responses={503: {"description": "A check failed; the body names it"}},
+    )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(
         metrics_router(ctx.metrics),
@@ -82,7 +89,12 @@ async def _to_dashboard() -> RedirectResponse:
     return RedirectResponse("/dashboard", status_code=307)
 
 
-def _report_stop(work: asyncio.Task[None]) -> None:
-    """A runner that stops on its own is an outage: say why, loudly."""
-    if not work.cancelled() and work.exception() is not None:
-        logger.error("the in-process workers stopped", exc_info=work.exception())
+async def _alive() -> dict[str, str]:
+    """Liveness: answering is the whole check."""
+    return LIVE
+
+
+async def _ready(ctx: Context) -> JSONResponse:
+    """Readiness: 200 when every check passed, else 503; the body names each check."""
+    found = await readiness(ctx.store, ctx.supervisor, ctx.readiness, ctx.clock())
+    return JSONResponse(found.body(), status_code=found.status_code)

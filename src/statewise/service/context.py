@@ -11,12 +11,14 @@ from statewise.actions import TaskDesk
 from statewise.definition.model import Definition
 from statewise.errors import NotFoundError
 from statewise.inputs import InputLimits
+from statewise.observe.health import ReadinessPolicy
 from statewise.observe.metrics import Metrics
 from statewise.observe.tracing import StepTracer
 from statewise.store.base import Store
 from statewise.worker.catalog import Catalog
 from statewise.worker.observers import CommitObserver, CommitObservers
 from statewise.worker.runner import Runner
+from statewise.worker.supervisor import RestartPolicy, Supervisor
 
 
 @dataclass
@@ -24,8 +26,10 @@ class ServiceContext:
     """One service process: its store and catalog, and the runner that writes (and works).
 
     ``workers`` says whether the runner also performs work in this process (``statewise
-    serve``) or only writes, beside separate ``statewise worker`` processes (``--no-workers``).
-    ``input_limits`` bound request bodies and the keys and documents in them.
+    serve``) or only writes, beside separate ``statewise worker`` processes (``--no-workers``);
+    with workers, ``supervisor`` keeps the runner running (``restarts``) and ``/readyz``
+    reports it, with the thresholds of ``readiness``. ``input_limits`` bound request bodies
+    and the keys and documents in them.
     """
 
     store: Store
@@ -35,7 +39,10 @@ class ServiceContext:
     clock: Callable[[], float] = time.time
     tracer_provider: Any = None
     input_limits: InputLimits = field(default_factory=InputLimits.from_environment)
+    restarts: RestartPolicy = field(default_factory=RestartPolicy)
+    readiness: ReadinessPolicy = field(default_factory=ReadinessPolicy)
     runner: Runner = field(init=False)
+    supervisor: Supervisor | None = field(init=False)
     desk: TaskDesk = field(init=False)
     metrics: Metrics = field(init=False)
 
@@ -51,6 +58,7 @@ class ServiceContext:
             input_limits=self.input_limits,
         )
         self.desk = TaskDesk(self.runner, self.catalog.registry, self.clock, self.catalog.skipped)
+        self.supervisor = Supervisor(self.runner, self.restarts) if self.workers else None
 
     def _observer(self) -> CommitObserver:
         """Metrics always; a span per step too when tracing is configured."""

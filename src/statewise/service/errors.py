@@ -3,6 +3,8 @@
 Every error body is ``{"error": code, "message": text}``. Messages come from the engine and
 store, which never include secrets; a store's own failure is not echoed at all (it can name
 the database, its host, a file path or a table), only logged, and answered in general terms.
+A store that is briefly unreachable answers 503 with ``Retry-After``: the request changed
+nothing and may be sent again.
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ from statewise.errors import (
     StatewiseError,
     StoreError,
     TaskError,
+    TransientStoreError,
     VersionConflictError,
 )
 from statewise.inputs import BODY_BYTES_ENV
+
+RETRY_AFTER_SECONDS = 2
 
 _STATUS: tuple[tuple[type[StatewiseError], int], ...] = (
     (NotFoundError, 404),
@@ -37,6 +42,7 @@ _STATUS: tuple[tuple[type[StatewiseError], int], ...] = (
     (StaleLeaseError, 409),
     (DefinitionError, 422),
     (InvalidInputError, 422),
+    (TransientStoreError, 503),
 )
 # Starlette's own HTTP errors too (a body that cannot be parsed, one too large), so that
 # every refusal has the same shape.
@@ -93,9 +99,11 @@ def install(app: FastAPI) -> None:
 
     async def statewise_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StatewiseError)
+        status = status_of(exc)
         return JSONResponse(
             {"error": getattr(exc, "code", "statewise"), "message": public_message(exc)},
-            status_code=status_of(exc),
+            status_code=status,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None,
         )
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:

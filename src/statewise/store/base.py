@@ -321,6 +321,21 @@ class StuckItem:
     seq: int
 
 
+@dataclass(frozen=True, slots=True)
+class OverdueWork:
+    """Work due since before a moment and still not taken (unleased, or its lease long gone).
+
+    Some of it is normal for an instant; much of it for minutes means no runner works here.
+    """
+
+    commands: int
+    timers: int
+    oldest_due: float | None
+
+    def __bool__(self) -> bool:
+        return bool(self.commands or self.timers)
+
+
 class Store(ABC):
     """Durable home of items, their context, history, timers and outbox."""
 
@@ -410,6 +425,14 @@ class Store(ABC):
     @abstractmethod
     async def stuck_items(self) -> list[StuckItem]:
         """Active items with no pending command and no timer: the invariant's violations."""
+
+    @abstractmethod
+    async def overdue_work(self, due_before: float) -> OverdueWork:
+        """Commands and timers due before ``due_before`` that no runner holds since then."""
+
+    @abstractmethod
+    async def failed_since(self, since: float) -> int:
+        """How many items failed (were quarantined) at or after ``since``."""
 
     @abstractmethod
     async def extend_leases(self, owner: str, outbox_ids: Sequence[int], until: float) -> None:

@@ -16,9 +16,16 @@ exclusive. What keeps them apart:
 - Commits that queue work another worker could take ``NOTIFY`` the schema's channel;
   ``wait_for_work`` listens on a dedicated connection, with its timeout as the slow poll.
 
-Serialization failures and deadlocks are retried with jittered exponential backoff; every
-other psycopg error becomes a StoreError in ``_translated``. psycopg calls block, so each one
-runs in a worker thread (``asyncio.to_thread``) over a pooled connection.
+Errors are classified in ``_translated``, as DBOS classifies them. Serialization failures
+and deadlocks are retried at once with jittered exponential backoff. Transient failures (a
+SQLSTATE of class 08 connection exception, 53 insufficient resources or 57 operator
+intervention, such as a backend terminated by an administrator, and an ``OperationalError``
+without a SQLSTATE, which psycopg raises for a connection that closed) are retried with a
+longer, capped backoff, on a fresh pooled connection, and become ``TransientStoreError`` if
+they last. Retrying a write is safe: a transaction cut off before its commit changed nothing,
+and one that did commit is fenced by its items' ``seq`` and the work rows it consumed. Every
+other psycopg error becomes a StoreError. psycopg calls block, so each one runs in a worker
+thread (``asyncio.to_thread``) over a pooled connection.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ import psycopg
 from psycopg import errors, sql
 from psycopg_pool import ConnectionPool
 
-from statewise.errors import StoreError
+from statewise.errors import StoreError, TransientStoreError
 from statewise.store.connection import Connection, Ref, Row
 from statewise.store.schema import POSTGRES_MIGRATIONS, migrate_txn
 from statewise.store.sql import P, SQLStore, T, Versions
@@ -50,6 +57,10 @@ DEFAULT_SCHEMA = "statewise"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,47}")
 _RETRIES = 8
 _BACKOFF = 0.005
+_OUTAGE_RETRIES = 6
+_OUTAGE_BACKOFF = 0.05
+_OUTAGE_BACKOFF_CAP = 2.0
+_TRANSIENT_CLASSES = ("08", "53", "57")
 _HELD = "held (workflow, version) AS (SELECT * FROM unnest(?::text[], ?::bigint[]))"
 
 
@@ -182,7 +193,8 @@ class PostgresStore(SQLStore):
         try:
             return psycopg.connect(self.settings.conninfo, autocommit=True)
         except psycopg.Error as exc:
-            raise StoreError(
+            kind = TransientStoreError if is_transient(exc) else StoreError
+            raise kind(
                 f"cannot connect to PostgreSQL at {self.settings.where}: {exc}".strip()
             ) from None
 
@@ -224,9 +236,11 @@ class PostgresStore(SQLStore):
     def _pooled(self, write: bool, call: Callable[[Connection], T]) -> T:
         """Run ``call`` on a pooled connection, in one transaction if ``write``.
 
-        Serialization failures and deadlocks are retried with jittered exponential backoff.
+        Serialization failures and deadlocks are retried with jittered exponential backoff,
+        transient failures with a longer capped one; the pool drops a broken connection when
+        it comes back, so each retry starts on a working one.
         """
-        attempt = 1
+        conflicts = outages = 1
         while True:
             try:
                 with _translated(), self._pool.connection() as conn:
@@ -235,10 +249,16 @@ class PostgresStore(SQLStore):
                     with conn.transaction():
                         return call(_PostgresConnection(conn))
             except _Conflict:
-                if attempt == _RETRIES:
+                if conflicts == _RETRIES:
                     raise
-                time.sleep(random.uniform(0, _BACKOFF * 2**attempt))
-                attempt += 1
+                time.sleep(random.uniform(0, _BACKOFF * 2**conflicts))
+                conflicts += 1
+            except TransientStoreError:
+                if outages == _OUTAGE_RETRIES:
+                    raise
+                pause = min(_OUTAGE_BACKOFF * 2**outages, _OUTAGE_BACKOFF_CAP)
+                time.sleep(random.uniform(pause / 2, pause))
+                outages += 1
 
     def select_items_txn(
         self, db: Connection, columns: str, refs: Sequence[Ref], *, lock: bool = False
@@ -393,12 +413,34 @@ def _lock_key(schema: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+def is_transient(error: psycopg.Error) -> bool:
+    """Whether ``error`` is an outage that may pass, so that retrying the work is right.
+
+    By SQLSTATE class when the server sent one (08, 53, 57); without one, an
+    ``OperationalError`` is the client's own report of a connection that failed or closed
+    (``PoolTimeout``, a pool that found no working connection, is one too).
+    """
+    if error.sqlstate is not None:
+        return transient_sqlstate(error.sqlstate)
+    return isinstance(error, psycopg.OperationalError)
+
+
+def transient_sqlstate(sqlstate: str) -> bool:
+    """Whether a SQLSTATE is of a class that reports an outage rather than a mistake."""
+    return sqlstate[:2] in _TRANSIENT_CLASSES
+
+
 @contextmanager
 def _translated() -> Iterator[None]:
-    """The one place psycopg's exceptions become StoreError (conflicts: ``_Conflict``)."""
+    """The one place psycopg's exceptions become StoreError (see ``is_transient``).
+
+    Messages never name the host or database: answers and logs may carry them further.
+    """
     try:
         yield
     except (errors.SerializationFailure, errors.DeadlockDetected) as exc:
         raise _Conflict(f"PostgreSQL conflict: {exc}") from exc
     except psycopg.Error as exc:
+        if is_transient(exc):
+            raise TransientStoreError(f"PostgreSQL is unavailable: {str(exc).strip()}") from exc
         raise StoreError(f"PostgreSQL error: {exc}") from exc

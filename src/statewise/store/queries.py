@@ -11,6 +11,7 @@ from statewise.store import codec
 from statewise.store.base import (
     CostRow,
     ItemFilter,
+    OverdueWork,
     PendingCommand,
     PendingTimer,
     PendingWork,
@@ -155,6 +156,30 @@ def stuck_items_txn(db: Connection) -> list[StuckItem]:
         (ItemStatus.ACTIVE.value,),
     )
     return [StuckItem(w, k, s, q) for w, k, s, q in rows]
+
+
+def overdue_work_txn(db: Connection, due_before: float) -> OverdueWork:
+    """Commands and timers due before ``due_before`` and not held by a live lease since."""
+    found = [
+        db.execute(
+            f"SELECT COUNT(*), MIN({due}) FROM {table} WHERE {due} < ? "
+            "AND (lease_owner IS NULL OR lease_until < ?)",
+            (due_before, due_before),
+        )[0]
+        for table, due in (("outbox", "available_at"), ("timers", "due_at"))
+    ]
+    (commands, oldest_command), (timers, oldest_timer) = found
+    oldest = [float(at) for at in (oldest_command, oldest_timer) if at is not None]
+    return OverdueWork(int(commands), int(timers), min(oldest, default=None))
+
+
+def failed_since_txn(db: Connection, since: float) -> int:
+    """Items failed by a change at or after ``since`` (through the status index)."""
+    ((count,),) = db.execute(
+        "SELECT COUNT(*) FROM items WHERE status = ? AND updated_at >= ?",
+        (ItemStatus.FAILED.value, since),
+    )
+    return int(count)
 
 
 def next_timer_due_txn(db: Connection) -> float | None:

@@ -23,6 +23,7 @@ from statewise.store.base import (
     DueTimer,
     ItemFilter,
     Lease,
+    OverdueWork,
     PendingWork,
     Session,
     StateCount,
@@ -146,6 +147,14 @@ class SQLStore(Store, Dialect):
     async def stuck_items(self) -> list[StuckItem]:
         """Active items with no pending command and no timer."""
         return await self._read(queries.stuck_items_txn)
+
+    async def overdue_work(self, due_before: float) -> OverdueWork:
+        """Work due before ``due_before``, unleased or with a lease that ran out before it."""
+        return await self._read(queries.overdue_work_txn, due_before)
+
+    async def failed_since(self, since: float) -> int:
+        """Items whose last change, at or after ``since``, left them failed."""
+        return await self._read(queries.failed_since_txn, since)
 
     async def extend_leases(self, owner: str, outbox_ids: Sequence[int], until: float) -> None:
         """Heartbeat for running commands."""

@@ -7,7 +7,9 @@ read and commit steps alongside it; every write transaction begins with ``BEGIN 
 so the ``seq`` fence reads under the write lock and keeps their steps consistent.
 
 Calls run synchronously inside the async methods: they are local, sub-millisecond, and a thread
-hop per call would cost more than it saves.
+hop per call would cost more than it saves. A file busy or locked past ``busy_timeout`` (another
+process holding the write lock) is transient: the call is retried after a capped backoff that
+yields the event loop, and becomes ``TransientStoreError`` if the lock is still held.
 """
 
 from __future__ import annotations
@@ -22,12 +24,16 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, Concatenate
 
-from statewise.errors import RunnerLockError, StoreError
+from statewise.errors import RunnerLockError, StoreError, TransientStoreError
 from statewise.store.connection import Connection, Ref, Row
 from statewise.store.schema import SQLITE_MIGRATIONS, migrate_txn
 from statewise.store.sql import P, SQLStore, T, Versions
 
 _WAKE_POLL = 0.02
+_BUSY_TIMEOUT = 10.0
+_BUSY_ATTEMPTS = 2
+_BUSY_BACKOFF = 0.1
+_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 _RUNNABLE = "{t}.lease_owner IS NULL OR {t}.lease_until < ?"
 # A correlated lookup of the row's item, so a claim scans work rows, never the items table.
@@ -59,7 +65,8 @@ class SQLiteStore(SQLStore):
     lock_rows = ""
     json_usage = "json_extract(h.detail, '$.usage')"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float = _BUSY_TIMEOUT) -> None:
+        """Open (and migrate) the file; a write waits ``busy_timeout`` seconds for its lock."""
         self.path = Path(path)
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -67,7 +74,7 @@ class SQLiteStore(SQLStore):
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from None
         self._connection = _SQLiteConnection(self._db)
         with _translated(self.path):
-            self._db.execute("PRAGMA busy_timeout=10000")  # first: openers may race
+            self._db.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000):d}")  # openers race
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
@@ -85,26 +92,34 @@ class SQLiteStore(SQLStore):
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
+        """One write transaction; a failed COMMIT (a busy file) rolls back, so none stays open."""
         with _translated(self.path):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._connection
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     async def _write(
         self, txn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
+        return await _retried(lambda: self._in_transaction(lambda db: txn(db, *args, **kwargs)))
+
+    def _in_transaction(self, call: Callable[[Connection], T]) -> T:
         with self._transaction() as db:
-            return txn(db, *args, **kwargs)
+            return call(db)
 
     async def _read(
         self, query: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
+        return await _retried(lambda: self._query(lambda db: query(db, *args, **kwargs)))
+
+    def _query(self, call: Callable[[Connection], T]) -> T:
         with _translated(self.path):
-            return query(self._connection, *args, **kwargs)
+            return call(self._connection)
 
     def select_items_txn(
         self, db: Connection, columns: str, refs: Sequence[Ref], *, lock: bool = False
@@ -234,10 +249,33 @@ def _flat(versions: Versions) -> list[Any]:
     return [part for version in versions for part in version]
 
 
+async def _retried(call: Callable[[], T]) -> T:
+    """``call``, again after a pause that yields the event loop while the file stays busy.
+
+    Each attempt already waited ``busy_timeout`` inside SQLite, so one retry is enough.
+    """
+    attempt = 1
+    while True:
+        try:
+            return call()
+        except TransientStoreError:
+            if attempt == _BUSY_ATTEMPTS:
+                raise
+            await asyncio.sleep(_BUSY_BACKOFF * 2**attempt)
+            attempt += 1
+
+
+def is_transient(error: sqlite3.Error) -> bool:
+    """Whether ``error`` says the file is busy or locked by another connection, which passes."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return code is not None and (code & 0xFF) in _BUSY_CODES
+
+
 @contextmanager
 def _translated(path: Path) -> Iterator[None]:
-    """The one place sqlite3's exceptions become StoreError."""
+    """The one place sqlite3's exceptions become StoreError (see ``is_transient``)."""
     try:
         yield
     except sqlite3.Error as exc:
-        raise StoreError(f"SQLite error on {path}: {exc}") from exc
+        kind = TransientStoreError if is_transient(exc) else StoreError
+        raise kind(f"SQLite error on {path}: {exc}") from exc

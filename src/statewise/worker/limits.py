@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from statewise.definition.model import agent_command
 from statewise.engine.effects import RunCommand
-from statewise.errors import StatewiseError
+from statewise.errors import ConfigurationError
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +28,7 @@ class ConcurrencyLimits:
         for kind, table in (("state", self.states), ("command", self.commands)):
             for name, limit in table.items():
                 if limit < 1:
-                    raise StatewiseError(f"the limit of {kind} {name!r} must be at least 1")
+                    raise ConfigurationError(f"the limit of {kind} {name!r} must be at least 1")
 
     @classmethod
     def parse(cls, states: Iterable[str] = (), agents: Iterable[str] = ()) -> ConcurrencyLimits:
@@ -67,5 +67,5 @@ def _command(name: str) -> str:
 def _pair(text: str, option: str) -> tuple[str, int]:
     name, sep, value = text.partition("=")
     if not sep or not name or not value.strip().isdigit() or int(value) < 1:
-        raise StatewiseError(f"{option} takes NAME=N with N at least 1, not {text!r}")
+        raise ConfigurationError(f"{option} takes NAME=N with N at least 1, not {text!r}")
     return name.strip(), int(value)

@@ -4,6 +4,10 @@ Many of these run against one PostgreSQL on many hosts. Each claims leased work 
 versions it holds, heartbeats while commands run, commits only while its lease and the item's
 ``seq`` hold, and on SIGTERM (or SIGINT) stops claiming, lets running commands finish and
 commit for up to ``drain`` seconds, and hands back the rest.
+
+The runner runs under a ``Supervisor``: one that stops (a crash, a lock held elsewhere) is
+restarted with backoff, and when it cannot be the process ends with ``RunnerStopped`` (exit
+1). With ``health`` set, ``/healthz`` and ``/readyz`` answer on that address meanwhile.
 """
 
 from __future__ import annotations
@@ -11,11 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 
+from statewise.observe.health import ReadinessPolicy, readiness, serve_probes
 from statewise.store.base import Store
 from statewise.worker.catalog import Catalog
 from statewise.worker.limits import ConcurrencyLimits
 from statewise.worker.runner import Runner
+from statewise.worker.supervisor import RestartPolicy, Supervisor
 
 logger = logging.getLogger("statewise.worker")
 
@@ -28,8 +35,14 @@ async def serve(
     lease_seconds: float,
     drain: float,
     limits: ConcurrencyLimits | None = None,
+    restarts: RestartPolicy | None = None,
+    health: tuple[str, int] | None = None,
+    ready: ReadinessPolicy | None = None,
 ) -> None:
-    """Run until a stop signal, then drain within ``drain`` seconds."""
+    """Run until a stop signal, then drain within ``drain`` seconds.
+
+    Raises ``RunnerStopped`` when the runner stopped and could not be restarted.
+    """
     runner = Runner(
         store,
         catalog.definitions,
@@ -45,9 +58,22 @@ async def serve(
     logger.info("worker %s holds %s", runner.owner, ", ".join(catalog.held()) or "nothing")
     for ref, why in catalog.skipped.items():
         logger.warning("worker %s skips %s: %s", runner.owner, ref, why)
+    supervisor = Supervisor(runner, restarts)
+    probes = None
+    if health is not None:
+        policy = ready or ReadinessPolicy()
+        probes = await serve_probes(
+            *health, lambda: readiness(store, supervisor, policy, time.time())
+        )
+        logger.info("worker %s answers /healthz and /readyz on %s:%d", runner.owner, *health)
     try:
-        await runner.run(stop=stop, drain=drain)
+        await supervisor.run(stop, drain=drain)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+        if probes is not None:
+            probes.close()
+            await probes.wait_closed()
+    if supervisor.failure is not None:
+        raise supervisor.failure
     logger.info("worker %s stopped", runner.owner)

@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeAlias, TypeVar
 
 from pydantic import BaseModel
 
-from statewise.errors import NotFoundError, StatewiseError
+from statewise.errors import ConfigurationError, NotFoundError, StatewiseError
 
 JSON = Any
 
@@ -108,7 +108,7 @@ class _Names(Generic[T]):
 
     def add(self, name: str, value: T) -> None:
         if name in self.entries and self.entries[name] is not value:
-            raise StatewiseError(f"{self.kind} {name!r} is registered twice")
+            raise ConfigurationError(f"{self.kind} {name!r} is registered twice")
         self.entries[name] = value
 
     def get(self, name: str) -> T:
@@ -180,7 +180,7 @@ class CommandRegistry:
     def register_output_model(self, name: str, model: type[BaseModel]) -> None:
         """Register ``model`` as output model ``name``; registering a taken name is a mistake."""
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            raise StatewiseError(
+            raise ConfigurationError(
                 f"output model {name!r} must be a pydantic BaseModel subclass, not {model!r}"
             )
         self._output_models.add(name, model)
@@ -216,7 +216,7 @@ def load_registry(specs: Iterable[str]) -> CommandRegistry:
         module = _import(spec)
         registry = getattr(module, "registry", None)
         if not isinstance(registry, CommandRegistry):
-            raise StatewiseError(
+            raise ConfigurationError(
                 f"{spec} defines no `registry = CommandRegistry()`; create one and register "
                 f"commands with @registry.command()"
             )
@@ -241,7 +241,7 @@ def _import(spec: str) -> Any:
             del sys.modules[name]
         frame = traceback.extract_tb(exc.__traceback__)[-1]
         where = "" if isinstance(exc, SyntaxError) else f" at {frame.filename}:{frame.lineno}"
-        raise StatewiseError(
+        raise ConfigurationError(
             f"importing command module {spec} failed{where}: {type(exc).__name__}: {exc}"
         ) from None
 
@@ -288,7 +288,7 @@ def _import_module(spec: str) -> Any:
             return sys.modules[name]
         module_spec = importlib.util.spec_from_file_location(name, path)
         if module_spec is None or module_spec.loader is None:
-            raise StatewiseError(f"cannot import command module {spec}")
+            raise ConfigurationError(f"cannot import command module {spec}")
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[name] = module
         module_spec.loader.exec_module(module)

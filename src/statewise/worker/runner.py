@@ -9,6 +9,7 @@ done only once that transaction has committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -26,6 +27,7 @@ from statewise.engine.events import CommandFailed, Event
 from statewise.engine.item import BranchStatus, Item, ItemStatus
 from statewise.engine.quarantine import fail_item
 from statewise.engine.result import Outcome, StepResult
+from statewise.errors import TransientStoreError
 from statewise.inputs import InputLimits
 from statewise.store.base import (
     ClaimedCommand,
@@ -45,6 +47,8 @@ JSON = Any
 Ref = tuple[str, str]
 _TIMER_POLL = 0.05
 _OUTBOX_POLL = 0.5
+_OUTAGE_PAUSE = 0.1
+_OUTAGE_PAUSE_CAP = 10.0
 logger = logging.getLogger("statewise.worker")
 
 
@@ -146,7 +150,7 @@ class Runner(ItemWriter):
                     await on_ready()
                 if not own_work_only:
                     await self.quarantine_unknown_versions()
-                await self._loop(max_wait, stop)
+                await self._loop_through_outages(max_wait, stop)
                 await self._drain(drain)
             finally:
                 heartbeat.cancel()
@@ -218,6 +222,31 @@ class Runner(ItemWriter):
             if not await self._wait(now, max_wait, stop):
                 return
 
+    async def _loop_through_outages(self, max_wait: float, stop: asyncio.Event | None) -> None:
+        """Run the loop; after a store outage it escaped, pause and run it again.
+
+        The store has already retried; what escapes is an outage that lasts, and the runner
+        must outlive it (a worker that ends on one dropped connection leaves its work to the
+        lease timeout). The pause doubles up to a cap while the outage lasts and starts small
+        again once the loop got through a turn of its own. Any other error ends the run.
+        """
+        pause = _OUTAGE_PAUSE
+        while True:
+            entered = time.monotonic()
+            try:
+                await self._loop(max_wait, stop)
+                return
+            except TransientStoreError as exc:
+                if time.monotonic() - entered > pause:
+                    pause = _OUTAGE_PAUSE
+                logger.warning("runner %s: %s; going on in %.1fs", self.owner, exc, pause)
+                if stop is not None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), pause)
+                else:
+                    await asyncio.sleep(pause)
+                pause = min(pause * 2, _OUTAGE_PAUSE_CAP)
+
     async def _drain(self, seconds: float) -> None:
         """Let running commands finish and commit for up to ``seconds``; start nothing new."""
         deadline = time.monotonic() + seconds
@@ -284,7 +313,11 @@ class Runner(ItemWriter):
         starting = self._within_limits(free)
         if not starting:
             return
-        items = await self._items_for([(c.workflow, c.key) for c in starting])
+        try:
+            items = await self._items_for([(c.workflow, c.key) for c in starting])
+        except TransientStoreError:
+            self._ready.extendleft(reversed(starting))  # they keep their place and their lease
+            raise
         for command in starting:
             ref = (command.workflow, command.key)
             item = items.get(ref)
@@ -353,9 +386,20 @@ class Runner(ItemWriter):
         self._wake.set()
 
     async def _apply(self, batch: list[_Pending]) -> None:
-        """Step every event against the freshest item and commit them together."""
+        """Step every event against the freshest item and commit them together.
+
+        After a store outage the events wait to be applied again: a commit cut off changed
+        nothing, and one that went through answers LOST or STALE for them the second time.
+        """
         if not batch:
             return
+        try:
+            await self._commit_batch(batch)
+        except TransientStoreError:
+            self._results[:0] = batch
+            raise
+
+    async def _commit_batch(self, batch: list[_Pending]) -> None:
         items = await self._items_for([p.ref for p in batch])
         commits: list[StepCommit] = []
         stepped: list[tuple[_Pending, Item]] = []
@@ -413,12 +457,16 @@ class Runner(ItemWriter):
         return [*self._in_flight, *(command.outbox_id for command in self._ready)]
 
     async def _heartbeat(self) -> None:
+        """Keep running work leased; a beat lost to a store outage is made up by the next."""
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
             leased = self._leased()
             if leased:
                 until = self.clock() + self.lease_seconds
-                await self.store.extend_leases(self.owner, leased, until)
+                try:
+                    await self.store.extend_leases(self.owner, leased, until)
+                except TransientStoreError as exc:
+                    logger.warning("runner %s: heartbeat missed: %s", self.owner, exc)
 
     async def _shutdown(self) -> None:
         """Stop running commands and hand their work back so nothing waits for a lease."""

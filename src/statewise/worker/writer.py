@@ -24,9 +24,11 @@ from statewise.engine.result import StepResult
 from statewise.engine.step import new_item, start, step
 from statewise.errors import (
     InvalidEventError,
+    ItemFailure,
     NotFoundError,
     StaleLeaseError,
     StatewiseError,
+    StoreError,
     TaskError,
 )
 from statewise.inputs import InputLimits
@@ -202,10 +204,10 @@ class ItemWriter:
             if outcome.status is CommitStatus.REFUSED:
                 raise TaskError(outcome.error or f"{what} for item {key!r} was refused")
             if outcome.status is CommitStatus.REJECTED:
-                raise StatewiseError(f"{what} for item {key!r} cannot be stored: {outcome.error}")
+                raise StoreError(f"{what} for item {key!r} cannot be stored: {outcome.error}")
             if outcome.status is CommitStatus.COMMITTED:
                 if result.item.status is ItemStatus.FAILED and item.status is not ItemStatus.FAILED:
-                    raise StatewiseError(
+                    raise ItemFailure(
                         f"item {key!r} failed on {what} and was quarantined: "
                         f"{result.history[-1].error}"
                     )

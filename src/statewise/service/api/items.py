@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from statewise.actions import bulk, inspect_item, item_view_json, redrive
 from statewise.actions.inspection import history_json
 from statewise.engine.item import Item, ItemStatus
-from statewise.errors import InvalidInputError, StatewiseError
+from statewise.errors import InvalidInputError
 from statewise.inputs import check_row_id, decode_json
 from statewise.service.api.models import Bulk, Redrive, SendEvent, StartBatch, StartItem
 from statewise.service.auth import Context, Operator, Viewer
@@ -42,7 +42,7 @@ async def start_item(body: StartItem, ctx: Context, who: Operator) -> JSONRespon
     definition = ctx.definition(body.workflow)
     report = await ctx.runner.start(definition, [(body.key, body.data)], who.actor)
     if report.rejected:
-        raise StatewiseError(report.rejected[0])
+        raise InvalidInputError(report.rejected[0])
     item = await ctx.store.get_item(definition.name, body.key)
     content = {"created": report.created == 1, "item": item_summary(item)}
     return JSONResponse(content, status_code=201 if report.created else 200)
@@ -174,4 +174,4 @@ def decode_cursor(cursor: str | None) -> tuple[float, int] | None:
             raise ValueError("an infinite time")
         return position
     except (ValueError, TypeError, OverflowError) as exc:
-        raise StatewiseError(f"cursor {cursor!r} is not one this API gave out") from exc
+        raise InvalidInputError(f"cursor {cursor!r} is not one this API gave out") from exc
