@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from statewise.errors import InvalidInputError, StatewiseError
+from statewise.errors import ConfigurationError, InvalidInputError
 from statewise.store.codec import dumps
 
 JSON = Any
@@ -55,12 +55,12 @@ class InputLimits:
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_depth <= DEPTH_CEILING:
-            raise StatewiseError(
+            raise ConfigurationError(
                 f"the maximum depth must be between 1 and {DEPTH_CEILING}, not {self.max_depth}"
             )
         for name in ("max_item_bytes", "max_body_bytes"):
             if getattr(self, name) < 1:
-                raise StatewiseError(f"{name} must be a positive number of bytes")
+                raise ConfigurationError(f"{name} must be a positive number of bytes")
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> InputLimits:
@@ -102,9 +102,9 @@ def _positive(environ: Mapping[str, str], name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise StatewiseError(f"${name} must be a whole number, not {raw!r}") from None
+        raise ConfigurationError(f"${name} must be a whole number, not {raw!r}") from None
     if value < 1:
-        raise StatewiseError(f"${name} must be positive, not {value}")
+        raise ConfigurationError(f"${name} must be positive, not {value}")
     return value
 
 

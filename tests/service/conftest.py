@@ -72,7 +72,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _prepare(store_url: str, items: int, workflow: str) -> dict[str, str]:
+async def _prepare(store_url: str, items: int, workflow: str = REVIEW_YAML) -> dict[str, str]:
     from statewise.definition import loads
 
     store = open_store(store_url)

@@ -23,7 +23,7 @@ import pytest
 from hostile import HOSTILE_BUT_VALID_KEYS, nested
 from statewise.store import open_store
 
-from .conftest import Server, run_server
+from .conftest import Server, login_csrf, run_server
 
 TOO_BIG = 2**64
 BAD_JSON_BODIES = [  # raw bodies: json.dumps would refuse to write these
@@ -118,7 +118,7 @@ def test_cursors_holding_numbers_out_of_range_are_refused(server: Server) -> Non
                          f"[1{'0' * 400}, 1]", "[NaN, 1]"):  # fmt: skip
             cursor = base64.urlsafe_b64encode(position.encode()).decode()
             answer = client.get("/api/items", params={"cursor": cursor})
-            _refused(answer, 400, "statewise", "is not one this API gave out")
+            _refused(answer, 422, "invalid_input", "is not one this API gave out")
         first = client.get("/api/items", params={"limit": 2}).json()
         rest = client.get("/api/items", params={"limit": 2, "cursor": first["next_cursor"]})
         assert rest.status_code == 200 and len(rest.json()["items"]) == 1
@@ -141,7 +141,10 @@ def test_ids_beyond_64_bits_are_refused_by_the_api(server: Server) -> None:
 
 def test_task_ids_beyond_64_bits_are_refused_by_the_dashboard(server: Server) -> None:
     with httpx.Client(base_url=server.url) as browser:
-        browser.post("/dashboard/login", data={"token": server.tokens["reviewer"]})
+        browser.post(
+            "/dashboard/login",
+            data={"token": server.tokens["reviewer"], "csrf": login_csrf(browser)},
+        )
         inbox = browser.get("/dashboard/inbox").text
         csrf = re.search(r'name="csrf" value="([^"]+)"', inbox)
         assert csrf is not None
@@ -260,7 +263,10 @@ def either_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ser
 def test_a_filter_older_than_nan_seconds_is_refused_not_matched(either_store: Server) -> None:
     server = either_store
     with httpx.Client(base_url=server.url) as browser:
-        browser.post("/dashboard/login", data={"token": server.tokens["operator"]})
+        browser.post(
+            "/dashboard/login",
+            data={"token": server.tokens["operator"], "csrf": login_csrf(browser)},
+        )
         csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/dashboard/bulk").text)
         assert csrf is not None
         for older in ("nan", "inf", "-1"):

@@ -59,6 +59,10 @@ logger = logging.getLogger("statewise.service")
 # Store errors whose messages are about the request (an item moved meanwhile, a version edited).
 _PUBLIC_STORE_ERRORS = (StaleLeaseError, VersionConflictError)
 STORE_FAILED = "the store could not complete this request; the service log has the details"
+STORE_UNAVAILABLE = (
+    f"the store is briefly unavailable (locked, or its connection dropped); nothing changed: "
+    f"send the request again in {RETRY_AFTER_SECONDS} s"
+)
 
 
 def public_message(error: Exception) -> str:
@@ -66,6 +70,9 @@ def public_message(error: Exception) -> str:
 
     That one is logged here, in full, and answered in general terms.
     """
+    if isinstance(error, TransientStoreError):
+        logger.warning("the store is unavailable: %s", error)
+        return STORE_UNAVAILABLE
     if isinstance(error, StoreError) and not isinstance(error, _PUBLIC_STORE_ERRORS):
         logger.error("the store failed: %s", error)
         return STORE_FAILED
