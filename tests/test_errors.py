@@ -47,6 +47,6 @@ def test_an_operator_setting_is_a_configuration_error_and_a_bad_line_invalid_inp
         ConcurrencyLimits.parse(["review=0"])
     assert bad.value.code == "configuration"
     lines = tmp_path / "items.jsonl"
-    lines.write_text("{\"key\": \"a%2F?#-ü\"}\n[1, 2]\n")
+    lines.write_text('{"key": "a%2F?#-ü"}\n[1, 2]\n')
     with read_items(lines) as items, pytest.raises(InvalidInputError, match=r":2: expected"):
         list(items)

@@ -10,7 +10,7 @@ import pytest
 
 from statewise.definition.model import Definition
 from statewise.engine.item import ItemStatus
-from statewise.errors import InvalidEventError
+from statewise.errors import InvalidEventError, InvalidInputError
 from statewise.store import open_store
 from statewise.store.base import Store
 from statewise.worker.runner import Runner
@@ -25,16 +25,23 @@ def _nested(depth: int) -> dict[str, Any]:
     return value
 
 
-HOSTILE_KEY = "k%/?\x00\x1fü"
+HOSTILE_KEY = "k%/?#ü"
+CONTROL_KEY = "k%/?\x00\x1fü"
 
+# Data that breaks the event's schema or its conditions: refused by the engine.
 REFUSED = [
     ("pay", {"amount": "abc"}, "does not fit the event's schema (amount: "),
     ("pay", {}, "does not fit the event's schema (data: "),
-    ("pay", {"amount": _nested(300), HOSTILE_KEY: 1}, "does not fit the event's schema (amount: "),
+    ("pay", {"amount": _nested(30), HOSTILE_KEY: 1}, "does not fit the event's schema (amount: "),
     ("tip", {"amount": "abc"}, "condition `event.data.amount > 10` failed"),
     ("tip", {}, "condition `event.data.amount > 10`"),
     ("tip", {HOSTILE_KEY: "x"}, "condition `event.data.amount > 10`"),
-    ("tip", {"amount": 10**400}, "condition `event.data.amount > 10`"),
+]
+# Data no event may carry: refused by the input rules before the engine sees it.
+UNACCEPTABLE = [
+    ("pay", {"amount": _nested(300)}, "levels deep"),
+    ("tip", {CONTROL_KEY: "x"}, r"control character U\+0000"),
+    ("tip", {"amount": 10**400}, "outside the signed 64-bit range"),
 ]
 
 
@@ -74,6 +81,27 @@ def test_an_event_with_bad_data_is_refused_and_nothing_changes(
             assert moved.state == "ship"
             await runner.run(max_wait=0)
             assert (await store.get_item("payment", "inv-1")).state == "paid"
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(("name", "data", "why"), UNACCEPTABLE)
+def test_event_data_breaking_the_input_rules_is_refused_before_the_engine(
+    url: str, payment: Definition, name: str, data: dict[str, Any], why: str
+) -> None:
+    async def main() -> None:
+        store = open_store(url)
+        try:
+            runner = await _checkout(store, payment, "inv-1")
+            before = await store.get_item("payment", "inv-1")
+            history = await store.history("payment", "inv-1")
+            with pytest.raises(InvalidInputError, match=why):
+                await runner.send("payment", "inv-1", name, data, "api")
+            assert await store.get_item("payment", "inv-1") == before
+            assert await store.history("payment", "inv-1") == history
+            assert await store.stuck_items() == []
         finally:
             await store.close()
 

@@ -11,8 +11,11 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from statewise.definition.model import Definition, RetryPolicy
 from statewise.engine import ItemStatus, StepResult, start
+from statewise.errors import InvalidInputError
 from statewise.store.base import StepCommit
 from statewise.store.sqlite import SQLiteStore
 from statewise.worker import CommandContext, CommandRegistry, Runner
@@ -153,20 +156,17 @@ def test_an_item_that_loops_from_its_very_first_step_is_created_failed(
     assert item.status is ItemStatus.FAILED and item.context == {"why": 1}
 
 
-def test_start_data_that_cannot_be_stored_is_refused_for_that_item_alone(
+def test_start_data_that_cannot_be_stored_is_refused_before_anything_starts(
     store: SQLiteStore,
 ) -> None:
+    """A start call is checked whole: a bad item is named, and no item of the call starts."""
     definition = healthy_flow()
-
-    async def scenario() -> Any:
-        runner = Runner(store, [definition], registry)
-        items = [("bad", {"score": {1, 2}}), *HEALTHY]
-        return await runner.start(definition, items)
-
-    report = drive(scenario())
+    runner = Runner(store, [definition], registry)
+    with pytest.raises(InvalidInputError, match="item 'bad'"):
+        drive(runner.start(definition, [("bad", {"score": {1, 2}}), *HEALTHY]))
+    assert drive(store.list_items()) == []
+    report = drive(runner.start(definition, HEALTHY))
     assert report.created == len(HEALTHY)
-    (rejected,) = report.rejected
-    assert rejected.startswith("bad: ")
     assert len(drive(store.list_items())) == len(HEALTHY)
 
 
