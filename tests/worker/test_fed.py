@@ -1,0 +1,87 @@
+"""The runner fed while it runs: items admitted through ``Runner.start`` as others finish.
+
+That is how a service feeds its in-process runner. Each scenario runs on a real SQLite file
+inside one ``asyncio.run``; the commands are real async commands, driven by events the test
+sets, so every interleaving below is forced, not hoped for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from statewise.engine.events import Operate, Operation
+from statewise.store.sqlite import SQLiteStore
+from statewise.worker import CommandContext, CommandRegistry, Runner
+
+from .workflows import cmd, fan_map, flow, to
+
+
+async def _until(
+    condition: Callable[[], Awaitable[bool]], what: str, seconds: float = 10.0
+) -> None:
+    """Wait for ``condition()`` to hold; fail naming ``what`` if it never does."""
+    try:
+        async with asyncio.timeout(seconds):
+            while not await condition():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"never happened within {seconds} s: {what}") from None
+
+
+def test_a_command_still_winding_down_keeps_its_work_row_id_to_itself(
+    store: SQLiteStore,
+) -> None:
+    """A cancelled command may take a while to stop; no other command may get its id.
+
+    The crash of fed runs (``KeyError`` in ``_cancel_superseded``): SQLite handed out the id
+    of a deleted outbox row again, so a newly started item's command got the id of a command
+    still running. When the old one ended, its bookkeeping removal took the new command's
+    entries with it, and the new item's next commit found its running command gone. Here an
+    operator cancels item ``a`` (its work row is deleted) while its command winds down, and
+    item ``b`` is admitted meanwhile, as a service feeding its runner does.
+    """
+    began: dict[str, asyncio.Event] = {}
+    release: dict[str, asyncio.Event] = {}
+    commands = CommandRegistry()
+
+    @commands.command()
+    async def branch(call: CommandContext) -> str:
+        name = str(call.input)
+        began[name].set()
+        try:
+            await release[name].wait()
+        except asyncio.CancelledError:
+            await release[name].wait()  # winding down: the cancellation arrived mid-call
+            raise
+        return name
+
+    definition = flow("race", fan_map("fan", "parts", cmd("branch"), 2, to("done")))
+    began.update({name: asyncio.Event() for name in ("slow", "p", "q")})
+    release.update({name: asyncio.Event() for name in ("slow", "p", "q")})
+
+    async def scenario() -> dict[str, str]:
+        runner = Runner(store, [definition], commands, concurrency=8)
+        stop = asyncio.Event()
+        worker = asyncio.create_task(runner.run(stop=stop))
+        await runner.start(definition, [("a", {"parts": ["slow"]})])
+        await _until(began["slow"].wait, "a's command began")
+        cancel = Operate(Operation.CANCEL, "not needed", "operator")
+        await runner.apply("race", "a", cancel, "cancel")
+        await runner.start(definition, [("b", {"parts": ["p", "q"]})])
+        await _until(began["p"].wait, "b's first branch began")
+        await _until(began["q"].wait, "b's second branch began")
+        for name in ("slow", "q", "p"):  # a's command stops, then b's commit for q, then p
+            release[name].set()
+            await asyncio.sleep(0.05)
+
+        async def b_done() -> bool:
+            return worker.done() or (await store.get_item("race", "b")).state == "done"
+
+        await _until(b_done, "item b finished")
+        stop.set()
+        await worker
+        assert await store.stuck_items() == []
+        return {i.key: i.status.value for i in await store.list_items()}
+
+    assert asyncio.run(scenario()) == {"a": "cancelled", "b": "done"}
