@@ -8,13 +8,18 @@ sets, so every interleaving below is forced, not hoped for.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
+import pytest
+
+from statewise.engine import ItemStatus, StepResult
 from statewise.engine.events import Operate, Operation
 from statewise.store.sqlite import SQLiteStore
 from statewise.worker import CommandContext, CommandRegistry, Runner
+from statewise.worker import runner as runner_module
 
-from .workflows import cmd, fan_map, flow, to
+from .workflows import cmd, fan_map, flow, registry, stages_flow, stages_items, to
 
 
 async def _until(
@@ -85,3 +90,53 @@ def test_a_command_still_winding_down_keeps_its_work_row_id_to_itself(
         return {i.key: i.status.value for i in await store.list_items()}
 
     assert asyncio.run(scenario()) == {"a": "cancelled", "b": "done"}
+
+
+async def _feed(
+    store: SQLiteStore, items: list[tuple[str, dict[str, Any]]], window: int
+) -> dict[str, str]:
+    """Run ``items`` of the stages workflow with at most ``window`` admitted at a time.
+
+    The first ``window`` are started up front; each time one finishes, the next is admitted
+    through ``Runner.start`` while the runner runs, as a service feeding it does.
+    """
+    definition = stages_flow()
+    finished: asyncio.Queue[str] = asyncio.Queue()
+
+    def on_commit(results: Sequence[StepResult]) -> None:
+        for result in results:
+            if result.item.status is ItemStatus.DONE:
+                finished.put_nowait(result.item.key)
+
+    runner = Runner(store, [definition], registry, concurrency=16, on_commit=on_commit)
+    await runner.start(definition, items[:window])
+    stop = asyncio.Event()
+    worker = asyncio.create_task(runner.run(stop=stop))
+    for item in items[window:]:
+        await finished.get()
+        await runner.start(definition, [item])
+    for _ in range(window):
+        await finished.get()
+    stop.set()
+    await worker
+    assert await store.stuck_items() == []
+    return {i.key: i.state for i in await store.list_items(limit=len(items))}
+
+
+def test_items_admitted_while_the_runner_runs_start_without_waiting_for_the_outbox_poll(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the outbox poll a minute apart, a fed run still finishes in seconds.
+
+    A start by another task of the runner's process queues work the runner must take up at
+    once: no poll interval stands between an admitted item and its first command. (Before,
+    each admission waited for the next poll: this run hung for a minute per item.)
+    """
+    monkeypatch.setattr(runner_module, "_OUTBOX_POLL", 60.0)
+    items = stages_items(60)
+
+    async def scenario() -> dict[str, str]:
+        async with asyncio.timeout(20.0):
+            return await _feed(store, items, window=8)
+
+    assert asyncio.run(scenario()) == {key: "done" for key, _ in items}

@@ -105,7 +105,10 @@ class Runner(ItemWriter):
         self._superseded: set[int] = set()
         self._items: dict[Ref, Item] = {}
         self._running = False
+        # Set by every producer of work (a result, a freed slot, a commit's or a start's
+        # commands); cleared only at the top of a loop pass, before the pass looks for work.
         self._wake = asyncio.Event()
+        self._claim_now = False  # the outbox has work for us now: claim before the next poll
 
     async def run(
         self,
@@ -160,6 +163,18 @@ class Runner(ItemWriter):
         self.notify(committed)
         return outcomes
 
+    async def _commit_starts(self, batch: list[StepCommit]) -> list[tuple[str, CommitOutcome]]:
+        """Start items, then have the loop claim their commands now, not at its next poll.
+
+        This is how a service feeds its in-process runner: the starts' commands wait in the
+        outbox, and only the outbox poll would otherwise find them.
+        """
+        outcomes = await super()._commit_starts(batch)
+        if any(outcome.status is CommitStatus.COMMITTED for _, outcome in outcomes):
+            self._claim_now = True
+            self._wake.set()
+        return outcomes
+
     def _cancel_superseded(self, ref: Ref, item: Item) -> None:
         """Cancel this item's running commands that its new step made pointless.
 
@@ -182,6 +197,7 @@ class Runner(ItemWriter):
     async def _loop(self, max_wait: float, stop: asyncio.Event | None) -> None:
         next_timer_check = next_outbox_check = 0.0
         while stop is None or not stop.is_set():
+            self._wake.clear()  # whatever is produced from here on ends this pass's wait
             await self._fill()
             if self._results:
                 await asyncio.sleep(0)  # let the commands just started begin before the apply
@@ -195,8 +211,12 @@ class Runner(ItemWriter):
                 if await self._fire_timers(now):
                     continue
             room = self.concurrency - len(self._in_flight) - len(self._ready)
-            if now >= next_outbox_check and room > 0:
-                if await self._claim(now, room):
+            if room > 0 and (self._claim_now or now >= next_outbox_check):
+                self._claim_now = False
+                claimed = await self._claim(now, room)
+                if claimed == room:  # the outbox may hold more: claim again as slots free up
+                    self._claim_now = True
+                if claimed:
                     continue
                 next_outbox_check = now + _OUTBOX_POLL
             if not await self._wait(now, max_wait, stop):
@@ -212,11 +232,12 @@ class Runner(ItemWriter):
             batch, self._results = self._results, []
             await self._apply(batch)
 
-    async def _claim(self, now: float, room: int) -> bool:
-        """Lease outbox commands for the free slots; True if any were claimed.
+    async def _claim(self, now: float, room: int) -> int:
+        """Lease outbox commands for the free slots; how many were claimed.
 
         A running runner's own commands come back leased from its commits; the outbox holds
-        only work left by a dead runner or queued by another process, so polling it is rare.
+        the first commands of items started here (claimed as soon as they are queued), and
+        work left by a dead runner or queued by another process, so polling it is rare.
         """
         claimed = await self.store.claim_commands(
             self.owner, room, now, self.lease_seconds, self.versions
@@ -225,31 +246,36 @@ class Runner(ItemWriter):
         for command in claimed:
             self._items.pop((command.workflow, command.key), None)
         self._ready.extend(claimed)
-        return bool(claimed)
+        return len(claimed)
 
     async def _wait(self, now: float, max_wait: float, stop: asyncio.Event | None) -> bool:
-        """Sleep until a result arrives or a timer is due; False when the runner is idle."""
+        """Sleep until work is produced or a timer is due; False when the runner is idle.
+
+        Nothing is cleared here: a wake-up set since this loop pass began ends the sleep at
+        once, so work produced while this pass looked for some is never left waiting.
+        """
         due = await self.store.next_timer_due()
         nothing_due = due is None or due - now > max_wait
         idle = not self._in_flight and not self._ready and stop is None and nothing_due
         if idle and await self.store.pending_commands(self.versions) == 0:
             return False
         timeout = _OUTBOX_POLL if due is None else min(_OUTBOX_POLL, max(due - now, 0.0))
-        self._wake.clear()
-        if not self._results:
-            await self._sleep(timeout)
+        await self._sleep(timeout, stop)
         return True
 
-    async def _sleep(self, timeout: float) -> None:
-        """Until a local result arrives, another writer queues work, or ``timeout`` passes."""
-        local = asyncio.ensure_future(self._wake.wait())
-        remote = asyncio.ensure_future(self.store.wait_for_work(timeout))
+    async def _sleep(self, timeout: float, stop: asyncio.Event | None = None) -> None:
+        """Until work is produced here or by another writer, ``stop`` is set, or time is up."""
+        waiters = [
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(self.store.wait_for_work(timeout)),
+            *([] if stop is None else [asyncio.ensure_future(stop.wait())]),
+        ]
         try:
-            await asyncio.wait((local, remote), timeout=timeout, return_when="FIRST_COMPLETED")
+            await asyncio.wait(waiters, timeout=timeout, return_when="FIRST_COMPLETED")
         finally:
-            for waiter in (local, remote):
+            for waiter in waiters:
                 waiter.cancel()
-            await asyncio.gather(local, remote, return_exceptions=True)
+            await asyncio.gather(*waiters, return_exceptions=True)
 
     async def _fire_timers(self, now: float) -> bool:
         timers = await self.store.claim_timers(
