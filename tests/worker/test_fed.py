@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from statewise.definition.model import Definition
 from statewise.engine import ItemStatus, StepResult
 from statewise.engine.events import Operate, Operation
 from statewise.store.sqlite import SQLiteStore
@@ -93,14 +94,18 @@ def test_a_command_still_winding_down_keeps_its_work_row_id_to_itself(
 
 
 async def _feed(
-    store: SQLiteStore, items: list[tuple[str, dict[str, Any]]], window: int
+    store: SQLiteStore,
+    definition: Definition,
+    items: list[tuple[str, dict[str, Any]]],
+    *,
+    window: int,
+    concurrency: int,
 ) -> dict[str, str]:
-    """Run ``items`` of the stages workflow with at most ``window`` admitted at a time.
+    """Run ``items`` with at most ``window`` admitted at a time; the items' states at the end.
 
     The first ``window`` are started up front; each time one finishes, the next is admitted
     through ``Runner.start`` while the runner runs, as a service feeding it does.
     """
-    definition = stages_flow()
     finished: asyncio.Queue[str] = asyncio.Queue()
 
     def on_commit(results: Sequence[StepResult]) -> None:
@@ -108,7 +113,7 @@ async def _feed(
             if result.item.status is ItemStatus.DONE:
                 finished.put_nowait(result.item.key)
 
-    runner = Runner(store, [definition], registry, concurrency=16, on_commit=on_commit)
+    runner = Runner(store, [definition], registry, concurrency=concurrency, on_commit=on_commit)
     await runner.start(definition, items[:window])
     stop = asyncio.Event()
     worker = asyncio.create_task(runner.run(stop=stop))
@@ -123,20 +128,37 @@ async def _feed(
     return {i.key: i.state for i in await store.list_items(limit=len(items))}
 
 
+@pytest.mark.parametrize(
+    ("definition", "window", "concurrency"),
+    [
+        pytest.param(stages_flow(), 8, 32, id="stages-with-room-for-each-start"),
+        pytest.param(
+            flow("wide", fan_map("fan", "parts", cmd("work"), 3, to("done"))),
+            1,
+            2,
+            id="one-at-a-time-each-start-wider-than-the-slots",
+        ),
+    ],
+)
 def test_items_admitted_while_the_runner_runs_start_without_waiting_for_the_outbox_poll(
-    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+    store: SQLiteStore,
+    monkeypatch: pytest.MonkeyPatch,
+    definition: Definition,
+    window: int,
+    concurrency: int,
 ) -> None:
     """With the outbox poll a minute apart, a fed run still finishes in seconds.
 
     A start by another task of the runner's process queues work the runner must take up at
-    once: no poll interval stands between an admitted item and its first command. (Before,
-    each admission waited for the next poll: this run hung for a minute per item.)
+    once: no poll interval stands between an admitted item and its first command, whether
+    the start's commands fit in the free slots or wait in the outbox for one. (Before, each
+    admission waited for the next poll: this run hung for a minute per item.)
     """
     monkeypatch.setattr(runner_module, "_OUTBOX_POLL", 60.0)
     items = stages_items(60)
 
     async def scenario() -> dict[str, str]:
         async with asyncio.timeout(20.0):
-            return await _feed(store, items, window=8)
+            return await _feed(store, definition, items, window=window, concurrency=concurrency)
 
     assert asyncio.run(scenario()) == {key: "done" for key, _ in items}

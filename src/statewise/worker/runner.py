@@ -164,16 +164,24 @@ class Runner(ItemWriter):
         return outcomes
 
     async def _commit_starts(self, batch: list[StepCommit]) -> list[tuple[str, CommitOutcome]]:
-        """Start items, then have the loop claim their commands now, not at its next poll.
+        """Start items while running: their commands are taken up now, not at the next poll.
 
-        This is how a service feeds its in-process runner: the starts' commands wait in the
-        outbox, and only the outbox poll would otherwise find them.
+        This is how a service feeds its in-process runner. Commands that fit in the free
+        slots come back leased from the start's own commit, ready to run (no claim needed);
+        a larger start leaves them in the outbox, and the loop claims them as slots free up.
         """
-        outcomes = await super()._commit_starts(batch)
-        if any(outcome.status is CommitStatus.COMMITTED for _, outcome in outcomes):
+        if self._running and _commands_of(batch) <= self._room():
+            outcomes = await self.commit(batch)
+            return [(c.result.item.key, o) for c, o in zip(batch, outcomes, strict=True)]
+        started = await super()._commit_starts(batch)
+        if any(outcome.status is CommitStatus.COMMITTED for _, outcome in started):
             self._claim_now = True
             self._wake.set()
-        return outcomes
+        return started
+
+    def _room(self) -> int:
+        """Free slots not yet promised to a ready command."""
+        return self.concurrency - len(self._in_flight) - len(self._ready)
 
     def _cancel_superseded(self, ref: Ref, item: Item) -> None:
         """Cancel this item's running commands that its new step made pointless.
@@ -210,7 +218,7 @@ class Runner(ItemWriter):
                 next_timer_check = now + _TIMER_POLL
                 if await self._fire_timers(now):
                     continue
-            room = self.concurrency - len(self._in_flight) - len(self._ready)
+            room = self._room()
             if room > 0 and (self._claim_now or now >= next_outbox_check):
                 self._claim_now = False
                 claimed = await self._claim(now, room)
@@ -461,6 +469,11 @@ def _is_over(item: Item, effect: RunCommand) -> bool:
         return item.attempt != effect.attempt or item.retrying
     run = next((r for r in item.branches if r.name == effect.branch), None)
     return run is None or run.status is not BranchStatus.RUNNING or run.attempt != effect.attempt
+
+
+def _commands_of(batch: Sequence[StepCommit]) -> int:
+    """How many commands committing ``batch`` queues."""
+    return sum(isinstance(e, RunCommand) for c in batch for e in c.result.effects)
 
 
 def _not_run(effect: RunCommand) -> CommandFailed:
