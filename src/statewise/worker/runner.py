@@ -44,7 +44,18 @@ JSON = Any
 Ref = tuple[str, str]
 _TIMER_POLL = 0.05
 _OUTBOX_POLL = 0.5
+_ADMISSION_WAIT = 0.05  # how long a start made while running waits for a commit to ride along
 logger = logging.getLogger("statewise.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class _Admission:
+    """Starts made while the runner runs, waiting to ride along with the loop's next commit."""
+
+    commits: list[StepCommit]
+    commands: int
+    done: asyncio.Future[list[CommitOutcome]]
+    due: float  # time.monotonic() by which the loop commits it, with results or alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +120,7 @@ class Runner(ItemWriter):
         # commands); cleared only at the top of a loop pass, before the pass looks for work.
         self._wake = asyncio.Event()
         self._claim_now = False  # the outbox has work for us now: claim before the next poll
+        self._admissions: list[_Admission] = []
 
     async def run(
         self,
@@ -166,12 +178,21 @@ class Runner(ItemWriter):
     async def _commit_starts(self, batch: list[StepCommit]) -> list[tuple[str, CommitOutcome]]:
         """Start items while running: their commands are taken up now, not at the next poll.
 
-        This is how a service feeds its in-process runner. Commands that fit in the free
-        slots come back leased from the start's own commit, ready to run (no claim needed);
-        a larger start leaves them in the outbox, and the loop claims them as slots free up.
+        This is how a service feeds its in-process runner. A start whose commands fit in the
+        free slots is committed by the loop, in the same transaction as its next batch of
+        steps, and its commands come back leased, ready to run: a fed item costs no
+        transaction or claim of its own. A larger start leaves its commands in the outbox,
+        so it never piles them up in memory, and the loop claims them as slots free up.
         """
-        if self._running and _commands_of(batch) <= self._room():
-            outcomes = await self.commit(batch)
+        commands = _commands_of(batch)
+        if self._running and commands <= self._room():
+            done = asyncio.get_running_loop().create_future()
+            self._admissions.append(
+                _Admission(batch, commands, done, time.monotonic() + _ADMISSION_WAIT)
+            )
+            if not self._in_flight:  # else the next result wakes the loop, and it rides along
+                self._wake.set()
+            outcomes = await done
             return [(c.result.item.key, o) for c, o in zip(batch, outcomes, strict=True)]
         started = await super()._commit_starts(batch)
         if any(outcome.status is CommitStatus.COMMITTED for _, outcome in started):
@@ -180,8 +201,37 @@ class Runner(ItemWriter):
         return started
 
     def _room(self) -> int:
-        """Free slots not yet promised to a ready command."""
-        return self.concurrency - len(self._in_flight) - len(self._ready)
+        """Free slots not yet promised to a ready command or an admitted start's commands."""
+        promised = len(self._ready) + sum(a.commands for a in self._admissions)
+        return self.concurrency - len(self._in_flight) - promised
+
+    def _admissions_due(self) -> bool:
+        """Whether admitted starts must be committed now, without waiting for results."""
+        if not self._admissions:
+            return False
+        return not self._in_flight or self._admissions[0].due <= time.monotonic()
+
+    async def _commit_with_admissions(self, commits: list[StepCommit]) -> list[CommitOutcome]:
+        """Commit ``commits`` and the starts admitted meanwhile, in one transaction.
+
+        Each admission gets its own outcomes (or the commit's error) unless its caller gave up
+        waiting; the loop gets the rest.
+        """
+        admissions, self._admissions = self._admissions, []
+        starts = [commit for admission in admissions for commit in admission.commits]
+        try:
+            outcomes = await self.commit(starts + commits)
+        except BaseException as exc:
+            for admission in admissions:
+                if not admission.done.done():
+                    admission.done.set_exception(exc)
+            raise
+        taken = 0
+        for admission in admissions:
+            if not admission.done.done():
+                admission.done.set_result(outcomes[taken : taken + len(admission.commits)])
+            taken += len(admission.commits)
+        return outcomes[taken:]
 
     def _cancel_superseded(self, ref: Ref, item: Item) -> None:
         """Cancel this item's running commands that its new step made pointless.
@@ -207,7 +257,7 @@ class Runner(ItemWriter):
         while stop is None or not stop.is_set():
             self._wake.clear()  # whatever is produced from here on ends this pass's wait
             await self._fill()
-            if self._results:
+            if self._results or self._admissions_due():
                 await asyncio.sleep(0)  # let the commands just started begin before the apply
                 size = min(self.batch_size, 16) if self._in_flight else self.batch_size
                 batch, self._results = self._results[:size], self._results[size:]
@@ -264,10 +314,13 @@ class Runner(ItemWriter):
         """
         due = await self.store.next_timer_due()
         nothing_due = due is None or due - now > max_wait
-        idle = not self._in_flight and not self._ready and stop is None and nothing_due
+        busy = self._in_flight or self._ready or self._admissions
+        idle = not busy and stop is None and nothing_due
         if idle and await self.store.pending_commands(self.versions) == 0:
             return False
         timeout = _OUTBOX_POLL if due is None else min(_OUTBOX_POLL, max(due - now, 0.0))
+        if self._admissions:
+            timeout = min(timeout, max(self._admissions[0].due - time.monotonic(), 0.0))
         await self._sleep(timeout, stop)
         return True
 
@@ -371,8 +424,11 @@ class Runner(ItemWriter):
         self._wake.set()
 
     async def _apply(self, batch: list[_Pending]) -> None:
-        """Step every event against the freshest item and commit them together."""
-        if not batch:
+        """Step every event against the freshest item and commit them together.
+
+        The starts admitted meanwhile are committed in the same transaction.
+        """
+        if not batch and not self._admissions:
             return
         items = await self._items_for([p.ref for p in batch])
         commits: list[StepCommit] = []
@@ -391,7 +447,7 @@ class Runner(ItemWriter):
             stepped.append((event, item))
             if result.outcome is not Outcome.IGNORED:
                 items[event.ref] = result.item
-        outcomes = await self.commit(commits)
+        outcomes = await self._commit_with_admissions(commits)
         await self._settle_outcomes(stepped, outcomes)
         if foreign:
             await self._hand_back(foreign)
@@ -447,7 +503,7 @@ class Runner(ItemWriter):
         await asyncio.gather(*tasks, return_exceptions=True)
         self.commands.close()
         self._running = False
-        if self._results:
+        if self._results or self._admissions:  # admissions now commit unleased, for any worker
             await self._apply(self._results)
             self._results = []
         await self.store.release(leased, [])
