@@ -44,7 +44,6 @@ JSON = Any
 Ref = tuple[str, str]
 _TIMER_POLL = 0.05
 _OUTBOX_POLL = 0.5
-_ADMISSION_WAIT = 0.05  # how long a start made while running waits for a commit to ride along
 logger = logging.getLogger("statewise.worker")
 
 
@@ -55,7 +54,6 @@ class _Admission:
     commits: list[StepCommit]
     commands: int
     done: asyncio.Future[list[CommitOutcome]]
-    due: float  # time.monotonic() by which the loop commits it, with results or alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,19 +177,17 @@ class Runner(ItemWriter):
         """Start items while running: their commands are taken up now, not at the next poll.
 
         This is how a service feeds its in-process runner. A start whose commands fit in the
-        free slots is committed by the loop, in the same transaction as its next batch of
-        steps, and its commands come back leased, ready to run: a fed item costs no
-        transaction or claim of its own. A larger start leaves its commands in the outbox,
-        so it never piles them up in memory, and the loop claims them as slots free up.
+        free slots is committed by the loop's next pass, in one transaction with the results
+        at hand and the other starts made meanwhile (concurrent requests share it), and its
+        commands come back leased, ready to run: no claim, no poll. A larger start leaves its
+        commands in the outbox, so it never piles them up in memory, and the loop claims
+        them as slots free up.
         """
         commands = _commands_of(batch)
         if self._running and commands <= self._room():
             done = asyncio.get_running_loop().create_future()
-            self._admissions.append(
-                _Admission(batch, commands, done, time.monotonic() + _ADMISSION_WAIT)
-            )
-            if not self._in_flight:  # else the next result wakes the loop, and it rides along
-                self._wake.set()
+            self._admissions.append(_Admission(batch, commands, done))
+            self._wake.set()
             outcomes = await done
             return [(c.result.item.key, o) for c, o in zip(batch, outcomes, strict=True)]
         started = await super()._commit_starts(batch)
@@ -204,12 +200,6 @@ class Runner(ItemWriter):
         """Free slots not yet promised to a ready command or an admitted start's commands."""
         promised = len(self._ready) + sum(a.commands for a in self._admissions)
         return self.concurrency - len(self._in_flight) - promised
-
-    def _admissions_due(self) -> bool:
-        """Whether admitted starts must be committed now, without waiting for results."""
-        if not self._admissions:
-            return False
-        return not self._in_flight or self._admissions[0].due <= time.monotonic()
 
     async def _commit_with_admissions(self, commits: list[StepCommit]) -> list[CommitOutcome]:
         """Commit ``commits`` and the starts admitted meanwhile, in one transaction.
@@ -257,7 +247,7 @@ class Runner(ItemWriter):
         while stop is None or not stop.is_set():
             self._wake.clear()  # whatever is produced from here on ends this pass's wait
             await self._fill()
-            if self._results or self._admissions_due():
+            if self._results or self._admissions:
                 await asyncio.sleep(0)  # let the commands just started begin before the apply
                 size = min(self.batch_size, 16) if self._in_flight else self.batch_size
                 batch, self._results = self._results[:size], self._results[size:]
@@ -319,8 +309,6 @@ class Runner(ItemWriter):
         if idle and await self.store.pending_commands(self.versions) == 0:
             return False
         timeout = _OUTBOX_POLL if due is None else min(_OUTBOX_POLL, max(due - now, 0.0))
-        if self._admissions:
-            timeout = min(timeout, max(self._admissions[0].due - time.monotonic(), 0.0))
         await self._sleep(timeout, stop)
         return True
 
