@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +18,9 @@ from statewise.definition.model import Definition
 from statewise.engine import ItemStatus, StepResult
 from statewise.engine.events import Operate, Operation
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker import CommandContext, CommandRegistry, Runner
+from statewise.worker import CommandContext, CommandRegistry, Runner, StartReport
 from statewise.worker import runner as runner_module
+from statewise.worker.writer import ItemWriter
 
 from .workflows import cmd, fan_map, flow, registry, stages_flow, stages_items, to
 
@@ -162,3 +164,42 @@ def test_items_admitted_while_the_runner_runs_start_without_waiting_for_the_outb
             return await _feed(store, definition, items, window=window, concurrency=concurrency)
 
     assert asyncio.run(scenario()) == {key: "done" for key, _ in items}
+
+
+def test_starts_racing_a_running_then_stopping_runner_are_each_committed_once(
+    store: SQLiteStore, db_path: Path
+) -> None:
+    """Concurrent starts, some of the same keys, from the runner's process and from a second
+    writer, while the runner runs and while it stops: every item is created once, each
+    caller hears what became of its start, and a later runner finishes them all."""
+    definition = stages_flow()
+    items = stages_items(40)
+    other = SQLiteStore(db_path)
+
+    async def scenario() -> tuple[list[StartReport], dict[str, str]]:
+        runner = Runner(store, [definition], registry, concurrency=8)
+        stop = asyncio.Event()
+        worker = asyncio.create_task(runner.run(stop=stop))
+
+        async def admit(n: int) -> StartReport:  # one caller per request, each key twice
+            await asyncio.sleep(0.002 * n)
+            return await runner.start(definition, [items[n % 30]])
+
+        starts = [asyncio.create_task(admit(n)) for n in range(60)]
+        elsewhere = ItemWriter(other, [definition])
+        await elsewhere.start(definition, items[30:])  # a second writer, another connection
+        await asyncio.sleep(0.06)
+        stop.set()  # the runner stops while the starts go on
+        reports = await asyncio.gather(*starts)
+        await worker
+        await Runner(store, [definition], registry, concurrency=8).run(max_wait=1.0)
+        assert await store.stuck_items() == []
+        return reports, {i.key: i.state for i in await store.list_items(limit=100)}
+
+    try:
+        reports, states = asyncio.run(scenario())
+    finally:
+        asyncio.run(other.close())
+    assert sum(r.created for r in reports) == 30
+    assert sum(r.existing for r in reports) == 30
+    assert states == {key: "done" for key, _ in items}
