@@ -138,7 +138,11 @@ async def feed(
     finished: asyncio.Queue[str],
     admitted: int,
 ) -> None:
-    """Run while admitting the ``rest`` one by one, each as an admitted item finishes."""
+    """Run while admitting the ``rest``, the next one each time an admitted item finishes.
+
+    Each admission is a task of its own, as each request to a service is: items finishing in
+    the same commit are admitted together.
+    """
     stop = asyncio.Event()
     worker = asyncio.create_task(runner.run(stop=stop))
     starts = []
