@@ -203,3 +203,24 @@ def test_starts_racing_a_running_then_stopping_runner_are_each_committed_once(
     assert sum(r.created for r in reports) == 30
     assert sum(r.existing for r in reports) == 30
     assert states == {key: "done" for key, _ in items}
+
+
+def test_items_started_in_on_ready_run_before_the_loop_takes_starts_along(
+    store: SQLiteStore,
+) -> None:
+    """``statewise run`` starts its items in ``on_ready``, before the loop commits any starts."""
+    definition = stages_flow()
+    items = stages_items(5)
+
+    async def scenario() -> dict[str, str]:
+        runner = Runner(store, [definition], registry)
+
+        async def start() -> None:
+            await runner.start(definition, items)
+
+        async with asyncio.timeout(20.0):
+            await runner.run(max_wait=1.0, on_ready=start)
+        assert await store.stuck_items() == []
+        return {i.key: i.state for i in await store.list_items()}
+
+    assert asyncio.run(scenario()) == {key: "done" for key, _ in items}

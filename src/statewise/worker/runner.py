@@ -119,6 +119,7 @@ class Runner(ItemWriter):
         self._wake = asyncio.Event()
         self._claim_now = False  # the outbox has work for us now: claim before the next poll
         self._admissions: list[_Admission] = []
+        self._admitting = False  # the loop runs and commits admissions (not yet in on_ready)
 
     async def run(
         self,
@@ -184,7 +185,7 @@ class Runner(ItemWriter):
         them as slots free up.
         """
         commands = _commands_of(batch)
-        if self._running and commands <= self._room():
+        if self._admitting and commands <= self._room():
             done = asyncio.get_running_loop().create_future()
             self._admissions.append(_Admission(batch, commands, done))
             self._wake.set()
@@ -244,6 +245,7 @@ class Runner(ItemWriter):
 
     async def _loop(self, max_wait: float, stop: asyncio.Event | None) -> None:
         next_timer_check = next_outbox_check = 0.0
+        self._admitting = True
         while stop is None or not stop.is_set():
             self._wake.clear()  # whatever is produced from here on ends this pass's wait
             await self._fill()
@@ -490,7 +492,7 @@ class Runner(ItemWriter):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.commands.close()
-        self._running = False
+        self._running = self._admitting = False
         if self._results or self._admissions:  # admissions now commit unleased, for any worker
             await self._apply(self._results)
             self._results = []
