@@ -224,3 +224,49 @@ def test_items_started_in_on_ready_run_before_the_loop_takes_starts_along(
         return {i.key: i.state for i in await store.list_items()}
 
     assert asyncio.run(scenario()) == {key: "done" for key, _ in items}
+
+
+def test_a_command_whose_lease_lapsed_while_it_ran_is_not_started_again_here(
+    store: SQLiteStore,
+) -> None:
+    """After a clock jump (a host resumed from sleep), the runner may claim its own running
+    commands' rows again, their leases lapsed; it must not run them a second time."""
+    runs: list[str] = []
+    release = asyncio.Event()
+    commands = CommandRegistry()
+
+    @commands.command()
+    async def work(call: CommandContext) -> str:
+        runs.append(call.key)
+        await release.wait()
+        return "ok"
+
+    definition = flow("lapse", fan_map("fan", "parts", cmd("work"), 1, to("done")))
+    now = [1_000_000.0]
+
+    async def scenario() -> dict[str, str]:
+        runner = Runner(store, [definition], commands, clock=lambda: now[0])
+        await runner.start(definition, [("a", {"parts": ["x"]})])
+        stop = asyncio.Event()
+        worker = asyncio.create_task(runner.run(stop=stop))
+
+        async def began() -> bool:
+            return bool(runs)
+
+        await _until(began, "the command began")
+        now[0] += 3600.0  # every lease has lapsed; the outbox poll is due
+        started = list(runs)
+        await asyncio.sleep(1.0)  # two outbox polls: a claim would take the lapsed row now
+        release.set()
+
+        async def done() -> bool:
+            return worker.done() or (await store.get_item("lapse", "a")).state == "done"
+
+        await _until(done, "item a finished")
+        stop.set()
+        await worker
+        assert runs == started == ["a"]
+        assert await store.stuck_items() == []
+        return {i.key: i.state for i in await store.list_items()}
+
+    assert asyncio.run(scenario()) == {"a": "done"}

@@ -289,9 +289,13 @@ class Runner(ItemWriter):
         the first commands of items started here (claimed as soon as they are queued), and
         work left by a dead runner or queued by another process, so polling it is rare.
         """
-        claimed = await self.store.claim_commands(
+        leased = await self.store.claim_commands(
             self.owner, room, now, self.lease_seconds, self.versions
         )
+        # A row of ours whose lease lapsed (the clock jumped, the host slept) is running or
+        # ready here already: the claim renewed its lease, and it must not run twice.
+        here = {*self._in_flight, *(command.outbox_id for command in self._ready)}
+        claimed = [command for command in leased if command.outbox_id not in here]
         # Another writer queued these, so any cached copy of their items predates them.
         for command in claimed:
             self._items.pop((command.workflow, command.key), None)
