@@ -5,9 +5,12 @@ Scenario A runs the bench workflow with instant commands for 1,000 and 10,000 it
 the same number of transitions: the plain baseline (the commits alone) and the durable baseline
 (the workflow run by hand, the whole context rewritten per transition). Scenario B gives every
 command 20 ms of simulated model latency and compares wall time with the ideal for 64 commands
-in flight (and, for information, the same with latencies spread over 10-30 ms). Every scenario
-run is its own process, so memory figures are clean; figures and machine facts go to
-``bench/results.json``.
+in flight (and, for information, the same with latencies spread over 10-30 ms). Scenario F
+feeds the runner: at most 64 items admitted at a time, each finished item admitting the next
+through ``Runner.start`` while the runner runs (as a service feeds its in-process runner), and
+compares its wall time with the same items all started up front, run alternately in the same
+benchmark, with instant commands and with 20 ms ones. Every scenario run is its own process,
+so memory figures are clean; figures and machine facts go to ``bench/results.json``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ BASELINES = ("baseline", "durable")
 ENGINES = ("statewise", *BASELINES)
 BYTES_TARGET = 1024
 IDEAL_TARGET = 1.2
+FED_TARGET = 1.1
+FED_MODES = ("upfront", "fed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +52,13 @@ class Plan:
     mode: str
     a_sizes: tuple[int, ...]
     b_items: int
+    f_items: int
     repeat: int
     output: Path
 
 
-FULL = Plan("full", (1_000, 10_000), 1_000, 3, BENCH / "results.json")
-QUICK = Plan("quick", (250, 1_000), 320, 1, BENCH / "results.quick.json")
+FULL = Plan("full", (1_000, 10_000), 1_000, 1_000, 3, BENCH / "results.json")
+QUICK = Plan("quick", (250, 1_000), 320, 320, 1, BENCH / "results.quick.json")
 
 
 class ScenarioFailed(RuntimeError):
@@ -154,7 +160,37 @@ def scenario_b(plan: Plan, workdir: Path, console: Console) -> list[dict[str, JS
     return found
 
 
-def targets(a: list[dict[str, JSON]], b: dict[str, JSON]) -> list[Target]:
+def scenario_f(plan: Plan, workdir: Path, console: Console) -> list[dict[str, JSON]]:
+    """Fed against started up front, instant and with ``LATENCY``; repeats alternate the two."""
+    found = []
+    for latency, suffix in ((0.0, ""), (LATENCY, "-20ms")):
+        upfront = Spec(
+            f"F-{plan.f_items}{suffix}-upfront",
+            "statewise",
+            plan.f_items,
+            "",
+            latency=latency,
+            concurrency=IN_FLIGHT,
+        )
+        fed = replace(upfront, name=f"F-{plan.f_items}{suffix}-fed", window=IN_FLIGHT)
+        specs = dict(zip(FED_MODES, (upfront, fed), strict=True))
+        runs: dict[str, list[dict[str, JSON]]] = {mode: [] for mode in FED_MODES}
+        for attempt in range(1, plan.repeat + 1):
+            for mode, spec in specs.items():
+                runs[mode].append(run_once(spec, attempt, workdir, console))
+        medians = {mode: median_run(specs[mode], runs[mode]) for mode in specs}
+        found.append(
+            {
+                "items": plan.f_items,
+                "latency": latency,
+                **medians,
+                "fed_ratio": medians["fed"]["wall_seconds"] / medians["upfront"]["wall_seconds"],
+            }
+        )
+    return found
+
+
+def targets(a: list[dict[str, JSON]], b: dict[str, JSON], f: list[dict[str, JSON]]) -> list[Target]:
     """Every target of the issue, one per scenario size."""
     found = []
     for pair in a:
@@ -191,10 +227,21 @@ def targets(a: list[dict[str, JSON]], b: dict[str, JSON]) -> list[Target]:
             at_least=False,
         )
     )
+    for pair in f:
+        found.append(
+            Target(
+                f"{pair['fed']['spec']['name']}: fed / started up front, wall time",
+                pair["fed_ratio"],
+                FED_TARGET,
+                at_least=False,
+            )
+        )
     return found
 
 
-def notes(a: list[dict[str, JSON]], b: list[dict[str, JSON]]) -> list[str]:
+def notes(
+    a: list[dict[str, JSON]], b: list[dict[str, JSON]], f: list[dict[str, JSON]]
+) -> list[str]:
     """How to read the tables."""
     revised = ", ".join(f"{p['statewise']['items_revised']:,}/{p['items']:,}" for p in a)
     lines = [
@@ -223,6 +270,14 @@ def notes(a: list[dict[str, JSON]], b: list[dict[str, JSON]]) -> list[str]:
             f"{spread} each) / {IN_FLIGHT} in flight = {run['ideal_seconds']:.2f} s; measured "
             f"{run['wall_seconds']:.2f} s = {run['ideal_ratio']:.2f} x ideal "
             f"(starting the items took {run['start_seconds']:.2f} s)."
+        )
+    for pair in f:
+        lines.append(
+            f"{pair['fed']['spec']['name']}: at most {IN_FLIGHT} items admitted at a time, the "
+            f"next started as one finishes: {pair['fed']['wall_seconds']:.2f} s against "
+            f"{pair['upfront']['wall_seconds']:.2f} s with all started up front "
+            f"(= {pair['fed_ratio']:.2f} x); CPU {pair['fed']['cpu_seconds']:.2f} s against "
+            f"{pair['upfront']['cpu_seconds']:.2f} s."
         )
     return lines
 
@@ -258,9 +313,10 @@ def execute(plan: Plan, workdir: Path, console: Console) -> tuple[dict[str, JSON
     began = time.time()
     a = scenario_a(plan, workdir, console)
     b = scenario_b(plan, workdir, console)
-    found = targets(a, b[0])
-    rows = [p[engine] for p in a for engine in ENGINES] + b
-    print_report(console, rows, found, notes(a, b))
+    f = scenario_f(plan, workdir, console)
+    found = targets(a, b[0], f)
+    rows = [p[engine] for p in a for engine in ENGINES] + b + [p[m] for p in f for m in FED_MODES]
+    print_report(console, rows, found, notes(a, b, f))
     document = {
         "mode": plan.mode,
         "repeat": plan.repeat,
@@ -271,6 +327,7 @@ def execute(plan: Plan, workdir: Path, console: Console) -> tuple[dict[str, JSON
         "definitions": DEFINITIONS,
         "scenario_a": a,
         "scenario_b": b,
+        "scenario_f": f,
         "targets": [t.as_dict() for t in found],
     }
     return document, found

@@ -3,7 +3,8 @@
 Each scenario runs in a fresh interpreter so that its peak RSS (``ru_maxrss``) is its own.
 Three engines do the same work on the same items (``workload.py``):
 
-* ``statewise``: the bench workflow through ``Runner`` on a ``SQLiteStore``;
+* ``statewise``: the bench workflow through ``Runner`` on a ``SQLiteStore``, its items all
+  started up front or, with ``Spec.window``, fed while the runner runs;
 * ``baseline`` and ``durable``: the hand-written engines of ``baselines.py``.
 """
 
@@ -13,8 +14,10 @@ import asyncio
 import json
 import sqlite3
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
+from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,7 @@ from workload import (
 )
 
 from statewise.definition import Definition, load
+from statewise.engine import ItemStatus, StepResult
 from statewise.store import SQLiteStore
 from statewise.worker.registry import CommandRegistry
 from statewise.worker.runner import Runner
@@ -74,7 +78,7 @@ def load_definition(registry: CommandRegistry) -> Definition:
 async def drive_statewise(
     spec: Spec, on_store: Callable[[SQLiteStore], None] | None = None
 ) -> tuple[Timing, Counts]:
-    """Start ``spec.items`` items and run them to their final state.
+    """Start ``spec.items`` items (or the first ``spec.window``) and run them to their end.
 
     ``on_store`` sees the store before the run (the profiler uses it to trace SQL).
     """
@@ -84,17 +88,31 @@ async def drive_statewise(
     store = SQLiteStore(spec.db_path)
     if on_store is not None:
         on_store(store)
+    finished: asyncio.Queue[str] = asyncio.Queue()
     runner = Runner(
-        store, [definition], registry, concurrency=spec.concurrency, batch_size=spec.batch_size
+        store,
+        [definition],
+        registry,
+        concurrency=spec.concurrency,
+        batch_size=spec.batch_size,
+        on_commit=partial(_report_done, finished=finished) if spec.window else None,
     )
+    payloads = item_payloads(spec.items)
+    first = list(islice(payloads, spec.window or spec.items))
 
     async def start() -> None:
-        report = await runner.start(definition, item_payloads(spec.items))
-        if report.created != spec.items:
-            raise BenchFailure(f"{spec.name}: started {report.created} of {spec.items} items")
+        report = await runner.start(definition, first)
+        if report.created != len(first):
+            raise BenchFailure(f"{spec.name}: started {report.created} of {len(first)} items")
+
+    async def run() -> None:
+        if spec.window:
+            await feed(runner, definition, payloads, finished, len(first))
+        else:
+            await runner.run()
 
     try:
-        timing = await timed(start, runner.run)
+        timing = await timed(start, run)
     finally:
         await store.close()
     counts = verify_statewise(spec)
@@ -104,6 +122,49 @@ async def drive_statewise(
             f"{counts['command_executions']}"
         )
     return timing, {**counts, "command_latency_seconds": ledger.slept}
+
+
+def _report_done(results: Sequence[StepResult], finished: asyncio.Queue[str]) -> None:
+    """``on_commit``: queue the key of every item that reached its final state."""
+    for result in results:
+        if result.item.status is ItemStatus.DONE:
+            finished.put_nowait(result.item.key)
+
+
+async def feed(
+    runner: Runner,
+    definition: Definition,
+    rest: Iterator[tuple[str, JSON]],
+    finished: asyncio.Queue[str],
+    admitted: int,
+) -> None:
+    """Run while admitting the ``rest``, the next one each time an admitted item finishes.
+
+    Each admission is a task of its own, as each request to a service is: items finishing in
+    the same commit are admitted together.
+    """
+    stop = asyncio.Event()
+    worker = asyncio.create_task(runner.run(stop=stop))
+    starts = []
+    for key, payload in rest:
+        await _next_finished(finished, worker)
+        starts.append(asyncio.create_task(runner.start(definition, [(key, payload)])))
+    for _ in range(admitted):
+        await _next_finished(finished, worker)
+    await asyncio.gather(*starts)
+    stop.set()
+    await worker
+
+
+async def _next_finished(finished: asyncio.Queue[str], worker: asyncio.Task[None]) -> str:
+    """The next finished item's key; the runner's own error if it stopped first."""
+    waiter = asyncio.ensure_future(finished.get())
+    await asyncio.wait((waiter, worker), return_when=asyncio.FIRST_COMPLETED)
+    if not waiter.done():
+        waiter.cancel()
+        worker.result()  # raises what stopped the runner
+        raise BenchFailure("the runner stopped while items were still running")
+    return waiter.result()
 
 
 def verify_statewise(spec: Spec) -> dict[str, JSON]:

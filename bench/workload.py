@@ -28,7 +28,9 @@ class Spec:
     """What one scenario process runs.
 
     ``transitions`` is the total the baselines must do (taken from a statewise run of the same
-    size); statewise ignores it.
+    size); statewise ignores it. ``window`` > 0 feeds statewise: only that many items are
+    started up front, and each one that finishes admits the next through ``Runner.start``
+    while the runner runs, as a service feeds its in-process runner (0: all up front).
     """
 
     name: str
@@ -40,6 +42,7 @@ class Spec:
     concurrency: int = 64
     batch_size: int = 256
     transitions: int = 0
+    window: int = 0
 
 
 @dataclass(frozen=True, slots=True)

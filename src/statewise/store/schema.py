@@ -90,6 +90,12 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX items_overview ON items (workflow, version, state, status, entered_at)",
     ),
     unique_active_names_txn,
+    # Outbox ids come from a counter, like PostgreSQL's sequence: the largest id + 1 handed out
+    # a deleted row's id again while a runner still had that row's command in flight.
+    _sql(
+        "CREATE TABLE outbox_ids (last INTEGER NOT NULL)",
+        "INSERT INTO outbox_ids (last) SELECT COALESCE(MAX(id), 0) FROM outbox",
+    ),
 )
 
 # Runnable rows (unleased, or leased past their time) are found through partial indexes, so a

@@ -138,9 +138,13 @@ class SQLiteStore(SQLStore):
         )
 
     def reserve_outbox_ids_txn(self, db: Connection, count: int) -> Sequence[int]:
-        """Ids after the largest, handed out under the write lock."""
-        ((last,),) = db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox")
-        return range(last + 1, last + 1 + count)
+        """Ids from the ``outbox_ids`` counter, under the write lock: never one handed out before.
+
+        A runner keys the commands it runs by their row's id, and a deleted row's command may
+        still be winding down, so an id must not come back (as the largest id + 1 would).
+        """
+        ((last,),) = db.execute("UPDATE outbox_ids SET last = last + ? RETURNING last", (count,))
+        return range(last - count + 1, last + 1)
 
     def notify_txn(self, db: Connection) -> None:
         """Nothing to send: waiters see the file's ``data_version`` change."""

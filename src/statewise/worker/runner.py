@@ -53,6 +53,15 @@ logger = logging.getLogger("statewise.worker")
 
 
 @dataclass(frozen=True, slots=True)
+class _Admission:
+    """Starts made while the runner runs, waiting to ride along with the loop's next commit."""
+
+    commits: list[StepCommit]
+    commands: int
+    done: asyncio.Future[list[CommitOutcome]]
+
+
+@dataclass(frozen=True, slots=True)
 class _Pending:
     """An event waiting to be applied, and the work row it consumes."""
 
@@ -118,7 +127,12 @@ class Runner(ItemWriter):
         self._items: dict[Ref, Item] = {}
         self._running = False
         self._own_work_only = False
+        # Set by every producer of work (a result, a freed slot, a commit's or a start's
+        # commands); cleared only at the top of a loop pass, before the pass looks for work.
         self._wake = asyncio.Event()
+        self._claim_now = False  # the outbox has work for us now: claim before the next poll
+        self._admissions: list[_Admission] = []
+        self._admitting = False  # the loop runs and commits admissions (not yet in on_ready)
 
     async def run(
         self,
@@ -180,6 +194,56 @@ class Runner(ItemWriter):
         self.notify(committed)
         return outcomes
 
+    async def _commit_starts(self, batch: list[StepCommit]) -> list[tuple[str, CommitOutcome]]:
+        """Start items while running: their commands are taken up now, not at the next poll.
+
+        This is how a service feeds its in-process runner. A start whose commands fit in the
+        free slots is committed by the loop's next pass, in one transaction with the results
+        at hand and the other starts made meanwhile (concurrent requests share it), and its
+        commands come back leased, ready to run: no claim, no poll. A larger start leaves its
+        commands in the outbox, so it never piles them up in memory, and the loop claims
+        them as slots free up.
+        """
+        commands = _commands_of(batch)
+        if self._admitting and commands <= self._room():
+            done = asyncio.get_running_loop().create_future()
+            self._admissions.append(_Admission(batch, commands, done))
+            self._wake.set()
+            outcomes = await done
+            return [(c.result.item.key, o) for c, o in zip(batch, outcomes, strict=True)]
+        started = await super()._commit_starts(batch)
+        if any(outcome.status is CommitStatus.COMMITTED for _, outcome in started):
+            self._claim_now = True
+            self._wake.set()
+        return started
+
+    def _room(self) -> int:
+        """Free slots not yet promised to a ready command or an admitted start's commands."""
+        promised = len(self._ready) + sum(a.commands for a in self._admissions)
+        return self.concurrency - len(self._in_flight) - promised
+
+    async def _commit_with_admissions(self, commits: list[StepCommit]) -> list[CommitOutcome]:
+        """Commit ``commits`` and the starts admitted meanwhile, in one transaction.
+
+        Each admission gets its own outcomes (or the commit's error) unless its caller gave up
+        waiting; the loop gets the rest.
+        """
+        admissions, self._admissions = self._admissions, []
+        starts = [commit for admission in admissions for commit in admission.commits]
+        try:
+            outcomes = await self.commit(starts + commits)
+        except BaseException as exc:
+            for admission in admissions:
+                if not admission.done.done():
+                    admission.done.set_exception(exc)
+            raise
+        taken = 0
+        for admission in admissions:
+            if not admission.done.done():
+                admission.done.set_result(outcomes[taken : taken + len(admission.commits)])
+            taken += len(admission.commits)
+        return outcomes[taken:]
+
     def _cancel_superseded(self, ref: Ref, item: Item) -> None:
         """Cancel this item's running commands that its new step made pointless.
 
@@ -201,9 +265,11 @@ class Runner(ItemWriter):
 
     async def _loop(self, max_wait: float, stop: asyncio.Event | None) -> None:
         next_timer_check = next_outbox_check = 0.0
+        self._admitting = True
         while stop is None or not stop.is_set():
+            self._wake.clear()  # whatever is produced from here on ends this pass's wait
             await self._fill()
-            if self._results:
+            if self._results or self._admissions:
                 await asyncio.sleep(0)  # let the commands just started begin before the apply
                 size = min(self.batch_size, 16) if self._in_flight else self.batch_size
                 batch, self._results = self._results[:size], self._results[size:]
@@ -214,9 +280,14 @@ class Runner(ItemWriter):
                 next_timer_check = now + _TIMER_POLL
                 if await self._fire_timers(now):
                     continue
-            room = self.concurrency - len(self._in_flight) - len(self._ready)
-            if now >= next_outbox_check and room > 0 and not self._own_work_only:
-                if await self._claim(now, room):
+            room = self._room()
+            claim_due = self._claim_now or now >= next_outbox_check
+            if room > 0 and claim_due and not self._own_work_only:
+                self._claim_now = False
+                claimed = await self._claim(now, room)
+                if claimed == room:  # the outbox may hold more: claim again as slots free up
+                    self._claim_now = True
+                if claimed:
                     continue
                 next_outbox_check = now + _OUTBOX_POLL
             if not await self._wait(now, max_wait, stop):
@@ -257,44 +328,55 @@ class Runner(ItemWriter):
             batch, self._results = self._results, []
             await self._apply(batch)
 
-    async def _claim(self, now: float, room: int) -> bool:
-        """Lease outbox commands for the free slots; True if any were claimed.
+    async def _claim(self, now: float, room: int) -> int:
+        """Lease outbox commands for the free slots; how many were claimed.
 
         A running runner's own commands come back leased from its commits; the outbox holds
-        only work left by a dead runner or queued by another process, so polling it is rare.
+        the first commands of items started here (claimed as soon as they are queued), and
+        work left by a dead runner or queued by another process, so polling it is rare.
         """
-        claimed = await self.store.claim_commands(
+        leased = await self.store.claim_commands(
             self.owner, room, now, self.lease_seconds, self.versions
         )
+        # A row of ours whose lease lapsed (the clock jumped, the host slept) is running or
+        # ready here already: the claim renewed its lease, and it must not run twice.
+        here = {*self._in_flight, *(command.outbox_id for command in self._ready)}
+        claimed = [command for command in leased if command.outbox_id not in here]
         # Another writer queued these, so any cached copy of their items predates them.
         for command in claimed:
             self._items.pop((command.workflow, command.key), None)
         self._ready.extend(claimed)
-        return bool(claimed)
+        return len(claimed)
 
     async def _wait(self, now: float, max_wait: float, stop: asyncio.Event | None) -> bool:
-        """Sleep until a result arrives or a timer is due; False when the runner is idle."""
+        """Sleep until work is produced or a timer is due; False when the runner is idle.
+
+        Nothing is cleared here: a wake-up set since this loop pass began ends the sleep at
+        once, so work produced while this pass looked for some is never left waiting.
+        """
         due = None if self._own_work_only else await self.store.next_timer_due()
         nothing_due = due is None or due - now > max_wait
-        idle = not self._in_flight and not self._ready and stop is None and nothing_due
+        busy = self._in_flight or self._ready or self._admissions
+        idle = not busy and stop is None and nothing_due
         if idle and (self._own_work_only or await self.store.pending_commands(self.versions) == 0):
             return False
         timeout = _OUTBOX_POLL if due is None else min(_OUTBOX_POLL, max(due - now, 0.0))
-        self._wake.clear()
-        if not self._results:
-            await self._sleep(timeout)
+        await self._sleep(timeout, stop)
         return True
 
-    async def _sleep(self, timeout: float) -> None:
-        """Until a local result arrives, another writer queues work, or ``timeout`` passes."""
-        local = asyncio.ensure_future(self._wake.wait())
-        remote = asyncio.ensure_future(self.store.wait_for_work(timeout))
+    async def _sleep(self, timeout: float, stop: asyncio.Event | None = None) -> None:
+        """Until work is produced here or by another writer, ``stop`` is set, or time is up."""
+        waiters = [
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(self.store.wait_for_work(timeout)),
+            *([] if stop is None else [asyncio.ensure_future(stop.wait())]),
+        ]
         try:
-            await asyncio.wait((local, remote), timeout=timeout, return_when="FIRST_COMPLETED")
+            await asyncio.wait(waiters, timeout=timeout, return_when="FIRST_COMPLETED")
         finally:
-            for waiter in (local, remote):
+            for waiter in waiters:
                 waiter.cancel()
-            await asyncio.gather(local, remote, return_exceptions=True)
+            await asyncio.gather(*waiters, return_exceptions=True)
 
     async def _fire_timers(self, now: float) -> bool:
         timers = await self.store.claim_timers(
@@ -388,10 +470,11 @@ class Runner(ItemWriter):
     async def _apply(self, batch: list[_Pending]) -> None:
         """Step every event against the freshest item and commit them together.
 
-        After a store outage the events wait to be applied again: a commit cut off changed
-        nothing, and one that went through answers LOST or STALE for them the second time.
+        The starts admitted meanwhile are committed in the same transaction. After a store
+        outage the events wait to be applied again: a commit cut off changed nothing, and one
+        that went through answers LOST or STALE for them the second time.
         """
-        if not batch:
+        if not batch and not self._admissions:
             return
         try:
             await self._commit_batch(batch)
@@ -417,7 +500,7 @@ class Runner(ItemWriter):
             stepped.append((event, item))
             if result.outcome is not Outcome.IGNORED:
                 items[event.ref] = result.item
-        outcomes = await self.commit(commits)
+        outcomes = await self._commit_with_admissions(commits)
         await self._settle_outcomes(stepped, outcomes)
         if foreign:
             await self._hand_back(foreign)
@@ -476,8 +559,8 @@ class Runner(ItemWriter):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.commands.close()
-        self._running = False
-        if self._results:
+        self._running = self._admitting = False
+        if self._results or self._admissions:  # admissions now commit unleased, for any worker
             await self._apply(self._results)
             self._results = []
         await self.store.release(leased, [])
@@ -499,6 +582,11 @@ def _is_over(item: Item, effect: RunCommand) -> bool:
         return item.attempt != effect.attempt or item.retrying
     run = next((r for r in item.branches if r.name == effect.branch), None)
     return run is None or run.status is not BranchStatus.RUNNING or run.attempt != effect.attempt
+
+
+def _commands_of(batch: Sequence[StepCommit]) -> int:
+    """How many commands committing ``batch`` queues."""
+    return sum(isinstance(e, RunCommand) for c in batch for e in c.result.effects)
 
 
 def _not_run(effect: RunCommand) -> CommandFailed:
