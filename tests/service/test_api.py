@@ -89,7 +89,7 @@ def test_items_are_started_found_inspected_and_redriven(server: Server) -> None:
             seen |= {i["key"] for i in page["items"]}
             cursor = page["next_cursor"]
         assert seen == {f"b-{n}" for n in range(20)}
-        assert ops.get("/api/items", params={"cursor": "nonsense"}).status_code == 400
+        assert ops.get("/api/items", params={"cursor": "nonsense"}).status_code == 422
         view = ops.get("/api/items/review/order-0").json()
         assert view["state"] == "human_review" and view["tasks"][0]["status"] == "open"
         assert view["context"]["amount"] == 50

@@ -33,7 +33,7 @@ from statewise.cli.common import (
     status_cell,
     with_store,
 )
-from statewise.cli.running import act_then_continue, prepare
+from statewise.cli.running import act_on_item, act_then_continue, prepare
 from statewise.definition.durations import parse_duration
 from statewise.definition.model import Role
 from statewise.engine.events import Operation
@@ -129,7 +129,10 @@ def redrive_command(
     async def act(runner: Runner) -> Item:
         return await redrive(runner, workflow, key, reason=reason, actor=actor, to=to)
 
-    run_async(_with_runner(db, commands, act, key, wait))
+    def redriven(item: Item) -> str:
+        return f"{key}: now in {item.state} ({item.status.value})"
+
+    run_async(act_on_item(db, commands, act, redriven, wait=wait))
 
 
 @app.command(name="bulk")
@@ -288,33 +291,6 @@ def task_decide(
 def _require_reason(reason: str) -> None:
     if not reason.strip():
         fail("--reason must say why, for the audit trail", 2)
-
-
-async def _with_runner(
-    db: str,
-    commands: list[str] | None,
-    action: Callable[[Runner], Awaitable[Item]],
-    key: str,
-    wait: bool,
-) -> None:
-    async def act(store: Store) -> None:
-        catalog, _ = await prepare(store, None, commands or [])
-        runner = Runner(store, catalog.definitions, catalog.registry)
-
-        async def acted() -> Item:
-            item = await action(runner)
-            console.print(f"{key}: now in {item.state} ({item.status.value})")
-            return item
-
-        if not wait:
-            await acted()
-            return
-        item = await act_then_continue(runner, acted)
-        settled = await store.get_item(item.workflow, item.key)
-        if settled.seq != item.seq:
-            console.print(f"{key}: settled in {settled.state} ({settled.status.value})")
-
-    await with_store(db, act)
 
 
 async def _with_desk(

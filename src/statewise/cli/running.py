@@ -274,21 +274,44 @@ def send(
     """
     payload = data_option(data)
 
-    async def deliver(store: Store) -> None:
+    async def accept(runner: Runner) -> Item:
+        return await runner.send(workflow, key, event, payload, actor)
+
+    def accepted(item: Item) -> str:
+        return f"{key}: {event} accepted; now in {item.state} ({item.status.value})"
+
+    run_async(act_on_item(db, commands, accept, accepted, wait=wait))
+
+
+async def act_on_item(
+    db: str,
+    commands: list[str] | None,
+    action: Callable[[Runner], Awaitable[Item]],
+    describe: Callable[[Item], str],
+    *,
+    wait: bool,
+) -> None:
+    """Do one thing to one item and say so; with ``wait``, run that item on until it waits.
+
+    Shared by ``send`` and ``redrive``: only the item's own commands run here (see
+    ``act_then_continue``), so a running service or ``run`` is never competed with.
+    """
+
+    async def act(store: Store) -> None:
         catalog, _ = await prepare(store, None, commands or [])
         runner = Runner(store, catalog.definitions, catalog.registry)
 
-        async def accept() -> Item:
-            item = await runner.send(workflow, key, event, payload, actor)
-            console.print(f"{key}: {event} accepted; now in {item.state} ({item.status.value})")
+        async def acted() -> Item:
+            item = await action(runner)
+            console.print(describe(item))
             return item
 
         if not wait:
-            await accept()
+            await acted()
             return
-        item = await act_then_continue(runner, accept)
-        settled = await store.get_item(item.workflow, key)
+        item = await act_then_continue(runner, acted)
+        settled = await store.get_item(item.workflow, item.key)
         if settled.seq != item.seq:
-            console.print(f"{key}: now in {settled.state} ({settled.status.value})")
+            console.print(f"{item.key}: now in {settled.state} ({settled.status.value})")
 
-    run_async(with_store(db, deliver))
+    await with_store(db, act)
