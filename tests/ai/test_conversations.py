@@ -318,9 +318,12 @@ def test_pruning_drops_whole_exchanges_oldest_first() -> None:
 
 def test_stored_conversations_round_trip_through_json() -> None:
     history = _exchange(1, tool=True)
-    restored = conversations.load("a", conversations.dump(history))
+    stored = conversations.dump(history)
+    restored = conversations.load("a", stored)
+    # The stored JSON's layout is pydantic-ai's; statewise owns that nothing is lost in it.
+    assert restored == history
     assert conversations.transcript(restored) == conversations.transcript(history)
-    assert json.loads(conversations.dump(history))[0]["kind"] == "request"
+    assert isinstance(json.loads(stored), list)
 
 
 def test_an_unreadable_stored_conversation_is_a_permanent_error() -> None:
