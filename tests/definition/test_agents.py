@@ -520,7 +520,7 @@ def test_agent_schema_problems_point_at_the_key() -> None:
     assert found(text) == [
         ("`instructions` is required", 4, 3),
         ("unknown key `instrucions`; did you mean `instructions`?", 5, 5),
-        ("`tools`: input should be a valid list, not `'lookup'`", 8, 12),
+        ("`tools` must be a list, not `'lookup'`", 8, 12),
     ]
 
 

@@ -302,8 +302,8 @@ def test_wrong_types_name_the_key_and_value_in_every_part() -> None:
     )
 
     assert [(p.message, p.line, p.column) for p in found] == [
-        ("`version`: input should be a valid integer, not `'2'`", 3, 10),
-        ("`max_visits`: input should be a valid integer, not `2.5`", 7, 17),
+        ("`version` must be a whole number, not `'2'`", 3, 10),
+        ("`max_visits` must be a whole number, not `2.5`", 7, 17),
     ]
 
 
