@@ -17,6 +17,7 @@ from .servers import (
     FakeProvider,
     anthropic_text,
     anthropic_tool_use,
+    message_text,
     openai_text,
     openai_tool_call,
 )
@@ -32,7 +33,7 @@ CATEGORY = {
 
 
 def system_prompt(body: dict[str, Any]) -> str:
-    return str(body["messages"][0]["content"])
+    return message_text(body["messages"][0])
 
 
 def test_structured_output_over_openai_chat_completions(
@@ -66,7 +67,8 @@ def test_structured_output_over_openai_chat_completions(
     assert request.headers["authorization"] == "Bearer sk-test-openai-0123456789abcdef"
     body = request.body
     assert system_prompt(body) == "You triage mail for Acme. Case item-1."
-    assert body["messages"][1] == {"role": "user", "content": "I was charged twice"}
+    assert body["messages"][1]["role"] == "user"
+    assert message_text(body["messages"][1]) == "I was charged twice"
     (tool,) = body["tools"]
     assert tool["function"]["name"] == "final_result"
     assert tool["function"]["parameters"]["properties"] == CATEGORY["properties"]

@@ -29,7 +29,7 @@ from statewise.errors import TransientError
 from statewise.store.sqlite import SQLiteStore
 
 from .conftest import OPENAI_MODEL, agent, agent_runner, registered, workflow
-from .servers import FakeProvider, Reply, error, openai_text, openai_tool_call
+from .servers import FakeProvider, Reply, error, message_text, openai_text, openai_tool_call
 
 WRITER = agent(
     "writer",
@@ -77,7 +77,7 @@ states:
 def roles(body: dict[str, object]) -> list[tuple[str, object]]:
     messages = body["messages"]
     assert isinstance(messages, list)
-    return [(m["role"], m.get("content")) for m in messages]
+    return [(m["role"], message_text(m) if m.get("content") else None) for m in messages]
 
 
 def kept(stored: dict[str, str], agent_name: str) -> list[dict[str, str]]:
