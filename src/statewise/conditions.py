@@ -45,11 +45,30 @@ class Condition:
                 f"guard it with has(...) or make sure an earlier stage stores it"
             ) from None
         except RuntimeError as exc:
-            raise ConditionError(_runtime_message(self.source, str(exc))) from None
+            raise ConditionError(self._runtime_message(facts, str(exc))) from None
         except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
             raise ConditionError(
                 f"condition `{self.source}` failed: {_first_sentence(str(exc))}"
             ) from None
+
+    def _runtime_message(self, facts: Mapping[str, Any], raw: str) -> str:
+        """Say which top-level name was missing, the commonest way a condition fails.
+
+        Statewise sees which names the expression reads that the context lacks; the one CEL's
+        message mentions is named, whatever its wording (a macro's own variable is absent from
+        the context too, but CEL never blames it).
+        """
+        missing = [
+            name
+            for name in self.variables
+            if name not in facts and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", raw)
+        ]
+        if missing:
+            return (
+                f"condition `{self.source}` read `{missing[0]}`, which is not in the context "
+                f"yet; guard it with has(...) or make sure an earlier stage stores it"
+            )
+        return f"condition `{self.source}` failed: {_first_sentence(raw)}"
 
     def is_true(self, facts: Mapping[str, Any]) -> bool:
         """Evaluate as a guard: the result must be a bool, anything else is an error."""
@@ -107,24 +126,16 @@ def _resolve(facts: Mapping[str, Any], path: tuple[str, ...]) -> tuple[bool, Any
 
 
 def _syntax_message(raw: str) -> str:
-    """Keep CEL's pointer line but drop the repeated prefix."""
+    """Statewise's "CEL syntax error" before CEL's text, keeping its pointer line.
+
+    CEL's repeated ``ERROR: <input>:`` prefix is replaced by the position it carries, when
+    this CEL release writes one.
+    """
     marker = "ERROR: <input>:"
     if marker in raw:
-        raw = raw.split(marker, 1)[1]
-        position, _, rest = raw.partition(" ")
+        position, _, rest = raw.split(marker, 1)[1].partition(" ")
         return f"CEL syntax error at {position.rstrip(':')} {rest}".strip()
-    return raw
-
-
-def _runtime_message(source: str, raw: str) -> str:
-    """Say which top-level name was missing, the commonest way a condition fails."""
-    match = re.search(r"Undefined variable or function: '([^']+)'", raw)
-    if match:
-        return (
-            f"condition `{source}` read `{match.group(1)}`, which is not in the context yet; "
-            f"guard it with has(...) or make sure an earlier stage stores it"
-        )
-    return f"condition `{source}` failed: {_first_sentence(raw)}"
+    return f"CEL syntax error: {raw}"
 
 
 def _first_sentence(text: str) -> str:

@@ -56,7 +56,7 @@ def test_a_decision_moves_the_item_and_records_who_what_and_why(
                 await desk.claim(task.id, VIEWER)
             with pytest.raises(TaskError, match="does not include"):
                 await desk.decide(task.id, ELSEWHERE, "approve", data={"risk": "low"})
-            with pytest.raises(TaskError, match="does not fit its form: risk: 'medium'"):
+            with pytest.raises(TaskError, match="does not fit its form: risk: "):
                 await desk.decide(task.id, ALICE, "approve", data={"risk": "medium"})
             with pytest.raises(TaskError, match="did you mean 'approve'"):
                 await desk.decide(task.id, ALICE, "aprove", data={"risk": "low"})

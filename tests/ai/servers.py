@@ -166,6 +166,15 @@ def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
     return _Handler
 
 
+def message_text(message: dict[str, Any]) -> str:
+    """The text of a Chat Completions message, which the protocol lets a client send either
+    as a string or as a list of text parts; which one pydantic-ai sends is its own choice."""
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(part["text"] for part in content if part.get("type") == "text")
+
+
 def _text(body: Any) -> str:
     return body if isinstance(body, str) else json.dumps(body)
 

@@ -29,7 +29,7 @@ from statewise.errors import TransientError
 from statewise.store.sqlite import SQLiteStore
 
 from .conftest import OPENAI_MODEL, agent, agent_runner, registered, workflow
-from .servers import FakeProvider, Reply, error, openai_text, openai_tool_call
+from .servers import FakeProvider, Reply, error, message_text, openai_text, openai_tool_call
 
 WRITER = agent(
     "writer",
@@ -77,7 +77,7 @@ states:
 def roles(body: dict[str, object]) -> list[tuple[str, object]]:
     messages = body["messages"]
     assert isinstance(messages, list)
-    return [(m["role"], m.get("content")) for m in messages]
+    return [(m["role"], message_text(m) if m.get("content") else None) for m in messages]
 
 
 def kept(stored: dict[str, str], agent_name: str) -> list[dict[str, str]]:
@@ -318,9 +318,12 @@ def test_pruning_drops_whole_exchanges_oldest_first() -> None:
 
 def test_stored_conversations_round_trip_through_json() -> None:
     history = _exchange(1, tool=True)
-    restored = conversations.load("a", conversations.dump(history))
+    stored = conversations.dump(history)
+    restored = conversations.load("a", stored)
+    # The stored JSON's layout is pydantic-ai's; statewise owns that nothing is lost in it.
+    assert restored == history
     assert conversations.transcript(restored) == conversations.transcript(history)
-    assert json.loads(conversations.dump(history))[0]["kind"] == "request"
+    assert isinstance(json.loads(stored), list)
 
 
 def test_an_unreadable_stored_conversation_is_a_permanent_error() -> None:

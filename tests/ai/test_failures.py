@@ -83,7 +83,8 @@ def test_an_anthropic_overload_is_transient(anthropic: FakeProvider, store: SQLi
 def test_a_malformed_reply_is_transient(openai: FakeProvider, store: SQLiteStore) -> None:
     raised = fail_once(openai, store, malformed())
     assert isinstance(raised, TransientError)
-    assert "decode" in raised.message
+    # What failed to decode is worded by pydantic-ai; the class and prefix are statewise's.
+    assert "(openai:gpt-4o-mini): provider error: " in raised.message
 
 
 def test_a_bad_key_is_permanent_and_never_shown(openai: FakeProvider, store: SQLiteStore) -> None:

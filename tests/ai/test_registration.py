@@ -13,14 +13,14 @@ from statewise.store.sqlite import SQLiteStore
 from statewise.worker.registry import CommandRegistry
 
 from .conftest import agent, create_item, registered, workflow
-from .servers import FakeProvider, openai_text
+from .servers import FakeProvider, message_text, openai_text
 
 FIRST = agent(instructions="You are the first.")
 SECOND = agent(instructions="You are the second.")
 
 
 def sent_instructions(server: FakeProvider) -> list[str]:
-    return [str(body["messages"][0]["content"]) for body in server.bodies()]
+    return [message_text(body["messages"][0]) for body in server.bodies()]
 
 
 def test_workflows_declaring_one_name_differently_each_run_their_own(

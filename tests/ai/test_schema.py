@@ -49,6 +49,11 @@ def test_a_conforming_value_has_no_errors() -> None:
     assert check_output(ORDER, value) is value
 
 
+def paths(problems: list[str]) -> list[str]:
+    """The JSON path each problem starts with: statewise's part; the rest is jsonschema's."""
+    return [problem.split(": ", 1)[0] for problem in problems]
+
+
 def test_every_violation_is_reported_with_its_path() -> None:
     value = {
         "id": "B-1",
@@ -60,69 +65,71 @@ def test_every_violation_is_reported_with_its_path() -> None:
         "customer": {},
         "extra": 1,
     }
-    assert schema_errors(ORDER, value) == [
-        "$: Additional properties are not allowed ('extra' was unexpected)",
-        "$.customer: 'email' is a required property",
-        "$.id: 'B-1' does not match '^A-[0-9]+$'",
-        "$.note: 'too long' is too long",
-        "$.price: 0.7 is not a multiple of 0.5",
-        "$.quantity: 11 is greater than the maximum of 10",
-        "$.status: 'lost' is not one of ['open', 'closed']",
-        "$.tags: ['x', 'x', 'y'] is too long",
-        "$.tags: ['x', 'x', 'y'] has non-unique elements",
+    problems = schema_errors(ORDER, value)
+    # One problem per broken keyword, in path order; tags breaks maxItems and uniqueItems.
+    assert paths(problems) == [
+        "$",
+        "$.customer",
+        "$.id",
+        "$.note",
+        "$.price",
+        "$.quantity",
+        "$.status",
+        "$.tags",
+        "$.tags",
     ]
+    assert all(problem.split(": ", 1)[1] for problem in problems)
+    assert "extra" in problems[0] and "email" in problems[1]  # the fields are named
 
 
 @pytest.mark.parametrize(
-    ("schema", "value", "problem"),
+    ("schema", "value", "path"),
     [
-        ({"type": "integer"}, True, "$: True is not of type 'integer'"),
+        ({"type": "integer"}, True, "$"),
         ({"type": "integer"}, 2.0, None),
-        ({"type": "number"}, "1", "$: '1' is not of type 'number'"),
-        ({"anyOf": [{"type": "string"}, {"type": "integer"}]}, [], "not valid under any of"),
-        ({"oneOf": [{"type": "integer"}, {"minimum": 0}]}, 1, "is valid under each of"),
-        ({"allOf": [{"minimum": 0}, {"maximum": 1}]}, 2, "greater than the maximum of 1"),
-        ({"not": {"type": "null"}}, None, "should not be valid under"),
-        ({"const": "x"}, "y", "'x' was expected"),
-        ({"items": {"type": "integer"}}, [1, "a"], "$[1]: 'a' is not of type 'integer'"),
+        ({"type": "number"}, "1", "$"),
+        ({"anyOf": [{"type": "string"}, {"type": "integer"}]}, [], "$"),
+        ({"oneOf": [{"type": "integer"}, {"minimum": 0}]}, 1, "$"),
+        ({"allOf": [{"minimum": 0}, {"maximum": 1}]}, 2, "$"),
+        ({"not": {"type": "null"}}, None, "$"),
+        ({"const": "x"}, "y", "$"),
+        ({"items": {"type": "integer"}}, [1, "a"], "$[1]"),
         (
             {"properties": {"a": {"type": "string"}}, "additionalProperties": {"type": "integer"}},
             {"a": "s", "b": "t"},
-            "$.b: 't' is not of type 'integer'",
+            "$.b",
         ),
-        ({"minItems": 2}, [], "$: [] is too short"),
+        ({"minItems": 2}, [], "$"),
         # A boolean exclusive bound is draft-04's form; it is honoured when the schema says so.
         ({"$schema": DRAFT_4, "maximum": 10, "exclusiveMaximum": True}, 5, None),
-        ({"$schema": DRAFT_4, "maximum": 10, "exclusiveMaximum": True}, 10, "or equal to the max"),
-        (False, 1, "False schema does not allow 1"),
+        ({"$schema": DRAFT_4, "maximum": 10, "exclusiveMaximum": True}, 10, "$"),
+        (False, 1, "$"),
     ],
 )
-def test_keywords(schema: Any, value: Any, problem: str | None) -> None:
-    problems = schema_errors(schema, value)
-    if problem is None:
-        assert problems == []
-    else:
-        assert any(problem in p for p in problems), problems
+def test_keywords(schema: Any, value: Any, path: str | None) -> None:
+    assert paths(schema_errors(schema, value)) == ([] if path is None else [path])
 
 
 def test_an_invalid_schema_is_the_authors_problem_not_the_models() -> None:
     # Without `$schema` it is Draft 2020-12, where exclusiveMaximum must be a number.
-    with pytest.raises(StatewiseError, match=r"not valid JSON Schema: \$\.exclusiveMaximum: "):
+    with pytest.raises(
+        StatewiseError, match=r"^the output schema is not valid JSON Schema: \$\.exclusiveMaximum: "
+    ):
         schema_errors({"minimum": 0, "exclusiveMaximum": True}, 5)
-    with pytest.raises(StatewiseError, match="cannot be resolved"):
+    unresolved = r"^the output schema has a \$ref that cannot be resolved: "
+    with pytest.raises(StatewiseError, match=unresolved):
         schema_errors({"$ref": "#/$defs/missing"}, 1)
-    with pytest.raises(StatewiseError, match="cannot be resolved"):
+    with pytest.raises(StatewiseError, match=unresolved):
         schema_errors({"$ref": "https://example.com/schema.json"}, 1)
 
 
 def test_the_model_is_asked_to_fix_every_problem() -> None:
     with pytest.raises(ModelRetry) as raised:
         check_output(ORDER, {"quantity": 0})
-    assert str(raised.value) == (
-        "The output does not match the required JSON Schema:\n"
-        "- $: 'id' is a required property\n"
-        "- $.quantity: 0 is less than the minimum of 1"
-    )
+    header, *problems = str(raised.value).splitlines()
+    assert header == "The output does not match the required JSON Schema:"
+    assert paths([problem.removeprefix("- ") for problem in problems]) == ["$", "$.quantity"]
+    assert "'id'" in problems[0]  # the missing field is named
 
 
 def test_at_most_ten_problems_are_listed() -> None:
@@ -130,9 +137,8 @@ def test_at_most_ten_problems_are_listed() -> None:
     with pytest.raises(ModelRetry) as raised:
         check_output(schema, {f"f{i:02}": "x" for i in range(12)})
     lines = str(raised.value).splitlines()
-    assert lines[1:3] == [
-        "- $.f00: 'x' is not of type 'integer'",
-        "- $.f01: 'x' is not of type 'integer'",
+    assert paths([line.removeprefix("- ") for line in lines[1:11]]) == [
+        f"$.f{i:02}" for i in range(10)
     ]
     assert lines[-1] == "- ... and 2 more"
     assert len(lines) == 12

@@ -200,7 +200,8 @@ def test_a_failing_statement_rolls_back_its_whole_batch(store: SQLStore) -> None
     good = noted(first.item, SetContext(("x",), 1))
     bad = replace(good, history=(clash,))
 
-    with pytest.raises(StoreError, match=r"UNIQUE constraint failed|duplicate key value"):
+    # The class is statewise's; the text of the constraint failure is the database's.
+    with pytest.raises(StoreError):
         run(store.commit([StepCommit(started("b"), None), StepCommit(bad, 1)]))
 
     assert run(store.get_item(None, "a")) == first.item
@@ -302,7 +303,7 @@ def test_a_step_that_cannot_be_stored_is_rejected_alone_and_the_item_can_be_fail
         CommitStatus.COMMITTED,
     ]
     error = outcomes[1].error
-    assert error is not None and "'b'" in error and "set" in error
+    assert error is not None and "item 'b'" in error and "cannot be stored" in error
     assert outcomes[3].error is not None and "'c'" in outcomes[3].error
     for key in "bc":
         assert run(store.get_item(None, key)) == items[key].item

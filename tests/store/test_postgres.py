@@ -93,13 +93,16 @@ def test_a_serialization_failure_is_retried_and_other_errors_become_store_errors
         return len(db.execute("SELECT 1"))
 
     def broken(db: Connection) -> None:
+        attempts.append(1)
         db.execute("SELECT * FROM no_such_table")
 
     try:
         assert run(store._write(flaky)) == 1
         assert len(attempts) == 3
-        with pytest.raises(StoreError, match="no_such_table"):
+        attempts.clear()
+        with pytest.raises(StoreError):  # psycopg's wording of the failure is psycopg's
             run(store._write(broken))
+        assert len(attempts) == 1  # not retried: only a serialization failure is
     finally:
         run(store.close())
 

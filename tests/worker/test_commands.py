@@ -299,9 +299,10 @@ def test_the_result_is_a_copy_the_command_cannot_change_afterwards() -> None:
     [
         ("lots", "not a JSON object but a str: 'lots'"),
         ([{"tokens": 1}], "not a JSON object but a list"),
-        ({"cost": float("nan")}, "not a JSON object: Out of range float values"),
-        ({"when": object()}, "not a JSON object: Object of type object is not JSON"),
-        ({("a", 1): 2}, "not a JSON object: keys must be str"),
+        # Why the json module refuses the next three is in its own words, after statewise's.
+        ({"cost": float("nan")}, "not a JSON object: "),
+        ({"when": object()}, "not a JSON object: "),
+        ({("a", 1): 2}, "not a JSON object: "),
     ],
 )
 def test_usage_that_is_not_a_json_object_fails_the_attempt_as_invalid_output(

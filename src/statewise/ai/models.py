@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, cast
 
+from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model, infer_model, known_model_names
 from pydantic_ai.providers import Provider, infer_provider_class
 from pydantic_ai.settings import ModelSettings
@@ -134,8 +135,19 @@ def build_model(spec: AgentSpec, ref: ModelRef, settings: AISettings) -> Model:
 
 
 def _provider(spec: AgentSpec, ref: ModelRef, settings: AISettings) -> Provider[Any]:
-    """The provider with its endpoint, key and HTTP client; it reads its own env otherwise."""
-    provider_class = infer_provider_class(ref.provider)
+    """The provider with its endpoint, key and HTTP client; it reads its own env otherwise.
+
+    A provider that cannot be built fails the attempt in statewise's words, naming the agent
+    and provider, with pydantic-ai's explanation (the package to install, the variable to set)
+    appended.
+    """
+    try:
+        provider_class = infer_provider_class(ref.provider)
+    except ImportError as exc:  # a provider pydantic-ai knows, whose SDK is not installed
+        raise PermanentError(
+            f"agent {spec.name!r}: provider {ref.provider!r} needs a package that is not "
+            f"installed here ({exc})"
+        ) from None
     offered = {
         "api_key": _api_key(spec),
         "base_url": _base_url(spec, ref, settings),
@@ -148,7 +160,14 @@ def _provider(spec: AgentSpec, ref: ModelRef, settings: AISettings) -> Provider[
                 f"agent {spec.name!r}: provider {ref.provider!r} takes no `{setting}`; for an "
                 f"OpenAI-compatible endpoint use an `openai:` model with `{BASE_URL}`"
             )
-    return provider_class(**{k: v for k, v in offered.items() if v is not None and k in accepted})
+    try:
+        return provider_class(
+            **{k: v for k, v in offered.items() if v is not None and k in accepted}
+        )
+    except UserError as exc:  # pydantic-ai's refusal of a provider without key or endpoint
+        raise PermanentError(
+            f"agent {spec.name!r}: provider {ref.provider!r} cannot be set up: {exc}"
+        ) from None
 
 
 def _api_key(spec: AgentSpec) -> str | None:

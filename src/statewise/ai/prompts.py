@@ -65,11 +65,15 @@ class Prompts:
         try:
             self._instructions = environment.from_string(spec.instructions)
             self._input = None if spec.input is None else environment.from_string(spec.input)
-            used: set[str] = set()
-            for source in (spec.instructions, spec.input or ""):
-                used |= meta.find_undeclared_variables(environment.parse(source))
+            # The names each template reads, so an undefined one is named by statewise itself.
+            self._reads = {
+                which: frozenset(meta.find_undeclared_variables(environment.parse(source)))
+                for which, source in (("instructions", spec.instructions), ("input", spec.input))
+                if source is not None
+            }
         except TemplateError as exc:
             raise ConfigurationError(f"agent {spec.name!r}: invalid template: {exc}") from None
+        used = frozenset().union(*self._reads.values())
         self.reads_conversations = CONVERSATIONS in used
         self._knowledge = [{"title": d.title, "text": d.text} for d in spec.knowledge]
         self._appends_knowledge = bool(self._knowledge) and KNOWLEDGE not in used
@@ -93,15 +97,29 @@ class Prompts:
         try:
             return template.render(variables).strip()
         except UndefinedError as exc:
-            available = ", ".join(sorted(variables)) or "none"
-            raise PermanentError(
-                f"agent {self._agent!r}: the {which} template uses an undefined variable: "
-                f"{exc.message}; available: {available}"
-            ) from None
+            raise PermanentError(self._undefined(which, variables, str(exc.message))) from None
         except TemplateError as exc:  # the sandbox refused something, or a filter failed
             raise PermanentError(
                 f"agent {self._agent!r}: the {which} template failed: {exc}"
             ) from None
+
+    def _undefined(self, which: str, variables: Mapping[str, JSON], detail: str) -> str:
+        """Why rendering met an undefined value, naming the variables statewise sees missing.
+
+        Jinja's own description is appended: only it names a missing field of a variable that
+        exists (``customer.email``).
+        """
+        missing = sorted(self._reads[which] - variables.keys())
+        what = (
+            f"`{'`, `'.join(missing)}`, which {'is' if len(missing) == 1 else 'are'} not defined"
+            if missing
+            else "a field or element that is not there"
+        )
+        available = ", ".join(sorted(variables)) or "none"
+        return (
+            f"agent {self._agent!r}: the {which} template uses {what} ({detail}); "
+            f"available: {available}"
+        )
 
 
 def template_variables(

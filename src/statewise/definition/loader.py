@@ -286,6 +286,21 @@ def _schema_problem(
     return Problem(message, where.file, where.line, where.column)
 
 
+# The commonest wrong types, in statewise's words by pydantic's stable error type codes; any
+# other problem quotes pydantic's message.
+_EXPECTED = {
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "text",
+    "list_type": "a list",
+}
+
+
 def _error_text(error: ErrorDetails, key: str) -> str:
     kind = error["type"]
     if kind == "value_error":
@@ -300,6 +315,9 @@ def _error_text(error: ErrorDetails, key: str) -> str:
             f"`{key}` must be one of {', '.join(choices)}, not `{error['input']}`"
             f"{suggest(str(error['input']), choices)}"
         )
+    expected = _EXPECTED.get(kind)
+    if expected is not None:
+        return f"`{key}` must be {expected}, not `{error['input']!r}`"
     message = error["msg"]
     return f"`{key}`: {message[0].lower()}{message[1:]}, not `{error['input']!r}`"
 
