@@ -23,7 +23,7 @@ import pytest
 from hostile import HOSTILE_BUT_VALID_KEYS, nested
 from statewise.store import open_store
 
-from .conftest import Server, run_server
+from .conftest import Server, login_csrf, run_server
 
 TOO_BIG = 2**64
 BAD_JSON_BODIES = [  # raw bodies: json.dumps would refuse to write these
@@ -141,7 +141,8 @@ def test_ids_beyond_64_bits_are_refused_by_the_api(server: Server) -> None:
 
 def test_task_ids_beyond_64_bits_are_refused_by_the_dashboard(server: Server) -> None:
     with httpx.Client(base_url=server.url) as browser:
-        browser.post("/dashboard/login", data={"token": server.tokens["reviewer"]})
+        csrf_in = login_csrf(browser)
+        browser.post("/dashboard/login", data={"token": server.tokens["reviewer"], "csrf": csrf_in})
         inbox = browser.get("/dashboard/inbox").text
         csrf = re.search(r'name="csrf" value="([^"]+)"', inbox)
         assert csrf is not None
@@ -260,7 +261,8 @@ def either_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ser
 def test_a_filter_older_than_nan_seconds_is_refused_not_matched(either_store: Server) -> None:
     server = either_store
     with httpx.Client(base_url=server.url) as browser:
-        browser.post("/dashboard/login", data={"token": server.tokens["operator"]})
+        csrf_in = login_csrf(browser)
+        browser.post("/dashboard/login", data={"token": server.tokens["operator"], "csrf": csrf_in})
         csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/dashboard/bulk").text)
         assert csrf is not None
         for older in ("nan", "inf", "-1"):
