@@ -35,6 +35,9 @@ DEPTH_ENV = "STATEWISE_MAX_DEPTH"
 ITEM_BYTES_ENV = "STATEWISE_MAX_ITEM_BYTES"
 BODY_BYTES_ENV = "STATEWISE_MAX_BODY_BYTES"
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# Half of a UTF-16 pair: JSON's \ud800 escape and a non-UTF-8 argument decode to one, and no
+# store can encode it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Built once: a ``dict | list`` union in an isinstance call is built anew on every call.
 _SEQUENCES = (list, tuple)
 _CONTAINERS = (dict, list, tuple)
@@ -111,6 +114,8 @@ def _positive(environ: Mapping[str, str], name: str, default: int) -> int:
 def check_key(key: str) -> str:
     """An item's business key: not blank, at most 512 characters, no control characters.
 
+    Nor a lone surrogate: no store can write one, so a batch holding it failed part way.
+
     ``%``, ``/``, ``?`` and any other printable character are allowed: keys are the
     caller's identifiers, and every URL encodes them.
     """
@@ -128,6 +133,12 @@ def check_key(key: str) -> str:
         raise InvalidInputError(
             f"item key {key!r} holds control character U+{ord(control.group()):04X}; "
             "keys may hold no control characters"
+        )
+    surrogate = _SURROGATE.search(key)
+    if surrogate is not None:
+        raise InvalidInputError(
+            f"item key {key!r} holds a lone surrogate U+{ord(surrogate.group()):04X}, which is "
+            "not Unicode text; keys must be valid UTF-8"
         )
     return key
 

@@ -281,3 +281,19 @@ def test_a_filter_older_than_nan_seconds_is_refused_not_matched(either_store: Se
         states = {item["state"] for item in operator.get("/api/items").json()["items"]}
         assert states == {"human_review"}
     _no_stuck_items(server)
+
+
+def test_a_key_that_is_not_valid_unicode_is_refused_on_either_store(either_store: Server) -> None:
+    """A lone surrogate (``\\ud800``) is valid JSON text but no UTF-8: neither store holds it."""
+    server = either_store
+    single = '{"workflow": "review", "key": "a\\ud800", "data": {"amount": 95}}'
+    batch = '{"workflow": "review", "items": [{"key": "fine"}, {"key": "\\udfff"}]}'
+    with server.client("operator") as operator:
+        before = _snapshot(operator)
+        with _SecondWriter(server) as second:
+            _refused(_raw(operator, "/api/items", single), 422, "invalid_request", "surrogate")
+            answer = _raw(operator, "/api/items/batch", batch)
+            _refused(answer, 422, "invalid_request", "body.items.1.key")
+        assert _mine(_snapshot(operator)) == _mine(before)
+        assert len(second.started) == second.count
+    _no_stuck_items(server)

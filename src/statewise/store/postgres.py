@@ -44,7 +44,7 @@ from psycopg_pool import ConnectionPool
 from statewise.errors import StoreError
 from statewise.store.connection import Connection, Ref, Row
 from statewise.store.schema import POSTGRES_MIGRATIONS, migrate_txn
-from statewise.store.sql import P, SQLStore, T, Versions
+from statewise.store.sql import P, SQLStore, T, Versions, not_utf8
 
 DEFAULT_SCHEMA = "statewise"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,47}")
@@ -395,10 +395,15 @@ def _lock_key(schema: str) -> int:
 
 @contextmanager
 def _translated() -> Iterator[None]:
-    """The one place psycopg's exceptions become StoreError (conflicts: ``_Conflict``)."""
+    """The one place psycopg's exceptions become StoreError (conflicts: ``_Conflict``).
+
+    Text psycopg cannot encode is the caller's input, refused as such.
+    """
     try:
         yield
     except (errors.SerializationFailure, errors.DeadlockDetected) as exc:
         raise _Conflict(f"PostgreSQL conflict: {exc}") from exc
     except psycopg.Error as exc:
         raise StoreError(f"PostgreSQL error: {exc}") from exc
+    except UnicodeEncodeError as exc:
+        raise not_utf8(exc) from None

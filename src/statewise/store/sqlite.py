@@ -25,7 +25,7 @@ from typing import Any, Concatenate
 from statewise.errors import RunnerLockError, StoreError
 from statewise.store.connection import Connection, Ref, Row
 from statewise.store.schema import SQLITE_MIGRATIONS, migrate_txn
-from statewise.store.sql import P, SQLStore, T, Versions
+from statewise.store.sql import P, SQLStore, T, Versions, not_utf8
 
 _WAKE_POLL = 0.02
 
@@ -236,8 +236,10 @@ def _flat(versions: Versions) -> list[Any]:
 
 @contextmanager
 def _translated(path: Path) -> Iterator[None]:
-    """The one place sqlite3's exceptions become StoreError."""
+    """The one place sqlite3's exceptions become StoreError; text it cannot encode is refused."""
     try:
         yield
     except sqlite3.Error as exc:
         raise StoreError(f"SQLite error on {path}: {exc}") from exc
+    except UnicodeEncodeError as exc:
+        raise not_utf8(exc) from None
