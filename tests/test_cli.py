@@ -722,7 +722,11 @@ def test_a_token_name_an_active_token_holds_is_refused_with_one_line(tmp_path: P
 
 @pytest.mark.parametrize(
     ("name", "problem"),
-    [("", "cannot be empty or blank"), ("a\x1fb", "control characters (it has U+001F)")],
+    [
+        ("", "cannot be empty or blank"),
+        ("a\x1fb", "control characters (it has U+001F)"),
+        ("a\u200bb", "invisible format characters (it has U+200B)"),
+    ],
 )
 def test_a_token_name_that_would_blur_an_identity_is_refused_by_the_cli(
     tmp_path: Path, name: str, problem: str

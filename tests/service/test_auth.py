@@ -145,6 +145,9 @@ def test_a_revoked_name_is_reused_to_rotate_a_secret_and_keeps_its_claims(server
         ("reviewer ", "cannot start or end with whitespace"),
         ("rev\x00ed", "cannot contain control characters (it has U+0000)"),
         ("rev\x1fed", "cannot contain control characters (it has U+001F)"),
+        ("rev\u200bed", "cannot contain invisible format characters (it has U+200B)"),
+        ("rev\u202eder", "cannot contain invisible format characters (it has U+202E)"),
+        ("re\u0301ved", "must be in composed Unicode (NFC), as 'réved'"),
         ("x" * 101, "at most 100 characters, not 101"),
     ],
 )

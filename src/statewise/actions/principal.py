@@ -15,8 +15,9 @@ def name_problem(name: str) -> str | None:
     """Why ``name`` cannot name a token; None when it can.
 
     A token's name is an identity in claims and the audit trail, and names that print the
-    same must be the same name: blanks, surrounding whitespace and control characters (NUL,
-    U+001F) are refused.
+    same must be the same name: blanks, surrounding whitespace, control characters (NUL,
+    U+001F), invisible format characters (a zero-width space makes a second ``reviewer``) and
+    decomposed accents (``e`` + U+0301 prints as ``é``) are refused.
     """
     if not name.strip():
         return "a token name cannot be empty or blank"
@@ -27,6 +28,15 @@ def name_problem(name: str) -> str | None:
     bad = next((c for c in name if unicodedata.category(c) == "Cc"), None)
     if bad is not None:
         return f"a token name cannot contain control characters (it has U+{ord(bad):04X})"
+    hidden = next((c for c in name if unicodedata.category(c) == "Cf"), None)
+    if hidden is not None:
+        return (
+            "a token name cannot contain invisible format characters "
+            f"(it has U+{ord(hidden):04X})"
+        )
+    composed = unicodedata.normalize("NFC", name)
+    if composed != name:
+        return f"a token name must be in composed Unicode (NFC), as {composed!r}"
     return None
 
 
