@@ -31,8 +31,7 @@ def name_problem(name: str) -> str | None:
     hidden = next((c for c in name if unicodedata.category(c) == "Cf"), None)
     if hidden is not None:
         return (
-            "a token name cannot contain invisible format characters "
-            f"(it has U+{ord(hidden):04X})"
+            f"a token name cannot contain invisible format characters (it has U+{ord(hidden):04X})"
         )
     composed = unicodedata.normalize("NFC", name)
     if composed != name:
