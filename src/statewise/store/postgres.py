@@ -99,13 +99,20 @@ class PostgresSettings:
 
 
 def redacted(url: str) -> str:
-    """``url`` with its password, if any, replaced by ``***``: safe for a message or a log."""
+    """``url`` with its passwords replaced by ``***``: safe for a message or a log.
+
+    libpq reads one before the ``@`` and one as a ``password`` query parameter.
+    """
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    if parts.password is not None:
+        user = parts.username or ""
+        host = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{user}:***@{host}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(name == "password" for name, _ in query):
+        hidden = [(name, "***" if name == "password" else value) for name, value in query]
+        parts = parts._replace(query=urlencode(hidden, safe="*"))
+    return urlunsplit(parts)
 
 
 class _PostgresConnection:
