@@ -38,6 +38,7 @@ BAD_DOCUMENTS: list[dict[str, Any]] = [
     {"risk": "low", "order\x1fforged": 1},
 ]
 BAD_KEYS = ["", "   ", "a\x00b", "a\x1fb", "k" * 513]
+CANCEL_ALL = {"operation": "cancel", "reason": "cleanup", "dry_run": False}
 
 
 @pytest.fixture
@@ -297,3 +298,22 @@ def test_a_key_that_is_not_valid_unicode_is_refused_on_either_store(either_store
         assert _mine(_snapshot(operator)) == _mine(before)
         assert len(second.started) == second.count
     _no_stuck_items(server)
+
+
+def test_text_holding_nul_is_refused_as_input_on_postgresql(postgres_url: str) -> None:
+    """PostgreSQL text cannot hold NUL: a lookup or filter with one is the caller's 4xx."""
+    for server in run_server(postgres_url):
+        with server.client("operator") as operator:
+            before = _snapshot(operator)
+            with _SecondWriter(server) as second:
+                answers = [
+                    operator.get("/api/items/review/order%000"),
+                    operator.get("/api/items/review%00/order-0/history"),
+                    operator.get("/api/items", params={"state": "human\x00review"}),
+                    operator.post("/api/bulk", json={**CANCEL_ALL, "state": "\x00"}),
+                ]
+            for answer in answers:
+                _refused(answer, 422, "invalid_input", "NUL character (U+0000)")
+            assert _mine(_snapshot(operator)) == _mine(before)
+            assert len(second.started) == second.count
+        _no_stuck_items(server)

@@ -41,7 +41,7 @@ import psycopg
 from psycopg import errors, sql
 from psycopg_pool import ConnectionPool
 
-from statewise.errors import StoreError
+from statewise.errors import InvalidInputError, StoreError
 from statewise.store.connection import Connection, Ref, Row
 from statewise.store.schema import POSTGRES_MIGRATIONS, migrate_txn
 from statewise.store.sql import P, SQLStore, T, Versions, not_utf8
@@ -124,13 +124,35 @@ class _PostgresConnection:
         self._conn = conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        cursor = self._conn.execute(_placeholders(sql), params)
+        with _nul_refused([params]):
+            cursor = self._conn.execute(_placeholders(sql), params)
         return cursor.fetchall() if cursor.description is not None else []
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            with self._conn.cursor() as cursor:
+            with self._conn.cursor() as cursor, _nul_refused(rows):
                 cursor.executemany(_placeholders(sql), rows)
+
+
+@contextmanager
+def _nul_refused(rows: Sequence[Sequence[Any]]) -> Iterator[None]:
+    """Text holding NUL, which PostgreSQL cannot store, refused as the caller's input.
+
+    psycopg refuses it before sending anything (a DataError with no SQLSTATE), so nothing
+    changed; SQLite stores it, so without this a key or reason with NUL was a store failure
+    on one dialect and an ordinary answer on the other.
+    """
+    try:
+        yield
+    except psycopg.DataError as exc:
+        if exc.sqlstate is None and any(
+            isinstance(value, str) and "\x00" in value for row in rows for value in row
+        ):
+            raise InvalidInputError(
+                "text holding a NUL character (U+0000) cannot be stored in or looked up from "
+                "PostgreSQL; nothing changed"
+            ) from None
+        raise
 
 
 @lru_cache(maxsize=512)
