@@ -26,6 +26,8 @@ from statewise.store.codec import dumps
 
 JSON = Any
 MAX_KEY_LENGTH = 512
+# A reason or comment: the audit trail keeps it with its step, and a bulk operation with each item.
+MAX_TEXT_LENGTH = 10_000
 # Ids of tasks, tokens and items fit every store's 64-bit integer column; so must integers.
 MAX_ROW_ID = 2**63 - 1
 INTEGERS = range(-(2**63), 2**63)
@@ -141,6 +143,20 @@ def check_key(key: str) -> str:
             "not Unicode text; keys must be valid UTF-8"
         )
     return key
+
+
+def check_text(text: str, what: str) -> str:
+    """A reason or comment for the audit trail: at most ``MAX_TEXT_LENGTH`` characters.
+
+    Only the request body bounded it before, so one bulk cancel could copy megabytes into
+    the history of every item it matched.
+    """
+    if len(text) > MAX_TEXT_LENGTH:
+        raise InvalidInputError(
+            f"{what} is {len(text):,} characters long; the limit is {MAX_TEXT_LENGTH:,}; "
+            "nothing changed"
+        )
+    return text
 
 
 def check_row_id(value: int, what: str) -> int:

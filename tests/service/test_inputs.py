@@ -317,3 +317,31 @@ def test_text_holding_nul_is_refused_as_input_on_postgresql(postgres_url: str) -
             assert _mine(_snapshot(operator)) == _mine(before)
             assert len(second.started) == second.count
         _no_stuck_items(server)
+
+
+def test_reasons_and_comments_over_the_text_limit_are_refused(server: Server) -> None:
+    """The audit trail keeps them with every step, and a bulk operation copies one per item."""
+    long = "r" * 10_001
+    with server.client("admin") as admin:
+        task = admin.get("/api/tasks").json()[0]
+        before = _snapshot(admin)
+        with _SecondWriter(server) as second:
+            answers = [
+                admin.post("/api/bulk", json={**CANCEL_ALL, "reason": long}),
+                admin.post(
+                    "/api/items/review/order-0/redrive", json={"to": "rejected", "reason": long}
+                ),
+                admin.post(
+                    f"/api/tasks/{task['id']}/decide",
+                    json={"outcome": "approve", "comment": long, "data": {"risk": "low"}},
+                ),
+            ]
+        for answer in answers:
+            _refused(answer, 422, "invalid_input", "10,001 characters long; the limit is 10,000")
+        assert _mine(_snapshot(admin)) == _mine(before)
+        assert len(second.started) == second.count
+        fine = admin.post(
+            "/api/items/review/order-0/redrive", json={"to": "rejected", "reason": "r" * 10_000}
+        )
+        assert fine.status_code == 200, fine.text
+    _no_stuck_items(server)

@@ -16,6 +16,7 @@ from statewise.actions.redrive import redrive_event
 from statewise.engine.events import Operate, Operation
 from statewise.engine.item import Item
 from statewise.errors import StatewiseError
+from statewise.inputs import check_text
 from statewise.store.base import CommitStatus, ItemFilter, StepCommit
 from statewise.worker.writer import ItemWriter
 
@@ -48,6 +49,7 @@ async def bulk(
         raise StatewiseError("a bulk move needs the state to move the items to")
     if not reason.strip():
         raise StatewiseError("a bulk operation needs a reason, for the audit trail")
+    check_text(reason, "the reason of a bulk operation")
     matched = await writer.store.count_items(where)
     if dry_run:
         return BulkReport(operation, matched)
