@@ -143,3 +143,10 @@ def test_an_argument_that_is_not_utf8_is_refused_in_one_line(
     assert code == 1, output
     _one_error_line(output, "is not valid UTF-8")
     assert _snapshot(project / "run.sqlite") == before
+
+
+def test_a_listing_limit_beyond_64_bits_is_a_bad_option_not_a_traceback(tmp_path: Path) -> None:
+    db = tmp_path / "never.sqlite"
+    code, output = invoke("items", "--limit", str(2**64), "--db", db)
+    assert code == 2 and "--limit" in output, output
+    assert not db.exists()
