@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from statewise.definition.model import Role
+from statewise.definition.schema import IDENTIFIER
 from statewise.store.base import Task
 
 MAX_NAME = 100
+MAX_QUEUES = 100
 
 
 def name_problem(name: str) -> str | None:
@@ -36,6 +39,25 @@ def name_problem(name: str) -> str | None:
     composed = unicodedata.normalize("NFC", name)
     if composed != name:
         return f"a token name must be in composed Unicode (NFC), as {composed!r}"
+    return None
+
+
+def queues_problem(queues: Sequence[str]) -> str | None:
+    """Why ``queues`` cannot limit a token; None when they can.
+
+    Each must be a name a workflow can give a task queue: a typo would leave the reviewer
+    an empty inbox, and control characters or a lone surrogate cannot be shown or stored.
+    """
+    if len(queues) > MAX_QUEUES:
+        return f"a token has at most {MAX_QUEUES} queues, not {len(queues)}"
+    for queue in queues:
+        if len(queue) > MAX_NAME:
+            return f"a queue name has at most {MAX_NAME} characters, not {len(queue)}"
+        if not IDENTIFIER.match(queue):
+            return (
+                f"queue {queue!r} is not a name a workflow can give a queue: lower-case "
+                "letters, digits and `_`, not starting with a digit"
+            )
     return None
 
 

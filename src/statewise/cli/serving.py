@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from statewise.actions.principal import name_problem
+from statewise.actions.principal import name_problem, queues_problem
 from statewise.cli.common import (
     DEFAULT_DB,
     CommandsOption,
@@ -181,6 +181,9 @@ def token_create(
     problem = name_problem(label)
     if problem is not None:
         fail(f"--name: {problem}", 2)
+    problem = queues_problem(queue or [])
+    if problem is not None:
+        fail(f"--queue: {problem}", 2)
     secret = new_secret()
 
     async def create(store: Store) -> None:
