@@ -150,3 +150,22 @@ def test_a_listing_limit_beyond_64_bits_is_a_bad_option_not_a_traceback(tmp_path
     code, output = invoke("items", "--limit", str(2**64), "--db", db)
     assert code == 2 and "--limit" in output, output
     assert not db.exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("serve", "--lease", "inf"),
+        ("worker", "--lease", "inf"),
+        ("worker", "--drain", "inf"),
+        ("serve", "--lease", "1e9"),
+    ],
+)
+def test_a_lease_or_drain_without_end_is_a_bad_option(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """An endless lease never returns a dead process's work; an endless drain never exits."""
+    db = tmp_path / "never.sqlite"
+    code, output = invoke(*command, "--db", db)
+    assert code == 2 and command[1] in output, output
+    assert not db.exists()

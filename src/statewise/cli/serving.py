@@ -17,6 +17,7 @@ from rich.table import Table
 from statewise.actions.principal import name_problem, queues_problem
 from statewise.cli.common import (
     DEFAULT_DB,
+    MAX_SECONDS,
     CommandsOption,
     DbOption,
     app,
@@ -51,7 +52,9 @@ def serve(
             help="Also perform work in this process (default), or only serve the API.",
         ),
     ] = True,
-    lease: Annotated[float, typer.Option(min=1, help="Work lease, seconds.")] = 60.0,
+    lease: Annotated[
+        float, typer.Option(min=1, max=MAX_SECONDS, help="Work lease, seconds.")
+    ] = 60.0,
     max_body_bytes: Annotated[
         int,
         typer.Option(envvar=BODY_BYTES_ENV, help="Largest request body; larger ones get 413."),
