@@ -723,7 +723,11 @@ def test_a_token_name_an_active_token_holds_is_refused_with_one_line(tmp_path: P
 
 @pytest.mark.parametrize(
     ("name", "problem"),
-    [("", "cannot be empty or blank"), ("a\x1fb", "control characters (it has U+001F)")],
+    [
+        ("", "cannot be empty or blank"),
+        ("a\x1fb", "control characters (it has U+001F)"),
+        ("a\u200bb", "invisible format characters (it has U+200B)"),
+    ],
 )
 def test_a_token_name_that_would_blur_an_identity_is_refused_by_the_cli(
     tmp_path: Path, name: str, problem: str
@@ -735,3 +739,16 @@ def test_a_token_name_that_would_blur_an_identity_is_refused_by_the_cli(
 
     assert code == 2 and output.startswith("error: --name: a token name ") and problem in output
     assert "viewer" not in invoke("token", "list", "--db", db)[1]
+
+
+def test_a_token_queue_no_workflow_can_have_is_refused_by_the_cli(tmp_path: Path) -> None:
+    db = tmp_path / "tokens.sqlite"
+    assert invoke("db", "upgrade", "--db", db)[0] == 0
+
+    code, output = invoke(
+        "token", "create", "--role", "reviewer", "--name", "rev_q", "--queue", "Billing",
+        "--db", db,
+    )  # fmt: skip
+
+    assert code == 2 and output.startswith("error: --queue: queue 'Billing' is not a name")
+    assert "rev_q" not in invoke("token", "list", "--db", db)[1]

@@ -23,6 +23,7 @@ BAD_LINES = [
     ('{"key": "", "title": "t"}', "an item key must not be empty or blank"),
     ('{"key": "a\\u0000b", "title": "t"}', "item key 'a\\x00b' holds control character U+0000"),
     ('{"key": "a\\u001fb", "title": "t"}', "holds control character U+001F"),
+    ('{"key": "a\\ud800", "title": "t"}', "holds a lone surrogate U+D800"),
     (json.dumps({"key": "k" * 513, "title": "t"}), "513 characters long; the limit is 512"),
     (json.dumps({"key": "deep", "data": nested(260)}), "nested more than 64 levels deep"),
     ('{"key": "nan", "title": NaN}', "not JSON (NaN is not a JSON number)"),
@@ -122,3 +123,49 @@ def test_serve_refuses_limits_it_cannot_honour(tmp_path: Path) -> None:
     assert code == 1
     _one_error_line(output, "max_body_bytes must be a positive number of bytes")
     assert not (tmp_path / "s.sqlite").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("token", "create", "--role", "viewer", "--name", "ed\udcff"),
+        ("show", "s1\udcff"),
+        ("send", "s1\udcff", "approve"),
+    ],
+)
+def test_an_argument_that_is_not_utf8_is_refused_in_one_line(
+    project: Path, command: tuple[str, ...]
+) -> None:
+    """A shell passes bytes; Python decodes a non-UTF-8 one to a lone surrogate (``\\udcff``)."""
+    assert run_items(project)[0] == 0
+    before = _snapshot(project / "run.sqlite")
+    code, output = invoke(*command, "--db", project / "run.sqlite")
+    assert code == 1, output
+    _one_error_line(output, "is not valid UTF-8")
+    assert _snapshot(project / "run.sqlite") == before
+
+
+def test_a_listing_limit_beyond_64_bits_is_a_bad_option_not_a_traceback(tmp_path: Path) -> None:
+    db = tmp_path / "never.sqlite"
+    code, output = invoke("items", "--limit", str(2**64), "--db", db)
+    assert code == 2 and "--limit" in output, output
+    assert not db.exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("serve", "--lease", "inf"),
+        ("worker", "--lease", "inf"),
+        ("worker", "--drain", "inf"),
+        ("serve", "--lease", "1e9"),
+    ],
+)
+def test_a_lease_or_drain_without_end_is_a_bad_option(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """An endless lease never returns a dead process's work; an endless drain never exits."""
+    db = tmp_path / "never.sqlite"
+    code, output = invoke(*command, "--db", db)
+    assert code == 2 and command[1] in output, output
+    assert not db.exists()

@@ -26,6 +26,8 @@ from statewise.store.codec import dumps
 
 JSON = Any
 MAX_KEY_LENGTH = 512
+# A reason or comment: the audit trail keeps it with its step, and a bulk operation with each item.
+MAX_TEXT_LENGTH = 10_000
 # Ids of tasks, tokens and items fit every store's 64-bit integer column; so must integers.
 MAX_ROW_ID = 2**63 - 1
 INTEGERS = range(-(2**63), 2**63)
@@ -35,6 +37,9 @@ DEPTH_ENV = "STATEWISE_MAX_DEPTH"
 ITEM_BYTES_ENV = "STATEWISE_MAX_ITEM_BYTES"
 BODY_BYTES_ENV = "STATEWISE_MAX_BODY_BYTES"
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# Half of a UTF-16 pair: JSON's \ud800 escape and a non-UTF-8 argument decode to one, and no
+# store can encode it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Built once: a ``dict | list`` union in an isinstance call is built anew on every call.
 _SEQUENCES = (list, tuple)
 _CONTAINERS = (dict, list, tuple)
@@ -111,6 +116,8 @@ def _positive(environ: Mapping[str, str], name: str, default: int) -> int:
 def check_key(key: str) -> str:
     """An item's business key: not blank, at most 512 characters, no control characters.
 
+    Nor a lone surrogate: no store can write one, so a batch holding it failed part way.
+
     ``%``, ``/``, ``?`` and any other printable character are allowed: keys are the
     caller's identifiers, and every URL encodes them.
     """
@@ -129,7 +136,27 @@ def check_key(key: str) -> str:
             f"item key {key!r} holds control character U+{ord(control.group()):04X}; "
             "keys may hold no control characters"
         )
+    surrogate = _SURROGATE.search(key)
+    if surrogate is not None:
+        raise InvalidInputError(
+            f"item key {key!r} holds a lone surrogate U+{ord(surrogate.group()):04X}, which is "
+            "not Unicode text; keys must be valid UTF-8"
+        )
     return key
+
+
+def check_text(text: str, what: str) -> str:
+    """A reason or comment for the audit trail: at most ``MAX_TEXT_LENGTH`` characters.
+
+    Only the request body bounded it before, so one bulk cancel could copy megabytes into
+    the history of every item it matched.
+    """
+    if len(text) > MAX_TEXT_LENGTH:
+        raise InvalidInputError(
+            f"{what} is {len(text):,} characters long; the limit is {MAX_TEXT_LENGTH:,}; "
+            "nothing changed"
+        )
+    return text
 
 
 def check_row_id(value: int, what: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 
@@ -145,6 +146,9 @@ def test_a_revoked_name_is_reused_to_rotate_a_secret_and_keeps_its_claims(server
         ("reviewer ", "cannot start or end with whitespace"),
         ("rev\x00ed", "cannot contain control characters (it has U+0000)"),
         ("rev\x1fed", "cannot contain control characters (it has U+001F)"),
+        ("rev\u200bed", "cannot contain invisible format characters (it has U+200B)"),
+        ("rev\u202eder", "cannot contain invisible format characters (it has U+202E)"),
+        ("re\u0301ved", "must be in composed Unicode (NFC), as 'réved'"),
         ("x" * 101, "at most 100 characters, not 101"),
     ],
 )
@@ -169,3 +173,31 @@ def test_names_with_url_characters_and_non_ascii_are_identities_of_their_own(
             created = admin.post("/api/tokens", json={"name": name, "role": "viewer"})
             assert created.status_code == 201 and created.json()["name"] == name
         assert admin.post("/api/tokens", json={"name": "révéd", "role": "admin"}).status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("queues", "body", "problem"),
+    [
+        (["billing\x00"], None, "queue 'billing\\x00' is not a name a workflow can give a queue"),
+        ([""], None, "queue '' is not a name a workflow can give a queue"),
+        (["Billing"], None, "queue 'Billing' is not a name a workflow can give a queue"),
+        (["b" * 101], None, "at most 100 characters"),
+        (["q"] * 101, None, "at most 100 queues, not 101"),
+        (None, '{"name": "rev_q", "role": "reviewer", "queues": ["\\ud800"]}', "queue '\\ud800'"),
+    ],
+)
+def test_a_token_limited_to_a_queue_no_workflow_can_have_is_refused(
+    server: Server, queues: list[str] | None, body: str | None, problem: str
+) -> None:
+    """A typo'd queue leaves a reviewer an empty inbox; a surrogate one broke the answer."""
+    raw = body or json.dumps({"name": "rev_q", "role": "reviewer", "queues": queues})
+    with server.client("admin") as admin:
+        before = admin.get("/api/tokens").json()
+        answer = admin.post(
+            "/api/tokens", content=raw, headers={"content-type": "application/json"}
+        )
+
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"] == "invalid_request"
+        assert problem in answer.json()["message"]
+        assert admin.get("/api/tokens").json() == before

@@ -38,6 +38,7 @@ BAD_DOCUMENTS: list[dict[str, Any]] = [
     {"risk": "low", "order\x1fforged": 1},
 ]
 BAD_KEYS = ["", "   ", "a\x00b", "a\x1fb", "k" * 513]
+CANCEL_ALL = {"operation": "cancel", "reason": "cleanup", "dry_run": False}
 
 
 @pytest.fixture
@@ -285,4 +286,67 @@ def test_a_filter_older_than_nan_seconds_is_refused_not_matched(either_store: Se
             _refused(_raw(operator, "/api/bulk", body % older), 422, "invalid_request")
         states = {item["state"] for item in operator.get("/api/items").json()["items"]}
         assert states == {"human_review"}
+    _no_stuck_items(server)
+
+
+def test_a_key_that_is_not_valid_unicode_is_refused_on_either_store(either_store: Server) -> None:
+    """A lone surrogate (``\\ud800``) is valid JSON text but no UTF-8: neither store holds it."""
+    server = either_store
+    single = '{"workflow": "review", "key": "a\\ud800", "data": {"amount": 95}}'
+    batch = '{"workflow": "review", "items": [{"key": "fine"}, {"key": "\\udfff"}]}'
+    with server.client("operator") as operator:
+        before = _snapshot(operator)
+        with _SecondWriter(server) as second:
+            _refused(_raw(operator, "/api/items", single), 422, "invalid_request", "surrogate")
+            answer = _raw(operator, "/api/items/batch", batch)
+            _refused(answer, 422, "invalid_request", "body.items.1.key")
+        assert _mine(_snapshot(operator)) == _mine(before)
+        assert len(second.started) == second.count
+    _no_stuck_items(server)
+
+
+def test_text_holding_nul_is_refused_as_input_on_postgresql(postgres_url: str) -> None:
+    """PostgreSQL text cannot hold NUL: a lookup or filter with one is the caller's 4xx."""
+    for server in run_server(postgres_url):
+        with server.client("operator") as operator:
+            before = _snapshot(operator)
+            with _SecondWriter(server) as second:
+                answers = [
+                    operator.get("/api/items/review/order%000"),
+                    operator.get("/api/items/review%00/order-0/history"),
+                    operator.get("/api/items", params={"state": "human\x00review"}),
+                    operator.post("/api/bulk", json={**CANCEL_ALL, "state": "\x00"}),
+                ]
+            for answer in answers:
+                _refused(answer, 422, "invalid_input", "NUL character (U+0000)")
+            assert _mine(_snapshot(operator)) == _mine(before)
+            assert len(second.started) == second.count
+        _no_stuck_items(server)
+
+
+def test_reasons_and_comments_over_the_text_limit_are_refused(server: Server) -> None:
+    """The audit trail keeps them with every step, and a bulk operation copies one per item."""
+    long = "r" * 10_001
+    with server.client("admin") as admin:
+        task = admin.get("/api/tasks").json()[0]
+        before = _snapshot(admin)
+        with _SecondWriter(server) as second:
+            answers = [
+                admin.post("/api/bulk", json={**CANCEL_ALL, "reason": long}),
+                admin.post(
+                    "/api/items/review/order-0/redrive", json={"to": "rejected", "reason": long}
+                ),
+                admin.post(
+                    f"/api/tasks/{task['id']}/decide",
+                    json={"outcome": "approve", "comment": long, "data": {"risk": "low"}},
+                ),
+            ]
+        for answer in answers:
+            _refused(answer, 422, "invalid_input", "10,001 characters long; the limit is 10,000")
+        assert _mine(_snapshot(admin)) == _mine(before)
+        assert len(second.started) == second.count
+        fine = admin.post(
+            "/api/items/review/order-0/redrive", json={"to": "rejected", "reason": "r" * 10_000}
+        )
+        assert fine.status_code == 200, fine.text
     _no_stuck_items(server)

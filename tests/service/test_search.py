@@ -110,3 +110,15 @@ def test_a_password_in_a_bad_store_url_is_never_printed(postgres_url: str) -> No
     result = CliRunner().invoke(app, ["items", "--db", with_password])
     assert result.exit_code == 1 and "pool_max" in result.output
     assert "s3cret-pw" not in result.output
+
+
+def test_a_password_given_as_a_query_parameter_is_never_printed(postgres_url: str) -> None:
+    """libpq also takes ``?password=``; it must be hidden like the one before the ``@``."""
+    parts = urlsplit(postgres_url)
+    with_password = parts._replace(query=parts.query + "&password=s3cret-pw&pool_max=abc")
+    with pytest.raises(StoreError) as refused:
+        open_store(with_password.geturl())
+    assert "s3cret-pw" not in str(refused.value) and "password=***" in str(refused.value)
+    result = CliRunner().invoke(app, ["items", "--db", with_password.geturl()])
+    assert result.exit_code == 1 and "pool_max" in result.output
+    assert "s3cret-pw" not in result.output

@@ -76,7 +76,7 @@ def test_a_sign_in_without_the_form_csrf_value_is_refused(server: Server) -> Non
 def _serve(tmp_path: Path, *options: str) -> Iterator[tuple[str, str]]:
     """``statewise serve`` on a store with a viewer token: its address and the token."""
     store_url = f"sqlite:///{tmp_path / 'serve.sqlite'}"
-    token = asyncio.run(_prepare(store_url, 0))["viewer"]
+    token = asyncio.run(_prepare(store_url, 0, REVIEW_YAML))["viewer"]
     port = _free_port()
     command = [sys.executable, "-m", "statewise", "serve", "--db", store_url, "--no-workers"]
     log = tmp_path / "serve.log"

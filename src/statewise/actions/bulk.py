@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from statewise.actions.redrive import redrive_event
 from statewise.engine.events import Operate, Operation
 from statewise.engine.item import Item
-from statewise.errors import InvalidInputError, StatewiseError
+from statewise.errors import InvalidInputError
+from statewise.inputs import check_text
 from statewise.store.base import CommitStatus, ItemFilter, StepCommit
 from statewise.worker.writer import ItemWriter
 
@@ -48,6 +49,7 @@ async def bulk(
         raise InvalidInputError("a bulk move needs the state to move the items to")
     if not reason.strip():
         raise InvalidInputError("a bulk operation needs a reason, for the audit trail")
+    check_text(reason, "the reason of a bulk operation")
     matched = await writer.store.count_items(where)
     if dry_run:
         return BulkReport(operation, matched)

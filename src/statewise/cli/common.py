@@ -39,6 +39,9 @@ errors = Console(stderr=True)
 DB_HELP = "Store: a SQLite file (PATH or sqlite:///PATH) or a postgresql:// URL."
 DbOption = Annotated[str, typer.Option("--db", help=DB_HELP)]
 DEFAULT_DB = "statewise.sqlite"
+# The longest lease or drain, seconds (a day): an endless lease would never hand a dead
+# process's work to another, and an endless drain would never let SIGTERM finish.
+MAX_SECONDS = 86_400.0
 CommandsOption = Annotated[
     list[str] | None,
     typer.Option(

@@ -25,6 +25,7 @@ from statewise.cli.common import (
     with_store,
 )
 from statewise.engine.item import ItemStatus
+from statewise.inputs import MAX_ROW_ID
 from statewise.store import Store
 
 
@@ -57,7 +58,7 @@ def items(
         ItemStatus | None, typer.Option(help="active, waiting, done, failed, paused or cancelled.")
     ] = None,
     workflow: WorkflowOption = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_ROW_ID, help="At most this many.")] = 50,
 ) -> None:
     """List items, longest in their state first."""
 

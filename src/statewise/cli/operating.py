@@ -11,6 +11,7 @@ from rich.table import Table
 
 from statewise.cli.common import (
     DEFAULT_DB,
+    MAX_SECONDS,
     DbOption,
     ReadyMaxFailedOption,
     ReadyWindowOption,
@@ -45,10 +46,14 @@ def worker(
     ] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Commands running at once.")] = 64,
     lease: Annotated[
-        float, typer.Option(min=0.5, help="Seconds a claim lasts without a heartbeat.")
+        float,
+        typer.Option(min=0.5, max=MAX_SECONDS, help="Seconds a claim lasts without a heartbeat."),
     ] = 30.0,
     drain: Annotated[
-        float, typer.Option(min=0, help="On SIGTERM, seconds running commands get to finish.")
+        float,
+        typer.Option(
+            min=0, max=MAX_SECONDS, help="On SIGTERM, seconds running commands get to finish."
+        ),
     ] = 30.0,
     state_limit: Annotated[
         list[str] | None, typer.Option(help="STATE=N: at most N commands of STATE at once.")

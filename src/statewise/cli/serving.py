@@ -15,9 +15,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from statewise.actions.principal import name_problem
+from statewise.actions.principal import name_problem, queues_problem
 from statewise.cli.common import (
     DEFAULT_DB,
+    MAX_SECONDS,
     CommandsOption,
     DbOption,
     ReadyMaxFailedOption,
@@ -58,7 +59,9 @@ def serve(
             help="Also perform work in this process (default), or only serve the API.",
         ),
     ] = True,
-    lease: Annotated[float, typer.Option(min=1, help="Work lease, seconds.")] = 60.0,
+    lease: Annotated[
+        float, typer.Option(min=1, max=MAX_SECONDS, help="Work lease, seconds.")
+    ] = 60.0,
     max_body_bytes: Annotated[
         int,
         typer.Option(envvar=BODY_BYTES_ENV, help="Largest request body; larger ones get 413."),
@@ -227,6 +230,9 @@ def token_create(
     problem = name_problem(label)
     if problem is not None:
         fail(f"--name: {problem}", 2)
+    problem = queues_problem(queue or [])
+    if problem is not None:
+        fail(f"--queue: {problem}", 2)
     secret = new_secret()
 
     async def create(store: Store) -> None:

@@ -39,7 +39,7 @@ from statewise.definition.model import (
 from statewise.errors import Problem
 
 Path = tuple[str | int, ...]
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 # YAML 1.1 reads `on`, `yes` and `no` as booleans; `on:` is a key of this format, so only
 # true/false are booleans here (as in YAML 1.2).
@@ -124,7 +124,7 @@ def suggest(name: str, candidates: Collection[str]) -> str:
 
 
 def _check_name(value: str) -> str:
-    if not _IDENTIFIER.match(value):
+    if not IDENTIFIER.match(value):
         raise ValueError(
             f"`{value}` is not a valid name; use lower-case letters, digits and `_`, "
             f"not starting with a digit, so that conditions can refer to it"

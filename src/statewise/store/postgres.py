@@ -48,10 +48,10 @@ import psycopg
 from psycopg import errors, sql
 from psycopg_pool import ConnectionPool
 
-from statewise.errors import StoreError, TransientStoreError
+from statewise.errors import InvalidInputError, StoreError, TransientStoreError
 from statewise.store.connection import Connection, Ref, Row
 from statewise.store.schema import POSTGRES_MIGRATIONS, migrate_txn
-from statewise.store.sql import P, SQLStore, T, Versions
+from statewise.store.sql import P, SQLStore, T, Versions, not_utf8
 
 DEFAULT_SCHEMA = "statewise"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,47}")
@@ -110,13 +110,20 @@ class PostgresSettings:
 
 
 def redacted(url: str) -> str:
-    """``url`` with its password, if any, replaced by ``***``: safe for a message or a log."""
+    """``url`` with its passwords replaced by ``***``: safe for a message or a log.
+
+    libpq reads one before the ``@`` and one as a ``password`` query parameter.
+    """
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    if parts.password is not None:
+        user = parts.username or ""
+        host = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{user}:***@{host}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(name == "password" for name, _ in query):
+        hidden = [(name, "***" if name == "password" else value) for name, value in query]
+        parts = parts._replace(query=urlencode(hidden, safe="*"))
+    return urlunsplit(parts)
 
 
 class _PostgresConnection:
@@ -128,13 +135,35 @@ class _PostgresConnection:
         self._conn = conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        cursor = self._conn.execute(_placeholders(sql), params)
+        with _nul_refused([params]):
+            cursor = self._conn.execute(_placeholders(sql), params)
         return cursor.fetchall() if cursor.description is not None else []
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            with self._conn.cursor() as cursor:
+            with self._conn.cursor() as cursor, _nul_refused(rows):
                 cursor.executemany(_placeholders(sql), rows)
+
+
+@contextmanager
+def _nul_refused(rows: Sequence[Sequence[Any]]) -> Iterator[None]:
+    """Text holding NUL, which PostgreSQL cannot store, refused as the caller's input.
+
+    psycopg refuses it before sending anything (a DataError with no SQLSTATE), so nothing
+    changed; SQLite stores it, so without this a key or reason with NUL was a store failure
+    on one dialect and an ordinary answer on the other.
+    """
+    try:
+        yield
+    except psycopg.DataError as exc:
+        if exc.sqlstate is None and any(
+            isinstance(value, str) and "\x00" in value for row in rows for value in row
+        ):
+            raise InvalidInputError(
+                "text holding a NUL character (U+0000) cannot be stored in or looked up from "
+                "PostgreSQL; nothing changed"
+            ) from None
+        raise
 
 
 @lru_cache(maxsize=512)
@@ -434,7 +463,8 @@ def transient_sqlstate(sqlstate: str) -> bool:
 def _translated() -> Iterator[None]:
     """The one place psycopg's exceptions become StoreError (see ``is_transient``).
 
-    Messages never name the host or database: answers and logs may carry them further.
+    Messages never name the host or database: answers and logs may carry them further. Text
+    psycopg cannot encode is the caller's input, refused as such.
     """
     try:
         yield
@@ -444,3 +474,5 @@ def _translated() -> Iterator[None]:
         if is_transient(exc):
             raise TransientStoreError(f"PostgreSQL is unavailable: {str(exc).strip()}") from exc
         raise StoreError(f"PostgreSQL error: {exc}") from exc
+    except UnicodeEncodeError as exc:
+        raise not_utf8(exc) from None

@@ -15,6 +15,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from statewise.definition.model import Definition, Role
 from statewise.engine.item import HistoryRecord, Item, ItemStatus
+from statewise.errors import InvalidInputError
 from statewise.store import codec, queries, tasks, tokens
 from statewise.store.base import (
     ClaimedCommand,
@@ -44,6 +45,20 @@ from statewise.store.workflows import save_workflow_txn, workflows_txn
 P = ParamSpec("P")
 T = TypeVar("T")
 Versions = list[tuple[str, int]]
+
+
+def not_utf8(error: UnicodeEncodeError) -> InvalidInputError:
+    """The caller's text no store can write: a lone surrogate, from JSON or a non-UTF-8 argument.
+
+    Both dialects' drivers raise ``UnicodeEncodeError`` before the statement runs, so nothing
+    changed; it is the caller's input to fix, never a store failure.
+    """
+    text, bad = error.object, error.object[error.start]
+    shown = repr(text) if len(text) <= 60 else f"{text[:60]!r}..."
+    return InvalidInputError(
+        f"{shown} is not valid UTF-8 text (it holds a lone surrogate U+{ord(bad):04X}); "
+        "nothing changed"
+    )
 
 
 class SQLStore(Store, Dialect):

@@ -27,7 +27,7 @@ from typing import Any, Concatenate
 from statewise.errors import RunnerLockError, StoreError, TransientStoreError
 from statewise.store.connection import Connection, Ref, Row
 from statewise.store.schema import SQLITE_MIGRATIONS, migrate_txn
-from statewise.store.sql import P, SQLStore, T, Versions
+from statewise.store.sql import P, SQLStore, T, Versions, not_utf8
 
 _WAKE_POLL = 0.02
 _BUSY_TIMEOUT = 10.0
@@ -277,9 +277,14 @@ def is_transient(error: sqlite3.Error) -> bool:
 
 @contextmanager
 def _translated(path: Path) -> Iterator[None]:
-    """The one place sqlite3's exceptions become StoreError (see ``is_transient``)."""
+    """The one place sqlite3's exceptions become StoreError (see ``is_transient``).
+
+    Text sqlite3 cannot encode is the caller's input, refused as such.
+    """
     try:
         yield
     except sqlite3.Error as exc:
         kind = TransientStoreError if is_transient(exc) else StoreError
         raise kind(f"SQLite error on {path}: {exc}") from exc
+    except UnicodeEncodeError as exc:
+        raise not_utf8(exc) from None

@@ -31,7 +31,7 @@ from statewise.errors import (
     StoreError,
     TaskError,
 )
-from statewise.inputs import InputLimits
+from statewise.inputs import InputLimits, check_text
 from statewise.store.base import (
     CommitOutcome,
     CommitStatus,
@@ -194,8 +194,13 @@ class ItemWriter:
         The item is read and stepped afresh on every try, so the event is judged against the
         item as it is, whatever other writers did meanwhile. ``task_guard`` makes the commit
         check, in its own transaction, that the decided task is still open and unclaimed by
-        anyone else (TaskError otherwise); ``what`` names the event in error messages.
+        anyone else (TaskError otherwise); ``what`` names the event in error messages. A
+        reason or comment longer than the audit trail takes is refused before anything is read.
         """
+        if isinstance(event, Operate):
+            check_text(event.reason, f"the reason of {what}")
+        elif isinstance(event, TaskDecided):
+            check_text(event.comment, f"the comment of {what}")
         for _ in range(_SEND_ATTEMPTS):
             item = await self.store.get_item(workflow, key)
             definition = self.definition(item.workflow, item.version)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import Path
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
-from statewise.actions.principal import name_problem
+from statewise.actions.principal import name_problem, queues_problem
 from statewise.definition.model import Role
 from statewise.engine.events import Operation
 from statewise.engine.item import ItemStatus
@@ -92,3 +92,11 @@ class NewToken(BaseModel):
         if problem is not None:
             raise ValueError(problem)
         return name
+
+    @field_validator("queues")
+    @classmethod
+    def _queues_a_workflow_can_have(cls, queues: list[str]) -> list[str]:
+        problem = queues_problem(queues)
+        if problem is not None:
+            raise ValueError(problem)
+        return queues
