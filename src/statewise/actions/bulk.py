@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from statewise.actions.redrive import redrive_event
 from statewise.engine.events import Operate, Operation
 from statewise.engine.item import Item
-from statewise.errors import InvalidInputError
+from statewise.errors import InvalidInputError, StatewiseError
 from statewise.inputs import check_text
 from statewise.store.base import CommitStatus, ItemFilter, StepCommit
 from statewise.worker.writer import ItemWriter
