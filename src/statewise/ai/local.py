@@ -383,7 +383,7 @@ class LocalModel(Model):
         value: float | int = (
             round(estimate) if output_field.type == "integer" else round(estimate, 3)
         )
-        return _Value(value, FillMethod.SCORED, round(float(weights.max()), 3))
+        return _Value(value, FillMethod.SCORED, round(float(np.max(weights)), 3))
 
     def _source(self, output_field: OutputField, request: _Request) -> _Value | None:
         """The title of the document the answer came from."""
@@ -548,6 +548,6 @@ def _confidence(output_field: OutputField, confidences: list[float]) -> _Value |
 
 
 def _softmax(scores: Scores) -> Scores:
-    exp: Scores = np.exp((scores - scores.max()) / TEMPERATURE)
+    exp: Scores = np.exp((scores - np.max(scores)) / TEMPERATURE)
     weights: Scores = exp / exp.sum()
     return weights
