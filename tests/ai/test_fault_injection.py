@@ -47,6 +47,7 @@ from enum import StrEnum
 from typing import Any
 
 import httpx2
+import pytest
 
 from statewise.ai import AISettings, Price, register_agents
 from statewise.definition import loads
@@ -363,6 +364,7 @@ def reconcile(calls: list[Call], attempts: list[Attempt]) -> list[str]:
     return problems
 
 
+@pytest.mark.stress
 def test_500_items_survive_30_percent_provider_failures(
     openai: FakeProvider, anthropic: FakeProvider, store: SQLiteStore
 ) -> None:

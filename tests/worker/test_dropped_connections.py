@@ -13,6 +13,8 @@ import uuid
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 import postgres
 from statewise.engine import ItemStatus
 from statewise.store import open_store
@@ -44,6 +46,7 @@ def terminate(server: str, application: str) -> int:
     return len(rows)
 
 
+@pytest.mark.stress
 def test_a_worker_goes_on_when_its_connections_are_terminated(
     postgres_server: str, postgres_url: str, tmp_path: Path
 ) -> None:

@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from statewise.engine import HistoryRecord, Item, ItemStatus
 from statewise.store.sqlite import SQLiteStore
 from statewise.worker import Runner
@@ -112,6 +114,7 @@ def test_a_durable_timer_fires_exactly_once_after_the_worker_was_killed(tmp_path
         assert rows[1].at - rows[0].at >= 1.0
 
 
+@pytest.mark.stress
 def test_a_worker_killed_at_random_moments_loses_nothing_and_repeats_nothing(
     tmp_path: Path,
 ) -> None:

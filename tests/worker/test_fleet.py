@@ -170,6 +170,7 @@ def fleet(postgres_url: str, tmp_path: Path) -> Iterator[Fleet]:
     yield made
 
 
+@pytest.mark.stress
 def test_four_workers_killed_at_random_lose_nothing_and_repeat_nothing(fleet: Fleet) -> None:
     items = [(f"item-{n}", {"parts": ["a", "b", "c"]}) for n in range(ITEMS)]
     run(prepare(fleet.url, "fleet", items))
@@ -256,6 +257,7 @@ def _idempotency_key(key: str, row: HistoryRecord) -> str:
     return f"{key}:{state}#1{branch}:{row.attempt}"
 
 
+@pytest.mark.stress
 def test_a_worker_frozen_past_its_lease_cannot_commit_when_it_wakes(fleet: Fleet) -> None:
     run(prepare(fleet.url, "linger", [("slow-1", {"pause": 3.0})]))
     frozen = fleet.spawn()

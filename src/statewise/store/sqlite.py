@@ -73,11 +73,17 @@ class SQLiteStore(SQLStore):
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from None
         self._connection = _SQLiteConnection(self._db)
-        with _translated(self.path):
-            self._db.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000):d}")  # openers race
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
+        try:
+            with _translated(self.path):
+                self._db.execute(
+                    f"PRAGMA busy_timeout={round(busy_timeout * 1000):d}"
+                )  # openers race
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._migrate()
+        except BaseException:
+            self._db.close()  # an opener that lost the migration race leaves no handle behind
+            raise
 
     def _user_version(self) -> int:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
