@@ -77,3 +77,18 @@ def drop_schema(url: str, schema: str) -> None:
 
     with closing(psycopg.connect(url, autocommit=True)) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def terminate(server: str, application: str) -> int:
+    """End every backend named ``application``, and only those; how many there were.
+
+    Other sessions share the server (other tests, other projects), so a test never ends
+    backends it did not open: it names its own with ``application_name``.
+    """
+    with closing(connect(server, "public")) as admin:
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = %s AND pid <> pg_backend_pid()",
+            (application,),
+        ).fetchall()
+    return len(rows)

@@ -49,17 +49,6 @@ def test_a_closed_connection_is_transient_and_a_bad_query_is_not(postgres_server
     assert is_transient(closed.value) and not is_transient(mistake.value)
 
 
-def _terminate(server: str, application: str) -> int:
-    """End every backend of ``application`` (and only those); how many there were."""
-    with closing(postgres.connect(server, "public")) as admin:
-        rows = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE application_name = %s AND pid <> pg_backend_pid()",
-            (application,),
-        ).fetchall()
-    return len(rows)
-
-
 def test_a_store_whose_connections_were_terminated_goes_on(
     postgres_server: str, postgres_url: str
 ) -> None:
@@ -70,9 +59,9 @@ def test_a_store_whose_connections_were_terminated_goes_on(
     store = PostgresStore(f"{postgres_url}&application_name={application}", pool_min=2)
     try:
         run(commit(store, started("a")))
-        assert _terminate(postgres_server, application) >= 1
+        assert postgres.terminate(postgres_server, application) >= 1
         run(commit(store, started("b")))  # a write on a pooled connection that was cut
-        assert _terminate(postgres_server, application) >= 1
+        assert postgres.terminate(postgres_server, application) >= 1
         assert sorted(i.key for i in run(store.list_items())) == ["a", "b"]
         assert run(store.stuck_items()) == []
     finally:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -35,17 +34,6 @@ ITEMS = 300
 KILLS = 15
 
 
-def terminate(server: str, application: str) -> int:
-    """End every backend named ``application``, and only those; how many there were."""
-    with closing(postgres.connect(server, "public")) as admin:
-        rows = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE application_name = %s AND pid <> pg_backend_pid()",
-            (application,),
-        ).fetchall()
-    return len(rows)
-
-
 @pytest.mark.stress
 def test_a_worker_goes_on_when_its_connections_are_terminated(
     postgres_server: str, postgres_url: str, tmp_path: Path
@@ -65,7 +53,7 @@ def test_a_worker_goes_on_when_its_connections_are_terminated(
             time.sleep(0.1)
         while rounds < KILLS:
             time.sleep(0.3)
-            found = terminate(postgres_server, application)
+            found = postgres.terminate(postgres_server, application)
             terminated += found
             rounds += found > 0
             assert worker.poll() is None, fleet.log_text()
