@@ -16,16 +16,15 @@ import pytest
 
 import postgres
 from statewise.engine import ItemStatus
-from statewise.store import open_store
 
 from .test_fleet import (
     PATH,
     Fleet,
-    everything,
     make_effect_tables,
     prepare,
     redone,
     run,
+    settled_history,
     stop,
     wait_until_settled,
 )
@@ -64,14 +63,7 @@ def test_a_worker_goes_on_when_its_connections_are_terminated(
     assert exits == [0], fleet.log_text()
     assert terminated >= KILLS
 
-    store = open_store(postgres_url)
-    try:
-        rows_by_item = run(everything(store))
-        assert run(store.stuck_items()) == []
-        assert run(store.pending_commands()) == 0
-        assert run(store.next_timer_due()) is None
-    finally:
-        run(store.close())
+    rows_by_item = settled_history(postgres_url)
     assert len(rows_by_item) == ITEMS
     for item, rows in rows_by_item:
         assert (item.state, item.status) == ("done", ItemStatus.DONE), item.key

@@ -131,6 +131,19 @@ async def everything(store: Store) -> list[tuple[Item, list[HistoryRecord]]]:
     return [(i, await store.history(i.workflow, i.key)) for i in listed]
 
 
+def settled_history(url: str) -> list[tuple[Item, list[HistoryRecord]]]:
+    """Every item with its history, once nothing is stuck, pending or due any more."""
+    store = open_store(url)
+    try:
+        rows_by_item = run(everything(store))
+        assert run(store.stuck_items()) == []
+        assert run(store.pending_commands()) == 0
+        assert run(store.next_timer_due()) is None
+    finally:
+        run(store.close())
+    return rows_by_item
+
+
 def wait_until_settled(url: str, workers: list[subprocess.Popen[bytes]], deadline: float) -> None:
     async def settled() -> bool:
         store = open_store(url)
@@ -183,14 +196,7 @@ def test_four_workers_killed_at_random_lose_nothing_and_repeat_nothing(fleet: Fl
         exits = stop(workers)
     assert exits == [0] * WORKERS, fleet.log_text()
 
-    store = open_store(fleet.url)
-    try:
-        rows_by_item = run(everything(store))
-        assert run(store.stuck_items()) == []
-        assert run(store.pending_commands()) == 0
-        assert run(store.next_timer_due()) is None
-    finally:
-        run(store.close())
+    rows_by_item = settled_history(fleet.url)
 
     assert len(rows_by_item) == ITEMS
     succeeded: list[str] = []
