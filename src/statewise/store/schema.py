@@ -35,6 +35,23 @@ def _then(*steps: Migration) -> Migration:
     return apply
 
 
+# What each step produced (a command's result, an event's data, a decision) is kept on its
+# audit row: small outputs inline in ``history.output``; larger ones once per item in
+# ``payloads``, which the row names by ``output_hash``, so a loop or a join that sees the same
+# large result again never stores a second copy.
+_OUTPUTS_SQLITE = (
+    "ALTER TABLE history ADD COLUMN output TEXT",
+    "ALTER TABLE history ADD COLUMN output_hash TEXT",
+    "CREATE TABLE payloads (item_id INTEGER NOT NULL, hash TEXT NOT NULL, body TEXT NOT NULL, "
+    "PRIMARY KEY (item_id, hash)) WITHOUT ROWID",
+)
+_OUTPUTS_POSTGRES = (
+    "ALTER TABLE history ADD COLUMN output TEXT",
+    "ALTER TABLE history ADD COLUMN output_hash TEXT",
+    "CREATE TABLE payloads (item_id BIGINT NOT NULL, hash TEXT NOT NULL, body TEXT NOT NULL, "
+    "PRIMARY KEY (item_id, hash))",
+)
+
 SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     _sql(
         "CREATE TABLE workflows (name TEXT NOT NULL, version INTEGER NOT NULL, "
@@ -96,6 +113,7 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
         "CREATE TABLE outbox_ids (last INTEGER NOT NULL)",
         "INSERT INTO outbox_ids (last) SELECT COALESCE(MAX(id), 0) FROM outbox",
     ),
+    _sql(*_OUTPUTS_SQLITE),
 )
 
 # Runnable rows (unleased, or leased past their time) are found through partial indexes, so a
@@ -161,6 +179,7 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX items_overview ON items (workflow, version, state, status, entered_at)",
     ),
     unique_active_names_txn,
+    _sql(*_OUTPUTS_POSTGRES),
 )
 
 
