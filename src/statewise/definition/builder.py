@@ -26,7 +26,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Literal, Self, TypedDict, Unpack
+from typing import Any, Literal, Required, Self, TypedDict, Unpack
 
 from statewise.definition.agent_rules import agent_of
 from statewise.definition.durations import format_duration, parse_duration, timer_event
@@ -41,11 +41,13 @@ from statewise.definition.model import (
     Definition,
     ErrorKind,
     EventSpec,
+    HumanTask,
     JoinKind,
     KnowledgeDoc,
     Location,
     Parallel,
     RetryPolicy,
+    Review,
     State,
     StateKind,
     Transition,
@@ -74,6 +76,19 @@ class Retry(TypedDict, total=False):
     jitter: float
     retry_on: Sequence[ErrorKind]
     timeout: str | float | None
+
+
+class Reviews(TypedDict, total=False):
+    """A task's ``reviews``: the agent state its decision grades and how outcomes map.
+
+    ``agree`` lists the outcomes that confirm the agent's call, ``override`` those that
+    reverse it; ``score`` is the context path of the score that routed the item to review.
+    """
+
+    state: Required[str]
+    agree: Sequence[str]
+    override: Sequence[str]
+    score: str
 
 
 class StateOptions(TypedDict, total=False):
@@ -284,6 +299,54 @@ class Workflow:
         """A state where items wait for an external event or a timer."""
         return self._state(name, StateKind.WAITING, {}, options)
 
+    def human(
+        self,
+        name: str,
+        *,
+        queue: str,
+        role: str | None = None,
+        title: str | None = None,
+        form: Mapping[str, Any] | str | None = None,
+        due: str | float | None = None,
+        remind: str | float | None = None,
+        escalate_to: str | None = None,
+        claim: str | float | None = None,
+        result: str | None = None,
+        reviews: Reviews | None = None,
+        **options: Unpack[StateOptions],
+    ) -> StateBuilder:
+        """A state where a person decides a task; its outcomes are the ``on(...)`` events.
+
+        Args:
+            name: The state's name; the decision lands in the context under it (or ``result``).
+            queue: The queue reviewers see the task in.
+            role: Who may decide it: ``reviewer`` (default), ``operator`` or ``admin``.
+            title: What the task asks, for the inbox.
+            form: The JSON Schema the decision's form data must fit, or a registered model's name.
+            due: When the task expires (``72h``) and the item goes to ``escalate_to``.
+            remind: When the task is marked reminded, before ``due``.
+            escalate_to: Where an expired task sends the item (default: the escalation state).
+            claim: How long a reviewer's claim holds (default 30m).
+            result: The context key of the decision, if not the state's name.
+            reviews: The agent state the decision grades, e.g.
+                ``{"state": "fraud_check", "agree": ["reject"], "override": ["approve"]}``.
+
+        """
+        task = {
+            "queue": queue,
+            "role": role,
+            "title": title,
+            "form": _plain(form),
+            "due": due,
+            "remind": remind,
+            "escalate_to": escalate_to,
+            "result": result,
+            "claim": claim,
+            "reviews": _plain(reviews),
+        }
+        body = {"task": {k: v for k, v in task.items() if v is not None}}
+        return self._state(name, StateKind.HUMAN, body, options)
+
     def final(self, name: str, **options: Unpack[StateOptions]) -> StateBuilder:
         """A state where items are done for good."""
         return self._state(name, StateKind.FINAL, {}, options)
@@ -481,6 +544,8 @@ def _state_data(state: State, agents: Mapping[str, AgentSpec]) -> dict[str, Any]
         data[key] = _command_data(state.command, state.name, agents, own=True)
     if state.parallel is not None:
         data.update(_parallel_data(state.parallel, state.name, agents))
+    if state.task is not None:
+        data["task"] = _task_data(state.task, state.name)
     if state.max_visits is not None:
         data["max_visits"] = state.max_visits
     if state.on_exhausted is not None:
@@ -488,6 +553,42 @@ def _state_data(state: State, agents: Mapping[str, AgentSpec]) -> dict[str, Any]
     if state.transitions:
         data["transitions"] = [_transition_data(t) for t in state.transitions]
     return data
+
+
+_TASK_DEFAULTS = HumanTask(queue="", result="")
+
+
+def _task_data(task: HumanTask, state: str) -> dict[str, Any]:
+    """A human task as YAML spells it: the settings that differ from the defaults."""
+    data: dict[str, Any] = {"queue": task.queue}
+    if task.role is not _TASK_DEFAULTS.role:
+        data["role"] = task.role.value
+    if task.title:
+        data["title"] = task.title
+    if task.form is not None:
+        data["form"] = _plain(task.form)
+    for key, seconds in (("remind", task.remind), ("due", task.due)):
+        if seconds is not None:
+            data[key] = format_duration(seconds)
+    if task.escalate_to is not None:
+        data["escalate_to"] = task.escalate_to
+    if task.result != state:
+        data["result"] = task.result
+    if task.claim != _TASK_DEFAULTS.claim:
+        data["claim"] = format_duration(task.claim)
+    if task.reviews is not None:
+        data["reviews"] = _review_data(task.reviews)
+    return data
+
+
+def _review_data(review: Review) -> dict[str, Any]:
+    written = {
+        "state": review.state,
+        "agree": list(review.agree) or None,
+        "override": list(review.override) or None,
+        "score": review.score,
+    }
+    return {k: v for k, v in written.items() if v is not None}
 
 
 def _retry_data(policy: RetryPolicy) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from statewise.definition.model import (
     Location,
     Parallel,
     RetryPolicy,
+    Review,
     State,
     StateKind,
     Transition,
@@ -48,6 +49,7 @@ from statewise.definition.schema import (
     Locations,
     Path,
     RetrySchema,
+    ReviewSchema,
     StateSchema,
     TaskSchema,
     TransitionSchema,
@@ -493,6 +495,16 @@ def _task(state: str, schema: TaskSchema) -> HumanTask:
         remind=schema.remind,
         escalate_to=schema.escalate_to,
         claim=schema.claim,
+        reviews=None if schema.reviews is None else _review(schema.reviews),
+    )
+
+
+def _review(schema: ReviewSchema) -> Review:
+    return Review(
+        state=schema.state,
+        agree=tuple(schema.agree),
+        override=tuple(schema.override),
+        score=schema.score,
     )
 
 

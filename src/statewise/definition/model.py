@@ -142,6 +142,40 @@ class Role(StrEnum):
         return self.rank >= needed.rank
 
 
+class Verdict(StrEnum):
+    """What a reviewer's decision says about the agent stage it reviews."""
+
+    AGREE = "agree"
+    OVERRIDE = "override"
+    NEITHER = "neither"
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """A human task's ``reviews:``: the agent stage a person's decision grades, and how.
+
+    ``state`` is the reviewed state, which runs an agent. An outcome listed in ``agree``
+    confirms the agent's call, one in ``override`` reverses it, any other outcome is
+    ``neither`` (it says nothing about the agent, e.g. "needs more information"). ``score``
+    is the context path (``fraud_check.risk``) of the score that routed the item here; it is
+    read when the task is decided, so agreement can be shown by score band and a later
+    replay can ask which reviews a different threshold would have saved.
+    """
+
+    state: str
+    agree: tuple[str, ...] = ()
+    override: tuple[str, ...] = ()
+    score: str | None = None
+
+    def verdict(self, outcome: str) -> Verdict:
+        """The verdict a decision with ``outcome`` gives the reviewed agent."""
+        if outcome in self.agree:
+            return Verdict.AGREE
+        if outcome in self.override:
+            return Verdict.OVERRIDE
+        return Verdict.NEITHER
+
+
 @dataclass(frozen=True, slots=True)
 class HumanTask:
     """The task a ``kind: human`` state opens for a person on every visit.
@@ -152,7 +186,8 @@ class HumanTask:
     the name of a pydantic model registered with ``@registry.output_model()``. ``due`` and
     ``remind`` are seconds after the task opens: at ``remind`` the task is marked reminded, at
     ``due`` it expires and the item goes to ``escalate_to`` (the workflow's escalation state
-    when None). ``claim`` is how long a reviewer's claim on the task lasts.
+    when None). ``claim`` is how long a reviewer's claim on the task lasts. ``reviews`` says
+    which agent stage the decision grades (see :class:`Review`).
     """
 
     queue: str
@@ -164,6 +199,7 @@ class HumanTask:
     remind: float | None = None
     escalate_to: str | None = None
     claim: float = 1800.0
+    reviews: Review | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,8 @@ from statewise.errors import Problem
 
 Path = tuple[str | int, ...]
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+# A context path: a result key, then the names of the fields below it.
+SCORE_PATH = re.compile(r"^[a-z_][a-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 # YAML 1.1 reads `on`, `yes` and `no` as booleans; `on:` is a key of this format, so only
 # true/false are booleans here (as in YAML 1.2).
@@ -253,6 +255,43 @@ class AgentUseSchema(_Schema):
     retry: RetrySchema | None = None
 
 
+def _check_score_path(value: str) -> str:
+    if not SCORE_PATH.match(value):
+        raise ValueError(
+            f"`score` must be a context path such as `fraud_check.risk` (names joined by "
+            f"dots), not `{value}`"
+        )
+    return value
+
+
+class ReviewSchema(_Schema):
+    """``reviews:`` of a task: the agent state its decision grades, and how outcomes map.
+
+    Outcomes in ``agree`` confirm the agent's call, those in ``override`` reverse it; any
+    other outcome counts as neither. ``score`` is the context path of the score that routed
+    the item to the task, read when it is decided.
+    """
+
+    state: Name
+    agree: list[Name] = Field(default_factory=list)
+    override: list[Name] = Field(default_factory=list)
+    score: Annotated[str, AfterValidator(_check_score_path)] | None = None
+
+    @model_validator(mode="after")
+    def _outcomes(self) -> Self:
+        if not self.agree and not self.override:
+            raise ValueError(
+                "`reviews` needs the outcomes that agree with the agent (`agree: [...]`) or "
+                "override it (`override: [...]`)"
+            )
+        both = sorted(set(self.agree) & set(self.override))
+        if both:
+            raise ValueError(
+                f"outcome `{both[0]}` is under both `agree` and `override`; keep it in one"
+            )
+        return self
+
+
 class TaskSchema(_Schema):
     """``task:`` of a ``kind: human`` state: who decides, with what form, by when."""
 
@@ -265,6 +304,7 @@ class TaskSchema(_Schema):
     escalate_to: Name | None = None
     result: Name | None = None
     claim: Duration = 1800.0
+    reviews: ReviewSchema | None = None
 
     @model_validator(mode="after")
     def _sane_times(self) -> Self:

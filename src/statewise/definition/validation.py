@@ -23,6 +23,7 @@ from statewise.definition.graph import fails, strongly_connected, successors, ta
 from statewise.definition.model import (
     DONE_EVENT,
     ERROR_EVENT,
+    Command,
     Definition,
     JoinKind,
     Location,
@@ -658,6 +659,98 @@ def _check_form(c: _Checker, form: object, path: Path) -> None:
         c.report(f"a task's `form` {error}", path)
 
 
+def _check_reviews(c: _Checker) -> None:
+    """A task's ``reviews`` grades a state that runs an agent, with outcomes the task offers."""
+    for state in c.states:
+        reviews = state.task.reviews if state.task is not None else None
+        if reviews is None:
+            continue
+        path: Path = ("states", state.name, "task", "reviews")
+        for key, outcomes in (("agree", reviews.agree), ("override", reviews.override)):
+            for index, outcome in enumerate(outcomes):
+                if outcome not in state.outcomes and c.complete:
+                    c.report(
+                        f"`reviews.{key}` lists `{outcome}`, which is not an outcome of task "
+                        f"`{state.name}`{suggest(outcome, state.outcomes)} (its outcomes: "
+                        f"{', '.join(state.outcomes) or 'none'})",
+                        (*path, key, index),
+                    )
+        reviewed = c.definition.states.get(reviews.state)
+        agent = agent_of(reviewed.command) if reviewed and reviewed.command else None
+        if reviewed is not None and reviewed.command is not None and agent is not None:
+            if reviews.score is not None:
+                _check_score(c, reviewed.command, agent, reviews.score, (*path, "score"))
+        elif reviews.state not in c.unparsed:
+            _report_not_an_agent_stage(c, reviews.state, (*path, "state"))
+
+
+def _report_not_an_agent_stage(c: _Checker, name: str, path: Path) -> None:
+    agents = [s.name for s in c.states if s.command is not None and agent_of(s.command)]
+    listing = ", ".join(f"`{n}`" for n in agents) or "none"
+    state = c.definition.states.get(name)
+    if state is None:
+        hint = suggest(name, agents or c.definition.states)
+        c.report(
+            f"`reviews` names unknown state `{name}`{hint} (the states that run an agent: "
+            f"{listing})",
+            path,
+        )
+        return
+    runs = f"runs command `{state.command.name}`" if state.command else "runs no command"
+    c.report(
+        f"`reviews` names state `{name}`, which {runs}, not an agent; a task reviews a state "
+        f"with `agent: NAME` (here: {listing})",
+        path,
+    )
+
+
+def _check_score(c: _Checker, command: Command, agent: str, score: str, path: Path) -> None:
+    """``score`` reads a number the agent declares, or a result or input key that exists."""
+    root, *fields = score.split(".")
+    if root == command.result:
+        spec = c.definition.agents.get(agent)
+        output = spec.output if spec is not None else None
+        if isinstance(output, Mapping):
+            problem = _not_a_number_field(output, tuple(fields))
+            if problem is not None:
+                c.report(
+                    f"`score` reads `{score}`, but the output of agent `{agent}` {problem}", path
+                )
+        return
+    if not c.complete:
+        return
+    known = {cmd.result for s in c.states for _, cmd in state_commands(s)}
+    known |= {s.task.result for s in c.states if s.task is not None}
+    inputs = c.declared.inputs
+    if root not in known and (inputs is not None and root not in inputs):
+        c.report(
+            f"`score` reads `{score}`, but `{root}` is not a command result or input key"
+            f"{suggest(root, known | set(inputs))} (point it at the agent's score, e.g. "
+            f"`{command.result}.<field>`)",
+            path,
+        )
+
+
+def _not_a_number_field(schema: Mapping[str, object], fields: tuple[str, ...]) -> str | None:
+    """Why ``fields`` of an output ``schema`` cannot be a score, or None when it can."""
+    if not fields:
+        return "is an object; name its score field"
+    undeclared = _undeclared_field(schema, fields)
+    if undeclared is not None:
+        field, known = undeclared
+        names = ", ".join(f"`{k}`" for k in known) or "nothing"
+        hint = suggest(field.rsplit(".", 1)[-1], known)
+        return f"does not declare `{field}`{hint} (it declares: {names})"
+    leaf: object = schema
+    for name in fields:
+        properties = leaf.get("properties") if isinstance(leaf, Mapping) else None
+        leaf = properties.get(name) if isinstance(properties, Mapping) else None
+    kind = leaf.get("type") if isinstance(leaf, Mapping) else None
+    if isinstance(kind, str) and kind not in ("number", "integer"):
+        return f"declares `{'.'.join(fields)}` as `{kind}`, not a number"
+    return None
+
+
 def _check_alerts(c: _Checker) -> None:
     names = list(c.definition.states) + sorted(c.unparsed)
     for index, alert in enumerate(c.definition.alerts):
@@ -671,6 +764,7 @@ def _check_alerts(c: _Checker) -> None:
 _RULES: tuple[Callable[[_Checker], None], ...] = (
     _check_references,
     _check_human,
+    _check_reviews,
     _check_alerts,
     _check_initial,
     _check_shapes,

@@ -89,7 +89,9 @@ class HistoryRecord:
     can be explained after the fact; ``usage`` says what the command cost (model, tokens,
     cost, tool calls) when it called a model. ``dwell`` is how long the item had been in
     ``from_state`` when it left it, so time-in-state percentiles need no second row.
-    ``decision`` is a person's decision of a human task: task id, outcome, comment, form data.
+    ``decision`` is a person's decision of a human task: task id, outcome, comment, form data,
+    and for a task that reviews an agent stage its ``review`` (agent, state, visit, verdict,
+    score).
     """
 
     seq: int

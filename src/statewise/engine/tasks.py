@@ -9,13 +9,20 @@ task; the due time expires it and sends the item to the task's escalation target
 from __future__ import annotations
 
 import difflib
+import math
+from collections.abc import Mapping
+from typing import Any
 
+from statewise.definition.agent_rules import agent_of
+from statewise.definition.model import Review
 from statewise.engine.builder import StepBuilder
 from statewise.engine.effects import RemindTask
 from statewise.engine.events import TASK_DUE_TIMER, TaskDecided, TimerFired
 from statewise.engine.item import ItemStatus
 from statewise.engine.result import Hop, Outcome, StepResult
 from statewise.errors import InvalidEventError
+
+JSON = Any
 
 
 def decide(builder: StepBuilder, event: TaskDecided) -> StepResult:
@@ -57,6 +64,7 @@ def decide(builder: StepBuilder, event: TaskDecided) -> StepResult:
             "outcome": event.outcome,
             "comment": event.comment,
             "data": event.data,
+            **_review(builder, state.task.reviews, event.outcome),
         },
     )
     if not builder.fire(event.outcome, hop):
@@ -65,6 +73,43 @@ def decide(builder: StepBuilder, event: TaskDecided) -> StepResult:
             f"none of its conditions held, so nothing changed"
         )
     return builder.result()
+
+
+def _review(builder: StepBuilder, reviews: Review | None, outcome: str) -> dict[str, JSON]:
+    """``{"review": ...}``: how this decision grades the agent stage the task reviews.
+
+    The audit row keeps what a later replay of thresholds needs beside the item and the
+    time: the verdict, the score as the context held it when the task was decided, and the
+    visit of the reviewed state it grades (whose own row holds the agent's output). Empty
+    when the task reviews nothing, or when that state never ran for this item: there is no
+    agent call to grade.
+    """
+    if reviews is None:
+        return {}
+    visit = builder.visits.get(reviews.state, 0)
+    command = builder.definition.state(reviews.state).command
+    agent = None if command is None else agent_of(command)
+    if not visit or agent is None:
+        return {}
+    review: dict[str, JSON] = {
+        "agent": agent,
+        "state": reviews.state,
+        "visit": visit,
+        "verdict": reviews.verdict(outcome).value,
+    }
+    score = _score(builder.context, reviews.score)
+    if score is not None:
+        review["score"] = score
+    return {"review": review}
+
+
+def _score(context: Mapping[str, JSON], path: str | None) -> float | None:
+    """The number at the dotted ``path`` of the context; None when it holds no number."""
+    value: JSON = context
+    for name in path.split(".") if path else ():
+        value = value.get(name) if isinstance(value, Mapping) else None
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    return value if is_number and math.isfinite(value) else None
 
 
 def on_task_timer(builder: StepBuilder, event: TimerFired) -> StepResult:

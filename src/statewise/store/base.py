@@ -43,6 +43,7 @@ from statewise.engine.events import TimerFired
 from statewise.engine.item import HistoryRecord, Item, ItemStatus
 from statewise.engine.result import StepResult
 from statewise.errors import InvalidInputError
+from statewise.store.quality import Bucket, QualityReport
 
 
 class CommitStatus(StrEnum):
@@ -555,6 +556,21 @@ class Store(ABC):
     @abstractmethod
     async def costs(self, workflow: str | None = None) -> list[CostRow]:
         """Model usage from the audit trail, summed by workflow, state, agent and model."""
+
+    @abstractmethod
+    async def quality(
+        self,
+        since: float,
+        workflow: str | None = None,
+        bucket: Bucket = Bucket.DAY,
+        band: float | None = None,
+    ) -> QualityReport:
+        """How often reviewers agreed with each agent stage they review, since ``since``.
+
+        Per (workflow, agent, reviewed state): the verdicts, their trend per ``bucket``,
+        agreement by score band (``band`` wide, or detected from the scores) and the newest
+        overrides.
+        """
 
     @abstractmethod
     async def conversations(self, workflow: str, key: str) -> dict[str, str]:

@@ -35,6 +35,9 @@ class Dialect(Protocol):
     json_usage: str
     """The ``usage`` object of a history row's detail, as an expression on ``h.detail``."""
 
+    json_review: str
+    """The ``review`` of a task decision in a history row's detail, on ``h.detail``."""
+
     @abstractmethod
     def select_items_txn(
         self, db: Connection, columns: str, refs: Sequence[Ref], *, lock: bool = False
@@ -68,3 +71,7 @@ class Dialect(Protocol):
     @abstractmethod
     def json_number(self, expression: str, name: str) -> str:
         """A numeric field of a JSON object expression."""
+
+    @abstractmethod
+    def floor(self, expression: str) -> str:
+        """The largest whole number not above a numeric expression (negatives included)."""

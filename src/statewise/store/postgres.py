@@ -185,6 +185,7 @@ class PostgresStore(SQLStore):
 
     lock_rows = " FOR UPDATE"
     json_usage = "(h.detail::jsonb -> 'usage')"
+    json_review = "(h.detail::jsonb -> 'decision' -> 'review')"
 
     def __init__(
         self,
@@ -324,6 +325,10 @@ class PostgresStore(SQLStore):
     def json_number(self, expression: str, name: str) -> str:
         """``->>`` cast to double precision."""
         return f"({expression} ->> '{name}')::float8"
+
+    def floor(self, expression: str) -> str:
+        """``floor`` itself."""
+        return f"floor({expression})"
 
     def _claim_commands_txn(
         self, db: Connection, owner: str, limit: int, now: float, until: float, held: Versions

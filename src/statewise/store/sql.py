@@ -39,6 +39,7 @@ from statewise.store.base import (
 )
 from statewise.store.commit import commit_txn
 from statewise.store.connection import Connection, Dialect, Row
+from statewise.store.quality import Bucket, QualityReport, quality_txn
 from statewise.store.stats import state_stats_txn
 from statewise.store.workflows import save_workflow_txn, workflows_txn
 
@@ -219,6 +220,16 @@ class SQLStore(Store, Dialect):
     async def costs(self, workflow: str | None = None) -> list[CostRow]:
         """Model usage summed by workflow, state, agent and model."""
         return await self._read(queries.costs_txn, self, workflow)
+
+    async def quality(
+        self,
+        since: float,
+        workflow: str | None = None,
+        bucket: Bucket = Bucket.DAY,
+        band: float | None = None,
+    ) -> QualityReport:
+        """Reviewers' agreement with agent stages, aggregated from the audit trail."""
+        return await self._read(quality_txn, self, since, workflow, bucket, band)
 
     async def conversations(self, workflow: str, key: str) -> dict[str, str]:
         """Conversations of one item by agent."""

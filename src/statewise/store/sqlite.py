@@ -64,6 +64,7 @@ class SQLiteStore(SQLStore):
 
     lock_rows = ""
     json_usage = "json_extract(h.detail, '$.usage')"
+    json_review = "json_extract(h.detail, '$.decision.review')"
 
     def __init__(self, path: str | Path, *, busy_timeout: float = _BUSY_TIMEOUT) -> None:
         """Open (and migrate) the file; a write waits ``busy_timeout`` seconds for its lock."""
@@ -168,6 +169,14 @@ class SQLiteStore(SQLStore):
         return f"json_extract({expression}, '$.{name}')"
 
     json_number = json_text
+
+    def floor(self, expression: str) -> str:
+        """CAST truncates towards zero, so a negative non-integer steps one down.
+
+        SQLite's own ``floor`` exists only where it was built with its math functions.
+        """
+        whole = f"CAST(({expression}) AS INTEGER)"
+        return f"({whole} - (({expression}) < {whole}))"
 
     def _claim_commands_txn(
         self, db: Connection, owner: str, limit: int, now: float, until: float, held: Versions
