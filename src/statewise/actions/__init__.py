@@ -8,6 +8,7 @@ goes through the same fence as every other writer.
 from statewise.actions.bulk import BulkReport, bulk
 from statewise.actions.inspection import ItemCosts, ItemView, inspect_item, item_view_json
 from statewise.actions.principal import Principal
+from statewise.actions.quality import agent_quality
 from statewise.actions.redrive import failed_state, redrive
 from statewise.actions.tasks import TaskDesk
 
@@ -17,6 +18,7 @@ __all__ = [
     "ItemView",
     "Principal",
     "TaskDesk",
+    "agent_quality",
     "bulk",
     "failed_state",
     "inspect_item",

@@ -21,7 +21,7 @@ from statewise.definition.model import Role
 from statewise.observe.endpoint import metrics_router
 from statewise.observe.health import LIVE, readiness
 from statewise.service import dashboard, errors
-from statewise.service.api import admin, items, tasks, workflows
+from statewise.service.api import admin, items, quality, tasks, workflows
 from statewise.service.auth import Context, require
 from statewise.service.context import ServiceContext
 from statewise.service.limits import BodyLimit
@@ -63,7 +63,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         max_bytes=ctx.input_limits.max_body_bytes,
         message=errors.too_large(ctx.input_limits.max_body_bytes),
     )
-    for module in (workflows, items, tasks, admin):
+    for module in (workflows, items, tasks, admin, quality):
         app.include_router(module.router)
     app.include_router(dashboard.router)
     app.add_api_route("/", _to_dashboard, include_in_schema=False)

@@ -23,11 +23,12 @@ from fastapi.templating import Jinja2Templates
 
 from statewise.actions import TaskDesk, bulk, inspect_item, redrive
 from statewise.actions.principal import Principal
+from statewise.actions.quality import DEFAULT_WINDOW, agent_quality
 from statewise.definition.diagrams import to_svg
 from statewise.definition.model import Role
 from statewise.engine.events import Operate, Operation
 from statewise.engine.item import ItemStatus
-from statewise.errors import StatewiseError
+from statewise.errors import InvalidInputError, StatewiseError
 from statewise.inputs import check_seconds
 from statewise.observe.alerts import Alert, evaluate, state_severity
 from statewise.service.api.items import decode_cursor, encode_cursor
@@ -46,6 +47,7 @@ from statewise.service.errors import public_message
 from statewise.service.paths import ITEM, segment
 from statewise.service.security import keep_login_csrf, login_csrf, login_csrf_ok
 from statewise.store.base import ItemFilter, Session, Task
+from statewise.store.quality import Bucket
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -439,6 +441,42 @@ def _typed(kind: str, raw: str) -> Any:
     except ValueError:
         return raw
     return raw
+
+
+@router.get("/quality")
+async def quality_page(
+    request: Request,
+    ctx: Context,
+    workflow: str = "",
+    since: str = DEFAULT_WINDOW,
+    bucket: str = Bucket.DAY.value,
+    band: str = "",
+) -> Response:
+    session = await _signed_in(request)
+    if not isinstance(session, Session):
+        return session
+    form = {"workflow": workflow, "since": since, "bucket": bucket, "band": band}
+    shown = {"form": form, "buckets": [b.value for b in Bucket]}
+    try:
+        trend, width = _quality_options(bucket, band)
+        report = await agent_quality(
+            ctx.store, ctx.clock(), since=since, workflow=workflow or None, bucket=trend, band=width
+        )
+    except StatewiseError as exc:
+        return _page(request, "quality.html", session, error=public_message(exc), **shown)
+    return _page(request, "quality.html", session, report=report, **shown)
+
+
+def _quality_options(bucket: str, band: str) -> tuple[Bucket, float | None]:
+    """The trend bucket and score band width as typed into the quality page's form."""
+    if bucket not in {b.value for b in Bucket}:
+        raise InvalidInputError(f"bucket must be day or week, not {bucket!r}")
+    if not band.strip():
+        return Bucket(bucket), None
+    try:
+        return Bucket(bucket), float(band)
+    except ValueError:
+        raise InvalidInputError(f"band must be a number, not {band!r}") from None
 
 
 _BULK_FIELDS = ("state", "status", "q", "older_than", "operation", "target", "reason")

@@ -10,6 +10,7 @@ floored differ (``Dialect.json_review``, ``Dialect.floor``).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -167,7 +168,7 @@ def quality_txn(
                 scored=int(scored),
                 band_width=widths.pop() if widths else None,
                 trend=tuple(_point(row, bucket) for row in trend.get(stage, [])),
-                bands=tuple(_band(row) for row in bands.get(stage, [])),
+                bands=tuple(filter(None, map(_band, bands.get(stage, [])))),
                 overrides=tuple(_override(name, row) for row in overrides.get(stage, [])),
             )
         )
@@ -241,16 +242,20 @@ def _by_stage(rows: list[Row]) -> dict[Stage, list[Row]]:
 
 
 def _point(row: Row, bucket: Bucket) -> TrendPoint:
-    index, count, agree, override = row
-    start = float(int(index) * bucket.seconds + bucket.origin)
-    return TrendPoint(start, int(count), int(agree), int(override), agreement(agree, override))
+    index, count, agree, override = (int(value) for value in row)
+    start = float(index * bucket.seconds + bucket.origin)
+    return TrendPoint(start, count, agree, override, agreement(agree, override))
 
 
-def _band(row: Row) -> ScoreBand:
+def _band(row: Row) -> ScoreBand | None:
+    """One band; None where a score is so far out that its band's number is infinite."""
     index, count, agree, override, width = row
+    if not math.isfinite(index):
+        return None
     low = round(int(index) * float(width), 9)
     high = round(low + float(width), 9)
-    return ScoreBand(low, high, int(count), int(agree), int(override), agreement(agree, override))
+    agree, override = int(agree), int(override)
+    return ScoreBand(low, high, int(count), agree, override, agreement(agree, override))
 
 
 def _override(workflow: str, row: Row) -> Override:
