@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from statewise.definition import loads
-from statewise.engine import CommandSucceeded, Item, start, step
+from statewise.definition.model import ErrorKind
+from statewise.engine import CommandFailed, CommandSucceeded, Item, start, step
 from statewise.engine.events import TaskDecided
 
 from .helpers import T0
@@ -30,7 +31,7 @@ states:
   scoring:
     agent: scorer
     max_visits: 3
-    transitions: [{to: hold}]
+    transitions: [{to: hold}, {on: error, to: hold}]
   hold:
     kind: human
     task:
@@ -77,11 +78,15 @@ def test_each_decision_grades_the_visit_of_the_agent_it_reviews() -> None:
     assert second["review"]["score"] == 0.75  # the score that routed this round, not the first
 
 
-def test_a_task_reached_before_the_agent_ran_grades_nothing() -> None:
-    item = _held(urgent=True)
-    assert item.state == "hold"
-    _, decision = _decide(item, "approve")
-    assert "review" not in decision and decision["outcome"] == "approve"
+def test_a_task_reached_before_the_agent_ran_or_when_it_failed_grades_nothing() -> None:
+    urgent = _held(urgent=True)
+    scoring = _answer(start(DEFINITION, "k", {}, T0).item, {"urgent": False})
+    failure = CommandFailed("scoring", 1, 1, ErrorKind.PERMANENT, "the model refused")
+    failed = step(DEFINITION, scoring, failure, T0).item
+    for item in (urgent, failed):
+        assert item.state == "hold"
+        _, decision = _decide(item, "approve")
+        assert "review" not in decision and decision["outcome"] == "approve"
 
 
 @pytest.mark.parametrize("risk", ["high", True, None, [0.5]])

@@ -87,6 +87,11 @@ class Ran:
                 states.append(record.to_state)
         return states
 
+    def reviews(self, key: str) -> list[dict[str, Any]]:
+        """How each decision of the item's reviewing tasks graded the agent it reviews."""
+        decisions = [record.decision for record in self.history(key) if record.decision]
+        return [decision["review"] for decision in decisions if "review" in decision]
+
     def tasks(self, key: str | None = None) -> list[Task]:
         """The open human tasks, of one item or all."""
         return self._on_store(

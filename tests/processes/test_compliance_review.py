@@ -364,6 +364,9 @@ def test_high_risk_needs_both_reviews_and_either_can_reject_or_revise(ran: Ran) 
         ("legal_review", "token:lee.legal"),
     ]
     assert decisions[1]["legal_basis"] == "Reg. (EC) 1223/2009"
+    (review,) = ran.reviews("CMP-1012")  # the senior's approval overrides the "high"; legal's
+    assert (review["agent"], review["verdict"]) == ("risk_scorer", "override")  # grades nothing
+    assert review["score"] == approved.context["assessment"]["risk"] >= 70
 
     # The senior reviewer's reject does not skip the legal review; the join decides.
     assert ran.decide("CMP-1004", "reject", REVIEW, actor="sam.senior").state == "legal_review"
@@ -371,6 +374,7 @@ def test_high_risk_needs_both_reviews_and_either_can_reject_or_revise(ran: Ran) 
     assert rejected.state == "rejected"
     assert _condition_into(ran, "CMP-1004", "rejected") == 'joint_decision.outcome == "reject"'
     assert rejected.context["joint_decision"]["senior"] == "reject"
+    assert [r["verdict"] for r in ran.reviews("CMP-1004")] == ["agree"]
 
     ran.decide("CMP-1011", "approve", REVIEW, actor="sam.senior")
     revise = ran.decide(

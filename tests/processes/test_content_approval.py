@@ -220,6 +220,10 @@ def test_an_editor_approves_and_the_piece_is_published(ran: Ran) -> None:
     published = item.context["publish"]
     assert published["approved_by"] == "token:dana (editor)" and published["brand_score"] == 73
     assert "It is the best rain jacket we have made." in published["body"]
+    assert ran.reviews("CNT-3004") == [
+        {"agent": "brand_reviewer", "state": "brand_check", "visit": 1, "verdict": "agree",
+         "score": 73}
+    ]  # fmt: skip
 
 
 def test_the_review_form_is_checked(ran: Ran) -> None:
@@ -232,6 +236,8 @@ def test_editors_reject(ran: Ran) -> None:
     note = {"risk": "high", "notes": "Carbon neutral claim without a certificate."}
     assert ran.decide("CNT-3005", "reject", note).state == "rejected"
     assert ran.decide("CNT-3010", "reject", {"risk": "medium"}).state == "rejected"
+    (review,) = ran.reviews("CNT-3005")
+    assert (review["verdict"], review["score"]) == ("override", 67)
 
 
 def test_requested_changes_are_applied_and_checked_again(ran: Ran) -> None:

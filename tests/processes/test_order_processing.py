@@ -252,6 +252,11 @@ def test_a_reviewer_clears_one_held_order_and_cancels_another(ran: Ran) -> None:
     )
     assert cleared.state == "fulfilled"
     assert cleared.context["fraud_review"]["data"]["decision"] == "verified_customer"
+    (review,) = ran.reviews("ORD-10026")  # clearing a held order overrides the analyst
+    assert (review["agent"], review["state"], review["verdict"]) == (
+        "fraud_analyst", "fraud_check", "override"
+    )  # fmt: skip
+    assert review["score"] == cleared.context["fraud_check"]["risk"]
     reviewer = cleared.context["fraud_review"]["by"]
     assert "dana" in reviewer and cleared.context["execute"]["cleared_by"] == reviewer
     assert cleared.context["execute"]["carrier"] == "DHL Express"
@@ -267,6 +272,7 @@ def test_a_reviewer_clears_one_held_order_and_cancels_another(ran: Ran) -> None:
     )
     assert rejected.state == "cancelled"
     assert "checks" not in rejected.context
+    assert [r["verdict"] for r in ran.reviews("ORD-10025")] == ["agree"]
     still_held = sorted(t.key for t in ran.tasks())
     assert still_held == ["ORD-10027", "ORD-10028", "ORD-10029"]
 

@@ -81,15 +81,15 @@ def _review(builder: StepBuilder, reviews: Review | None, outcome: str) -> dict[
     The audit row keeps what a later replay of thresholds needs beside the item and the
     time: the verdict, the score as the context held it when the task was decided, and the
     visit of the reviewed state it grades (whose own row holds the agent's output). Empty
-    when the task reviews nothing, or when that state never ran for this item: there is no
-    agent call to grade.
+    when the task reviews nothing, or when the agent has no result for this item (it never
+    ran, or failed and routed here on ``error``): there is no call of the agent to grade.
     """
     if reviews is None:
         return {}
     visit = builder.visits.get(reviews.state, 0)
     command = builder.definition.state(reviews.state).command
     agent = None if command is None else agent_of(command)
-    if not visit or agent is None:
+    if not visit or command is None or agent is None or command.result not in builder.context:
         return {}
     review: dict[str, JSON] = {
         "agent": agent,
