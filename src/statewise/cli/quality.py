@@ -119,17 +119,16 @@ def _print_stage(stage: StageQuality, bucket: Bucket) -> None:
             )  # fmt: skip
         console.print(bands)
     if stage.overrides:
-        overrides = Table(
-            "key", "decided", "outcome", "by", "score", "visit", title=f"{name}: overrides"
-        )
+        overrides = Table("decided", "outcome", "by", "score", "visit", title=f"{name}: overrides")
+        overrides.add_column("key", overflow="fold")  # whole keys, wrapped: they are to be found
         for override in stage.overrides:
             overrides.add_row(
-                override.key,
                 time.strftime("%Y-%m-%d %H:%M", time.gmtime(override.at)),
                 override.outcome,
                 override.actor,
                 "" if override.score is None else f"{override.score:g}",
                 str(override.visit),
+                override.key,
             )
         console.print(overrides)
 
