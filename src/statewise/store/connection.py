@@ -68,3 +68,7 @@ class Dialect(Protocol):
     @abstractmethod
     def json_number(self, expression: str, name: str) -> str:
         """A numeric field of a JSON object expression."""
+
+    @abstractmethod
+    def octets(self, expression: str) -> str:
+        """The size of a text expression in UTF-8 bytes (NULL for NULL), the same on every store."""

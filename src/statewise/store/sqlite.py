@@ -34,6 +34,7 @@ _BUSY_TIMEOUT = 10.0
 _BUSY_ATTEMPTS = 2
 _BUSY_BACKOFF = 0.1
 _BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+_FULL_VACUUM, _INCREMENTAL_VACUUM = 1, 2  # PRAGMA auto_vacuum
 
 _RUNNABLE = "{t}.lease_owner IS NULL OR {t}.lease_until < ?"
 # A correlated lookup of the row's item, so a claim scans work rows, never the items table.
@@ -169,6 +170,10 @@ class SQLiteStore(SQLStore):
 
     json_number = json_text
 
+    def octets(self, expression: str) -> str:
+        """The UTF-8 bytes of the text (``LENGTH`` of text counts characters)."""
+        return f"LENGTH(CAST({expression} AS BLOB))"
+
     def _claim_commands_txn(
         self, db: Connection, owner: str, limit: int, now: float, until: float, held: Versions
     ) -> list[Row]:
@@ -241,6 +246,20 @@ class SQLiteStore(SQLStore):
                 if self._db.execute("PRAGMA data_version").fetchone()[0] != seen:
                     return
 
+    async def reclaim_space(self) -> str:
+        """Run ``PRAGMA incremental_vacuum`` when the file has incremental auto_vacuum."""
+        with _translated(self.path):
+            mode = int(self._db.execute("PRAGMA auto_vacuum").fetchone()[0])
+        if mode == _INCREMENTAL_VACUUM:
+            await _retried(lambda: self._query(_incremental_vacuum))
+            return "SQLite (auto_vacuum=incremental): the freed pages went back to the file system"
+        if mode == _FULL_VACUUM:
+            return "SQLite (auto_vacuum=full): the file shrank as the rows went"
+        return (
+            "SQLite keeps freed pages for reuse: the file itself shrinks only after VACUUM "
+            "(or with auto_vacuum)"
+        )
+
     async def schema_version(self) -> int:
         """``PRAGMA user_version``."""
         with _translated(self.path):
@@ -249,6 +268,10 @@ class SQLiteStore(SQLStore):
     async def close(self) -> None:
         """Close the connection."""
         self._db.close()
+
+
+def _incremental_vacuum(db: Connection) -> None:
+    db.execute("PRAGMA incremental_vacuum")  # the rows are fetched: it frees pages as read
 
 
 def _held(versions: Versions) -> str:
