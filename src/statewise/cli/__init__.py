@@ -9,6 +9,7 @@ from statewise.cli import (
     inspecting,
     intervening,
     operating,
+    retention,
     running,
     serving,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "intervening",
     "main",
     "operating",
+    "retention",
     "running",
     "serving",
 ]
