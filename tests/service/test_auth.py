@@ -34,6 +34,7 @@ NEEDS = {
     ("GET", "/api/tokens"): Role.ADMIN,
     ("POST", "/api/tokens"): Role.ADMIN,
     ("DELETE", "/api/tokens/{token_id}"): Role.ADMIN,
+    ("POST", "/api/prune"): Role.ADMIN,
     ("GET", "/metrics"): Role.VIEWER,
 }
 SAMPLE = {

@@ -99,6 +99,8 @@ def parse_age(text: str | float, what: str) -> float:
         seconds = parse_duration(text)
     except ValueError as exc:
         raise InvalidInputError(f"{what}: {exc}") from None
+    except OverflowError:  # a whole number of seconds too large for a float
+        raise InvalidInputError(f"{what}: {text!r} is too long an age") from None
     if seconds <= 0:
         raise InvalidInputError(
             f"{what} must be a positive duration such as 90d, not {text!r}: an age of 0 or less "

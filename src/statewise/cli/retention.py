@@ -29,9 +29,34 @@ from statewise.cli.common import (
     run_async,
     with_store,
 )
+from statewise.definition.durations import format_duration
 from statewise.errors import InvalidInputError
 from statewise.store import Store
 from statewise.store.retention import Prunable
+from statewise.worker.housekeeping import PRUNE_EVERY
+
+PruneOption = Annotated[
+    bool,
+    typer.Option(
+        "--prune/--no-prune",
+        help="Apply the workflows' retention policies at start and every --prune-every "
+        "(default), or leave pruning to `statewise prune`.",
+    ),
+]
+PruneEveryOption = Annotated[
+    str, typer.Option(help="How often to apply the retention policies (e.g. 1h, 30m).")
+]
+DEFAULT_PRUNE_EVERY = format_duration(PRUNE_EVERY)
+
+
+def prune_interval(prune: bool, every: str) -> float | None:
+    """Seconds between rounds of the retention policies; None with --no-prune."""
+    if not prune:
+        return None
+    try:
+        return parse_age(every, "--prune-every")
+    except InvalidInputError as exc:
+        fail(str(exc), 2)
 
 
 @app.command(name="prune")
