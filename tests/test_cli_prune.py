@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from contextlib import closing
 from pathlib import Path
@@ -125,3 +128,32 @@ def test_without_an_age_only_the_workflows_policies_prune(project: Path) -> None
     assert code == 0 and "no workflow here has a `retention:` policy" in output
     code, output = invoke("prune", "--workflow", "nope", "--db", project / "run.sqlite")
     assert code == 1 and "no workflow 'nope' is stored (stored: scored)" in output
+
+
+def test_a_worker_applies_the_policies_by_itself(project: Path) -> None:
+    kept = WORKFLOW.replace("version: 1\n", "version: 1\nretention: {outputs: 1d, history: 30d}\n")
+    (project / "scored.yaml").write_text(kept)
+    assert run_items(project, ["ancient", "old", "new"])[0] == 0
+    for key, days in (("ancient", 40), ("old", 5)):
+        at = time.time() - days * 86_400
+        sql(project, "UPDATE items SET updated_at = ?, entered_at = ? WHERE key = ?", at, at, key)
+    sql(project, "UPDATE history SET output = '{}'")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "statewise", "worker", "--db", str(project / "run.sqlite"),
+         "--commands", str(project / "commands.py"), "--prune-every", "200ms"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    outputs = "SELECT COUNT(*) FROM history h JOIN items i ON i.id = h.item_id "
+    try:
+        deadline = time.monotonic() + 30
+        while sql(project, outputs + "WHERE h.output IS NOT NULL AND i.key <> 'new'") != [(0,)]:
+            assert worker.poll() is None and time.monotonic() < deadline, "nothing was pruned"
+            time.sleep(0.05)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        log = worker.communicate(timeout=30)[0]
+    assert worker.returncode == 0, log
+    assert "retention: pruned the history of 1 item(s) of scored" in log
+    assert sql(project, outputs + "WHERE i.key = 'ancient'") == [(1,)]
+    assert sql(project, outputs + "WHERE i.key = 'old'") == [(2,)]
+    assert sql(project, outputs + "WHERE h.output IS NOT NULL AND i.key = 'new'") == [(2,)]
