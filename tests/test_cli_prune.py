@@ -126,6 +126,8 @@ def test_without_an_age_only_the_workflows_policies_prune(project: Path) -> None
     assert run_items(project, ["a"])[0] == 0
     code, output = invoke("prune", "--db", project / "run.sqlite")
     assert code == 0 and "no workflow here has a `retention:` policy" in output
+    code, output = invoke("prune", "--workflow", "scored", "--db", project / "run.sqlite")
+    assert code == 0 and "workflow 'scored' has no `retention:` policy" in output
     code, output = invoke("prune", "--workflow", "nope", "--db", project / "run.sqlite")
     assert code == 1 and "no workflow 'nope' is stored (stored: scored)" in output
 

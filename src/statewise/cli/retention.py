@@ -113,18 +113,19 @@ def prune_command(
         return report, 0 if sink is None else sink.written
 
     report, archived = run_async(with_store(db, go))
-    _print(report)
+    _print(report, workflow)
     if archive is not None and not dry_run:
         console.print(f"archived {archived} item(s) to {archive}")
 
 
-def _print(report: PruneReport) -> None:
+def _print(report: PruneReport, workflow: str | None) -> None:
     for name, why in report.skipped.items():
         console.print(Text(f"skipped {name}: its policy cannot be read: {why}", style="yellow"))
     if not report.lines:
+        which = f"workflow {workflow!r} has no" if workflow else "no workflow here has a"
         console.print(
-            "no workflow here has a `retention:` policy, so nothing was pruned; give "
-            "--finished-before 90d to prune by age"
+            f"{which} `retention:` policy, so nothing was pruned; give --finished-before 90d "
+            "to prune by age"
         )
         return
     title = "what a prune would drop (dry run: nothing changed)" if report.dry_run else "pruned"

@@ -175,13 +175,9 @@ def prune_txn(
     """
     if not item_ids:
         return PruneFigures()
-    items = _finished_txn(db, dialect, rule, item_ids, lock=apply)
-    if items:
-        condition, params = dialect.any_of("i.id", [row[0] for row in items])
-        left = {row[0] for row in db.execute(
-            f"SELECT i.id FROM items i WHERE {condition} AND {_left(rule.what)}", params
-        )}  # fmt: skip
-        items = [row for row in items if row[0] in left]
+    items = _with_something_left_txn(
+        db, dialect, rule.what, _finished_txn(db, dialect, rule, item_ids, lock=apply)
+    )
     if not items:
         return PruneFigures()
     ids = [row[0] for row in items]
@@ -208,6 +204,22 @@ def _finished_txn(
         f"AND {finished} ORDER BY id{dialect.lock_rows if lock else ''}",
         [*params, rule.workflow, *_FINISHED, *bounds],
     )
+
+
+def _with_something_left_txn(
+    db: Connection, dialect: Dialect, what: Prunable, items: list[Row]
+) -> list[Row]:
+    """The items that still hold something to drop, read after their lock was taken.
+
+    A statement of its own: on PostgreSQL it sees what a prune that held the lock before us
+    committed, where the locking statement's own snapshot would not.
+    """
+    if not items:
+        return []
+    condition, params = dialect.any_of("i.id", [row[0] for row in items])
+    rows = db.execute(f"SELECT i.id FROM items i WHERE {condition} AND {_left(what)}", params)
+    left = {row[0] for row in rows}
+    return [row for row in items if row[0] in left]
 
 
 @dataclass(frozen=True, slots=True)
