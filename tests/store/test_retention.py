@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from statewise.errors import InvalidInputError
 from statewise.store import CommitStatus, StepCommit
 from statewise.store.retention import HISTORY_PRUNED, Prunable, PruneRule
 from statewise.store.sql import SQLStore
+from statewise.store.sqlite import SQLiteStore
 from statewise.worker.writer import ItemWriter
 
 from .conftest import OpenStore, Query
@@ -121,6 +124,7 @@ def prune_all(
 
 
 def saved(store: SQLStore) -> SQLStore:
+    """The store, holding the definition ``orders@1`` (a prune by age covers stored workflows)."""
     run(store.save_workflow(ORDERS, "orders.yaml", []))
     return store
 
@@ -337,3 +341,25 @@ def test_the_policy_of_the_newest_version_prunes_every_version(
     assert len(run(store.history("orders", "old"))) > 1
     assert run(store.conversations("orders", "old")) == {}
     assert run(store.conversations("orders", "recent")) == {"writer": MESSAGES}
+
+
+def test_sqlite_with_incremental_auto_vacuum_gives_the_pages_back(tmp_path: Path) -> None:
+    path = tmp_path / "vacuumed.sqlite"
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # set before the store makes its tables
+    store = SQLiteStore(path)
+
+    def query(sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        with closing(sqlite3.connect(path, isolation_level=None)) as db:
+            return db.execute(sql, args).fetchall()
+
+    try:
+        saved(store)
+        finished(store, query, *(f"k{n}" for n in range(40)))
+        query("UPDATE payloads SET body = ?", "x" * 20_000)  # some pages to free
+        report = prune_all(store, Prunable.HISTORY)
+        assert "auto_vacuum=incremental" in report.space and report.total.items == 40
+        assert query("PRAGMA freelist_count") == [(0,)]
+        assert "VACUUM" in run(SQLiteStore(tmp_path / "plain.sqlite").reclaim_space())
+    finally:
+        run(store.close())

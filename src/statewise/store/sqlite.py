@@ -251,7 +251,7 @@ class SQLiteStore(SQLStore):
         with _translated(self.path):
             mode = int(self._db.execute("PRAGMA auto_vacuum").fetchone()[0])
         if mode == _INCREMENTAL_VACUUM:
-            await _retried(lambda: self._query(_incremental_vacuum))
+            await _retried(self._incremental_vacuum)
             return "SQLite (auto_vacuum=incremental): the freed pages went back to the file system"
         if mode == _FULL_VACUUM:
             return "SQLite (auto_vacuum=full): the file shrank as the rows went"
@@ -259,6 +259,11 @@ class SQLiteStore(SQLStore):
             "SQLite keeps freed pages for reuse: the file itself shrinks only after VACUUM "
             "(or with auto_vacuum)"
         )
+
+    def _incremental_vacuum(self) -> None:
+        """Free every page: the pragma frees one per step, and ``executescript`` steps it out."""
+        with _translated(self.path):
+            self._db.executescript("PRAGMA incremental_vacuum;")
 
     async def schema_version(self) -> int:
         """``PRAGMA user_version``."""
@@ -268,10 +273,6 @@ class SQLiteStore(SQLStore):
     async def close(self) -> None:
         """Close the connection."""
         self._db.close()
-
-
-def _incremental_vacuum(db: Connection) -> None:
-    db.execute("PRAGMA incremental_vacuum")  # the rows are fetched: it frees pages as read
 
 
 def _held(versions: Versions) -> str:
