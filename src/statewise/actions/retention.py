@@ -178,8 +178,10 @@ class Archive:
 
     Each page's lines are written and fsynced inside the page's transaction, before anything
     is dropped; if they cannot be, the page is not pruned. Lines are ASCII JSON (other
-    characters escaped), so no key can break a line. A page whose transaction is retried by
-    the store is written again: an item may then appear twice, never not at all.
+    characters escaped), so no key can break a line. Lines are never taken back: a page whose
+    transaction fails afterwards keeps its items (and their lines), and one the store retries
+    is written again, so a reader takes the last line of each (workflow, key). No item is
+    ever pruned without its line.
     """
 
     def __init__(self, path: Path) -> None:
