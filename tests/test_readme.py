@@ -42,3 +42,12 @@ def test_the_readme_event_data_example_loads() -> None:
     )
     pay = (loads(document, file="README.md").events or {})["pay"]
     assert pay.data is not None and pay.data["required"] == ["amount"]
+
+
+def test_the_readme_retention_example_loads() -> None:
+    text = README.read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```yml\n(.*?)```", text, re.DOTALL) if "retention:" in b)
+    states = "states:\n  start: {kind: initial, transitions: [{to: end}]}\n  end: {kind: final}\n"
+    document = block + "workflow: kept\n" + states
+    retention = loads(document, file="README.md").retention
+    assert retention is not None and retention.history == 365 * 86_400

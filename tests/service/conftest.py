@@ -105,13 +105,15 @@ def run_server(
     catalog: Callable[[Store], Awaitable[Catalog]] | None = None,
     open_service_store: Callable[[str], Store] = open_store,
     restarts: RestartPolicy | None = None,
+    prune_every: float | None = None,
 ) -> Iterator[Server]:
     """Start the service on a free port with ``items`` started on ``workflow``; stop it after.
 
     ``catalog`` loads what the service holds, as ``statewise serve`` does; by default it
     holds ``workflow`` with the test registry. ``open_service_store`` opens the service's own
     store (a test may tune it, e.g. shorten a SQLite busy timeout); the preparation uses a
-    plain one. ``restarts`` is how the service restarts its workers.
+    plain one. ``restarts`` is how the service restarts its workers, ``prune_every`` how
+    often it applies the retention policies (None: never).
     """
     tokens = asyncio.run(_prepare(store_url, items, workflow))
     port = _free_port()
@@ -123,7 +125,13 @@ def run_server(
         store = open_service_store(store_url)
         review = loads(workflow, file="review.yaml", commands=registry.names())
         held = await catalog(store) if catalog else Catalog([review], registry)
-        ctx = ServiceContext(store, held, workers=workers, restarts=restarts or RestartPolicy())
+        ctx = ServiceContext(
+            store,
+            held,
+            workers=workers,
+            restarts=restarts or RestartPolicy(),
+            prune_every=prune_every,
+        )
         config = uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
         holder["server"] = server = uvicorn.Server(config)
         try:

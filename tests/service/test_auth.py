@@ -31,9 +31,11 @@ NEEDS = {
     ("POST", "/api/tasks/{task_id}/release"): Role.REVIEWER,
     ("POST", "/api/tasks/{task_id}/decide"): Role.REVIEWER,
     ("GET", "/api/costs"): Role.VIEWER,
+    ("GET", "/api/quality"): Role.VIEWER,
     ("GET", "/api/tokens"): Role.ADMIN,
     ("POST", "/api/tokens"): Role.ADMIN,
     ("DELETE", "/api/tokens/{token_id}"): Role.ADMIN,
+    ("POST", "/api/prune"): Role.ADMIN,
     ("GET", "/metrics"): Role.VIEWER,
 }
 SAMPLE = {

@@ -10,6 +10,7 @@ from statewise.cli import (
     intervening,
     operating,
     quality,
+    retention,
     running,
     serving,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "main",
     "operating",
     "quality",
+    "retention",
     "running",
     "serving",
 ]

@@ -24,6 +24,12 @@ from statewise.cli.common import (
     run_async,
     with_store,
 )
+from statewise.cli.retention import (
+    DEFAULT_PRUNE_EVERY,
+    PruneEveryOption,
+    PruneOption,
+    prune_interval,
+)
 from statewise.observe.health import ReadinessPolicy
 from statewise.store import Store, open_store
 from statewise.worker.catalog import load_catalog
@@ -75,15 +81,19 @@ def worker(
     ] = "127.0.0.1",
     ready_max_failed: ReadyMaxFailedOption = 50,
     ready_window: ReadyWindowOption = 600.0,
+    prune: PruneOption = True,
+    prune_every: PruneEveryOption = DEFAULT_PRUNE_EVERY,
 ) -> None:
     """Run work from the store until SIGTERM, beside any number of other workers.
 
     Start as many as you like, on as many hosts, against one PostgreSQL. Each holds the
     stored workflow versions its modules can run and claims only their work. A runner that
-    stops is restarted with backoff; when it cannot be, the worker exits 1.
+    stops is restarted with backoff; when it cannot be, the worker exits 1. The workflows'
+    retention policies are applied at start and every --prune-every.
     """
     if not commands:
         fail("--commands names the module(s) whose registry runs the workflows", 2)
+    pruning = prune_interval(prune, prune_every)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     async def work(store: Store) -> None:
@@ -107,6 +117,7 @@ def worker(
             restarts=RestartPolicy(restarts, restart_delay),
             health=None if health_port is None else (health_host, health_port),
             ready=ReadinessPolicy(ready_window, ready_max_failed),
+            prune_every=pruning,
         )
 
     run_async(with_store(db, work))

@@ -34,6 +34,12 @@ from statewise.cli.common import (
     user_errors,
     with_store,
 )
+from statewise.cli.retention import (
+    DEFAULT_PRUNE_EVERY,
+    PruneEveryOption,
+    PruneOption,
+    prune_interval,
+)
 from statewise.cli.running import prepare
 from statewise.definition.model import Role
 from statewise.inputs import BODY_BYTES_ENV, DEPTH_CEILING, DEPTH_ENV, ITEM_BYTES_ENV, InputLimits
@@ -97,12 +103,15 @@ def serve(
     restart_delay: RestartDelayOption = 1.0,
     ready_max_failed: ReadyMaxFailedOption = 50,
     ready_window: ReadyWindowOption = 600.0,
+    prune: PruneOption = True,
+    prune_every: PruneEveryOption = DEFAULT_PRUNE_EVERY,
 ) -> None:
     """Serve the JSON API (OpenAPI at /openapi.json) and the dashboard, with workers.
 
     /healthz answers while the process is up; /readyz answers 503 while the store is
     unreachable, the workers are not running or too many items failed lately. Workers that
-    stop are restarted; when they cannot be, the process exits non-zero.
+    stop are restarted; when they cannot be, the process exits non-zero. With workers, the
+    workflows' retention policies are applied at start and every --prune-every.
     """
     with user_errors():
         limits = InputLimits(max_depth, max_item_bytes, max_body_bytes)
@@ -117,6 +126,7 @@ def serve(
         proxy=Proxy(proxy_headers, forwarded_allow_ips),
         restarts=RestartPolicy(restarts, restart_delay),
         readiness=ReadinessPolicy(ready_window, ready_max_failed),
+        prune_every=prune_interval(prune, prune_every),
     )
 
 
@@ -140,11 +150,13 @@ def serve_store(
     proxy: Proxy = Proxy(),
     restarts: RestartPolicy | None = None,
     readiness: ReadinessPolicy | None = None,
+    prune_every: float | None = None,
 ) -> None:
     """Serve one store until interrupted; FastAPI and uvicorn are imported only here.
 
-    ``limits`` default to the environment's (``InputLimits.from_environment``). Raises
-    RunnerStopped (exit 1) when the workers stopped and could not be restarted.
+    ``limits`` default to the environment's (``InputLimits.from_environment``). With workers
+    and ``prune_every``, the retention policies are applied that often. Raises RunnerStopped
+    (exit 1) when the workers stopped and could not be restarted.
     """
     try:
         import uvicorn
@@ -171,6 +183,7 @@ def serve_store(
                 input_limits=limits or InputLimits.from_environment(),
                 restarts=restarts or RestartPolicy(),
                 readiness=readiness or ReadinessPolicy(),
+                prune_every=prune_every,
             )
             config = uvicorn.Config(
                 create_app(ctx),

@@ -7,6 +7,7 @@ check raises one :class:`~statewise.errors.DefinitionError` listing every proble
 from statewise.definition.builder import (
     CommandSpec,
     EventData,
+    RetentionPolicy,
     Retry,
     Reviews,
     StateBuilder,
@@ -26,6 +27,7 @@ __all__ = [
     "Declarations",
     "Definition",
     "EventData",
+    "RetentionPolicy",
     "Retry",
     "Reviews",
     "StateBuilder",

@@ -46,6 +46,7 @@ from statewise.definition.model import (
     KnowledgeDoc,
     Location,
     Parallel,
+    Retention,
     RetryPolicy,
     Review,
     State,
@@ -89,6 +90,13 @@ class Reviews(TypedDict, total=False):
     agree: Sequence[str]
     override: Sequence[str]
     score: str
+
+
+class RetentionPolicy(TypedDict, total=False):
+    """How long finished items keep their outputs and their history (``30d``, ``365d``)."""
+
+    outputs: str | float
+    history: str | float
 
 
 class StateOptions(TypedDict, total=False):
@@ -174,6 +182,7 @@ class Workflow:
         escalation: str | None = None,
         events: Mapping[str, str | EventData] | None = None,
         inputs: Sequence[str] | None = None,
+        retention: RetentionPolicy | None = None,
     ) -> None:
         """Start a workflow.
 
@@ -187,6 +196,8 @@ class Workflow:
                 ``{"description": ..., "data": JSON Schema}``; enables event checks, and an
                 event whose data does not fit its ``data`` schema is refused.
             inputs: Context keys the start data provides; enables the condition variable check.
+            retention: How long finished items keep their outputs and history,
+                ``{"outputs": "30d", "history": "365d"}``; by default for ever.
 
         """
         self._locations = Locations(root=_call_site())
@@ -199,6 +210,7 @@ class Workflow:
             "escalation": escalation,
             "input": None if inputs is None else list(inputs),
             "events": None if events is None else _plain(events),
+            "retention": None if retention is None else dict(retention),
         }
         self._data.update({k: v for k, v in optional.items() if v is not None})
         self._data["states"] = self._states
@@ -489,6 +501,8 @@ def to_yaml(definition: Definition, *, inputs: Sequence[str] | None = None) -> s
         data["input"] = list(inputs)
     if definition.events is not None:
         data["events"] = {name: _event_data(e) for name, e in definition.events.items()}
+    if definition.retention is not None:
+        data["retention"] = _retention_data(definition.retention)
     if definition.agents:
         data["agents"] = {name: _agent_data(a) for name, a in definition.agents.items()}
     data["states"] = {
@@ -505,6 +519,11 @@ def _event_data(event: EventSpec) -> str | dict[str, Any]:
         return event.description
     described = {"description": event.description} if event.description else {}
     return {**described, "data": _plain(event.data)}
+
+
+def _retention_data(retention: Retention) -> dict[str, str]:
+    ages = {"outputs": retention.outputs, "history": retention.history}
+    return {name: format_duration(age) for name, age in ages.items() if age is not None}
 
 
 def _agent_data(agent: AgentSpec) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from statewise.definition.model import (
     KnowledgeDoc,
     Location,
     Parallel,
+    Retention,
     RetryPolicy,
     Review,
     State,
@@ -364,6 +365,11 @@ class _Converter:
                 name: EventSpec(name, e.description, e.data, self.locations.find(("events", name)))
                 for name, e in top.events.items()
             },
+            retention=None
+            if top.retention is None
+            else Retention(
+                top.retention.outputs, top.retention.history, self.locations.find(("retention",))
+            ),
         )
 
     def agent(self, name: str, schema: AgentSchema) -> AgentSpec:

@@ -227,6 +227,22 @@ class AlertRule:
 
 
 @dataclass(frozen=True, slots=True)
+class Retention:
+    """How long a finished item keeps its record: seconds after it finished, None for ever.
+
+    After ``outputs`` its steps' outputs, their large payloads and its agents' conversations
+    are dropped; after ``history`` its audit rows too, leaving one row that says when and how
+    many. The item itself (its key, final state and context) is never dropped, so starting
+    the same key again stays a no-op. Finished means done or cancelled: a failed item waits
+    for an operator and keeps everything.
+    """
+
+    outputs: float | None = None
+    history: float | None = None
+    location: Location = field(default=Location(), compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class State:
     """A stage of the process and its ordered transitions (first match wins)."""
 
@@ -319,6 +335,7 @@ class Definition:
     alerts: tuple[AlertRule, ...] = ()
     # The declared external events; None when the workflow declares none (nothing to check).
     events: dict[str, EventSpec] | None = None
+    retention: Retention | None = None
 
     @property
     def ref(self) -> str:

@@ -23,6 +23,8 @@ from pydantic import (
     ConfigDict,
     Field,
     Strict,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -336,6 +338,34 @@ class AlertSchema(_Schema):
         return self
 
 
+class RetentionSchema(_Schema):
+    """``retention:`` of a workflow: how long a finished item keeps outputs and history."""
+
+    outputs: OptionalDuration = None
+    history: OptionalDuration = None
+
+    @field_validator("outputs", "history")
+    @classmethod
+    def _positive(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError(
+                f"`{info.field_name}` must be a positive duration such as 30d or 365d, "
+                f"not {value:g} seconds"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _outputs_go_first(self) -> Self:
+        if self.outputs is None and self.history is None:
+            raise ValueError("`retention` needs `outputs`, `history` or both, e.g. `outputs: 30d`")
+        if self.outputs is not None and self.history is not None and self.history < self.outputs:
+            raise ValueError(
+                "`history` is kept for less time than `outputs`, but pruning an item's history "
+                "drops its outputs with it; make `history` at least as long as `outputs`"
+            )
+        return self
+
+
 class StateSchema(_Schema):
     """One state under ``states:``."""
 
@@ -418,6 +448,7 @@ class WorkflowSchema(_Schema):
     )
     agents: dict[Name, Any] | None = None
     alerts: list[AlertSchema] = Field(default_factory=list)
+    retention: RetentionSchema | None = None
     states: dict[Name, Any]
 
 

@@ -1,8 +1,9 @@
 """The FastAPI application: the API, the dashboard and metrics on one store.
 
 With ``workers`` the app's lifespan runs the context's runner under its supervisor until
-shutdown, then drains it, so one process serves people and performs work; without, it only
-writes, beside separate ``statewise worker`` processes. ``/healthz`` and ``/readyz`` (no
+shutdown, then drains it, so one process serves people and performs work (and applies the
+retention policies every ``prune_every``); without, it only writes, beside separate
+``statewise worker`` processes. ``/healthz`` and ``/readyz`` (no
 token: orchestrators probe them) say whether the process answers and whether it can work.
 """
 
@@ -21,12 +22,13 @@ from statewise.definition.model import Role
 from statewise.observe.endpoint import metrics_router
 from statewise.observe.health import LIVE, readiness
 from statewise.service import dashboard, errors
-from statewise.service.api import admin, items, quality, tasks, workflows
+from statewise.service.api import admin, items, quality, retention, tasks, workflows
 from statewise.service.auth import Context, require
 from statewise.service.context import ServiceContext
 from statewise.service.limits import BodyLimit
 from statewise.service.paths import KeyedPaths
 from statewise.service.security import SecurityHeaders
+from statewise.worker.housekeeping import pruning
 
 DRAIN_SECONDS = 10.0
 STATIC = Path(__file__).parent / "static"
@@ -43,7 +45,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         stop = asyncio.Event()
         work = asyncio.create_task(ctx.supervisor.run(stop, drain=DRAIN_SECONDS))
         try:
-            yield
+            async with pruning(ctx.store, ctx.prune_every):
+                yield
         finally:
             stop.set()
             await work
@@ -63,7 +66,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         max_bytes=ctx.input_limits.max_body_bytes,
         message=errors.too_large(ctx.input_limits.max_body_bytes),
     )
-    for module in (workflows, items, tasks, admin, quality):
+    for module in (workflows, items, tasks, admin, quality, retention):
         app.include_router(module.router)
     app.include_router(dashboard.router)
     app.add_api_route("/", _to_dashboard, include_in_schema=False)

@@ -28,7 +28,8 @@ class ServiceContext:
     ``workers`` says whether the runner also performs work in this process (``statewise
     serve``) or only writes, beside separate ``statewise worker`` processes (``--no-workers``);
     with workers, ``supervisor`` keeps the runner running (``restarts``) and ``/readyz``
-    reports it, with the thresholds of ``readiness``. ``input_limits`` bound request bodies
+    reports it, with the thresholds of ``readiness``, and ``prune_every`` (seconds, None:
+    never) applies the retention policies beside it. ``input_limits`` bound request bodies
     and the keys and documents in them.
     """
 
@@ -41,6 +42,7 @@ class ServiceContext:
     input_limits: InputLimits = field(default_factory=InputLimits.from_environment)
     restarts: RestartPolicy = field(default_factory=RestartPolicy)
     readiness: ReadinessPolicy = field(default_factory=ReadinessPolicy)
+    prune_every: float | None = None
     runner: Runner = field(init=False)
     supervisor: Supervisor | None = field(init=False)
     desk: TaskDesk = field(init=False)

@@ -44,6 +44,7 @@ from statewise.engine.item import HistoryRecord, Item, ItemStatus
 from statewise.engine.result import StepResult
 from statewise.errors import InvalidInputError
 from statewise.store.quality import Bucket, QualityReport
+from statewise.store.retention import ArchiveSink, Cursor, PruneFigures, PruneRule
 
 
 class CommitStatus(StrEnum):
@@ -583,6 +584,36 @@ class Store(ABC):
     @abstractmethod
     async def cache_response(self, cache_key: str, response: str) -> None:
         """Keep a model response for re-runs with the same model, prompt, input and schema."""
+
+    @abstractmethod
+    async def prune_candidates(
+        self, rule: PruneRule, after: Cursor | None, limit: int
+    ) -> tuple[list[int], Cursor | None]:
+        """Ids of items ``rule`` has something to drop of, a keyset page after ``after``.
+
+        A plain read: ``prune`` checks each again under lock (``store.retention``).
+        """
+
+    @abstractmethod
+    async def prune(
+        self,
+        rule: PruneRule,
+        item_ids: Sequence[int],
+        *,
+        now: float,
+        actor: str,
+        dry_run: bool = False,
+        archive: ArchiveSink | None = None,
+    ) -> PruneFigures:
+        """Drop what ``rule`` prunes of these items in one transaction; measure it only, dry.
+
+        Each item is checked again under lock: one moved or redriven since it was listed is
+        left alone. ``archive`` gets the records of the items before anything is dropped.
+        """
+
+    @abstractmethod
+    async def reclaim_space(self) -> str:
+        """After a prune: return freed space where the store does that itself, and say how."""
 
     @abstractmethod
     async def schema_version(self) -> int:

@@ -75,3 +75,7 @@ class Dialect(Protocol):
     @abstractmethod
     def floor(self, expression: str) -> str:
         """The largest whole number not above a numeric expression (negatives included)."""
+
+    @abstractmethod
+    def octets(self, expression: str) -> str:
+        """The size of a text expression in UTF-8 bytes (NULL for NULL), the same on every store."""

@@ -330,6 +330,10 @@ class PostgresStore(SQLStore):
         """``floor`` itself."""
         return f"floor({expression})"
 
+    def octets(self, expression: str) -> str:
+        """``octet_length`` of the text as UTF-8, whatever the database's encoding."""
+        return f"octet_length(convert_to({expression}, 'UTF8'))"
+
     def _claim_commands_txn(
         self, db: Connection, owner: str, limit: int, now: float, until: float, held: Versions
     ) -> list[Row]:
@@ -416,6 +420,13 @@ class PostgresStore(SQLStore):
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+
+    async def reclaim_space(self) -> str:
+        """Nothing to run: (auto)vacuum makes the space reusable."""
+        return (
+            "PostgreSQL reuses the freed space once (auto)vacuum has run; VACUUM FULL gives it "
+            "back to the operating system"
+        )
 
     async def schema_version(self) -> int:
         """The last row of ``schema_migrations``."""

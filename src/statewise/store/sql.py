@@ -16,7 +16,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 from statewise.definition.model import Definition, Role
 from statewise.engine.item import HistoryRecord, Item, ItemStatus
 from statewise.errors import InvalidInputError
-from statewise.store import codec, queries, tasks, tokens
+from statewise.store import codec, queries, retention, tasks, tokens
 from statewise.store.base import (
     ClaimedCommand,
     CommitOutcome,
@@ -40,6 +40,7 @@ from statewise.store.base import (
 from statewise.store.commit import commit_txn
 from statewise.store.connection import Connection, Dialect, Row
 from statewise.store.quality import Bucket, QualityReport, quality_txn
+from statewise.store.retention import ArchiveSink, Cursor, PruneFigures, PruneRule
 from statewise.store.stats import state_stats_txn
 from statewise.store.workflows import save_workflow_txn, workflows_txn
 
@@ -317,3 +318,35 @@ class SQLStore(Store, Dialect):
     async def delete_session(self, session_hash: str) -> None:
         """Sign out."""
         await self._write(tokens.delete_session_txn, session_hash)
+
+    async def prune_candidates(
+        self, rule: PruneRule, after: Cursor | None, limit: int
+    ) -> tuple[list[int], Cursor | None]:
+        """A keyset page of items with something to prune."""
+        return await self._read(retention.prune_candidates_txn, rule, after, limit)
+
+    async def prune(
+        self,
+        rule: PruneRule,
+        item_ids: Sequence[int],
+        *,
+        now: float,
+        actor: str,
+        dry_run: bool = False,
+        archive: ArchiveSink | None = None,
+    ) -> PruneFigures:
+        """One page pruned in one transaction (dry: measured in a read)."""
+        if dry_run:
+            return await self._read(
+                retention.prune_txn, self, rule, item_ids, now=now, actor=actor, apply=False
+            )
+        return await self._write(
+            retention.prune_txn,
+            self,
+            rule,
+            item_ids,
+            now=now,
+            actor=actor,
+            apply=True,
+            archive=archive,
+        )

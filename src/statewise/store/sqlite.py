@@ -34,6 +34,7 @@ _BUSY_TIMEOUT = 10.0
 _BUSY_ATTEMPTS = 2
 _BUSY_BACKOFF = 0.1
 _BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+_FULL_VACUUM, _INCREMENTAL_VACUUM = 1, 2  # PRAGMA auto_vacuum
 
 _RUNNABLE = "{t}.lease_owner IS NULL OR {t}.lease_until < ?"
 # A correlated lookup of the row's item, so a claim scans work rows, never the items table.
@@ -178,6 +179,10 @@ class SQLiteStore(SQLStore):
         whole = f"CAST(({expression}) AS INTEGER)"
         return f"({whole} - (({expression}) < {whole}))"
 
+    def octets(self, expression: str) -> str:
+        """The UTF-8 bytes of the text (``LENGTH`` of text counts characters)."""
+        return f"LENGTH(CAST({expression} AS BLOB))"
+
     def _claim_commands_txn(
         self, db: Connection, owner: str, limit: int, now: float, until: float, held: Versions
     ) -> list[Row]:
@@ -249,6 +254,25 @@ class SQLiteStore(SQLStore):
                 await asyncio.sleep(min(_WAKE_POLL, left))
                 if self._db.execute("PRAGMA data_version").fetchone()[0] != seen:
                     return
+
+    async def reclaim_space(self) -> str:
+        """Run ``PRAGMA incremental_vacuum`` when the file has incremental auto_vacuum."""
+        with _translated(self.path):
+            mode = int(self._db.execute("PRAGMA auto_vacuum").fetchone()[0])
+        if mode == _INCREMENTAL_VACUUM:
+            await _retried(self._incremental_vacuum)
+            return "SQLite (auto_vacuum=incremental): the freed pages went back to the file system"
+        if mode == _FULL_VACUUM:
+            return "SQLite (auto_vacuum=full): the file shrank as the rows went"
+        return (
+            "SQLite keeps freed pages for reuse: the file itself shrinks only after VACUUM "
+            "(or with auto_vacuum)"
+        )
+
+    def _incremental_vacuum(self) -> None:
+        """Free every page: the pragma frees one per step, and ``executescript`` steps it out."""
+        with _translated(self.path):
+            self._db.executescript("PRAGMA incremental_vacuum;")
 
     async def schema_version(self) -> int:
         """``PRAGMA user_version``."""

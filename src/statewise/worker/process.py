@@ -20,6 +20,7 @@ import time
 from statewise.observe.health import ReadinessPolicy, readiness, serve_probes
 from statewise.store.base import Store
 from statewise.worker.catalog import Catalog
+from statewise.worker.housekeeping import pruning
 from statewise.worker.limits import ConcurrencyLimits
 from statewise.worker.runner import Runner
 from statewise.worker.supervisor import RestartPolicy, Supervisor
@@ -38,8 +39,12 @@ async def serve(
     restarts: RestartPolicy | None = None,
     health: tuple[str, int] | None = None,
     ready: ReadinessPolicy | None = None,
+    prune_every: float | None = None,
 ) -> None:
     """Run until a stop signal, then drain within ``drain`` seconds.
+
+    With ``prune_every``, the workflows' retention policies are applied at start and every
+    ``prune_every`` seconds (``worker.housekeeping``).
 
     Raises ``RunnerStopped`` when the runner stopped and could not be restarted.
     """
@@ -67,7 +72,8 @@ async def serve(
         )
         logger.info("worker %s answers /healthz and /readyz on %s:%d", runner.owner, *health)
     try:
-        await supervisor.run(stop, drain=drain)
+        async with pruning(store, prune_every):
+            await supervisor.run(stop, drain=drain)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

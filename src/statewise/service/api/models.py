@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, field_validator
 
 from statewise.actions.principal import name_problem, queues_problem
+from statewise.actions.retention import parse_age
 from statewise.definition.model import Role
 from statewise.engine.events import Operation
 from statewise.engine.item import ItemStatus
 from statewise.inputs import MAX_ROW_ID, check_key
+from statewise.store.retention import Prunable
 
 MAX_BATCH = 10_000
 # Ids are positive and fit every store's integer column.
@@ -100,3 +102,23 @@ class NewToken(BaseModel):
         if problem is not None:
             raise ValueError(problem)
         return queues
+
+
+def _age(value: object) -> float:
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ValueError(f"finished_before must be a duration such as 90d, not {value!r}")
+    return parse_age(value, "finished_before")
+
+
+class Prune(BaseModel):
+    """Prune finished items by the workflows' policies, or by one age; a dry run by default.
+
+    ``what`` defaults to both parts of the policies, or to ``outputs`` with an age.
+    """
+
+    finished_before: Annotated[float | None, BeforeValidator(_age)] = Field(
+        default=None, description="An age such as 90d (or seconds); none: the policies"
+    )
+    workflow: str | None = None
+    what: Prunable | None = None
+    dry_run: bool = True
