@@ -53,6 +53,8 @@ MAX_HOPS = 100
 # Past this many, even the escalation state loops (it neither waits nor ends, and leads back
 # into the cycle): nothing in the definition can stop the item, so it is quarantined.
 HARD_MAX_HOPS = MAX_HOPS + MAX_HOPS // 2
+# The audit row of a late result nobody waited for: the only row a stopped item still gets.
+RESULT_IGNORED = "result_ignored"
 
 
 def _command_name(definition: Definition, state: str, branch: str | None) -> str | None:
@@ -365,7 +367,7 @@ class StepBuilder:
             return StepResult(self.original, Outcome.IGNORED)
         over = f"branch {event.branch!r}" if event.branch is not None else "attempt"
         hop = Hop(
-            event="result_ignored",
+            event=RESULT_IGNORED,
             kind="command",
             command=_command_name(self.definition, event.state, event.branch),
             branch=event.branch,
