@@ -182,6 +182,9 @@ def test_items_status_failed_lists_the_defects_and_status_counts_them(ran: Path,
     code, output = invoke("status", "--db", db)
     assert code == 0, output
     assert "5 failed: `statewise items --status failed` lists them" in output
+    code, output = invoke("show", "no_waiting", "--db", db)
+    assert code == 0, output
+    assert "failed because: no_transition: no transition from 'notify' matched" in output
 
 
 def test_a_provider_down_past_its_retries_waits_for_a_person(ran: Path, db: str) -> None:

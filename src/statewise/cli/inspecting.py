@@ -20,6 +20,7 @@ from statewise.cli.common import (
     app,
     console,
     fail,
+    failure_cell,
     run_async,
     status_cell,
     with_store,
@@ -137,13 +138,6 @@ def history(
         console.print(table)
 
     run_async(with_store(db, show))
-
-
-def failure_cell(error: dict[str, str] | None) -> Text | str:
-    """An audit row's error as ``kind: message``, in red; empty without one."""
-    if not error:
-        return ""
-    return Text(f"{error.get('kind')}: {error.get('message')}", style="red")
 
 
 def _usage(usage: dict[str, JSON] | None) -> str:
