@@ -79,6 +79,7 @@ def test_a_redrive_into_the_same_defect_answers_409_and_changes_nothing(broken: 
         assert _history(operator, "order-0") == before
         item = operator.get("/api/items/review/order-0").json()
         assert item["status"] == "failed"
+        assert item["failure"]["kind"] == "condition"
         moved = operator.post(
             "/api/items/review/order-0/redrive", json={"reason": "by hand", "to": "approved"}
         )

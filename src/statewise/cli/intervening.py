@@ -79,9 +79,8 @@ def _print_view(view: ItemView) -> None:
         f"state {item.state} for {age(now - item.entered_at)} (visit {item.visit}), "
         f"{item.seq} steps"
     )
-    if item.status is ItemStatus.FAILED:
-        failure = next((r.error for r in reversed(view.history) if r.error), None)
-        console.print(Text("failed because: ", style="red").append(failure_cell(failure)))
+    if view.failure is not None:
+        console.print(Text("failed because: ", style="red").append(failure_cell(view.failure)))
     console.print("context:")
     console.print_json(json.dumps(dict(item.context), default=str))
     work = Table("pending", "what", "state", "due / lease", title="pending work")
