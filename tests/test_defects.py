@@ -102,8 +102,10 @@ def provider_down(ctx):
     raise TransientError("the provider answers 503")
 """
 
+HOSTILE = "ünï/%?&x"  # a key as users type them, run into the misspelled condition
 DEFECTS = {  # key -> (state it fails in, defect kind, part of the message)
     "misspelled": ("misspelled", "condition", "vaule"),
+    HOSTILE: ("misspelled", "condition", "vaule"),
     "no_waiting": ("notify", "no_transition", "no transition from 'notify' matched event 'done'"),
     "wrong_type": ("wrong_type", "invalid_output", "not JSON"),
     "raises": ("raises", "command_error", "TypeError: unsupported operand"),
@@ -129,8 +131,8 @@ def ran(tmp_path: Path, db: str) -> Path:
     """Every case run once into ``db``; the project directory is returned."""
     (tmp_path / "defects.yaml").write_text(WORKFLOW)
     (tmp_path / "commands.py").write_text(COMMANDS)
-    cases = [*DEFECTS, "handled", "provider_down"]
-    lines = [json.dumps({"key": c, "data": {"case": c, "n": 5}}) for c in cases]
+    cases = {key: key for key in [*DEFECTS, "handled", "provider_down"]} | {HOSTILE: "misspelled"}
+    lines = [json.dumps({"key": k, "data": {"case": c, "n": 5}}) for k, c in cases.items()]
     (tmp_path / "items.jsonl").write_text("\n".join(lines) + "\n")
     code, output = invoke(
         "run", tmp_path / "defects.yaml", "--items", tmp_path / "items.jsonl",
@@ -181,7 +183,7 @@ def test_items_status_failed_lists_the_defects_and_status_counts_them(ran: Path,
     assert "provider_down" not in output and "handled" not in output
     code, output = invoke("status", "--db", db)
     assert code == 0, output
-    assert "5 failed: `statewise items --status failed` lists them" in output
+    assert "6 failed: `statewise items --status failed` lists them" in output
     code, output = invoke("show", "no_waiting", "--db", db)
     assert code == 0, output
     assert "failed because: no_transition: no transition from 'notify' matched" in output
@@ -207,7 +209,7 @@ def test_a_provider_down_past_its_retries_waits_for_a_person(ran: Path, db: str)
     assert stuck == []
 
 
-@pytest.mark.parametrize("key", ["misspelled", "no_waiting", "int_double"])
+@pytest.mark.parametrize("key", ["misspelled", "no_waiting", "int_double", HOSTILE])
 def test_a_redrive_that_would_meet_the_same_defect_is_refused_and_changes_nothing(
     ran: Path, db: str, key: str
 ) -> None:
