@@ -77,6 +77,14 @@ def test_a_redrive_into_the_same_defect_answers_409_and_changes_nothing(broken: 
             assert "would fail again in state 'intake'" in body["message"]
             assert "(condition: condition `intake.vaule < 90`" in body["message"]
         assert _history(operator, "order-0") == before
+        bulk = operator.post(
+            "/api/bulk",
+            json={"operation": "retry", "reason": "again", "status": "failed", "dry_run": False},
+        ).json()
+        assert (bulk["matched"], bulk["changed"]) == (2, 0)
+        assert {s["key"] for s in bulk["skipped"]} == {"order-0", "order-1"}
+        assert all("would fail again" in s["reason"] for s in bulk["skipped"])
+        assert _history(operator, "order-0") == before
         item = operator.get("/api/items/review/order-0").json()
         assert item["status"] == "failed"
         assert item["failure"]["kind"] == "condition"
