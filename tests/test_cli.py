@@ -106,7 +106,7 @@ def test_validate_accepts_a_good_file(project: Path) -> None:
         "validate", project / "review.yaml", "--commands", project / "commands.py"
     )
     assert code == 0
-    assert "review@1, 6 states" in output
+    assert "review@1, 8 states" in output  # 5 declared, 3 the escalation adds
 
 
 def test_validate_reports_every_problem_with_its_position(tmp_path: Path) -> None:
@@ -121,7 +121,7 @@ def test_validate_reports_every_problem_with_its_position(tmp_path: Path) -> Non
     assert "problem(s) found" in output
 
 
-def test_validate_catches_a_state_that_escalates_every_item_on_entry(tmp_path: Path) -> None:
+def test_validate_catches_a_state_that_fails_every_item_on_entry(tmp_path: Path) -> None:
     path = tmp_path / "wait.yaml"
     path.write_text(
         "workflow: wait\n"

@@ -58,6 +58,7 @@ REVIEWS = {
     "standard_review": "standard review",
     "senior_review": "senior compliance review",
     "legal_review": "legal review",
+    "escalated": "compliance lead (escalation)",
 }
 """Context keys holding a decision, and what the report calls them."""
 NOT_A_CLAIM = re.compile(r"not intended to (diagnose|treat|cure|prevent)", re.IGNORECASE)

@@ -619,11 +619,11 @@ def publish(ctx: CommandContext) -> JSON:
     copy, brief, gate = context["copy"], context["facts"], context["brand_gate"]
     channel = _channels()[brief["channel"]]
     slug = _slug(copy["headline"] or str(brief["product"]))
-    decision = context.get("human_review", {})
-    if decision.get("outcome") == "approve":
-        approved_by = f"{decision['by']} (editor)"
-    else:
-        approved_by = f"auto-approved (brand score {gate['score']})"
+    approved_by = f"auto-approved (brand score {gate['score']})"
+    for step, role in (("human_review", "editor"), ("escalated", "content lead")):
+        decision = context.get(step, {})
+        if decision.get("outcome") == "approve":
+            approved_by = f"{decision['by']} ({role})"
     return {
         "id": f"{channel.name}/{slug}",
         "slug": slug,

@@ -9,7 +9,7 @@
     ├── CommandError                command       a command failed; the engine classifies it
     │   ├── TransientError          transient     worth retrying (timeouts, rate limits, I/O)
     │   ├── InvalidOutputError      invalid_output  the result was not usable; retry may help
-    │   └── PermanentError          permanent     retrying cannot help
+    │   └── PermanentError          permanent     retrying cannot help; a business failure
     ├── ConditionError              condition     a condition could not be evaluated at run time
     ├── StoreError                  store         the database refused or broke
     │   ├── TransientStoreError     store_unavailable  the database is briefly unreachable; retry
@@ -141,7 +141,12 @@ class InvalidOutputError(CommandError):
 
 
 class PermanentError(CommandError):
-    """Retrying cannot help: bad input, a rejected request, a bug."""
+    """Retrying cannot help: bad input, a rejected request, a refusal the command means.
+
+    Raise it on purpose for a business failure: without an ``on: error`` transition the item
+    escalates to a person. Any exception a command did not mean to raise (a TypeError, a
+    KeyError) is instead a defect in the command (``command_error``) and fails the item.
+    """
 
     code = "permanent"
 

@@ -166,8 +166,17 @@ def test_default_escalation_state_is_added_by_the_builder_too() -> None:
 
     definition = wf.build()
 
-    assert list(definition.states) == ["start", "done", "escalated"]
+    assert list(definition.states) == [
+        "start",
+        "done",
+        "escalated",
+        "escalation_resolved",
+        "escalation_abandoned",
+    ]
+    assert definition.state("escalated").kind is StateKind.HUMAN
     assert loads(wf.to_yaml()) == definition
+    assert "escalat" not in to_yaml(definition)  # the added states are added again on loading
+    assert loads(to_yaml(definition)) == definition
 
 
 def test_problems_point_at_the_python_line_that_caused_them() -> None:

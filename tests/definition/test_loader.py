@@ -14,10 +14,9 @@ from statewise.definition.model import (
     JoinKind,
     Location,
     RetryPolicy,
-    State,
+    Role,
     StateKind,
 )
-from statewise.definition.validation import ESCALATION_NOTE
 from statewise.errors import DefinitionError, Problem
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -152,10 +151,44 @@ def test_default_escalation_state_is_added_when_not_declared() -> None:
 
     assert definition.escalation == "escalated"
     assert definition.version == 1
-    assert list(definition.states) == ["start", "done", "escalated"]
-    assert definition.state("escalated") == State(
-        "escalated", StateKind.FINAL, description=ESCALATION_NOTE
+    assert list(definition.states) == [
+        "start",
+        "done",
+        "escalated",
+        "escalation_resolved",
+        "escalation_abandoned",
+    ]
+    escalated = definition.state("escalated")
+    assert escalated.kind is StateKind.HUMAN
+    assert escalated.task is not None
+    assert (escalated.task.queue, escalated.task.role) == ("escalations", Role.OPERATOR)
+    assert "retries spent" in escalated.task.title
+    assert {t.on: t.target for t in escalated.transitions} == {
+        "resolve": "escalation_resolved",
+        "abandon": "escalation_abandoned",
+    }
+    for end in ("escalation_resolved", "escalation_abandoned"):
+        assert definition.state(end).kind is StateKind.FINAL
+
+
+def test_a_declared_state_named_like_an_added_escalation_end_is_reported() -> None:
+    with pytest.raises(DefinitionError) as raised:
+        loads(
+            """
+            workflow: small
+            states:
+              start:
+                kind: initial
+                command: work
+                transitions: [{to: escalation_resolved}]
+              escalation_resolved: {kind: final}
+            """
+        )
+    (problem,) = raised.value.problems
+    assert "state `escalation_resolved` has the name of the final state statewise adds" in str(
+        problem
     )
+    assert problem.line == 8
 
 
 def test_declared_default_escalation_state_is_kept() -> None:

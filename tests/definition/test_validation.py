@@ -80,7 +80,8 @@ def test_explicit_escalation_must_exist() -> None:
         """
     ) == (
         "escalation state `manual_reveiw` is not declared; did you mean `manual_review`?; "
-        "declare it as a state or remove `escalation:` to get a final `escalated` state",
+        "declare it as a state or remove `escalation:` to get the default `escalated` state, "
+        "a person's task",
         3,
         13,
     )
@@ -494,7 +495,8 @@ def test_events_are_not_checked_when_none_are_declared() -> None:
         "  e: {kind: final}\n"
     )
 
-    assert definition.external_events() == frozenset({"anything"})
+    # the outcomes of the escalation task statewise adds are events like any task's
+    assert definition.external_events() == frozenset({"anything", "resolve", "abandon"})
 
 
 PAYMENT = """
@@ -636,7 +638,7 @@ def test_a_state_that_can_only_wait_but_does_not_is_caught_with_a_hint(
         """
     )
     assert message == (
-        "state `wait` runs no command and has no `done` transition, so every item escalates "
+        "state `wait` runs no command and has no `done` transition, so every item fails "
         "the moment it enters (nothing can fire on entry; it only has `done_`, `timer:1h`); "
         f"did you mean `kind: waiting`?{more}"
     )

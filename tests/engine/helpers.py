@@ -26,12 +26,15 @@ from statewise.definition.model import (
     Transition,
 )
 from statewise.engine import (
+    CancelCommands,
+    CancelTimers,
     CommandFailed,
     CommandSucceeded,
     Event,
     External,
     HistoryRecord,
     Item,
+    ItemStatus,
     RunCommand,
     StartTimer,
     StepResult,
@@ -39,6 +42,7 @@ from statewise.engine import (
     start,
     step,
 )
+from statewise.engine.defects import DEFECT_NOTE
 
 T0 = 1_000.0
 ESCALATED = DEFAULT_ESCALATION
@@ -125,6 +129,26 @@ def workflow(*states: State, escalation: str = ESCALATED, initial: str | None = 
     return Definition(
         name="wf", version=1, states=table, initial=initial or states[0].name, escalation=escalation
     )
+
+
+def assert_defect(result: StepResult, state: str, kind: str, *says: str) -> HistoryRecord:
+    """``result`` failed its item in ``state`` with a defect of ``kind`` saying ``says``.
+
+    The item holds no work any more (timers and commands cancelled, none started after), and
+    the defect's audit row stays in that state; it is returned for further checks.
+    """
+    assert (result.item.state, result.item.status) == (state, ItemStatus.FAILED)
+    row = result.history[-1]
+    assert (row.from_state, row.to_state) == (state, state)
+    assert row.error is not None and row.error["kind"] == kind, row.error
+    for part in says:
+        assert part in row.error["message"], row.error["message"]
+    assert row.note is not None and row.note.endswith(DEFECT_NOTE)
+    kinds = [type(e) for e in result.effects]
+    assert CancelTimers in kinds and CancelCommands in kinds
+    cancelled = kinds.index(CancelTimers)
+    assert not {RunCommand, StartTimer} & set(kinds[cancelled:]), kinds
+    return row
 
 
 # --- driving an item ------------------------------------------------------------------------

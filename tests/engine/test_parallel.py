@@ -19,7 +19,7 @@ from statewise.engine import (
     TimerFired,
 )
 
-from .helpers import ESCALATED, Run, command, commands, fan, go, hop, task, workflow
+from .helpers import ESCALATED, Run, assert_defect, command, commands, fan, go, hop, task, workflow
 
 RUNNING, SUCCEEDED, FAILED, PENDING = (
     BranchStatus.RUNNING,
@@ -121,18 +121,13 @@ def test_an_empty_list_with_join_all_is_done_at_once() -> None:
 
 
 @pytest.mark.parametrize("topics", [3, "owls", {"a": 1}, None])
-def test_a_map_over_a_non_list_is_an_error(topics: Any) -> None:
+def test_a_map_over_a_non_list_is_a_condition_defect(topics: Any) -> None:
     run = summarise(topics)
-    assert run.item.state == ESCALATED
-    row = run.rows[-1]
-    assert (row.from_state, row.event, row.event_kind) == ("summarise", "error", "parallel")
-    assert row.error is not None
-    assert row.error["kind"] == "condition"
-    assert "map over `topics` gave" in row.error["message"]
-    assert "not a list" in row.error["message"]
+    row = assert_defect(run.last, "summarise", "condition", "map over `topics` gave", "not a list")
+    assert (row.event, row.event_kind) == ("enter", "parallel")
 
 
-def test_a_map_whose_expression_fails_is_an_error_that_can_be_routed() -> None:
+def test_a_map_whose_expression_fails_is_a_defect_even_with_an_error_route() -> None:
     state = fan(
         "summarise",
         go("write"),
@@ -141,9 +136,8 @@ def test_a_map_whose_expression_fails_is_an_error_that_can_be_routed() -> None:
         map_command=command("summarise"),
     )
     run = Run(workflow(state))
-    assert run.item.state == "fix"
-    error = run.rows[-1].error
-    assert error is not None and "`topics`" in error["message"]
+    assert_defect(run.last, "summarise", "condition", "`topics`")
+    assert commands(run.last) == []
 
 
 # --- results and joins ----------------------------------------------------------------------
@@ -226,6 +220,13 @@ def test_a_failure_that_makes_the_join_impossible_is_an_error() -> None:
         "kind": "join",
         "message": "join n_of cannot be met; failed branches: ['web', 'people']",
     }
+
+
+def test_a_branch_that_raises_a_bug_and_breaks_the_join_fails_the_item() -> None:
+    run = research()
+    result = run.fail(ErrorKind.COMMAND_ERROR, "KeyError: 'url'", branch="papers")
+    row = assert_defect(result, "research", "command_error", "cannot be met", "KeyError: 'url'")
+    assert (row.event, row.event_kind) == ("error", "parallel")
 
 
 def test_a_failed_branch_under_join_all_routes_on_error() -> None:

@@ -27,6 +27,7 @@ from statewise.definition.model import (
     Transition,
 )
 from statewise.engine import (
+    CancelCommands,
     CancelTimers,
     CommandFailed,
     CommandSucceeded,
@@ -44,6 +45,7 @@ from statewise.engine import (
     start,
     step,
 )
+from statewise.engine.defects import defect_kind
 from statewise.engine.effects import apply_patches
 from statewise.errors import InvalidEventError
 
@@ -255,7 +257,10 @@ def check_item(definition: Definition, item: Item, rows: list[HistoryRecord]) ->
     """What must hold of an item and the whole audit trail after any step."""
     state = definition.states[item.state]
     expected_status = {StateKind.FINAL: ItemStatus.DONE, StateKind.WAITING: ItemStatus.WAITING}
-    assert item.status is expected_status.get(state.kind, ItemStatus.ACTIVE)
+    if item.status is ItemStatus.FAILED:  # only a defect fails an item inside the engine
+        assert defect_kind(rows[-1].error) is not None
+    else:
+        assert item.status is expected_status.get(state.kind, ItemStatus.ACTIVE)
     assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
     assert item.seq == len(rows)
     assert [r.from_state for r in rows] == [None, *(r.to_state for r in rows[:-1])]
@@ -271,8 +276,18 @@ def check_item(definition: Definition, item: Item, rows: list[HistoryRecord]) ->
 
 
 def check_effects(result: StepResult) -> None:
-    """Commands are always asked for the visit (and attempt) the item is now waiting on."""
+    """Commands are always asked for the visit (and attempt) the item is now waiting on.
+
+    A step that fails its item with a defect leaves it no work: its last effects cancel it.
+    """
     item = result.item
+    if item.status is ItemStatus.FAILED:
+        kinds = [type(effect) for effect in result.effects]
+        assert kinds[-2:] == [CancelTimers, CancelCommands] or kinds[-3:-1] == [
+            CancelTimers,
+            CancelCommands,
+        ]
+        return
     attempts = {run.name: run.attempt for run in item.branches}
     for effect in result.effects:
         if isinstance(effect, RunCommand):
@@ -289,11 +304,13 @@ def check_step(shell: Shell, before: Item, event: Event, result: StepResult, now
         assert result.item == before
         assert (result.effects, result.patches, result.history) == ((), (), ())
         return
-    assert before.status is not ItemStatus.DONE, "a finished item changed"
+    assert before.status not in (ItemStatus.DONE, ItemStatus.FAILED), "a stopped item changed"
     if not isinstance(event, External | Start):
         assert is_current(before, event), "an event for a visit that is over was not ignored"
     assert result.history, "a step that did something must say so in the audit trail"
-    moved = sum(result.item.visits.values()) > sum(before.visits.values())
+    moved = sum(result.item.visits.values()) > sum(before.visits.values()) or (
+        result.item.status is ItemStatus.FAILED  # a defect fails the item where it stands
+    )
     assert (result.outcome is Outcome.MOVED) == moved
     assert result.item.updated_at == now
     check_effects(result)
@@ -342,12 +359,12 @@ def test_random_runs_keep_the_engine_invariants(
             hypothesis.event(f"error {row.error['kind']}")
         if row.note and "budget" in row.note:
             hypothesis.event("budget exhausted")
-    if shell.item.status is ItemStatus.DONE:
+    if shell.item.status in (ItemStatus.DONE, ItemStatus.FAILED):
         replay_everything(shell)
 
 
 def replay_everything(shell: Shell) -> None:
-    """A finished item ignores every event it ever saw, and refuses external ones."""
+    """A finished or failed item ignores every event it ever saw, and refuses external ones."""
     done = shell.item
     late = [*shell.delivered, *map(fired, shell.timers)]
     for event in [*late, External("approve"), TimerFired("timeout", done.state, done.visit)]:

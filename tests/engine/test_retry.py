@@ -24,6 +24,7 @@ from .helpers import (
     EXACT_RETRY,
     UNHANDLED_NOTE,
     Run,
+    assert_defect,
     command,
     commands,
     go,
@@ -228,8 +229,15 @@ def test_a_permanent_error_is_not_retried() -> None:
 
 def test_kinds_outside_retry_on_are_not_retried() -> None:
     run = flaky(retry_on=frozenset({ErrorKind.TRANSIENT}))
-    result = run.fail(ErrorKind.INVALID_OUTPUT)
+    result = run.fail(ErrorKind.PERMANENT)
     assert result.item.state == ESCALATED
+    assert timers(result) == []
+
+
+def test_invalid_output_outside_retry_on_fails_the_item_at_once() -> None:
+    run = flaky(retry_on=frozenset({ErrorKind.TRANSIENT}))
+    result = run.fail(ErrorKind.INVALID_OUTPUT, "not JSON")
+    assert_defect(result, "call", "invalid_output", "not JSON")
     assert timers(result) == []
 
 

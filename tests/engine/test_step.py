@@ -25,6 +25,7 @@ from statewise.engine import (
     start,
     step,
 )
+from statewise.engine.defects import DEFECT_NOTE
 from statewise.errors import InvalidEventError
 
 from .helpers import (
@@ -32,6 +33,7 @@ from .helpers import (
     T0,
     UNHANDLED_NOTE,
     Run,
+    assert_defect,
     command,
     commands,
     decide,
@@ -251,21 +253,16 @@ def test_a_started_item_cannot_start_again() -> None:
 # --- errors that are not command failures ---------------------------------------------------
 
 
-def test_a_condition_reading_a_missing_key_escalates_with_a_clear_error() -> None:
+def test_a_condition_reading_a_missing_key_fails_the_item_as_a_defect() -> None:
     run = Run(workflow(decide("check", go("ok", when="score > 5"), otherwise("low"))))
 
-    assert run.item.state == ESCALATED
-    assert run.item.status is ItemStatus.DONE
-    row = run.rows[-1]
-    assert (row.from_state, row.to_state, row.event) == ("check", ESCALATED, "error")
-    assert row.error is not None
-    assert row.error["kind"] == "condition"
-    assert "`score > 5`" in row.error["message"]
-    assert "read `score`, which is not in the context" in row.error["message"]
-    assert row.note == UNHANDLED_NOTE
+    row = assert_defect(
+        run.last, "check", "condition", "`score > 5`", "read `score`, which is not in the context"
+    )
+    assert (row.event, row.event_kind) == ("done", "automatic")
 
 
-def test_a_condition_error_can_be_routed_on_error() -> None:
+def test_a_condition_error_is_a_defect_even_when_on_error_could_take_it() -> None:
     definition = workflow(
         task(
             "review",
@@ -274,57 +271,37 @@ def test_a_condition_error_can_be_routed_on_error() -> None:
             go("fix", on="error", when="error.kind == 'condition'"),
         )
     )
-    run = Run(definition)
-    result = run.succeed({"score": 3})
+    result = Run(definition).succeed({"score": 3})
 
-    assert result.item.state == "fix"
-    assert result.outcome is Outcome.MOVED
-    (row,) = result.history
-    assert (row.event, row.event_kind, row.command, row.transition) == (
-        "error",
-        "command",
-        "review",
-        1,
-    )
-    assert row.condition == "error.kind == 'condition'"
-    assert row.error is not None and row.error["kind"] == "condition"
-    assert "verdict" in row.error["message"]
-    assert row.values == {"error.kind": "condition"}
+    row = assert_defect(result, "review", "condition", "verdict")
+    assert (row.event, row.event_kind, row.command, row.attempt) == ("done", "command", "review", 1)
+    assert result.patches[0].value == {"score": 3}  # the result it could not read is kept
 
 
-def test_an_error_route_whose_own_condition_fails_escalates_instead_of_raising() -> None:
-    definition = workflow(
-        task("work", "work", go("next", when="missing > 1"), go("fix", on="error", when="nope"))
-    )
-    result = Run(definition).succeed(1)
-    assert result.item.state == ESCALATED
-    (row,) = result.history
-    assert row.error is not None and row.error["kind"] == "condition"
-    assert "`nope`" in row.error["message"]
-    assert row.note == UNHANDLED_NOTE
+def test_an_error_route_whose_own_condition_fails_names_the_error_it_was_routing() -> None:
+    definition = workflow(task("work", "work", go("next"), go("fix", on="error", when="nope")))
+    result = Run(definition).fail(ErrorKind.PERMANENT, "refused")
+    row = assert_defect(result, "work", "condition", "`nope`", "while routing permanent: refused")
+    assert row.event == "error"
 
 
-def test_a_guard_that_is_not_a_bool_is_a_condition_error() -> None:
+def test_a_guard_that_is_not_a_bool_is_a_condition_defect() -> None:
     result = Run(workflow(decide("check", go("ok", when="n + 1"))), data={"n": 1}).last
-    assert result.item.state == ESCALATED
-    error = result.history[-1].error
-    assert error is not None and error["kind"] == "condition"
-    assert "not true or false" in error["message"]
+    assert_defect(result, "check", "condition", "not true or false")
 
 
-def test_done_matching_no_transition_escalates_as_no_transition() -> None:
+def test_done_matching_no_transition_is_a_defect() -> None:
     run = Run(workflow(task("score", "score", go("high", when="score > 5"))))
     result = run.succeed(2)
-    assert result.item.state == ESCALATED
-    (row,) = result.history
+    row = assert_defect(result, "score", "no_transition")
     assert row.error == {
         "kind": "no_transition",
         "message": "no transition from 'score' matched event 'done'",
     }
-    assert (row.event, row.command, row.attempt, row.note) == ("error", "score", 1, UNHANDLED_NOTE)
+    assert (row.event, row.command, row.attempt, row.note) == ("done", "score", 1, DEFECT_NOTE)
 
 
-def test_no_transition_can_be_routed_on_error() -> None:
+def test_no_transition_is_a_defect_even_with_an_error_route() -> None:
     definition = workflow(
         task(
             "score",
@@ -333,12 +310,43 @@ def test_no_transition_can_be_routed_on_error() -> None:
             go("triage", on="error", when="error.kind == 'no_transition'"),
         )
     )
-    assert Run(definition).succeed(2).item.state == "triage"
+    assert_defect(Run(definition).succeed(2), "score", "no_transition")
+
+
+@pytest.mark.parametrize("kind", [ErrorKind.INVALID_OUTPUT, ErrorKind.COMMAND_ERROR])
+def test_an_unhandled_defective_command_failure_fails_the_item(kind: ErrorKind) -> None:
+    run = Run(workflow(task("score", command("score", attempts=1), go("high"))))
+    result = run.fail(kind, "TypeError: unsupported operand")
+    row = assert_defect(result, "score", str(kind), "TypeError: unsupported operand")
+    assert (row.event, row.command, row.attempt) == ("error", "score", 1)
+
+
+@pytest.mark.parametrize("kind", [ErrorKind.INVALID_OUTPUT, ErrorKind.COMMAND_ERROR])
+def test_an_on_error_route_takes_a_defective_command_failure(kind: ErrorKind) -> None:
+    state = task("score", command("score", attempts=1), go("high"), go("triage", on="error"))
+    result = Run(workflow(state)).fail(kind, "boom")
+    assert (result.item.state, result.item.status) == ("triage", ItemStatus.DONE)
+
+
+@pytest.mark.parametrize("kind", [ErrorKind.TRANSIENT, ErrorKind.PERMANENT])
+def test_an_unhandled_business_failure_escalates(kind: ErrorKind) -> None:
+    run = Run(workflow(task("score", command("score", attempts=1), go("high"))))
+    result = run.fail(kind, "provider down")
+    assert result.item.state == ESCALATED
+    assert result.history[-1].note == UNHANDLED_NOTE
+
+
+def test_a_defect_in_a_waiting_state_timer_guard_cancels_its_timers() -> None:
+    definition = workflow(wait("hold", go("late", on="nudge", after=60, when="nope > 1")))
+    run = Run(definition)
+    result = run.timer("nudge")
+    assert_defect(result, "hold", "condition", "`nope > 1`")
 
 
 def test_a_custom_escalation_state_is_used() -> None:
-    definition = workflow(decide("check", go("ok", when="n > 0")), escalation="needs_human")
+    definition = workflow(task("check", "check", go("ok")), escalation="needs_human")
     run = Run(definition)
+    run.fail(ErrorKind.PERMANENT, "refused")
     assert run.item.state == "needs_human"
     assert run.rows[-1].note == "unhandled error; escalated to 'needs_human'"
 

@@ -9,7 +9,7 @@ from statewise.engine import Item, ItemStatus, Outcome
 from statewise.engine.transitions import accepted_events, condition_facts, select_transition
 from statewise.errors import ConditionError
 
-from .helpers import ESCALATED, T0, Run, decide, go, otherwise, task, wait, workflow
+from .helpers import ESCALATED, T0, Run, assert_defect, decide, go, otherwise, task, wait, workflow
 
 
 def router(n: int) -> Run:
@@ -172,20 +172,22 @@ def test_a_guard_that_never_evaluates_does_not_stop_an_earlier_match() -> None:
 def test_a_guard_error_after_failed_guards_is_reported_not_skipped() -> None:
     definition = workflow(decide("route", go("first", when="n > 5"), go("second", when="nope > 1")))
     run = Run(definition, data={"n": 1})
-    assert run.item.state == ESCALATED
-    error = run.rows[-1].error
-    assert error is not None and "`nope > 1`" in error["message"]
+    assert_defect(run.last, "route", "condition", "`nope > 1`")
 
 
 @pytest.mark.parametrize("source", ["n / 0 > 1", "n % 0 == 1", "n + 9223372036854775807 > 0"])
-def test_arithmetic_failures_in_a_condition_become_error_events(source: str) -> None:
+def test_arithmetic_failures_in_a_condition_are_condition_defects(source: str) -> None:
     result = Run(workflow(decide("route", go("next", when=source))), data={"n": 5}).last
     assert result.outcome is Outcome.MOVED
-    assert result.item.state == ESCALATED
-    error = result.history[-1].error
-    assert error is not None and error["kind"] == "condition"
+    assert_defect(result, "route", "condition")
 
 
-def test_an_index_out_of_range_in_a_condition_becomes_an_error_event() -> None:
+def test_mixing_int_and_double_in_a_condition_is_a_condition_defect() -> None:
+    # CEL has no implicit numeric conversion: `int * double` cannot be evaluated
+    result = Run(workflow(decide("route", go("next", when="n * 1.5 > 2"))), data={"n": 5}).last
+    assert_defect(result, "route", "condition", "`n * 1.5 > 2`")
+
+
+def test_an_index_out_of_range_in_a_condition_is_a_condition_defect() -> None:
     result = Run(workflow(decide("route", go("next", when="xs[3] == 1"))), data={"xs": [1]}).last
-    assert result.item.state == ESCALATED
+    assert_defect(result, "route", "condition")

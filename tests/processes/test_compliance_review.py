@@ -409,6 +409,13 @@ def test_three_revision_rounds_are_the_budget_then_the_lead_takes_over(ran: Ran)
     assert ran.path("CMP-1017")[-2:] == ["feedback", "escalated"]
     assert ran.history("CMP-1017")[-1].note == "visit budget of 'revision' (3) exhausted"
     assert [entry["version"] for entry in item.context["feedback"]["log"]] == [1, 2, 3, 4]
+    (task,) = ran.tasks("CMP-1017")  # the compliance lead decides it
+    assert (task.state, task.queue, item.status.value) == ("escalated", "escalations", "waiting")
+    approved = ran.decide("CMP-1017", "approve", {"rationale": "signed copy on file"}, "lea")
+    assert approved.state == "approved"
+    (decision,) = _report(ran, "CMP-1017")["decisions"]
+    assert decision["review"] == "compliance lead (escalation)"
+    assert decision["rationale"] == "signed copy on file"
 
 
 def _hosted_reply(request: AgentRequest) -> Reply:

@@ -331,9 +331,17 @@ def test_three_rounds_of_changes_then_the_content_lead_takes_over(ran: Ran) -> N
 
 
 def test_the_editorial_queue_holds_what_is_left(ran: Ran) -> None:
-    assert {t.key for t in ran.tasks()} == {"CNT-3009"}
+    assert {t.key for t in ran.tasks() if t.queue == "editorial"} == {"CNT-3009"}
     (task,) = ran.tasks("CNT-3009")
     assert task.queue == "editorial"
+
+
+def test_the_content_lead_rejects_the_escalated_template(ran: Ran) -> None:
+    (task,) = ran.tasks("CNT-3013")
+    assert (task.state, task.queue) == ("escalated", "escalations")
+    with pytest.raises(TaskError, match="none of its conditions held"):
+        ran.decide("CNT-3013", "approve", {"notes": "ship it"})  # a template is not copy
+    assert ran.decide("CNT-3013", "reject", {"notes": "rewrite the brief"}).state == "rejected"
 
 
 # --- the same files on a hosted model -----------------------------------------------------------

@@ -273,8 +273,18 @@ def test_a_reviewer_clears_one_held_order_and_cancels_another(ran: Ran) -> None:
     assert rejected.state == "cancelled"
     assert "checks" not in rejected.context
     assert [r["verdict"] for r in ran.reviews("ORD-10025")] == ["agree"]
-    still_held = sorted(t.key for t in ran.tasks())
+    still_held = sorted(t.key for t in ran.tasks() if t.queue == "fraud")
     assert still_held == ["ORD-10027", "ORD-10028", "ORD-10029"]
+
+
+def test_an_operator_cancels_the_order_no_warehouse_can_serve(ran: Ran) -> None:
+    (task,) = ran.tasks("ORD-10030")
+    assert (task.state, task.queue) == ("escalated", "escalations")
+    assert ran.item("ORD-10030").status.value == "waiting"
+    cancelled = ran.decide("ORD-10030", "reject", {"notes": "told the customer we cannot ship"})
+    assert cancelled.state == "cancelled"
+    assert cancelled.context["escalated"]["data"] == {"notes": "told the customer we cannot ship"}
+    assert ran.tasks("ORD-10030") == []
 
 
 NOTICE_PROSE = (

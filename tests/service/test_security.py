@@ -134,9 +134,13 @@ def test_alert_colours_on_the_graph_are_classes_the_stylesheet_colours() -> None
     from statewise.service.dashboard import _coloured
 
     review = loads(REVIEW_YAML, file="review.yaml", commands=registry.names())
-    rows = [{"state": "human_review", "severity": "firing"}, {"state": "ship", "severity": "ok"}]
+    rows = [
+        {"state": "human_review", "severity": "firing", "failed": 0},
+        {"state": "ship", "severity": "ok", "failed": 2},
+    ]
     svg = _coloured(to_svg(review, {}), rows)
     assert '<g class="state alert-firing" data-state="human_review"' in svg
-    assert '<g class="state alert-ok" data-state="ship"' in svg
+    assert '<g class="state alert-ok has-failed" data-state="ship"' in svg
     assert "<style" not in svg and " style=" not in svg
-    assert ".graph g.alert-firing rect" in (STATIC / "dashboard.css").read_text()
+    css = (STATIC / "dashboard.css").read_text()
+    assert ".graph g.alert-firing rect" in css and ".graph g.has-failed rect" in css

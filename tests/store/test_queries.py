@@ -9,13 +9,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from statewise.engine import HistoryRecord, ItemStatus, SetContext
+from statewise.conditions import compile_condition
+from statewise.definition.model import Transition
+from statewise.engine import CommandSucceeded, HistoryRecord, ItemStatus, SetContext, start, step
+from statewise.engine.builder import RESULT_IGNORED
 from statewise.errors import NotFoundError
 from statewise.store import CostRow, StateCount, StuckItem
 from statewise.store.sql import SQLStore
 
 from .conftest import Query
-from .helpers import T0, commit, fetched, in_review, noted, orders, run, started
+from .helpers import ORDERS, T0, commit, fetched, in_review, noted, orders, run, started
 
 # --- context --------------------------------------------------------------------------------
 
@@ -221,3 +224,30 @@ def test_the_response_cache_keeps_the_first_response(store: SQLStore) -> None:
     run(store.cache_response("k", "first"))
     run(store.cache_response("k", "second"))
     assert run(store.cached_response("k")) == "first"
+
+
+# --- failures -------------------------------------------------------------------------------
+
+
+def test_failures_say_why_each_failed_item_failed_past_late_results(store: SQLStore) -> None:
+    intake = replace(
+        ORDERS.states["intake"],
+        transitions=(Transition("review", when=compile_condition("fetch.vaule > 1")),),
+    )
+    broken = replace(ORDERS, name="broken", states={**ORDERS.states, "intake": intake})
+    first = start(broken, "a", {}, T0)
+    failed = step(broken, first.item, CommandSucceeded("intake", 1, 1, {"value": 2}), T0 + 1)
+    late = CommandSucceeded("intake", 1, 1, {"value": 3}, usage={"cost": 0.1})
+    ignored_late = step(broken, failed.item, late, T0 + 2)  # recorded for its cost only
+    assert (failed.item.status, ignored_late.history[0].event) == (
+        ItemStatus.FAILED,
+        RESULT_IGNORED,
+    )
+    run(commit(store, first, failed, ignored_late, started("b")))
+
+    found = run(store.failures([("broken", "a"), ("orders", "b"), ("orders", "none")]))
+
+    assert list(found) == [("broken", "a")]
+    assert found["broken", "a"]["kind"] == "condition"
+    assert "`fetch.vaule > 1`" in found["broken", "a"]["message"]
+    assert run(store.failures([])) == {}

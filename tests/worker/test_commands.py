@@ -16,8 +16,8 @@ import pytest
 from pydantic import BaseModel
 
 from statewise.definition.model import ErrorKind
-from statewise.engine import CommandFailed, CommandSucceeded, RunCommand
-from statewise.errors import InvalidOutputError, PermanentError, TransientError
+from statewise.engine import CommandFailed, CommandSucceeded, ItemStatus, RunCommand
+from statewise.errors import CommandError, InvalidOutputError, PermanentError, TransientError
 from statewise.store.sqlite import SQLiteStore
 from statewise.worker import CommandContext, CommandRegistry, Runner
 from statewise.worker.commands import JOIN_MET, CommandExecutor, cancel_attempt
@@ -188,8 +188,10 @@ def test_a_timeout_the_command_raises_itself_keeps_its_own_message() -> None:
         (ConnectionResetError(), ErrorKind.TRANSIENT, "ConnectionResetError"),
         (InvalidOutputError("missing field 'score'"), ErrorKind.INVALID_OUTPUT, "missing field"),
         (PermanentError("card declined"), ErrorKind.PERMANENT, "card declined"),
-        (ValueError("bad input"), ErrorKind.PERMANENT, "ValueError: bad input"),
-        (KeyError("score"), ErrorKind.PERMANENT, "KeyError: 'score'"),
+        (CommandError("over the credit limit"), ErrorKind.PERMANENT, "over the credit limit"),
+        (ValueError("bad input"), ErrorKind.COMMAND_ERROR, "ValueError: bad input"),
+        (KeyError("score"), ErrorKind.COMMAND_ERROR, "KeyError: 'score'"),
+        (TypeError("unsupported operand"), ErrorKind.COMMAND_ERROR, "TypeError: unsupported"),
     ],
 )
 def test_raised_errors_are_classified(error: Exception, kind: ErrorKind, message: str) -> None:
@@ -526,7 +528,8 @@ def test_usage_that_is_not_json_fails_that_item_alone_and_never_reaches_the_stor
     asyncio.run(main())
 
     broken = asyncio.run(store.history(None, "broken"))
-    assert (broken[-1].to_state, broken[-1].attempt) == ("escalated", 2)
+    assert (broken[-1].to_state, broken[-1].attempt) == ("work", 2)  # failed: a defect
+    assert asyncio.run(store.get_item(None, "broken")).status is ItemStatus.FAILED
     assert broken[-1].error is not None
     assert broken[-1].error["kind"] == "invalid_output"
     assert (

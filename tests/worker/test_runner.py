@@ -267,14 +267,16 @@ def test_failures_become_recorded_error_events_and_the_runner_carries_on(
     drive(scenario)
 
     errors = {d.name: drive(lambda d=d: store.history(d.name, d.name))[-1] for d in definitions}
-    assert drive(lambda: states(store)) == {
-        "raises": "escalated",
-        "not_json": "escalated",
-        "missing_key": "escalated",
+    assert drive(lambda: states(store)) == {  # defects: each failed where it stood
+        "raises": "work",
+        "not_json": "work",
+        "missing_key": "route",
         "healthy": "done",
     }
+    for name in ("raises", "not_json", "missing_key"):
+        assert drive(lambda name=name: store.get_item(name, name)).status is ItemStatus.FAILED
     assert errors["raises"].error == {
-        "kind": "permanent",
+        "kind": "command_error",
         "message": "ZeroDivisionError: the test divides by zero",
     }
     assert errors["not_json"].error is not None

@@ -3,9 +3,10 @@
 A bulk operation is a dry run unless asked otherwise: it says how many items match. Applied,
 it walks the matching items a page at a time and steps each one under the store's fence, so
 a bulk operation is just many ordinary writers' steps. An item that cannot take the action
-(already done, no failed command to retry) is skipped with the reason; it never stops the
-others. Items the operation itself moves re-enter their state after it began and so drop out
-of the filter: nothing is operated on twice.
+(already done, no failed command to retry, a redrive that would meet the same defect again)
+is skipped with the reason; it never stops the others. Items the operation itself moves
+re-enter their state after it began and so drop out of the filter: nothing is operated on
+twice.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from statewise.store.base import CommitStatus, ItemFilter, StepCommit
 from statewise.worker.writer import ItemWriter
 
 PAGE = 200
+_REDRIVES = (Operation.RETRY, Operation.MOVE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,7 @@ async def _event(
     actor: str,
     target: str | None,
 ) -> Operate:
-    if operation is Operation.RETRY:
-        return await redrive_event(writer, item, reason=reason, actor=actor, to=None)
+    if operation in _REDRIVES:  # refused for an item it would fail again with a defect
+        to = target if operation is Operation.MOVE else None
+        return await redrive_event(writer, item, reason=reason, actor=actor, to=to)
     return Operate(operation, reason, actor, target)

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from statewise.engine.item import HistoryRecord, Item
+from statewise.engine.item import HistoryRecord, Item, ItemStatus
 from statewise.store.base import PendingWork, Store, Task
 
 JSON = Any
@@ -41,6 +41,13 @@ class ItemView:
     conversations: dict[str, list[dict[str, str]]]
     history: list[HistoryRecord]
     costs: ItemCosts
+
+    @property
+    def failure(self) -> dict[str, str] | None:
+        """Why the item failed (its failure row's error: a defect, a quarantine), or None."""
+        if self.item.status is not ItemStatus.FAILED:
+            return None
+        return next((row.error for row in reversed(self.history) if row.error), None)
 
 
 async def inspect_item(store: Store, workflow: str | None, key: str) -> ItemView:
@@ -96,6 +103,7 @@ def item_view_json(view: ItemView) -> dict[str, JSON]:
         "key": item.key,
         "state": item.state,
         "status": item.status.value,
+        "failure": view.failure,
         "entered_at": item.entered_at,
         "created_at": item.created_at,
         "updated_at": item.updated_at,

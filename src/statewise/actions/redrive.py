@@ -1,8 +1,10 @@
 """Sending a stopped item back into its process: retry what failed, or move it by hand.
 
-An escalated or quarantined item never moves again on its own. An operator redrives it with a
+An escalated or failed item never moves again on its own. An operator redrives it with a
 reason that the audit trail keeps: either the command that failed runs again from a fresh
-attempt, or the item enters a state the operator names.
+attempt, or the item enters a state the operator names. A redrive that would only fail the
+item again with the same defect (the condition still cannot be evaluated under the item's
+definition) is refused, saying so, and changes nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Sequence
 
 from statewise.engine.events import Operate, Operation
 from statewise.engine.item import HistoryRecord, Item
+from statewise.engine.operations import redrive_defect
 from statewise.engine.quarantine import QUARANTINED
 from statewise.errors import InvalidEventError
 from statewise.worker.writer import ItemWriter
@@ -34,32 +37,52 @@ async def redrive(
 async def redrive_event(
     writer: ItemWriter, item: Item, *, reason: str, actor: str, to: str | None
 ) -> Operate:
-    """The operator event that redrives ``item``; a retry looks up what failed first."""
-    if to is not None:
-        return Operate(Operation.MOVE, reason, actor, to)
-    history = await writer.store.history(item.workflow, item.key)
-    target = failed_state(history, item)
-    if target is None:
-        raise InvalidEventError(
-            f"item {item.key!r} has no failed command to retry (nothing in its audit trail "
-            f"failed); move it to a named state instead"
-        )
-    return Operate(Operation.RETRY, reason, actor, target)
+    """The operator event that redrives ``item``; a retry looks up what failed first.
 
-
-def failed_state(history: Sequence[HistoryRecord], item: Item) -> str | None:
-    """The state whose command failed last, read back from the audit trail.
-
-    A command's failure row leaves the state the command ran in (``from_state``); a
-    quarantine keeps the item in the state it stopped in; a start that failed retries the
-    workflow from where it began. Rows after the last redrive are the only ones that count.
+    InvalidEventError when the redrive would fail the item again with a defect.
     """
+    if to is not None:
+        event, failure = Operate(Operation.MOVE, reason, actor, to), None
+    else:
+        failure = last_failure(await writer.store.history(item.workflow, item.key))
+        target = failed_state(failure, item)
+        if target is None:
+            raise InvalidEventError(
+                f"item {item.key!r} has no failed command to retry (nothing in its audit trail "
+                f"failed); move it to a named state instead"
+            )
+        event = Operate(Operation.RETRY, reason, actor, target)
+    definition = writer.definition(item.workflow, item.version)
+    defect = redrive_defect(definition, item, event, failure, writer.clock())
+    if defect is not None and defect.error is not None:
+        raise InvalidEventError(
+            f"redrive of item {item.key!r} refused: on {definition.ref} it would fail again in "
+            f"state {defect.to_state!r} with the same defect ({defect.error['kind']}: "
+            f"{defect.error['message']}); nothing changed. The workflow must be fixed first "
+            f"(in a new version); until then, move the item to a state past the defect"
+        )
+    return event
+
+
+def last_failure(history: Sequence[HistoryRecord]) -> HistoryRecord | None:
+    """The last audit row with an error, counting only rows after the last redrive."""
     for record in reversed(history):
         if record.event_kind == "operator":
             return None
-        if record.error is None:
-            continue
-        if record.event == QUARANTINED:
-            return item.state
-        return record.from_state if record.from_state is not None else record.to_state
+        if record.error is not None:
+            return record
     return None
+
+
+def failed_state(failure: HistoryRecord | None, item: Item) -> str | None:
+    """The state whose command failed last, read back from its failure row.
+
+    A command's failure row leaves the state the command ran in (``from_state``); a
+    quarantine keeps the item in the state it stopped in; a start that failed retries the
+    workflow from where it began.
+    """
+    if failure is None:
+        return None
+    if failure.event == QUARANTINED:
+        return item.state
+    return failure.from_state if failure.from_state is not None else failure.to_state

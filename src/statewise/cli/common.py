@@ -164,6 +164,13 @@ def status_cell(status: ItemStatus) -> Text:
     return Text(status.value, style=_STATUS_STYLES.get(status, ""))
 
 
+def failure_cell(error: dict[str, str] | None) -> Text:
+    """An audit row's error as ``kind: message``, in red; empty without one."""
+    if not error:
+        return Text("")
+    return Text(f"{error.get('kind')}: {error.get('message')}", style="red")
+
+
 def age(seconds: float) -> str:
     """A duration as a person reads it: ``4.2s``, ``3.1m``, ``2.0h``, ``1.5d``."""
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):

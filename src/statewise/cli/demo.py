@@ -192,7 +192,10 @@ async def run_example(
 
 
 async def summarise(store: Store, workflows: Sequence[str]) -> None:
-    """Per workflow: items by final or waiting state, open tasks by queue, usage by stage."""
+    """Per workflow: items by final or waiting state, open tasks by queue, usage by stage.
+
+    Items a defect failed are counted apart, in red: they wait for a fix, not for a person.
+    """
     counts = await store.state_counts()
     costs = await store.costs()
     tasks = await store.tasks(limit=10_000)
@@ -222,6 +225,14 @@ async def summarise(store: Store, workflows: Sequence[str]) -> None:
         )
         waiting = ", ".join(f"{n} in {queue}" for queue, n in sorted(queues.items()))
         console.print(f"human tasks waiting: {waiting or 'none'}", highlight=False)
+        failed = sum(
+            r.count for r in counts if r.workflow == workflow and r.status is ItemStatus.FAILED
+        )
+        if failed:
+            console.print(
+                f"[red]{failed} failed by a defect: statewise items --status failed[/red]",
+                highlight=False,
+            )
         if table.row_count:
             console.print(table)
 

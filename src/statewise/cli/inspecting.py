@@ -20,6 +20,7 @@ from statewise.cli.common import (
     app,
     console,
     fail,
+    failure_cell,
     run_async,
     status_cell,
     with_store,
@@ -36,10 +37,11 @@ def status(db: DbOption = DEFAULT_DB, workflow: WorkflowOption = None) -> None:
 
 
 async def print_status(store: Store, workflow: str | None) -> None:
-    """The table of items by state, status and age of the oldest."""
+    """The table of items by state, status and age of the oldest; then how many failed."""
     table = Table("workflow", "state", "status", "items", "oldest for", title="items by state")
     now = time.time()
-    for row in await store.state_counts(workflow):
+    counts = await store.state_counts(workflow)
+    for row in counts:
         table.add_row(
             f"{row.workflow}@{row.version}",
             row.state,
@@ -48,6 +50,15 @@ async def print_status(store: Store, workflow: str | None) -> None:
             age(now - row.oldest_entered_at),
         )
     console.print(table)
+    failed = sum(row.count for row in counts if row.status is ItemStatus.FAILED)
+    if failed:
+        console.print(
+            Text(
+                f"{failed} failed: `statewise items --status failed` lists them with why; "
+                f"redrive each once its workflow or command is fixed",
+                style="red",
+            )
+        )
 
 
 @app.command()
@@ -64,9 +75,13 @@ def items(
 
     async def show(store: Store) -> None:
         found = await store.list_items(workflow=workflow, state=state, status=status, limit=limit)
-        table = Table("key", "workflow", "state", "status", "in state for", "steps")
+        failed = [(i.workflow, i.key) for i in found if i.status is ItemStatus.FAILED]
+        why = await store.failures(failed)
+        columns = ["key", "workflow", "state", "status", "in state for", "steps"]
+        table = Table(*columns, *(["failed because"] if why else []))
         now = time.time()
         for item in found:
+            error = why.get((item.workflow, item.key))
             table.add_row(
                 item.key,
                 f"{item.workflow}@{item.version}",
@@ -74,6 +89,7 @@ def items(
                 status_cell(item.status),
                 age(now - item.entered_at),
                 str(item.seq),
+                *([failure_cell(error)] if why else []),
             )
         console.print(table)
 
@@ -117,7 +133,7 @@ def history(
                 else "",
                 f"{r.duration * 1000:.0f}ms" if r.duration is not None else "",
                 _usage(r.usage),
-                Text(f"{r.error['kind']}: {r.error['message']}", style="red") if r.error else "",
+                failure_cell(r.error),
             )
         console.print(table)
 

@@ -28,6 +28,7 @@ from statewise.cli.common import (
     console,
     data_option,
     fail,
+    failure_cell,
     id_argument,
     run_async,
     status_cell,
@@ -78,6 +79,8 @@ def _print_view(view: ItemView) -> None:
         f"state {item.state} for {age(now - item.entered_at)} (visit {item.visit}), "
         f"{item.seq} steps"
     )
+    if view.failure is not None:
+        console.print(Text("failed because: ", style="red").append(failure_cell(view.failure)))
     console.print("context:")
     console.print_json(json.dumps(dict(item.context), default=str))
     work = Table("pending", "what", "state", "due / lease", title="pending work")

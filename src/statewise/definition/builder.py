@@ -30,6 +30,7 @@ from typing import Any, Literal, Required, Self, TypedDict, Unpack
 
 from statewise.definition.agent_rules import agent_of
 from statewise.definition.durations import format_duration, parse_duration, timer_event
+from statewise.definition.escalation import added_by_statewise
 from statewise.definition.loader import definition_from_document
 from statewise.definition.model import (
     DEFAULT_ESCALATION,
@@ -54,7 +55,6 @@ from statewise.definition.model import (
     Transition,
 )
 from statewise.definition.schema import Document, Locations, Path, dump_document
-from statewise.definition.validation import ESCALATION_NOTE
 from statewise.errors import Problem
 
 _DURATION_FIELDS = ("backoff", "max_backoff", "timeout")
@@ -190,8 +190,9 @@ class Workflow:
             name: The workflow's name.
             version: Its version; items keep running on the version they started with.
             description: Free text for people.
-            escalation: Where unhandled errors and exhausted budgets go; by default a final
-                state `escalated` is added.
+            escalation: Where business escalations go (retries spent, a command's refusal,
+                a visit budget used up, an overdue task); by default a human state
+                `escalated` with a task in queue `escalations` is added.
             events: Declared external events, name -> description or
                 ``{"description": ..., "data": JSON Schema}``; enables event checks, and an
                 event whose data does not fit its ``data`` schema is refused.
@@ -490,7 +491,7 @@ def to_yaml(definition: Definition, *, inputs: Sequence[str] | None = None) -> s
     """YAML for any definition that ``loads`` reads back to an equal definition.
 
     ``inputs`` are written as the file's declaration; the model does not keep them. The
-    escalation state statewise added itself is left out, as it will be added again.
+    escalation states statewise added itself are left out, as they will be added again.
     """
     data: dict[str, Any] = {"workflow": definition.name, "version": definition.version}
     if definition.description:
@@ -508,7 +509,7 @@ def to_yaml(definition: Definition, *, inputs: Sequence[str] | None = None) -> s
     data["states"] = {
         state.name: _state_data(state, definition.agents)
         for state in definition.states.values()
-        if not (state.name == definition.escalation and state.description == ESCALATION_NOTE)
+        if not added_by_statewise(state)
     }
     return dump_document(data)
 

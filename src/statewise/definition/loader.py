@@ -18,6 +18,7 @@ from pydantic_core import ErrorDetails
 
 from statewise.conditions import Condition, ConditionSyntaxError, compile_condition
 from statewise.definition.durations import parse_duration, timer_event
+from statewise.definition.escalation import escalation_states
 from statewise.definition.model import (
     DEFAULT_ESCALATION,
     DEFAULT_RETRY,
@@ -59,7 +60,7 @@ from statewise.definition.schema import (
     allowed_keys,
     suggest,
 )
-from statewise.definition.validation import ESCALATION_NOTE, Declarations, validate
+from statewise.definition.validation import Declarations, validate
 from statewise.errors import DefinitionError, Problem
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -343,7 +344,8 @@ class _Converter:
         states = {name: self.state(name, schema) for name, schema in parsed.items()}
         escalation = top.escalation or DEFAULT_ESCALATION
         if escalation == DEFAULT_ESCALATION and escalation not in top.states:
-            states[escalation] = State(escalation, StateKind.FINAL, description=ESCALATION_NOTE)
+            # A state the workflow declares under an added name stays; validation says so.
+            states.update({n: s for n, s in escalation_states().items() if n not in top.states})
         initial = next((s.name for s in states.values() if s.kind is StateKind.INITIAL), "")
         return Definition(
             name=top.workflow,

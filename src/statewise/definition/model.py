@@ -38,11 +38,19 @@ class StateKind(StrEnum):
 
 
 class ErrorKind(StrEnum):
-    """How a failed command is classified; retry policies and transitions route on it."""
+    """How a failed command is classified; retry policies and transitions route on it.
+
+    ``permanent`` is a failure the command raised on purpose (``PermanentError``, or any
+    ``CommandError``), a business outcome that escalates when no ``on: error`` takes it;
+    ``command_error`` is an exception it did not mean to raise (a TypeError, a KeyError: a
+    bug), and ``invalid_output`` a result it could not make usable: those two fail the item
+    as defects when no ``on: error`` takes them.
+    """
 
     TRANSIENT = "transient"
     INVALID_OUTPUT = "invalid_output"
     PERMANENT = "permanent"
+    COMMAND_ERROR = "command_error"
 
 
 class JoinKind(StrEnum):

@@ -19,6 +19,7 @@ from statewise.definition.agent_rules import (
     state_commands,
 )
 from statewise.definition.data_schema import schema_error
+from statewise.definition.escalation import ESCALATION_OUTCOMES, added_by_statewise
 from statewise.definition.graph import fails, strongly_connected, successors, targets
 from statewise.definition.model import (
     DONE_EVENT,
@@ -36,7 +37,6 @@ from statewise.definition.schema import Path, suggest
 from statewise.errors import Problem
 
 Locate = Callable[[Path], Location]
-ESCALATION_NOTE = "added by statewise: unhandled errors end here"
 _COMPREHENSION = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
 
 
@@ -164,7 +164,7 @@ def _check_references(c: _Checker) -> None:
         c.report(
             f"escalation state `{c.definition.escalation}` is not declared"
             f"{suggest(c.definition.escalation, names)}; declare it as a state or remove "
-            f"`escalation:` to get a final `escalated` state",
+            f"`escalation:` to get the default `escalated` state, a person's task",
             ("escalation",),
         )
 
@@ -325,6 +325,8 @@ def _check_declared_events(c: _Checker) -> None:
                 ("events", name),
             )
     for state in c.states:
+        if added_by_statewise(state):  # its outcomes are statewise's, not the workflow's
+            continue
         for index, transition in enumerate(state.transitions):
             if (
                 transition.after is None
@@ -394,7 +396,7 @@ def _check_leaves_on_entry(c: _Checker) -> None:
     """A state that neither runs, waits nor fans out fires ``done`` at once, on entry.
 
     With only ``on: <event>`` transitions nothing matches that ``done``, so every item that
-    enters escalates there and then: the author almost always meant a waiting state.
+    enters fails there and then (a defect): the author almost always meant a waiting state.
     """
     for state in c.states:
         if state.kind not in (StateKind.NORMAL, StateKind.INITIAL) or state.command is not None:
@@ -412,7 +414,7 @@ def _check_leaves_on_entry(c: _Checker) -> None:
         )
         c.report(
             f"state `{state.name}` runs no command and has no `done` transition, so every item "
-            f"escalates the moment it enters (nothing can fire on entry; it only has {awaited}); "
+            f"fails the moment it enters (nothing can fire on entry; it only has {awaited}); "
             f"did you mean `kind: waiting`?{fix}",
             ("states", state.name, "kind"),
         )
@@ -422,9 +424,11 @@ def _check_variables(c: _Checker) -> None:
     inputs = c.declared.inputs
     if inputs is None or not c.complete:
         return
-    results = {cmd.result for s in c.states for _, cmd in state_commands(s)}
-    results |= {s.task.result for s in c.states if s.task is not None}  # a person's decision
-    events = set(c.definition.external_events()) | set(c.definition.events or ())
+    own = [s for s in c.states if not added_by_statewise(s)]  # no condition reads those
+    results = {cmd.result for s in own for _, cmd in state_commands(s)}
+    results |= {s.task.result for s in own if s.task is not None}  # a person's decision
+    events = {t.on for s in own for t in s.transitions if t.after is None and _is_external(t)}
+    events |= set(c.definition.events or ())
     known = set(inputs) | results | events | ENGINE_FACTS
     for path, condition in _conditions(c.definition):
         local = set(_COMPREHENSION.findall(condition.source))
@@ -536,16 +540,12 @@ def _check_reachable(c: _Checker) -> None:
                 seen.add(target)
                 todo.append(target)
     for state in c.states:
-        if state.name not in seen and not _synthesised(c.definition, state):
+        if state.name not in seen and not added_by_statewise(state):
             c.report(
                 f"state `{state.name}` can never be reached from the initial state "
                 f"`{initial}`; add a transition to it or remove it",
                 ("states", state.name),
             )
-
-
-def _synthesised(definition: Definition, state: State) -> bool:
-    return state.name == definition.escalation and state.description == ESCALATION_NOTE
 
 
 def _check_loops(c: _Checker) -> None:
@@ -751,6 +751,26 @@ def _not_a_number_field(schema: Mapping[str, object], fields: tuple[str, ...]) -
     return None
 
 
+def _check_escalation_names(c: _Checker) -> None:
+    """The added escalation task ends in states of its own; a declared one of that name clashes.
+
+    Neither may silently stand in for the other: the workflow's state would end escalated
+    items it never meant to, or the added one would hide the workflow's.
+    """
+    escalated = c.definition.states.get(c.definition.escalation)
+    if escalated is None or not added_by_statewise(escalated):
+        return
+    for outcome, name in ESCALATION_OUTCOMES.items():
+        declared = c.definition.states.get(name)
+        if declared is not None and not added_by_statewise(declared):
+            c.report(
+                f"state `{name}` has the name of the final state statewise adds for the "
+                f"`{outcome}` outcome of the default `escalated` task; rename it, or declare "
+                f"your own escalation state (a state `escalated`, or `escalation: <state>`)",
+                ("states", name),
+            )
+
+
 def _check_alerts(c: _Checker) -> None:
     names = list(c.definition.states) + sorted(c.unparsed)
     for index, alert in enumerate(c.definition.alerts):
@@ -763,6 +783,7 @@ def _check_alerts(c: _Checker) -> None:
 
 _RULES: tuple[Callable[[_Checker], None], ...] = (
     _check_references,
+    _check_escalation_names,
     _check_human,
     _check_reviews,
     _check_alerts,

@@ -18,7 +18,9 @@ from statewise.definition.model import (
     State,
     StateKind,
 )
+from statewise.engine.defects import DEFECT_NOTE, ROUTABLE_DEFECTS, DefectKind, defect_kind
 from statewise.engine.effects import (
+    CancelCommands,
     CancelTimers,
     CloseTask,
     Effect,
@@ -48,9 +50,11 @@ JSON = Any
 
 # A step that hops through more states than this is looping without a budget; it escalates.
 MAX_HOPS = 100
-# Past this many, even the escalation state loops (it is not final and leads back into the
-# cycle): nothing in the definition can stop the item, so it is quarantined.
+# Past this many, even the escalation state loops (it neither waits nor ends, and leads back
+# into the cycle): nothing in the definition can stop the item, so it is quarantined.
 HARD_MAX_HOPS = MAX_HOPS + MAX_HOPS // 2
+# The audit row of a late result nobody waited for: the only row a stopped item still gets.
+RESULT_IGNORED = "result_ignored"
 
 
 def _command_name(definition: Definition, state: str, branch: str | None) -> str | None:
@@ -164,10 +168,13 @@ class StepBuilder:
     def fire(self, event: str, hop: Hop, *, strict: bool = False) -> bool:
         """Take the first matching transition on ``event``; False when none matched.
 
-        A ``done`` or ``error`` that matches nothing escalates, so an item never stops
-        silently; unmatched external and timer events are left to the caller. A guard that
-        cannot be evaluated routes as ``error``, unless ``strict``: then its ConditionError is
-        raised, for a sender's event that must be refused rather than escalate the item.
+        A ``done`` or ``error`` that matches nothing never stops the item silently: an
+        unmatched ``done`` is a defect (the item fails), an unmatched ``error`` escalates or,
+        when the error is itself a defect (an unusable result, an unexpected exception),
+        fails the item. A guard that cannot be evaluated is a defect too, whatever ``on:
+        error`` says, unless ``strict``: then its ConditionError is raised, for a sender's
+        event that must be refused instead. Unmatched external and timer events are left to
+        the caller.
         """
         state = self.state
         guarded = any(t.when is not None for t in state.transitions if t.on == event)
@@ -176,29 +183,49 @@ class StepBuilder:
         except ConditionError as exc:
             if strict:
                 raise
-            failure = {"kind": "condition", "message": str(exc)}
-            if event == ERROR_EVENT:
-                self.escalate(replace(hop, error=failure))
-                return True
-            return self.fire(ERROR_EVENT, replace(hop, event=ERROR_EVENT, error=failure))
+            self.fail_defect(hop, DefectKind.CONDITION, str(exc))
+            return True
         if selection is not None:
             self.enter(selection.transition.target, hop, selection)
             return True
         if event == ERROR_EVENT:
-            self.escalate(hop)
+            kind = defect_kind(hop.error)
+            if kind in ROUTABLE_DEFECTS and kind is not None and hop.error is not None:
+                self.fail_defect(hop, kind, hop.error["message"])
+            else:
+                self.escalate(hop)
             return True
         if event == DONE_EVENT:
-            failure = {
-                "kind": "no_transition",
-                "message": f"no transition from {self.state.name!r} matched event 'done'",
-            }
-            return self.fire(ERROR_EVENT, replace(hop, event=ERROR_EVENT, error=failure))
+            message = f"no transition from {state.name!r} matched event 'done'"
+            self.fail_defect(hop, DefectKind.NO_TRANSITION, message)
+            return True
         return False
 
     def escalate(self, hop: Hop) -> None:
         """Send the item to the workflow's escalation state, saying why in the audit row."""
         note = hop.note or f"unhandled error; escalated to {self.definition.escalation!r}"
         self.enter(self.definition.escalation, replace(hop, note=note))
+
+    def fail_defect(self, hop: Hop, kind: DefectKind, message: str) -> None:
+        """Fail the item where it stands: its workflow or a command is broken (``defects``).
+
+        The audit row keeps what ``hop`` carried (the command, its attempt and cost) with the
+        defect as its error; an error the hop was routing is named in the message. Pending
+        work goes, as when an item is quarantined: nothing may move a failed item but an
+        operator.
+        """
+        routed = hop.error
+        if routed is not None and routed.get("kind") != kind:
+            message = f"{message} (while routing {routed.get('kind')}: {routed.get('message')})"
+        self.effects.extend((CancelTimers(), CancelCommands()))
+        if self.state.kind is StateKind.HUMAN:
+            self.close_task("cancelled")
+        self.status = ItemStatus.FAILED
+        self.retrying = False
+        self.moved = True
+        note = f"{hop.note}; {DEFECT_NOTE}" if hop.note else DEFECT_NOTE
+        error = {"kind": str(kind), "message": message}
+        self.record(replace(hop, error=error, note=note), to_state=self.state_name)
 
     def enter(
         self, target: str, hop: Hop, selection: Selection | None = None, budget: bool = True
@@ -211,7 +238,8 @@ class StepBuilder:
         if self.hops > HARD_MAX_HOPS:
             raise ItemFailure(
                 f"more than {HARD_MAX_HOPS} moves in one step: even the escalation state "
-                f"{self.definition.escalation!r} leads back into a loop; make it final"
+                f"{self.definition.escalation!r} leads back into a loop; make it a final or "
+                f"human state"
             )
         if self.hops > MAX_HOPS and target != self.definition.escalation:
             loop_error = {"kind": "loop", "message": f"more than {MAX_HOPS} moves in one step"}
@@ -339,7 +367,7 @@ class StepBuilder:
             return StepResult(self.original, Outcome.IGNORED)
         over = f"branch {event.branch!r}" if event.branch is not None else "attempt"
         hop = Hop(
-            event="result_ignored",
+            event=RESULT_IGNORED,
             kind="command",
             command=_command_name(self.definition, event.state, event.branch),
             branch=event.branch,

@@ -15,11 +15,12 @@ JSON = Any
 class ItemStatus(StrEnum):
     """Where an item stands overall; derived from the kind of state it is in.
 
-    ``FAILED`` is a quarantined item: something it carries (an unknown version, a value that
-    cannot be stored, a loop past every budget) stopped it alone; its audit trail says why and
-    it holds no pending work. ``PAUSED`` and ``CANCELLED`` items were stopped by an operator
-    and hold no pending work either: a paused item resumes into its state afresh; a cancelled
-    one moves again only when redriven.
+    ``FAILED`` is an item stopped alone, holding no pending work, with its audit trail saying
+    why: a defect in its workflow or a command (``statewise.engine.defects``), or something it
+    carries that makes stepping it impossible (an unknown version, a value that cannot be
+    stored, a loop past every budget), for which it is quarantined. ``PAUSED`` and
+    ``CANCELLED`` items were stopped by an operator and hold no pending work either: a paused
+    item resumes into its state afresh; a cancelled one moves again only when redriven.
     """
 
     ACTIVE = "active"

@@ -10,16 +10,21 @@ operator and their reason.
 from __future__ import annotations
 
 import difflib
+from dataclasses import replace
 
+from statewise.definition.model import DONE_EVENT, Definition
 from statewise.engine.builder import StepBuilder
+from statewise.engine.defects import DefectKind, defect_kind, defect_of
 from statewise.engine.effects import CancelCommands, CancelTimers
 from statewise.engine.events import Operate, Operation
-from statewise.engine.item import ItemStatus
+from statewise.engine.item import HistoryRecord, Item, ItemStatus
 from statewise.engine.result import Hop, StepResult
 from statewise.errors import InvalidEventError
 
 _ENTERS = {Operation.RETRY: "redrive", Operation.MOVE: "moved", Operation.RESUME: "resumed"}
 _STOPS = {Operation.PAUSE: ItemStatus.PAUSED, Operation.CANCEL: ItemStatus.CANCELLED}
+# The defects of deciding where to go after a state's work, which its result alone decides.
+_DECISION_DEFECTS = (DefectKind.CONDITION, DefectKind.NO_TRANSITION)
 # The statuses each operation may start from; RETRY and MOVE may start from any.
 _ALLOWED_FROM = {
     Operation.PAUSE: (ItemStatus.ACTIVE, ItemStatus.WAITING),
@@ -81,3 +86,29 @@ def _stop(builder: StepBuilder, event: Operate, status: ItemStatus) -> StepResul
         to_state=builder.state_name,
     )
     return builder.result()
+
+
+def redrive_defect(
+    definition: Definition,
+    item: Item,
+    event: Operate,
+    failure: HistoryRecord | None,
+    now: float,
+) -> HistoryRecord | None:
+    """The defect that redriving ``item`` with ``event`` would fail it with again, if any.
+
+    ``step`` is pure, so the redrive is computed here and thrown away: a defect in the step
+    itself (the state it enters cannot decide where to go) shows at once. A retry of the
+    state whose ``done`` met a defect (``failure``: a condition on its command's result, no
+    matching transition) runs that ``done`` again on the result the item holds, since a
+    command that returns the same would meet the same defect. Returns the defect's audit row.
+    """
+    found = defect_of(operate(StepBuilder(definition, item, now), event))
+    if found is not None or event.operation is not Operation.RETRY or failure is None:
+        return found
+    decided_on_done = failure.event == DONE_EVENT and failure.from_state == event.target
+    if not decided_on_done or defect_kind(failure.error) not in _DECISION_DEFECTS:
+        return None
+    again = StepBuilder(definition, replace(item, status=ItemStatus.ACTIVE), now)
+    again.fire(DONE_EVENT, Hop(event=DONE_EVENT, kind="automatic"))
+    return defect_of(again.result())

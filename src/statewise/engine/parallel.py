@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from statewise.definition.model import DONE_EVENT, ERROR_EVENT, Command, JoinKind, Parallel, State
+from statewise.engine.defects import ROUTABLE_DEFECTS, DefectKind, defect_kind
 from statewise.engine.events import CommandFailed, CommandSucceeded
 from statewise.engine.item import BranchRun, BranchStatus
 from statewise.engine.result import Hop, Outcome, StepResult
@@ -27,15 +28,16 @@ def fan_out(builder: StepBuilder, state: State) -> None:
     parallel = state.parallel
     assert parallel is not None, "validated at load: parallel states declare branches"
     if parallel.over is not None:
+        hop = Hop(event="enter", kind="parallel")
         try:
-            elements = parallel.over.evaluate(builder.facts(Hop(event="enter", kind="parallel")))
+            elements = parallel.over.evaluate(builder.facts(hop))
         except ConditionError as exc:
-            _fail(builder, "condition", str(exc))
+            builder.fail_defect(hop, DefectKind.CONDITION, str(exc))
             return
         if not isinstance(elements, list):
-            _fail(
-                builder,
-                "condition",
+            builder.fail_defect(
+                hop,
+                DefectKind.CONDITION,
                 f"map over `{parallel.over.source}` gave {type(elements).__name__}, not a list",
             )
             return
@@ -101,7 +103,7 @@ def on_branch_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
         return builder.result()
     _update(builder, run, BranchStatus.FAILED)
     builder.record(hop)
-    if not _settle(builder, state):
+    if not _settle(builder, state, hop):
         _launch_pending(builder, state)
     return builder.result()
 
@@ -180,8 +182,13 @@ def _launch_pending(builder: StepBuilder, state: State) -> None:
             running += 1
 
 
-def _settle(builder: StepBuilder, state: State) -> bool:
-    """Fire ``done`` once the join is met, ``error`` once it never can be; True if it fired."""
+def _settle(builder: StepBuilder, state: State, failure: Hop | None = None) -> bool:
+    """Fire ``done`` once the join is met, ``error`` once it never can be; True if it fired.
+
+    When the branch ``failure`` that made the join impossible failed with a defect (an
+    unusable result, an unexpected exception), the ``error`` carries that defect's kind, so
+    an unhandled one fails the item instead of escalating it.
+    """
     parallel = state.parallel
     assert parallel is not None
     runs = builder.branches
@@ -197,11 +204,16 @@ def _settle(builder: StepBuilder, state: State) -> bool:
         builder.fire(DONE_EVENT, met)
         return True
     if len(runs) - len(failed) < needed:
-        _fail(builder, "join", f"join {parallel.join} cannot be met; failed branches: {failed}")
+        message = f"join {parallel.join} cannot be met; failed branches: {failed}"
+        error = _join_error(message, failure)
+        builder.fire(ERROR_EVENT, Hop(event=ERROR_EVENT, kind="parallel", error=error))
         return True
     return False
 
 
-def _fail(builder: StepBuilder, kind: str, message: str) -> None:
-    error = {"kind": kind, "message": message}
-    builder.fire(ERROR_EVENT, Hop(event=ERROR_EVENT, kind="parallel", error=error))
+def _join_error(message: str, failure: Hop | None) -> dict[str, str]:
+    """The join's ``error``: kind ``join``, or the defect of the branch that made it fail."""
+    cause = None if failure is None else failure.error
+    if failure is None or cause is None or defect_kind(cause) not in ROUTABLE_DEFECTS:
+        return {"kind": "join", "message": message}
+    return {"kind": cause["kind"], "message": f"{message}; {failure.branch}: {cause['message']}"}

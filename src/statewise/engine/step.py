@@ -92,8 +92,8 @@ def step(definition: Definition, item: Item, event: Event, now: float) -> StepRe
 
 _STOPPED = (ItemStatus.DONE, ItemStatus.FAILED, ItemStatus.PAUSED, ItemStatus.CANCELLED)
 _WHY_STOPPED = {
-    ItemStatus.FAILED: "failed and is quarantined in state {state!r} (its history says why); "
-    "it accepts no events until it is redriven",
+    ItemStatus.FAILED: "failed in state {state!r} (a defect, or something it carries; its "
+    "history says why); it accepts no events until it is redriven",
     ItemStatus.DONE: "is finished (in final state {state!r}); it accepts no more events",
     ItemStatus.PAUSED: "is paused in state {state!r}; resume it first",
     ItemStatus.CANCELLED: "was cancelled in state {state!r}; redrive it to move it again",

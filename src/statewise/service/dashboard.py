@@ -46,7 +46,7 @@ from statewise.service.auth import (
 from statewise.service.errors import public_message
 from statewise.service.paths import ITEM, segment
 from statewise.service.security import keep_login_csrf, login_csrf, login_csrf_ok
-from statewise.store.base import ItemFilter, Session, Task
+from statewise.store.base import ItemFilter, Session, StateCount, Task
 from statewise.store.quality import Bucket
 
 HERE = Path(__file__).parent
@@ -165,9 +165,8 @@ async def _overview(ctx: Context) -> dict[str, Any]:
                 entry = by_state.setdefault(row.state, [0, now])
                 entry[0] += row.count
                 entry[1] = min(entry[1], row.oldest_entered_at)
-        done = {
-            r.state: r.count for r in counts if r.workflow == name and r.status is ItemStatus.DONE
-        }
+        done = _counts_by_state(counts, name, ItemStatus.DONE)
+        failed = _counts_by_state(counts, name, ItemStatus.FAILED)
         live = {state: int(entry[0]) for state, entry in by_state.items()}
         svg = to_svg(definition, {s: live.get(s, 0) + done.get(s, 0) for s in definition.states})
         rows = []
@@ -184,24 +183,44 @@ async def _overview(ctx: Context) -> dict[str, Any]:
                     "left": figures.left if figures else 0,
                     "p50": _seconds(figures.dwell_p50 if figures else None),
                     "p95": _seconds(figures.dwell_p95 if figures else None),
+                    "failed": failed.get(state, 0),
                     "failures": figures.failures if figures else 0,
                     "retries": figures.retries if figures else 0,
                     "cost": f"{figures.cost:.4f}" if figures and figures.cost else "",
                 }
             )
-        flows.append({"definition": definition, "svg": _coloured(svg, rows), "rows": rows})
+        flows.append(
+            {
+                "definition": definition,
+                "svg": _coloured(svg, rows),
+                "rows": rows,
+                "failed": sum(failed.values()),
+            }
+        )
     return {"flows": flows, "alerts": [_alert_view(a) for a in alerts]}
 
 
-def _coloured(svg: str, rows: list[dict[str, Any]]) -> str:
-    """The graph with each state's box classed by its alert level (dashboard.css colours it).
+def _counts_by_state(counts: list[StateCount], workflow: str, status: ItemStatus) -> dict[str, int]:
+    """How many of ``workflow``'s items (any version) are in each state with ``status``."""
+    found: dict[str, int] = {}
+    for row in counts:
+        if row.workflow == workflow and row.status is status:
+            found[row.state] = found.get(row.state, 0) + row.count
+    return found
 
-    A class, not a ``<style>`` element: the dashboard's CSP allows no inline style.
+
+def _coloured(svg: str, rows: list[dict[str, Any]]) -> str:
+    """The graph with each state's box classed by its alert level and failed items.
+
+    dashboard.css colours them. A class, not a ``<style>`` element: the dashboard's CSP allows
+    no inline style.
     """
     level = {html.escape(row["state"], quote=True): row["severity"] for row in rows}
+    failed = {html.escape(row["state"], quote=True) for row in rows if row["failed"]}
 
     def classed(match: re.Match[str]) -> str:
-        return f'<g class="state alert-{level.get(match[1], "ok")}" data-state="{match[1]}"'
+        flag = " has-failed" if match[1] in failed else ""
+        return f'<g class="state alert-{level.get(match[1], "ok")}{flag}" data-state="{match[1]}"'
 
     return _STATE_BOX.sub(classed, svg)
 
@@ -249,11 +268,13 @@ async def items_page(
         return _page(
             request, "items.html", session, error=public_message(exc), items=[], total=0, **shown
         )
+    failed = [(item.workflow, item.key) for item, _ in page if item.status is ItemStatus.FAILED]
     return _page(
         request,
         "items.html",
         session,
         items=[item for item, _ in page],
+        failures=await ctx.store.failures(failed),
         next_cursor=encode_cursor(page[-1][1]) if len(page) == 50 else None,
         total=await ctx.store.count_items(where),
         **shown,

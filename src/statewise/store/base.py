@@ -555,6 +555,16 @@ class Store(ABC):
         """The audit trail of one item, in order."""
 
     @abstractmethod
+    async def failures(
+        self, refs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, str]]:
+        """Why each of these (workflow, key) items failed: the error of its failure row.
+
+        That is its last audit row but for late results it ignored; an item whose failure row
+        has no error (it is not failed) is left out. One round trip for a page of items.
+        """
+
+    @abstractmethod
     async def costs(self, workflow: str | None = None) -> list[CostRow]:
         """Model usage from the audit trail, summed by workflow, state, agent and model."""
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
+from statewise.engine.builder import RESULT_IGNORED
 from statewise.engine.item import HistoryRecord, Item, ItemStatus
 from statewise.errors import NotFoundError
 from statewise.store import codec
@@ -103,6 +105,33 @@ def history_txn(
         (item.workflow, item.key),
     )
     return [codec.decode_history(*row) for row in rows]
+
+
+def failures_txn(
+    db: Connection, dialect: Dialect, refs: Sequence[Ref]
+) -> dict[Ref, dict[str, str]]:
+    """Why each of these items failed: the ``error`` of its last row, late results aside.
+
+    A failed item takes no step after the one that failed it but late results it ignores
+    (rows ``result_ignored``), so its last other row is its failure (a defect, a quarantine).
+    Items whose last row has no error are left out.
+    """
+    refs = list(dict.fromkeys(refs))
+    if not refs:
+        return {}
+    found = {
+        row[0]: (row[1], row[2]) for row in dialect.select_items_txn(db, "id, workflow, key", refs)
+    }
+    if not found:
+        return {}
+    condition, params = dialect.any_of("h.item_id", list(found))
+    rows = db.execute(
+        f"SELECT h.item_id, h.detail FROM history h WHERE {condition} AND h.seq = "
+        "(SELECT MAX(l.seq) FROM history l WHERE l.item_id = h.item_id AND l.event <> ?)",
+        [*params, RESULT_IGNORED],
+    )
+    errors = {item_id: json.loads(detail).get("error") for item_id, detail in rows}
+    return {found[item_id]: error for item_id, error in errors.items() if error}
 
 
 def costs_txn(db: Connection, dialect: Dialect, workflow: str | None) -> list[CostRow]:

@@ -218,6 +218,12 @@ class SQLStore(Store, Dialect):
         """Audit rows of one item, by seq."""
         return await self._read(queries.history_txn, self, workflow, key)
 
+    async def failures(
+        self, refs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, str]]:
+        """Why each of these items failed, from its failure row."""
+        return await self._read(queries.failures_txn, self, refs)
+
     async def costs(self, workflow: str | None = None) -> list[CostRow]:
         """Model usage summed by workflow, state, agent and model."""
         return await self._read(queries.costs_txn, self, workflow)

@@ -43,7 +43,6 @@ from statewise.errors import (
     CommandError,
     InvalidOutputError,
     NotFoundError,
-    PermanentError,
     TransientError,
 )
 from statewise.inputs import INTEGERS, InputLimits, check_value
@@ -423,14 +422,19 @@ def _plain(value: JSON, room: int) -> JSON:
 
 
 def classify(exc: BaseException) -> tuple[ErrorKind, str]:
-    """Map an exception onto the error kinds retry policies and transitions route on."""
+    """Map an exception onto the error kinds retry policies and transitions route on.
+
+    Any ``CommandError`` the command raised on purpose (``PermanentError``, or the base class)
+    is a permanent business failure; any other exception (a TypeError, a KeyError) is one it
+    did not mean to raise, a ``command_error``: a defect in the command.
+    """
     if isinstance(exc, (TransientError, *_TRANSIENT_BUILTINS)):
         return ErrorKind.TRANSIENT, _describe(exc)
     if isinstance(exc, InvalidOutputError):
         return ErrorKind.INVALID_OUTPUT, _describe(exc)
-    if isinstance(exc, PermanentError | NotFoundError):
+    if isinstance(exc, CommandError | NotFoundError):
         return ErrorKind.PERMANENT, _describe(exc)
-    return ErrorKind.PERMANENT, f"{type(exc).__name__}: {exc}"
+    return ErrorKind.COMMAND_ERROR, f"{type(exc).__name__}: {exc}"
 
 
 def _describe(exc: BaseException) -> str:

@@ -212,9 +212,11 @@ class ItemWriter:
                 raise StoreError(f"{what} for item {key!r} cannot be stored: {outcome.error}")
             if outcome.status is CommitStatus.COMMITTED:
                 if result.item.status is ItemStatus.FAILED and item.status is not ItemStatus.FAILED:
+                    error = result.history[-1].error or {}
                     raise ItemFailure(
-                        f"item {key!r} failed on {what} and was quarantined: "
-                        f"{result.history[-1].error}"
+                        f"item {key!r} failed on {what}, in state {result.item.state!r}: "
+                        f"{error.get('kind')}: {error.get('message')} (its history says more; "
+                        f"`statewise items --status failed` lists it)"
                     )
                 return result.item
         raise StaleLeaseError(f"item {key!r} kept changing while {what} was applied; retry")

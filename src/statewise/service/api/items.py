@@ -23,8 +23,8 @@ from statewise.store.base import ItemFilter
 router = APIRouter(prefix="/api", tags=["items"])
 
 
-def item_summary(item: Item) -> dict[str, Any]:
-    """An item without its context, as listings show it."""
+def item_summary(item: Item, failure: dict[str, str] | None = None) -> dict[str, Any]:
+    """An item without its context, as listings show it; ``failure`` says why it failed."""
     return {
         "workflow": item.workflow,
         "version": item.version,
@@ -34,6 +34,7 @@ def item_summary(item: Item) -> dict[str, Any]:
         "entered_at": item.entered_at,
         "updated_at": item.updated_at,
         "seq": item.seq,
+        "failure": failure,
     }
 
 
@@ -61,7 +62,10 @@ async def start_batch(body: StartBatch, ctx: Context, who: Operator) -> dict[str
     return {"created": report.created, "existing": report.existing, "rejected": report.rejected}
 
 
-@router.get("/items", summary="Items matching filters, longest in their state first")
+@router.get(
+    "/items",
+    summary="Items matching filters, longest in their state first; a failed one says why",
+)
 async def list_items(
     ctx: Context,
     _: Viewer,
@@ -78,8 +82,10 @@ async def list_items(
     where = item_filter(ctx.clock(), workflow, state, status, older_than, q)
     page = await ctx.store.find_items(where, limit=limit, after=decode_cursor(cursor))
     following = encode_cursor(page[-1][1]) if len(page) == limit else None
+    failed = [(item.workflow, item.key) for item, _ in page if item.status is ItemStatus.FAILED]
+    failures = await ctx.store.failures(failed)
     return {
-        "items": [item_summary(item) for item, _ in page],
+        "items": [item_summary(item, failures.get((item.workflow, item.key))) for item, _ in page],
         "next_cursor": following,
         "total": await ctx.store.count_items(where),
     }
