@@ -638,7 +638,7 @@ def test_a_failed_item_shows_in_red_in_status_items_and_its_history(
     _quarantine(db, "s1", "workflow review@7 is not known to any worker")
     monkeypatch.setattr(
         "statewise.cli.inspecting.console",
-        Console(markup=False, force_terminal=True, color_system="standard", width=200),
+        Console(markup=False, force_terminal=True, color_system="standard", width=240),
     )
     red = "\x1b[31m"
     code, output = invoke("status", "--db", db)

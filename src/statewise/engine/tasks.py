@@ -58,6 +58,7 @@ def decide(builder: StepBuilder, event: TaskDecided) -> StepResult:
             "comment": event.comment,
             "data": event.data,
         },
+        output=decision,
     )
     if not builder.fire(event.outcome, hop):
         raise InvalidEventError(
