@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import subprocess
 import sys
@@ -386,6 +387,11 @@ def test_a_workflow_with_agents_runs_on_the_offline_model(tmp_path: Path) -> Non
     row = json.loads(output.splitlines()[-1])
     assert (row["to_state"], row["command"]) == ("billing", "agent:classifier")
     assert row["usage"]["agent"] == "classifier" and row["usage"]["cost"] == 0.0
+    assert row["output"] == {"category": "billing"} and row["visit"] == 1
+    instructions = hashlib.sha256(b"Classify the inquiry.").hexdigest()[:12]
+    assert (row["usage"]["model"], row["usage"]["output_mode"], row["usage"]["instructions"]) == (
+        "local:all-MiniLM-L6-v2", "local", instructions
+    )  # fmt: skip
     code, output = invoke("history", "b", "--db", db, "--format", "jsonl")
     assert json.loads(output.splitlines()[-1])["to_state"] == "shipping"
     code, output = invoke("costs", "--db", db)

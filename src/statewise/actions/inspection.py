@@ -160,13 +160,19 @@ def history_json(record: HistoryRecord) -> dict[str, JSON]:
 
 
 def output_reason(output: JSON) -> str | None:
-    """What an output says about why (its ``reason``, ``rationale``, ...), if it says so."""
+    """What an output says about why (its ``reason``, ``rationale``, ...), if it says so.
+
+    Shown beside the decision on one line: control characters and runs of white space become
+    single spaces (the full text stays in the output).
+    """
     if not isinstance(output, Mapping):
         return None
     for name in REASON_FIELDS:
         value = output.get(name)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
+        if isinstance(value, str):
+            line = " ".join("".join(c if c.isprintable() else " " for c in value).split())
+            if line:
+                return line
     return None
 
 
