@@ -14,7 +14,7 @@ from typing import Any
 from statewise.definition.model import Command, Definition, State, StateKind, Transition
 from statewise.engine import CommandSucceeded, HistoryRecord, Item, StepResult, start, step
 from statewise.store import CommitStatus
-from statewise.store.codec import INLINE_OUTPUT_CHARS
+from statewise.store.codec import INLINE_ROW_CHARS
 from statewise.store.sql import SQLStore
 
 from .conftest import OpenStore, Query
@@ -22,7 +22,7 @@ from .helpers import T0, commit, invariant_holds, noted, run
 
 HOSTILE = "naïve \x00 ключ ✓ %/?"
 # Larger than what a row keeps inline, with NUL and non-ASCII text in it.
-LARGE = {"score": 40, "draft": "x" * INLINE_OUTPUT_CHARS + HOSTILE}
+LARGE = {"score": 40, "draft": "x" * INLINE_ROW_CHARS + HOSTILE}
 # score runs its command, then goes through revise (no command) into score again, for ever.
 LOOP = Definition(
     name="drafts",

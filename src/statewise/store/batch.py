@@ -81,12 +81,12 @@ def encode_step(result: StepResult) -> EncodedStep:
     payloads: list[tuple[str, str]] = []
     for r in result.history:
         inline = digest = None
+        detail = codec.encode_detail(r)
         if r.output is not None:
             text = encoded.get(id(r.output)) or codec.dumps(r.output)
-            inline, digest = codec.output_columns(text)
+            inline, digest = codec.output_columns(text, detail)
             if digest is not None:
                 payloads.append((digest, text))
-        detail = codec.encode_detail(r)
         history.append((r.seq, r.at, r.from_state, r.to_state, r.event, detail, inline, digest))
     return EncodedStep(
         codec.item_values(result.item),

@@ -28,8 +28,11 @@ STEP_COLUMNS = (
 )  # fmt: skip
 
 
-# Outputs up to this many characters of JSON are kept on their audit row, larger ones apart.
-INLINE_OUTPUT_CHARS = 1024
+# An output stays on its audit row while the row's detail and output together are at most
+# this many characters (about 1 KiB with the other columns): SQLite keeps such a row in its
+# b-tree page, where a longer one would spill into an overflow page of its own (4 KiB, mostly
+# empty). Larger outputs go to ``payloads``.
+INLINE_ROW_CHARS = 900
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
@@ -44,14 +47,15 @@ def dumps(value: JSON) -> str:
     return _ENCODER.encode(value)
 
 
-def output_columns(text: str) -> tuple[str | None, str | None]:
+def output_columns(text: str, detail: str) -> tuple[str | None, str | None]:
     """Where an audit row keeps an output's JSON text: ``(inline, None)`` or ``(None, hash)``.
 
-    A small output sits in ``history.output``; a larger one is named by the sha256 of its text
-    in ``history.output_hash`` and stored once per item in ``payloads``, so a loop or a retry
-    that produces the same large result again adds a hash, not a copy.
+    A small output sits in ``history.output``, as long as the row (its ``detail`` too) stays
+    within ``INLINE_ROW_CHARS``; a larger one is named by the sha256 of its text in
+    ``history.output_hash`` and stored once per item in ``payloads``, so a loop or a retry that
+    produces the same large result again adds a hash, not a copy.
     """
-    if len(text) <= INLINE_OUTPUT_CHARS:
+    if len(text) + len(detail) <= INLINE_ROW_CHARS:
         return text, None
     return None, hashlib.sha256(text.encode()).hexdigest()
 
