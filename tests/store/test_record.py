@@ -117,3 +117,4 @@ def test_a_stale_writers_large_output_leaves_no_payload(
 
     assert payloads_of(query, "k") == []
     assert [r.output for r in run(right.history(None, "k"))] == [{}, {"by": "left"}]
+    invariant_holds(right)
