@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import subprocess
 import sys
@@ -386,6 +387,11 @@ def test_a_workflow_with_agents_runs_on_the_offline_model(tmp_path: Path) -> Non
     row = json.loads(output.splitlines()[-1])
     assert (row["to_state"], row["command"]) == ("billing", "agent:classifier")
     assert row["usage"]["agent"] == "classifier" and row["usage"]["cost"] == 0.0
+    assert row["output"] == {"category": "billing"} and row["visit"] == 1
+    instructions = hashlib.sha256(b"Classify the inquiry.").hexdigest()[:12]
+    assert (row["usage"]["model"], row["usage"]["output_mode"], row["usage"]["instructions"]) == (
+        "local:all-MiniLM-L6-v2", "local", instructions
+    )  # fmt: skip
     code, output = invoke("history", "b", "--db", db, "--format", "jsonl")
     assert json.loads(output.splitlines()[-1])["to_state"] == "shipping"
     code, output = invoke("costs", "--db", db)
@@ -638,7 +644,7 @@ def test_a_failed_item_shows_in_red_in_status_items_and_its_history(
     _quarantine(db, "s1", "workflow review@7 is not known to any worker")
     monkeypatch.setattr(
         "statewise.cli.inspecting.console",
-        Console(markup=False, force_terminal=True, color_system="standard", width=200),
+        Console(markup=False, force_terminal=True, color_system="standard", width=240),
     )
     red = "\x1b[31m"
     code, output = invoke("status", "--db", db)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from typing import Any
 
@@ -12,7 +13,7 @@ from statewise.errors import InvalidOutputError
 from statewise.store.sqlite import SQLiteStore
 from statewise.worker.registry import CommandRegistry
 
-from .conftest import agent, on_anthropic, registered, workflow
+from .conftest import OPENAI_MODEL, agent, on_anthropic, registered, workflow
 from .servers import (
     FakeProvider,
     anthropic_text,
@@ -36,6 +37,11 @@ def system_prompt(body: dict[str, Any]) -> str:
     return message_text(body["messages"][0])
 
 
+def version_of(instructions: str) -> str:
+    """The short hash an agent's audit record names its instructions template by."""
+    return hashlib.sha256(instructions.encode()).hexdigest()[:12]
+
+
 def test_structured_output_over_openai_chat_completions(
     openai: FakeProvider, store: SQLiteStore
 ) -> None:
@@ -55,6 +61,8 @@ def test_structured_output_over_openai_chat_completions(
         assert result.usage["agent"] == "classifier"
         assert result.usage["provider"] == "openai"
         assert result.usage["model"] == "openai:gpt-4o-mini"
+        assert result.usage["output_mode"] == "tool"
+        assert result.usage["instructions"] == version_of(spec.instructions)
         assert (result.usage["input_tokens"], result.usage["output_tokens"]) == (100, 20)
         assert result.usage["outcome"] == "ok"
         assert result.usage["cached"] is False
@@ -109,8 +117,10 @@ def test_text_output_on_both_protocols(
 
     async def scenario() -> None:
         async with registered(store, workflow(writer, poet), openai=openai) as agents:
-            assert (await agents.run("writer", {})).value == "Dear customer, sorry."
+            wrote = await agents.run("writer", {})
+            assert wrote.value == "Dear customer, sorry."
             assert (await agents.run("poet", {})).value == "Refunds drift like leaves"
+        assert (wrote.usage["output_mode"], wrote.usage["model"]) == ("text", OPENAI_MODEL)
 
     asyncio.run(scenario())
     assert "tools" not in openai.requests[0].body
@@ -126,11 +136,36 @@ def test_native_output_mode_uses_the_json_schema_response_format(
         async with registered(store, workflow(spec), openai=openai) as agents:
             result = await agents.run("classifier", {"message": "hello"})
         assert result.value == {"category": "other", "urgent": False}
+        assert result.usage["output_mode"] == "native"
 
     asyncio.run(scenario())
     response_format = openai.requests[0].body["response_format"]
     assert response_format["type"] == "json_schema"
     assert response_format["json_schema"]["schema"]["properties"] == CATEGORY["properties"]
+
+
+def test_the_record_names_the_instructions_template_not_the_rendered_text(
+    openai: FakeProvider, store: SQLiteStore
+) -> None:
+    template = "Triage mail for {{ company }}."
+    first = agent(instructions=template, output=CATEGORY, settings={"output_mode": "prompted"})
+    edited = agent("edited", instructions=template + " Be brief.", output=CATEGORY)
+    reply = json.dumps({"category": "other", "urgent": False})
+    openai.reply(openai_text(reply), openai_text(reply))
+    openai.reply(openai_tool_call("final_result", {"category": "other", "urgent": False}))
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with registered(store, workflow(first, edited), openai=openai) as agents:
+            return [
+                (await agents.run("classifier", {"company": "Acme"})).usage,
+                (await agents.run("classifier", {"company": "Initech"}, key="item-2")).usage,
+                (await agents.run("edited", {"company": "Acme"})).usage,
+            ]
+
+    acme, initech, changed = asyncio.run(scenario())
+    assert acme["output_mode"] == "prompted" and changed["output_mode"] == "tool"
+    assert acme["instructions"] == initech["instructions"] == version_of(template)
+    assert changed["instructions"] == version_of(template + " Be brief.")
 
 
 def test_a_tool_is_called_then_the_output_given(openai: FakeProvider, store: SQLiteStore) -> None:

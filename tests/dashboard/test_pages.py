@@ -92,6 +92,10 @@ def test_a_reviewer_decides_a_task_through_its_form(page: Any, server: Server) -
     )  # fmt: skip
     page.goto(f"{server.url}/dashboard/items/review/{task['key']}")
     assert "checked the invoice" in page.inner_text("main")
+    decided = page.locator("tr", has_text="checked the invoice").locator("details")
+    assert not decided.locator("pre").is_visible()  # folded: its summary line only
+    decided.locator("summary").click()
+    assert decided.locator("pre").is_visible() and '"risk": "low"' in decided.inner_text()
     screenshot(page, "item-timeline")
 
 

@@ -161,6 +161,14 @@ def test_the_gate_combines_reviewer_rules_and_seo(ran: Ran) -> None:
 
 def test_a_revision_removes_health_claims_and_the_recheck_publishes(ran: Ran) -> None:
     assert gate_routes(ran, "CNT-3007") == [("revise", "else"), ("publish", AUTO)]
+    # Both rounds' scores stay in the record, though the context keeps only the last.
+    history = ran.history("CNT-3007")
+    gates = [(r.visit, r.output["score"]) for r in history if r.command == "brand_gate"]
+    assert [visit for visit, _ in gates] == [1, 2] and gates[0][1] < 60 and gates[1][1] >= 80
+    reviews = [r for r in history if r.usage and r.usage["agent"] == "brand_reviewer"]
+    assert [(r.visit, type(r.output["brand_score"])) for r in reviews] == [(1, int), (2, int)]
+    first_gate = next(r for r in history if r.command == "brand_gate")
+    assert first_gate.rejected and first_gate.rejected[0]["values"]["brand_gate.score"] < 60
     item = context(ran, "CNT-3007")
     assert item["copy"]["revision"] == 1
     assert item["copy"]["edits"] == [

@@ -14,7 +14,7 @@ import pytest
 from actions.conftest import PAYMENT_YAML
 from statewise.store import open_store
 
-from .conftest import Server, run_server
+from .conftest import Server, login_csrf, run_server
 
 EVENTS = "/api/items/payment/order-0/events"
 REFUSED = [
@@ -101,3 +101,33 @@ def test_refused_events_racing_a_good_one_leave_one_move_and_nothing_stuck(
         assert external == [("pay", "ship")]
         _settled(ops, "order-0", "paid")
     assert _stuck(payments) == []
+
+
+def test_an_events_data_and_the_guard_it_failed_show_in_the_api_and_on_the_item_page(
+    payments: Server,
+) -> None:
+    reason = "paid <b>half</b> now, ключ \x00 ✓"
+    with payments.client("operator") as ops:
+        moved = ops.post(EVENTS, json={"name": "pay", "data": {"amount": 5, "reason": reason}})
+        assert moved.status_code == 200, moved.text
+        _settled(ops, "order-0", "small")
+        history = ops.get("/api/items/payment/order-0/history").json()
+    scored = next(row for row in history if row.get("command") == "score")
+    assert scored["output"] == {"value": 50} and scored["visit"] == 1 and "duration" in scored
+    paid = history[-1]
+    assert (paid["event"], paid["condition"], paid["output"]) == (
+        "pay", "else", {"amount": 5, "reason": reason}
+    )  # fmt: skip
+    assert paid["rejected"] == [
+        {"condition": "event.data.amount > 10", "values": {"event.data.amount": 5}}
+    ]
+    assert _stuck(payments) == []
+
+    with httpx.Client(base_url=payments.url) as browser:
+        csrf = login_csrf(browser)
+        browser.post("/dashboard/login", data={"token": payments.tokens["viewer"], "csrf": csrf})
+        page = browser.get("/dashboard/items/payment/order-0").text
+    assert "because: paid &lt;b&gt;half&lt;/b&gt; now, ключ ✓" in page  # one line, no NUL
+    assert "not <code>event.data.amount &gt; 10</code> event.data.amount=5" in page
+    assert "<details><summary>{&#34;value&#34;:50}</summary>" in page and "took " in page
+    assert "<b>half</b>" not in page and "ключ \\u0000 ✓" in page  # the full output, escaped

@@ -96,6 +96,28 @@ def test_an_old_sqlite_file_gets_content_hashes_computed_from_its_stored_sources
     assert saved.content_hash == fingerprint.content_hash(source)
 
 
+def test_sqlite_payloads_written_before_their_table_kept_rows_in_page_are_carried_over(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.sqlite"
+    body = '{"draft": "' + "ключ " * 400 + '"}'
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        version = 0  # up to the migration that created payloads, a WITHOUT ROWID table
+        while not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'payloads'").fetchall():
+            SQLITE_MIGRATIONS[version](_Raw(db))
+            version += 1
+        db.execute(f"PRAGMA user_version = {version}")
+        db.execute("INSERT INTO payloads VALUES (7, 'abc', ?)", (body,))
+
+    run(SQLiteStore(path).close())
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT item_id, hash, body FROM payloads").fetchall() == [
+            (7, "abc", body)
+        ]
+        (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'payloads'").fetchone()
+        assert "WITHOUT ROWID" not in sql
+
+
 class _Raw:
     """A bare sqlite3 connection behind the store's Connection protocol, to build old files."""
 

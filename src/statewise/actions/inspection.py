@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -14,6 +15,9 @@ from statewise.engine.item import HistoryRecord, Item, ItemStatus
 from statewise.store.base import PendingWork, Store, Task
 
 JSON = Any
+# Fields of an output that explain it; the first one present is shown beside the decision.
+REASON_FIELDS = ("reason", "rationale", "reasoning", "explanation")
+SUMMARY_CHARS = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,5 +159,52 @@ def task_json(task: Task) -> dict[str, JSON]:
 
 
 def history_json(record: HistoryRecord) -> dict[str, JSON]:
-    """An audit row as plain JSON, without the empty fields."""
-    return {name: value for name, value in asdict(record).items() if value not in (None, {})}
+    """An audit row as plain JSON, without the empty fields (an empty output is still one)."""
+    return {
+        name: value
+        for name, value in asdict(record).items()
+        if value is not None and (value != {} or name == "output")
+    }
+
+
+def output_reason(output: JSON) -> str | None:
+    """What an output says about why (its ``reason``, ``rationale``, ...), if it says so.
+
+    Shown beside the decision on one line: control characters and runs of white space become
+    single spaces (the full text stays in the output).
+    """
+    if not isinstance(output, Mapping):
+        return None
+    for name in REASON_FIELDS:
+        value = output.get(name)
+        if isinstance(value, str):
+            line = " ".join("".join(c if c.isprintable() else " " for c in value).split())
+            if line:
+                return line
+    return None
+
+
+def output_summary(output: JSON, width: int = SUMMARY_CHARS) -> str:
+    """An output as one line of compact JSON, cut to ``width`` characters with an ellipsis."""
+    if output is None:
+        return ""
+    text = json.dumps(output, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def rejected_text(rejected: Sequence[Mapping[str, JSON]] | None) -> str | None:
+    """The guards found false before the transition taken, with what they read, in a line."""
+    if not rejected:
+        return None
+    parts = []
+    for entry in rejected:
+        values = entry.get("values")
+        parts.append(f"not {entry['condition']}" + (f" ({values_text(values)})" if values else ""))
+    return "; ".join(parts)
+
+
+def values_text(values: Mapping[str, JSON]) -> str:
+    """What a condition read, as ``path=value`` pairs."""
+    return ", ".join(
+        f"{path}={json.dumps(value, ensure_ascii=False)}" for path, value in values.items()
+    )

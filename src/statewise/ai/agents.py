@@ -62,7 +62,13 @@ from statewise.ai.prompts import Prompts, Rendered
 from statewise.ai.schema import OUTPUT_TOOL, check_output, output_model, output_spec
 from statewise.ai.settings import LOCAL_MODEL, AISettings
 from statewise.ai.tools import agent_tools, tool_calls
-from statewise.ai.usage import PriceTable, Tokens, count_tokens, usage_record
+from statewise.ai.usage import (
+    PriceTable,
+    Tokens,
+    count_tokens,
+    instructions_version,
+    usage_record,
+)
 from statewise.definition.model import AgentSpec
 from statewise.errors import TransientError
 from statewise.store.base import Store
@@ -147,6 +153,8 @@ class AgentRunner:
         else:
             self._schema = spec.output
         self._output = output_spec(spec.name, self._model_class or self._schema, mode)
+        self._output_mode = output_mode(self.ref, spec, mode)
+        self._instructions = instructions_version(spec.instructions)
         # What shapes the reply, for the cache key: a class by its name and its JSON Schema.
         self._cached_shape = self._schema
         if self._model_class is not None:
@@ -344,6 +352,8 @@ class AgentRunner:
             tool_calls=tool_calls(messages, self.spec.tools),
             cached=cached,
             outcome=outcome,
+            instructions=self._instructions,
+            output_mode=self._output_mode,
         )
 
     def _answered_by(self, messages: Sequence[ModelMessage]) -> str:
@@ -356,6 +366,20 @@ class AgentRunner:
             if isinstance(message, ModelResponse) and message.model_name:
                 return f"{self.ref.provider}:{message.model_name}"
         return self._model_name
+
+
+def output_mode(ref: ModelRef, spec: AgentSpec, mode: str) -> str:
+    """How the agent's reply is obtained, for its audit record.
+
+    ``local`` (the offline model fills the schema itself, whatever the mode), ``text`` (no
+    output schema: free text), else the structured mode asked of the provider: ``tool``,
+    ``native`` or ``prompted``.
+    """
+    if ref.provider == LOCAL_MODEL:
+        return LOCAL_MODEL
+    if spec.output is None:
+        return "text"
+    return mode
 
 
 def _last_feedback(exchange: _Exchange) -> str | None:

@@ -10,6 +10,7 @@ applied to each response. The offline ``local`` model is free. A model nobody pr
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -131,6 +132,15 @@ def _price(path: Path, model: str, entry: object) -> Price:
     return Price(checked.input, checked.output)
 
 
+# Hex digits of the instructions' sha256 kept in the audit: enough to tell versions apart.
+INSTRUCTIONS_HASH_DIGITS = 12
+
+
+def instructions_version(template: str) -> str:
+    """The short sha256 of an agent's instructions template, naming its version."""
+    return hashlib.sha256(template.encode()).hexdigest()[:INSTRUCTIONS_HASH_DIGITS]
+
+
 def usage_record(
     *,
     agent: str,
@@ -142,12 +152,21 @@ def usage_record(
     tool_calls: Sequence[Mapping[str, Any]],
     cached: bool,
     outcome: str,
+    instructions: str,
+    output_mode: str,
 ) -> dict[str, Any]:
-    """The audit row of one agent run, in the shape the store's cost report reads."""
+    """The audit row of one agent run, in the shape the store's cost report reads.
+
+    ``instructions`` names the version of the agent's instructions (a short hash of their
+    template) and ``output_mode`` how the reply was asked for, so a change in either can be
+    told apart from a change in the model when decisions shift.
+    """
     return {
         "agent": agent,
         "provider": provider,
         "model": model,
+        "instructions": instructions,
+        "output_mode": output_mode,
         "input_tokens": tokens.input,
         "output_tokens": tokens.output,
         "requests": tokens.requests,

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
+from statewise.actions.inspection import (
+    SUMMARY_CHARS,
+    output_reason,
+    output_summary,
+    rejected_text,
+    values_text,
+)
 from statewise.cli.common import (
     DEFAULT_DB,
     JSON,
@@ -25,7 +31,7 @@ from statewise.cli.common import (
     status_cell,
     with_store,
 )
-from statewise.engine.item import ItemStatus
+from statewise.engine.item import HistoryRecord, ItemStatus
 from statewise.inputs import MAX_ROW_ID
 from statewise.store import Store
 
@@ -115,19 +121,19 @@ def history(
             for record in records:
                 sys.stdout.write(HISTORY_ADAPTER.dump_json(record).decode() + "\n")
             return
-        table = Table("#", "from", "to", "event", "why", "command", "took", "model", "error")
+        # The output is summarised in one short line (a column no wider than the summary).
+        output = Column("output", overflow="ellipsis", max_width=SUMMARY_CHARS)
+        table = Table(
+            "#", "from", "to", "event", "why", output, "command", "took", "model", "error"
+        )  # fmt: skip
         for r in records:
-            why = " ".join(
-                part
-                for part in (r.condition, _values(r.values), f"({r.note})" if r.note else None)
-                if part
-            )
             table.add_row(
                 str(r.seq),
                 r.from_state or "",
                 r.to_state,
                 f"{r.event} ({r.actor})" if r.actor != "system" else r.event,
-                why,
+                Text(_why(r)),
+                Text(output_summary(r.output)),
                 f"{r.command}#{r.attempt}" + (f" [{r.branch}]" if r.branch else "")
                 if r.command
                 else "",
@@ -150,10 +156,21 @@ def _usage(usage: dict[str, JSON] | None) -> str:
     return f"{usage.get('model', '')} {tokens} {price}"
 
 
-def _values(values: dict[str, JSON]) -> str | None:
-    if not values:
-        return None
-    return ", ".join(f"{path}={json.dumps(value)}" for path, value in values.items())
+def _why(record: HistoryRecord) -> str:
+    """Why a row happened, in one cell.
+
+    The guard that decided and what it read, the guards found false before it (all an
+    ``else`` has to say), the reason the output gives, and the row's note.
+    """
+    reason = output_reason(record.output)
+    parts = (
+        record.condition,
+        values_text(record.values) if record.values else None,
+        f"[{rejected_text(record.rejected)}]" if record.rejected else None,
+        f"because: {reason}" if reason else None,
+        f"({record.note})" if record.note else None,
+    )
+    return "\n".join(part for part in parts if part)
 
 
 @app.command()

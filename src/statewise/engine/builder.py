@@ -412,6 +412,7 @@ class StepBuilder:
         ``dwell`` is the time spent in the state this row leaves.
         """
         origin = from_state if from_state is not None or hop.origin is None else self.state_name
+        output = hop.output
         self.history.append(
             HistoryRecord(
                 seq=self.original.seq + len(self.history) + 1,
@@ -433,6 +434,9 @@ class StepBuilder:
                 usage=hop.usage,
                 dwell=dwell,
                 decision=hop.decision,
+                output=output,
+                visit=self.visit if output is not None and origin is not None else None,
+                rejected=list(selection.rejected) if selection and selection.rejected else None,
             )
         )
 

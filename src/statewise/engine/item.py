@@ -93,6 +93,12 @@ class HistoryRecord:
     ``decision`` is a person's decision of a human task: task id, outcome, comment, form data,
     and for a task that reviews an agent stage its ``review`` (agent, state, visit, verdict,
     score).
+
+    ``output`` is what the row's step consumed: a command's or agent's result, an external
+    event's data, a task's decision, an item's start data. Only the row that consumed it
+    carries it, with ``visit`` (of ``from_state``): with ``branch`` and ``attempt`` that keys
+    it, so every round of a loop keeps its own. ``rejected`` lists the guards tried and found
+    false before the transition taken (``{condition, values}`` each), so an ``else`` says why.
     """
 
     seq: int
@@ -114,6 +120,9 @@ class HistoryRecord:
     usage: dict[str, JSON] | None = None
     dwell: float | None = None
     decision: dict[str, JSON] | None = None
+    output: JSON = None
+    visit: int | None = None
+    rejected: list[dict[str, JSON]] | None = None
 
 
 HISTORY_ADAPTER: TypeAdapter[HistoryRecord] = TypeAdapter(HistoryRecord)

@@ -71,6 +71,7 @@ def on_branch_success(builder: StepBuilder, event: CommandSucceeded) -> StepResu
             duration=event.duration,
             usage=event.usage,
             note=event.note,
+            output=event.result,
         )
     )
     if not _settle(builder, state):

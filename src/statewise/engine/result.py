@@ -33,7 +33,11 @@ class StepResult:
 
 @dataclass(frozen=True, slots=True)
 class Hop:
-    """What caused a move, carried into its audit row."""
+    """What caused a move, carried into its audit row.
+
+    ``output`` is what the step consumed (a result, an event's data, a decision): it goes on
+    this hop's row alone, never on the rows of the states the step passes through after it.
+    """
 
     event: str
     kind: str
@@ -49,3 +53,4 @@ class Hop:
     usage: dict[str, JSON] | None = None
     retry_after: float | None = None
     decision: dict[str, JSON] | None = None
+    output: JSON = None

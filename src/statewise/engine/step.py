@@ -44,7 +44,8 @@ def start(
     builder = StepBuilder(definition, new_item(definition, key, now), now)
     for name, value in data.items():
         builder.set((name,), value)
-    builder.enter(definition.initial, Hop(event="start", kind="start", actor=actor, origin=None))
+    hop = Hop(event="start", kind="start", actor=actor, origin=None, output=data)
+    builder.enter(definition.initial, hop)
     return builder.result()
 
 
@@ -139,6 +140,7 @@ def _on_success(builder: StepBuilder, event: CommandSucceeded) -> StepResult:
             duration=event.duration,
             usage=event.usage,
             note=event.note,
+            output=event.result,
         ),
     )
     return builder.result()
@@ -195,7 +197,13 @@ def _on_external(builder: StepBuilder, event: External) -> StepResult:
             f"event {event.name!r} (it accepts: {options})"
         )
     builder.set((event.name,), event.data)
-    hop = Hop(event=event.name, kind="external", actor=event.actor, event_data=event.data)
+    hop = Hop(
+        event=event.name,
+        kind="external",
+        actor=event.actor,
+        event_data=event.data,
+        output=event.data,
+    )
     try:
         fired = builder.fire(event.name, hop, strict=True)
     except ConditionError as exc:

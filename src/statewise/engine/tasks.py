@@ -66,6 +66,7 @@ def decide(builder: StepBuilder, event: TaskDecided) -> StepResult:
             "data": event.data,
             **_review(builder, state.task.reviews, event.outcome),
         },
+        output=decision,
     )
     if not builder.fire(event.outcome, hop):
         raise InvalidEventError(

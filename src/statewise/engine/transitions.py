@@ -14,12 +14,17 @@ JSON = Any
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """The transition that fired, its position, and the guard values that decided it."""
+    """The transition that fired, its position, and the guard values that decided it.
+
+    ``rejected`` holds the guards on the same event tried before it and found false, each as
+    ``{"condition": source, "values": what it read}``: the "why" of an ``else``.
+    """
 
     transition: Transition
     index: int
     condition: str | None
     values: dict[str, JSON] = field(default_factory=dict)
+    rejected: tuple[dict[str, JSON], ...] = ()
 
 
 def condition_facts(
@@ -53,17 +58,21 @@ def select_transition(state: State, event: str, facts: Mapping[str, JSON]) -> Se
     """First transition on ``event`` whose guard holds (or the ``else``), in written order.
 
     Raises ConditionError when a guard cannot be evaluated; the caller turns that into an
-    ``error`` event so the failure is recorded, never swallowed.
+    ``error`` event so the failure is recorded, never swallowed. The guards found false on the
+    way are kept in the selection, with the values they read.
     """
+    rejected: list[dict[str, JSON]] = []
     for index, transition in enumerate(state.transitions):
         if transition.on != event:
             continue
-        if transition.when is None:
-            return Selection(transition, index, "else" if transition.is_else else None)
-        if transition.when.is_true(facts):
-            return Selection(
-                transition, index, transition.when.source, transition.when.read_values(facts)
-            )
+        when = transition.when
+        if when is None:
+            condition = "else" if transition.is_else else None
+            return Selection(transition, index, condition, rejected=tuple(rejected))
+        if when.is_true(facts):
+            values = when.read_values(facts)
+            return Selection(transition, index, when.source, values, tuple(rejected))
+        rejected.append({"condition": when.source, "values": when.read_values(facts)})
     return None
 
 

@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from statewise.actions import TaskDesk, bulk, inspect_item, redrive
+from statewise.actions.inspection import output_reason, output_summary, values_text
 from statewise.actions.principal import Principal
 from statewise.actions.quality import DEFAULT_WINDOW, agent_quality
 from statewise.definition.diagrams import to_svg
@@ -67,7 +68,25 @@ def _clock(at: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
 
 
-templates.env.globals.update(clock=_clock, age=lambda at: age_text(time.time() - at))
+def _took(seconds: float) -> str:
+    """A step's run time: milliseconds under a second, else as ``age_text`` says it."""
+    return f"{seconds * 1000:.0f}ms" if seconds < 1 else age_text(seconds)
+
+
+def _pretty(value: Any) -> str:
+    """A step's output in full, indented; the page escapes it."""
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+templates.env.globals.update(
+    clock=_clock,
+    age=lambda at: age_text(time.time() - at),
+    took=_took,
+    pretty=_pretty,
+    summary=output_summary,
+    reason=output_reason,
+    values_text=values_text,
+)
 # Every key, workflow or search text put into a URL goes through this filter.
 templates.env.filters["segment"] = segment
 

@@ -34,7 +34,8 @@ from statewise.store import codec
 from statewise.store.base import StepCommit
 
 ContextRow = tuple[int, str, str]
-HistoryRow = tuple[int, int, float, str | None, str, str, str]
+HistoryRow = tuple[int, int, float, str | None, str, str, str, str | None, str | None]
+EncodedRecord = tuple[int, float, str | None, str, str, str, str | None, str | None]
 TimerRow = tuple[int, float, str]
 ConversationRow = tuple[int, str, str, float]
 
@@ -53,25 +54,46 @@ class EncodedStep(NamedTuple):
     """One step's rows with every value already encoded.
 
     ``effects`` pair each effect with its payload: the timer's event, the command, the
-    conversation; empty for the cancels. (Named tuples: one of each is built per step.)
+    conversation; empty for the cancels. ``payloads`` are the large outputs the history rows
+    name by hash, as (hash, JSON text). (Named tuples: one of each is built per step.)
     """
 
     values: tuple[Any, ...]
     context: list[tuple[str, str, bool]]
-    history: list[tuple[int, float, str | None, str, str, str]]
+    history: list[EncodedRecord]
     effects: list[tuple[Effect, str]]
+    payloads: list[tuple[str, str]]
 
 
 def encode_step(result: StepResult) -> EncodedStep:
-    """Encode every row of one step; TypeError or ValueError when a value is not JSON."""
+    """Encode every row of one step; TypeError or ValueError when a value is not JSON.
+
+    A row's output is usually the very value a patch stored in the context (a result, an
+    event's data, a decision): its JSON text is then reused, not encoded a second time.
+    """
+    encoded: dict[int, str] = {}
+    context = []
+    for patch in result.patches:
+        text = codec.dumps(patch.value)
+        encoded[id(patch.value)] = text
+        context.append((codec.encode_path(patch.path), text, patch.prune))
+    history: list[EncodedRecord] = []
+    payloads: list[tuple[str, str]] = []
+    for r in result.history:
+        inline = digest = None
+        detail = codec.encode_detail(r)
+        if r.output is not None:
+            text = encoded.get(id(r.output)) or codec.dumps(r.output)
+            inline, digest = codec.output_columns(text, detail)
+            if digest is not None:
+                payloads.append((digest, text))
+        history.append((r.seq, r.at, r.from_state, r.to_state, r.event, detail, inline, digest))
     return EncodedStep(
         codec.item_values(result.item),
-        [(codec.encode_path(p.path), codec.dumps(p.value), p.prune) for p in result.patches],
-        [
-            (r.seq, r.at, r.from_state, r.to_state, r.event, codec.encode_detail(r))
-            for r in result.history
-        ],
+        context,
+        history,
         [(effect, _payload(effect)) for effect in result.effects],
+        payloads,
     )
 
 
@@ -98,6 +120,7 @@ class WritePlan:
     context_clears: list[tuple[int, str]] = field(default_factory=list)
     context_sets: dict[int, dict[str, str]] = field(default_factory=dict)
     history: list[HistoryRow] = field(default_factory=list)
+    payloads: dict[tuple[int, str], str] = field(default_factory=dict)
     timer_clears: set[int] = field(default_factory=set)
     timers: dict[int, list[TimerRow]] = field(default_factory=dict)
     command_clears: set[int] = field(default_factory=set)
@@ -117,6 +140,8 @@ class WritePlan:
         for path, value, prune in rows.context:
             self._set_context(item_id, path, value, prune)
         self.history.extend((item_id, *row) for row in rows.history)
+        for digest, text in rows.payloads:
+            self.payloads.setdefault((item_id, digest), text)
         for effect, payload in rows.effects:
             if isinstance(effect, RunCommand):
                 self.commands.append(QueuedCommand(item_id, item, effect, payload, position))
@@ -179,6 +204,10 @@ class WritePlan:
             for item_id, pending in self.context_sets.items()
             for path, value in pending.items()
         ]
+
+    def payload_rows(self) -> list[tuple[int, str, str]]:
+        """Large outputs to keep, once per item and hash (the store skips those it has)."""
+        return [(item_id, digest, text) for (item_id, digest), text in self.payloads.items()]
 
     def timer_rows(self) -> list[TimerRow]:
         """Timers to insert, after the clears have run."""

@@ -6,6 +6,7 @@ the keys it changed, never the whole document.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -27,6 +28,12 @@ STEP_COLUMNS = (
 )  # fmt: skip
 
 
+# An output stays on its audit row while the row's detail and output together are at most
+# this many characters (about 1 KiB with the other columns): SQLite keeps such a row in its
+# b-tree page, where a longer one would spill into an overflow page of its own (4 KiB, mostly
+# empty). Larger outputs go to ``payloads``.
+INLINE_ROW_CHARS = 900
+
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
@@ -38,6 +45,19 @@ def dumps(value: JSON) -> str:
     a document other JSON readers refuse, whichever entry point forgot to check.
     """
     return _ENCODER.encode(value)
+
+
+def output_columns(text: str, detail: str) -> tuple[str | None, str | None]:
+    """Where an audit row keeps an output's JSON text: ``(inline, None)`` or ``(None, hash)``.
+
+    A small output sits in ``history.output``, as long as the row (its ``detail`` too) stays
+    within ``INLINE_ROW_CHARS``; a larger one is named by the sha256 of its text in
+    ``history.output_hash`` and stored once per item in ``payloads``, so a loop or a retry that
+    produces the same large result again adds a hash, not a copy.
+    """
+    if len(text) + len(detail) <= INLINE_ROW_CHARS:
+        return text, None
+    return None, hashlib.sha256(text.encode()).hexdigest()
 
 
 def encode_path(path: tuple[str, ...]) -> str:
@@ -109,17 +129,39 @@ def encode_detail(record: HistoryRecord) -> str:
         data["usage"] = record.usage
     if record.dwell is not None:
         data["dwell"] = record.dwell
-    if record.decision is not None:
-        data["decision"] = record.decision
+    if record.visit is not None:
+        data["visit"] = record.visit
+    if record.decision is not None or record.rejected:
+        _add_judgements(record, data)
     return dumps(data)
 
 
+def _add_judgements(record: HistoryRecord, data: dict[str, JSON]) -> None:
+    """A person's decision, and the guards found false: both rarer than the other fields."""
+    if record.decision is not None:
+        data["decision"] = record.decision
+    if record.rejected:
+        data["rejected"] = record.rejected
+
+
 def decode_history(
-    seq: int, at: float, from_state: str | None, to_state: str, event: str, detail: str
+    seq: int,
+    at: float,
+    from_state: str | None,
+    to_state: str,
+    event: str,
+    detail: str,
+    output: str | None = None,
 ) -> HistoryRecord:
-    """Rebuild an audit row from its columns and detail JSON."""
+    """Rebuild an audit row from its columns, its detail JSON and its output's JSON text.
+
+    ``output`` is the text stored inline or in ``payloads``; NULL means the row consumed
+    nothing.
+    """
     extra = json.loads(detail)
     extra.setdefault("actor", "system")
+    if output is not None:
+        extra["output"] = json.loads(output)
     return HistoryRecord(
         seq=seq, at=at, from_state=from_state, to_state=to_state, event=event, **extra
     )

@@ -247,9 +247,14 @@ def _write_txn(
         plan.context_rows(),
     )
     db.executemany(
-        "INSERT INTO history (item_id, seq, at, from_state, to_state, event, detail) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO history (item_id, seq, at, from_state, to_state, event, detail, output, "
+        "output_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         plan.history,
+    )
+    db.executemany(
+        "INSERT INTO payloads (item_id, hash, body) VALUES (?, ?, ?) "
+        "ON CONFLICT (item_id, hash) DO NOTHING",
+        plan.payload_rows(),
     )
     db.executemany("DELETE FROM timers WHERE item_id = ?", [(i,) for i in plan.timer_clears])
     db.executemany(

@@ -97,11 +97,13 @@ def state_counts_txn(db: Connection, workflow: str | None) -> list[StateCount]:
 def history_txn(
     db: Connection, dialect: Dialect, workflow: str | None, key: str
 ) -> list[HistoryRecord]:
-    """The audit rows of one item, by seq."""
+    """The audit rows of one item, by seq, each with its output, inline or from ``payloads``."""
     item = get_item_txn(db, dialect, workflow, key)
     rows = db.execute(
-        "SELECT seq, at, from_state, to_state, event, detail FROM history "
-        "WHERE item_id = (SELECT id FROM items WHERE workflow = ? AND key = ?) ORDER BY seq",
+        "SELECT h.seq, h.at, h.from_state, h.to_state, h.event, h.detail, "
+        "COALESCE(h.output, p.body) FROM history h "
+        "LEFT JOIN payloads p ON p.item_id = h.item_id AND p.hash = h.output_hash "
+        "WHERE h.item_id = (SELECT id FROM items WHERE workflow = ? AND key = ?) ORDER BY h.seq",
         (item.workflow, item.key),
     )
     return [codec.decode_history(*row) for row in rows]

@@ -52,6 +52,18 @@ _OUTPUTS_POSTGRES = (
     "PRIMARY KEY (item_id, hash))",
 )
 
+# On SQLite, payloads become a rowid table. A WITHOUT ROWID table keeps at most about 1 KB of
+# a row in its b-tree page and spills the rest into an overflow page of its own, so every
+# payload just over 1 KB took a whole 4 KiB page; a rowid table keeps rows up to about 4 KB in
+# the page. (PostgreSQL keeps large values out of line and compressed already.)
+_PAYLOADS_IN_PAGES_SQLITE = (
+    "CREATE TABLE payloads_in_pages (item_id INTEGER NOT NULL, hash TEXT NOT NULL, "
+    "body TEXT NOT NULL, PRIMARY KEY (item_id, hash))",
+    "INSERT INTO payloads_in_pages (item_id, hash, body) SELECT item_id, hash, body FROM payloads",
+    "DROP TABLE payloads",
+    "ALTER TABLE payloads_in_pages RENAME TO payloads",
+)
+
 SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     _sql(
         "CREATE TABLE workflows (name TEXT NOT NULL, version INTEGER NOT NULL, "
@@ -114,6 +126,7 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
         "INSERT INTO outbox_ids (last) SELECT COALESCE(MAX(id), 0) FROM outbox",
     ),
     _sql(*_OUTPUTS_SQLITE),
+    _sql(*_PAYLOADS_IN_PAGES_SQLITE),
 )
 
 # Runnable rows (unleased, or leased past their time) are found through partial indexes, so a
