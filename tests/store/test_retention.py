@@ -69,6 +69,8 @@ def finished(store: SQLStore, query: Query, *keys: str, days_ago: float = 400) -
 def give_outputs(query: Query, key: str) -> None:
     """An inline output on the first audit row, a large one by hash on the last, a conversation."""
     ((item_id, seq),) = query("SELECT id, seq FROM items WHERE key = ?", key)
+    # Only these outputs, so the figures below are exact: the steps kept theirs (start data).
+    query("UPDATE history SET output = NULL, output_hash = NULL WHERE item_id = ?", item_id)
     query("UPDATE history SET output = ? WHERE item_id = ? AND seq = 1", OUTPUT, item_id)
     query("UPDATE history SET output_hash = ? WHERE item_id = ? AND seq = ?", DIGEST, item_id, seq)
     query("INSERT INTO payloads (item_id, hash, body) VALUES (?, ?, ?)", item_id, DIGEST, BODY)
