@@ -37,6 +37,7 @@ from statewise.definition.model import (
     DONE_EVENT,
     ERROR_EVENT,
     AgentSpec,
+    Budget,
     Command,
     Definition,
     ErrorKind,
@@ -76,12 +77,27 @@ class Retry(TypedDict, total=False):
     timeout: str | float | None
 
 
+class BudgetLimits(TypedDict, total=False):
+    """What an item may spend on models: ``tokens``, ``cost`` (USD), and where it goes then.
+
+    Without ``on_exceeded`` a spent item goes to the workflow's escalation state.
+    """
+
+    tokens: int
+    cost: float
+    on_exceeded: str
+
+
 class StateOptions(TypedDict, total=False):
-    """Settings any state may have besides its kind, command and transitions."""
+    """Settings any state may have besides its kind, command and transitions.
+
+    ``budget`` caps what an item may spend in a state that runs an agent, over all visits.
+    """
 
     description: str
     max_visits: int
     on_exhausted: str
+    budget: BudgetLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +175,7 @@ class Workflow:
         escalation: str | None = None,
         events: Mapping[str, str | EventData] | None = None,
         inputs: Sequence[str] | None = None,
+        budget: BudgetLimits | None = None,
     ) -> None:
         """Start a workflow.
 
@@ -172,6 +189,8 @@ class Workflow:
                 ``{"description": ..., "data": JSON Schema}``; enables event checks, and an
                 event whose data does not fit its ``data`` schema is refused.
             inputs: Context keys the start data provides; enables the condition variable check.
+            budget: What each item may spend on model calls over its life
+                (``{"tokens": 20000, "cost": 0.5, "on_exceeded": "review"}``).
 
         """
         self._locations = Locations(root=_call_site())
@@ -184,6 +203,7 @@ class Workflow:
             "escalation": escalation,
             "input": None if inputs is None else list(inputs),
             "events": None if events is None else _plain(events),
+            "budget": None if budget is None else dict(budget),
         }
         self._data.update({k: v for k, v in optional.items() if v is not None})
         self._data["states"] = self._states
@@ -323,6 +343,7 @@ class Workflow:
             **_plain(body),
             "max_visits": options.get("max_visits"),
             "on_exhausted": options.get("on_exhausted"),
+            "budget": _plain(options.get("budget")),
         }
         data = {k: v for k, v in data.items() if v is not None}
         path: Path = ("states", name)
@@ -426,6 +447,8 @@ def to_yaml(definition: Definition, *, inputs: Sequence[str] | None = None) -> s
         data["input"] = list(inputs)
     if definition.events is not None:
         data["events"] = {name: _event_data(e) for name, e in definition.events.items()}
+    if definition.budget is not None:
+        data["budget"] = _budget_data(definition.budget)
     if definition.agents:
         data["agents"] = {name: _agent_data(a) for name, a in definition.agents.items()}
     data["states"] = {
@@ -485,9 +508,17 @@ def _state_data(state: State, agents: Mapping[str, AgentSpec]) -> dict[str, Any]
         data["max_visits"] = state.max_visits
     if state.on_exhausted is not None:
         data["on_exhausted"] = state.on_exhausted
+    if state.budget is not None:
+        data["budget"] = _budget_data(state.budget)
     if state.transitions:
         data["transitions"] = [_transition_data(t) for t in state.transitions]
     return data
+
+
+def _budget_data(budget: Budget) -> dict[str, Any]:
+    """A budget's limits and target as YAML spells them, the unset ones left out."""
+    written = {"tokens": budget.tokens, "cost": budget.cost, "on_exceeded": budget.on_exceeded}
+    return {key: value for key, value in written.items() if value is not None}
 
 
 def _retry_data(policy: RetryPolicy) -> dict[str, Any]:

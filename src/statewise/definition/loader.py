@@ -25,6 +25,7 @@ from statewise.definition.model import (
     AgentSpec,
     AlertRule,
     Branch,
+    Budget,
     Command,
     Definition,
     EventSpec,
@@ -42,6 +43,7 @@ from statewise.definition.model import (
 from statewise.definition.schema import (
     AgentSchema,
     AgentUseSchema,
+    BudgetSchema,
     CommandSchema,
     Conversation,
     Document,
@@ -362,6 +364,7 @@ class _Converter:
                 name: EventSpec(name, e.description, e.data, self.locations.find(("events", name)))
                 for name, e in top.events.items()
             },
+            budget=self.budget(top.budget, ("budget",)),
         )
 
     def agent(self, name: str, schema: AgentSchema) -> AgentSpec:
@@ -411,7 +414,13 @@ class _Converter:
             task=None if schema.task is None else _task(name, schema.task),
             description=schema.description,
             location=self.locations.find(path),
+            budget=self.budget(schema.budget, (*path, "budget")),
         )
+
+    def budget(self, schema: BudgetSchema | None, path: Path) -> Budget | None:
+        if schema is None:
+            return None
+        return Budget(schema.tokens, schema.cost, schema.on_exceeded, self.locations.find(path))
 
     def command(self, schema: CommandSchema, default_result: str, path: Path) -> Command:
         if schema.agent is not None:

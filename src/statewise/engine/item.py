@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from statewise.engine.budget import NOTHING_SPENT, Spent
+
 JSON = Any
 
 
@@ -57,7 +59,8 @@ class Item:
     ``seq`` counts committed steps (audit rows); the store uses it as a fencing token, so a
     step computed from an out-of-date copy of the item can never be committed. ``attempt`` is
     the command attempt in flight; ``retrying`` says it failed and a backoff timer will start
-    the next one, so a duplicate failure or timer can never add attempts.
+    the next one, so a duplicate failure or timer can never add attempts. ``spent`` is what its
+    model calls have cost so far, by state, which its budgets are checked against.
     """
 
     key: str
@@ -74,6 +77,7 @@ class Item:
     seq: int = 0
     created_at: float = 0.0
     updated_at: float = 0.0
+    spent: Spent = NOTHING_SPENT
 
     @property
     def visit(self) -> int:
@@ -90,6 +94,8 @@ class HistoryRecord:
     cost, tool calls) when it called a model. ``dwell`` is how long the item had been in
     ``from_state`` when it left it, so time-in-state percentiles need no second row.
     ``decision`` is a person's decision of a human task: task id, outcome, comment, form data.
+    ``budget`` names the budget that sent the item elsewhere: scope, state, measure, spent
+    and limit.
     """
 
     seq: int
@@ -111,6 +117,7 @@ class HistoryRecord:
     usage: dict[str, JSON] | None = None
     dwell: float | None = None
     decision: dict[str, JSON] | None = None
+    budget: dict[str, JSON] | None = None
 
 
 HISTORY_ADAPTER: TypeAdapter[HistoryRecord] = TypeAdapter(HistoryRecord)

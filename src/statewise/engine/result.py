@@ -49,3 +49,4 @@ class Hop:
     usage: dict[str, JSON] | None = None
     retry_after: float | None = None
     decision: dict[str, JSON] | None = None
+    budget: dict[str, JSON] | None = None

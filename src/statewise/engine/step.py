@@ -11,7 +11,14 @@ from dataclasses import replace
 from typing import Any, assert_never
 
 from statewise.definition.data_schema import schema_problems
-from statewise.definition.model import DONE_EVENT, ERROR_EVENT, Command, Definition, State
+from statewise.definition.model import (
+    DONE_EVENT,
+    ERROR_EVENT,
+    Command,
+    Definition,
+    ErrorKind,
+    State,
+)
 from statewise.engine.builder import StepBuilder
 from statewise.engine.events import (
     RETRY_TIMER,
@@ -165,7 +172,9 @@ def _on_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
         retry_after=event.retry_after,
         note=event.note,
     )
-    if should_retry(command.retry, event.error_kind, event.attempt):
+    if event.error_kind is ErrorKind.BUDGET:
+        builder.cut_short(hop)
+    elif should_retry(command.retry, event.error_kind, event.attempt):
         builder.schedule_retry(command, event.attempt, hop)
     else:
         builder.fire(ERROR_EVENT, hop)

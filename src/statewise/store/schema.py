@@ -52,6 +52,14 @@ _OUTPUTS_POSTGRES = (
     "PRIMARY KEY (item_id, hash))",
 )
 
+# What an item has spent on model calls, by state (``codec.encode_spent``), for its budgets;
+# NULL for the many items that never call a model. The partial index finds the spending
+# items for ``statewise costs --budgets`` without reading the others.
+_SPENT = (
+    "ALTER TABLE items ADD COLUMN spent TEXT",
+    "CREATE INDEX items_spending ON items (workflow, id) WHERE spent IS NOT NULL",
+)
+
 SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     _sql(
         "CREATE TABLE workflows (name TEXT NOT NULL, version INTEGER NOT NULL, "
@@ -114,6 +122,7 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
         "INSERT INTO outbox_ids (last) SELECT COALESCE(MAX(id), 0) FROM outbox",
     ),
     _sql(*_OUTPUTS_SQLITE),
+    _sql(*_SPENT),
 )
 
 # Runnable rows (unleased, or leased past their time) are found through partial indexes, so a
@@ -180,6 +189,7 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
     ),
     unique_active_names_txn,
     _sql(*_OUTPUTS_POSTGRES),
+    _sql(*_SPENT),
 )
 
 

@@ -220,6 +220,12 @@ class SQLStore(Store, Dialect):
         """Model usage summed by workflow, state, agent and model."""
         return await self._read(queries.costs_txn, self, workflow)
 
+    async def spending_items(
+        self, workflow: str | None = None, *, limit: int = 1000, after: int = 0
+    ) -> list[tuple[int, Item]]:
+        """A page of the items with a spend, through the partial index ``items_spending``."""
+        return await self._read(queries.spending_items_txn, workflow, limit, after)
+
     async def conversations(self, workflow: str, key: str) -> dict[str, str]:
         """Conversations of one item by agent."""
         return await self._read(queries.conversations_txn, workflow, key)
