@@ -49,14 +49,19 @@ class ItemView:
 
 
 async def inspect_item(
-    store: Store, workflow: str | None, key: str, definition: Definition | None = None
+    store: Store,
+    workflow: str | None,
+    key: str,
+    definitions: Mapping[tuple[str, int], Definition] | None = None,
 ) -> ItemView:
     """Read one item and all that hangs on it; NotFoundError names what is missing.
 
-    ``definition`` is the item's (for its budgets); without it, the stored one is read.
+    ``definitions`` are the ones a process holds, by (name, version), for the item's budgets;
+    one not among them is read from the store.
     """
     item = await store.get_item(workflow, key)
     history = await store.history(item.workflow, item.key)
+    definition = (definitions or {}).get((item.workflow, item.version))
     if definition is None:
         definition = await stored_definition(store, item.workflow, item.version)
     return ItemView(

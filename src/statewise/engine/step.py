@@ -107,6 +107,23 @@ _WHY_STOPPED = {
 }
 
 
+LOST_NOTE = "its work row was cancelled or taken over meanwhile: result not applied, usage recorded"
+
+
+def record_spend(
+    definition: Definition, item: Item, event: CommandSucceeded | CommandFailed, now: float
+) -> StepResult:
+    """Keep only what a command attempt spent, never its result.
+
+    For an attempt whose commit came back LOST: another writer cancelled its work row (an
+    operator paused or moved the item while the agent ran) or another worker took it over.
+    Its result must not be applied, but its model calls were made and count against the
+    item's budgets; without usage there is nothing to record (IGNORED).
+    """
+    noted = replace(event, note="; ".join(n for n in (event.note, LOST_NOTE) if n))
+    return StepBuilder(definition, item, now).ignore_result(noted)
+
+
 def _after_the_end(builder: StepBuilder, event: Event) -> StepResult:
     """A stopped item takes no events but an operator's; late results only report their cost.
 

@@ -266,12 +266,11 @@ async def item_page(
     if not isinstance(session, Session):
         return session
     try:
-        item = await ctx.store.get_item(workflow, key)
-        definition = ctx.runner.definitions.get((item.workflow, item.version))
-        view = await inspect_item(ctx.store, item.workflow, item.key, definition)
+        view = await inspect_item(ctx.store, workflow, key, ctx.runner.definitions)
     except StatewiseError as exc:
         return _page(request, "items.html", session, error=public_message(exc), items=[], total=0,
                      statuses=[s.value for s in ItemStatus])  # fmt: skip
+    definition = ctx.runner.definitions.get((view.item.workflow, view.item.version))
     return _page(
         request,
         "item.html",
