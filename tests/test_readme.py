@@ -42,3 +42,13 @@ def test_the_readme_event_data_example_loads() -> None:
     )
     pay = (loads(document, file="README.md").events or {})["pay"]
     assert pay.data is not None and pay.data["required"] == ["amount"]
+
+
+def test_the_readme_budget_example_loads() -> None:
+    text = README.read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```yml\n(.*?)```", text, re.DOTALL) if "budget:" in b)
+    document = block.replace("states:\n", "agents:\n  writer: {instructions: Write.}\nstates:\n")
+    definition = loads(document, file="README.md")
+    assert definition.budget is not None and definition.budget.cost == 0.5
+    stage = definition.states["write"].budget
+    assert stage is not None and (stage.tokens, stage.on_exceeded) == (6000, "editor")
