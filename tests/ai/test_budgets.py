@@ -227,6 +227,7 @@ def test_a_stage_budget_refuses_the_next_visit_and_cuts_a_run_short(
 
     code, output = statewise("costs", "--budgets", "--db", db, "--near", "0.5")
     assert code == 0 and "stage write" in output and output.count("spent") >= 2
+    assert statewise("costs", "--budgets", "--db", db, "--near", "nan")[0] == 2
     assert statewise("check", "--db", db)[0] == 0
 
 
