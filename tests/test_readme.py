@@ -51,3 +51,13 @@ def test_the_readme_retention_example_loads() -> None:
     document = block + "workflow: kept\n" + states
     retention = loads(document, file="README.md").retention
     assert retention is not None and retention.history == 365 * 86_400
+
+
+def test_the_readme_budget_example_loads() -> None:
+    text = README.read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```yml\n(.*?)```", text, re.DOTALL) if "budget:" in b)
+    document = block.replace("states:\n", "agents:\n  writer: {instructions: Write.}\nstates:\n")
+    definition = loads(document, file="README.md")
+    assert definition.budget is not None and definition.budget.cost == 0.5
+    stage = definition.states["write"].budget
+    assert stage is not None and (stage.tokens, stage.on_exceeded) == (6000, "editor")

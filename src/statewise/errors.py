@@ -9,7 +9,8 @@
     ├── CommandError                command       a command failed; the engine classifies it
     │   ├── TransientError          transient     worth retrying (timeouts, rate limits, I/O)
     │   ├── InvalidOutputError      invalid_output  the result was not usable; retry may help
-    │   └── PermanentError          permanent     retrying cannot help; a business failure
+    │   ├── PermanentError          permanent     retrying cannot help; a business failure
+    │   └── BudgetExceededError     budget        the item's model budget ran out mid-run
     ├── ConditionError              condition     a condition could not be evaluated at run time
     ├── StoreError                  store         the database refused or broke
     │   ├── TransientStoreError     store_unavailable  the database is briefly unreachable; retry
@@ -149,6 +150,16 @@ class PermanentError(CommandError):
     """
 
     code = "permanent"
+
+
+class BudgetExceededError(CommandError):
+    """The run was cut short because it reached what the item's budget had left.
+
+    Never retried and not a defect: the engine sends the item to the budget's
+    ``on_exceeded`` state, as it does when a budget is already spent before a call.
+    """
+
+    code = "budget"
 
 
 class ConditionError(StatewiseError):

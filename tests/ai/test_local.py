@@ -29,7 +29,12 @@ from pydantic_ai.messages import ModelMessage, ModelResponse
 from statewise.ai import embeddings
 from statewise.ai.embeddings import Encoder, default_encoder
 from statewise.ai.local import LocalModel
-from statewise.definition.model import AgentSpec, KnowledgeDoc
+from statewise.definition.model import AgentSpec, KnowledgeDoc, agent_command
+from statewise.errors import BudgetExceededError
+from statewise.store.sqlite import SQLiteStore
+from statewise.worker.registry import CommandContext
+
+from .conftest import agent, registered, workflow
 
 INQUIRIES = Path(__file__).parent / "data" / "inquiries.jsonl"
 
@@ -503,3 +508,21 @@ def test_a_missing_extra_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -
 
     with pytest.raises(ImportError, match=r"pip install 'statewise\[local\]'"):
         embeddings._load()
+
+
+def test_an_item_budget_stops_a_local_run_by_its_word_pieces(store: SQLiteStore) -> None:
+    """The local model reports tokens, so pydantic-ai's usage limit stops it like any other."""
+    spec = agent(model="local", output=TRIAGE_SCHEMA, examples=TRIAGE_EXAMPLES)
+
+    async def attempt(tokens_left: int) -> Any:
+        async with registered(store, workflow(spec)) as agents:
+            command = agents.registry.get(agent_command("classifier"))
+            context = {"text": "My invoice is wrong."}
+            ctx = CommandContext("triage", "k", "open", 1, "k:1", context, tokens_left=tokens_left)
+            return await command(ctx)
+
+    assert asyncio.run(attempt(10_000)).usage["outcome"] == "ok"
+    with pytest.raises(BudgetExceededError) as stopped:
+        asyncio.run(attempt(3))
+    assert stopped.value.usage is not None and stopped.value.usage["outcome"] == "budget"
+    assert stopped.value.usage["input_tokens"] + stopped.value.usage["output_tokens"] > 3

@@ -1,4 +1,4 @@
-"""One item as a person inspects it: state, context, pending work, tasks, talk, cost, trail.
+"""One item as a person inspects it: state, context, work, tasks, talk, cost, budgets, trail.
 
 ``item_view_json`` is the one JSON shape of an item shared by ``statewise show --json`` and
 ``GET /api/items/{workflow}/{key}``, so a script written against one works on the other.
@@ -11,7 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from statewise.definition import loads
+from statewise.definition.model import Definition
+from statewise.engine.budget import BudgetUse, budget_use
 from statewise.engine.item import HistoryRecord, Item, ItemStatus
+from statewise.errors import DefinitionError
 from statewise.store.base import PendingWork, Store, Task
 
 JSON = Any
@@ -45,6 +49,7 @@ class ItemView:
     conversations: dict[str, list[dict[str, str]]]
     history: list[HistoryRecord]
     costs: ItemCosts
+    budgets: list[BudgetUse]
 
     @property
     def failure(self) -> dict[str, str] | None:
@@ -54,10 +59,22 @@ class ItemView:
         return next((row.error for row in reversed(self.history) if row.error), None)
 
 
-async def inspect_item(store: Store, workflow: str | None, key: str) -> ItemView:
-    """Read one item and all that hangs on it; NotFoundError names what is missing."""
+async def inspect_item(
+    store: Store,
+    workflow: str | None,
+    key: str,
+    definitions: Mapping[tuple[str, int], Definition] | None = None,
+) -> ItemView:
+    """Read one item and all that hangs on it; NotFoundError names what is missing.
+
+    ``definitions`` are the ones a process holds, by (name, version), for the item's budgets;
+    one not among them is read from the store.
+    """
     item = await store.get_item(workflow, key)
     history = await store.history(item.workflow, item.key)
+    definition = (definitions or {}).get((item.workflow, item.version))
+    if definition is None:
+        definition = await stored_definition(store, item.workflow, item.version)
     return ItemView(
         item=item,
         pending=await store.pending_work(item.workflow, item.key),
@@ -65,7 +82,23 @@ async def inspect_item(store: Store, workflow: str | None, key: str) -> ItemView
         conversations=readable_conversations(await store.conversations(item.workflow, item.key)),
         history=history,
         costs=item_costs(history),
+        budgets=budget_use(definition, item.spent),
     )
+
+
+async def stored_definition(store: Store, workflow: str, version: int) -> Definition | None:
+    """The stored definition of ``workflow@version``, read without its commands.
+
+    None if it is not stored or no longer loads: its budgets are then unknown, and the item's
+    spend is still shown.
+    """
+    for stored in await store.workflows():
+        if (stored.name, stored.version) == (workflow, version):
+            try:
+                return loads(stored.source, file=stored.file)
+            except DefinitionError:
+                return None
+    return None
 
 
 def readable_conversations(stored: Mapping[str, str]) -> dict[str, list[dict[str, str]]]:
@@ -147,7 +180,19 @@ def item_view_json(view: ItemView) -> dict[str, JSON]:
         "tasks": [task_json(task) for task in view.tasks],
         "conversations": view.conversations,
         "costs": asdict(view.costs),
+        "budgets": [budget_json(use) for use in view.budgets],
         "history": [history_json(record) for record in view.history],
+    }
+
+
+def budget_json(use: BudgetUse) -> dict[str, JSON]:
+    """What an item spent against one budget (``state`` None: the workflow's), as JSON."""
+    return {
+        **asdict(use),
+        "unpriced": list(use.unpriced),
+        "share": use.share,
+        "reached": use.reached,
+        "warning": use.warning,
     }
 
 

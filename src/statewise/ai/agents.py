@@ -29,11 +29,12 @@ import time
 import weakref
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic_ai import Agent, capture_run_messages
+from pydantic_ai.exceptions import UsageLimitExceeded
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -70,7 +71,7 @@ from statewise.ai.usage import (
     usage_record,
 )
 from statewise.definition.model import AgentSpec
-from statewise.errors import TransientError
+from statewise.errors import BudgetExceededError, TransientError
 from statewise.store.base import Store
 from statewise.worker.registry import CommandContext, CommandRegistry, CommandResult
 
@@ -250,15 +251,19 @@ class AgentRunner:
 
         Stopping ourselves (instead of being cancelled by the worker at the deadline) lets the
         failure carry the usage of the responses already received, so the audit trail
-        accounts for every model call even when an attempt times out.
+        accounts for every model call even when an attempt times out. The item's budgets
+        bound the run's tokens (``ctx.tokens_left``) through pydantic-ai's usage limits.
         """
+        limits = self._limits
+        if ctx.tokens_left is not None:
+            limits = replace(limits, total_tokens_limit=ctx.tokens_left)
         remaining = ctx.remaining()
         if remaining is None:
-            return await self._run(rendered, history, exchange, None)
+            return await self._run(rendered, history, exchange, limits, None)
         budget = max(remaining - min(_DEADLINE_MARGIN, remaining / 10), 0.0)
         try:
             async with asyncio.timeout(budget):
-                return await self._run(rendered, history, exchange, budget)
+                return await self._run(rendered, history, exchange, limits, budget)
         except TimeoutError:
             raise TransientError(
                 f"the attempt ran out of time after {budget:.2f}s (its command timeout)"
@@ -269,19 +274,24 @@ class AgentRunner:
         rendered: Rendered,
         history: list[ModelMessage],
         exchange: _Exchange,
+        limits: UsageLimits,
         budget: float | None,
     ) -> tuple[JSON, list[ModelMessage]]:
         """One pydantic-ai run; ``exchange`` sees its messages even if it fails."""
         agent = self._agent()
         with capture_run_messages() as captured:
             exchange.captured, exchange.history_length = captured, len(history)
-            result = await agent.run(
-                rendered.input,
-                instructions=rendered.instructions or None,
-                message_history=history or None,
-                usage_limits=self._limits,
-                model_settings=None if budget is None else {"timeout": budget},
-            )
+            try:
+                result = await agent.run(
+                    rendered.input,
+                    instructions=rendered.instructions or None,
+                    message_history=history or None,
+                    usage_limits=limits,
+                    model_settings=None if budget is None else {"timeout": budget},
+                )
+            except UsageLimitExceeded:
+                _over_allowance(limits.total_tokens_limit, exchange)
+                raise
         output = result.output
         if isinstance(output, BaseModel):  # a registered output model: stored as JSON
             output = output.model_dump(mode="json")
@@ -380,6 +390,24 @@ def output_mode(ref: ModelRef, spec: AgentSpec, mode: str) -> str:
     if spec.output is None:
         return "text"
     return mode
+
+
+def _over_allowance(allowance: int | None, exchange: _Exchange) -> None:
+    """Raise BudgetExceededError if the run stopped because it used the tokens it was allowed.
+
+    pydantic-ai raises one error for every usage limit; the run's own token count tells the
+    item's budget (a distinct kind, routed to ``on_exceeded``) from too many requests (an
+    invalid output, which is retried).
+    """
+    if allowance is None:
+        return
+    tokens = count_tokens(exchange.new)
+    used = tokens.input + tokens.output
+    if used > allowance:
+        raise BudgetExceededError(
+            f"the run was stopped after {used:,} tokens: its item's budget allowed "
+            f"{allowance:,} more"
+        )
 
 
 def _last_feedback(exchange: _Exchange) -> str | None:

@@ -10,6 +10,7 @@ import typer
 from rich.table import Column, Table
 from rich.text import Text
 
+from statewise.actions.budgets import budget_report
 from statewise.actions.inspection import (
     SUMMARY_CHARS,
     output_reason,
@@ -31,6 +32,7 @@ from statewise.cli.common import (
     status_cell,
     with_store,
 )
+from statewise.engine.budget import NEAR, BudgetUse
 from statewise.engine.item import HistoryRecord, ItemStatus
 from statewise.inputs import MAX_ROW_ID
 from statewise.store import Store
@@ -174,10 +176,25 @@ def _why(record: HistoryRecord) -> str:
 
 
 @app.command()
-def costs(db: DbOption = DEFAULT_DB, workflow: WorkflowOption = None) -> None:
+def costs(
+    db: DbOption = DEFAULT_DB,
+    workflow: WorkflowOption = None,
+    budgets: Annotated[
+        bool, typer.Option("--budgets", help="List the items near or over their budgets instead.")
+    ] = False,
+    near: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="With --budgets: the share of a budget used that counts as near."
+        ),
+    ] = NEAR,
+) -> None:
     """Model calls, tokens and cost from the audit trail, by workflow, state, agent and model."""
 
     async def show(store: Store) -> None:
+        if budgets:
+            await _print_budgets(store, workflow, near)
+            return
         table = Table(
             "workflow", "state", "agent", "model", "calls", "input tokens", "output tokens",
             "cost (USD)", title="model usage",
@@ -203,6 +220,46 @@ def costs(db: DbOption = DEFAULT_DB, workflow: WorkflowOption = None) -> None:
         console.print(f"total known cost: {total:.4f} USD{unknown}")
 
     run_async(with_store(db, show))
+
+
+async def _print_budgets(store: Store, workflow: str | None, near: float) -> None:
+    """Items that used ``near`` or more of a budget, most used first, with the shares."""
+    found = await budget_report(store, workflow, near)
+    table = Table(
+        "workflow", "key", "state", "budget", "tokens", "cost (USD)", "used",
+        title=f"items at {near:.0%} or more of a budget",
+    )  # fmt: skip
+    warnings = []
+    for entry in found:
+        item, use = entry.item, entry.use
+        table.add_row(f"{item.workflow}@{item.version}", item.key, item.state, *_budget_cells(use))
+        if use.warning:
+            warnings.append(f"{item.key}: {use.warning}")
+    console.print(table)
+    for warning in dict.fromkeys(warnings):
+        console.print(Text(warning, style="yellow"))
+    over = sum(entry.use.reached for entry in found)
+    console.print(f"{over} budget(s) spent, {len(found) - over} near")
+
+
+def budget_table(uses: list[BudgetUse]) -> Table:
+    """One item's spend against each of its budgets (and in each state that spent)."""
+    table = Table("budget", "tokens", "cost (USD)", "used", title="budgets")
+    for use in uses:
+        table.add_row(*_budget_cells(use))
+    return table
+
+
+def _budget_cells(use: BudgetUse) -> tuple[str, str, str, Text]:
+    """Budget name, tokens and cost as spent / limit, and the share used (red once spent)."""
+    tokens = f"{use.tokens:,}" + (f" / {use.token_limit:,}" if use.token_limit else "")
+    cost = f"{use.cost:.4f}" + (f" / {use.cost_limit:.4f}" if use.cost_limit else "")
+    if use.unpriced:
+        cost += f" + {len(use.unpriced)} unpriced model(s)"
+    limited = use.token_limit is not None or use.cost_limit is not None
+    share = f"{use.share:.0%}" + (" spent" if use.reached else "") if limited else ""
+    name = "workflow" if use.state is None else f"stage {use.state}"
+    return name, tokens, cost, Text(share, style="red" if use.reached else "")
 
 
 def _cost_cell(cost: float | None, unpriced: int) -> str:

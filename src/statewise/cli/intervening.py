@@ -34,6 +34,7 @@ from statewise.cli.common import (
     status_cell,
     with_store,
 )
+from statewise.cli.inspecting import budget_table
 from statewise.cli.running import act_on_item, act_then_continue, prepare
 from statewise.definition.durations import parse_duration
 from statewise.definition.model import Role
@@ -111,6 +112,11 @@ def _print_view(view: ItemView) -> None:
             f"model calls: {costs.calls}, tokens {costs.input_tokens}/{costs.output_tokens}, "
             f"cost {price}{unpriced}"
         )
+    if view.budgets:
+        console.print(budget_table(view.budgets))
+        for use in view.budgets:
+            if use.warning:
+                console.print(Text(f"{use.state or 'workflow'}: {use.warning}", style="yellow"))
 
 
 @app.command(name="redrive")

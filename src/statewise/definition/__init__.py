@@ -5,6 +5,7 @@ check raises one :class:`~statewise.errors.DefinitionError` listing every proble
 """
 
 from statewise.definition.builder import (
+    BudgetLimits,
     CommandSpec,
     EventData,
     RetentionPolicy,
@@ -23,6 +24,7 @@ from statewise.definition.model import Definition
 from statewise.definition.validation import Declarations, validate
 
 __all__ = [
+    "BudgetLimits",
     "CommandSpec",
     "Declarations",
     "Definition",

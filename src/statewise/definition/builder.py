@@ -38,6 +38,7 @@ from statewise.definition.model import (
     DONE_EVENT,
     ERROR_EVENT,
     AgentSpec,
+    Budget,
     Command,
     Definition,
     ErrorKind,
@@ -99,12 +100,27 @@ class RetentionPolicy(TypedDict, total=False):
     history: str | float
 
 
+class BudgetLimits(TypedDict, total=False):
+    """What an item may spend on models: ``tokens``, ``cost`` (USD), and where it goes then.
+
+    Without ``on_exceeded`` a spent item goes to the workflow's escalation state.
+    """
+
+    tokens: int
+    cost: float
+    on_exceeded: str
+
+
 class StateOptions(TypedDict, total=False):
-    """Settings any state may have besides its kind, command and transitions."""
+    """Settings any state may have besides its kind, command and transitions.
+
+    ``budget`` caps what an item may spend in a state that runs an agent, over all visits.
+    """
 
     description: str
     max_visits: int
     on_exhausted: str
+    budget: BudgetLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +199,7 @@ class Workflow:
         events: Mapping[str, str | EventData] | None = None,
         inputs: Sequence[str] | None = None,
         retention: RetentionPolicy | None = None,
+        budget: BudgetLimits | None = None,
     ) -> None:
         """Start a workflow.
 
@@ -199,6 +216,8 @@ class Workflow:
             inputs: Context keys the start data provides; enables the condition variable check.
             retention: How long finished items keep their outputs and history,
                 ``{"outputs": "30d", "history": "365d"}``; by default for ever.
+            budget: What each item may spend on model calls over its life
+                (``{"tokens": 20000, "cost": 0.5, "on_exceeded": "review"}``).
 
         """
         self._locations = Locations(root=_call_site())
@@ -212,6 +231,7 @@ class Workflow:
             "input": None if inputs is None else list(inputs),
             "events": None if events is None else _plain(events),
             "retention": None if retention is None else dict(retention),
+            "budget": None if budget is None else dict(budget),
         }
         self._data.update({k: v for k, v in optional.items() if v is not None})
         self._data["states"] = self._states
@@ -399,6 +419,7 @@ class Workflow:
             **_plain(body),
             "max_visits": options.get("max_visits"),
             "on_exhausted": options.get("on_exhausted"),
+            "budget": _plain(options.get("budget")),
         }
         data = {k: v for k, v in data.items() if v is not None}
         path: Path = ("states", name)
@@ -504,6 +525,8 @@ def to_yaml(definition: Definition, *, inputs: Sequence[str] | None = None) -> s
         data["events"] = {name: _event_data(e) for name, e in definition.events.items()}
     if definition.retention is not None:
         data["retention"] = _retention_data(definition.retention)
+    if definition.budget is not None:
+        data["budget"] = _budget_data(definition.budget)
     if definition.agents:
         data["agents"] = {name: _agent_data(a) for name, a in definition.agents.items()}
     data["states"] = {
@@ -570,6 +593,8 @@ def _state_data(state: State, agents: Mapping[str, AgentSpec]) -> dict[str, Any]
         data["max_visits"] = state.max_visits
     if state.on_exhausted is not None:
         data["on_exhausted"] = state.on_exhausted
+    if state.budget is not None:
+        data["budget"] = _budget_data(state.budget)
     if state.transitions:
         data["transitions"] = [_transition_data(t) for t in state.transitions]
     return data
@@ -609,6 +634,12 @@ def _review_data(review: Review) -> dict[str, Any]:
         "score": review.score,
     }
     return {k: v for k, v in written.items() if v is not None}
+
+
+def _budget_data(budget: Budget) -> dict[str, Any]:
+    """A budget's limits and target as YAML spells them, the unset ones left out."""
+    written = {"tokens": budget.tokens, "cost": budget.cost, "on_exceeded": budget.on_exceeded}
+    return {key: value for key, value in written.items() if value is not None}
 
 
 def _retry_data(policy: RetryPolicy) -> dict[str, Any]:

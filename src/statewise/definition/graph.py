@@ -12,13 +12,30 @@ from statewise.definition.model import Definition, State, StateKind
 
 
 def successors(definition: Definition, state: State) -> list[str]:
-    """Where an item can go from ``state``, including the escalation after failures."""
+    """Where an item can go from ``state``, including the escalation after failures.
+
+    A state that runs an agent can also go where its budgets send a spent item.
+    """
     found = targets(state)
     if fails(state) or state.max_visits is not None:
         found.append(definition.escalation)
     if state.task is not None and state.task.due is not None:
         found.append(state.task.escalate_to or definition.escalation)
+    if runs_agent(state):
+        for budget in (state.budget, definition.budget):
+            if budget is not None:
+                found.append(budget.on_exceeded or definition.escalation)
     return found
+
+
+def runs_agent(state: State) -> bool:
+    """Whether ``state`` runs an agent, as its own command or in a parallel branch."""
+    commands = [state.command] if state.command is not None else []
+    if state.parallel is not None:
+        commands += [b.command for b in state.parallel.branches]
+        if state.parallel.map_command is not None:
+            commands.append(state.parallel.map_command)
+    return any(command.runs_agent for command in commands)
 
 
 def fails(state: State) -> bool:

@@ -26,6 +26,7 @@ from statewise.definition.model import (
     AgentSpec,
     AlertRule,
     Branch,
+    Budget,
     Command,
     Definition,
     EventSpec,
@@ -45,6 +46,7 @@ from statewise.definition.model import (
 from statewise.definition.schema import (
     AgentSchema,
     AgentUseSchema,
+    BudgetSchema,
     CommandSchema,
     Conversation,
     Document,
@@ -372,6 +374,7 @@ class _Converter:
             else Retention(
                 top.retention.outputs, top.retention.history, self.locations.find(("retention",))
             ),
+            budget=self.budget(top.budget, ("budget",)),
         )
 
     def agent(self, name: str, schema: AgentSchema) -> AgentSpec:
@@ -421,7 +424,13 @@ class _Converter:
             task=None if schema.task is None else _task(name, schema.task),
             description=schema.description,
             location=self.locations.find(path),
+            budget=self.budget(schema.budget, (*path, "budget")),
         )
+
+    def budget(self, schema: BudgetSchema | None, path: Path) -> Budget | None:
+        if schema is None:
+            return None
+        return Budget(schema.tokens, schema.cost, schema.on_exceeded, self.locations.find(path))
 
     def command(self, schema: CommandSchema, default_result: str, path: Path) -> Command:
         if schema.agent is not None:

@@ -51,6 +51,9 @@ class ErrorKind(StrEnum):
     INVALID_OUTPUT = "invalid_output"
     PERMANENT = "permanent"
     COMMAND_ERROR = "command_error"
+    # A run cut short by what the item's budget had left: never retried, always sent to the
+    # budget's ``on_exceeded`` state.
+    BUDGET = "budget"
 
 
 class JoinKind(StrEnum):
@@ -93,6 +96,32 @@ class Command:
     name: str
     result: str
     retry: RetryPolicy = DEFAULT_RETRY
+    location: Location = field(default=Location(), compare=False)
+
+    @property
+    def runs_agent(self) -> bool:
+        """Whether this command runs a declared agent (a state's ``agent: NAME``)."""
+        return self.name.startswith(AGENT_COMMAND_PREFIX)
+
+
+# The largest budget a workflow may set: past these a number is a typo, not a limit.
+MAX_BUDGET_TOKENS = 10**12
+MAX_BUDGET_COST = 1_000_000.0
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """What one item may spend on model calls, and where it goes once that is spent.
+
+    On the workflow it caps the item's total over its life; on a state that runs an agent,
+    the item's spend in that state over all its visits. ``tokens`` counts input and output
+    tokens; ``cost`` is USD of the calls with a known price. ``on_exceeded`` is the state the
+    item is sent to instead of the next agent call (None: the workflow's escalation state).
+    """
+
+    tokens: int | None = None
+    cost: float | None = None
+    on_exceeded: str | None = None
     location: Location = field(default=Location(), compare=False)
 
 
@@ -264,6 +293,7 @@ class State:
     task: HumanTask | None = None
     description: str = ""
     location: Location = field(default=Location(), compare=False)
+    budget: Budget | None = None
 
     @property
     def outcomes(self) -> tuple[str, ...]:
@@ -344,6 +374,7 @@ class Definition:
     # The declared external events; None when the workflow declares none (nothing to check).
     events: dict[str, EventSpec] | None = None
     retention: Retention | None = None
+    budget: Budget | None = None
 
     @property
     def ref(self) -> str:

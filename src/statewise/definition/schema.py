@@ -366,6 +366,24 @@ class RetentionSchema(_Schema):
         return self
 
 
+class BudgetSchema(_Schema):
+    """``budget:`` of the workflow or of an agent state: ``{tokens: N, cost: X, on_exceeded}``.
+
+    Only the shape is checked here; the ranges and the state ``on_exceeded`` names are
+    checked by ``validation``, so the builder's definitions get the same messages.
+    """
+
+    tokens: int | None = None
+    cost: float | None = None
+    on_exceeded: Name | None = None
+
+    @model_validator(mode="after")
+    def _a_limit(self) -> Self:
+        if self.tokens is None and self.cost is None:
+            raise ValueError("a budget needs `tokens`, `cost` or both, like `{tokens: 20000}`")
+        return self
+
+
 class StateSchema(_Schema):
     """One state under ``states:``."""
 
@@ -381,6 +399,7 @@ class StateSchema(_Schema):
     concurrency: int | None = None
     join: Annotated[JoinSchema, BeforeValidator(_join_shorthand)] | None = None
     task: TaskSchema | None = None
+    budget: BudgetSchema | None = None
 
 
 class Conversation(StrEnum):
@@ -449,6 +468,7 @@ class WorkflowSchema(_Schema):
     agents: dict[Name, Any] | None = None
     alerts: list[AlertSchema] = Field(default_factory=list)
     retention: RetentionSchema | None = None
+    budget: BudgetSchema | None = None
     states: dict[Name, Any]
 
 

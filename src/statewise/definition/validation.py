@@ -7,6 +7,7 @@ YAML node when there is one. Rules collect problems and never stop at the first.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,12 +21,22 @@ from statewise.definition.agent_rules import (
 )
 from statewise.definition.data_schema import schema_error
 from statewise.definition.escalation import ESCALATION_OUTCOMES, added_by_statewise
-from statewise.definition.graph import fails, strongly_connected, successors, targets
+from statewise.definition.graph import (
+    fails,
+    runs_agent,
+    strongly_connected,
+    successors,
+    targets,
+)
 from statewise.definition.model import (
     DONE_EVENT,
     ERROR_EVENT,
+    MAX_BUDGET_COST,
+    MAX_BUDGET_TOKENS,
+    Budget,
     Command,
     Definition,
+    ErrorKind,
     JoinKind,
     Location,
     RetryPolicy,
@@ -52,6 +63,8 @@ def model_locator(definition: Definition) -> Locate:
     """Locate a path by the locations stored in the model, for definitions made without YAML."""
 
     def locate(path: Path) -> Location:
+        if path[:1] == ("budget",) and definition.budget is not None:
+            return definition.budget.location
         if len(path) > 1 and path[0] == "agents":
             agent = definition.agents.get(str(path[1]))
             return definition.location if agent is None else agent.location
@@ -66,6 +79,8 @@ def model_locator(definition: Definition) -> Locate:
                 return state.transitions[index].location
         if rest[:1] in (("command",), ("agent",)) and state.command is not None:
             return state.command.location
+        if rest[:1] == ("budget",) and state.budget is not None:
+            return state.budget.location
         return state.location
 
     return locate
@@ -511,6 +526,12 @@ def _check_n_of(c: _Checker, state: State) -> None:
 
 def _check_retry(c: _Checker, retry: RetryPolicy, path: Path) -> None:
     _at_least_one(c, retry.attempts, (*path, "attempts"))
+    if ErrorKind.BUDGET in retry.retry_on:
+        c.report(
+            "`retry_on` cannot hold `budget`: a run cut short by its budget is never retried, "
+            "the item goes to the budget's `on_exceeded` state",
+            (*path, "retry_on"),
+        )
     if not 0 <= retry.jitter <= 1:
         c.report(f"`jitter` must be between 0 and 1 (got {retry.jitter})", (*path, "jitter"))
     _not_negative(c, retry.backoff, (*path, "backoff"))
@@ -526,6 +547,64 @@ def _at_least_one(c: _Checker, value: int | None, path: Path) -> None:
 def _not_negative(c: _Checker, seconds: float | None, path: Path) -> None:
     if seconds is not None and seconds < 0:
         c.report(f"`{path[-1]}` cannot be negative (got {seconds:g} seconds)", path)
+
+
+def _check_budgets(c: _Checker) -> None:
+    """Budgets are positive and sane, on states that run agents, and lead somewhere that works.
+
+    An ``on_exceeded`` state that runs an agent itself would be refused by the same spent
+    budget at once, so it must be a person, a wait, a final state or plain commands.
+    """
+    definition = c.definition
+    if definition.budget is not None:
+        _check_budget(c, definition.budget, ("budget",))
+        target = definition.states.get(definition.budget.on_exceeded or definition.escalation)
+        if target is not None and runs_agent(target):
+            c.report(
+                f"`on_exceeded` state `{target.name}` runs an agent, which the spent workflow "
+                f"budget would refuse too; send the item to a person or a final state",
+                ("budget", "on_exceeded"),
+            )
+    for state in c.states:
+        if state.budget is None:
+            continue
+        path: Path = ("states", state.name, "budget")
+        _check_budget(c, state.budget, path)
+        if not runs_agent(state):
+            c.report(
+                f"state `{state.name}` has a `budget` but runs no agent, so it would never "
+                f"spend; put the budget on the state that runs the agent",
+                path,
+            )
+        if state.budget.on_exceeded == state.name:
+            c.report(
+                f"`on_exceeded` of state `{state.name}` is the state itself, whose spent "
+                f"budget would refuse it again; name another state",
+                (*path, "on_exceeded"),
+            )
+
+
+def _check_budget(c: _Checker, budget: Budget, path: Path) -> None:
+    names = list(c.definition.states) + sorted(c.unparsed)
+    if budget.on_exceeded is not None and not c.known_state(budget.on_exceeded):
+        c.report(
+            f"`on_exceeded` names unknown state `{budget.on_exceeded}`"
+            f"{suggest(budget.on_exceeded, names)}",
+            (*path, "on_exceeded"),
+        )
+    if budget.tokens is not None and not 1 <= budget.tokens <= MAX_BUDGET_TOKENS:
+        c.report(
+            f"`tokens` must be a whole number from 1 to {MAX_BUDGET_TOKENS:,} "
+            f"(got {budget.tokens:,})",
+            (*path, "tokens"),
+        )
+    cost = budget.cost
+    if cost is not None and not (math.isfinite(cost) and 0 < cost <= MAX_BUDGET_COST):
+        c.report(
+            f"`cost` must be a number of USD above 0 and at most {MAX_BUDGET_COST:,.0f} "
+            f"(got {cost:g})",
+            (*path, "cost"),
+        )
 
 
 def _check_reachable(c: _Checker) -> None:
@@ -799,6 +878,7 @@ _RULES: tuple[Callable[[_Checker], None], ...] = (
     _check_reserved_names,
     _check_branch_names,
     _check_ranges,
+    _check_budgets,
     _check_reachable,
     _check_loops,
     *AGENT_RULES,

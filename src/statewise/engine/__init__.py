@@ -27,7 +27,7 @@ from statewise.engine.events import (
 from statewise.engine.item import BranchRun, BranchStatus, HistoryRecord, Item, ItemStatus
 from statewise.engine.quarantine import fail_item
 from statewise.engine.result import Outcome, StepResult
-from statewise.engine.step import start, step
+from statewise.engine.step import record_spend, start, step
 
 __all__ = [
     "MAX_HOPS",
@@ -58,6 +58,7 @@ __all__ = [
     "TaskDecided",
     "TimerFired",
     "fail_item",
+    "record_spend",
     "start",
     "step",
 ]

@@ -18,6 +18,7 @@ from statewise.definition.model import (
     State,
     StateKind,
 )
+from statewise.engine.budget import BUDGET_EVENT, Exceeded, cut_short, exceeded, tokens_left
 from statewise.engine.defects import DEFECT_NOTE, ROUTABLE_DEFECTS, DefectKind, defect_kind
 from statewise.engine.effects import (
     CancelCommands,
@@ -112,6 +113,7 @@ class StepBuilder:
         self.attempt = item.attempt
         self.retrying = item.retrying
         self.branches: tuple[BranchRun, ...] = item.branches
+        self.spent = item.spent
         self.context: dict[str, JSON] = dict(item.context)
         self.patches: list[SetContext] = []
         self.effects: list[Effect] = []
@@ -152,6 +154,7 @@ class StepBuilder:
             seq=seq,
             created_at=original.created_at,
             updated_at=updated_at,
+            spent=self.spent,
         )
 
     def set(self, path: tuple[str, ...], value: JSON) -> None:
@@ -340,8 +343,29 @@ class StepBuilder:
 
     def run_command(
         self, command: Command, attempt: int, branch: str | None = None, input: JSON = None
-    ) -> None:
-        """Ask the shell to run ``command``; the item remembers the attempt it waits for."""
+    ) -> bool:
+        """Ask the shell to run ``command``; the item remembers the attempt it waits for.
+
+        An agent runs only within the item's budgets: with one already spent, the item goes
+        to that budget's ``on_exceeded`` state instead and this returns False (the state was
+        left, so a caller launching branches stops). Otherwise the run is told how many
+        tokens are left.
+        """
+        allowance = None
+        if command.runs_agent:
+            broken = exceeded(self.definition, self.state, self.spent)
+            if broken is not None:
+                hop = Hop(
+                    event=BUDGET_EVENT,
+                    kind="budget",
+                    command=command.name,
+                    branch=branch,
+                    attempt=attempt,
+                    note=f"{broken.note()}, instead of running {command.name!r}",
+                )
+                self.exceed(broken, hop)
+                return False
+            allowance = tokens_left(self.definition, self.state, self.spent)
         if branch is None:
             self.attempt = attempt
             self.retrying = False
@@ -354,8 +378,27 @@ class StepBuilder:
                 timeout=command.retry.timeout,
                 branch=branch,
                 input=input,
+                tokens_left=allowance,
             )
         )
+        return True
+
+    def exceed(self, broken: Exceeded, hop: Hop) -> None:
+        """Send the item to the spent budget's ``on_exceeded`` state, saying which and how far.
+
+        Not a failure: a business route, like an exhausted visit budget.
+        """
+        self.enter(broken.target, replace(hop, event=BUDGET_EVENT, budget=broken.detail()))
+
+    def cut_short(self, hop: Hop) -> None:
+        """A run stopped at the tokens its item's budgets had left: it is never retried.
+
+        The item goes to the ``on_exceeded`` state of the budget it spent (its usage included).
+        """
+        spent = self.spent.charged(self.state_name, hop.usage)
+        broken = cut_short(self.definition, self.state, spent)
+        note = "; ".join(n for n in (broken.note(cut_short=True), hop.note) if n)
+        self.exceed(broken, replace(hop, note=note))
 
     def ignore_result(self, event: CommandSucceeded | CommandFailed) -> StepResult:
         """A result nobody waits for any more: its state visit, branch or attempt is over.
@@ -413,6 +456,8 @@ class StepBuilder:
         """
         origin = from_state if from_state is not None or hop.origin is None else self.state_name
         output = hop.output
+        if hop.usage:  # every model call is charged to the state that made it, once, here
+            self.spent = self.spent.charged(origin or self.state_name, hop.usage)
         self.history.append(
             HistoryRecord(
                 seq=self.original.seq + len(self.history) + 1,
@@ -437,6 +482,7 @@ class StepBuilder:
                 output=output,
                 visit=self.visit if output is not None and origin is not None else None,
                 rejected=list(selection.rejected) if selection and selection.rejected else None,
+                budget=hop.budget,
             )
         )
 

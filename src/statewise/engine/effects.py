@@ -18,7 +18,11 @@ JSON = Any
 
 @dataclass(frozen=True, slots=True)
 class RunCommand:
-    """Run registered command ``command`` for one state visit (and branch), this attempt."""
+    """Run registered command ``command`` for one state visit (and branch), this attempt.
+
+    ``tokens_left`` is what the item's budgets still allow an agent's run to use (None: no
+    token budget); the agent stops the run there, and the step sends the item on.
+    """
 
     command: str
     state: str
@@ -27,6 +31,7 @@ class RunCommand:
     timeout: float | None
     branch: str | None = None
     input: JSON = None
+    tokens_left: int | None = None
     kind: Literal["run_command"] = "run_command"
 
     def idempotency_key(self, item_key: str) -> str:

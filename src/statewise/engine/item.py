@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from statewise.engine.budget import NOTHING_SPENT, Spent
+
 JSON = Any
 
 
@@ -58,7 +60,8 @@ class Item:
     ``seq`` counts committed steps (audit rows); the store uses it as a fencing token, so a
     step computed from an out-of-date copy of the item can never be committed. ``attempt`` is
     the command attempt in flight; ``retrying`` says it failed and a backoff timer will start
-    the next one, so a duplicate failure or timer can never add attempts.
+    the next one, so a duplicate failure or timer can never add attempts. ``spent`` is what its
+    model calls have cost so far, by state, which its budgets are checked against.
     """
 
     key: str
@@ -75,6 +78,7 @@ class Item:
     seq: int = 0
     created_at: float = 0.0
     updated_at: float = 0.0
+    spent: Spent = NOTHING_SPENT
 
     @property
     def visit(self) -> int:
@@ -99,6 +103,8 @@ class HistoryRecord:
     carries it, with ``visit`` (of ``from_state``): with ``branch`` and ``attempt`` that keys
     it, so every round of a loop keeps its own. ``rejected`` lists the guards tried and found
     false before the transition taken (``{condition, values}`` each), so an ``else`` says why.
+    ``budget`` names the budget that sent the item elsewhere: scope, state, measure, spent
+    and limit.
     """
 
     seq: int
@@ -123,6 +129,7 @@ class HistoryRecord:
     output: JSON = None
     visit: int | None = None
     rejected: list[dict[str, JSON]] | None = None
+    budget: dict[str, JSON] | None = None
 
 
 HISTORY_ADAPTER: TypeAdapter[HistoryRecord] = TypeAdapter(HistoryRecord)

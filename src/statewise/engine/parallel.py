@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from statewise.definition.model import DONE_EVENT, ERROR_EVENT, Command, JoinKind, Parallel, State
+from statewise.definition.model import (
+    DONE_EVENT,
+    ERROR_EVENT,
+    Command,
+    ErrorKind,
+    JoinKind,
+    Parallel,
+    State,
+)
 from statewise.engine.defects import ROUTABLE_DEFECTS, DefectKind, defect_kind
 from statewise.engine.events import CommandFailed, CommandSucceeded
 from statewise.engine.item import BranchRun, BranchStatus
@@ -98,6 +106,9 @@ def on_branch_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
         retry_after=event.retry_after,
         note=event.note,
     )
+    if event.error_kind is ErrorKind.BUDGET:  # the item's budget is spent: the whole state goes
+        builder.cut_short(hop)
+        return builder.result()
     if should_retry(command.retry, event.error_kind, event.attempt):
         _update(builder, run, BranchStatus.RETRYING)
         builder.schedule_retry(command, event.attempt, hop)
@@ -179,7 +190,9 @@ def _launch_pending(builder: StepBuilder, state: State) -> None:
             break
         if run.status is BranchStatus.PENDING:
             _update(builder, run, BranchStatus.RUNNING, 1)
-            builder.run_command(_command(state, run.name), 1, branch=run.name, input=run.input)
+            command = _command(state, run.name)
+            if not builder.run_command(command, 1, branch=run.name, input=run.input):
+                return  # a spent budget sent the item elsewhere
             running += 1
 
 

@@ -54,3 +54,4 @@ class Hop:
     retry_after: float | None = None
     decision: dict[str, JSON] | None = None
     output: JSON = None
+    budget: dict[str, JSON] | None = None

@@ -11,7 +11,14 @@ from dataclasses import replace
 from typing import Any, assert_never
 
 from statewise.definition.data_schema import schema_problems
-from statewise.definition.model import DONE_EVENT, ERROR_EVENT, Command, Definition, State
+from statewise.definition.model import (
+    DONE_EVENT,
+    ERROR_EVENT,
+    Command,
+    Definition,
+    ErrorKind,
+    State,
+)
 from statewise.engine.builder import StepBuilder
 from statewise.engine.events import (
     RETRY_TIMER,
@@ -101,6 +108,23 @@ _WHY_STOPPED = {
 }
 
 
+LOST_NOTE = "its work row was cancelled or taken over meanwhile: result not applied, usage recorded"
+
+
+def record_spend(
+    definition: Definition, item: Item, event: CommandSucceeded | CommandFailed, now: float
+) -> StepResult:
+    """Keep only what a command attempt spent, never its result.
+
+    For an attempt whose commit came back LOST: another writer cancelled its work row (an
+    operator paused or moved the item while the agent ran) or another worker took it over.
+    Its result must not be applied, but its model calls were made and count against the
+    item's budgets; without usage there is nothing to record (IGNORED).
+    """
+    noted = replace(event, note="; ".join(n for n in (event.note, LOST_NOTE) if n))
+    return StepBuilder(definition, item, now).ignore_result(noted)
+
+
 def _after_the_end(builder: StepBuilder, event: Event) -> StepResult:
     """A stopped item takes no events but an operator's; late results only report their cost.
 
@@ -167,7 +191,9 @@ def _on_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
         retry_after=event.retry_after,
         note=event.note,
     )
-    if should_retry(command.retry, event.error_kind, event.attempt):
+    if event.error_kind is ErrorKind.BUDGET:
+        builder.cut_short(hop)
+    elif should_retry(command.retry, event.error_kind, event.attempt):
         builder.schedule_retry(command, event.attempt, hop)
     else:
         builder.fire(ERROR_EVENT, hop)

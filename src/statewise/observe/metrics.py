@@ -10,7 +10,8 @@ prometheus-client's global one, so one process, or one test, can hold several se
   ``statewise_alert_firing``, ``statewise_alert_ratio``;
 - counted by this process's writers through the commit observer hook
   (:class:`CommitInstruments`): ``statewise_transitions_total``,
-  ``statewise_command_duration_seconds`` and ``statewise_steps_committed_total``.
+  ``statewise_command_duration_seconds``, ``statewise_steps_committed_total`` and
+  ``statewise_budget_exceeded_total``.
 """
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ class CommitInstruments:
             ["status"],
             registry=registry,
         )
+        self.budget_exceeded = Counter(
+            "statewise_budget_exceeded",
+            "Items this process sent to a budget's on_exceeded state, by the state whose agent "
+            "call was refused or cut short, the budget (workflow or state) and what ran out "
+            "(tokens or cost).",
+            ["workflow", "state", "budget", "measure"],
+            registry=registry,
+        )
 
     def observe(self, batch: CommitBatch) -> None:
         """Count the batch's outcomes and the audit rows of its committed steps."""
@@ -72,6 +81,14 @@ class CommitInstruments:
                 self._record(result.item.workflow, record)
 
     def _record(self, workflow: str, record: HistoryRecord) -> None:
+        if record.budget is not None:
+            budget = record.budget
+            self.budget_exceeded.labels(
+                workflow,
+                str(budget.get("state", "")),
+                str(budget.get("scope", "")),
+                str(budget.get("measure", "")),
+            ).inc()
         if record.from_state != record.to_state or record.transition is not None:
             self.transitions.labels(
                 workflow, record.from_state or "", record.to_state, record.event

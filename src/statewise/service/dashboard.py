@@ -308,7 +308,7 @@ async def item_page(
     if not isinstance(session, Session):
         return session
     try:
-        view = await inspect_item(ctx.store, workflow, key)
+        view = await inspect_item(ctx.store, workflow, key, ctx.runner.definitions)
     except StatewiseError as exc:
         return _page(request, "items.html", session, error=public_message(exc), items=[], total=0,
                      statuses=[s.value for s in ItemStatus])  # fmt: skip

@@ -584,6 +584,15 @@ class Store(ABC):
         """
 
     @abstractmethod
+    async def spending_items(
+        self, workflow: str | None = None, *, limit: int = 1000, after: int = 0
+    ) -> list[tuple[int, Item]]:
+        """A page of the items that have spent on model calls, without context, by row id.
+
+        Each comes with its row id; pass the last one as ``after`` for the next page.
+        """
+
+    @abstractmethod
     async def conversations(self, workflow: str, key: str) -> dict[str, str]:
         """Every agent's stored conversation with one item, as serialised messages by agent."""
 

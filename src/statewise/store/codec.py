@@ -10,6 +10,7 @@ import hashlib
 import json
 from typing import Any
 
+from statewise.engine.budget import NOTHING_SPENT, Spend, Spent
 from statewise.engine.effects import EFFECT_ADAPTER, Effect, RunCommand
 from statewise.engine.events import TimerFired
 from statewise.engine.item import BranchRun, BranchStatus, HistoryRecord, Item, ItemStatus
@@ -19,12 +20,12 @@ JSON = Any
 PATH_SEPARATOR = "\x1f"
 ITEM_COLUMNS = (
     "id, workflow, version, key, state, status, entered_at, created_at, updated_at, seq, "
-    "attempt, retrying, visits, branches"
+    "attempt, retrying, visits, branches, spent"
 )
 # The columns a step changes, in the order ``item_values`` gives them.
 STEP_COLUMNS = (
     "state", "status", "entered_at", "updated_at", "seq", "attempt", "retrying", "visits",
-    "branches",
+    "branches", "spent",
 )  # fmt: skip
 
 
@@ -98,6 +99,34 @@ def decode_branches(text: str | None) -> tuple[BranchRun, ...]:
     )
 
 
+def encode_spent(spent: Spent) -> str | None:
+    """What an item spent, by state, as ``{state: [tokens, cost, [unpriced models]]}``.
+
+    NULL for an item that never spent anything, so items without model calls store nothing;
+    the unpriced list is left out when empty.
+    """
+    if not spent:
+        return None
+    return dumps(
+        {
+            state: [s.tokens, s.cost, list(s.unpriced)] if s.unpriced else [s.tokens, s.cost]
+            for state, s in spent.states.items()
+        }
+    )
+
+
+def decode_spent(text: str | None) -> Spent:
+    """Inverse of ``encode_spent``."""
+    if not text:
+        return NOTHING_SPENT
+    return Spent(
+        {
+            state: Spend(entry[0], entry[1], tuple(entry[2]) if len(entry) > 2 else ())
+            for state, entry in json.loads(text).items()
+        }
+    )
+
+
 def encode_detail(record: HistoryRecord) -> str:
     """The audit row's fields beyond its columns, leaving out the empty ones.
 
@@ -131,17 +160,19 @@ def encode_detail(record: HistoryRecord) -> str:
         data["dwell"] = record.dwell
     if record.visit is not None:
         data["visit"] = record.visit
-    if record.decision is not None or record.rejected:
+    if record.decision is not None or record.rejected or record.budget is not None:
         _add_judgements(record, data)
     return dumps(data)
 
 
 def _add_judgements(record: HistoryRecord, data: dict[str, JSON]) -> None:
-    """A person's decision, and the guards found false: both rarer than the other fields."""
+    """A person's decision, the guards found false, a budget's verdict: rarer than the rest."""
     if record.decision is not None:
         data["decision"] = record.decision
     if record.rejected:
         data["rejected"] = record.rejected
+    if record.budget is not None:
+        data["budget"] = record.budget
 
 
 def decode_history(
@@ -204,13 +235,14 @@ def item_values(item: Item) -> tuple[Any, ...]:
         item.retrying,
         dumps(item.visits),
         encode_branches(item.branches),
+        encode_spent(item.spent),
     )
 
 
 def decode_item(row: tuple[Any, ...], context: dict[str, JSON]) -> Item:
     """An item from its ``ITEM_COLUMNS`` row and its decoded context."""
     (_, workflow, version, key, state, status, entered, created, updated, seq, attempt,
-     retrying, visits, branches) = row  # fmt: skip
+     retrying, visits, branches, spent) = row  # fmt: skip
     return Item(
         key=key,
         workflow=workflow,
@@ -226,4 +258,5 @@ def decode_item(row: tuple[Any, ...], context: dict[str, JSON]) -> Item:
         visits=json.loads(visits),
         branches=decode_branches(branches),
         context=context,
+        spent=decode_spent(spent),
     )

@@ -157,6 +157,19 @@ def costs_txn(db: Connection, dialect: Dialect, workflow: str | None) -> list[Co
     ]
 
 
+def spending_items_txn(
+    db: Connection, workflow: str | None, limit: int, after: int
+) -> list[tuple[int, Item]]:
+    """Items whose ``spent`` is set (with their row ids), a keyset page by id."""
+    rows = db.execute(
+        f"SELECT {codec.ITEM_COLUMNS} FROM items WHERE spent IS NOT NULL AND id > ?"
+        + (" AND workflow = ?" if workflow else "")
+        + " ORDER BY id LIMIT ?",
+        (after, workflow, limit) if workflow else (after, limit),
+    )
+    return [(row[0], codec.decode_item(row, {})) for row in rows]
+
+
 def conversations_txn(db: Connection, workflow: str, key: str) -> dict[str, str]:
     """Every agent's stored conversation with one item."""
     rows = db.execute(

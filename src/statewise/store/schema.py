@@ -64,6 +64,14 @@ _PAYLOADS_IN_PAGES_SQLITE = (
     "ALTER TABLE payloads_in_pages RENAME TO payloads",
 )
 
+# What an item has spent on model calls, by state (``codec.encode_spent``), for its budgets;
+# NULL for the many items that never call a model. The partial index finds the spending
+# items for ``statewise costs --budgets`` without reading the others.
+_SPENT = (
+    "ALTER TABLE items ADD COLUMN spent TEXT",
+    "CREATE INDEX items_spending ON items (workflow, id) WHERE spent IS NOT NULL",
+)
+
 SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     _sql(
         "CREATE TABLE workflows (name TEXT NOT NULL, version INTEGER NOT NULL, "
@@ -127,6 +135,7 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     ),
     _sql(*_OUTPUTS_SQLITE),
     _sql(*_PAYLOADS_IN_PAGES_SQLITE),
+    _sql(*_SPENT),
 )
 
 # Runnable rows (unleased, or leased past their time) are found through partial indexes, so a
@@ -193,6 +202,7 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
     ),
     unique_active_names_txn,
     _sql(*_OUTPUTS_POSTGRES),
+    _sql(*_SPENT),
 )
 
 

@@ -238,6 +238,12 @@ class SQLStore(Store, Dialect):
         """Reviewers' agreement with agent stages, aggregated from the audit trail."""
         return await self._read(quality_txn, self, since, workflow, bucket, band)
 
+    async def spending_items(
+        self, workflow: str | None = None, *, limit: int = 1000, after: int = 0
+    ) -> list[tuple[int, Item]]:
+        """A page of the items with a spend, through the partial index ``items_spending``."""
+        return await self._read(queries.spending_items_txn, workflow, limit, after)
+
     async def conversations(self, workflow: str, key: str) -> dict[str, str]:
         """Conversations of one item by agent."""
         return await self._read(queries.conversations_txn, workflow, key)

@@ -40,6 +40,7 @@ from statewise.definition.model import ErrorKind
 from statewise.engine.effects import RunCommand
 from statewise.engine.events import CommandFailed, CommandSucceeded
 from statewise.errors import (
+    BudgetExceededError,
     CommandError,
     InvalidOutputError,
     NotFoundError,
@@ -186,6 +187,7 @@ class CommandExecutor:
             branch=effect.branch,
             input=own_input,
             deadline=None if effect.timeout is None else time.monotonic() + effect.timeout,
+            tokens_left=effect.tokens_left,
         )
         scope = asyncio.timeout(effect.timeout)  # unlike wait_for, no task per call
         try:
@@ -432,6 +434,8 @@ def classify(exc: BaseException) -> tuple[ErrorKind, str]:
         return ErrorKind.TRANSIENT, _describe(exc)
     if isinstance(exc, InvalidOutputError):
         return ErrorKind.INVALID_OUTPUT, _describe(exc)
+    if isinstance(exc, BudgetExceededError):
+        return ErrorKind.BUDGET, _describe(exc)
     if isinstance(exc, CommandError | NotFoundError):
         return ErrorKind.PERMANENT, _describe(exc)
     return ErrorKind.COMMAND_ERROR, f"{type(exc).__name__}: {exc}"

@@ -37,7 +37,9 @@ class CommandContext:
     ``context`` and ``input`` are copies made for this attempt: a command may change them
     freely, nothing the runner, the conditions, the audit trail or the store see changes.
     ``idempotency_key`` is the same for every delivery of one attempt, so a command with side
-    effects (sending an email, calling a payment API) can de-duplicate them.
+    effects (sending an email, calling a payment API) can de-duplicate them. ``tokens_left``
+    is how many model tokens the item's budgets still allow (None: no token budget); an agent
+    stops its run there and fails with ``BudgetExceededError``.
     """
 
     workflow: str
@@ -49,6 +51,7 @@ class CommandContext:
     branch: str | None = None
     input: JSON = None
     deadline: float | None = field(default=None, compare=False)
+    tokens_left: int | None = None
     _probe: list[UsageProbe] = field(default_factory=list, init=False, compare=False, repr=False)
 
     def remaining(self) -> float | None:

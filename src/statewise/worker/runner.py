@@ -23,10 +23,11 @@ from typing import Any
 
 from statewise.definition.model import Definition, ErrorKind
 from statewise.engine.effects import RunCommand
-from statewise.engine.events import CommandFailed, Event
+from statewise.engine.events import CommandFailed, CommandSucceeded, Event
 from statewise.engine.item import BranchStatus, Item, ItemStatus
 from statewise.engine.quarantine import fail_item
 from statewise.engine.result import Outcome, StepResult
+from statewise.engine.step import record_spend
 from statewise.errors import TransientStoreError
 from statewise.inputs import InputLimits
 from statewise.store.base import (
@@ -63,12 +64,16 @@ class _Admission:
 
 @dataclass(frozen=True, slots=True)
 class _Pending:
-    """An event waiting to be applied, and the work row it consumes."""
+    """An event waiting to be applied, and the work row it consumes.
+
+    ``spend_only``: the event's commit came back LOST, so only what it spent is recorded.
+    """
 
     ref: Ref
     event: Event
     outbox_id: int | None = None
     timer_id: int | None = None
+    spend_only: bool = False
 
 
 class Runner(ItemWriter):
@@ -495,7 +500,10 @@ class Runner(ItemWriter):
             if definition is None:
                 foreign.append(event)
                 continue
-            result = self.step_safely(definition, item, event.event)
+            if event.spend_only and isinstance(event.event, CommandSucceeded | CommandFailed):
+                result = record_spend(definition, item, event.event, self.clock())
+            else:
+                result = self.step_safely(definition, item, event.event)
             commits.append(StepCommit(result, item.seq, event.outbox_id, event.timer_id))
             stepped.append((event, item))
             if result.outcome is not Outcome.IGNORED:
@@ -510,13 +518,17 @@ class Runner(ItemWriter):
     ) -> None:
         """Step STALE events again on a fresh copy; quarantine items whose step was REJECTED.
 
-        A LOST event is dropped: the work row it consumed belongs to another worker now.
+        A LOST event is not applied: the work row it consumed was cancelled by another writer
+        or belongs to another worker now. What it spent on models is still recorded, on its
+        own, so an operator acting while an agent runs never loses that spend.
         """
         failures: list[StepCommit] = []
         failed_events: list[_Pending] = []
         for (event, item), outcome in zip(stepped, outcomes, strict=True):
             if outcome.status is CommitStatus.STALE:
                 self._results.append(event)
+            elif outcome.status is CommitStatus.LOST and _spent(event.event):
+                self._results.append(_Pending(event.ref, event.event, spend_only=True))
             elif outcome.status is CommitStatus.REJECTED:
                 reason = f"its step could not be stored: {outcome.error}"
                 logger.warning("quarantined item %s: %s", item.key, reason)
@@ -587,6 +599,11 @@ def _is_over(item: Item, effect: RunCommand) -> bool:
 def _commands_of(batch: Sequence[StepCommit]) -> int:
     """How many commands committing ``batch`` queues."""
     return sum(isinstance(e, RunCommand) for c in batch for e in c.result.effects)
+
+
+def _spent(event: Event) -> bool:
+    """Whether ``event`` is a command attempt that reports model usage."""
+    return isinstance(event, CommandSucceeded | CommandFailed) and bool(event.usage)
 
 
 def _not_run(effect: RunCommand) -> CommandFailed:

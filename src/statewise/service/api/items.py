@@ -93,7 +93,7 @@ async def list_items(
 
 @router.get(ITEM, summary="One item: context, pending work, tasks, talk")
 async def get_item(workflow: str, key: str, ctx: Context, _: Viewer) -> dict[str, Any]:
-    view = item_view_json(await inspect_item(ctx.store, workflow, key))
+    view = item_view_json(await inspect_item(ctx.store, workflow, key, ctx.runner.definitions))
     view.pop("history")
     return view
 
