@@ -10,6 +10,7 @@
     │   ├── TransientError          transient     worth retrying (timeouts, rate limits, I/O)
     │   ├── InvalidOutputError      invalid_output  the result was not usable; retry may help
     │   ├── PermanentError          permanent     retrying cannot help; a business failure
+    │   ├── CommandDefectError      command_error the command raised what it did not mean to
     │   └── BudgetExceededError     budget        the item's model budget ran out mid-run
     ├── ConditionError              condition     a condition could not be evaluated at run time
     ├── StoreError                  store         the database refused or broke
@@ -150,6 +151,17 @@ class PermanentError(CommandError):
     """
 
     code = "permanent"
+
+
+class CommandDefectError(CommandError):
+    """The command raised an exception it did not mean to: a bug in its code or in a tool.
+
+    Wrapping layers (the agent runner) raise it in place of the foreign exception, whose
+    message they scrub of secrets; the kind stays ``command_error``, a defect that fails the
+    item unless an ``on: error`` transition takes it.
+    """
+
+    code = "command_error"
 
 
 class BudgetExceededError(CommandError):

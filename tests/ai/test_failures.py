@@ -15,13 +15,16 @@ from pydantic_ai.exceptions import (
 )
 
 from statewise.ai.failures import REDACTED, classify, scrub
+from statewise.definition.model import ErrorKind
 from statewise.errors import (
+    CommandDefectError,
     CommandError,
     InvalidOutputError,
     PermanentError,
     TransientError,
 )
 from statewise.store.sqlite import SQLiteStore
+from statewise.worker.commands import classify as worker_classify
 from statewise.worker.registry import CommandRegistry
 
 from .conftest import ANTHROPIC_KEY, OPENAI_KEY, agent, on_anthropic, registered, workflow
@@ -117,6 +120,32 @@ def test_rejected_requests_are_permanent(
     assert isinstance(fail_once(openai, store, error(status, "no")), PermanentError)
 
 
+def test_a_bug_in_a_tool_is_a_command_defect_not_a_business_failure(
+    openai: FakeProvider, store: SQLiteStore
+) -> None:
+    registry = CommandRegistry()
+
+    @registry.tool()
+    def lookup(order: str) -> str:
+        """Look the order up."""
+        return {"a": 1}[order]  # type: ignore[return-value]  # the bug: a KeyError
+
+    spec = agent("clerk", tools=("lookup",), output=OUTPUT)
+    openai.reply(openai_tool_call("lookup", {"order": "ORD-7"}))
+
+    async def scenario() -> CommandError:
+        async with registered(store, workflow(spec), registry=registry, openai=openai) as agents:
+            with pytest.raises(CommandError) as raised:
+                await agents.run("clerk", {})
+        return raised.value
+
+    raised = asyncio.run(scenario())
+    assert isinstance(raised, CommandDefectError)
+    assert "KeyError" in raised.message and "ORD-7" in raised.message
+    # The worker files it as a defect (the item fails unless `on: error` takes it).
+    assert worker_classify(raised)[0] is ErrorKind.COMMAND_ERROR
+
+
 def test_an_unreachable_provider_is_transient(store: SQLiteStore) -> None:
     with_nobody_listening = FakeProvider()  # bound, never started: the port refuses
     url = with_nobody_listening.url
@@ -172,7 +201,7 @@ def test_a_tool_raising_a_statewise_error_keeps_its_class_and_gains_usage(
         (ModelHTTPError(599, "m"), TransientError),
         (TimeoutError("read timed out"), TransientError),
         (ConnectionResetError("reset"), TransientError),
-        (ValueError("a bug in a tool"), PermanentError),
+        (ValueError("a bug in a tool"), CommandDefectError),
         (ImportError("Please install the `groq` package"), PermanentError),
     ],
 )

@@ -7,7 +7,9 @@ Everything an agent run raises passes through :func:`translated`, which decides 
 * the model's reply was unusable (schema violations after the in-run retries, too many tool
   rounds, truncated output): InvalidOutputError;
 * nothing will change by retrying (bad key, unknown model, rejected request, exhausted quota,
-  a template or configuration mistake): PermanentError.
+  a template or configuration mistake): PermanentError;
+* anything else was not meant to happen (a bug in a tool): CommandDefectError, a defect that
+  fails the item.
 
 Every message is scrubbed of secrets before it leaves: the values of credential-like
 environment variables and anything shaped like an API key. The original exception is not
@@ -42,6 +44,7 @@ from pydantic_ai.exceptions import (
 )
 
 from statewise.errors import (
+    CommandDefectError,
     CommandError,
     InvalidOutputError,
     PermanentError,
@@ -137,7 +140,7 @@ def classify(exc: Exception) -> tuple[type[CommandError], str, float | None]:
         return PermanentError, str(exc), None
     if isinstance(exc, TimeoutError | ConnectionError | httpx2.TransportError):
         return TransientError, f"{type(exc).__name__}: {exc}", None
-    return PermanentError, f"{type(exc).__name__}: {exc}", None
+    return CommandDefectError, f"{type(exc).__name__}: {exc}", None
 
 
 def _classify_api_error(exc: ModelAPIError) -> tuple[type[CommandError], str, float | None]:

@@ -41,6 +41,7 @@ from statewise.engine.effects import RunCommand
 from statewise.engine.events import CommandFailed, CommandSucceeded
 from statewise.errors import (
     BudgetExceededError,
+    CommandDefectError,
     CommandError,
     InvalidOutputError,
     NotFoundError,
@@ -436,6 +437,8 @@ def classify(exc: BaseException) -> tuple[ErrorKind, str]:
         return ErrorKind.INVALID_OUTPUT, _describe(exc)
     if isinstance(exc, BudgetExceededError):
         return ErrorKind.BUDGET, _describe(exc)
+    if isinstance(exc, CommandDefectError):
+        return ErrorKind.COMMAND_ERROR, _describe(exc)
     if isinstance(exc, CommandError | NotFoundError):
         return ErrorKind.PERMANENT, _describe(exc)
     return ErrorKind.COMMAND_ERROR, f"{type(exc).__name__}: {exc}"
