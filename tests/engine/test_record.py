@@ -8,7 +8,18 @@ transition taken, each with the values it read.
 
 from __future__ import annotations
 
-from .helpers import Run, command, decide, fan, go, otherwise, task, wait, workflow
+from .helpers import (
+    Run,
+    assert_defect,
+    command,
+    decide,
+    fan,
+    go,
+    otherwise,
+    task,
+    wait,
+    workflow,
+)
 
 LOOP = workflow(
     task(
@@ -73,6 +84,13 @@ def test_a_guard_that_fires_after_false_ones_records_them_all() -> None:
             "values": {"rate.points": 70, "rate.tier": "none"},
         },
     ]
+
+
+def test_when_no_guard_holds_the_defect_row_lists_every_guard_with_its_values() -> None:
+    gaps = workflow(task("rate", "rate", go("high", when="rate.points > 50")))
+    result = Run(gaps).succeed({"points": 7})
+    row = assert_defect(result, "rate", "no_transition")
+    assert row.rejected == [{"condition": "rate.points > 50", "values": {"rate.points": 7}}]
 
 
 def test_an_events_data_and_each_branchs_result_are_kept_on_their_rows() -> None:

@@ -44,7 +44,12 @@ from statewise.engine.item import BranchRun, HistoryRecord, Item, ItemStatus
 from statewise.engine.parallel import fan_out
 from statewise.engine.result import Hop, Outcome, StepResult
 from statewise.engine.retry import backoff_delay
-from statewise.engine.transitions import Selection, condition_facts, select_transition
+from statewise.engine.transitions import (
+    Selection,
+    condition_facts,
+    false_guards,
+    select_transition,
+)
 from statewise.errors import ConditionError, ItemFailure
 
 JSON = Any
@@ -181,8 +186,9 @@ class StepBuilder:
         """
         state = self.state
         guarded = any(t.when is not None for t in state.transitions if t.on == event)
+        facts = self.facts(hop) if guarded else {}
         try:
-            selection = select_transition(state, event, self.facts(hop) if guarded else {})
+            selection = select_transition(state, event, facts)
         except ConditionError as exc:
             if strict:
                 raise
@@ -191,6 +197,8 @@ class StepBuilder:
         if selection is not None:
             self.enter(selection.transition.target, hop, selection)
             return True
+        if guarded and event in (ERROR_EVENT, DONE_EVENT):
+            hop = replace(hop, rejected=false_guards(state, event, facts))
         if event == ERROR_EVENT:
             kind = defect_kind(hop.error)
             if kind in ROUTABLE_DEFECTS and kind is not None and hop.error is not None:
@@ -456,6 +464,7 @@ class StepBuilder:
         """
         origin = from_state if from_state is not None or hop.origin is None else self.state_name
         output = hop.output
+        rejected = selection.rejected if selection is not None else hop.rejected
         if hop.usage:  # every model call is charged to the state that made it, once, here
             self.spent = self.spent.charged(origin or self.state_name, hop.usage)
         self.history.append(
@@ -481,7 +490,7 @@ class StepBuilder:
                 decision=hop.decision,
                 output=output,
                 visit=self.visit if output is not None and origin is not None else None,
-                rejected=list(selection.rejected) if selection and selection.rejected else None,
+                rejected=list(rejected) if rejected else None,
                 budget=hop.budget,
             )
         )

@@ -54,4 +54,6 @@ class Hop:
     retry_after: float | None = None
     decision: dict[str, JSON] | None = None
     output: JSON = None
+    # The guards found false when no transition matched (a matched one's are in its Selection).
+    rejected: tuple[JSON, ...] = ()
     budget: dict[str, JSON] | None = None

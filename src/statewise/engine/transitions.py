@@ -76,6 +76,18 @@ def select_transition(state: State, event: str, facts: Mapping[str, JSON]) -> Se
     return None
 
 
+def false_guards(state: State, event: str, facts: Mapping[str, JSON]) -> tuple[JSON, ...]:
+    """Every guard on ``event`` with the values it read: once nothing matched, all were false.
+
+    Only called on that rare path, so the guards' second evaluation costs the hot path nothing.
+    """
+    return tuple(
+        {"condition": t.when.source, "values": t.when.read_values(facts)}
+        for t in state.transitions
+        if t.on == event and t.when is not None
+    )
+
+
 def accepted_events(state: State) -> list[str]:
     """Event names this state has transitions for, in written order, without repeats."""
     return list(dict.fromkeys(t.on for t in state.transitions))
