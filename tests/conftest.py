@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 import postgres
+
+# The command line's Rich consoles are made when statewise.cli is imported and keep the
+# COLUMNS they saw then, while the tests give each CLI call its own width (CliRunner's env).
+# A width inherited from whoever started pytest would win over those: pytest-xdist's workers
+# start with COLUMNS=80, which cut the tables the tests read.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 
 
 @pytest.fixture(scope="session")
