@@ -30,9 +30,11 @@ lock() {  # lock VERSION EXTRAS...: resolve with that interpreter, since markers
     "${extras[@]}" --output-file "requirements/py$version.txt" pyproject.toml
   rm -rf "$tools"
   # statewise itself is in the graph (its `dev` extra names its other extras); it is installed
-  # from the checkout, not from the lock, so its block (a machine-specific file URL) goes.
+  # from the checkout, not from the lock, so its block (a machine-specific file URL with no
+  # hash, which `pip install --require-hashes` would refuse) goes with its `# via` lines,
+  # whatever pip-tools writes there.
   sed -i -e '/^# WARNING: pip install will require/,/^# Consider using a hashable URL/d' \
-    -e '/^statewise @ /{N;/\n    # via statewise (pyproject.toml)$/d}' \
+    -e '/^statewise @ /{:via' -e 'N;s/\n    #.*$//;t via' -e 'D}' \
     "requirements/py$version.txt"
   echo "wrote requirements/py$version.txt"
 }

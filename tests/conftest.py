@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 import postgres
+
+# The command line's Rich consoles are made when statewise.cli is imported and keep the
+# COLUMNS they saw then, while the tests give each CLI call its own width (CliRunner's env).
+# A width inherited from whoever started pytest would win over those: pytest-xdist's workers
+# start with COLUMNS=80, which cut the tables the tests read.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +42,18 @@ def postgres_schema(postgres_server: str) -> Iterator[str]:
 def postgres_url(postgres_server: str, postgres_schema: str) -> str:
     """A store URL on the test's own schema."""
     return postgres.with_schema(postgres_server, postgres_schema)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, the stress loops come first, in their usual order.
+
+    scripts/test.sh runs ``-n auto --dist worksteal``: each worker starts with an equal share of
+    the list, the first worker the front of it, and a worker that runs dry takes over half of
+    another's remaining tests. So the stress loops (process kills, chaos; each loads the whole
+    machine by itself) run one after another on the first worker while the others take the
+    rest, and they do not end up as one long test left at the end; a module's tests stay on one
+    worker, so its module-scoped fixtures (a loaded model, a processed sample set) are mostly
+    built once. Run without xdist, nothing is reordered.
+    """
+    if "PYTEST_XDIST_WORKER" in os.environ:  # under -n only xdist's workers collect
+        items.sort(key=lambda item: item.get_closest_marker("stress") is None)  # stable

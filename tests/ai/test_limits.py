@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from dataclasses import replace
 
@@ -49,8 +48,11 @@ def test_requests_per_minute_are_spaced_evenly() -> None:
         await asyncio.gather(*(one() for _ in range(4)))
 
     asyncio.run(scenario())
-    gaps = [later - earlier for earlier, later in itertools.pairwise(started)]
-    assert all(gap >= 0.045 for gap in gaps)
+    # The n-th request starts no sooner than n intervals after the first. (Gaps between
+    # neighbours would measure the scheduler: a sleeper woken late, as on a busy machine, ends
+    # closer to the next one, though neither started early.)
+    offsets = [s - min(started) for s in sorted(started)]
+    assert all(offset >= n * 0.05 - 0.002 for n, offset in enumerate(offsets)), offsets
     assert limiter.running_count == 0
 
 
