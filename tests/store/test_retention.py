@@ -362,6 +362,10 @@ def test_sqlite_with_incremental_auto_vacuum_gives_the_pages_back(tmp_path: Path
         report = prune_all(store, Prunable.HISTORY)
         assert "auto_vacuum=incremental" in report.space and report.total.items == 40
         assert query("PRAGMA freelist_count") == [(0,)]
-        assert "VACUUM" in run(SQLiteStore(tmp_path / "plain.sqlite").reclaim_space())
+        plain = SQLiteStore(tmp_path / "plain.sqlite")
+        try:
+            assert "VACUUM" in run(plain.reclaim_space())
+        finally:
+            run(plain.close())
     finally:
         run(store.close())
