@@ -1,4 +1,7 @@
-"""support_routing end to end on the offline model: where every inquiry ends, and why."""
+"""support_routing end to end on the offline model: where every inquiry ends, and why.
+
+The last tests run it on the virtual clock of ``statewise.testing``: its timers and due times.
+"""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 A :class:`WorkflowTest` drives the real runner, writer and task desk in-process on a SQLite
 file, so what a test sees is what production does; only time, models and the commands the
 test replaces are under the test's control. Every action (start, decide, send, advance) runs
-the items until they settle: nothing running, nothing ready, no timer due at the virtual now.
+the items until they settle: nothing running, nothing ready, no timer due at the virtual now;
+and then checks the store's invariant, that every active item has work pending.
 
 Its methods are synchronous, for plain pytest functions; each runs on the test's own event
 loop, which the harness keeps for its whole life.
@@ -33,7 +34,7 @@ from statewise.worker.registry import CommandContext, CommandRegistry, load_regi
 JSON = Any
 T = TypeVar("T")
 _MISSING = object()
-# Timers one advance may fire before it is taken for a loop that never settles.
+# Rounds of due timers at one moment before the items are taken for never settling.
 _MAX_ROUNDS = 10_000
 
 
@@ -266,8 +267,14 @@ class WorkflowTest:
             )
         return "\n".join(lines)
 
+    def __enter__(self) -> WorkflowTest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
-        """Close the store and the event loop."""
+        """Close the store and the event loop (the ``workflow_test`` fixture does it)."""
         try:
             self._run(self.store.close())
         finally:
@@ -309,15 +316,39 @@ class WorkflowTest:
         return self._run(acted())
 
     async def _settle(self) -> None:
-        # A runner that never waits for a timer: time moves only when the test moves it.
-        await self._runner().run(max_wait=-math.inf)
-        for agent in self._agents.values():
-            if agent.unscripted:
-                message, agent.unscripted = agent.unscripted[0], []
-                raise AssertionError(message)
+        """Run until nothing is running, ready or due at the virtual now.
+
+        The runner never waits for a timer (time moves only when the test moves it), and it
+        fires the timers due when it starts; one that a step of this run made due at once
+        (``after: 0s``) is fired by the next round.
+        """
+        for _ in range(_MAX_ROUNDS):
+            await self._runner().run(max_wait=-math.inf)
+            for agent in self._agents.values():
+                if agent.unscripted:
+                    message, agent.unscripted = agent.unscripted[0], []
+                    raise AssertionError(message)
+            due = await self.store.next_timer_due()
+            if due is None or due > self.clock.now:
+                await self._check_invariant()
+                return
+        raise AssertionError(
+            f"timers kept coming due at {stamp(self.clock.now)}: after {_MAX_ROUNDS} rounds the "
+            f"items still had not settled"
+        )
+
+    async def _check_invariant(self) -> None:
+        """Every active item has a pending command or timer, or waits: else it is stuck."""
+        stuck = await self.store.stuck_items()
+        if stuck:
+            raise AssertionError(
+                f"{len(stuck)} active item(s) hold no pending command or timer and will never "
+                f"move (a defect in statewise, please report it): {stuck[0]}"
+            )
 
     async def _advance_to(self, target: float) -> None:
-        for _ in range(_MAX_ROUNDS):
+        """Stop at each due time up to ``target`` in turn, settling the items there."""
+        while True:
             due = await self.store.next_timer_due()
             if due is None or due > target:
                 self.clock.move_to(target)
@@ -325,10 +356,6 @@ class WorkflowTest:
                 return
             self.clock.move_to(max(due, self.clock.now))
             await self._settle()
-        raise AssertionError(
-            f"timers kept coming due at {stamp(self.clock.now)}: after {_MAX_ROUNDS} rounds the "
-            f"items still had not settled"
-        )
 
     async def _open_task(self, key: str) -> Task:
         tasks = await self.store.tasks(workflow=self.definition.name, key=key)
