@@ -320,7 +320,7 @@ def chained() -> Workflow:
 def test_timers_fire_in_time_order_across_items_and_chain_from_when_they_fired(
     tmp_path: Path,
 ) -> None:
-    with WorkflowTest(chained().build(), tmp_path / "chained.sqlite") as flow:
+    with WorkflowTest(chained(), tmp_path / "chained.sqlite") as flow:
         flow.start("early")
         flow.advance(minutes=30)
         flow.start("late")

@@ -8,6 +8,7 @@ from typing import Protocol
 
 import pytest
 
+from statewise.definition.builder import Workflow
 from statewise.definition.model import Definition
 from statewise.testing.clock import VirtualClock
 from statewise.testing.harness import WorkflowTest
@@ -19,7 +20,7 @@ class MakeWorkflowTest(Protocol):
 
     def __call__(
         self,
-        workflow: Definition | str | Path,
+        workflow: Definition | Workflow | str | Path,
         commands: CommandRegistry | str | Path | Sequence[str | Path] | None = None,
         *,
         clock: VirtualClock | None = None,
@@ -36,7 +37,7 @@ def workflow_test(tmp_path: Path) -> Iterator[MakeWorkflowTest]:
     made: list[WorkflowTest] = []
 
     def make(
-        workflow: Definition | str | Path,
+        workflow: Definition | Workflow | str | Path,
         commands: CommandRegistry | str | Path | Sequence[str | Path] | None = None,
         *,
         clock: VirtualClock | None = None,

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from statewise.actions.principal import Principal
 from statewise.actions.tasks import TaskDesk
+from statewise.definition.builder import Workflow
 from statewise.definition.loader import load
 from statewise.definition.model import Command, Definition, Role, agent_command
 from statewise.engine.item import HistoryRecord, Item, ItemStatus
@@ -42,7 +43,7 @@ class WorkflowTest:
     """A workflow's items on a store of their own, moved by the test; see the module docstring.
 
     Args:
-        workflow: The definition, or the path of its YAML file.
+        workflow: The definition, a ``Workflow`` being built, or the path of its YAML file.
         db: The SQLite file to create.
         commands: The registry of the workflow's commands, or command modules to import
             (``tools.py``, ``teams.billing``), as ``statewise run --commands`` takes them.
@@ -52,14 +53,14 @@ class WorkflowTest:
 
     def __init__(
         self,
-        workflow: Definition | str | Path,
+        workflow: Definition | Workflow | str | Path,
         db: str | Path,
         commands: CommandRegistry | str | Path | Sequence[str | Path] | None = None,
         *,
         clock: VirtualClock | None = None,
     ) -> None:
         self.registry = _registry(commands)
-        self.definition = workflow if isinstance(workflow, Definition) else load(workflow)
+        self.definition = _definition(workflow)
         self.clock = clock or VirtualClock()
         self.started_at = self.clock.now
         self._fakes: dict[str, FakeCommand] = {}
@@ -68,8 +69,13 @@ class WorkflowTest:
             for name, spec in self.definition.agents.items()
         }
         self._loop = asyncio.Runner()
-        self.store: Store = self._loop.run(_opened(db))
-        self._run(self.store.save_workflow(self.definition, str(db), []))
+        try:
+            self.store: Store = self._loop.run(_opened(db))
+            file = str(workflow) if isinstance(workflow, str | Path) else "<built in Python>"
+            self._run(self.store.save_workflow(self.definition, file, []))
+        except BaseException:
+            self._loop.close()
+            raise
 
     # -- setting the scene ------------------------------------------------------------------
 
@@ -369,7 +375,16 @@ class WorkflowTest:
 
 
 async def _opened(db: str | Path) -> Store:
+    """Open the store on the harness's own loop, which every later call runs on."""
     return open_store(db)
+
+
+def _definition(workflow: Definition | Workflow | str | Path) -> Definition:
+    if isinstance(workflow, Definition):
+        return workflow
+    if isinstance(workflow, Workflow):
+        return workflow.build()
+    return load(workflow)
 
 
 def _registry(
