@@ -9,6 +9,9 @@ import pytest
 
 import postgres
 
+# The fixtures of statewise.testing (`workflow_test`), enabled as a workflow author enables them.
+pytest_plugins = ["statewise.testing"]
+
 # The command line's Rich consoles are made when statewise.cli is imported and keep the
 # COLUMNS they saw then, while the tests give each CLI call its own width (CliRunner's env).
 # A width inherited from whoever started pytest would win over those: pytest-xdist's workers

@@ -1,6 +1,8 @@
 """The README's workflow example is real: it loads and validates as written."""
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from statewise import loads
@@ -61,3 +63,24 @@ def test_the_readme_budget_example_loads() -> None:
     assert definition.budget is not None and definition.budget.cost == 0.5
     stage = definition.states["write"].budget
     assert stage is not None and (stage.tokens, stage.on_exceeded) == (6000, "editor")
+
+
+def test_the_readme_workflow_test_example_passes(tmp_path: Path) -> None:
+    """The "Testing a workflow" files, written out as a user would, pass under pytest."""
+    text = README.read_text(encoding="utf-8")
+    files = re.findall(r"```\w+ file=(\S+)\n(.*?)```", text, re.DOTALL)
+    assert [name for name, _ in files] == ["conftest.py", "invoice.yaml", "test_invoice.py"]
+    for name, body in files:
+        (tmp_path / name).write_text(body, encoding="utf-8")
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout

@@ -274,3 +274,177 @@ def test_to_yaml_writes_an_explicit_event_for_odd_timer_names() -> None:
     odd_definition = Definition(definition.name, 1, states, definition.initial)
 
     assert "      - on: timer:soon\n        after: 5s\n" in to_yaml(odd_definition)
+
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*/workflow.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.parent.name for p in EXAMPLES])
+def test_to_yaml_round_trips_every_example(path: Path) -> None:
+    loaded = load(path)
+
+    again = loads(to_yaml(loaded))
+
+    assert again == loaded
+    assert again.alerts == loaded.alerts and loaded.alerts  # every example declares alerts
+    tasks = {name: state.task for name, state in loaded.states.items() if state.task}
+    assert tasks and {name: again.states[name].task for name in tasks} == tasks
+
+
+def test_the_examples_are_all_checked() -> None:
+    assert len(EXAMPLES) >= 5
+
+
+EVERY_KEY = """\
+workflow: review
+version: 2
+description: Every key of the file format, written once.
+escalation: escalated
+input: [title]
+events:
+  approve: the editor approves
+  reject:
+    description: the editor rejects
+    data: {type: object, required: [reason], properties: {reason: {type: string}}}
+alerts:
+  - {state: human_review, max_age: 4h}
+  - {state: write, max_items: 500}
+retention: {outputs: 30d, history: 365d}
+budget: {tokens: 20000, cost: 0.5, on_exceeded: human_review}
+agents:
+  writer:
+    model: local
+    instructions: Write about {{ title }}.
+    output:
+      type: object
+      properties: {text: {type: string}, score: {type: number}}
+      required: [text, score]
+states:
+  write:
+    kind: initial
+    agent: writer
+    budget: {tokens: 6000, on_exceeded: human_review}
+    transitions:
+      - to: human_review
+  human_review:
+    kind: human
+    description: An editor reads the draft.
+    task:
+      queue: editorial
+      role: operator
+      title: Review the draft
+      form: {type: object, properties: {note: {type: string}}}
+      remind: 24h
+      due: 72h
+      escalate_to: escalated
+      claim: 1h
+      result: review
+      reviews: {state: write, agree: [approve], override: [reject], score: write.score}
+    transitions:
+      - on: approve
+        to: published
+      - on: reject
+        to: rejected
+  published:
+    kind: final
+  rejected:
+    kind: final
+  escalated:
+    kind: human
+    task: {queue: escalations}
+    transitions:
+      - on: approve
+        to: published
+"""
+
+
+def every_key() -> Workflow:
+    """EVERY_KEY, built in Python."""
+    wf = Workflow(
+        "review",
+        version=2,
+        description="Every key of the file format, written once.",
+        escalation="escalated",
+        inputs=["title"],
+        events={
+            "approve": "the editor approves",
+            "reject": {
+                "description": "the editor rejects",
+                "data": {
+                    "type": "object",
+                    "required": ["reason"],
+                    "properties": {"reason": {"type": "string"}},
+                },
+            },
+        },
+        alerts=[{"state": "human_review", "max_age": "4h"}, {"state": "write", "max_items": 500}],
+        retention={"outputs": "30d", "history": "365d"},
+        budget={"tokens": 20000, "cost": 0.5, "on_exceeded": "human_review"},
+    )
+    wf.agent(
+        "writer",
+        model="local",
+        instructions="Write about {{ title }}.",
+        output={
+            "type": "object",
+            "properties": {"text": {"type": "string"}, "score": {"type": "number"}},
+            "required": ["text", "score"],
+        },
+    )
+    wf.initial("write", agent="writer", budget={"tokens": 6000, "on_exceeded": "human_review"}).to(
+        "human_review"
+    )
+    wf.human(
+        "human_review",
+        description="An editor reads the draft.",
+        queue="editorial",
+        role="operator",
+        title="Review the draft",
+        form={"type": "object", "properties": {"note": {"type": "string"}}},
+        remind="24h",
+        due="72h",
+        escalate_to="escalated",
+        claim="1h",
+        result="review",
+        reviews={
+            "state": "write",
+            "agree": ["approve"],
+            "override": ["reject"],
+            "score": "write.score",
+        },
+    ).on("approve", "published").on("reject", "rejected")
+    wf.final("published")
+    wf.final("rejected")
+    wf.human("escalated", queue="escalations").on("approve", "published")
+    return wf
+
+
+def test_the_builder_writes_every_key_of_the_file_format() -> None:
+    from_file = loads(EVERY_KEY)
+
+    built = every_key().build()
+
+    assert built == from_file
+    assert built.alerts == from_file.alerts and len(built.alerts) == 2
+    review = built.state("human_review").task
+    assert review is not None and (review.due, review.remind, review.claim) == (
+        72 * 3600,
+        24 * 3600,
+        3600,
+    )
+    assert loads(to_yaml(built, inputs=["title"])) == built
+    assert loads(every_key().to_yaml()) == built
+
+
+def test_an_alert_on_an_unknown_state_points_at_the_workflow_line() -> None:
+    wf = Workflow("alerting", alerts=[{"state": "revew", "max_age": "1h"}])
+    line = inspect.currentframe().f_lineno - 1  # type: ignore[union-attr]
+    wf.initial("review").to("done")
+    wf.final("done")
+
+    with pytest.raises(DefinitionError) as info:
+        wf.build()
+
+    (problem,) = info.value.problems
+    assert "revew" in problem.message and "review" in problem.message
+    assert (problem.file, problem.line) == (__file__, line)

@@ -3,11 +3,12 @@
 The example runs once for the module, on a real SQLite file and the offline model, with the
 goods receipt of events.jsonl sent after the first run. The tests read where each order ended
 and why, then decide the fraud reviews as a reviewer would (those tests come last: they move
-items on).
+items on). The last tests run it on the virtual clock of ``statewise.testing``: its due times.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from ai.servers import Reply
 from processes.conftest import AgentRequest, Ran, hosted_model, run_example
 from statewise.errors import TaskError
+from statewise.testing import MakeWorkflowTest, WorkflowTest
 
 LOCAL_MODEL = "local:all-MiniLM-L6-v2"
 HIGH = 'fraud_check.risk_level == "high"'
@@ -337,3 +339,62 @@ def test_the_example_files_are_where_the_conventions_put_them() -> None:
         assert (root / name).is_file(), name
     for table in ("stock.csv", "warehouses.csv", "customers.csv"):
         assert (root / "data" / table).is_file(), table
+
+
+# The due times, on the virtual clock of statewise.testing, with the fraud analyst scripted.
+EXAMPLE = Path(__file__).parents[2] / "examples" / "order_processing"
+ORDERS = {
+    order["key"]: order["data"]
+    for order in map(json.loads, (EXAMPLE / "items.jsonl").read_text("utf-8").splitlines())
+}
+RISK = {
+    "high": {"risk_level": "high", "risk": 0.9, "confidence": 0.8},
+    "low": {"risk_level": "low", "risk": 0.05, "confidence": 0.9},
+}
+
+
+@pytest.fixture
+def orders(workflow_test: MakeWorkflowTest) -> WorkflowTest:
+    return workflow_test(EXAMPLE / "workflow.yaml", EXAMPLE / "tools.py")
+
+
+def test_a_fraud_review_nobody_decides_in_48_hours_is_escalated(orders: WorkflowTest) -> None:
+    orders.agent("fraud_analyst", RISK["high"])
+    orders.start("ORD-10025", ORDERS["ORD-10025"])
+    orders.assert_path("ORD-10025", ["received", "fraud_signals", "fraud_check", "fraud_review"])
+
+    orders.advance(hours=24)
+    assert orders.task("ORD-10025").reminded_at == orders.started_at + 24 * 3600
+    orders.advance(hours=24)
+
+    orders.assert_state("ORD-10025", "escalated", "waiting")
+    overdue = orders.assert_audit("ORD-10025", from_state="fraud_review", to_state="escalated")
+    assert overdue.at - orders.started_at == 48 * 3600
+    with pytest.raises(TaskError, match="needs role 'operator'"):  # the reviewer's has expired
+        orders.decide("ORD-10025", "reject", {"notes": "x"}, role="reviewer")
+    orders.decide("ORD-10025", "reject", {"notes": "fraud ring"}, actor="ops")
+    orders.assert_state("ORD-10025", "cancelled", "done")
+
+
+def test_a_backorder_waits_30_days_for_its_goods_then_is_escalated(orders: WorkflowTest) -> None:
+    orders.agent("fraud_analyst", RISK["low"])
+    orders.start("ORD-10018", ORDERS["ORD-10018"])
+    orders.assert_state("ORD-10018", "backordered", "waiting")
+
+    orders.advance(days=29, hours=23)
+    orders.assert_state("ORD-10018", "backordered")
+    orders.advance(hours=1)
+
+    orders.assert_path(
+        "ORD-10018",
+        [
+            "received",
+            "fraud_signals",
+            "fraud_check",
+            "checks",
+            "backorder",
+            "backordered",
+            "escalated",
+        ],
+    )
+    assert orders.item("ORD-10018").entered_at - orders.started_at == 30 * 86_400

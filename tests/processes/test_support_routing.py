@@ -1,4 +1,7 @@
-"""support_routing end to end on the offline model: where every inquiry ends, and why."""
+"""support_routing end to end on the offline model: where every inquiry ends, and why.
+
+The last tests run it on the virtual clock of ``statewise.testing``: its timers and due times.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from processes.conftest import Ran, run_example
+from statewise.errors import TaskError
+from statewise.testing import MakeWorkflowTest, WorkflowTest
 
 LOCAL = "local:all-MiniLM-L6-v2"
 VIP = 'history.tier == "vip" || history.lifetime_value > 10000.0'
@@ -115,3 +120,109 @@ def test_a_late_customer_reply_after_the_follow_up_is_refused_and_changes_nothin
 
 def test_the_demo_files_leave_nothing_in_the_repository(ran: Ran) -> None:
     assert not list(Path(ran.example.directory).glob("*.sqlite"))
+
+
+# The same process on the virtual clock of statewise.testing: the agents answer from a script,
+# so these tests are about the workflow's routes and due times, not about the model.
+WORKFLOW = Path(__file__).parents[2] / "examples" / "support_routing" / "workflow.yaml"
+TOOLS = WORKFLOW.parent / "tools.py"
+ANNA = {
+    "customer_id": "C-1001",  # a standard customer
+    "channel": "email",
+    "subject": "Charged twice",
+    "message": "My statement shows two charges for order 88213.",
+}
+
+
+@pytest.fixture
+def support(workflow_test: MakeWorkflowTest) -> WorkflowTest:
+    flow = workflow_test(WORKFLOW, TOOLS)
+    flow.agent("classify", {"category": "billing", "priority": "normal", "confidence": 0.9})
+    flow.agent("sentiment", {"sentiment": "neutral", "confidence": 0.8})
+    flow.agent(
+        "answer",
+        {
+            "answer": "Two charges are a pre-authorisation.",
+            "source": "Double charges",
+            "confidence": 0.9,
+        },
+    )
+    flow.agent("satisfaction", {"verdict": "satisfied", "confidence": 0.95})
+    return flow
+
+
+def test_an_unanswered_customer_is_followed_up_after_72_hours(support: WorkflowTest) -> None:
+    support.start("TCK-1", ANNA)
+    support.assert_state("TCK-1", "awaiting_reply", "waiting")
+
+    support.advance(hours=71, minutes=59)
+    support.assert_state("TCK-1", "awaiting_reply")
+    support.advance(minutes=1)
+
+    support.assert_path(
+        "TCK-1",
+        [
+            "classify",
+            "sentiment",
+            "history",
+            "route",
+            "auto_resolve",
+            "awaiting_reply",
+            "follow_up",
+            "closed",
+        ],
+    )
+    timer = support.assert_audit("TCK-1", from_state="awaiting_reply", to_state="follow_up")
+    assert timer.at - support.started_at == 72 * 3600
+    support.assert_context("TCK-1", {"follow_up.written_by": "template"})
+
+
+def test_a_reply_within_72_hours_is_read_for_satisfaction(support: WorkflowTest) -> None:
+    support.start("TCK-1", ANNA)
+    support.advance(hours=5)
+
+    support.send("TCK-1", "customer_replied", {"text": "Thanks, that solved it"}, actor="customer")
+
+    support.assert_state("TCK-1", "closed", "done")
+    (reply,) = support.calls("satisfaction")
+    assert reply.context["customer_replied"]["text"] == "Thanks, that solved it"
+    support.advance(hours=72)  # the follow-up timer of awaiting_reply was cancelled
+    assert support.item("TCK-1").updated_at - support.started_at == 5 * 3600
+
+
+def test_a_queue_nobody_answers_is_reminded_at_12h_and_escalated_at_24h(
+    support: WorkflowTest,
+) -> None:
+    support.agent("sentiment", {"sentiment": "negative", "confidence": 0.9})  # upset: a person
+
+    support.start("TCK-2", ANNA)
+    support.assert_state("TCK-2", "standard_queue", "waiting")
+    support.advance(hours=12)
+    assert support.task("TCK-2").reminded_at == support.started_at + 12 * 3600
+    support.advance(hours=12)
+
+    support.assert_state("TCK-2", "escalated", "waiting")
+    lead = support.task("TCK-2")
+    assert (lead.queue, lead.role) == ("escalations", "operator")
+    with pytest.raises(TaskError, match="needs role 'operator'"):
+        support.decide("TCK-2", "resolve", {"reply": "x", "resolution": "solved"}, role="reviewer")
+
+    support.decide(
+        "TCK-2", "resolve", {"reply": "Refunded", "resolution": "refunded"}, actor="lead"
+    )
+    support.assert_path(
+        "TCK-2",
+        [
+            "classify",
+            "sentiment",
+            "history",
+            "route",
+            "standard_queue",
+            "escalated",
+            "follow_up",
+            "closed",
+        ],
+    )
+    support.assert_context(
+        "TCK-2", {"escalated.by": "token:lead", "escalated.data.resolution": "refunded"}
+    )

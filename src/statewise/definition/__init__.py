@@ -5,6 +5,7 @@ check raises one :class:`~statewise.errors.DefinitionError` listing every proble
 """
 
 from statewise.definition.builder import (
+    Alert,
     BudgetLimits,
     CommandSpec,
     EventData,
@@ -24,6 +25,7 @@ from statewise.definition.model import Definition
 from statewise.definition.validation import Declarations, validate
 
 __all__ = [
+    "Alert",
     "BudgetLimits",
     "CommandSpec",
     "Declarations",

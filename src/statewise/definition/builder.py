@@ -38,6 +38,7 @@ from statewise.definition.model import (
     DONE_EVENT,
     ERROR_EVENT,
     AgentSpec,
+    AlertRule,
     Budget,
     Command,
     Definition,
@@ -109,6 +110,17 @@ class BudgetLimits(TypedDict, total=False):
     tokens: int
     cost: float
     on_exceeded: str
+
+
+class Alert(TypedDict, total=False):
+    """A bottleneck alert on one state: items older than ``max_age`` there, or too many.
+
+    It colours the dashboard's graph and is exported on ``/metrics``; give one threshold or both.
+    """
+
+    state: Required[str]
+    max_age: str | float
+    max_items: int
 
 
 class StateOptions(TypedDict, total=False):
@@ -200,6 +212,7 @@ class Workflow:
         inputs: Sequence[str] | None = None,
         retention: RetentionPolicy | None = None,
         budget: BudgetLimits | None = None,
+        alerts: Sequence[Alert] = (),
     ) -> None:
         """Start a workflow.
 
@@ -218,6 +231,9 @@ class Workflow:
                 ``{"outputs": "30d", "history": "365d"}``; by default for ever.
             budget: What each item may spend on model calls over its life
                 (``{"tokens": 20000, "cost": 0.5, "on_exceeded": "review"}``).
+            alerts: Bottleneck alerts per state, e.g.
+                ``[{"state": "human_review", "max_age": "4h"}, {"state": "enrich",
+                "max_items": 500}]``.
 
         """
         self._locations = Locations(root=_call_site())
@@ -232,6 +248,7 @@ class Workflow:
             "events": None if events is None else _plain(events),
             "retention": None if retention is None else dict(retention),
             "budget": None if budget is None else dict(budget),
+            "alerts": [dict(alert) for alert in alerts] or None,
         }
         self._data.update({k: v for k, v in optional.items() if v is not None})
         self._data["states"] = self._states
@@ -527,6 +544,8 @@ def to_yaml(definition: Definition, *, inputs: Sequence[str] | None = None) -> s
         data["retention"] = _retention_data(definition.retention)
     if definition.budget is not None:
         data["budget"] = _budget_data(definition.budget)
+    if definition.alerts:
+        data["alerts"] = [_alert_data(alert) for alert in definition.alerts]
     if definition.agents:
         data["agents"] = {name: _agent_data(a) for name, a in definition.agents.items()}
     data["states"] = {
@@ -548,6 +567,15 @@ def _event_data(event: EventSpec) -> str | dict[str, Any]:
 def _retention_data(retention: Retention) -> dict[str, str]:
     ages = {"outputs": retention.outputs, "history": retention.history}
     return {name: format_duration(age) for name, age in ages.items() if age is not None}
+
+
+def _alert_data(alert: AlertRule) -> dict[str, Any]:
+    data: dict[str, Any] = {"state": alert.state}
+    if alert.max_age is not None:
+        data["max_age"] = format_duration(alert.max_age)
+    if alert.max_items is not None:
+        data["max_items"] = alert.max_items
+    return data
 
 
 def _agent_data(agent: AgentSpec) -> dict[str, Any]:
