@@ -29,7 +29,7 @@ from statewise.definition.model import (
 from statewise.engine import start
 from statewise.store import StepCommit
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker.registry import CommandContext, CommandRegistry, CommandResult
+from statewise.contract import CommandContext, CommandRegistry, CommandResult
 from statewise.worker.runner import Runner
 
 from .servers import FakeProvider, serving

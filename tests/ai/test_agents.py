@@ -11,7 +11,7 @@ import pytest
 
 from statewise.errors import InvalidOutputError
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker.registry import CommandRegistry
+from statewise.contract import CommandRegistry
 
 from .conftest import OPENAI_MODEL, agent, on_anthropic, registered, workflow
 from .servers import (

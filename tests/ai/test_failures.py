@@ -25,7 +25,7 @@ from statewise.errors import (
 )
 from statewise.store.sqlite import SQLiteStore
 from statewise.worker.commands import classify as worker_classify
-from statewise.worker.registry import CommandRegistry
+from statewise.contract import CommandRegistry
 
 from .conftest import ANTHROPIC_KEY, OPENAI_KEY, agent, on_anthropic, registered, workflow
 from .servers import FakeProvider, Reply, error, malformed, openai_tool_call

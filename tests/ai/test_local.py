@@ -32,7 +32,7 @@ from statewise.ai.local import LocalModel
 from statewise.definition.model import AgentSpec, KnowledgeDoc, agent_command
 from statewise.errors import BudgetExceededError
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker.registry import CommandContext
+from statewise.contract import CommandContext
 
 from .conftest import agent, registered, workflow
 

@@ -11,7 +11,7 @@ from statewise.ai.prompts import Prompts
 from statewise.definition.model import KnowledgeDoc
 from statewise.errors import PermanentError, StatewiseError
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker.registry import CommandContext
+from statewise.contract import CommandContext
 
 from .conftest import agent, registered, workflow
 from .servers import FakeProvider

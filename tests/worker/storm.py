@@ -19,7 +19,7 @@ from pathlib import Path
 from statewise.definition import loads
 from statewise.errors import InvalidEventError, NotFoundError, StaleLeaseError
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker.registry import CommandContext, CommandRegistry
+from statewise.contract import CommandContext, CommandRegistry
 from statewise.worker.runner import Runner
 
 STORM = """

@@ -21,7 +21,7 @@ from statewise.errors import CommandError, InvalidOutputError, PermanentError, T
 from statewise.store.sqlite import SQLiteStore
 from statewise.worker import CommandContext, CommandRegistry, Runner
 from statewise.worker.commands import JOIN_MET, CommandExecutor, cancel_attempt
-from statewise.worker.registry import CommandResult
+from statewise.contract import CommandResult
 
 from .workflows import choose, cmd, flow, orelse, run, to
 

@@ -13,7 +13,7 @@ from statewise.definition.model import Branch, Definition, JoinKind, Parallel, S
 from statewise.engine import ItemStatus
 from statewise.store.sqlite import SQLiteStore
 from statewise.worker import CommandContext, CommandRegistry, Runner
-from statewise.worker.registry import CommandResult
+from statewise.contract import CommandResult
 
 from .workflows import cmd, flow, to
 

@@ -29,7 +29,7 @@ from statewise.definition.model import (
     Transition,
 )
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker.registry import CommandContext, CommandRegistry
+from statewise.contract import CommandContext, CommandRegistry
 from statewise.worker.runner import Runner
 
 # Retries that are quick and exact: 10 ms between attempts, no jitter.

@@ -70,10 +70,10 @@ from statewise.ai.usage import (
     instructions_version,
     usage_record,
 )
+from statewise.contract import CommandContext, CommandRegistry, CommandResult
 from statewise.definition.model import AgentSpec
 from statewise.errors import BudgetExceededError, TransientError
 from statewise.store.base import Store
-from statewise.worker.registry import CommandContext, CommandRegistry, CommandResult
 
 JSON = Any
 OK = "ok"

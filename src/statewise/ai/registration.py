@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from statewise.ai.agents import AgentRunner
 from statewise.ai.settings import AISettings
 from statewise.ai.usage import PriceTable
+from statewise.contract import CommandContext, CommandRegistry, CommandResult
 from statewise.definition.model import AgentSpec, Definition, agent_command
 from statewise.errors import ConfigurationError, NotFoundError, PermanentError
 from statewise.store.base import Store
-from statewise.worker.registry import CommandContext, CommandRegistry, CommandResult
 
 
 class AgentCommand:

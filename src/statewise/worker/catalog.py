@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from statewise.contract import CommandContext, CommandFunction, CommandRegistry
 from statewise.definition import loads
 from statewise.definition.model import Definition
 from statewise.errors import (
@@ -22,13 +23,7 @@ from statewise.errors import (
     StatewiseError,
 )
 from statewise.store.base import Store
-from statewise.worker.registry import (
-    CommandContext,
-    CommandFunction,
-    CommandRegistry,
-    load_registry,
-    module_name,
-)
+from statewise.worker.registry import load_registry, module_name
 
 
 @dataclass(frozen=True, slots=True)
