@@ -4,19 +4,28 @@ Every part of statewise that gives the engine commands (the user's command modul
 layer's agents, plugins found through entry points) and the worker that runs them meet here,
 and only here: this module imports neither side, so the AI layer never imports the worker, and
 the worker never imports the AI layer, to agree on these types.
+
+Agents reach the worker the way plugins do: an ``AgentRegistrar`` named by an entry point of
+the ``statewise.agents`` group, which the worker calls when a workflow declares agents. The
+built-in AI layer is one such plugin, declared in statewise's own ``pyproject.toml``; another
+distribution can declare its own, without the worker knowing its name.
 """
 
 from __future__ import annotations
 
 import difflib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeAlias, TypeVar
 
 from pydantic import BaseModel
 
 from statewise.errors import ConfigurationError, NotFoundError
+
+if TYPE_CHECKING:
+    from statewise.definition.model import Definition
+    from statewise.store.base import Store
 
 JSON = Any
 
@@ -204,3 +213,28 @@ class CommandRegistry:
             self._tools.add(name, tool)
         for name, model in other._output_models.entries.items():
             self.register_output_model(name, model)
+
+
+AGENT_PLUGINS = "statewise.agents"
+"""The entry-point group whose members register agents' commands."""
+
+
+class AgentRegistrar(Protocol):
+    """What an entry point of the ``statewise.agents`` group names: declared agents made commands.
+
+    It registers the command ``agent:NAME`` in ``registry`` for each agent of ``definitions``
+    it runs, and checks all it can (models, templates, tools) so a mistake fails at start-up.
+    ``options`` are the process's AI options (what ``AISettings`` takes, for the built-in
+    plugin); ``store`` holds the items and their conversations. Every installed plugin is
+    called, in the order of the entry points' names, so two plugins must not claim one agent:
+    the registry refuses a command registered twice.
+    """
+
+    def __call__(
+        self,
+        registry: CommandRegistry,
+        definitions: Sequence[Definition],
+        store: Store,
+        options: Mapping[str, Any],
+    ) -> None:
+        """Register the agents' commands."""

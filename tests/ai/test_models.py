@@ -10,9 +10,9 @@ import pytest
 import statewise.ai.models
 from statewise.ai import AISettings
 from statewise.ai.models import ModelRef, model_settings, parse_model
+from statewise.contract import CommandRegistry, CommandResult
 from statewise.errors import PermanentError, StatewiseError
 from statewise.store.sqlite import SQLiteStore
-from statewise.contract import CommandRegistry, CommandResult
 
 from .conftest import agent, registered, workflow
 from .servers import FakeProvider, openai_text
