@@ -42,6 +42,23 @@ def test_model_strings_are_parsed_with_suggestions() -> None:
         parse_model("gpt-4o", "a")
 
 
+def test_the_offline_model_says_how_it_differs_from_a_provider() -> None:
+    """Its special behaviour is asked of the parsed model, never of the string."""
+    local, remote = parse_model("local", "a"), parse_model("openai:gpt-4.1-mini", "a")
+    assert (local.runs_locally, remote.runs_locally) == (True, False)
+    assert (str(local), str(remote)) == ("local", "openai:gpt-4.1-mini")
+    settings = AISettings(default_concurrency=6)
+    assert (local.concurrency(settings), remote.concurrency(settings)) == (1, 6)
+    chosen = AISettings(provider_concurrency={"local": 3, "openai": 2})
+    assert (local.concurrency(chosen), remote.concurrency(chosen)) == (3, 2)
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
+    structured, free_text = agent(output=schema), agent()
+    assert local.output_mode(structured, "native") == "local"
+    assert local.output_mode(free_text, "tool") == "local"
+    assert remote.output_mode(structured, "native") == "native"
+    assert remote.output_mode(free_text, "tool") == "text"
+
+
 def test_which_model_an_agent_runs_on(monkeypatch: pytest.MonkeyPatch) -> None:
     assert AISettings().model_for("a", None) == "local"
     monkeypatch.setenv("STATEWISE_MODEL", "openai:gpt-4.1-mini")
