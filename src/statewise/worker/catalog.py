@@ -178,7 +178,7 @@ def _register_agents(
                 f"model)"
             ) from None
         register(registry, definitions, store, ai or {})
-    taken = registry.names()
+    taken = registry.commands()
     for definition in definitions:
         for name in definition.agents:
             if agent_command(name) not in taken:
