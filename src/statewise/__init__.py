@@ -4,6 +4,7 @@ The public API is small on purpose; everything else lives in the concept modules
 (``statewise.definition``, ``statewise.engine``, ``statewise.store``, ``statewise.worker``).
 """
 
+from statewise.contract import CommandContext, CommandRegistry
 from statewise.definition import Workflow, load, loads
 from statewise.definition.model import Definition
 from statewise.engine import External, Item, RunCommand, StartTimer, start, step
@@ -18,7 +19,7 @@ from statewise.errors import (
     TransientError,
 )
 from statewise.store import SQLiteStore, Store, open_store
-from statewise.worker import CommandContext, CommandRegistry, Runner
+from statewise.worker import Runner
 
 __version__ = "0.1.0"
 

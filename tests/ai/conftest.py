@@ -18,6 +18,7 @@ import httpx2
 import pytest
 
 from statewise.ai import AISettings, register_agents
+from statewise.contract import CommandContext, CommandRegistry, CommandResult
 from statewise.definition.model import (
     AgentSpec,
     Definition,
@@ -29,7 +30,6 @@ from statewise.definition.model import (
 from statewise.engine import start
 from statewise.store import StepCommit
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker.registry import CommandContext, CommandRegistry, CommandResult
 from statewise.worker.runner import Runner
 
 from .servers import FakeProvider, serving

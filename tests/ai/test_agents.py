@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from statewise.contract import CommandRegistry
 from statewise.errors import InvalidOutputError
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker.registry import CommandRegistry
 
 from .conftest import OPENAI_MODEL, agent, on_anthropic, registered, workflow
 from .servers import (

@@ -15,6 +15,7 @@ from pydantic_ai.exceptions import (
 )
 
 from statewise.ai.failures import REDACTED, classify, scrub
+from statewise.contract import CommandRegistry
 from statewise.definition.model import ErrorKind
 from statewise.errors import (
     CommandDefectError,
@@ -25,7 +26,6 @@ from statewise.errors import (
 )
 from statewise.store.sqlite import SQLiteStore
 from statewise.worker.commands import classify as worker_classify
-from statewise.worker.registry import CommandRegistry
 
 from .conftest import ANTHROPIC_KEY, OPENAI_KEY, agent, on_anthropic, registered, workflow
 from .servers import FakeProvider, Reply, error, malformed, openai_tool_call

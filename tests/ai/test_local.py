@@ -29,10 +29,10 @@ from pydantic_ai.messages import ModelMessage, ModelResponse
 from statewise.ai import embeddings
 from statewise.ai.embeddings import Encoder, default_encoder
 from statewise.ai.local import LocalModel
+from statewise.contract import CommandContext
 from statewise.definition.model import AgentSpec, KnowledgeDoc, agent_command
 from statewise.errors import BudgetExceededError
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker.registry import CommandContext
 
 from .conftest import agent, registered, workflow
 

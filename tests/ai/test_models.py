@@ -10,9 +10,9 @@ import pytest
 import statewise.ai.models
 from statewise.ai import AISettings
 from statewise.ai.models import ModelRef, model_settings, parse_model
+from statewise.contract import CommandRegistry, CommandResult
 from statewise.errors import PermanentError, StatewiseError
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker.registry import CommandRegistry, CommandResult
 
 from .conftest import agent, registered, workflow
 from .servers import FakeProvider, openai_text
@@ -40,6 +40,23 @@ def test_model_strings_are_parsed_with_suggestions() -> None:
         parse_model("opneai:gpt-4o", "a")
     with pytest.raises(StatewiseError, match="must be `provider:name`"):
         parse_model("gpt-4o", "a")
+
+
+def test_the_offline_model_says_how_it_differs_from_a_provider() -> None:
+    """Its special behaviour is asked of the parsed model, never of the string."""
+    local, remote = parse_model("local", "a"), parse_model("openai:gpt-4.1-mini", "a")
+    assert (local.runs_locally, remote.runs_locally) == (True, False)
+    assert (str(local), str(remote)) == ("local", "openai:gpt-4.1-mini")
+    settings = AISettings(default_concurrency=6)
+    assert (local.concurrency(settings), remote.concurrency(settings)) == (1, 6)
+    chosen = AISettings(provider_concurrency={"local": 3, "openai": 2})
+    assert (local.concurrency(chosen), remote.concurrency(chosen)) == (3, 2)
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
+    structured, free_text = agent(output=schema), agent()
+    assert local.output_mode(structured, "native") == "local"
+    assert local.output_mode(free_text, "tool") == "local"
+    assert remote.output_mode(structured, "native") == "native"
+    assert remote.output_mode(free_text, "tool") == "text"
 
 
 def test_which_model_an_agent_runs_on(monkeypatch: pytest.MonkeyPatch) -> None:

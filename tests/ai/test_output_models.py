@@ -11,9 +11,9 @@ import pytest
 from pydantic import BaseModel, Field, field_validator
 
 from statewise.ai import register_agents
+from statewise.contract import CommandRegistry
 from statewise.errors import InvalidOutputError, NotFoundError
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker.registry import CommandRegistry
 
 from .conftest import agent, registered, workflow
 from .servers import FakeProvider, openai_text, openai_tool_call

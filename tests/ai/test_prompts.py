@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from statewise.ai.prompts import Prompts
+from statewise.contract import CommandContext
 from statewise.definition.model import KnowledgeDoc
 from statewise.errors import PermanentError, StatewiseError
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker.registry import CommandContext
 
 from .conftest import agent, registered, workflow
 from .servers import FakeProvider

@@ -7,10 +7,10 @@ import asyncio
 import pytest
 
 from statewise.ai import register_agents
+from statewise.contract import CommandRegistry
 from statewise.definition.model import agent_command
 from statewise.errors import NotFoundError, PermanentError, StatewiseError
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker.registry import CommandRegistry
 
 from .conftest import agent, create_item, registered, workflow
 from .servers import FakeProvider, message_text, openai_text

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from statewise.ai import AISettings, Price
+from statewise.ai.models import ModelRef, parse_model
 from statewise.ai.usage import PriceTable, Tokens, load_prices
 from statewise.errors import StatewiseError
 from statewise.store.sqlite import SQLiteStore
@@ -65,12 +66,12 @@ def test_lookup_order_and_arithmetic(tmp_path: Path) -> None:
     path = tmp_path / "prices.json"
     path.write_text(json.dumps({"m": {"input": 1, "output": 1}, "p:m": {"input": 3, "output": 4}}))
     table = PriceTable.from_settings(AISettings(prices_file=path, prices={"m": Price(5, 6)}))
-    assert table.cost("p", "m", TOKENS) == pytest.approx(3 + 2)  # provider:model wins
-    assert table.cost("q", "m", TOKENS) == pytest.approx(5 + 3)  # settings beat the file
-    assert table.cost("local", "local", TOKENS) == 0.0
-    assert table.cost("q", "unknown", TOKENS) is None
+    assert table.cost(ModelRef("p", "m"), TOKENS) == pytest.approx(3 + 2)  # provider:model wins
+    assert table.cost(ModelRef("q", "m"), TOKENS) == pytest.approx(5 + 3)  # settings beat the file
+    assert table.cost(parse_model("local", "a"), TOKENS) == 0.0
+    assert table.cost(ModelRef("q", "unknown"), TOKENS) is None
     bundled = Tokens(input=1, output=1, requests=1, library_cost=Decimal("0.5"))
-    assert table.cost("q", "unknown", bundled) == 0.5
+    assert table.cost(ModelRef("q", "unknown"), bundled) == 0.5
 
 
 @pytest.mark.parametrize(

@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+from statewise.contract import CommandContext, CommandRegistry
 from statewise.definition import loads
 from statewise.errors import InvalidEventError, NotFoundError, StaleLeaseError
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker.registry import CommandContext, CommandRegistry
 from statewise.worker.runner import Runner
 
 STORM = """

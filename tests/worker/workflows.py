@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from statewise.conditions import compile_condition
+from statewise.contract import CommandContext, CommandRegistry
 from statewise.definition.model import (
     Command,
     Definition,
@@ -29,7 +30,6 @@ from statewise.definition.model import (
     Transition,
 )
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker.registry import CommandContext, CommandRegistry
 from statewise.worker.runner import Runner
 
 # Retries that are quick and exact: 10 ms between attempts, no jitter.

@@ -61,7 +61,7 @@ from statewise.ai.models import (
 )
 from statewise.ai.prompts import Prompts, Rendered
 from statewise.ai.schema import OUTPUT_TOOL, check_output, output_model, output_spec
-from statewise.ai.settings import LOCAL_MODEL, AISettings
+from statewise.ai.settings import AISettings
 from statewise.ai.tools import agent_tools, tool_calls
 from statewise.ai.usage import (
     PriceTable,
@@ -70,10 +70,10 @@ from statewise.ai.usage import (
     instructions_version,
     usage_record,
 )
+from statewise.contract import CommandContext, CommandRegistry, CommandResult
 from statewise.definition.model import AgentSpec
 from statewise.errors import BudgetExceededError, TransientError
 from statewise.store.base import Store
-from statewise.worker.registry import CommandContext, CommandRegistry, CommandResult
 
 JSON = Any
 OK = "ok"
@@ -154,7 +154,7 @@ class AgentRunner:
         else:
             self._schema = spec.output
         self._output = output_spec(spec.name, self._model_class or self._schema, mode)
-        self._output_mode = output_mode(self.ref, spec, mode)
+        self._output_mode = self.ref.output_mode(spec, mode)
         self._instructions = instructions_version(spec.instructions)
         # What shapes the reply, for the cache key: a class by its name and its JSON Schema.
         self._cached_shape = self._schema
@@ -215,7 +215,7 @@ class AgentRunner:
         make that call look hundreds of times slower than the rest. It is reported on its own
         (``embeddings.load_seconds``) instead.
         """
-        if self.ref.provider == LOCAL_MODEL:
+        if self.ref.runs_locally:
             from statewise.ai import embeddings
 
             if embeddings.load_seconds() is None:
@@ -319,7 +319,7 @@ class AgentRunner:
         self._model_name = f"{self.ref.provider}:{model.model_name}"
         retries = self._settings.output_retries
         agent: Agent[None, Any] = Agent(
-            self._traced(limited(_TimedModel(model), self.ref.provider, self._settings)),
+            self._traced(limited(_TimedModel(model), self.ref, self._settings)),
             output_type=self._output,
             tools=self._tools,
             retries={"output": retries, "tools": retries},
@@ -357,7 +357,7 @@ class AgentRunner:
             provider=self.ref.provider,
             model=self._answered_by(messages),
             tokens=tokens,
-            cost=0.0 if cached else self._prices.cost(self.ref.provider, self.ref.name, tokens),
+            cost=0.0 if cached else self._prices.cost(self.ref, tokens),
             latency=latency,
             tool_calls=tool_calls(messages, self.spec.tools),
             cached=cached,
@@ -376,20 +376,6 @@ class AgentRunner:
             if isinstance(message, ModelResponse) and message.model_name:
                 return f"{self.ref.provider}:{message.model_name}"
         return self._model_name
-
-
-def output_mode(ref: ModelRef, spec: AgentSpec, mode: str) -> str:
-    """How the agent's reply is obtained, for its audit record.
-
-    ``local`` (the offline model fills the schema itself, whatever the mode), ``text`` (no
-    output schema: free text), else the structured mode asked of the provider: ``tool``,
-    ``native`` or ``prompted``.
-    """
-    if ref.provider == LOCAL_MODEL:
-        return LOCAL_MODEL
-    if spec.output is None:
-        return "text"
-    return mode
 
 
 def _over_allowance(allowance: int | None, exchange: _Exchange) -> None:

@@ -21,6 +21,7 @@ from pydantic_ai.concurrency import AbstractConcurrencyLimiter, ConcurrencyLimit
 from pydantic_ai.models import Model
 from pydantic_ai.models.concurrency import ConcurrencyLimitedModel
 
+from statewise.ai.models import ModelRef
 from statewise.ai.settings import AISettings
 from statewise.errors import ConfigurationError
 
@@ -82,10 +83,11 @@ _LIMITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_LimitKey, 
 )
 
 
-def limiter_for(provider: str, settings: AISettings) -> RateLimiter:
-    """The limiter every agent on ``provider`` shares within the running event loop."""
+def limiter_for(model: ModelRef, settings: AISettings) -> RateLimiter:
+    """The limiter every agent on ``model``'s provider shares within the running event loop."""
+    provider = model.provider
     key = _LimitKey(
-        provider, settings.concurrency_for(provider), settings.requests_per_minute.get(provider)
+        provider, model.concurrency(settings), settings.requests_per_minute.get(provider)
     )
     if key.max_running < 1:
         raise ConfigurationError(
@@ -97,6 +99,6 @@ def limiter_for(provider: str, settings: AISettings) -> RateLimiter:
     return shared[key]
 
 
-def limited(model: Model, provider: str, settings: AISettings) -> Model:
+def limited(model: Model, ref: ModelRef, settings: AISettings) -> Model:
     """``model`` behind its provider's shared limiter."""
-    return ConcurrencyLimitedModel(model, limiter_for(provider, settings))
+    return ConcurrencyLimitedModel(model, limiter_for(ref, settings))

@@ -55,13 +55,46 @@ _UNLISTED_PROVIDERS = (
 
 @dataclass(frozen=True, slots=True)
 class ModelRef:
-    """A parsed model string: which provider, which model."""
+    """A parsed model string: which provider, which model, and what running on it implies.
+
+    The offline ``local`` model differs from every provider, and the layer asks this object
+    how, never the string: it runs in this process (``runs_locally``), so it is built here,
+    its encoder is loaded before the first call is timed, it costs nothing, it computes on
+    this process's CPU under one lock (``concurrency``), and it fills the output schema
+    itself whatever output mode is asked (``output_mode``).
+    """
 
     provider: str
     name: str
 
+    @property
+    def runs_locally(self) -> bool:
+        """Whether this is the offline model, computed in this process rather than a provider."""
+        return self.provider == LOCAL_MODEL
+
     def __str__(self) -> str:
-        return self.provider if self.provider == LOCAL_MODEL else f"{self.provider}:{self.name}"
+        return self.provider if self.runs_locally else f"{self.provider}:{self.name}"
+
+    def concurrency(self, settings: AISettings) -> int:
+        """How many requests to this model's provider may be in flight at once.
+
+        The operator's number for the provider wins. Else the offline model takes one: it
+        computes under one lock, so more in flight gains nothing and only makes each request
+        wait for the others.
+        """
+        fallback = 1 if self.runs_locally else settings.default_concurrency
+        return settings.provider_concurrency.get(self.provider, fallback)
+
+    def output_mode(self, spec: AgentSpec, mode: str) -> str:
+        """How the agent's reply is obtained, for its audit record.
+
+        ``local`` (the offline model fills the schema itself, whatever the mode), ``text``
+        (no output schema: free text), else the structured mode asked of the provider:
+        ``tool``, ``native`` or ``prompted``.
+        """
+        if self.runs_locally:
+            return LOCAL_MODEL
+        return "text" if spec.output is None else mode
 
 
 def parse_model(text: str, agent: str) -> ModelRef:
@@ -125,7 +158,7 @@ def _provider_specific(key: str) -> bool:
 
 def build_model(spec: AgentSpec, ref: ModelRef, settings: AISettings) -> Model:
     """The pydantic-ai model for one agent; the local model is imported only when used."""
-    if ref.provider == LOCAL_MODEL:
+    if ref.runs_locally:
         from statewise.ai.local import LocalModel
 
         return LocalModel(examples=spec.examples, knowledge=spec.knowledge)

@@ -26,9 +26,9 @@ from typing import Any
 from jinja2 import StrictUndefined, Template, TemplateError, UndefinedError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
+from statewise.contract import CommandContext
 from statewise.definition.model import AgentSpec
 from statewise.errors import ConfigurationError, PermanentError
-from statewise.worker.registry import CommandContext
 
 JSON = Any
 Transcript = list[dict[str, str]]

@@ -5,19 +5,24 @@ one command per agent *name*. Different workflows, or different versions of one 
 declare the same name differently; the command then runs the declaration of the item's own
 workflow (and, when versions differ, of the item's own version, read from the store). Identical
 declarations share one runner, and with it one model client.
+
+The worker finds this layer as a plugin: ``register_plugin`` is the ``ai`` entry point of the
+``statewise.agents`` group (see ``statewise.contract.AgentRegistrar``), declared in statewise's
+``pyproject.toml``. Code that builds its own runner calls ``register_agents`` directly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from statewise.ai.agents import AgentRunner
 from statewise.ai.settings import AISettings
 from statewise.ai.usage import PriceTable
+from statewise.contract import CommandContext, CommandRegistry, CommandResult
 from statewise.definition.model import AgentSpec, Definition, agent_command
 from statewise.errors import ConfigurationError, NotFoundError, PermanentError
 from statewise.store.base import Store
-from statewise.worker.registry import CommandContext, CommandRegistry, CommandResult
 
 
 class AgentCommand:
@@ -76,6 +81,16 @@ def register_agents(
             if spec not in runners:
                 runners[spec] = AgentRunner(spec, registry, store, settings, prices)
             _command(registry, name, store).add(definition, runners[spec])
+
+
+def register_plugin(
+    registry: CommandRegistry,
+    definitions: Sequence[Definition],
+    store: Store,
+    options: Mapping[str, Any],
+) -> None:
+    """The built-in agent plugin: ``register_agents`` with ``AISettings(**options)``."""
+    register_agents(registry, definitions, store, AISettings(**options))
 
 
 def _command(registry: CommandRegistry, name: str, store: Store) -> AgentCommand:

@@ -27,8 +27,8 @@ from pydantic import BaseModel
 from pydantic_ai import ModelRetry, NativeOutput, PromptedOutput, StructuredDict, ToolOutput
 from referencing.exceptions import Unresolvable
 
+from statewise.contract import CommandRegistry
 from statewise.errors import ConfigurationError, NotFoundError
-from statewise.worker.registry import CommandRegistry
 
 JSON = Any
 T = TypeVar("T")

@@ -52,7 +52,7 @@ class AISettings:
         sdk_retries: Retries inside the provider SDK. Zero by default: the workflow's
             retry policy retries durably, with backoff, and records every attempt.
         default_concurrency: Requests in flight per provider when ``provider_concurrency``
-            does not name it.
+            does not name it (the offline model's is 1: see ``ModelRef.concurrency``).
         provider_concurrency: Requests in flight per provider (``{"openai": 4}``).
         requests_per_minute: Optional request rate per provider, spaced evenly.
         http_client: An ``httpx2.AsyncClient`` for every provider (tests point it at local
@@ -96,12 +96,3 @@ class AISettings:
         """The user's price file, if one is configured."""
         chosen = self.prices_file or os.environ.get(PRICES_ENV)
         return Path(chosen) if chosen else None
-
-    def concurrency_for(self, provider: str) -> int:
-        """How many requests to ``provider`` may be in flight at once.
-
-        The offline model computes on this process's CPU under one lock, so more than one
-        request in flight gains nothing and only makes each wait for the others.
-        """
-        fallback = 1 if provider == LOCAL_MODEL else self.default_concurrency
-        return self.provider_concurrency.get(provider, fallback)

@@ -24,7 +24,7 @@ from pydantic_ai.messages import (
 )
 from pydantic_core import to_jsonable_python
 
-from statewise.worker.registry import CommandRegistry
+from statewise.contract import CommandRegistry
 
 JSON = Any
 ToolCall = dict[str, JSON]

@@ -21,7 +21,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, NonNegativeFloat, ValidationError
 from pydantic_ai.messages import ModelMessage, ModelResponse
 
-from statewise.ai.settings import LOCAL_MODEL, AISettings
+from statewise.ai.models import ModelRef
+from statewise.ai.settings import AISettings
 from statewise.errors import ConfigurationError
 
 MILLION = 1_000_000
@@ -92,12 +93,12 @@ class PriceTable:
         """The user's price for ``provider:model`` (or for the bare model name), if any."""
         return self._prices.get(f"{provider}:{model}") or self._prices.get(model)
 
-    def cost(self, provider: str, model: str, tokens: Tokens) -> float | None:
-        """USD for ``tokens`` on this model, or None when no table knows the model."""
-        price = self.price(provider, model)
+    def cost(self, model: ModelRef, tokens: Tokens) -> float | None:
+        """USD for ``tokens`` on ``model``, or None when no table knows the model."""
+        price = self.price(model.provider, model.name)
         if price is not None:
             return round(price.of(tokens.input, tokens.output), 10)
-        if provider == LOCAL_MODEL or tokens.input + tokens.output == 0:
+        if model.runs_locally or tokens.input + tokens.output == 0:
             return 0.0  # offline, or a call that failed before spending anything
         if tokens.library_cost is not None:
             return float(tokens.library_cost)

@@ -1,6 +1,7 @@
 """The imperative shell: command registry, command execution and the runner."""
 
-from statewise.worker.registry import CommandContext, CommandRegistry, load_registry
+from statewise.contract import CommandContext, CommandRegistry
+from statewise.worker.registry import load_registry
 from statewise.worker.runner import Runner
 from statewise.worker.writer import ItemWriter, StartReport
 

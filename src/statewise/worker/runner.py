@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from statewise.contract import CommandRegistry
 from statewise.definition.model import Definition, ErrorKind
 from statewise.engine.effects import RunCommand
 from statewise.engine.events import CommandFailed, CommandSucceeded, Event
@@ -41,7 +42,6 @@ from statewise.store.base import (
 from statewise.worker.commands import BLOCK_THRESHOLD, CommandExecutor, cancel_attempt
 from statewise.worker.limits import ConcurrencyLimits
 from statewise.worker.observers import CommitObserver
-from statewise.worker.registry import CommandRegistry
 from statewise.worker.writer import ItemWriter
 
 JSON = Any

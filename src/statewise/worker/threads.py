@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from statewise.contract import CommandContext
 from statewise.errors import TransientError
-from statewise.worker.registry import CommandContext
 
 JSON = Any
 Slot = tuple[str, str, str, int, str | None]
