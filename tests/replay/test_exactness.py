@@ -1,0 +1,57 @@
+"""Exactness: a changed threshold, replayed from the record, equals a real run of the change.
+
+Fifty claims run for real through the runner (the reviewer decides the ones sent to review),
+the threshold goes from 70 to 60 in a copy of the workflow, the change is simulated from the
+record, and then the changed workflow really runs the same claims on an empty store. The
+prediction must equal the real run item by item: where each ends, and the path it took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from statewise.actions.simulation import Selection, simulate
+from statewise.store import open_store
+
+from .conftest import claim_items, claims, run_for_real
+
+COUNT = 50
+
+
+def test_a_lower_threshold_replayed_from_the_record_equals_its_real_run(
+    urls: tuple[str, str],
+) -> None:
+    record_url, fresh_url = urls
+    items = claim_items(COUNT)
+
+    async def main() -> None:
+        before = await run_for_real(record_url, claims(70), items)
+        changed = claims(60, version=2)
+        store = open_store(record_url)
+        try:
+            report, advice = await simulate(store, changed, Selection(), time.time())
+        finally:
+            await store.close()
+        real = await run_for_real(fresh_url, changed, items)
+
+        predicted = {i.key: (*i.after, i.after_path) for i in report.items}
+        assert predicted == real
+        assert {i.key: (*i.before, i.before_path) for i in report.items} == before
+        assert report.needs == [] and report.skipped == ()
+        # The change is not empty: claims scoring 60-69 now skip the review, nothing else moves.
+        moved = {i.key for i in report.changed}
+        assert moved == {k for k, (_, _, path) in before.items() if path != real[k][2]}
+        assert moved and all(
+            i.difference is not None
+            and i.difference.before.state == "review"
+            and i.difference.after.state == "auto_approved"
+            and i.difference.after.condition == "assess.score >= 60"
+            for i in report.changed
+        )
+        queues = {q: (b, a) for q, b, a in report.queues}
+        reviews_before = sum(1 for _, _, path in before.values() if "review" in path)
+        assert queues == {"claims": (reviews_before, reviews_before - len(moved))}
+        assert advice == []  # the review grades no agent stage
+
+    asyncio.run(main())
