@@ -8,7 +8,7 @@ the record, and the replay checked against a real run of the changed workflow.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,8 @@ from statewise.definition import loads
 from statewise.definition.model import Definition, Role
 from statewise.replay.record import path_of
 from statewise.store import open_store
-from statewise.worker.registry import CommandContext, CommandRegistry
+from statewise.store.base import Task
+from statewise.worker.registry import CommandContext, CommandRegistry, CommandResult
 from statewise.worker.runner import Runner
 
 CLAIMS_YAML = """
@@ -58,6 +59,77 @@ states:
   rejected: {kind: final}
 """
 
+SCREENING_YAML = """
+workflow: screening
+version: 1
+agents:
+  scorer:
+    instructions: Score the order's fraud risk from 0 to 1.
+    output:
+      type: object
+      properties:
+        risk: {type: number}
+      required: [risk]
+states:
+  start:
+    kind: initial
+    transitions:
+      - to: gather
+  gather:
+    kind: parallel
+    branches: {credit: credit, identity: identity}
+    join: all
+    transitions:
+      - to: scoring
+  scoring:
+    agent: scorer
+    max_visits: 3
+    on_exhausted: over_budget
+    transitions:
+      - to: hold
+        when: scoring.risk >= 0.5
+      - to: cleared
+        else: true
+  hold:
+    kind: human
+    task:
+      queue: fraud
+      title: Check a held order
+      reviews: {state: scoring, agree: [reject], override: [approve], score: scoring.risk}
+    transitions:
+      - on: approve
+        to: cleared
+      - on: reject
+        to: cancelled
+      - on: rescore
+        to: scoring
+  cleared: {kind: final}
+  cancelled: {kind: final}
+  over_budget: {kind: final}
+"""
+
+
+def screening(text: str = SCREENING_YAML) -> Definition:
+    """The screening workflow, or a changed copy of its text."""
+    return loads(text, file="screening.yaml", commands=registry.names())
+
+
+def screening_items() -> list[tuple[str, dict[str, Any]]]:
+    """Twenty orders with risks 0.00, 0.05 ... 0.95."""
+    return [(f"order-{i}", {"risk": i / 20}) for i in range(20)]
+
+
+def screener(task: Task, context: dict[str, Any]) -> str:
+    """Asks a rescore of a risk of 0.8 or more once; then approves below 0.6, rejects the rest.
+
+    So the scorer's holds from 0.5 to 0.6 are overridden, the rest agreed with.
+    """
+    risk = context["scoring"]["risk"]
+    if task.visit == 1 and risk >= 0.8:
+        return "rescore"
+    return "approve" if risk < 0.6 else "reject"
+
+
 REVIEWER = Principal("rita", Role.REVIEWER)
 registry = CommandRegistry()
 
@@ -67,6 +139,25 @@ async def tally(call: CommandContext) -> dict[str, Any]:
     """One more round of checks than the last visit counted."""
     previous = call.context.get("check") or {}
     return {"round": int(previous.get("round", 0)) + 1}
+
+
+@registry.command()
+async def credit(call: CommandContext) -> dict[str, Any]:
+    """A credit check that always passes."""
+    return {"ok": True}
+
+
+@registry.command()
+async def identity(call: CommandContext) -> dict[str, Any]:
+    """An identity check that passes below a risk of 0.9."""
+    return {"ok": call.context["risk"] < 0.9}
+
+
+@registry.command("agent:scorer")
+async def scorer(call: CommandContext) -> CommandResult:
+    """The start data's risk, at a price: every call uses 1200 tokens and costs 0.01."""
+    usage = {"model": "test:scorer", "input_tokens": 1000, "output_tokens": 200, "cost": 0.01}
+    return CommandResult({"risk": call.context["risk"]}, usage)
 
 
 @registry.command()
@@ -90,13 +181,19 @@ def claim_items(count: int) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-def reviewer_outcome(context: dict[str, Any]) -> str:
+def reviewer_outcome(task: Task, context: dict[str, Any]) -> str:
     """The scripted reviewer approves a score of 40 or more, and rejects the rest."""
     return "approve" if context["assess"]["score"] >= 40 else "reject"
 
 
+Reviewer = Callable[[Task, dict[str, Any]], str]
+
+
 async def run_for_real(
-    url: str, definition: Definition, items: Sequence[tuple[str, dict[str, Any]]]
+    url: str,
+    definition: Definition,
+    items: Sequence[tuple[str, dict[str, Any]]],
+    reviewer: Reviewer = reviewer_outcome,
 ) -> dict[str, tuple[str, str, tuple[str, ...]]]:
     """Run ``items`` through ``definition`` on the store at ``url``, reviewer included.
 
@@ -112,7 +209,7 @@ async def run_for_real(
         while tasks := await desk.inbox(REVIEWER):
             for task in tasks:
                 item = await store.get_item(task.workflow, task.key)
-                await desk.decide(task.id, REVIEWER, reviewer_outcome(dict(item.context)))
+                await desk.decide(task.id, REVIEWER, reviewer(task, dict(item.context)))
             await runner.run(max_wait=0)
         found = {}
         for key, _ in items:
@@ -137,3 +234,12 @@ def urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, 
     finally:
         for schema in schemas:
             postgres.drop_schema(server, schema)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """One empty store of each kind, for the record."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'record.sqlite'}"
+    found: str = request.getfixturevalue("postgres_url")
+    return found

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from statewise.definition.model import DONE_EVENT, ERROR_EVENT, Definition
+from statewise.engine.budget import usage_spend
 from statewise.engine.effects import (
     CancelCommands,
     CancelTimers,
@@ -30,7 +31,7 @@ from statewise.engine.effects import (
     RunCommand,
     StartTimer,
 )
-from statewise.engine.events import RETRY_TIMER, External, TimerFired
+from statewise.engine.events import RETRY_TIMER, CommandSucceeded, External, TimerFired
 from statewise.engine.item import HistoryRecord, Item, ItemStatus
 from statewise.engine.result import StepResult
 from statewise.engine.step import new_item, start, step
@@ -51,13 +52,14 @@ class Need:
     visit: int
     branch: str | None
     attempt: int
+    why: str = "no result was ever recorded for it"
 
     def describe(self) -> str:
-        """``command 'score' in state 'check' (visit 2, branch 'a', attempt 1)``."""
+        """``command 'score' in state 'check' (visit 2, attempt 1): no result was ...``."""
         branch = f", branch {self.branch!r}" if self.branch is not None else ""
         return (
             f"command {self.command!r} in state {self.state!r} (visit {self.visit}{branch}, "
-            f"attempt {self.attempt}): no result was ever recorded for it"
+            f"attempt {self.attempt}): {self.why}"
         )
 
 
@@ -165,7 +167,7 @@ def fold(definition: Definition, inputs: Inputs) -> Folded:
     else:
         stopped = f"the replay took more than {budget} steps; it was stopped there"
         return Folded(item, tuple(history), tuple(pending.opened), stopped=stopped)
-    need = None if item.status in _ENDED else _need(pending)
+    need = None if item.status in _ENDED else _need(inputs, pending)
     return Folded(item, tuple(history), tuple(pending.opened), need, tuple(refused))
 
 
@@ -185,9 +187,9 @@ def _next_input(
 ) -> Recorded | None:
     """The earliest-recorded input the item can take now, or None when it can take none."""
     candidates: list[Recorded] = []
-    for key in pending.commands:
+    for key, command in pending.commands.items():
         found = inputs.results.get(key)
-        if found is not None and found.seq not in used:
+        if found is not None and found.seq not in used and _allowed(found, command) is None:
             candidates.append(found)
     for timer in pending.timers.values():
         if timer.name == RETRY_TIMER:
@@ -241,9 +243,29 @@ def _as_recorded(operated: Operated) -> Recorded:
     return Recorded(operated.seq, operated.at, operated.event)
 
 
-def _need(pending: _Pending) -> Need | None:
+def _allowed(recorded: Recorded, command: RunCommand) -> str | None:
+    """Why a recorded run cannot stand in for this one (None: it can).
+
+    An agent's run is told the tokens its item's budgets leave; one recorded under a looser
+    budget that used more would have been cut short there, with an outcome nobody recorded.
+    """
+    if command.tokens_left is None or not isinstance(recorded.event, CommandSucceeded):
+        return None
+    spend = usage_spend(recorded.event.usage)
+    if spend is None or spend.tokens <= command.tokens_left:
+        return None
+    return (
+        f"its recorded run used {spend.tokens} tokens, more than the {command.tokens_left} the "
+        f"new budget leaves it, so it would have been cut short"
+    )
+
+
+def _need(inputs: Inputs, pending: _Pending) -> Need | None:
     """The first command the item waits for; None when it waits on a person, event or timer."""
     if not pending.commands:
         return None
-    command = min(pending.commands.values(), key=lambda c: (c.branch or "", c.attempt))
-    return Need(command.state, command.command, command.visit, command.branch, command.attempt)
+    key, command = min(pending.commands.items(), key=lambda kc: (kc[0][2] or "", kc[0][3]))
+    recorded = inputs.results.get(key)
+    why = None if recorded is None else _allowed(recorded, command)
+    need = Need(command.state, command.command, command.visit, command.branch, command.attempt)
+    return need if why is None else replace(need, why=why)

@@ -1,0 +1,191 @@
+"""What-if replay of the changes an operator makes: thresholds, branches, budgets, loops.
+
+Each test runs real items through the runner on a store (the record), simulates a changed
+copy of the workflow from that record, and checks the report against what the change must do.
+Where the new path reaches a command that never ran, the item needs it: nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from statewise.actions.simulation import Selection, report_json, simulate
+from statewise.definition import loads
+from statewise.definition.model import Definition
+from statewise.replay.report import Report
+from statewise.store import open_store
+
+from .conftest import (
+    CLAIMS_YAML,
+    SCREENING_YAML,
+    claim_items,
+    claims,
+    registry,
+    run_for_real,
+    screener,
+    screening,
+    screening_items,
+)
+
+
+def _simulate(url: str, changed: Definition, **selection: Any) -> tuple[Report, dict[str, Any]]:
+    async def main() -> tuple[Report, dict[str, Any]]:
+        store = open_store(url)
+        try:
+            report, advice = await simulate(store, changed, Selection(**selection), time.time())
+            return report, report_json(report, advice)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def _record_screening(url: str) -> dict[str, tuple[str, str, tuple[str, ...]]]:
+    return asyncio.run(run_for_real(url, screening(), screening_items(), screener))
+
+
+def _changed(text: str, old: str, new: str) -> Definition:
+    assert old in text
+    return screening(text.replace(old, new))
+
+
+def test_a_higher_threshold_saves_reviews_and_names_the_overridden_ones(url: str) -> None:
+    _record_screening(url)
+    report, found = _simulate(url, _changed(SCREENING_YAML, ">= 0.5", ">= 0.7"))
+
+    # Holds at 0.50-0.65 now clear on their own; 0.50 and 0.55 were overridden (approved).
+    assert found["advice"] == [
+        {
+            "agent": "scorer",
+            "reviews": 14,  # ten held orders, four of them twice (0.80+ asked a rescore first)
+            "agreed": 8,
+            "overridden": 2,
+            "saved": 4,
+            "overridden_saved": 2,
+            "added": 0,
+            "overridden_keys": ["order-10", "order-11"],
+        }
+    ]
+    endings = {(e["state"], e["status"]): (e["before"], e["after"]) for e in found["endings"]}
+    assert endings == {
+        ("cleared", "done"): (12, 14),  # 0.00-0.45 clear, and 0.50, 0.55 approved by people
+        ("cancelled", "done"): (8, 6),  # 0.60-0.95 rejected; 0.60 and 0.65 now clear
+    }
+    assert found["queues"] == [{"queue": "fraud", "before": 14, "after": 10}]
+    changed = {c["key"]: c for c in found["changed"]}
+    assert set(changed) == {"order-10", "order-11", "order-12", "order-13"}
+    first = changed["order-12"]["first_difference"]
+    assert first == {
+        "step": 3,
+        "before": "hold [scoring.risk >= 0.5: scoring.risk=0.6]",
+        "after": "cleared [else: -]",
+    }
+    assert found["cost"]["difference"] == 0 and found["needs"] == []
+    assert report.cost_before.tokens == 24 * 1200  # twenty calls and four rescores
+
+
+def test_a_lower_threshold_adds_reviews_that_wait_for_a_person(url: str) -> None:
+    _record_screening(url)
+    _, found = _simulate(url, _changed(SCREENING_YAML, ">= 0.5", ">= 0.4"))
+
+    (advice,) = found["advice"]
+    assert (advice["saved"], advice["added"]) == (0, 2)  # 0.40 and 0.45 now need a review
+    endings = {(e["state"], e["status"]): (e["before"], e["after"]) for e in found["endings"]}
+    assert endings[("hold", "waiting")] == (0, 2)
+    assert found["needs"] == []  # a task nobody decided is a wait, not a need
+
+
+def test_a_branch_that_never_ran_is_needed_and_never_guessed(url: str) -> None:
+    _record_screening(url)
+    text = SCREENING_YAML.replace(
+        "branches: {credit: credit, identity: identity}",
+        "branches: {credit: credit, identity: identity, sanctions: sanctions}",
+    )
+    assert text != SCREENING_YAML
+    changed = loads(text, file="screening.yaml")
+    report, found = _simulate(url, changed)
+
+    assert len(found["needs"]) == 20
+    assert {(n["state"], n["command"], n["branch"], n["visit"]) for n in found["needs"]} == {
+        ("gather", "sanctions", "sanctions", 1)
+    }
+    assert "no result was ever recorded" in found["needs"][0]["message"]
+    assert {i.after for i in report.items} == {("gather", "needs")}
+    assert report.cost_after.tokens == 0  # the scorer is never reached, so never paid for
+
+
+def test_a_join_on_any_branch_takes_the_first_recorded_result(url: str) -> None:
+    before = _record_screening(url)
+    report, found = _simulate(url, _changed(SCREENING_YAML, "join: all", "join: any"))
+
+    assert found["needs"] == [] and found["changed"] == []
+    assert {i.key: (*i.after, i.after_path) for i in report.items} == before
+
+
+def test_a_stage_budget_sends_the_second_call_elsewhere(url: str) -> None:
+    _record_screening(url)
+    changed = _changed(
+        SCREENING_YAML,
+        "    on_exhausted: over_budget\n",
+        "    on_exhausted: over_budget\n    budget: {tokens: 1200, on_exceeded: over_budget}\n",
+    )
+    report, found = _simulate(url, changed)
+
+    # 0.80-0.95 asked a rescore: the second call is past the budget, so they go over_budget.
+    rescored = {f"order-{i}" for i in range(16, 20)}
+    assert {c["key"] for c in found["changed"]} == rescored
+    assert {i.after for i in report.items if i.key in rescored} == {("over_budget", "done")}
+    assert report.cost_before.tokens - report.cost_after.tokens == 4 * 1200
+    assert found["needs"] == []
+
+
+def test_a_budget_below_a_recorded_run_needs_that_run_again(url: str) -> None:
+    _record_screening(url)
+    changed = _changed(
+        SCREENING_YAML,
+        "    on_exhausted: over_budget\n",
+        "    on_exhausted: over_budget\n    budget: {tokens: 1000, on_exceeded: over_budget}\n",
+    )
+    _, found = _simulate(url, changed)
+
+    assert len(found["needs"]) == 20
+    assert (
+        "used 1200 tokens, more than the 1000 the new budget leaves" in found["needs"][0]["message"]
+    )
+
+
+def test_loop_rounds_are_matched_by_their_visit_of_the_state(url: str) -> None:
+    items = claim_items(12)
+    before = asyncio.run(run_for_real(url, claims(), items))
+
+    # A decision state between two rounds: other states' visits move, check's ordinals do not.
+    between = CLAIMS_YAML.replace(
+        "      - to: check\n        when: check.round < rounds",
+        "      - to: between\n        when: check.round < rounds",
+    ).replace(
+        "  assess:\n",
+        "  between:\n    transitions:\n      - to: check\n  assess:\n",
+    )
+    report, found = _simulate(url, loads(between, file="claims.yaml", commands=registry.names()))
+    assert found["needs"] == []
+    assert {i.key: i.after for i in report.items} == {
+        k: (s, st) for k, (s, st, _) in before.items()
+    }
+    assert all(
+        tuple(s for s in i.after_path if s != "between") == i.before_path for i in report.items
+    )
+    assert any(i.difference is not None for i in report.items)  # the paths did change
+
+    # Two rounds for every claim: three-round claims stop early, one-round claims need a second.
+    two = CLAIMS_YAML.replace("when: check.round < rounds", "when: check.round < 2")
+    report, found = _simulate(url, loads(two, file="claims.yaml", commands=registry.names()))
+    needing = {n["key"] for n in found["needs"]}
+    assert needing == {k for k, data in items if data["rounds"] == 1}
+    assert {(n["state"], n["command"], n["visit"]) for n in found["needs"]} == {
+        ("check", "tally", 2)
+    }
+    three = [i for i in report.items if dict(items)[i.key]["rounds"] == 3]
+    assert three and all(i.after_path.count("check") == 2 for i in three)
+    assert all(i.before_path.count("check") == 3 for i in three)
