@@ -79,8 +79,11 @@ def test_a_higher_threshold_saves_reviews_and_names_the_overridden_ones(url: str
     first = changed["order-12"]["first_difference"]
     assert first == {
         "step": 3,
+        "since": "scoring",
         "before": "hold [scoring.risk >= 0.5: scoring.risk=0.6]",
-        "after": "cleared [else: -]",
+        "after": "cleared [else, not scoring.risk >= 0.7: scoring.risk=0.6]",
+        "text": "after scoring: was hold [scoring.risk >= 0.5: scoring.risk=0.6], "
+        "now cleared [else, not scoring.risk >= 0.7: scoring.risk=0.6]",
     }
     assert found["cost"]["difference"] == 0 and found["needs"] == []
     assert report.cost_before.tokens == 24 * 1200  # twenty calls and four rescores

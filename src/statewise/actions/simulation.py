@@ -151,8 +151,10 @@ def _changed(item: ItemReplay) -> dict[str, JSON]:
         if difference is None
         else {
             "step": difference.index,
+            "since": difference.since,
             "before": difference.before.describe(),
             "after": difference.after.describe(),
+            "text": difference.describe(),
         },
         "refused": list(item.refused),
         "stopped": item.stopped,

@@ -28,28 +28,47 @@ NEEDS = "needs"
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One entry into a state, and the guard that chose it (None: no guard, or none at all)."""
+    """One entry into a state, and why: the guard that chose it, or the row's note."""
 
     state: str | None
     condition: str | None = None
     values: Mapping[str, JSON] = field(default_factory=dict)
+    note: str | None = None
+    rejected: tuple[Mapping[str, JSON], ...] = ()
 
     def describe(self) -> str:
-        """``review [intake.score >= 70: intake.score=65]``, for a report."""
+        """``review [intake.score >= 70: intake.score=65]``, for a report.
+
+        An ``else`` names the guards it found false, with what they read.
+        """
         if self.state is None:
             return "(no further step)"
-        if self.condition is None:
-            return self.state
-        return f"{self.state} [{self.condition}: {_values(self.values)}]"
+        if self.condition == "else" and self.rejected:
+            guards = "; ".join(
+                f"not {g.get('condition')}: {_values(g.get('values') or {})}" for g in self.rejected
+            )
+            return f"{self.state} [else, {guards}]"
+        if self.condition is not None:
+            return f"{self.state} [{self.condition}: {_values(self.values)}]"
+        return f"{self.state} ({self.note})" if self.note else self.state
 
 
 @dataclass(frozen=True, slots=True)
 class Difference:
-    """Where a path first changes: the nth state entered, before and after."""
+    """Where a path first changes: the nth state entered, before and after.
+
+    ``since`` is the last state both paths entered (None when they differ from the start).
+    """
 
     index: int
+    since: str | None
     before: Step
     after: Step
+
+    def describe(self) -> str:
+        """``after assess: was review [...], now auto_approved [...]``."""
+        where = f"after {self.since}: " if self.since is not None else ""
+        return f"{where}was {self.before.describe()}, now {self.after.describe()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +199,7 @@ def first_difference(
         one = old[index] if index < len(old) else Step(None)
         two = new[index] if index < len(new) else Step(None)
         if one.state != two.state:
-            return Difference(index, one, two)
+            return Difference(index, old[index - 1].state if index else None, one, two)
     return None
 
 
@@ -234,7 +253,11 @@ def _reviewed_agents(definition: Definition) -> dict[str, str]:
 
 
 def _steps(rows: Sequence[HistoryRecord]) -> list[Step]:
-    return [Step(row.to_state, row.condition, row.values) for row in rows if enters(row)]
+    return [
+        Step(row.to_state, row.condition, row.values, row.note, tuple(row.rejected or ()))
+        for row in rows
+        if enters(row)
+    ]
 
 
 def _tasks(
