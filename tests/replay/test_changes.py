@@ -17,7 +17,7 @@ from statewise.definition.model import Definition
 from statewise.replay.report import Report
 from statewise.store import open_store
 
-from .conftest import (
+from .records import (
     CLAIMS_YAML,
     SCREENING_YAML,
     claim_items,

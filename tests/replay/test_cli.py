@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from statewise.cli import app
 
-from .conftest import SCREENING_YAML, run_for_real, screener, screening, screening_items
+from .records import SCREENING_YAML, run_for_real, screener, screening, screening_items
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 

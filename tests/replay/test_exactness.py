@@ -14,7 +14,7 @@ import time
 from statewise.actions.simulation import Selection, simulate
 from statewise.store import open_store
 
-from .conftest import claim_items, claims, run_for_real
+from .records import claim_items, claims, run_for_real
 
 COUNT = 50
 
