@@ -183,7 +183,8 @@ def reviewer_outcome(task: Task, context: dict[str, Any]) -> str:
     return "approve" if context["assess"]["score"] >= 40 else "reject"
 
 
-Reviewer = Callable[[Task, dict[str, Any]], str]
+Reviewer = Callable[[Task, dict[str, Any]], str | None]
+"""Decides a task from its item's context; None leaves it open."""
 
 
 async def run_for_real(
@@ -203,10 +204,15 @@ async def run_for_real(
         await runner.start(definition, items)
         await runner.run(max_wait=0)
         desk = TaskDesk(runner, registry)
-        while tasks := await desk.inbox(REVIEWER):
-            for task in tasks:
+        decided = True
+        while decided:  # until the reviewer leaves every open task as it is
+            decided = False
+            for task in await desk.inbox(REVIEWER, limit=1000):
                 item = await store.get_item(task.workflow, task.key)
-                await desk.decide(task.id, REVIEWER, reviewer(task, dict(item.context)))
+                outcome = reviewer(task, dict(item.context))
+                if outcome is not None:
+                    await desk.decide(task.id, REVIEWER, outcome)
+                    decided = True
             await runner.run(max_wait=0)
         found = {}
         for key, _ in items:

@@ -16,6 +16,7 @@ from statewise.definition import loads
 from statewise.definition.model import Definition
 from statewise.replay.report import Report
 from statewise.store import open_store
+from statewise.store.base import Task
 
 from .records import (
     CLAIMS_YAML,
@@ -192,3 +193,17 @@ def test_loop_rounds_are_matched_by_their_visit_of_the_state(url: str) -> None:
     three = [i for i in report.items if dict(items)[i.key]["rounds"] == 3]
     assert three and all(i.after_path.count("check") == 2 for i in three)
     assert all(i.before_path.count("check") == 3 for i in three)
+
+
+def test_a_review_still_open_in_the_record_is_neither_saved_nor_added(url: str) -> None:
+    def busy(task: Task, context: dict[str, Any]) -> str | None:
+        """Leaves the holds from 0.9 open, as a backed-up queue would."""
+        return None if context["scoring"]["risk"] >= 0.9 else screener(task, context)
+
+    asyncio.run(run_for_real(url, screening(), screening_items(), busy))
+    report, found = _simulate(url, _changed(SCREENING_YAML, ">= 0.5", ">= 0.7"))
+
+    (advice,) = found["advice"]
+    assert (advice["saved"], advice["added"]) == (4, 0)
+    waiting = [i for i in report.items if i.before == ("hold", "waiting")]
+    assert len(waiting) == 2 and all(i.after == i.before for i in waiting)

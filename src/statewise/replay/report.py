@@ -204,25 +204,35 @@ def first_difference(
 
 
 def advice(report: Report, new: Definition) -> list[Advice]:
-    """Per reviewed agent: reviews the change saves, overridden ones among them, and new ones."""
+    """Per reviewed agent: reviews the change saves, overridden ones among them, and new ones.
+
+    A review is a task of a state that reviews an agent stage, decided or still open: one the
+    recorded path opened and the new one does not is saved, one only the new path opens is
+    added. Verdicts come from the recorded decisions (the agreement records).
+    """
     reviewed = _reviewed_agents(new)
-    rows: dict[str, dict[str, int]] = {}
+    rows: dict[str, Counter[str]] = {}
     overridden_keys: dict[str, list[str]] = {}
     for item in report.items:
-        asked = {(state, visit) for state, visit, _ in item.tasks_after}
-        for where, review in item.reviews.items():
+        before = {(state, visit) for state, visit, _ in item.tasks_before}
+        after = {(state, visit) for state, visit, _ in item.tasks_after}
+        for review in item.reviews.values():
             counts = rows.setdefault(review.agent, Counter())
             counts["reviews"] += 1
             counts[review.verdict] += 1
-            if where not in asked:
-                counts["saved"] += 1
-                if review.verdict == "override":
-                    counts["overridden_saved"] += 1
-                    overridden_keys.setdefault(review.agent, []).append(item.key)
-        for state, visit, _ in item.tasks_after:
-            agent = reviewed.get(state)
-            if agent is not None and (state, visit) not in item.reviews:
-                rows.setdefault(agent, Counter())["added"] += 1
+        for where in sorted(before ^ after):
+            recorded = item.reviews.get(where)
+            agent = recorded.agent if recorded is not None else reviewed.get(where[0])
+            if agent is None:
+                continue
+            counts = rows.setdefault(agent, Counter())
+            if where in after:
+                counts["added"] += 1
+                continue
+            counts["saved"] += 1
+            if recorded is not None and recorded.verdict == "override":
+                counts["overridden_saved"] += 1
+                overridden_keys.setdefault(agent, []).append(item.key)
     return [
         Advice(
             agent,
