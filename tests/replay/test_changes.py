@@ -207,3 +207,24 @@ def test_a_review_still_open_in_the_record_is_neither_saved_nor_added(url: str) 
     assert (advice["saved"], advice["added"]) == (4, 0)
     waiting = [i for i in report.items if i.before == ("hold", "waiting")]
     assert len(waiting) == 2 and all(i.after == i.before for i in waiting)
+
+
+def test_a_changed_agent_or_a_swapped_command_is_needed_not_reused(url: str) -> None:
+    _record_screening(url)
+    told = SCREENING_YAML.replace("from 0 to 1.", "from 0 to 1, strictly.")
+    assert told != SCREENING_YAML
+    report, found = _simulate(url, screening(told))
+    assert {(n["state"], n["command"]) for n in found["needs"]} == {("scoring", "agent:scorer")}
+    assert (
+        len(found["needs"]) == 20 and "told or equipped differently" in found["needs"][0]["message"]
+    )
+    assert report.cost_after.tokens == 0
+
+    # The same retry policy or a new threshold leaves the agent as it was: nothing is needed.
+    _, found = _simulate(url, _changed(SCREENING_YAML, ">= 0.5", ">= 0.6"))
+    assert found["needs"] == []
+
+    swapped = _changed(SCREENING_YAML, "identity: identity}", "identity: credit}")
+    _, found = _simulate(url, swapped)
+    assert {(n["branch"], n["command"]) for n in found["needs"]} == {("identity", "credit")}
+    assert "is 'identity''s, a command it no longer runs" in found["needs"][0]["message"]

@@ -17,7 +17,7 @@ from statewise.definition.model import Definition
 from statewise.engine.budget import Spend
 from statewise.engine.item import ItemStatus
 from statewise.errors import InvalidInputError
-from statewise.replay.fold import fold
+from statewise.replay.fold import changed_agents, fold
 from statewise.replay.record import read_inputs
 from statewise.replay.report import Advice, ItemReplay, Report, advice, replay_item
 from statewise.store.base import ItemFilter, Store
@@ -87,7 +87,9 @@ async def simulate(
                 continue
             if item.version not in olds:
                 olds[item.version] = await stored_definition(store, item.workflow, item.version)
-            folded = fold(definition, inputs)
+            old = olds[item.version]
+            changed = frozenset() if old is None else changed_agents(old, definition)
+            folded = fold(definition, inputs, changed)
             replays.append(replay_item(item, rows, inputs, folded, olds[item.version], definition))
     report = Report(definition.ref, tuple(replays), tuple(skipped))
     return report, advice(report, definition)

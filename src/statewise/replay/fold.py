@@ -21,7 +21,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from statewise.definition.model import DONE_EVENT, ERROR_EVENT, Definition
+from statewise.definition.model import (
+    AGENT_COMMAND_PREFIX,
+    DEFAULT_RETRY,
+    DONE_EVENT,
+    ERROR_EVENT,
+    AgentSpec,
+    Definition,
+)
 from statewise.engine.budget import usage_spend
 from statewise.engine.effects import (
     CancelCommands,
@@ -128,8 +135,12 @@ def _awaited(item: Item, command: RunCommand) -> bool:
     )
 
 
-def fold(definition: Definition, inputs: Inputs) -> Folded:
-    """Replay one item's recorded inputs through ``definition``; pure."""
+def fold(definition: Definition, inputs: Inputs, changed: frozenset[str] = frozenset()) -> Folded:
+    """Replay one item's recorded inputs through ``definition``; pure.
+
+    ``changed`` names the commands whose recorded results cannot stand in for a new run: the
+    agents the new definition tells, equips or asks differently.
+    """
     pending = _Pending()
     try:
         result = start(definition, inputs.key, inputs.data, inputs.started_at, inputs.actor)
@@ -147,7 +158,7 @@ def fold(definition: Definition, inputs: Inputs) -> Folded:
     for _ in range(budget):
         if item.status in _ENDED:
             break
-        chosen = _next_input(definition, inputs, item, pending, used)
+        chosen = _next_input(definition, inputs, item, pending, used, changed)
         if chosen is None:
             break
         used.add(chosen.seq)
@@ -167,8 +178,27 @@ def fold(definition: Definition, inputs: Inputs) -> Folded:
     else:
         stopped = f"the replay took more than {budget} steps; it was stopped there"
         return Folded(item, tuple(history), tuple(pending.opened), stopped=stopped)
-    need = None if item.status in _ENDED else _need(inputs, pending)
+    need = None if item.status in _ENDED else _need(inputs, pending, changed)
     return Folded(item, tuple(history), tuple(pending.opened), need, tuple(refused))
+
+
+def changed_agents(old: Definition, new: Definition) -> frozenset[str]:
+    """The agent commands whose recorded results ``new`` cannot reuse from ``old``'s items.
+
+    An agent counts as changed when what it is told or given differs: its model,
+    instructions, input, output, tools, conversation, examples, knowledge or settings. Its
+    retry policy is not part of what it answers, and a plain command's code cannot be seen
+    here: its recorded results are reused as long as it keeps its name.
+    """
+    return frozenset(
+        AGENT_COMMAND_PREFIX + name
+        for name, spec in new.agents.items()
+        if name in old.agents and _told(old.agents[name]) != _told(spec)
+    )
+
+
+def _told(spec: AgentSpec) -> AgentSpec:
+    return replace(spec, retry=DEFAULT_RETRY)
 
 
 def _count(inputs: Inputs) -> int:
@@ -183,13 +213,18 @@ def _count(inputs: Inputs) -> int:
 
 
 def _next_input(
-    definition: Definition, inputs: Inputs, item: Item, pending: _Pending, used: set[int]
+    definition: Definition,
+    inputs: Inputs,
+    item: Item,
+    pending: _Pending,
+    used: set[int],
+    changed: frozenset[str],
 ) -> Recorded | None:
     """The earliest-recorded input the item can take now, or None when it can take none."""
     candidates: list[Recorded] = []
     for key, command in pending.commands.items():
         found = inputs.results.get(key)
-        if found is not None and found.seq not in used and _allowed(found, command) is None:
+        if found is not None and found.seq not in used and not _unusable(found, command, changed):
             candidates.append(found)
     for timer in pending.timers.values():
         if timer.name == RETRY_TIMER:
@@ -243,12 +278,21 @@ def _as_recorded(operated: Operated) -> Recorded:
     return Recorded(operated.seq, operated.at, operated.event)
 
 
-def _allowed(recorded: Recorded, command: RunCommand) -> str | None:
+def _unusable(recorded: Recorded, command: RunCommand, changed: frozenset[str]) -> str | None:
     """Why a recorded run cannot stand in for this one (None: it can).
 
-    An agent's run is told the tokens its item's budgets leave; one recorded under a looser
-    budget that used more would have been cut short there, with an outcome nobody recorded.
+    It must be the same command, one the new definition has not changed. And an agent's run
+    is told the tokens its item's budgets leave; one recorded under a looser budget that used
+    more would have been cut short there, with an outcome nobody recorded.
     """
+    if recorded.command is not None and recorded.command != command.command:
+        return f"the recorded result there is {recorded.command!r}'s, a command it no longer runs"
+    if command.command in changed:
+        return (
+            f"{command.command!r} is told or equipped differently now (its agent's model, "
+            f"instructions, input, output, tools, examples or knowledge changed), so its "
+            f"recorded results do not stand for it"
+        )
     if command.tokens_left is None or not isinstance(recorded.event, CommandSucceeded):
         return None
     spend = usage_spend(recorded.event.usage)
@@ -260,12 +304,12 @@ def _allowed(recorded: Recorded, command: RunCommand) -> str | None:
     )
 
 
-def _need(inputs: Inputs, pending: _Pending) -> Need | None:
+def _need(inputs: Inputs, pending: _Pending, changed: frozenset[str]) -> Need | None:
     """The first command the item waits for; None when it waits on a person, event or timer."""
     if not pending.commands:
         return None
     key, command = min(pending.commands.items(), key=lambda kc: (kc[0][2] or "", kc[0][3]))
     recorded = inputs.results.get(key)
-    why = None if recorded is None else _allowed(recorded, command)
+    why = None if recorded is None else _unusable(recorded, command, changed)
     need = Need(command.state, command.command, command.visit, command.branch, command.attempt)
     return need if why is None else replace(need, why=why)

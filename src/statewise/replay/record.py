@@ -61,11 +61,15 @@ _OPERATIONS = {
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """One recorded input: the event to deliver, where it sat in the trail and when."""
+    """One recorded input: the event to deliver, where it sat in the trail and when.
+
+    ``command`` names the command whose result (or failure) it is.
+    """
 
     seq: int
     at: float
     event: Event
+    command: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +217,7 @@ class _Reader:
             )
         else:
             return
-        self.results[key] = Recorded(row.seq, row.at, event)
+        self.results[key] = Recorded(row.seq, row.at, event, row.command)
 
     def _decision(self, row: HistoryRecord, state: str, visit: int) -> None:
         output = row.output if isinstance(row.output, dict) else {}
