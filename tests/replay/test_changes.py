@@ -17,6 +17,7 @@ from statewise.definition.model import Definition
 from statewise.replay.report import Report
 from statewise.store import open_store
 from statewise.store.base import Task
+from statewise.worker.runner import Runner
 
 from .records import (
     CLAIMS_YAML,
@@ -228,3 +229,20 @@ def test_a_changed_agent_or_a_swapped_command_is_needed_not_reused(url: str) -> 
     _, found = _simulate(url, swapped)
     assert {(n["branch"], n["command"]) for n in found["needs"]} == {("identity", "credit")}
     assert "is 'identity''s, a command it no longer runs" in found["needs"][0]["message"]
+
+
+def test_an_item_whose_command_is_still_running_waits_for_it_and_needs_nothing(url: str) -> None:
+    async def started_only() -> None:
+        store = open_store(url)
+        try:
+            definition = claims()
+            await store.save_workflow(definition, "claims.yaml", [])
+            await Runner(store, [definition], registry).start(definition, claim_items(3))
+        finally:
+            await store.close()
+
+    asyncio.run(started_only())  # started, but no worker has run their first command yet
+    report, found = _simulate(url, claims(60, version=2))
+    assert {i.after for i in report.items} == {("check", "active")}
+    assert [i.after for i in report.items] == [i.before for i in report.items]
+    assert found["needs"] == [] and found["changed"] == []

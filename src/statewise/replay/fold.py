@@ -39,7 +39,7 @@ from statewise.engine.effects import (
     StartTimer,
 )
 from statewise.engine.events import RETRY_TIMER, CommandSucceeded, External, TimerFired
-from statewise.engine.item import HistoryRecord, Item, ItemStatus
+from statewise.engine.item import BranchStatus, HistoryRecord, Item, ItemStatus
 from statewise.engine.result import StepResult
 from statewise.engine.step import new_item, start, step
 from statewise.errors import InvalidEventError, ItemFailure
@@ -130,7 +130,9 @@ def _awaited(item: Item, command: RunCommand) -> bool:
     if command.branch is None:
         return command.attempt == item.attempt and not item.retrying
     return any(
-        run.name == command.branch and run.attempt == command.attempt and run.status == "running"
+        run.name == command.branch
+        and run.attempt == command.attempt
+        and run.status is BranchStatus.RUNNING
         for run in item.branches
     )
 

@@ -17,7 +17,7 @@ from typing import Any
 from statewise.definition.agent_rules import agent_of
 from statewise.definition.model import Definition
 from statewise.engine.budget import NOTHING, Spend
-from statewise.engine.item import HistoryRecord, Item
+from statewise.engine.item import HistoryRecord, Item, ItemStatus
 from statewise.replay.fold import Folded, Need
 from statewise.replay.record import Inputs, Review, enters, path_of, spend_of
 
@@ -168,8 +168,13 @@ def replay_item(
 
     ``old`` is the definition the item ran on (for the queues of its tasks); when the store
     no longer has it, the new definition's queues stand in for states of the same name.
+    An item whose new path waits for the very command run it is waiting for in the record
+    (still running, or queued) needs nothing: like the record, it waits for that result.
     """
-    after_status = NEEDS if folded.need is not None else str(folded.item.status)
+    need = folded.need
+    if need is not None and _in_flight(item, need):
+        need = None
+    after_status = NEEDS if need is not None else str(folded.item.status)
     return ItemReplay(
         workflow=item.workflow,
         key=item.key,
@@ -179,7 +184,7 @@ def replay_item(
         before_path=path_of(rows),
         after_path=path_of(folded.history),
         difference=first_difference(rows, folded.history),
-        need=folded.need,
+        need=need,
         cost_before=spend_of(rows),
         cost_after=spend_of(folded.history),
         tasks_before=_tasks(old or new, rows),
@@ -187,6 +192,14 @@ def replay_item(
         reviews=inputs.reviews,
         refused=folded.refused,
         stopped=folded.stopped,
+    )
+
+
+def _in_flight(item: Item, need: Need) -> bool:
+    return (
+        item.status is ItemStatus.ACTIVE
+        and (item.state, item.visit) == (need.state, need.visit)
+        and (need.branch is not None or item.attempt == need.attempt)
     )
 
 
