@@ -157,9 +157,16 @@ async def scorer(call: CommandContext) -> CommandResult:
     return CommandResult({"risk": call.context["risk"]}, usage)
 
 
+FAILING_ONCE: set[str] = set()
+"""Keys whose next score fails with a bug (the item fails), as a scorer outage would."""
+
+
 @registry.command()
 async def score(call: CommandContext) -> dict[str, Any]:
     """The claim's score, from its amount alone."""
+    if call.key in FAILING_ONCE:
+        FAILING_ONCE.discard(call.key)
+        raise RuntimeError("the scorer is down")
     return {"score": int(call.context["amount"]) % 100}
 
 

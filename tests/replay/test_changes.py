@@ -11,6 +11,7 @@ import asyncio
 import time
 from typing import Any
 
+from statewise.actions import redrive
 from statewise.actions.simulation import Selection, report_json, simulate
 from statewise.definition import loads
 from statewise.definition.model import Definition
@@ -21,6 +22,7 @@ from statewise.worker.runner import Runner
 
 from .records import (
     CLAIMS_YAML,
+    FAILING_ONCE,
     SCREENING_YAML,
     claim_items,
     claims,
@@ -246,3 +248,27 @@ def test_an_item_whose_command_is_still_running_waits_for_it_and_needs_nothing(u
     assert {i.after for i in report.items} == {("check", "active")}
     assert [i.after for i in report.items] == [i.before for i in report.items]
     assert found["needs"] == [] and found["changed"] == []
+
+
+def test_an_operators_redrive_of_a_failed_item_is_replayed_where_it_happened(url: str) -> None:
+    items = claim_items(6)
+
+    async def record() -> None:
+        FAILING_ONCE.update({"claim-1", "claim-2"})
+        before = await run_for_real(url, claims(), items)
+        assert before["claim-1"][1] == "failed" and before["claim-2"][1] == "failed"
+        store = open_store(url)
+        try:
+            runner = Runner(store, [claims()], registry)
+            for key in ("claim-1", "claim-2"):
+                await redrive(runner, "claims", key, reason="scorer back", actor="ops")
+            await runner.run(max_wait=0)
+        finally:
+            await store.close()
+        await run_for_real(url, claims(), [])  # the reviewer decides what the redrive sent on
+
+    asyncio.run(record())
+    report, found = _simulate(url, claims())
+    assert found["needs"] == [] and found["changed"] == []
+    redriven = [i for i in report.items if i.key in ("claim-1", "claim-2")]
+    assert all(i.after[1] == "done" and i.after_path.count("assess") == 2 for i in redriven)

@@ -157,9 +157,7 @@ def fold(definition: Definition, inputs: Inputs, changed: frozenset[str] = froze
     used: set[int] = set()
     refused: list[str] = []
     budget = _STEPS_PER_INPUT * (_count(inputs) + 1) + 100
-    for _ in range(budget):
-        if item.status in _ENDED:
-            break
+    for _ in range(budget):  # an ended item may still take an operator's recorded redrive
         chosen = _next_input(definition, inputs, item, pending, used, changed)
         if chosen is None:
             break
