@@ -272,3 +272,63 @@ def test_an_operators_redrive_of_a_failed_item_is_replayed_where_it_happened(url
     assert found["needs"] == [] and found["changed"] == []
     redriven = [i for i in report.items if i.key in ("claim-1", "claim-2")]
     assert all(i.after[1] == "done" and i.after_path.count("assess") == 2 for i in redriven)
+
+
+ORDERS_YAML = """
+workflow: orders
+version: 1
+states:
+  intake:
+    kind: initial
+    command: tally
+    transitions:
+      - to: awaiting
+  awaiting:
+    kind: waiting
+    transitions:
+      - on: pay
+        when: event.data.amount >= 50
+        to: paid
+      - on: pay
+        else: true
+        to: short
+      - on: cancel
+        to: cancelled
+  paid: {kind: final}
+  short: {kind: final}
+  cancelled: {kind: final}
+"""
+PAYMENTS = {"o-0": 10, "o-1": 30, "o-2": 45, "o-3": 60, "o-4": None}  # o-4 never pays
+
+
+def test_recorded_events_are_delivered_again_to_a_state_that_takes_them(url: str) -> None:
+    orders = loads(ORDERS_YAML, file="orders.yaml", commands=registry.names())
+
+    async def record() -> None:
+        store = open_store(url)
+        try:
+            runner = Runner(store, [orders], registry)
+            await store.save_workflow(orders, "orders.yaml", [])
+            await runner.start(orders, [(key, {}) for key in [*PAYMENTS, "o-5"]])
+            await runner.run(max_wait=0)
+            for key, amount in PAYMENTS.items():
+                if amount is not None:
+                    await runner.send("orders", key, "pay", {"amount": amount}, "shop")
+            await runner.send("orders", "o-5", "cancel", {}, "customer")
+        finally:
+            await store.close()
+
+    asyncio.run(record())
+    lower = loads(ORDERS_YAML.replace(">= 50", ">= 25"), file="orders.yaml")
+    report, found = _simulate(url, lower)
+
+    after = {i.key: i.after for i in report.items}
+    assert after == {
+        "o-0": ("short", "done"),
+        "o-1": ("paid", "done"),  # 30 and 45 are enough now
+        "o-2": ("paid", "done"),
+        "o-3": ("paid", "done"),
+        "o-4": ("awaiting", "waiting"),  # nothing recorded to deliver: it waits, as it does
+        "o-5": ("cancelled", "done"),
+    }
+    assert {c["key"] for c in found["changed"]} == {"o-1", "o-2"} and found["needs"] == []
