@@ -30,7 +30,11 @@ def test_a_lower_threshold_replayed_from_the_record_equals_its_real_run(
         changed = claims(60, version=2)
         store = open_store(record_url)
         try:
+            seqs = {i.key: i.seq for i in await store.list_items(workflow="claims", limit=COUNT)}
             report, advice = await simulate(store, changed, Selection(), time.time())
+            after = await store.list_items(workflow="claims", limit=COUNT)
+            assert {i.key: i.seq for i in after} == seqs  # the replay wrote nothing
+            assert await store.stuck_items() == []
         finally:
             await store.close()
         real = await run_for_real(fresh_url, changed, items)
