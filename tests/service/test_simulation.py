@@ -78,8 +78,9 @@ def test_the_dashboard_page_edits_a_threshold_and_links_each_changed_item(server
     with httpx.Client(base_url=server.url, timeout=30) as browser:
         csrf = login_csrf(browser)
         browser.post("/dashboard/login", data={"token": server.tokens["operator"], "csrf": csrf})
-        page = browser.get("/dashboard/simulate", params={"workflow": "screening"})
+        page = browser.get("/dashboard/simulate", params={"workflow": "screening@1"})
         assert page.status_code == 200 and 'href="/dashboard/simulate"' in page.text
+        assert '<option value="screening@1" selected>' in page.text
         assert "scoring.risk &gt;= 0.5" in page.text  # the stored YAML, ready to edit
         assert "<code>scoring.risk &gt;= 0.5</code>" in page.text  # and its conditions
         session_csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)

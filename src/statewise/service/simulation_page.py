@@ -30,11 +30,14 @@ _FIELDS = ("workflow", "yaml", "since", "state")
 async def simulate_page(
     request: Request, ctx: Context, workflow: str = "", version: int | None = None
 ) -> Response:
-    """The form, with the chosen stored version's YAML ready to edit."""
+    """The form, with the chosen stored version's YAML ready to edit (default: the newest)."""
     session = await _signed_in(request)
     if not isinstance(session, Session):
         return session
     stored = await ctx.store.workflows()
+    name, _, number = workflow.rpartition("@")
+    if name and number.isdigit():  # the form's choice, ``name@version``
+        workflow, version = name, int(number)
     chosen = _chosen(stored, workflow, version)
     form = dict.fromkeys(_FIELDS, "")
     if chosen is None:
@@ -44,7 +47,7 @@ async def simulate_page(
         guards = _guards(loads(chosen.source, file=chosen.file))
     except DefinitionError:
         guards = []  # it no longer loads here; the form still lets the operator fix it
-    return _show(request, session, stored, form, guards=guards)
+    return _show(request, session, stored, form, guards=guards, shown=chosen.version)
 
 
 @router.post("/simulate")
@@ -108,6 +111,7 @@ def _show(
     report: dict[str, Any] | None = None,
     guards: list[tuple[str, str, str]] | None = None,
     replayed: str = "",
+    shown: int | None = None,
     error: str = "",
 ) -> Response:
     versions = sorted((s.name, s.version) for s in stored)
@@ -120,5 +124,6 @@ def _show(
         report=report,
         guards=guards or [],
         replayed=replayed,
+        shown_version=shown,
         error=error,
     )
