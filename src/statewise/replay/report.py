@@ -10,7 +10,7 @@ reviews, how many reviews the change saves and how many of those the reviewers h
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,8 +99,8 @@ class Advice:
 
     ``saved``: reviews in the record the new path no longer asks for; ``overridden_saved``:
     of those, the ones where the reviewer had overridden the agent (a mistake the change would
-    have let through); ``added``: reviews the new path asks for that nobody ever made (those
-    items wait in the task's queue).
+    have let through); ``added``: reviews the new path asks for that the recorded one never
+    opened (nobody decided them: those items wait in the task's queue).
     """
 
     agent: str
@@ -297,7 +297,7 @@ def _tasks(
     return tuple(opened)
 
 
-def _sum(spends: Any) -> Spend:
+def _sum(spends: Iterable[Spend]) -> Spend:
     total = NOTHING
     for spend in spends:
         total = total.plus(spend)
