@@ -11,10 +11,21 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from statewise.actions.simulation import Selection, simulate
+from statewise.replay.record import spend_of
 from statewise.store import open_store
 
-from .records import claim_items, claims, run_for_real
+from .records import (
+    SCREENING_YAML,
+    claim_items,
+    claims,
+    run_for_real,
+    screener,
+    screening,
+    screening_items,
+)
 
 COUNT = 50
 
@@ -57,5 +68,34 @@ def test_a_lower_threshold_replayed_from_the_record_equals_its_real_run(
         reviews_before = sum(1 for _, _, path in before.values() if "review" in path)
         assert queues == {"claims": (reviews_before, reviews_before - len(moved))}
         assert advice == []  # the review grades no agent stage
+
+    asyncio.run(main())
+
+
+def test_a_higher_agent_threshold_replayed_equals_its_real_run_and_its_cost(
+    urls: tuple[str, str],
+) -> None:
+    """The screening workflow adds parallel branches, a priced agent and a rescore loop."""
+    record_url, fresh_url = urls
+    items = screening_items()
+    changed = screening(SCREENING_YAML.replace(">= 0.5", ">= 0.7"))
+
+    async def main() -> None:
+        await run_for_real(record_url, screening(), items, screener)
+        store = open_store(record_url)
+        try:
+            report, _ = await simulate(store, changed, Selection(), time.time())
+        finally:
+            await store.close()
+        real = await run_for_real(fresh_url, changed, items, screener)
+        assert {i.key: (*i.after, i.after_path) for i in report.items} == real
+        assert len(report.changed) == 4 and report.needs == []
+        store = open_store(fresh_url)
+        try:
+            spent = [spend_of(await store.history("screening", key)) for key, _ in items]
+        finally:
+            await store.close()
+        assert report.cost_after.tokens == sum(s.tokens for s in spent)
+        assert report.cost_after.cost == pytest.approx(sum(s.cost for s in spent))
 
     asyncio.run(main())
