@@ -72,13 +72,24 @@ def test_a_lower_threshold_replayed_from_the_record_equals_its_real_run(
     asyncio.run(main())
 
 
-def test_a_higher_agent_threshold_replayed_equals_its_real_run_and_its_cost(
-    urls: tuple[str, str],
+BUDGET = "    on_exhausted: over_budget\n    budget: {tokens: 1200, on_exceeded: over_budget}\n"
+CHANGES = {
+    "threshold": (">= 0.5", ">= 0.7", 4),
+    "budget": ("    on_exhausted: over_budget\n", BUDGET, 4),
+    "join": ("join: all", "join: any", 0),
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_a_changed_agent_stage_replayed_equals_its_real_run_and_its_cost(
+    urls: tuple[str, str], change: str
 ) -> None:
     """The screening workflow adds parallel branches, a priced agent and a rescore loop."""
     record_url, fresh_url = urls
     items = screening_items()
-    changed = screening(SCREENING_YAML.replace(">= 0.5", ">= 0.7"))
+    old, new, moving = CHANGES[change]
+    assert old in SCREENING_YAML
+    changed = screening(SCREENING_YAML.replace(old, new))
 
     async def main() -> None:
         await run_for_real(record_url, screening(), items, screener)
@@ -89,7 +100,7 @@ def test_a_higher_agent_threshold_replayed_equals_its_real_run_and_its_cost(
             await store.close()
         real = await run_for_real(fresh_url, changed, items, screener)
         assert {i.key: (*i.after, i.after_path) for i in report.items} == real
-        assert len(report.changed) == 4 and report.needs == []
+        assert len(report.changed) == moving and report.needs == []
         store = open_store(fresh_url)
         try:
             spent = [spend_of(await store.history("screening", key)) for key, _ in items]
