@@ -56,6 +56,8 @@ def test_simulate_prints_the_report_as_tables_and_as_json(url: str, tmp_path: Pa
     assert code == 0 and json.loads(out)["items"] == 8
     code, out = _cli("simulate", changed, "--db", url, "-f", "json", "--status", "waiting")
     assert code == 0 and json.loads(out)["items"] == 0
+    code, out = _cli("simulate", changed, "--db", url, "--state", "held\x00")
+    assert code == 2 and "--state: must not hold a NUL" in out
     code, out = _cli("simulate", changed, "--db", url, "--version", "2")
     assert code == 0 and "no items of workflow 'screening' match" in out
     code, out = _cli(

@@ -65,6 +65,9 @@ def test_the_api_replays_a_posted_change_and_writes_nothing(server: Server) -> N
             ({"yaml": "workflow: x\nstates\u0084: {}"}, "posted.yaml:2:7: YAML cannot read"),
             ({"yaml": CHANGED, "since": "soon"}, "soon"),
             ({"yaml": CHANGED, "limit": 0}, "limit"),
+            ({"yaml": CHANGED, "state": "held\u0000"}, "NUL"),
+            ({"yaml": CHANGED, "version": 0}, "version"),
+            ({"yaml": CHANGED, "limit": 10**9}, "limit"),
             ({"yaml": CHANGED, "path": "/etc/passwd"}, "path"),
             ({}, "yaml"),
         ):  # fmt: skip

@@ -43,10 +43,15 @@ class Selection:
     limit: int = DEFAULT_LIMIT
 
     def __post_init__(self) -> None:
+        for name, value in (("workflow", self.workflow), ("state", self.state)):
+            if value is not None and "\x00" in value:
+                raise InvalidInputError(
+                    f"{name}: must not hold a NUL character (U+0000); nothing was replayed"
+                )
         if self.limit < 1:
-            raise InvalidInputError(f"limit must be at least 1, not {self.limit}")
+            raise InvalidInputError(f"limit: must be at least 1, not {self.limit}")
         if self.version is not None and self.version < 1:
-            raise InvalidInputError(f"version must be a positive number, not {self.version}")
+            raise InvalidInputError(f"version: must be a positive number, not {self.version}")
 
 
 async def simulate(

@@ -64,12 +64,12 @@ def simulate_command(
     new path needs a result never recorded, and per reviewed agent how many reviews the change
     saves. Nothing is written to the store.
     """
-    if since is not None:
-        try:
+    try:
+        if since is not None:
             window_seconds(since)
-        except InvalidInputError as exc:
-            fail(f"--{exc}", 2)
-    selection = Selection(workflow, version, state, status, since, limit)
+        selection = Selection(workflow, version, state, status, since, limit)
+    except InvalidInputError as exc:
+        fail(f"--{exc}", 2)
     run_async(_simulate(file, db, selection, format))
 
 
