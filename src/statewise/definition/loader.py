@@ -104,7 +104,10 @@ def loads(
 
 def read_yaml(text: str, file: str) -> Document:
     """Parse ``text`` into plain data plus positions; YAML syntax errors raise at once."""
-    loader = YamlLoader(text)
+    try:
+        loader = YamlLoader(text)
+    except yaml.reader.ReaderError as exc:  # a control character YAML refuses to read
+        raise DefinitionError([_unreadable_character(exc, text, file)]) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -118,6 +121,17 @@ def read_yaml(text: str, file: str) -> Document:
         raise DefinitionError([_syntax_problem(exc, file)]) from None
     finally:
         loader.dispose()
+
+
+def _unreadable_character(exc: yaml.reader.ReaderError, text: str, file: str) -> Problem:
+    """Where the character YAML cannot read is, and what to do about it."""
+    line = text.count("\n", 0, exc.position) + 1
+    column = exc.position - text.rfind("\n", 0, exc.position)
+    message = (
+        f"YAML cannot read character #x{exc.character:04x} ({exc.reason}); remove it or "
+        f"write it as an escape inside a double-quoted string"
+    )
+    return Problem(message, file, line, column)
 
 
 def _syntax_problem(exc: yaml.MarkedYAMLError, file: str) -> Problem:

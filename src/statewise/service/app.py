@@ -21,8 +21,8 @@ from fastapi.staticfiles import StaticFiles
 from statewise.definition.model import Role
 from statewise.observe.endpoint import metrics_router
 from statewise.observe.health import LIVE, readiness
-from statewise.service import dashboard, errors
-from statewise.service.api import admin, items, quality, retention, tasks, workflows
+from statewise.service import dashboard, errors, simulation_page
+from statewise.service.api import admin, items, quality, retention, simulation, tasks, workflows
 from statewise.service.auth import Context, require
 from statewise.service.context import ServiceContext
 from statewise.service.limits import BodyLimit
@@ -66,9 +66,10 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         max_bytes=ctx.input_limits.max_body_bytes,
         message=errors.too_large(ctx.input_limits.max_body_bytes),
     )
-    for module in (workflows, items, tasks, admin, quality, retention):
+    for module in (workflows, items, tasks, admin, quality, retention, simulation):
         app.include_router(module.router)
     app.include_router(dashboard.router)
+    app.include_router(simulation_page.router)
     app.add_api_route("/", _to_dashboard, include_in_schema=False)
     app.add_api_route("/healthz", _alive, tags=["health"], summary="The process answers")
     app.add_api_route(
