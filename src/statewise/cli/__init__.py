@@ -13,6 +13,7 @@ from statewise.cli import (
     retention,
     running,
     serving,
+    versions,
 )
 from statewise.cli.common import app
 
@@ -28,6 +29,7 @@ __all__ = [
     "retention",
     "running",
     "serving",
+    "versions",
 ]
 
 

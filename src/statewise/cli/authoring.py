@@ -78,8 +78,10 @@ def graph(
 
 
 async def _counts(store: Store, definition: Definition) -> dict[str, int]:
+    """Items per state of this file's version only: other versions' states may differ."""
     rows = await store.state_counts(definition.name)
     counts: dict[str, int] = {}
     for row in rows:
-        counts[row.state] = counts.get(row.state, 0) + row.count
+        if row.version == definition.version:
+            counts[row.state] = counts.get(row.state, 0) + row.count
     return counts

@@ -529,6 +529,8 @@ def to_yaml(definition: Definition, *, inputs: Sequence[str] | None = None) -> s
         data["budget"] = _budget_data(definition.budget)
     if definition.agents:
         data["agents"] = {name: _agent_data(a) for name, a in definition.agents.items()}
+    if definition.migrations:
+        data["migrations"] = dict(definition.migrations)
     data["states"] = {
         state.name: _state_data(state, definition.agents)
         for state in definition.states.values()
