@@ -289,7 +289,8 @@ def test_a_decision_arriving_during_the_migration_ends_consistent(
                 return "decided"
 
             migrating = apply_migration(runner, v2, actor="ops", reason="race")
-            plan, *decisions = await asyncio.gather(migrating, *map(decide, sorted(tasks)))
+            deciding = asyncio.gather(*map(decide, sorted(tasks)))
+            plan, decisions = await asyncio.gather(migrating, deciding)
             await assert_invariant(store)
             for key, decision in zip(sorted(tasks), decisions, strict=True):
                 item = await store.get_item("claims", key)
@@ -333,3 +334,20 @@ def test_redrive_to_version_moves_one_item_and_refuses_what_cannot_move(
             await assert_invariant(store)
 
     asyncio.run(main())
+
+
+def test_migrations_must_name_states_of_the_new_version_and_survive_to_yaml(
+    v2: Definition,
+) -> None:
+    from statewise.definition import to_yaml
+    from statewise.errors import DefinitionError
+
+    assert loads(to_yaml(v2), file="again.yaml", commands=registry.names()) == v2
+    wrong = V2.replace("review: check", "review: chek")
+    with pytest.raises(DefinitionError) as refused:
+        loads(wrong, file="claims-v2.yaml", commands=registry.names())
+    (problem,) = refused.value.problems
+    assert problem.line == 5
+    assert "`migrations` sends `review` to unknown state `chek`; did you mean `check`?" in str(
+        problem
+    )

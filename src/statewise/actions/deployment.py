@@ -15,7 +15,7 @@ from pathlib import Path
 from statewise.definition import fingerprint, load
 from statewise.definition.model import Definition
 from statewise.engine.item import ItemStatus
-from statewise.errors import NotFoundError
+from statewise.errors import NotFoundError, VersionConflictError
 from statewise.store.base import Store, StoredWorkflow
 from statewise.worker.registry import load_registry, module_name
 
@@ -43,7 +43,7 @@ class VersionSummary:
 
 
 async def deploy(store: Store, files: Sequence[Path], commands: Sequence[str]) -> list[Deployed]:
-    """Validate every file first, then store each; nothing is stored if one is invalid.
+    """Validate every file first, then store each; nothing is stored if one is refused.
 
     ``commands`` name the modules whose registries the workflows' commands come from; given,
     every command a workflow names must be registered in them, and they are recorded as the
@@ -53,13 +53,29 @@ async def deploy(store: Store, files: Sequence[Path], commands: Sequence[str]) -
     registry = load_registry(list(commands)) if commands else None
     names = registry.names() if registry is not None else None
     definitions = [(load(file, commands=names), str(file)) for file in files]
+    seen: dict[tuple[str, int], tuple[str, str]] = {}
+    for definition, file in definitions:
+        digest = fingerprint.content_hash(definition.source)
+        other = seen.setdefault((definition.name, definition.version), (digest, file))
+        if other[0] != digest:
+            raise VersionConflictError(
+                f"{other[1]} and {file} both hold {definition.ref} with different content; "
+                f"bump `version` in one of them. Nothing was deployed"
+            )
     stored = {(w.name, w.version): w.content_hash for w in await store.workflows()}
     modules = [module_name(spec) for spec in commands]
+    changed = [
+        (definition, file, stored.get((definition.name, definition.version)))
+        for definition, file in definitions
+    ]
+    for definition, file, known in changed:
+        if known not in (None, fingerprint.content_hash(definition.source)):
+            # A changed version is refused before anything is stored; the store's own refusal
+            # says what differs.
+            await store.save_workflow(definition, file, modules)
     deployed = []
-    for definition, file in definitions:
-        new = stored.get((definition.name, definition.version)) != fingerprint.content_hash(
-            definition.source
-        )
+    for definition, file, known in changed:
+        new = known != fingerprint.content_hash(definition.source)
         if new or modules:  # the same content again only records the modules given now
             await store.save_workflow(definition, file, modules)
         deployed.append(Deployed(definition, file, new))
