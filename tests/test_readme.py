@@ -61,3 +61,10 @@ def test_the_readme_budget_example_loads() -> None:
     assert definition.budget is not None and definition.budget.cost == 0.5
     stage = definition.states["write"].budget
     assert stage is not None and (stage.tokens, stage.on_exceeded) == (6000, "editor")
+
+
+def test_the_readme_migrations_example_loads() -> None:
+    text = README.read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```yml\n(.*?)```", text, re.DOTALL) if "migrations:" in b)
+    definition = loads(block, file="README.md")
+    assert definition.ref == "invoice@2" and definition.migrations == {"review": "check"}
