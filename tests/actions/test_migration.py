@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from hostile import HOSTILE_BUT_VALID_KEYS
 from statewise.actions import Principal, TaskDesk, redrive
 from statewise.actions.migration import apply_migration, migrate_item, plan_migration
 from statewise.definition import loads
@@ -351,3 +352,87 @@ def test_migrations_must_name_states_of_the_new_version_and_survive_to_yaml(
     assert "`migrations` sends `review` to unknown state `chek`; did you mean `check`?" in str(
         problem
     )
+
+
+def test_hostile_keys_move_and_an_event_racing_the_migration_ends_consistent(
+    url: str, v1: Definition, v2: Definition
+) -> None:
+    keys = {key: 0 for key in HOSTILE_BUT_VALID_KEYS}  # each parked, waiting for `release`
+
+    async def main() -> None:
+        async with claims(url, v1, v2, **keys) as store:
+            runner = Runner(store, [v1, v2], registry)
+            dry = await plan_migration(runner, v2, {"parked": "check"})
+            assert sorted(m.key for m in dry.moves) == sorted(keys)
+
+            async def release(key: str) -> str:
+                try:
+                    await runner.send("claims", key, "release", {}, "someone")
+                except InvalidEventError as exc:
+                    return str(exc)
+                return "released"
+
+            migrating = apply_migration(runner, v2, actor="ops", reason="r", mapping=dict(
+                parked="check"
+            ))  # fmt: skip
+            sending = asyncio.gather(*map(release, sorted(keys)))
+            plan, answers = await asyncio.gather(migrating, sending)
+            assert sorted(m.key for m in plan.moved) == sorted(keys)
+            for key, answer in zip(sorted(keys), answers, strict=True):
+                item = await store.get_item("claims", key)
+                events = [r.event for r in await store.history("claims", key)]
+                assert (item.version, item.status, events.count("migrated")) == (
+                    2, ItemStatus.WAITING, 1
+                )  # fmt: skip
+                if answer == "released":  # the event came first: review, then check
+                    assert events.index("release") < events.index("migrated")
+                    assert [m.from_state for m in plan.moved if m.key == key] == ["review"]
+                else:  # check takes no `release`: refused, nothing changed by it
+                    assert "release" not in events, answer
+                assert item.state == "check"
+                assert [t.state for t in await store.tasks(key=key)] == ["check"]
+            await assert_invariant(store)
+
+    asyncio.run(main())
+
+
+def test_on_postgresql_an_old_and_a_new_worker_running_beside_a_migration_end_consistent(
+    postgres_url: str, v1: Definition, v2: Definition
+) -> None:
+    """Two live workers, one holding only v1: every migrated item finishes once, on v2."""
+    keys = [f"slow-{n}" for n in range(6)]
+
+    async def main() -> None:
+        async with claims(postgres_url, v1, v2) as store:
+            GATE["started"], GATE["open"] = asyncio.Event(), asyncio.Event()
+            stop = asyncio.Event()
+            old, new = Runner(store, [v1], registry), Runner(store, [v1, v2], registry)
+            await ItemWriter(store, [v1]).start(
+                v1, [(key, {"amount": 500, "slow": True}) for key in keys]
+            )
+            workers = [asyncio.create_task(r.run(stop=stop)) for r in (old, new)]
+            for _ in range(600):
+                if len(SETTLED) == len(keys):
+                    break
+                await asyncio.sleep(0.05)
+            assert len(SETTLED) == len(keys)  # every v1 settle is running, on either worker
+            plan = await apply_migration(ItemWriter(store, [v1, v2]), v2, actor="ops", reason="r")
+            assert sorted(m.key for m in plan.moved) == keys
+            GATE["open"].set()
+            for _ in range(600):
+                items = [await store.get_item("claims", key) for key in keys]
+                if all(item.status is ItemStatus.DONE for item in items):
+                    break
+                await asyncio.sleep(0.05)
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*workers), 60)
+            for key in keys:
+                item = await store.get_item("claims", key)
+                assert (item.version, item.state) == (2, "settled"), key
+                rows = await store.history("claims", key)
+                after = [r.event for r in rows[[r.event for r in rows].index("migrated") + 1 :]]
+                assert after == ["done"], (key, after)
+            assert len(SETTLED) == 2 * len(keys)
+            await assert_invariant(store)
+
+    asyncio.run(main())

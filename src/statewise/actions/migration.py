@@ -142,15 +142,13 @@ async def apply_migration(
     plan = await plan_migration(writer, new, mapping)
     for move in plan.moves:
         try:
-            item = await migrate_item(
+            before, after = await _move(
                 writer, new.name, move.key, new, actor=actor, reason=reason, mapping=mapping
             )
         except InvalidEventError as exc:
             plan.left.append(LeftAlone(move.key, move.from_version, move.from_state, str(exc)))
             continue
-        plan.moved.append(
-            Move(move.key, move.from_version, move.from_state, item.state, move.status)
-        )
+        plan.moved.append(Move(move.key, before.version, before.state, after.state, before.status))
     return plan
 
 
@@ -173,6 +171,26 @@ async def migrate_item(
     redrive move a paused, cancelled or finished item too. InvalidEventError says why the
     item cannot move.
     """
+    _, after = await _move(
+        writer, workflow, key, new, actor=actor, reason=reason, mapping=mapping, to=to,
+        any_status=any_status,
+    )  # fmt: skip
+    return after
+
+
+async def _move(
+    writer: ItemWriter,
+    workflow: str | None,
+    key: str,
+    new: Definition,
+    *,
+    actor: str,
+    reason: str,
+    mapping: Mapping[str, str] | None = None,
+    to: str | None = None,
+    any_status: bool = False,
+) -> tuple[Item, Item]:
+    """``migrate_item``, returning the item as it was just before the move, and after."""
     check_text(reason, f"the reason of the migration of {key!r}")
     for _ in range(_ATTEMPTS):
         item = await writer.store.get_item(workflow, key)
@@ -191,7 +209,7 @@ async def migrate_item(
         result = migrate(old, new, item, target, actor, reason, writer.clock())
         (outcome,) = await writer.commit([StepCommit(result, item.seq)])
         if outcome.status is CommitStatus.COMMITTED:
-            return result.item
+            return item, result.item
         if outcome.status is not CommitStatus.STALE:
             raise InvalidEventError(
                 f"item {key!r} was not migrated: {outcome.status.value} {outcome.error or ''}"
