@@ -60,7 +60,9 @@ def graph(
     file: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
     format: Annotated[DiagramFormat, typer.Option("--format", "-f")] = DiagramFormat.MERMAID,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
-    db: Annotated[str | None, typer.Option("--db", help="Show live item counts.")] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Show live item counts of this file's version.")
+    ] = None,
 ) -> None:
     """Draw the state machine as Mermaid, Graphviz DOT or SVG, with no network access."""
     with user_errors():
