@@ -205,11 +205,14 @@ def test_workflows_items_by_version_migrate_and_redrive_to_a_version(
 
     code, out = invoke(
         "migrate", "invoice", "--to", "2", "--reason", "pay refusals end the item", "--as",
-        "ops", "--db", db,
+        "ops", "--no-wait", "--db", db,
     )  # fmt: skip
     assert code == 0, out
     assert "3 item(s) moved onto invoice@2" in out and "1 item(s) left alone" in out
     assert stuck(db) == []
+    code, out = invoke("items", "-w", "invoice@2", "--status", "active", "--db", db)
+    assert "big" in out and "pay" in out  # its new work waits for whoever runs the store
+    assert invoke("run", "--db", db)[0] == 0
     code, out = invoke("items", "-w", "invoice@2", "--db", db)
     assert "check" in out and "refused" in out  # the failed item ran on the fixed version
     code, out = invoke("history", "a", "--db", db)

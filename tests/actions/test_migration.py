@@ -436,3 +436,24 @@ def test_on_postgresql_an_old_and_a_new_worker_running_beside_a_migration_end_co
             await assert_invariant(store)
 
     asyncio.run(main())
+
+
+def test_the_pure_step_refuses_a_move_that_does_not_fit(v1: Definition, v2: Definition) -> None:
+    from statewise.engine.migration import migrate
+    from statewise.engine.step import start
+
+    item = start(v1, "k", {"amount": 50}, 1.0).item
+    with pytest.raises(InvalidEventError, match="needs a reason"):
+        migrate(v1, v2, item, "check", "ops", " ", 2.0)
+    with pytest.raises(InvalidEventError, match="has no state 'nowhere'"):
+        migrate(v1, v2, item, "nowhere", "ops", "r", 2.0)
+    with pytest.raises(InvalidEventError, match="already on claims@1"):
+        migrate(v1, v1, item, "review", "ops", "r", 2.0)
+    with pytest.raises(InvalidEventError, match="cannot move from claims@2"):
+        migrate(v2, v1, item, "review", "ops", "r", 2.0)
+    moved = migrate(v1, v2, item, "check", "ops", "r", 5.0)
+    (row,) = moved.history
+    assert (row.from_state, row.to_state, row.dwell, row.event_kind) == (
+        "intake", "check", 4.0, "operator"
+    )  # fmt: skip
+    assert (moved.item.version, moved.item.state, moved.item.seq) == (2, "check", item.seq + 1)

@@ -95,6 +95,9 @@ def migrate_command(
     db: DbOption = DEFAULT_DB,
     commands: CommandsOption = None,
     actor: Annotated[str, typer.Option("--as", help="Who acts, for the audit trail.")] = "cli",
+    wait: Annotated[
+        bool, typer.Option(help="Run the migrated items' new work on until they settle.")
+    ] = True,
 ) -> None:
     """Move in-flight (and defect-failed) items onto another version, each in its own commit.
 
@@ -116,6 +119,9 @@ def migrate_command(
         async def apply() -> MigrationPlan:
             return await apply_migration(runner, new, actor=actor, reason=reason, mapping=rules)
 
+        if not wait:
+            print_plan(await apply(), dry_run=False)
+            return
         print_plan(await act_then_continue(runner, apply, "the migrated items"), dry_run=False)
 
     run_async(with_store(db, act))
