@@ -84,3 +84,10 @@ def test_the_readme_workflow_test_example_passes(tmp_path: Path) -> None:
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 passed" in done.stdout
+
+
+def test_the_readme_migrations_example_loads() -> None:
+    text = README.read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```yml\n(.*?)```", text, re.DOTALL) if "migrations:" in b)
+    definition = loads(block, file="README.md")
+    assert definition.ref == "invoice@2" and definition.migrations == {"review": "check"}

@@ -17,6 +17,7 @@ NEEDS = {
     ("GET", "/api/workflows"): Role.VIEWER,
     ("GET", "/api/workflows/{name}"): Role.VIEWER,
     ("GET", "/api/workflows/{name}/diagram"): Role.VIEWER,
+    ("POST", "/api/workflows/{name}/migrate"): Role.OPERATOR,
     ("POST", "/api/items"): Role.OPERATOR,
     ("POST", "/api/items/batch"): Role.OPERATOR,
     ("GET", "/api/items"): Role.VIEWER,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from statewise.actions.deployment import stored_version
+from statewise.actions.migration import migrate_item
 from statewise.engine.events import Operate, Operation
 from statewise.engine.item import HistoryRecord, Item
 from statewise.engine.operations import redrive_defect
@@ -27,9 +29,20 @@ async def redrive(
     reason: str,
     actor: str,
     to: str | None = None,
+    to_version: int | None = None,
 ) -> Item:
-    """Retry the item's failed command (``to`` None) or move it into state ``to``."""
+    """Retry the item's failed command (``to`` None) or move it into state ``to``.
+
+    With ``to_version`` the item moves onto that version of its workflow (a fixed one), into
+    ``to`` or the state its own state maps to there: a migration of this one item.
+    """
     item = await writer.store.get_item(workflow, key)
+    if to_version is not None:
+        await stored_version(writer.store, item.workflow, to_version)
+        new = writer.definition(item.workflow, to_version)
+        return await migrate_item(
+            writer, item.workflow, key, new, actor=actor, reason=reason, to=to, any_status=True
+        )
     event = await redrive_event(writer, item, reason=reason, actor=actor, to=to)
     return await writer.apply(item.workflow, item.key, event, f"the redrive of {key!r}")
 

@@ -14,6 +14,7 @@ from statewise.cli import (
     running,
     serving,
     simulating,
+    versions,
 )
 from statewise.cli.common import app
 
@@ -30,6 +31,7 @@ __all__ = [
     "running",
     "serving",
     "simulating",
+    "versions",
 ]
 
 

@@ -60,7 +60,9 @@ def graph(
     file: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
     format: Annotated[DiagramFormat, typer.Option("--format", "-f")] = DiagramFormat.MERMAID,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
-    db: Annotated[str | None, typer.Option("--db", help="Show live item counts.")] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Show live item counts of this file's version.")
+    ] = None,
 ) -> None:
     """Draw the state machine as Mermaid, Graphviz DOT or SVG, with no network access."""
     with user_errors():
@@ -78,8 +80,10 @@ def graph(
 
 
 async def _counts(store: Store, definition: Definition) -> dict[str, int]:
+    """Items per state of this file's version only: other versions' states may differ."""
     rows = await store.state_counts(definition.name)
     counts: dict[str, int] = {}
     for row in rows:
-        counts[row.state] = counts.get(row.state, 0) + row.count
+        if row.version == definition.version:
+            counts[row.state] = counts.get(row.state, 0) + row.count
     return counts

@@ -11,6 +11,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from statewise.actions.budgets import budget_report
+from statewise.actions.deployment import split_ref, stored_version
 from statewise.actions.inspection import (
     SUMMARY_CHARS,
     output_reason,
@@ -36,6 +37,7 @@ from statewise.engine.budget import NEAR, BudgetUse
 from statewise.engine.item import HistoryRecord, ItemStatus
 from statewise.inputs import MAX_ROW_ID
 from statewise.store import Store
+from statewise.store.base import ItemFilter
 
 
 @app.command()
@@ -76,13 +78,23 @@ def items(
     status: Annotated[
         ItemStatus | None, typer.Option(help="active, waiting, done, failed, paused or cancelled.")
     ] = None,
-    workflow: WorkflowOption = None,
+    workflow: Annotated[
+        str | None,
+        typer.Option("--workflow", "-w", help="Only this workflow: NAME or NAME@VERSION."),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=MAX_ROW_ID, help="At most this many.")] = 50,
 ) -> None:
     """List items, longest in their state first."""
+    try:
+        name, version = (None, None) if workflow is None else split_ref(workflow)
+    except ValueError as exc:
+        fail(f"--workflow: {exc}", 2)
 
     async def show(store: Store) -> None:
-        found = await store.list_items(workflow=workflow, state=state, status=status, limit=limit)
+        if name is not None and version is not None:
+            await stored_version(store, name, version)  # an unknown one names the stored ones
+        where = ItemFilter(workflow=name, version=version, state=state, status=status)
+        found = [item for item, _ in await store.find_items(where, limit=limit)]
         failed = [(i.workflow, i.key) for i in found if i.status is ItemStatus.FAILED]
         why = await store.failures(failed)
         columns = ["key", "workflow", "state", "status", "in state for", "steps"]

@@ -126,17 +126,31 @@ def redrive_command(
     to: Annotated[
         str | None, typer.Option("--to", help="Move into this state instead of retrying.")
     ] = None,
+    to_version: Annotated[
+        int | None,
+        typer.Option(
+            "--to-version",
+            min=1,
+            help="Move onto this version of the workflow (into --to, or the state of the "
+            "same name or its mapping there).",
+        ),
+    ] = None,
     db: DbOption = DEFAULT_DB,
     workflow: WorkflowOption = None,
     commands: CommandsOption = None,
     actor: ActorOption = "cli",
     wait: Annotated[bool, typer.Option(help="Run the item on until it settles.")] = True,
 ) -> None:
-    """Send a failed or escalated item back: retry its failed command, or --to a state."""
+    """Send a failed or escalated item back: retry its failed command, or --to a state.
+
+    With --to-version it moves onto a (fixed) version of its workflow instead.
+    """
     _require_reason(reason)
 
     async def act(runner: Runner) -> Item:
-        return await redrive(runner, workflow, key, reason=reason, actor=actor, to=to)
+        return await redrive(
+            runner, workflow, key, reason=reason, actor=actor, to=to, to_version=to_version
+        )
 
     def redriven(item: Item) -> str:
         return f"{key}: now in {item.state} ({item.status.value})"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -45,6 +46,8 @@ from statewise.definition.model import Role
 from statewise.inputs import BODY_BYTES_ENV, DEPTH_CEILING, DEPTH_ENV, ITEM_BYTES_ENV, InputLimits
 from statewise.observe.health import ReadinessPolicy
 from statewise.store import Store, open_store
+from statewise.worker import load_registry
+from statewise.worker.catalog import Catalog
 from statewise.worker.supervisor import RestartPolicy, Supervisor
 
 _DEFAULT_LIMITS = InputLimits()
@@ -173,7 +176,7 @@ def serve_store(
         try:
             tracing = configured_tracer_provider()
             ai = {"tracer_provider": tracing} if tracing is not None else None
-            catalog, _ = await prepare(store, None, commands, ai=ai)
+            catalog = await _catalog(store, commands, ai, db)
             ctx = ServiceContext(
                 store,
                 catalog,
@@ -195,7 +198,8 @@ def serve_store(
                 forwarded_allow_ips=proxy.allow_ips,
             )
             errors.print(
-                f"statewise serving {', '.join(catalog.held())} on http://{host}:{port} "
+                f"statewise serving {', '.join(catalog.held()) or 'no workflows'} on "
+                f"http://{host}:{port} "
                 f"({'with' if workers else 'without'} workers)"
             )
             await _serve_while_working(uvicorn.Server(config), ctx.supervisor)
@@ -203,6 +207,20 @@ def serve_store(
             await store.close()
 
     run_async(main())
+
+
+async def _catalog(
+    store: Store, commands: list[str], ai: Mapping[str, Any] | None, db: str
+) -> Catalog:
+    """What the service runs; on an empty store nothing yet, and it says how to deploy."""
+    if await store.workflows():
+        catalog, _ = await prepare(store, None, commands, ai=ai)
+        return catalog
+    errors.print(
+        f"the store has no workflows yet: deploy them with `statewise deploy FILE... --db "
+        f"{db}`, then restart `statewise serve` to run their items"
+    )
+    return Catalog([], load_registry(commands))
 
 
 async def _serve_while_working(server: Any, supervisor: Supervisor | None) -> None:

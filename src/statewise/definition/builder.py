@@ -548,6 +548,8 @@ def to_yaml(definition: Definition, *, inputs: Sequence[str] | None = None) -> s
         data["alerts"] = [_alert_data(alert) for alert in definition.alerts]
     if definition.agents:
         data["agents"] = {name: _agent_data(a) for name, a in definition.agents.items()}
+    if definition.migrations:
+        data["migrations"] = dict(definition.migrations)
     data["states"] = {
         state.name: _state_data(state, definition.agents)
         for state in definition.states.values()

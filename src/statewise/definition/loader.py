@@ -389,6 +389,7 @@ class _Converter:
                 top.retention.outputs, top.retention.history, self.locations.find(("retention",))
             ),
             budget=self.budget(top.budget, ("budget",)),
+            migrations=dict(top.migrations),
         )
 
     def agent(self, name: str, schema: AgentSchema) -> AgentSpec:

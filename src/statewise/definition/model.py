@@ -375,6 +375,9 @@ class Definition:
     events: dict[str, EventSpec] | None = None
     retention: Retention | None = None
     budget: Budget | None = None
+    # Where items of earlier versions go when migrated onto this one: old state to new state
+    # (a state of the same name needs no entry).
+    migrations: dict[str, str] = field(default_factory=dict)
 
     @property
     def ref(self) -> str:

@@ -469,6 +469,7 @@ class WorkflowSchema(_Schema):
     alerts: list[AlertSchema] = Field(default_factory=list)
     retention: RetentionSchema | None = None
     budget: BudgetSchema | None = None
+    migrations: dict[Name, Name] = Field(default_factory=dict)
     states: dict[Name, Any]
 
 

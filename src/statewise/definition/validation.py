@@ -860,8 +860,20 @@ def _check_alerts(c: _Checker) -> None:
             )
 
 
+def _check_migrations(c: _Checker) -> None:
+    """``migrations:`` maps states of earlier versions (unknown here) to states of this one."""
+    names = list(c.definition.states) + sorted(c.unparsed)
+    for old, new in c.definition.migrations.items():
+        if not c.known_state(new):
+            c.report(
+                f"`migrations` sends `{old}` to unknown state `{new}`{suggest(new, names)}",
+                ("migrations", old),
+            )
+
+
 _RULES: tuple[Callable[[_Checker], None], ...] = (
     _check_references,
+    _check_migrations,
     _check_escalation_names,
     _check_human,
     _check_reviews,

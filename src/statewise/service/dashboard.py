@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from statewise.actions import TaskDesk, bulk, inspect_item, redrive
+from statewise.actions.deployment import versions
 from statewise.actions.inspection import output_reason, output_summary, values_text
 from statewise.actions.principal import Principal
 from statewise.actions.quality import DEFAULT_WINDOW, agent_quality
@@ -176,16 +177,19 @@ async def _overview(ctx: Context) -> dict[str, Any]:
     for definition in ctx.catalog.definitions:
         if definition.name not in newest or definition.version > newest[definition.name].version:
             newest[definition.name] = definition
+    stored = await versions(ctx.store)
     flows = []
     for name, definition in sorted(newest.items()):
+        # The graph counts its own version's items; the versions table counts each version.
+        own = [row for row in counts if row.version == definition.version]
         by_state: dict[str, list[float]] = {}
-        for row in counts:
+        for row in own:
             if row.workflow == name and row.status is not ItemStatus.DONE:
                 entry = by_state.setdefault(row.state, [0, now])
                 entry[0] += row.count
                 entry[1] = min(entry[1], row.oldest_entered_at)
-        done = _counts_by_state(counts, name, ItemStatus.DONE)
-        failed = _counts_by_state(counts, name, ItemStatus.FAILED)
+        done = _counts_by_state(own, name, ItemStatus.DONE)
+        failed = _counts_by_state(own, name, ItemStatus.FAILED)
         live = {state: int(entry[0]) for state, entry in by_state.items()}
         svg = to_svg(definition, {s: live.get(s, 0) + done.get(s, 0) for s in definition.states})
         rows = []
@@ -214,13 +218,18 @@ async def _overview(ctx: Context) -> dict[str, Any]:
                 "svg": _coloured(svg, rows),
                 "rows": rows,
                 "failed": sum(failed.values()),
+                "versions": [v for v in stored if v.stored.name == name],
             }
         )
-    return {"flows": flows, "alerts": [_alert_view(a) for a in alerts]}
+    return {
+        "flows": flows,
+        "alerts": [_alert_view(a) for a in alerts],
+        "statuses": list(ItemStatus),
+    }
 
 
 def _counts_by_state(counts: list[StateCount], workflow: str, status: ItemStatus) -> dict[str, int]:
-    """How many of ``workflow``'s items (any version) are in each state with ``status``."""
+    """How many of ``workflow``'s items in ``counts`` are in each state with ``status``."""
     found: dict[str, int] = {}
     for row in counts:
         if row.workflow == workflow and row.status is status:

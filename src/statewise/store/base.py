@@ -244,6 +244,8 @@ class PendingWork:
 class ItemFilter:
     """Which items a listing, a count or a bulk operation covers; None matches everything.
 
+    ``version`` keeps the items on that version of ``workflow`` (versions live side by side).
+
     ``entered_before`` keeps the items that entered their state before that time (their age
     in the state is at least ``now - entered_before``).
 
@@ -258,6 +260,7 @@ class ItemFilter:
     status: ItemStatus | None = None
     entered_before: float | None = None
     key_contains: str | None = None
+    version: int | None = None
 
     def __post_init__(self) -> None:
         if self.key_contains is not None and "\x00" in self.key_contains:

@@ -23,9 +23,10 @@ ITEM_COLUMNS = (
     "attempt, retrying, visits, branches, spent"
 )
 # The columns a step changes, in the order ``item_values`` gives them.
+# ``version`` is among them: a migration moves an item onto another version of its workflow.
 STEP_COLUMNS = (
-    "state", "status", "entered_at", "updated_at", "seq", "attempt", "retrying", "visits",
-    "branches", "spent",
+    "version", "state", "status", "entered_at", "updated_at", "seq", "attempt", "retrying",
+    "visits", "branches", "spent",
 )  # fmt: skip
 
 
@@ -226,6 +227,7 @@ def decode_timer(text: str) -> TimerFired:
 def item_values(item: Item) -> tuple[Any, ...]:
     """The columns a step changes (``STEP_COLUMNS``), encoded."""
     return (
+        item.version,
         item.state,
         item.status.value,
         item.entered_at,

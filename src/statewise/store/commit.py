@@ -33,8 +33,8 @@ from statewise.store.connection import Connection, Dialect, Ref
 
 _UNENCODABLE = (TypeError, ValueError, RecursionError)
 _INSERT_ITEM = (
-    f"INSERT INTO items ({', '.join(codec.STEP_COLUMNS)}, workflow, version, key, created_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO items ({', '.join(codec.STEP_COLUMNS)}, workflow, key, created_at) "
+    f"VALUES ({', '.join('?' * (len(codec.STEP_COLUMNS) + 3))}) "
     "ON CONFLICT (workflow, key) DO NOTHING RETURNING id"
 )
 _UPDATE_ITEM = f"UPDATE items SET {', '.join(f'{c} = ?' for c in codec.STEP_COLUMNS)} WHERE id = ?"
@@ -226,9 +226,7 @@ def _held_txn(
 
 def _insert_item_txn(db: Connection, item: Item, rows: EncodedStep) -> int | None:
     """Insert a new item; None when its (workflow, key) already exists."""
-    found = db.execute(
-        _INSERT_ITEM, (*rows.values, item.workflow, item.version, item.key, item.created_at)
-    )
+    found = db.execute(_INSERT_ITEM, (*rows.values, item.workflow, item.key, item.created_at))
     return int(found[0][0]) if found else None
 
 

@@ -283,7 +283,8 @@ def _item_filter(dialect: Dialect, where: ItemFilter) -> tuple[str, list[Any]]:
     """The SQL condition and parameters of an item filter (keys searched as ``contains``)."""
     parts: list[str] = []
     params: list[Any] = []
-    for column, value in (("workflow", where.workflow), ("state", where.state)):
+    columns = (("workflow", where.workflow), ("version", where.version), ("state", where.state))
+    for column, value in columns:
         if value is not None:
             parts.append(f"{column} = ?")
             params.append(value)

@@ -111,11 +111,19 @@ async def send_event(
     return item_summary(item)
 
 
-@router.post(ITEM + "/redrive", summary="Retry the failed command, or move")
+@router.post(ITEM + "/redrive", summary="Retry the failed command, or move (onto a version)")
 async def redrive_item(
     workflow: str, key: str, body: Redrive, ctx: Context, who: Operator
 ) -> dict[str, Any]:
-    item = await redrive(ctx.runner, workflow, key, reason=body.reason, actor=who.actor, to=body.to)
+    item = await redrive(
+        ctx.runner,
+        workflow,
+        key,
+        reason=body.reason,
+        actor=who.actor,
+        to=body.to,
+        to_version=body.to_version,
+    )
     return item_summary(item)
 
 

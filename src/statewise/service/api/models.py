@@ -16,6 +16,8 @@ from statewise.inputs import MAX_ROW_ID, check_key
 from statewise.store.retention import Prunable
 
 MAX_BATCH = 10_000
+# A workflow version fits every store's integer column.
+MAX_VERSION = 2**31 - 1
 # Ids are positive and fit every store's integer column.
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 # The one key rule of every entry point; its InvalidInputError is a ValueError, hence a 422.
@@ -56,6 +58,22 @@ class Redrive(BaseModel):
 
     reason: str = Field(min_length=1)
     to: str | None = None
+    to_version: int | None = Field(
+        default=None, ge=1, le=MAX_VERSION, description="Move onto this version of the workflow"
+    )
+
+
+class Migrate(BaseModel):
+    """Move the workflow's in-flight items onto version ``to``; a dry run unless told otherwise.
+
+    ``map`` sends items in an old state to a state of the new version; unmapped states go to
+    the new version's ``migrations:``, else to the state of the same name.
+    """
+
+    to: int = Field(ge=1, le=MAX_VERSION)
+    reason: str = ""
+    map: dict[str, str] = Field(default_factory=dict)
+    dry_run: bool = True
 
 
 class Bulk(BaseModel):

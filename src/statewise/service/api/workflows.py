@@ -2,31 +2,76 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from statewise.actions.deployment import stored_version, versions
+from statewise.actions.migration import apply_migration, plan_migration
 from statewise.definition.diagrams import to_mermaid, to_svg
 from statewise.definition.model import Definition, State
-from statewise.service.auth import Context, Viewer
+from statewise.engine.item import ItemStatus
+from statewise.errors import InvalidInputError, NotFoundError
+from statewise.service.api.models import Migrate
+from statewise.service.auth import Context, Operator, Viewer
 from statewise.service.paths import WORKFLOW
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
 
 
-@router.get("", summary="Every workflow version this service holds")
+@router.get("", summary="Every stored workflow version, with its items per status")
 async def list_workflows(ctx: Context, _: Viewer) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": d.name,
-            "version": d.version,
-            "description": d.description,
-            "states": len(d.states),
-            "initial": d.initial,
-        }
-        for d in sorted(ctx.catalog.definitions, key=lambda d: (d.name, d.version))
-    ]
+    # ``held``: whether this service runs the version (one deployed since it started is stored
+    # but not held until it restarts).
+    held = {(d.name, d.version): d for d in ctx.catalog.definitions}
+    answer = []
+    for summary in await versions(ctx.store):
+        stored = summary.stored
+        definition = held.get((stored.name, stored.version))
+        answer.append(
+            {
+                "name": stored.name,
+                "version": stored.version,
+                "held": definition is not None,
+                "file": stored.file,
+                "description": definition.description if definition else None,
+                "states": len(definition.states) if definition else None,
+                "initial": definition.initial if definition else None,
+                "items": {status.value: summary.items.get(status, 0) for status in ItemStatus},
+            }
+        )
+    return answer
+
+
+@router.post(WORKFLOW + "/migrate", summary="Move in-flight items onto another version")
+async def migrate_workflow(name: str, body: Migrate, ctx: Context, who: Operator) -> dict[str, Any]:
+    # A dry run (the default) lists which items would move where and which stay; otherwise
+    # each item moves in its own fenced commit, with an audit row naming the operator.
+    await stored_version(ctx.store, name, body.to)  # an unknown one names the stored ones
+    held = [d for d in ctx.catalog.definitions if (d.name, d.version) == (name, body.to)]
+    if not held:
+        raise NotFoundError(
+            f"{name}@{body.to} is stored but this service does not run it: restart `statewise "
+            f"serve` to load the versions deployed since it started"
+        )
+    new = held[0]
+    if body.dry_run:
+        plan = await plan_migration(ctx.runner, new, body.map)
+    else:
+        if not body.reason.strip():
+            raise InvalidInputError("a migration needs a reason, for the audit trail")
+        plan = await apply_migration(
+            ctx.runner, new, actor=who.actor, reason=body.reason, mapping=body.map
+        )
+    return {
+        "workflow": plan.workflow,
+        "to": plan.to,
+        "dry_run": body.dry_run,
+        "moves": [asdict(move) for move in (plan.moves if body.dry_run else plan.moved)],
+        "left": [asdict(left) for left in plan.left],
+    }
 
 
 @router.get(WORKFLOW, summary="One workflow: states, events, alerts and source")

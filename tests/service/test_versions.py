@@ -1,0 +1,130 @@
+"""Versions through the real service, on both stores: listed with their items, and migrated.
+
+The service holds review@1 (items waiting in a human task) and review@2, which renames the
+review state and declares the mapping. A redrive moves one item onto v2, the migrate endpoint
+the rest, in a dry run first; the board shows both versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from actions.conftest import registry
+from service.conftest import REVIEW_YAML, Server, login_csrf, run_server, stuck_items
+from statewise.definition import loads
+from statewise.store.base import Store
+from statewise.worker.catalog import Catalog
+
+V2 = (
+    REVIEW_YAML.replace("version: 1", "version: 2").replace("human_review", "second_look")
+    + "migrations:\n  human_review: second_look\n"
+)
+
+
+def _catalog(hold_v2: bool) -> Callable[[Store], Awaitable[Catalog]]:
+    async def load(store: Store) -> Catalog:
+        v1 = loads(REVIEW_YAML, file="review.yaml", commands=registry.names())
+        v2 = loads(V2, file="review-v2.yaml", commands=registry.names())
+        await store.save_workflow(v2, "review-v2.yaml", [])
+        return Catalog([v1, v2] if hold_v2 else [v1], registry)
+
+    return load
+
+
+def _url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'versions.sqlite'}"
+    found: str = request.getfixturevalue("postgres_url")
+    return found
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def both(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    yield from run_server(_url(request, tmp_path), items=3, catalog=_catalog(True))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def only_v1(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    yield from run_server(_url(request, tmp_path), items=1, catalog=_catalog(False))
+
+
+def _versions(client: httpx.Client) -> dict[str, dict[str, Any]]:
+    answer = client.get("/api/workflows")
+    assert answer.status_code == 200, answer.text
+    return {f"{w['name']}@{w['version']}": w for w in answer.json()}
+
+
+def test_versions_are_listed_with_their_items_and_migrated_by_an_operator(both: Server) -> None:
+    with both.client("viewer") as viewer, both.client("operator") as operator:
+        listed = _versions(viewer)
+        assert listed["review@1"]["held"] is True and listed["review@2"]["held"] is True
+        assert listed["review@1"]["items"]["waiting"] == 3
+        assert set(listed["review@2"]["items"].values()) == {0}
+
+        moved = operator.post(
+            "/api/items/review/order-0/redrive", json={"reason": "first", "to_version": 2}
+        )
+        assert moved.status_code == 200, moved.text
+        assert (moved.json()["state"], moved.json()["version"]) == ("second_look", 2)
+
+        migrate = "/api/workflows/review/migrate"
+        dry = operator.post(migrate, json={"to": 2})
+        assert dry.status_code == 200, dry.text
+        assert dry.json()["dry_run"] is True
+        assert sorted((m["key"], m["from_state"], m["to_state"]) for m in dry.json()["moves"]) == [
+            ("order-1", "human_review", "second_look"),
+            ("order-2", "human_review", "second_look"),
+        ]
+        unknown = operator.post(migrate, json={"to": 3})
+        assert unknown.status_code == 404
+        assert "stored: review@1, review@2" in unknown.json()["message"]
+        for bad in ({"to": 0}, {"to": 2**40}, {"to": "two"}, {"to": 2, "map": ["x"]}):
+            assert operator.post(migrate, json=bad).status_code == 422, bad
+        no_reason = operator.post(migrate, json={"to": 2, "dry_run": False})
+        assert no_reason.status_code == 422 and "reason" in no_reason.json()["message"]
+        bad_map = operator.post(migrate, json={"to": 2, "map": {"human_review": "nowhere"}})
+        assert bad_map.status_code == 422 and "no state 'nowhere'" in bad_map.json()["message"]
+        assert _versions(viewer)["review@1"]["items"]["waiting"] == 2
+
+        done = operator.post(migrate, json={"to": 2, "dry_run": False, "reason": "renamed"})
+        assert done.status_code == 200, done.text
+        assert sorted(m["key"] for m in done.json()["moves"]) == ["order-1", "order-2"]
+        assert done.json()["left"] == []
+        listed = _versions(viewer)
+        assert listed["review@2"]["items"]["waiting"] == 3
+        assert set(listed["review@1"]["items"].values()) == {0}
+        tasks = viewer.get("/api/tasks").json()
+        assert sorted(t["state"] for t in tasks if t["status"] == "open") == ["second_look"] * 3
+        history = viewer.get("/api/items/review/order-1/history").json()
+        assert history[-1]["event"] == "migrated" and history[-1]["actor"].endswith("operator")
+    assert stuck_items(both.store_url) == []
+
+
+def test_the_board_lists_each_version_with_its_items(both: Server) -> None:
+    with both.client("operator") as operator:
+        operator.post("/api/items/review/order-0/redrive", json={"reason": "r", "to_version": 2})
+    with httpx.Client(base_url=both.url) as client:
+        csrf = login_csrf(client)
+        client.post("/dashboard/login", data={"token": both.tokens["viewer"], "csrf": csrf})
+        overview = client.get("/dashboard/fragments/overview").text
+    assert "<h2>review@2" in overview
+    rows = [line for line in overview.splitlines() if line.strip().startswith("<tr><td>review@")]
+    cells = {row.split("</td>")[0].split("<td>")[-1]: row for row in rows}
+    assert '<td class="num">2</td>' in cells["review@1"]  # two still wait on v1
+    assert '<td class="num">1</td>' in cells["review@2"]
+
+
+def test_a_version_deployed_after_the_service_started_is_not_migrated_onto(
+    only_v1: Server,
+) -> None:
+    with only_v1.client("operator") as operator:
+        listed = _versions(operator)
+        assert listed["review@2"]["held"] is False
+        answer = operator.post("/api/workflows/review/migrate", json={"to": 2})
+        assert answer.status_code == 404
+        assert "restart `statewise serve`" in answer.json()["message"]

@@ -1,0 +1,268 @@
+"""Versions through the real command line, on a SQLite file and on PostgreSQL.
+
+deploy (no-op on the same content, refused on changed content), workflows, items -w
+NAME@VERSION, graph --db per version, migrate (dry run, mapping, real run), redrive
+--to-version; each change is checked against the store's invariant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from statewise.store import open_store
+from statewise.store.base import StuckItem
+from test_cli import invoke
+
+V1 = """\
+workflow: invoice
+version: 1
+states:
+  intake:
+    kind: initial
+    command: score
+    transitions:
+      - when: intake.value == 0
+        to: hold
+      - when: intake.value > 100
+        to: pay
+      - else: true
+        to: review
+  hold:
+    kind: waiting
+    transitions:
+      - on: release
+        to: review
+  review:
+    kind: human
+    task: {queue: ap, title: Check the invoice}
+    transitions:
+      - on: approve
+        to: pay
+  pay:
+    command: pay
+    transitions:
+      - when: pay.ok
+        to: paid
+  paid: {kind: final}
+"""
+
+V2 = """\
+workflow: invoice
+version: 2
+migrations:
+  review: check
+states:
+  intake:
+    kind: initial
+    command: score
+    transitions:
+      - when: intake.value > 100
+        to: pay
+      - else: true
+        to: check
+  check:
+    kind: human
+    task: {queue: ap, title: Check the invoice again}
+    transitions:
+      - on: approve
+        to: pay
+  pay:
+    command: pay
+    transitions:
+      - when: pay.ok
+        to: paid
+      - else: true
+        to: refused
+  paid: {kind: final}
+  refused: {kind: final}
+"""
+
+COMMANDS = """\
+from statewise import CommandRegistry
+
+registry = CommandRegistry()
+
+
+@registry.command()
+def score(ctx):
+    return {"value": ctx.context["amount"]}
+
+
+@registry.command()
+def pay(ctx):
+    return {"ok": ctx.context["amount"] < 1000}
+"""
+
+ITEMS = {"a": 50, "b": 60, "big": 5000, "held": 0}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "versions.sqlite")
+    found: str = request.getfixturevalue("postgres_url")
+    return found
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "v1.yaml").write_text(V1)
+    (tmp_path / "v2.yaml").write_text(V2)
+    (tmp_path / "commands.py").write_text(COMMANDS)
+    lines = [json.dumps({"key": k, "data": {"amount": a}}) for k, a in ITEMS.items()]
+    (tmp_path / "items.jsonl").write_text("\n".join(lines) + "\n")
+    return tmp_path
+
+
+def stuck(db: str) -> list[StuckItem]:
+    async def read() -> list[StuckItem]:
+        store = open_store(db)
+        try:
+            return await store.stuck_items()
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def test_deploy_stores_once_refuses_a_changed_version_and_starts_nothing(
+    project: Path, db: str
+) -> None:
+    commands = project / "commands.py"
+    code, out = invoke("deploy", project / "v1.yaml", "--db", db, "-c", commands)
+    assert code == 0 and "deployed invoice@1 from" in out
+    code, out = invoke("deploy", project / "v1.yaml", "--db", db)
+    assert code == 0 and "already deployed, unchanged: invoice@1" in out
+    edited = project / "v1-edited.yaml"
+    edited.write_text(V1.replace("Check the invoice}", "Check it}"))
+    code, out = invoke("deploy", project / "v2.yaml", edited, "--db", db)
+    assert code == 1
+    assert "version 1 is already stored" in out and "bump `version`" in out
+    assert "+    task: {queue: ap, title: Check it}" in out
+    twin = project / "v2-twin.yaml"
+    twin.write_text(V2.replace("Check the invoice again", "Look again"))
+    code, out = invoke("deploy", project / "v2.yaml", twin, "--db", db)
+    assert code == 1 and "both hold invoice@2 with different content" in out
+    broken = project / "broken.yaml"
+    broken.write_text(V2.replace("version: 2", "version: 3").replace("to: refused", "to: nope"))
+    code, out = invoke("deploy", project / "v2.yaml", broken, "--db", db)
+    assert code == 1 and "unknown state `nope`" in out
+    code, out = invoke("workflows", "--db", db)
+    assert code == 0
+    assert "invoice@1" in out and "invoice@2" not in out and "invoice@3" not in out
+    code, out = invoke("items", "--db", db)
+    assert code == 0 and "invoice@1" not in out  # deploying started nothing
+
+
+def test_workflows_items_by_version_migrate_and_redrive_to_a_version(
+    project: Path, db: str
+) -> None:
+    commands = project / "commands.py"
+    code, out = invoke(
+        "run", project / "v1.yaml", "--items", project / "items.jsonl", "-c", commands,
+        "--db", db,
+    )  # fmt: skip
+    assert code == 0, out
+    assert invoke("deploy", project / "v2.yaml", "--db", db, "-c", commands)[0] == 0
+    code, out = invoke("workflows", "--db", db)
+    assert code == 0
+    assert _counts(out, "invoice@1") == {"waiting": 3, "failed": 1}
+    assert _counts(out, "invoice@2") == {}
+    code, out = invoke("items", "-w", "invoice@2", "--db", db)
+    assert code == 0 and "invoice@1" not in out
+    code, out = invoke("items", "-w", "invoice@1", "--db", db)
+    assert code == 0 and out.count("invoice@1") == 4
+    code, out = invoke("items", "-w", "invoice@7", "--db", db)
+    assert code == 1 and "invoice@7 is not stored (stored: invoice@1, invoice@2)" in out
+    code, out = invoke("items", "-w", "invoice@x", "--db", db)
+    assert code == 2 and "NAME@VERSION" in out
+    code, mermaid = invoke("graph", project / "v2.yaml", "--db", db)
+    assert code == 0 and 'state "check (0)"' in mermaid and 'state "pay (0)"' in mermaid
+
+    code, out = invoke("migrate", "invoice", "--to", "2", "--dry-run", "--db", db)
+    assert code == 0, out
+    assert "3 item(s) would move onto invoice@2" in out
+    assert "invoice@1 review" in out and "invoice@1 pay" in out
+    assert "1 item(s) left alone" in out and "--map hold=STATE" in out
+    code, out = invoke("migrate", "invoice", "--to", "2", "--db", db)
+    assert code == 2 and "--reason is required" in out
+    code, out = invoke(
+        "migrate", "invoice", "--to", "2", "--map", "hold=nowhere", "--reason", "x", "--db", db
+    )
+    assert code == 1 and "invoice@2 has no state 'nowhere'" in out
+    code, out = invoke("migrate", "invoice", "--to", "9", "--dry-run", "--db", db)
+    assert code == 1 and "stored: invoice@1, invoice@2" in out
+    assert _counts(invoke("workflows", "--db", db)[1], "invoice@2") == {}  # nothing moved yet
+
+    code, out = invoke(
+        "migrate", "invoice", "--to", "2", "--reason", "pay refusals end the item", "--as",
+        "ops", "--no-wait", "--db", db,
+    )  # fmt: skip
+    assert code == 0, out
+    assert "3 item(s) moved onto invoice@2" in out and "1 item(s) left alone" in out
+    assert stuck(db) == []
+    code, out = invoke("items", "-w", "invoice@2", "--status", "active", "--db", db)
+    assert "big" in out and "pay" in out  # its new work waits for whoever runs the store
+    assert invoke("run", "--db", db)[0] == 0
+    code, out = invoke("items", "-w", "invoice@2", "--db", db)
+    assert "check" in out and "refused" in out  # the failed item ran on the fixed version
+    code, out = invoke("history", "a", "--db", db)
+    assert "migrated (ops)" in out and "from invoice@1 state 'review'" in out
+    code, out = invoke("task", "list", "--db", db)
+    assert out.count("check") == 2 and "review" not in out
+
+    code, out = invoke(
+        "redrive", "held", "--to-version", "2", "--to", "check", "--reason", "hold is gone",
+        "--db", db,
+    )  # fmt: skip
+    assert code == 0, out
+    assert "held: now in check (waiting)" in out
+    code, out = invoke("redrive", "held", "--to-version", "2", "--reason", "again", "--db", db)
+    assert code == 1 and "already on invoice@2" in out
+    assert _counts(invoke("workflows", "--db", db)[1], "invoice@1") == {}
+    assert stuck(db) == []
+
+
+def _counts(table: str, ref: str) -> dict[str, int]:
+    """A `workflows` row as {status: count}, leaving out the zeros."""
+    statuses = ["active", "waiting", "done", "failed", "paused", "cancelled"]
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.split("│") if c.strip()]
+        if cells and cells[0] == ref:
+            return {s: int(n) for s, n in zip(statuses, cells[2:], strict=True) if n != "0"}
+    raise AssertionError(f"no row {ref} in {table}")
+
+
+def test_serve_starts_on_an_empty_store_and_says_how_to_deploy(tmp_path: Path) -> None:
+    db = tmp_path / "empty.sqlite"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    service = subprocess.Popen(
+        [sys.executable, "-m", "statewise", "serve", "--db", str(db), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert service.poll() is None, service.communicate()[0]
+            assert time.monotonic() < deadline, "the service did not answer"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+    finally:
+        service.terminate()
+        output = service.communicate(timeout=30)[0]
+    assert "the store has no workflows yet: deploy them with `statewise deploy FILE..." in output
+    assert "statewise serving no workflows on" in output
