@@ -18,7 +18,14 @@ from statewise.definition.model import (
     State,
     StateKind,
 )
-from statewise.engine.budget import BUDGET_EVENT, Exceeded, cut_short, exceeded, tokens_left
+from statewise.engine.budget import (
+    BUDGET_EVENT,
+    Exceeded,
+    Spent,
+    cut_short,
+    exceeded,
+    tokens_left,
+)
 from statewise.engine.defects import DEFECT_NOTE, ROUTABLE_DEFECTS, DefectKind, defect_kind
 from statewise.engine.effects import (
     CancelCommands,
@@ -40,7 +47,7 @@ from statewise.engine.events import (
     CommandFailed,
     CommandSucceeded,
 )
-from statewise.engine.item import BranchRun, HistoryRecord, Item, ItemStatus
+from statewise.engine.item import BranchRun, BranchStatus, HistoryRecord, Item, ItemStatus
 from statewise.engine.parallel import fan_out
 from statewise.engine.result import Hop, Outcome, StepResult
 from statewise.engine.retry import backoff_delay
@@ -101,8 +108,11 @@ _STATUS_BY_KIND = {
 
 
 class StepBuilder:
-    """One step's evolving item and everything it has decided so far.
+    """One step's working copy of the item, and the patches, effects and audit rows so far.
 
+    An accumulator: what to do is decided elsewhere (``moves`` enters states and fires
+    transitions; ``parallel``, ``tasks`` and ``operations`` handle their events), and each
+    change goes through a named method here, so every write to the working copy is findable.
     The fields a step changes are plain attributes, and the new ``Item`` is built once, in
     ``result``: copying the frozen item at every change cost more than the rest of the step.
     """
@@ -111,31 +121,58 @@ class StepBuilder:
         self.definition = definition
         self.original = item
         self.now = now
-        self.state_name = item.state
-        self.status = item.status
-        self.entered_at = item.entered_at
-        self.visits: Mapping[str, int] = item.visits
-        self.attempt = item.attempt
-        self.retrying = item.retrying
-        self.branches: tuple[BranchRun, ...] = item.branches
-        self.spent = item.spent
-        self.context: dict[str, JSON] = dict(item.context)
-        self.patches: list[SetContext] = []
-        self.effects: list[Effect] = []
-        self.history: list[HistoryRecord] = []
-        self.moved = False
-        self.hops = 0
-        self.task_closed = False
+        self._state_name = item.state
+        self._status = item.status
+        self._entered_at = item.entered_at
+        self._visits: Mapping[str, int] = item.visits
+        self._attempt = item.attempt
+        self._retrying = item.retrying
+        self._branches: tuple[BranchRun, ...] = item.branches
+        self._spent = item.spent
+        self._context: dict[str, JSON] = dict(item.context)
+        self._patches: list[SetContext] = []
+        self._effects: list[Effect] = []
+        self._history: list[HistoryRecord] = []
+        self._moved = False
+        self._hops = 0
+        self._task_closed = False
+
+    # What the step has made of the item so far.
+
+    @property
+    def state_name(self) -> str:
+        """The name of the state the item is in at this point of the step."""
+        return self._state_name
 
     @property
     def state(self) -> State:
         """The state the item is in at this point of the step."""
-        return self.definition.state(self.state_name)
+        return self.definition.state(self._state_name)
 
     @property
     def visit(self) -> int:
         """How many times the item has entered the state it is in now."""
-        return self.visits.get(self.state_name, 0)
+        return self._visits.get(self._state_name, 0)
+
+    @property
+    def visits(self) -> Mapping[str, int]:
+        """How many times the item has entered each state (absent: never)."""
+        return self._visits
+
+    @property
+    def branches(self) -> tuple[BranchRun, ...]:
+        """The branches of the parallel state the item is in; empty elsewhere."""
+        return self._branches
+
+    @property
+    def spent(self) -> Spent:
+        """What the item has spent on models, this step's audit rows included."""
+        return self._spent
+
+    @property
+    def context(self) -> Mapping[str, JSON]:
+        """The item's context with this step's patches applied."""
+        return self._context
 
     @property
     def item(self) -> Item:
@@ -148,24 +185,117 @@ class StepBuilder:
             key=original.key,
             workflow=original.workflow,
             version=original.version,
-            state=self.state_name,
-            status=self.status,
-            entered_at=self.entered_at,
+            state=self._state_name,
+            status=self._status,
+            entered_at=self._entered_at,
             context=context,
-            visits=self.visits,
-            attempt=self.attempt,
-            retrying=self.retrying,
-            branches=self.branches,
+            visits=self._visits,
+            attempt=self._attempt,
+            retrying=self._retrying,
+            branches=self._branches,
             seq=seq,
             created_at=original.created_at,
             updated_at=updated_at,
-            spent=self.spent,
+            spent=self._spent,
         )
+
+    # Changes to the working copy.
 
     def set(self, path: tuple[str, ...], value: JSON) -> None:
         """Change the context, keeping the patch so the store writes only what changed."""
-        self.patches.append(SetContext(path, value, _holds_object(self.context, path)))
-        set_path(self.context, path, value)  # the builder's own copy; nested dicts are copied
+        self._patches.append(SetContext(path, value, _holds_object(self._context, path)))
+        set_path(self._context, path, value)  # the builder's own copy; nested dicts are copied
+
+    def count_hop(self) -> int:
+        """Count one more move in this step; returns how many there have been."""
+        self._hops += 1
+        return self._hops
+
+    def arrive(self, state: State, status: ItemStatus, attempt: int) -> None:
+        """The item is now in ``state``, entered now, waiting for ``attempt`` (0: none).
+
+        A new visit: no retry is pending and no branch runs yet.
+        """
+        visits = dict(self._visits)
+        visits[state.name] = visits.get(state.name, 0) + 1
+        self._state_name = state.name
+        self._visits = visits
+        self._entered_at = self.now
+        self._attempt = attempt
+        self._retrying = False
+        self._branches = ()
+        self._status = status
+        self._moved = True
+
+    def dwell(self) -> float:
+        """How long the item has been in its current state, as of this step."""
+        return self.now - self._entered_at
+
+    def stop(self, status: ItemStatus) -> None:
+        """Stop the item where it stands (failed, paused, cancelled): no retry is pending."""
+        self._status = status
+        self._retrying = False
+        self._moved = True
+
+    def forget_work(self) -> None:
+        """Forget the attempt and branches the item waited for: an operator dropped them."""
+        self._attempt, self._retrying, self._branches = 0, False, ()
+
+    def expect_attempt(self, attempt: int) -> None:
+        """The item now waits for ``attempt`` of its state's command."""
+        self._attempt = attempt
+        self._retrying = False
+
+    def await_retry(self) -> None:
+        """The item's last attempt failed; it waits for the backoff timer of the next one."""
+        self._retrying = True
+
+    def set_branches(self, runs: tuple[BranchRun, ...]) -> None:
+        """The branches a parallel state's visit runs, all pending."""
+        self._branches = runs
+
+    def update_branch(
+        self, run: BranchRun, status: BranchStatus, attempt: int | None = None
+    ) -> None:
+        """Give branch ``run`` a new status (and attempt), built directly: no ``replace``."""
+        changed = BranchRun(
+            run.name, status, run.attempt if attempt is None else attempt, run.input
+        )
+        self._branches = tuple(changed if r.name == run.name else r for r in self._branches)
+
+    # Effects for the shell.
+
+    def emit(self, *effects: Effect) -> None:
+        """Ask the shell to perform ``effects`` when it commits the step."""
+        self._effects.extend(effects)
+
+    def open_task(self, task: OpenTask) -> None:
+        """Open the task of the current state visit (a human state's entry)."""
+        self._task_closed = False
+        self._effects.append(task)
+
+    def close_task(
+        self,
+        status: TaskClosing,
+        actor: str = "system",
+        outcome: str | None = None,
+        comment: str | None = None,
+        data: JSON = None,
+    ) -> None:
+        """Close the open task of the current state visit, once."""
+        if self._task_closed:
+            return
+        self._task_closed = True
+        self._effects.append(
+            CloseTask(self._state_name, self.visit, status, actor, outcome, comment, data)
+        )
+
+    def save_conversations(self, conversation: dict[str, str] | None) -> None:
+        """Keep what an accepted attempt's agents said, in this step's transaction."""
+        for agent, messages in (conversation or {}).items():
+            self._effects.append(SaveConversation(agent, messages))
+
+    # Transitions (moved to their own module next).
 
     def facts(self, hop: Hop) -> dict[str, JSON]:
         """What conditions may read right now."""
@@ -228,12 +358,10 @@ class StepBuilder:
         routed = hop.error
         if routed is not None and routed.get("kind") != kind:
             message = f"{message} (while routing {routed.get('kind')}: {routed.get('message')})"
-        self.effects.extend((CancelTimers(), CancelCommands()))
+        self.emit(CancelTimers(), CancelCommands())
         if self.state.kind is StateKind.HUMAN:
             self.close_task("cancelled")
-        self.status = ItemStatus.FAILED
-        self.retrying = False
-        self.moved = True
+        self.stop(ItemStatus.FAILED)
         note = f"{hop.note}; {DEFECT_NOTE}" if hop.note else DEFECT_NOTE
         error = {"kind": str(kind), "message": message}
         self.record(replace(hop, error=error, note=note), to_state=self.state_name)
@@ -245,14 +373,14 @@ class StepBuilder:
 
         ``budget`` False skips the visit budget: an operator asked for this move.
         """
-        self.hops += 1
-        if self.hops > HARD_MAX_HOPS:
+        hops = self.count_hop()
+        if hops > HARD_MAX_HOPS:
             raise ItemFailure(
                 f"more than {HARD_MAX_HOPS} moves in one step: even the escalation state "
                 f"{self.definition.escalation!r} leads back into a loop; make it a final or "
                 f"human state"
             )
-        if self.hops > MAX_HOPS and target != self.definition.escalation:
+        if hops > MAX_HOPS and target != self.definition.escalation:
             loop_error = {"kind": "loop", "message": f"more than {MAX_HOPS} moves in one step"}
             target, hop = self.definition.escalation, replace(hop, error=loop_error)
         if budget:
@@ -260,19 +388,11 @@ class StepBuilder:
         origin = None if hop.origin is None else self.state_name
         if origin is not None:
             self._leave(self.state)
-        dwell = None if origin is None else self.now - self.entered_at
+        dwell = None if origin is None else self.dwell()
         self.record(hop, to_state=target, selection=selection, from_state=origin, dwell=dwell)
-        visits = dict(self.visits)
-        visits[target] = visits.get(target, 0) + 1
         state = self.definition.state(target)
-        self.state_name = target
-        self.visits = visits
-        self.entered_at = self.now
-        self.attempt = 1 if _runs_command(state) else 0
-        self.retrying = False
-        self.branches = ()
-        self.status = _STATUS_BY_KIND.get(state.kind, ItemStatus.ACTIVE)
-        self.moved = True
+        status = _STATUS_BY_KIND.get(state.kind, ItemStatus.ACTIVE)
+        self.arrive(state, status, 1 if _runs_command(state) else 0)
         self._on_entry(state)
 
     def _within_budget(self, target: str, hop: Hop) -> tuple[str, Hop]:
@@ -298,33 +418,15 @@ class StepBuilder:
         if any(t.after is not None for t in state.transitions) or (
             task is not None and (task.due is not None or task.remind is not None)
         ):
-            self.effects.append(CancelTimers())
+            self.emit(CancelTimers())
         if state.kind is StateKind.HUMAN:
             self.close_task("cancelled")
-
-    def close_task(
-        self,
-        status: TaskClosing,
-        actor: str = "system",
-        outcome: str | None = None,
-        comment: str | None = None,
-        data: JSON = None,
-    ) -> None:
-        """Close the open task of the current state visit, once."""
-        if self.task_closed:
-            return
-        self.task_closed = True
-        self.effects.append(
-            CloseTask(self.state_name, self.visit, status, actor, outcome, comment, data)
-        )
 
     def _on_entry(self, state: State) -> None:
         visit = self.visit
         for transition in state.transitions:
             if transition.after is not None:
-                self.effects.append(
-                    StartTimer(transition.on, self.now + transition.after, state.name, visit)
-                )
+                self.emit(StartTimer(transition.on, self.now + transition.after, state.name, visit))
         if state.kind is StateKind.HUMAN:
             self._open_task(state)
         elif state.kind is StateKind.PARALLEL:
@@ -339,15 +441,14 @@ class StepBuilder:
         """A person's task for this visit, with timers for its reminder and due time."""
         task = state.task
         assert task is not None  # validation: every human state has a task
-        self.task_closed = False
         due_at = None if task.due is None else self.now + task.due
         remind_at = None if task.remind is None else self.now + task.remind
-        self.effects.append(
+        self.open_task(
             OpenTask(state.name, self.visit, task.queue, task.role.value, due_at, remind_at)
         )
         for name, at in ((TASK_REMINDER_TIMER, remind_at), (TASK_DUE_TIMER, due_at)):
             if at is not None:
-                self.effects.append(StartTimer(name, at, state.name, self.visit))
+                self.emit(StartTimer(name, at, state.name, self.visit))
 
     def run_command(
         self, command: Command, attempt: int, branch: str | None = None, input: JSON = None
@@ -375,9 +476,8 @@ class StepBuilder:
                 return False
             allowance = tokens_left(self.definition, self.state, self.spent)
         if branch is None:
-            self.attempt = attempt
-            self.retrying = False
-        self.effects.append(
+            self.expect_attempt(attempt)
+        self.emit(
             RunCommand(
                 command=command.name,
                 state=self.state_name,
@@ -430,24 +530,21 @@ class StepBuilder:
         self.record(hop, to_state=self.state_name, from_state=event.state)
         return self.result()
 
-    def save_conversations(self, conversation: dict[str, str] | None) -> None:
-        """Keep what an accepted attempt's agents said, in this step's transaction."""
-        for agent, messages in (conversation or {}).items():
-            self.effects.append(SaveConversation(agent, messages))
-
     def schedule_retry(self, command: Command, attempt: int, hop: Hop) -> None:
         """Record the failed attempt and start a durable backoff timer for the next one."""
         identity = f"{self.original.key}:{self.state_name}:{self.visit}:{hop.branch}"
         delay = max(backoff_delay(command.retry, attempt, identity), hop.retry_after or 0.0)
         if hop.branch is None:
-            self.retrying = True
-        self.effects.append(
+            self.await_retry()
+        self.emit(
             StartTimer(RETRY_TIMER, self.now + delay, self.state_name, self.visit, hop.branch)
         )
         self.record(
             replace(hop, event="failed", note=f"attempt {attempt} failed; retry in {delay:.2f}s"),
             to_state=self.state_name,
         )
+
+    # Audit rows, and the result.
 
     def record(
         self,
@@ -466,10 +563,10 @@ class StepBuilder:
         output = hop.output
         rejected = selection.rejected if selection is not None else hop.rejected
         if hop.usage:  # every model call is charged to the state that made it, once, here
-            self.spent = self.spent.charged(origin or self.state_name, hop.usage)
-        self.history.append(
+            self._spent = self._spent.charged(origin or self.state_name, hop.usage)
+        self._history.append(
             HistoryRecord(
-                seq=self.original.seq + len(self.history) + 1,
+                seq=self.original.seq + len(self._history) + 1,
                 at=self.now,
                 from_state=origin,
                 to_state=to_state if to_state is not None else self.state_name,
@@ -498,9 +595,9 @@ class StepBuilder:
     def result(self) -> StepResult:
         """Freeze what the step decided."""
         return StepResult(
-            item=self._build(self.context, self.original.seq + len(self.history), self.now),
-            outcome=Outcome.MOVED if self.moved else Outcome.STAYED,
-            effects=tuple(self.effects),
-            patches=tuple(self.patches),
-            history=tuple(self.history),
+            item=self._build(self._context, self.original.seq + len(self._history), self.now),
+            outcome=Outcome.MOVED if self._moved else Outcome.STAYED,
+            effects=tuple(self._effects),
+            patches=tuple(self._patches),
+            history=tuple(self._history),
         )

@@ -71,16 +71,15 @@ def _target(builder: StepBuilder, event: Operate) -> str:
 
 def _drop_pending_work(builder: StepBuilder) -> None:
     """Commands, timers and the open task of the current visit go; ``enter`` starts anew."""
-    builder.effects.extend((CancelCommands(), CancelTimers()))
+    builder.emit(CancelCommands(), CancelTimers())
     if builder.state.task is not None:
         builder.close_task("cancelled")
-    builder.attempt, builder.retrying, builder.branches = 0, False, ()
+    builder.forget_work()
 
 
 def _stop(builder: StepBuilder, event: Operate, status: ItemStatus) -> StepResult:
     """Pause or cancel in place: the item keeps its state and context, and holds no work."""
-    builder.status = status
-    builder.moved = True
+    builder.stop(status)
     builder.record(
         Hop(event=str(status), kind="operator", actor=event.actor, note=event.reason),
         to_state=builder.state_name,

@@ -54,7 +54,7 @@ def fan_out(builder: StepBuilder, state: State) -> None:
         runs = tuple(BranchRun(name=branch.name) for branch in parallel.branches)
     for result_key in _result_keys(parallel):
         builder.set((result_key,), {})
-    builder.branches = runs
+    builder.set_branches(runs)
     if not _settle(builder, state):
         _launch_pending(builder, state)
 
@@ -68,7 +68,7 @@ def on_branch_success(builder: StepBuilder, event: CommandSucceeded) -> StepResu
     command = _command(state, run.name)
     builder.set((command.result, run.name), event.result)
     builder.save_conversations(event.conversation)
-    _update(builder, run, BranchStatus.SUCCEEDED)
+    builder.update_branch(run, BranchStatus.SUCCEEDED)
     builder.record(
         Hop(
             event="branch_done",
@@ -110,10 +110,10 @@ def on_branch_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
         builder.cut_short(hop)
         return builder.result()
     if should_retry(command.retry, event.error_kind, event.attempt):
-        _update(builder, run, BranchStatus.RETRYING)
+        builder.update_branch(run, BranchStatus.RETRYING)
         builder.schedule_retry(command, event.attempt, hop)
         return builder.result()
-    _update(builder, run, BranchStatus.FAILED)
+    builder.update_branch(run, BranchStatus.FAILED)
     builder.record(hop)
     if not _settle(builder, state, hop):
         _launch_pending(builder, state)
@@ -127,7 +127,7 @@ def on_branch_retry(builder: StepBuilder, branch: str) -> StepResult:
         return StepResult(builder.original, Outcome.IGNORED)
     command = _command(builder.state, run.name)
     attempt = run.attempt + 1
-    _update(builder, run, BranchStatus.RUNNING, attempt)
+    builder.update_branch(run, BranchStatus.RUNNING, attempt)
     builder.record(
         Hop(event="retry", kind="timer", command=command.name, branch=run.name, attempt=attempt)
     )
@@ -171,14 +171,6 @@ def _running(builder: StepBuilder, branch: str | None, attempt: int) -> BranchRu
     return None
 
 
-def _update(
-    builder: StepBuilder, run: BranchRun, status: BranchStatus, attempt: int | None = None
-) -> None:
-    """Give branch ``run`` a new status (and attempt), built directly: no ``replace``."""
-    changed = BranchRun(run.name, status, run.attempt if attempt is None else attempt, run.input)
-    builder.branches = tuple(changed if r.name == run.name else r for r in builder.branches)
-
-
 def _launch_pending(builder: StepBuilder, state: State) -> None:
     parallel = state.parallel
     assert parallel is not None
@@ -189,7 +181,7 @@ def _launch_pending(builder: StepBuilder, state: State) -> None:
         if running >= limit:
             break
         if run.status is BranchStatus.PENDING:
-            _update(builder, run, BranchStatus.RUNNING, 1)
+            builder.update_branch(run, BranchStatus.RUNNING, 1)
             command = _command(state, run.name)
             if not builder.run_command(command, 1, branch=run.name, input=run.input):
                 return  # a spent budget sent the item elsewhere

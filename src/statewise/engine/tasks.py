@@ -131,7 +131,7 @@ def on_task_timer(builder: StepBuilder, event: TimerFired) -> StepResult:
             ),
         )
         return builder.result()
-    builder.effects.append(RemindTask(state.name, builder.visit))
+    builder.emit(RemindTask(state.name, builder.visit))
     note = f"the task of {state.name!r} is still open; reminder due"
     builder.record(Hop(event="task_reminder", kind="timer", note=note), to_state=state.name)
     return builder.result()
