@@ -34,10 +34,11 @@ from statewise.engine.events import (
     TimerFired,
 )
 from statewise.engine.item import Item, ItemStatus
+from statewise.engine.moves import enter, fire, run_command, stop_cut_short
 from statewise.engine.operations import operate
 from statewise.engine.parallel import on_branch_failure, on_branch_retry, on_branch_success
 from statewise.engine.result import Hop, Outcome, StepResult
-from statewise.engine.retry import should_retry
+from statewise.engine.retry import schedule_retry, should_retry
 from statewise.engine.tasks import decide, on_task_timer
 from statewise.errors import ConditionError, InvalidEventError
 
@@ -52,7 +53,7 @@ def start(
     for name, value in data.items():
         builder.set((name,), value)
     hop = Hop(event="start", kind="start", actor=actor, origin=None, output=data)
-    builder.enter(definition.initial, hop)
+    enter(builder, definition.initial, hop)
     return builder.result()
 
 
@@ -144,6 +145,7 @@ def _is_stale(item: Item, state: str, visit: int) -> bool:
 
 
 def _on_success(builder: StepBuilder, event: CommandSucceeded) -> StepResult:
+    """Keep the command's result in the context and fire ``done``."""
     item = builder.original
     if _is_stale(item, event.state, event.visit):
         return builder.ignore_result(event)
@@ -154,7 +156,8 @@ def _on_success(builder: StepBuilder, event: CommandSucceeded) -> StepResult:
     command = _command_of(builder.state)
     builder.set((command.result,), event.result)
     builder.save_conversations(event.conversation)
-    builder.fire(
+    fire(
+        builder,
         DONE_EVENT,
         Hop(
             event=DONE_EVENT,
@@ -171,6 +174,7 @@ def _on_success(builder: StepBuilder, event: CommandSucceeded) -> StepResult:
 
 
 def _on_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
+    """Retry the command within its budget; past it, fire ``error``."""
     item = builder.original
     if _is_stale(item, event.state, event.visit):
         return builder.ignore_result(event)
@@ -192,11 +196,11 @@ def _on_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
         note=event.note,
     )
     if event.error_kind is ErrorKind.BUDGET:
-        builder.cut_short(hop)
+        stop_cut_short(builder, hop)
     elif should_retry(command.retry, event.error_kind, event.attempt):
-        builder.schedule_retry(command, event.attempt, hop)
+        schedule_retry(builder, command, event.attempt, hop)
     else:
-        builder.fire(ERROR_EVENT, hop)
+        fire(builder, ERROR_EVENT, hop)
     return builder.result()
 
 
@@ -231,7 +235,7 @@ def _on_external(builder: StepBuilder, event: External) -> StepResult:
         output=event.data,
     )
     try:
-        fired = builder.fire(event.name, hop, strict=True)
+        fired = fire(builder, event.name, hop, strict=True)
     except ConditionError as exc:
         raise InvalidEventError(
             f"event {event.name!r} for item {builder.original.key!r} was refused: {exc}; "
@@ -259,6 +263,7 @@ def _check_data(builder: StepBuilder, event: External) -> None:
 
 
 def _on_timer(builder: StepBuilder, event: TimerFired) -> StepResult:
+    """A task's reminder or due time, a retry's backoff, or a transition's ``after``."""
     item = builder.original
     if _is_stale(item, event.state, event.visit):
         return StepResult(item, Outcome.IGNORED)
@@ -274,10 +279,10 @@ def _on_timer(builder: StepBuilder, event: TimerFired) -> StepResult:
             Hop(event=RETRY_TIMER, kind="timer", command=command.name, attempt=item.attempt + 1),
             to_state=item.state,
         )
-        builder.run_command(command, item.attempt + 1)
+        run_command(builder, command, item.attempt + 1)
         return builder.result()
     hop = Hop(event=event.name, kind="timer")
-    if not builder.fire(event.name, hop):
+    if not fire(builder, event.name, hop):
         builder.record(replace(hop, note="timer fired but no transition's condition held"))
     return builder.result()
 
