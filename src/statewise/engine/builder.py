@@ -266,9 +266,10 @@ class StepBuilder:
     ) -> None:
         """Append an audit row; ``seq`` numbers rows without gaps across steps.
 
-        ``dwell`` is the time spent in the state this row leaves.
+        The row leaves ``from_state``, by default the current state (none when ``hop``
+        creates the item); ``dwell`` is the time spent in the state it leaves.
         """
-        origin = from_state if from_state is not None or hop.origin is None else self.state_name
+        origin = from_state if from_state is not None or hop.creates_item else self.state_name
         output = hop.output
         rejected = selection.rejected if selection is not None else hop.rejected
         if hop.usage:  # every model call is charged to the state that made it, once, here

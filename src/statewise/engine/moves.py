@@ -131,7 +131,7 @@ def enter(
     if budget:
         target, hop = _within_budget(builder, target, hop)
     dwell = None
-    if hop.origin is not None:
+    if not hop.creates_item:
         _leave(builder, builder.state)
         dwell = builder.dwell()
     builder.record(hop, to_state=target, selection=selection, dwell=dwell)
