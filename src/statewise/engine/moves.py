@@ -22,7 +22,7 @@ from statewise.definition.model import (
     State,
     StateKind,
 )
-from statewise.engine import budget
+from statewise.engine import budget as budgets
 from statewise.engine.branches import (
     branch_command,
     fixed_branches,
@@ -171,12 +171,12 @@ def drop_pending_work(builder: StepBuilder) -> None:
         builder.close_task("cancelled")
 
 
-def exceed(builder: StepBuilder, broken: budget.Exceeded, hop: Hop) -> None:
+def exceed(builder: StepBuilder, broken: budgets.Exceeded, hop: Hop) -> None:
     """Send the item to the spent budget's ``on_exceeded`` state, saying which and how far.
 
     Not a failure: a business route, like an exhausted visit budget.
     """
-    enter(builder, broken.target, replace(hop, event=budget.BUDGET_EVENT, budget=broken.detail()))
+    enter(builder, broken.target, replace(hop, event=budgets.BUDGET_EVENT, budget=broken.detail()))
 
 
 def stop_cut_short(builder: StepBuilder, hop: Hop) -> None:
@@ -185,7 +185,7 @@ def stop_cut_short(builder: StepBuilder, hop: Hop) -> None:
     The item goes to the ``on_exceeded`` state of the budget it spent (its usage included).
     """
     spent = builder.spent.charged(builder.state_name, hop.usage)
-    broken = budget.cut_short(builder.definition, builder.state, spent)
+    broken = budgets.cut_short(builder.definition, builder.state, spent)
     note = "; ".join(n for n in (broken.note(cut_short=True), hop.note) if n)
     exceed(builder, broken, replace(hop, note=note))
 
@@ -205,10 +205,10 @@ def run_command(
     """
     allowance = None
     if command.runs_agent:
-        broken = budget.exceeded(builder.definition, builder.state, builder.spent)
+        broken = budgets.exceeded(builder.definition, builder.state, builder.spent)
         if broken is not None:
             hop = Hop(
-                event=budget.BUDGET_EVENT,
+                event=budgets.BUDGET_EVENT,
                 kind="budget",
                 command=command.name,
                 branch=branch,
@@ -217,7 +217,7 @@ def run_command(
             )
             exceed(builder, broken, hop)
             return False
-        allowance = budget.tokens_left(builder.definition, builder.state, builder.spent)
+        allowance = budgets.tokens_left(builder.definition, builder.state, builder.spent)
     if branch is None:
         builder.expect_attempt(attempt)
     builder.emit(
