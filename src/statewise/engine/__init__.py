@@ -1,6 +1,5 @@
 """The functional core: pure step semantics over (definition, item, event)."""
 
-from statewise.engine.builder import MAX_HOPS
 from statewise.engine.effects import (
     CancelCommands,
     CancelTimers,
@@ -25,6 +24,7 @@ from statewise.engine.events import (
     TimerFired,
 )
 from statewise.engine.item import BranchRun, BranchStatus, HistoryRecord, Item, ItemStatus
+from statewise.engine.moves import MAX_HOPS
 from statewise.engine.quarantine import fail_item
 from statewise.engine.result import Outcome, StepResult
 from statewise.engine.step import record_spend, start, step

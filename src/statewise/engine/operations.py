@@ -15,9 +15,9 @@ from dataclasses import replace
 from statewise.definition.model import DONE_EVENT, Definition
 from statewise.engine.builder import StepBuilder
 from statewise.engine.defects import DefectKind, defect_kind, defect_of
-from statewise.engine.effects import CancelCommands, CancelTimers
 from statewise.engine.events import Operate, Operation
 from statewise.engine.item import HistoryRecord, Item, ItemStatus
+from statewise.engine.moves import drop_pending_work, enter, fire
 from statewise.engine.result import Hop, StepResult
 from statewise.errors import InvalidEventError
 
@@ -54,7 +54,7 @@ def operate(builder: StepBuilder, event: Operate) -> StepResult:
         return _stop(builder, event, _STOPS[event.operation])
     target = item.state if event.operation is Operation.RESUME else _target(builder, event)
     hop = Hop(event=_ENTERS[event.operation], kind="operator", actor=event.actor, note=event.reason)
-    builder.enter(target, hop, budget=False)
+    enter(builder, target, hop, budget=False)
     return builder.result()
 
 
@@ -71,16 +71,13 @@ def _target(builder: StepBuilder, event: Operate) -> str:
 
 def drop_pending_work(builder: StepBuilder) -> None:
     """Commands, timers and the open task of the current visit go; ``enter`` starts anew."""
-    builder.effects.extend((CancelCommands(), CancelTimers()))
-    if builder.state.task is not None:
-        builder.close_task("cancelled")
-    builder.attempt, builder.retrying, builder.branches = 0, False, ()
+    drop_pending_work(builder)
+    builder.forget_work()
 
 
 def _stop(builder: StepBuilder, event: Operate, status: ItemStatus) -> StepResult:
     """Pause or cancel in place: the item keeps its state and context, and holds no work."""
-    builder.status = status
-    builder.moved = True
+    builder.stop(status)
     builder.record(
         Hop(event=str(status), kind="operator", actor=event.actor, note=event.reason),
         to_state=builder.state_name,
@@ -110,5 +107,5 @@ def redrive_defect(
     if not decided_on_done or defect_kind(failure.error) not in _DECISION_DEFECTS:
         return None
     again = StepBuilder(definition, replace(item, status=ItemStatus.ACTIVE), now)
-    again.fire(DONE_EVENT, Hop(event=DONE_EVENT, kind="automatic"))
+    fire(again, DONE_EVENT, Hop(event=DONE_EVENT, kind="automatic"))
     return defect_of(again.result())

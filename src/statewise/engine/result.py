@@ -37,12 +37,14 @@ class Hop:
 
     ``output`` is what the step consumed (a result, an event's data, a decision): it goes on
     this hop's row alone, never on the rows of the states the step passes through after it.
+    ``creates_item`` marks the hop that brings a new item into its initial state: it leaves
+    no state, so its audit row has no ``from_state`` and nothing is cancelled.
     """
 
     event: str
     kind: str
     actor: str = "system"
-    origin: str | None = "current"
+    creates_item: bool = False
     command: str | None = None
     branch: str | None = None
     attempt: int | None = None

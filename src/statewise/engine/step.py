@@ -1,8 +1,23 @@
 """The step function: ``(definition, item, event, now) -> StepResult``. Pure, no I/O.
 
-A step handles one event. It may pass through several states (decision states without a
-command move on at once), and it returns the new item, the context patches, the audit rows
-and the effects for the shell to perform. The store commits all of it in one transaction.
+Theory of operation: one ``CommandSucceeded`` from start to commit.
+
+1. The shell (``worker/runner.py`` via ``worker/writer.py``) reads the item, its definition
+   and the clock, and calls ``step``. Nothing below does I/O or reads the time itself.
+2. ``step`` wraps the item in a ``StepBuilder`` (``builder.py``): a working copy, plus the
+   context patches, effects and audit rows the step accumulates.
+3. It sorts the event: an operator's action goes to ``operations``; a stopped item, or a
+   result for a visit or attempt that is over (``_awaits``), is IGNORED, its model spend
+   still recorded; a branch's result goes to ``parallel``, a decision to ``tasks``.
+4. ``_on_success`` stores the result under the command's ``result`` key and calls
+   ``moves.fire(done)``; ``transitions`` picks the first transition whose guard holds.
+5. ``moves.enter`` writes the audit row, leaves the old state (cancels its timers, closes its
+   task) and starts the new one: timers, then a task, branches, a command (a ``RunCommand``
+   effect), or, for a state with no work, ``fire(done)`` again, so one step may cross states.
+   An unmatched ``done`` or a broken guard fails the item (a defect); an ``error`` escalates.
+6. ``builder.result()`` freezes the new item, patches, audit rows and effects. The store
+   commits them in one transaction fenced on the item's ``seq`` (``store/commit.py``); the
+   effects write or delete outbox, timer and task rows. A command's result is the next event.
 """
 
 from __future__ import annotations
@@ -34,10 +49,11 @@ from statewise.engine.events import (
     TimerFired,
 )
 from statewise.engine.item import Item, ItemStatus
+from statewise.engine.moves import enter, fire, run_command, stop_cut_short
 from statewise.engine.operations import operate
 from statewise.engine.parallel import on_branch_failure, on_branch_retry, on_branch_success
 from statewise.engine.result import Hop, Outcome, StepResult
-from statewise.engine.retry import should_retry
+from statewise.engine.retry import schedule_retry, should_retry
 from statewise.engine.tasks import decide, on_task_timer
 from statewise.errors import ConditionError, InvalidEventError
 
@@ -51,8 +67,8 @@ def start(
     builder = StepBuilder(definition, new_item(definition, key, now), now)
     for name, value in data.items():
         builder.set((name,), value)
-    hop = Hop(event="start", kind="start", actor=actor, origin=None, output=data)
-    builder.enter(definition.initial, hop)
+    hop = Hop(event="start", kind="start", actor=actor, creates_item=True, output=data)
+    enter(builder, definition.initial, hop)
     return builder.result()
 
 
@@ -84,12 +100,16 @@ def step(definition: Definition, item: Item, event: Event, now: float) -> StepRe
     match event:
         case Start():
             raise InvalidEventError(f"item {item.key!r} has already started")
+        case CommandSucceeded() | CommandFailed() if not _awaits(item, event):
+            return builder.ignore_result(event)
         case CommandSucceeded():
             return _on_success(builder, event)
         case CommandFailed():
             return _on_failure(builder, event)
         case External():
             return _on_external(builder, event)
+        case TimerFired() if not _in_visit(item, event.state, event.visit):
+            return StepResult(item, Outcome.IGNORED)
         case TimerFired():
             return _on_timer(builder, event)
         case TaskDecided():
@@ -139,22 +159,31 @@ def _after_the_end(builder: StepBuilder, event: Event) -> StepResult:
     return StepResult(item, Outcome.IGNORED)
 
 
-def _is_stale(item: Item, state: str, visit: int) -> bool:
-    return item.state != state or item.visit != visit
+def _in_visit(item: Item, state: str, visit: int) -> bool:
+    """Whether a result or timer belongs to the state visit the item is in now."""
+    return item.state == state and item.visit == visit
+
+
+def _awaits(item: Item, event: CommandSucceeded | CommandFailed) -> bool:
+    """Whether the item still waits for this result: the stale-result guard, once.
+
+    It must come from the current state visit and, outside parallel branches (``parallel``
+    checks a branch's own attempt), from the attempt the item expects, with no retry pending.
+    """
+    if not _in_visit(item, event.state, event.visit):
+        return False
+    return event.branch is not None or (event.attempt == item.attempt and not item.retrying)
 
 
 def _on_success(builder: StepBuilder, event: CommandSucceeded) -> StepResult:
-    item = builder.original
-    if _is_stale(item, event.state, event.visit):
-        return builder.ignore_result(event)
+    """Keep the command's result in the context and fire ``done``."""
     if event.branch is not None:
         return on_branch_success(builder, event)
-    if event.attempt != item.attempt or item.retrying:
-        return builder.ignore_result(event)
     command = _command_of(builder.state)
     builder.set((command.result,), event.result)
     builder.save_conversations(event.conversation)
-    builder.fire(
+    fire(
+        builder,
         DONE_EVENT,
         Hop(
             event=DONE_EVENT,
@@ -171,13 +200,9 @@ def _on_success(builder: StepBuilder, event: CommandSucceeded) -> StepResult:
 
 
 def _on_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
-    item = builder.original
-    if _is_stale(item, event.state, event.visit):
-        return builder.ignore_result(event)
+    """Retry the command within its budget; past it, fire ``error``."""
     if event.branch is not None:
         return on_branch_failure(builder, event)
-    if event.attempt != item.attempt or item.retrying:
-        return builder.ignore_result(event)
     command = _command_of(builder.state)
     error = {"kind": str(event.error_kind), "message": event.message}
     hop = Hop(
@@ -192,11 +217,11 @@ def _on_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
         note=event.note,
     )
     if event.error_kind is ErrorKind.BUDGET:
-        builder.cut_short(hop)
+        stop_cut_short(builder, hop)
     elif should_retry(command.retry, event.error_kind, event.attempt):
-        builder.schedule_retry(command, event.attempt, hop)
+        schedule_retry(builder, command, event.attempt, hop)
     else:
-        builder.fire(ERROR_EVENT, hop)
+        fire(builder, ERROR_EVENT, hop)
     return builder.result()
 
 
@@ -231,7 +256,7 @@ def _on_external(builder: StepBuilder, event: External) -> StepResult:
         output=event.data,
     )
     try:
-        fired = builder.fire(event.name, hop, strict=True)
+        fired = fire(builder, event.name, hop, strict=True)
     except ConditionError as exc:
         raise InvalidEventError(
             f"event {event.name!r} for item {builder.original.key!r} was refused: {exc}; "
@@ -259,9 +284,8 @@ def _check_data(builder: StepBuilder, event: External) -> None:
 
 
 def _on_timer(builder: StepBuilder, event: TimerFired) -> StepResult:
+    """A task's reminder or due time, a retry's backoff, or a transition's ``after``."""
     item = builder.original
-    if _is_stale(item, event.state, event.visit):
-        return StepResult(item, Outcome.IGNORED)
     if event.name in (TASK_DUE_TIMER, TASK_REMINDER_TIMER):
         return on_task_timer(builder, event)
     if event.name == RETRY_TIMER:
@@ -274,10 +298,10 @@ def _on_timer(builder: StepBuilder, event: TimerFired) -> StepResult:
             Hop(event=RETRY_TIMER, kind="timer", command=command.name, attempt=item.attempt + 1),
             to_state=item.state,
         )
-        builder.run_command(command, item.attempt + 1)
+        run_command(builder, command, item.attempt + 1)
         return builder.result()
     hop = Hop(event=event.name, kind="timer")
-    if not builder.fire(event.name, hop):
+    if not fire(builder, event.name, hop):
         builder.record(replace(hop, note="timer fired but no transition's condition held"))
     return builder.result()
 

@@ -1,6 +1,6 @@
 """Human tasks in the step: a person's decision, and the task's reminder and due time.
 
-Entering a ``kind: human`` state opens a task (``StepBuilder._open_task``); this module is
+Entering a ``kind: human`` state opens a task (``moves``); this module is
 what happens to it next. A decision fires its outcome like an event, with who decided, the
 comment and the form data kept in the context and the audit row. The reminder only marks the
 task; the due time expires it and sends the item to the task's escalation target.
@@ -19,6 +19,7 @@ from statewise.engine.builder import StepBuilder
 from statewise.engine.effects import RemindTask
 from statewise.engine.events import TASK_DUE_TIMER, TaskDecided, TimerFired
 from statewise.engine.item import ItemStatus
+from statewise.engine.moves import enter, fire
 from statewise.engine.result import Hop, Outcome, StepResult
 from statewise.errors import InvalidEventError
 
@@ -68,7 +69,7 @@ def decide(builder: StepBuilder, event: TaskDecided) -> StepResult:
         },
         output=decision,
     )
-    if not builder.fire(event.outcome, hop):
+    if not fire(builder, event.outcome, hop):
         raise InvalidEventError(
             f"outcome {event.outcome!r} reached item {item.key!r} in state {state.name!r}, but "
             f"none of its conditions held, so nothing changed"
@@ -122,7 +123,8 @@ def on_task_timer(builder: StepBuilder, event: TimerFired) -> StepResult:
     if event.name == TASK_DUE_TIMER:
         builder.close_task("expired")
         target = task.escalate_to or builder.definition.escalation
-        builder.enter(
+        enter(
+            builder,
             target,
             Hop(
                 event="task_overdue",
@@ -131,7 +133,7 @@ def on_task_timer(builder: StepBuilder, event: TimerFired) -> StepResult:
             ),
         )
         return builder.result()
-    builder.effects.append(RemindTask(state.name, builder.visit))
+    builder.emit(RemindTask(state.name, builder.visit))
     note = f"the task of {state.name!r} is still open; reminder due"
     builder.record(Hop(event="task_reminder", kind="timer", note=note), to_state=state.name)
     return builder.result()
