@@ -163,6 +163,10 @@ class StepBuilder:
         self._status = status
         self._moved = True
 
+    def adopt(self, definition: Definition) -> None:
+        """Read the rest of the step from ``definition``: a migration moves the item onto it."""
+        self.definition = definition
+
     def dwell(self) -> float:
         """How long the item has been in its current state, as of this step."""
         return self.now - self._entered_at

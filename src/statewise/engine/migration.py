@@ -20,7 +20,7 @@ from dataclasses import replace
 from statewise.definition.model import Definition
 from statewise.engine.builder import StepBuilder
 from statewise.engine.item import Item
-from statewise.engine.operations import drop_pending_work
+from statewise.engine.moves import drop_pending_work, enter
 from statewise.engine.result import Hop, StepResult
 from statewise.errors import InvalidEventError
 
@@ -55,19 +55,15 @@ def migrate(
             f"{new.ref} has no state {to_state!r}; its states are {', '.join(new.states)}"
         )
     # The old state's work is dropped while the builder still reads the old definition: the
-    # old state may not exist in the new one.
+    # old state may not exist in the new one. ``enter`` then leaves no more of it, and its row
+    # names the state left and the time spent there, like any other move's.
     builder = StepBuilder(old, replace(item, version=new.version), now)
     drop_pending_work(builder)
-    builder.definition = new
+    builder.forget_work()
+    builder.adopt(new)
     note = f"from {old.ref} state {item.state!r} to {new.ref} state {to_state!r}: {reason}"
-    # No origin for ``enter``: the old state was left above, on the old definition. Its row
-    # then names the state left and the time spent there, like any other move's.
-    hop = Hop(event=MIGRATED, kind="operator", actor=actor, origin=None, note=note)
-    builder.enter(to_state, hop, budget=False)
-    row = next(i for i, r in enumerate(builder.history) if r.event == MIGRATED)
-    builder.history[row] = replace(
-        builder.history[row], from_state=item.state, dwell=now - item.entered_at
-    )
+    hop = Hop(event=MIGRATED, kind="operator", actor=actor, note=note)
+    enter(builder, to_state, hop, budget=False, left=True)
     return builder.result()
 
 

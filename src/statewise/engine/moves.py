@@ -112,11 +112,13 @@ def enter(
     selection: Selection | None = None,
     *,
     budget: bool = True,
+    left: bool = False,
 ) -> None:
     """Move into ``target``, honouring its visit budget, and start what it does.
 
     ``selection`` is the transition that led here, for the audit row; ``budget`` False skips
-    the visit budget: an operator asked for this move.
+    the visit budget: an operator asked for this move. ``left`` says the state being left
+    has already dropped its work (a migration did so on the version that has the state).
     """
     hops = builder.count_hop()
     if hops > HARD_MAX_HOPS:
@@ -132,7 +134,8 @@ def enter(
         target, hop = _within_budget(builder, target, hop)
     dwell = None
     if not hop.creates_item:
-        _leave(builder, builder.state)
+        if not left:
+            _leave(builder, builder.state)
         dwell = builder.dwell()
     builder.record(hop, to_state=target, selection=selection, dwell=dwell)
     state = builder.definition.state(target)

@@ -49,7 +49,7 @@ def operate(builder: StepBuilder, event: Operate) -> StepResult:
             f"cannot {event.operation.value} item {item.key!r}: it is {item.status.value} "
             f"(allowed when {' or '.join(s.value for s in allowed)})"
         )
-    drop_pending_work(builder)
+    _drop_pending_work(builder)
     if event.operation in _STOPS:
         return _stop(builder, event, _STOPS[event.operation])
     target = item.state if event.operation is Operation.RESUME else _target(builder, event)
@@ -69,7 +69,7 @@ def _target(builder: StepBuilder, event: Operate) -> str:
     return event.target
 
 
-def drop_pending_work(builder: StepBuilder) -> None:
+def _drop_pending_work(builder: StepBuilder) -> None:
     """Commands, timers and the open task of the current visit go; ``enter`` starts anew."""
     drop_pending_work(builder)
     builder.forget_work()
