@@ -30,7 +30,7 @@ from typing import Any
 from commands import REVISION_THRESHOLD, Command, Latency, Ledger, build_commands, needs_revision
 from workload import FINAL_STATE, BenchFailure, Counts, Spec, Timing, item_key, item_payloads, timed
 
-from statewise.worker.registry import CommandContext
+from statewise.contract import CommandContext
 
 JSON = Any
 Job = Callable[[], Awaitable[None]]

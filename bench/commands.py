@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from statewise.worker.registry import CommandContext, CommandRegistry
+from statewise.contract import CommandContext, CommandRegistry
 
 JSON = Any
 REVISION_THRESHOLD = 0.3

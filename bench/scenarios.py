@@ -37,10 +37,10 @@ from workload import (
     timed,
 )
 
+from statewise.contract import CommandRegistry
 from statewise.definition import Definition, load
 from statewise.engine import ItemStatus, StepResult
 from statewise.store import SQLiteStore
-from statewise.worker.registry import CommandRegistry
 from statewise.worker.runner import Runner
 
 JSON = Any

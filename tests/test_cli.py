@@ -329,7 +329,7 @@ def test_costs_sum_the_model_usage_recorded_in_the_audit_trail(project: Path) ->
         '"output_tokens": 200, "cost": 0.0012})',
     ).replace(
         "import CommandRegistry",
-        "import CommandRegistry\nfrom statewise.worker.registry import CommandResult",
+        "import CommandRegistry\nfrom statewise.contract import CommandResult",
     )
     (project / "commands.py").write_text(reported)
     assert run_items(project)[0] == 0
@@ -578,7 +578,7 @@ def test_a_run_refused_by_the_lock_starts_no_items(project: Path) -> None:
 
 PRICED_BY_KEY = """\
 from statewise import CommandRegistry
-from statewise.worker.registry import CommandResult
+from statewise.contract import CommandResult
 
 registry = CommandRegistry()
 USAGE = {

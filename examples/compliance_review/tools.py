@@ -30,8 +30,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from statewise.contract import CommandContext, CommandRegistry
 from statewise.errors import PermanentError, TransientError
-from statewise.worker.registry import CommandContext, CommandRegistry
 
 DATA = Path(__file__).parent / "data"
 JSON = dict[str, Any]

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from statewise import PermanentError
-from statewise.worker.registry import CommandContext, CommandRegistry
+from statewise.contract import CommandContext, CommandRegistry
 
 JSON = dict[str, Any]
 

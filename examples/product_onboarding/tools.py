@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from statewise import PermanentError
-from statewise.worker.registry import CommandContext, CommandRegistry
+from statewise.contract import CommandContext, CommandRegistry
 
 HERE = Path(__file__).parent
 CATEGORIES = HERE / "data" / "categories.csv"

@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from statewise.worker.registry import CommandContext, CommandRegistry
+from statewise.contract import CommandContext, CommandRegistry
 
 CUSTOMERS = Path(__file__).parent / "data" / "customers.csv"
 SURVEY_TEMPLATE = (

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from statewise.contract import CommandContext, CommandRegistry
 from statewise.definition import loads
 from statewise.definition.model import Definition
 from statewise.errors import PermanentError
-from statewise.worker.registry import CommandContext, CommandRegistry
 
 REVIEW_YAML = """
 workflow: review

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from statewise.contract import CommandContext, CommandRegistry
 from statewise.definition import loads
 from statewise.definition.model import Definition
-from statewise.worker.registry import CommandContext, CommandRegistry
 
 SCREENING_YAML = """
 workflow: screening

@@ -16,6 +16,7 @@ import pytest
 
 from hostile import HOSTILE_BUT_VALID_KEYS, nested
 from statewise.actions import Principal, TaskDesk
+from statewise.contract import CommandContext, CommandRegistry
 from statewise.definition import loads
 from statewise.definition.model import Definition, Role
 from statewise.engine.item import ItemStatus
@@ -23,7 +24,6 @@ from statewise.errors import InvalidInputError
 from statewise.inputs import InputLimits
 from statewise.store import open_store
 from statewise.store.base import Store
-from statewise.worker.registry import CommandContext, CommandRegistry
 from statewise.worker.runner import Runner
 
 from .conftest import registry

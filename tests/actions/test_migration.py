@@ -18,13 +18,13 @@ import pytest
 from hostile import HOSTILE_BUT_VALID_KEYS
 from statewise.actions import Principal, TaskDesk, redrive
 from statewise.actions.migration import apply_migration, migrate_item, plan_migration
+from statewise.contract import CommandContext, CommandRegistry
 from statewise.definition import loads
 from statewise.definition.model import Definition, Role
 from statewise.engine.item import ItemStatus
 from statewise.errors import InvalidEventError, InvalidInputError, TaskError
 from statewise.store import open_store
 from statewise.store.base import Store, TaskStatus
-from statewise.worker.registry import CommandContext, CommandRegistry
 from statewise.worker.runner import Runner
 from statewise.worker.writer import ItemWriter
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from statewise.contract import CommandRegistry
 from statewise.definition.model import ErrorKind, agent_command
 from statewise.engine import CommandFailed, RunCommand
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker import CommandRegistry
 from statewise.worker.commands import JOIN_MET, CommandExecutor, cancel_attempt
 
 from .conftest import agent, registered, workflow

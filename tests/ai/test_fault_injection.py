@@ -52,11 +52,12 @@ import httpx2
 import pytest
 
 from statewise.ai import AISettings, Price, register_agents
+from statewise.contract import CommandRegistry
 from statewise.definition import loads
 from statewise.engine import HistoryRecord, ItemStatus
 from statewise.store.base import StateCount
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker import CommandRegistry, Runner
+from statewise.worker import Runner
 
 from .servers import (
     FakeProvider,

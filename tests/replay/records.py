@@ -13,12 +13,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from statewise.actions import Principal, TaskDesk
+from statewise.contract import CommandContext, CommandRegistry, CommandResult
 from statewise.definition import loads
 from statewise.definition.model import Definition, Role
 from statewise.replay.record import path_of
 from statewise.store import open_store
 from statewise.store.base import Task
-from statewise.worker.registry import CommandContext, CommandRegistry, CommandResult
 from statewise.worker.runner import Runner
 
 CLAIMS_YAML = """

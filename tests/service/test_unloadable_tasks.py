@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from actions.conftest import REVIEW_YAML, registry
+from statewise.contract import CommandContext, CommandRegistry
 from statewise.definition import loads
 from statewise.store import Store, open_store
 from statewise.worker.catalog import Catalog, load_catalog
-from statewise.worker.registry import CommandContext, CommandRegistry
 from statewise.worker.runner import Runner
 
 from .conftest import Server, run_server

@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
+from statewise.contract import CommandContext, CommandRegistry
 from statewise.definition.model import Definition, RetryPolicy
 from statewise.engine import ItemStatus, StepResult, start
 from statewise.errors import InvalidInputError
 from statewise.store.base import StepCommit
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker import CommandContext, CommandRegistry, Runner
+from statewise.worker import Runner
 
 from .workflows import choose, cmd, flow, registry, review_flow, run, to
 

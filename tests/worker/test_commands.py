@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from statewise.contract import CommandResult
+from statewise.contract import CommandContext, CommandRegistry, CommandResult
 from statewise.definition.model import ErrorKind
 from statewise.engine import CommandFailed, CommandSucceeded, ItemStatus, RunCommand
 from statewise.errors import CommandError, InvalidOutputError, PermanentError, TransientError
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker import CommandContext, CommandRegistry, Runner
+from statewise.worker import Runner
 from statewise.worker.commands import JOIN_MET, CommandExecutor, cancel_attempt
 
 from .workflows import choose, cmd, flow, orelse, run, to

@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
+from statewise.contract import CommandContext, CommandRegistry
 from statewise.definition.model import Definition
 from statewise.engine import ItemStatus, StepResult
 from statewise.engine.events import Operate, Operation
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker import CommandContext, CommandRegistry, Runner, StartReport
+from statewise.worker import Runner, StartReport
 from statewise.worker import runner as runner_module
 from statewise.worker.writer import ItemWriter
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 
-from statewise.contract import CommandResult
+from statewise.contract import CommandContext, CommandRegistry, CommandResult
 from statewise.definition.model import Branch, Definition, JoinKind, Parallel, State, StateKind
 from statewise.engine import ItemStatus
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker import CommandContext, CommandRegistry, Runner
+from statewise.worker import Runner
 
 from .workflows import cmd, flow, to
 

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from statewise.contract import CommandContext, CommandRegistry
 from statewise.errors import NotFoundError, StatewiseError
-from statewise.worker import CommandContext, CommandRegistry, load_registry
+from statewise.worker import load_registry
 from statewise.worker.registry import module_name
 
 MODULE = """
-from statewise.worker import CommandRegistry
+from statewise.contract import CommandRegistry
 
 registry = CommandRegistry()
 

@@ -15,11 +15,12 @@ from typing import Any, TypeVar
 
 import pytest
 
+from statewise.contract import CommandContext, CommandRegistry
 from statewise.definition.model import Definition
 from statewise.engine import HistoryRecord, Item, ItemStatus, StepResult
 from statewise.errors import InvalidEventError, NotFoundError, TransientError
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker import CommandContext, CommandRegistry, Runner, StartReport
+from statewise.worker import Runner, StartReport
 
 from .workflows import (
     choose,

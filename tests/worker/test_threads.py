@@ -13,10 +13,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from statewise.contract import CommandContext, CommandRegistry
 from statewise.definition.model import ErrorKind
 from statewise.engine import CommandFailed, CommandSucceeded, RunCommand
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker import CommandContext, CommandRegistry, Runner
+from statewise.worker import Runner
 from statewise.worker.commands import CommandExecutor
 
 from .workflows import cmd, flow, run, to

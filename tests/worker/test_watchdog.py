@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from statewise.contract import CommandContext, CommandRegistry
 from statewise.engine import CommandFailed, CommandSucceeded, RunCommand
 from statewise.store.sqlite import SQLiteStore
-from statewise.worker import CommandContext, CommandRegistry, Runner
+from statewise.worker import Runner
 from statewise.worker.commands import CommandExecutor
 from statewise.worker.watchdog import LoopWatchdog
 

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from statewise.actions.principal import Principal
+from statewise.contract import CommandRegistry
 from statewise.definition.data_schema import schema_problems
 from statewise.definition.model import HumanTask, State
 from statewise.engine.events import TaskDecided
@@ -23,7 +24,6 @@ from statewise.engine.item import Item
 from statewise.errors import InvalidEventError, NotFoundError, TaskError
 from statewise.inputs import check_row_id
 from statewise.store.base import Task, TaskGuard, TaskStatus
-from statewise.worker.registry import CommandRegistry
 from statewise.worker.writer import ItemWriter
 
 JSON = Any

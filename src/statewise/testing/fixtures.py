@@ -8,11 +8,11 @@ from typing import Protocol
 
 import pytest
 
+from statewise.contract import CommandRegistry
 from statewise.definition.builder import Workflow
 from statewise.definition.model import Definition
 from statewise.testing.clock import VirtualClock
 from statewise.testing.harness import WorkflowTest
-from statewise.worker.registry import CommandRegistry
 
 
 class MakeWorkflowTest(Protocol):

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from statewise.actions.principal import Principal
 from statewise.actions.tasks import TaskDesk
+from statewise.contract import CommandContext, CommandRegistry
 from statewise.definition.builder import Workflow
 from statewise.definition.loader import load
 from statewise.definition.model import Command, Definition, Role, agent_command
@@ -30,7 +31,7 @@ from statewise.store.base import Store, Task
 from statewise.testing.clock import VirtualClock, span, stamp
 from statewise.testing.scripts import FakeCommand, Reply, ScriptedAgent
 from statewise.worker import Runner
-from statewise.worker.registry import CommandContext, CommandRegistry, load_registry
+from statewise.worker.registry import load_registry
 
 JSON = Any
 T = TypeVar("T")

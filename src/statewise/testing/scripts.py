@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
+from statewise.contract import CommandContext, CommandRegistry, CommandResult
 from statewise.definition.data_schema import schema_problems
 from statewise.definition.model import AgentSpec
 from statewise.errors import ConfigurationError, InvalidOutputError
-from statewise.worker.registry import CommandContext, CommandRegistry, CommandResult
 
 JSON = Any
 Reply: TypeAlias = JSON | BaseException | Callable[[CommandContext], JSON]

@@ -1,13 +1,10 @@
 """The imperative shell: command registry, command execution and the runner."""
 
-from statewise.contract import CommandContext, CommandRegistry
 from statewise.worker.registry import load_registry
 from statewise.worker.runner import Runner
 from statewise.worker.writer import ItemWriter, StartReport
 
 __all__ = [
-    "CommandContext",
-    "CommandRegistry",
     "ItemWriter",
     "Runner",
     "StartReport",

@@ -17,19 +17,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from statewise.contract import CommandContext, CommandFunction, CommandRegistry, CommandResult
+from statewise.contract import CommandRegistry
 from statewise.errors import ConfigurationError, NotFoundError, StatewiseError
-
-# The contract's types were defined here before they moved to ``statewise.contract``; command
-# modules written against this path (the examples' among them) keep working.
-__all__ = [
-    "CommandContext",
-    "CommandFunction",
-    "CommandRegistry",
-    "CommandResult",
-    "load_registry",
-    "module_name",
-]
 
 
 def load_registry(specs: Iterable[str]) -> CommandRegistry:
