@@ -108,7 +108,7 @@ def test_to_yaml_round_trips_any_definition() -> None:
 
 
 def test_to_yaml_keeps_timer_names_and_declarations() -> None:
-    wf = Workflow("timers", events={"poke": "someone pokes"})
+    wf = Workflow("timers", events={"poke": "someone pokes"}, inputs=["order"])
     wf.initial("start").to("wait")
     wf.waiting("wait").after(60, "done").after("1h30m", "done", on="late").after("90m", "done").on(
         "poke", "done"
@@ -116,7 +116,7 @@ def test_to_yaml_keeps_timer_names_and_declarations() -> None:
     wf.final("done")
     definition = wf.build()
 
-    text = to_yaml(definition, inputs=["order"])
+    text = to_yaml(definition)
 
     assert [t.on for t in loads(text).state("wait").transitions] == [
         "timer:60",

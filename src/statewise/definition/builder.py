@@ -511,7 +511,7 @@ def _plain(value: Any) -> Any:
 def to_yaml(definition: Definition, *, inputs: Sequence[str] | None = None) -> str:
     """YAML for any definition that ``loads`` reads back to an equal definition.
 
-    ``inputs`` are written as the file's declaration; the model does not keep them. The
+    ``inputs`` are written as the file's declaration (default: the definition's own). The
     escalation states statewise added itself are left out, as they will be added again.
     """
     data: dict[str, Any] = {"workflow": definition.name, "version": definition.version}
@@ -519,8 +519,9 @@ def to_yaml(definition: Definition, *, inputs: Sequence[str] | None = None) -> s
         data["description"] = definition.description
     if definition.escalation != DEFAULT_ESCALATION:
         data["escalation"] = definition.escalation
-    if inputs is not None:
-        data["input"] = list(inputs)
+    declared = definition.inputs if inputs is None else inputs
+    if declared is not None:
+        data["input"] = list(declared)
     if definition.events is not None:
         data["events"] = {name: _event_data(e) for name, e in definition.events.items()}
     if definition.retention is not None:
@@ -669,7 +670,8 @@ def _command_data(
     spec = None if agent is None else agents.get(agent)
     inherited = DEFAULT_RETRY if spec is None else spec.retry
     retry = _retry_data(command.retry) if command.retry != inherited else None
-    if command.result == default_result and retry is None and (agent is None or own):
+    plain = retry is None and command.result_schema is None
+    if command.result == default_result and plain and (agent is None or own):
         return command.name if agent is None else agent
     if agent is None:
         data: dict[str, Any] = {"name": command.name}
@@ -679,6 +681,8 @@ def _command_data(
         data["result"] = command.result
     if retry is not None:
         data["retry"] = retry
+    if command.result_schema is not None:
+        data["result_schema"] = _plain(command.result_schema)
     return data
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from statewise.conditions import Condition, ConditionSyntaxError, compile_condition
+from statewise.definition.declared_types import Declarations
 from statewise.definition.durations import parse_duration, timer_event
 from statewise.definition.escalation import escalation_states
 from statewise.definition.model import (
@@ -62,7 +63,7 @@ from statewise.definition.schema import (
     allowed_keys,
     suggest,
 )
-from statewise.definition.validation import Declarations, validate
+from statewise.definition.validation import validate
 from statewise.errors import DefinitionError, Problem
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -375,6 +376,7 @@ class _Converter:
                 top.retention.outputs, top.retention.history, self.locations.find(("retention",))
             ),
             budget=self.budget(top.budget, ("budget",)),
+            inputs=None if top.input is None else tuple(top.input),
         )
 
     def agent(self, name: str, schema: AgentSchema) -> AgentSpec:
@@ -438,7 +440,8 @@ class _Converter:
             return self.agent_use(use, default_result, path)
         retry = DEFAULT_RETRY if schema.retry is None else _retry(schema.retry)
         location = self.locations.find(path)
-        return Command(schema.name or "", schema.result or default_result, retry, location)
+        result = schema.result or default_result
+        return Command(schema.name or "", result, retry, location, schema.result_schema)
 
     def agent_use(self, schema: AgentUseSchema, default_result: str, path: Path) -> Command:
         """The command that runs an agent; without its own retry it keeps the agent's."""
