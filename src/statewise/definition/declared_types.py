@@ -62,6 +62,18 @@ def command_schema(
     return output
 
 
+def command_at(definition: Definition, state: str, branch: str | None) -> Command | None:
+    """The command a state visit runs: the state's own, a named branch's, or its map's."""
+    found = definition.states.get(state)
+    if found is None:
+        return None
+    fan_out = found.parallel
+    if fan_out is None or branch is None:
+        return found.command
+    named = next((b.command for b in fan_out.branches if b.name == branch), None)
+    return named if named is not None else fan_out.map_command
+
+
 def typed_results(
     definition: Definition, schemas: Mapping[str, Schema] | None
 ) -> dict[str, Schema]:

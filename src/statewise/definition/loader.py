@@ -8,6 +8,7 @@ forgets positions and silently merges duplicate keys.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any, TypeVar
@@ -71,12 +72,19 @@ _M = TypeVar("_M", bound=BaseModel)
 _UNREADABLE = object()
 
 
-def load(path: str | FilePath, *, commands: frozenset[str] | None = None) -> Definition:
+def load(
+    path: str | FilePath,
+    *,
+    commands: frozenset[str] | None = None,
+    schemas: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Definition:
     """Load the workflow file at ``path``.
 
     Args:
         path: A YAML workflow file.
         commands: Names of the registered commands; ``None`` skips the registration check.
+        schemas: JSON Schemas of registered result and output models by name, for checking
+            conditions against them (``CommandRegistry.schemas()``).
 
     Raises:
         DefinitionError: The file cannot be read or is invalid; ``problems`` lists every issue.
@@ -88,11 +96,15 @@ def load(path: str | FilePath, *, commands: frozenset[str] | None = None) -> Def
         raise DefinitionError(
             [Problem(f"cannot read the workflow file: {exc}", str(path))]
         ) from None
-    return loads(text, file=str(path), commands=commands)
+    return loads(text, file=str(path), commands=commands, schemas=schemas)
 
 
 def loads(
-    text: str, *, file: str = "<string>", commands: frozenset[str] | None = None
+    text: str,
+    *,
+    file: str = "<string>",
+    commands: frozenset[str] | None = None,
+    schemas: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Definition:
     """Load a workflow from YAML ``text``; ``file`` is the name problems are reported under.
 
@@ -100,7 +112,7 @@ def loads(
         DefinitionError: The text is invalid; ``problems`` lists every issue.
 
     """
-    return definition_from_document(read_yaml(text, file), commands=commands)
+    return definition_from_document(read_yaml(text, file), commands=commands, schemas=schemas)
 
 
 def read_yaml(text: str, file: str) -> Document:
@@ -205,7 +217,10 @@ def _noun(path: Path) -> str:
 
 
 def definition_from_document(
-    document: Document, *, commands: frozenset[str] | None = None
+    document: Document,
+    *,
+    commands: frozenset[str] | None = None,
+    schemas: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Definition:
     """Check a document against the schema, build the model and validate it.
 
@@ -237,6 +252,7 @@ def definition_from_document(
     declared = Declarations(
         inputs=None if top.input is None else tuple(top.input),
         commands=commands,
+        schemas=schemas,
     )
     problems += validate(definition, declared, locate=locations.find, unparsed=unparsed)
     if problems:
