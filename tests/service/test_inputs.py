@@ -176,7 +176,8 @@ def test_documents_breaking_a_rule_are_refused_at_every_entry_and_change_nothing
             for document in BAD_DOCUMENTS:
                 start = {"workflow": "review", "key": "k", "data": document}
                 _refused(admin.post("/api/items", json=start), 422, "invalid_input")
-                batch = {"workflow": "review", "items": [{"key": "ok"}, start]}
+                entry = {"key": "k", "data": document}
+                batch = {"workflow": "review", "items": [{"key": "ok"}, entry]}
                 _refused(
                     admin.post("/api/items/batch", json=batch), 422, "invalid_input", "items[1]"
                 )
@@ -349,4 +350,21 @@ def test_reasons_and_comments_over_the_text_limit_are_refused(server: Server) ->
             "/api/items/review/order-0/redrive", json={"to": "rejected", "reason": "r" * 10_000}
         )
         assert fine.status_code == 200, fine.text
+    _no_stuck_items(server)
+
+
+def test_item_data_beside_the_key_is_refused_with_the_right_shape(server: Server) -> None:
+    # pydantic would drop the stray fields and start the item with no data at all.
+    with server.client("operator") as operator:
+        before = _snapshot(operator)
+        start = {"workflow": "review", "key": "flat %/?", "amount": 1}
+        says = (
+            'has "amount" beside "key"; an item\'s data goes under "data", like '
+            '{"key": "flat %/?", "data": {"amount": 1}}'
+        )
+        _refused(operator.post("/api/items", json=start), 422, "invalid_request", says)
+        entries = [{"key": "fine"}, {"key": "flat %/?", "amount": 1}]
+        answer = operator.post("/api/items/batch", json={"workflow": "review", "items": entries})
+        _refused(answer, 422, "invalid_request", "body.items.1: Value error, the item has")
+        assert _snapshot(operator) == before
     _no_stuck_items(server)
