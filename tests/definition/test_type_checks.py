@@ -272,3 +272,48 @@ def test_a_self_referring_schema_stays_dynamic() -> None:
         "result_schema: &s {type: object, properties: {ok: {type: boolean}, next: {$ref: '#'}}}",
     )
     loads(textwrap.dedent(text), file="wf.yaml")
+
+
+def _deep(levels: int) -> dict[str, object]:
+    deep: dict[str, object] = {"type": "integer"}
+    for _ in range(levels):
+        deep = {"type": "object", "properties": {"a": deep}}
+    return deep
+
+
+def test_a_deeply_nested_output_schema_is_walked_without_recursion_trouble() -> None:
+    deep = _deep(40)
+    path = ".".join(["classify"] + ["a"] * 40)
+    document = textwrap.dedent(AGENT.replace("WHEN", json.dumps(f"{path} > 1 && {path[:-1]}b > 1")))
+    document = document.replace(
+        document[document.index("    output:") : document.index("    examples:")],
+        f"    output: {json.dumps({**deep, 'required': []})}\n",
+    ).replace("    examples:\n      category:\n        billing: [I was charged twice]\n", "")
+    problem = only(document)
+    assert problem.line == 14
+    assert "has no field `" + ".".join(["a"] * 39) + ".b` (it has: `a`)" in problem.message
+
+
+@pytest.mark.parametrize("key", ["output", "result_schema"])
+def test_a_schema_too_deep_to_check_is_reported_not_a_crash(key: str) -> None:
+    deep = json.dumps(_deep(150))
+    text = with_condition("classify.count > 1")
+    if key == "output":
+        start, end = text.index("    output:"), text.index("    examples:")
+        text = text.replace(text[start:end], f"    output: {deep}\n")
+        text = text.replace("classify.count > 1", "true")
+        text = text.replace(
+            "    examples:\n      category:\n        billing: [I was charged twice]\n", ""
+        )
+    else:
+        start = text.index("      result_schema:")
+        end = text.index("\n", start)
+        text = text.replace(text[start:end], f"      result_schema: {deep}")
+    found = problems(text)
+    assert any("nested too deeply to be checked" in p.message for p in found), found
+
+
+def test_a_file_too_deep_to_read_is_reported_not_a_crash() -> None:
+    deep = "{a: " * 3000 + "1" + "}" * 3000
+    problem = only(with_condition("true").replace("{type: integer}", deep))
+    assert problem.message.startswith("the file is nested too deeply to read")

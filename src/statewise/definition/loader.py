@@ -129,6 +129,9 @@ def read_yaml(text: str, file: str) -> Document:
         return Document(data, reader.locations, source=text, problems=reader.problems)
     except yaml.MarkedYAMLError as exc:
         raise DefinitionError([_syntax_problem(exc, file)]) from None
+    except RecursionError:  # PyYAML and the reader recurse once per level
+        problem = "the file is nested too deeply to read; no workflow needs that many levels"
+        raise DefinitionError([Problem(problem, file, 1, 1)]) from None
     finally:
         loader.dispose()
 
