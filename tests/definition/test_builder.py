@@ -274,3 +274,24 @@ def test_to_yaml_writes_an_explicit_event_for_odd_timer_names() -> None:
     odd_definition = Definition(definition.name, 1, states, definition.initial)
 
     assert "      - on: timer:soon\n        after: 5s\n" in to_yaml(odd_definition)
+
+
+def test_a_result_schema_from_the_builder_is_checked_and_round_trips() -> None:
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
+    wf = Workflow("typed", inputs=["order"])
+    wf.initial("check", command=cmd("check_order", result_schema=schema)).to(
+        "done", when="check.ok"
+    ).otherwise("done")
+    wf.final("done")
+    definition = wf.build()
+    command = definition.state("check").command
+    assert command is not None and command.result_schema == schema
+    assert loads(to_yaml(definition)) == definition
+
+    wrong = Workflow("typed", inputs=["order"])
+    wrong.initial("check", command=cmd("check_order", result_schema=schema)).to(
+        "done", when="check.okay"
+    ).otherwise("done")
+    wrong.final("done")
+    with pytest.raises(DefinitionError, match="has no field `okay`; did you mean `ok`"):
+        wrong.build()

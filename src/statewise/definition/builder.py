@@ -134,11 +134,18 @@ class CommandSpec:
     result: str | None = None
     retry: Retry | None = None
     agent: bool = False
+    result_schema: Mapping[str, Any] | None = None
 
 
-def cmd(name: str, *, result: str | None = None, retry: Retry | None = None) -> CommandSpec:
-    """A command with its result key or retry policy; a bare name is enough otherwise."""
-    return CommandSpec(name, result, retry)
+def cmd(
+    name: str,
+    *,
+    result: str | None = None,
+    retry: Retry | None = None,
+    result_schema: Mapping[str, Any] | None = None,
+) -> CommandSpec:
+    """A command with its result key, retry policy or ``result_schema`` (a JSON Schema)."""
+    return CommandSpec(name, result, retry, result_schema=result_schema)
 
 
 def use_agent(name: str, *, result: str | None = None, retry: Retry | None = None) -> CommandSpec:
@@ -498,6 +505,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, CommandSpec):
         key = "agent" if value.agent else "name"
         data = {key: value.name, "result": value.result, "retry": _plain(value.retry)}
+        data["result_schema"] = _plain(value.result_schema)
         return {k: v for k, v in data.items() if v is not None}
     if isinstance(value, ErrorKind):
         return str(value)
