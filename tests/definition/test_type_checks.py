@@ -317,3 +317,29 @@ def test_a_file_too_deep_to_read_is_reported_not_a_crash() -> None:
     deep = "{a: " * 3000 + "1" + "}" * 3000
     problem = only(with_condition("true").replace("{type: integer}", deep))
     assert problem.message.startswith("the file is nested too deeply to read")
+
+
+def test_event_data_declared_with_a_schema_is_typed_too() -> None:
+    text = textwrap.dedent(
+        """
+        workflow: paid
+        events:
+          pay:
+            data: {type: object, properties: {amount: {type: integer}, rate: {type: number}}}
+        states:
+          start: {kind: initial, transitions: [{to: wait}]}
+          wait:
+            kind: waiting
+            transitions:
+              - {on: pay, when: WHEN, to: done}
+              - {on: pay, else: true, to: done}
+          done: {kind: final}
+        """
+    )
+    loads(text.replace("WHEN", "double(event.data.amount) * event.data.rate > 2.0"))
+    with pytest.raises(DefinitionError) as info:
+        loads(text.replace("WHEN", "event.data.amount * event.data.rate > 2.0"), file="wf.yaml")
+    (problem,) = info.value.problems
+    assert problem.line == 11
+    assert "`event.data.amount` is integer, `event.data.rate` is number" in problem.message
+    assert "e.g. `double(event.data.amount)`" in problem.message

@@ -186,16 +186,13 @@ def _is_method(source: str, read: tuple[str, ...]) -> bool:
 def _check_types(c: TypeReporter) -> None:
     """Run each fully typed condition over sample values; CEL names any type clash."""
     typed = typed_results(c.definition, c.declared.schemas)
-    samples: dict[str, object] = {}
-    for name, schema in typed.items():
-        try:
-            samples[name] = sample(schema)
-        except Untyped:
-            continue
+    samples = _samples(typed)
     for path, condition in conditions_of(c.definition):
-        if not _clashes(condition, samples):
+        event = _event_schema(c.definition, path)
+        here = {**typed, **event}
+        if not _clashes(condition, {**samples, **_samples(event)}):
             continue
-        kinds = _field_types(condition, typed)
+        kinds = _field_types(condition, here)
         declared = ", ".join(f"`{field}` is {kind}" for field, kind in kinds.items())
         c.report(
             f"condition `{condition.source}` combines values of types CEL never converts "
@@ -203,6 +200,29 @@ def _check_types(c: TypeReporter) -> None:
             f"{_conversion_hint(kinds)}",
             path,
         )
+
+
+def _samples(typed: Mapping[str, Schema]) -> dict[str, object]:
+    """A sample value of each typed name whose whole shape is typed."""
+    samples: dict[str, object] = {}
+    for name, schema in typed.items():
+        try:
+            samples[name] = sample(schema)
+        except Untyped:
+            continue
+    return samples
+
+
+def _event_schema(definition: Definition, path: Path) -> dict[str, Schema]:
+    """``event`` as a transition on a declared event with a ``data`` schema sees it."""
+    if len(path) < 4 or path[2] != "transitions" or not isinstance(path[3], int):
+        return {}
+    transition = definition.states[str(path[1])].transitions[path[3]]
+    spec = (definition.events or {}).get(transition.on)
+    if spec is None or spec.data is None:
+        return {}
+    properties = {"name": {"type": "string"}, "data": spec.data}
+    return {"event": {"type": "object", "properties": properties}}
 
 
 def _clashes(condition: Condition, samples: Mapping[str, object]) -> bool:
