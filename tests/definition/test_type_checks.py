@@ -325,7 +325,12 @@ def test_event_data_declared_with_a_schema_is_typed_too() -> None:
         workflow: paid
         events:
           pay:
-            data: {type: object, properties: {amount: {type: integer}, rate: {type: number}}}
+            data:
+              type: object
+              properties:
+                amount: {type: integer}
+                rate: {type: number}
+                method: {enum: [card, transfer]}
         states:
           start: {kind: initial, transitions: [{to: wait}]}
           wait:
@@ -340,6 +345,30 @@ def test_event_data_declared_with_a_schema_is_typed_too() -> None:
     with pytest.raises(DefinitionError) as info:
         loads(text.replace("WHEN", "event.data.amount * event.data.rate > 2.0"), file="wf.yaml")
     (problem,) = info.value.problems
-    assert problem.line == 11
+    assert problem.line == 16
     assert "`event.data.amount` is integer, `event.data.rate` is number" in problem.message
     assert "e.g. `double(event.data.amount)`" in problem.message
+
+
+def test_event_data_labels_are_checked_against_the_data_schema() -> None:
+    text = textwrap.dedent(
+        """
+        workflow: paid
+        events:
+          pay: {data: {type: object, properties: {method: {enum: [card, transfer]}}}}
+        states:
+          start: {kind: initial, transitions: [{to: wait}]}
+          wait:
+            kind: waiting
+            transitions:
+              - {on: pay, when: 'event.data.method == "cart"', to: done}
+              - {on: pay, else: true, to: done}
+          done: {kind: final}
+        """
+    )
+    with pytest.raises(DefinitionError) as info:
+        loads(text, file="wf.yaml")
+    (problem,) = info.value.problems
+    assert problem.line == 10
+    assert 'with "cart", which is not one of its labels (card, transfer)' in problem.message
+    assert problem.message.endswith("did you mean `card`?")

@@ -112,8 +112,9 @@ def _check_labels(c: TypeReporter) -> None:
     """A condition compares an enum field only with labels the enum has."""
     typed = typed_results(c.definition, c.declared.schemas)
     for path, condition in conditions_of(c.definition):
+        here = {**typed, **_event_schema(c.definition, path)}
         for field, text in _comparisons(condition.source):
-            allowed = labels(_label_schema(typed, field))
+            allowed = labels(_label_schema(here, field))
             if allowed is None or text in allowed:
                 continue
             hint = suggest(text, allowed) or f"; use one of the labels or add `{text}` to the enum"
