@@ -8,6 +8,7 @@ import textwrap
 import pytest
 
 from statewise.definition import Declarations, loads, validate
+from statewise.definition.declared_types import command_at
 from statewise.errors import DefinitionError, Problem
 
 AGENT = """
@@ -372,3 +373,39 @@ def test_event_data_labels_are_checked_against_the_data_schema() -> None:
     assert problem.line == 10
     assert 'with "cart", which is not one of its labels (card, transfer)' in problem.message
     assert problem.message.endswith("did you mean `card`?")
+
+
+def test_the_command_a_visit_runs_is_found_for_its_result_schema() -> None:
+    definition = loads(
+        textwrap.dedent(
+            """
+            workflow: fan
+            input: [lines]
+            states:
+              start:
+                kind: initial
+                command: {name: first, result_schema: {type: object}}
+                transitions: [{to: checks}]
+              checks:
+                kind: parallel
+                branches:
+                  credit: {name: check_credit, result_schema: {type: object, required: [ok]}}
+                  fraud: score_fraud
+                transitions: [{to: each}]
+              each:
+                kind: parallel
+                map: {over: lines, command: {name: price, result_schema: {type: object}}}
+                transitions: [{to: done}]
+              done: {kind: final}
+            """
+        )
+    )
+    credit = command_at(definition, "checks", "credit")
+    assert credit is not None and credit.result_schema == {"type": "object", "required": ["ok"]}
+    fraud = command_at(definition, "checks", "fraud")
+    assert fraud is not None and fraud.result_schema is None
+    priced = command_at(definition, "each", "3")
+    assert priced is not None and priced.name == "price" and priced.result_schema is not None
+    own = command_at(definition, "start", None)
+    assert own is not None and own.name == "first"
+    assert command_at(definition, "gone", None) is None
