@@ -409,3 +409,34 @@ def test_the_command_a_visit_runs_is_found_for_its_result_schema() -> None:
     own = command_at(definition, "start", None)
     assert own is not None and own.name == "first"
     assert command_at(definition, "gone", None) is None
+
+
+def test_a_registered_output_models_labels_are_checked_through_declarations() -> None:
+    text = textwrap.dedent(
+        """
+        workflow: triage
+        agents:
+          triager: {instructions: Triage it., output: Triage}
+        states:
+          triage:
+            kind: initial
+            agent: triager
+            transitions:
+              - {when: 'triage.category == "retruns"', to: done}
+              - {else: true, to: done}
+          done: {kind: final}
+        """
+    )
+    schema = {
+        "type": "object",
+        "properties": {"category": {"type": "string", "enum": ["billing", "returns"]}},
+    }
+    definition = loads(text)  # the model is unknown without its registry: dynamic
+    found = validate(
+        definition, Declarations(commands=frozenset({"Triage"}), schemas={"Triage": schema})
+    )
+    assert [p.message for p in found] == [
+        'condition `triage.category == "retruns"` compares `triage.category` with "retruns", '
+        "which is not one of its labels (billing, returns), so it is never true; did you mean "
+        "`returns`?"
+    ]
