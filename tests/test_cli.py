@@ -85,7 +85,10 @@ states:
 def project(tmp_path: Path) -> Path:
     (tmp_path / "review.yaml").write_text(WORKFLOW)
     (tmp_path / "commands.py").write_text(COMMANDS)
-    items = [{"key": "long", "data": {"title": "a long title"}}, {"key": "s1", "title": "ab"}]
+    items = [
+        {"key": "long", "data": {"title": "a long title"}},
+        {"key": "s1", "data": {"title": "ab"}},
+    ]
     (tmp_path / "items.jsonl").write_text("\n".join(json.dumps(i) for i in items) + "\n")
     return tmp_path
 
@@ -509,7 +512,9 @@ def test_an_unreadable_items_file_is_one_clear_error_and_starts_nothing(
 
 
 def test_an_items_file_saved_with_a_byte_order_mark_is_read(project: Path) -> None:
-    (project / "items.jsonl").write_text('{"key": "bom", "title": "a long title"}\n', "utf-8-sig")
+    (project / "items.jsonl").write_text(
+        '{"key": "bom", "data": {"title": "a long title"}}\n', "utf-8-sig"
+    )
     code, output = run_items(project)
     assert code == 0, output
     assert "started 1 new item(s)" in output
@@ -543,8 +548,10 @@ def notify(ctx):
 
 def test_a_run_refused_by_the_lock_starts_no_items(project: Path) -> None:
     (project / "hold.py").write_text(HOLDING)
-    (project / "first.jsonl").write_text('{"key": "first", "title": "t"}\n')
-    (project / "late.jsonl").write_text('{"key": "late-1", "title": "t"}\n{"key": "late-2"}\n')
+    (project / "first.jsonl").write_text('{"key": "first", "data": {"title": "t"}}\n')
+    (project / "late.jsonl").write_text(
+        '{"key": "late-1", "data": {"title": "t"}}\n{"key": "late-2"}\n'
+    )
     db = project / "run.sqlite"
     first = subprocess.Popen(
         [sys.executable, "-m", "statewise", "run", project / "review.yaml", "--items",
@@ -604,7 +611,7 @@ def notify(ctx):
 def _costs_of_partly_priced_calls(project: Path) -> str:
     (project / "commands.py").write_text(PRICED_BY_KEY)
     with (project / "items.jsonl").open("a") as items:
-        items.write('{"key": "odd", "title": "a long title"}\n')
+        items.write('{"key": "odd", "data": {"title": "a long title"}}\n')
     assert run_items(project)[0] == 0
     code, output = invoke("costs", "--db", project / "run.sqlite")
     assert code == 0, output
@@ -671,7 +678,7 @@ def test_user_errors_are_one_line_never_a_traceback(project: Path) -> None:
     assert output == f"error: cannot write {project / 'no' / 'g.svg'}: No such file or directory\n"
     code, output = invoke("run", "--items", project / "items.jsonl", "--db", project / "r.sqlite")
     assert code == 2 and output == "error: --items needs the workflow FILE the items start in\n"
-    (project / "items.jsonl").write_text('{"key": "[/x]", "title": "t"}\n')
+    (project / "items.jsonl").write_text('{"key": "[/x]", "data": {"title": "t"}}\n')
     assert run_items(project)[0] == 0
     code, output = invoke("items", "--db", project / "run.sqlite")
     assert code == 0 and "[/x]" in output

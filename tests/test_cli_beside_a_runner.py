@@ -121,7 +121,7 @@ def _seed(folder: Path, db: str) -> None:
     """Items that wait: three on a human task, one for a reply, two on timers."""
     (folder / "desk.yaml").write_text(DESK)
     (folder / "desk.py").write_text(COMMANDS)
-    lines = [json.dumps({"key": key, "path": path}) for key, path in ITEMS.items()]
+    lines = [json.dumps({"key": key, "data": {"path": path}}) for key, path in ITEMS.items()]
     (folder / "items.jsonl").write_text("\n".join(lines) + "\n")
     code, output = invoke(
         "run", folder / "desk.yaml", "--items", folder / "items.jsonl", "--max-wait", "0",

@@ -20,17 +20,35 @@ __all__ = ["project"]  # the fixture, shared with test_cli
 
 BAD_LINES = [
     ('{"key": "   ", "data": {"title": "t"}}', "an item key must not be empty or blank"),
-    ('{"key": "", "title": "t"}', "an item key must not be empty or blank"),
-    ('{"key": "a\\u0000b", "title": "t"}', "item key 'a\\x00b' holds control character U+0000"),
-    ('{"key": "a\\u001fb", "title": "t"}', "holds control character U+001F"),
-    ('{"key": "a\\ud800", "title": "t"}', "holds a lone surrogate U+D800"),
-    (json.dumps({"key": "k" * 513, "title": "t"}), "513 characters long; the limit is 512"),
+    ('{"key": "", "data": {"title": "t"}}', "an item key must not be empty or blank"),
+    (
+        '{"key": "a\\u0000b", "data": {"title": "t"}}',
+        "item key 'a\\x00b' holds control character U+0000",
+    ),
+    ('{"key": "a\\u001fb", "data": {"title": "t"}}', "holds control character U+001F"),
+    ('{"key": "a\\ud800", "data": {"title": "t"}}', "holds a lone surrogate U+D800"),
+    (
+        json.dumps({"key": "k" * 513, "data": {"title": "t"}}),
+        "513 characters long; the limit is 512",
+    ),
     (json.dumps({"key": "deep", "data": nested(260)}), "nested more than 64 levels deep"),
-    ('{"key": "nan", "title": NaN}', "not JSON (NaN is not a JSON number)"),
-    ('{"key": "big", "title": 1e400}', "not JSON (1e400 is too large for a number)"),
-    ('{"key": "huge", "title": 100000000000000000000000000}', "outside the signed 64-bit range"),
-    ('{"key": "sep", "title": "t", "score\\u001fvalue": 9}', "'score\\x1fvalue' with control"),
-    (json.dumps({"key": "large", "title": "y" * 3000}), "the limit is 2,000"),
+    ('{"key": "nan", "data": {"title": NaN}}', "not JSON (NaN is not a JSON number)"),
+    ('{"key": "big", "data": {"title": 1e400}}', "not JSON (1e400 is too large for a number)"),
+    (
+        '{"key": "huge", "data": {"title": 100000000000000000000000000}}',
+        "outside the signed 64-bit range",
+    ),
+    (
+        '{"key": "sep", "data": {"title": "t", "score\\u001fvalue": 9}}',
+        "'score\\x1fvalue' with control",
+    ),
+    (json.dumps({"key": "large", "data": {"title": "y" * 3000}}), "the limit is 2,000"),
+    (
+        '{"key": "flat ü/%?", "title": "t"}',
+        'item \'flat ü/%?\' has "title" beside "key"; an item\'s data goes under "data", like '
+        '{"key": "flat ü/%?", "data": {"title": "t"}}',
+    ),
+    ('{"key": "both", "data": {}, "n": 1}', 'has "n" beside "key"'),
 ]
 
 
@@ -65,7 +83,9 @@ def test_a_bad_items_line_is_refused_with_its_number_and_starts_nothing(
     monkeypatch.setenv("STATEWISE_MAX_ITEM_BYTES", "2000")
     assert run_items(project)[0] == 0
     before = _snapshot(project / "run.sqlite")
-    (project / "items.jsonl").write_text('{"key": "fresh", "title": "fine"}\n' + line + "\n")
+    (project / "items.jsonl").write_text(
+        '{"key": "fresh", "data": {"title": "fine"}}\n' + line + "\n"
+    )
     code, output = run_items(project)
     assert code == 1, output
     _one_error_line(output, "items.jsonl:2: ")
@@ -169,3 +189,23 @@ def test_a_lease_or_drain_without_end_is_a_bad_option(
     code, output = invoke(*command, "--db", db)
     assert code == 2 and command[1] in output, output
     assert not db.exists()
+
+
+def test_start_data_lacking_a_declared_input_key_is_refused_with_the_shape(
+    project: Path,
+) -> None:
+    workflow = (project / "review.yaml").read_text()
+    (project / "review.yaml").write_text(
+        workflow.replace("version: 1\n", "version: 1\ninput: [title]\n")
+    )
+    (project / "items.jsonl").write_text(
+        '{"key": "fine", "data": {"title": "t"}}\n{"key": "bare %/?", "data": {"titel": "t"}}\n'
+    )
+    code, output = run_items(project)
+    assert code == 1, output
+    _one_error_line(
+        output,
+        "the data of item 'bare %/?' lacks `title`, which the workflow declares under `input:`; "
+        'give every declared key under "data", like {"key": "bare %/?", "data": {"title": "..."}}',
+    )
+    assert _snapshot(project / "run.sqlite") == []

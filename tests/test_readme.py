@@ -1,11 +1,14 @@
-"""The README's workflow example is real: it loads and validates as written."""
+"""The README's workflow examples are real: they load and validate as written."""
 
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-from statewise import loads
+import pytest
+
+from statewise import CommandRegistry, loads
+from statewise.definition.model import StateKind
 
 README = Path(__file__).parents[1] / "README.md"
 
@@ -21,7 +24,7 @@ def test_the_readme_workflow_loads() -> None:
 
 def test_the_readme_human_task_example_loads() -> None:
     text = README.read_text(encoding="utf-8")
-    block = next(b for b in re.findall(r"```yml\n(.*?)```", text, re.DOTALL) if "kind: human" in b)
+    block = next(b for b in re.findall(r"```yml\n(.*?)```", text, re.DOTALL) if "editorial" in b)
     document = (
         "workflow: review\nstates:\n  start:\n    kind: initial\n    transitions:\n"
         "      - to: human_review\n" + block + "  publish: {kind: final}\n"
@@ -91,3 +94,57 @@ def test_the_readme_migrations_example_loads() -> None:
     block = next(b for b in re.findall(r"```yml\n(.*?)```", text, re.DOTALL) if "migrations:" in b)
     definition = loads(block, file="README.md")
     assert definition.ref == "invoice@2" and definition.migrations == {"review": "check"}
+
+
+KINDS = {  # the snippet's first comment -> the kind of the state it shows
+    "command": StateKind.INITIAL,
+    "agent": StateKind.INITIAL,
+    "decision": StateKind.INITIAL,
+    "waiting": StateKind.WAITING,
+    "human": StateKind.HUMAN,
+    "parallel": StateKind.PARALLEL,
+    "map": StateKind.PARALLEL,
+    "final": StateKind.FINAL,
+}
+
+
+def _kind_snippets() -> dict[str, str]:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("### Every kind of state", 1)[1].split("\n### ", 1)[0]
+    blocks = re.findall(r"```yml\n(.*?)```", section, re.DOTALL)
+    return {block.split(":", 1)[0].removeprefix("# "): block for block in blocks}
+
+
+def test_the_readme_shows_every_kind_of_state() -> None:
+    assert set(_kind_snippets()) == set(KINDS)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_state_kind_snippet_validates(kind: str) -> None:
+    snippet = _kind_snippets()[kind]
+    commands = frozenset(re.findall(r"name: (check_\w+|score_\w+|price_\w+)", snippet))
+    commands |= frozenset(re.findall(r"address: (\w+)", snippet))
+    definition = loads(snippet, file="README.md", commands=commands)
+    assert definition.name == f"kinds_{kind}"
+    declared = [s for s in definition.states.values() if s.location.file == "README.md"]
+    assert KINDS[kind] in {s.kind for s in declared}
+    if kind == "map":
+        (fan_out,) = [s.parallel for s in declared if s.parallel is not None]
+        assert fan_out.over is not None and fan_out.map_command is not None
+    if kind == "parallel":
+        (fan_out,) = [s.parallel for s in declared if s.parallel is not None]
+        assert [b.name for b in fan_out.branches] == ["credit", "fraud", "address"]
+    if kind == "decision":
+        assert all(s.command is None for s in declared)
+
+
+def test_the_readme_result_model_example_runs() -> None:
+    text = README.read_text(encoding="utf-8")
+    (block,) = [
+        b for b in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if "result=Stock" in b
+    ]
+    namespace: dict[str, object] = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    registry = namespace["registry"]
+    assert isinstance(registry, CommandRegistry)
+    assert registry.schemas()["check_stock"]["properties"]["available"]["type"] == "integer"

@@ -106,6 +106,17 @@ def compile_condition(source: str) -> Condition:
     return Condition(source, variables, program, _read_paths(source, variables))
 
 
+_COMPREHENSION = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
+
+
+def local_names(source: str) -> frozenset[str]:
+    """Names a comprehension macro binds (the ``x`` of ``lines.all(x, x.qty > 0)``).
+
+    CEL lists them among the expression's variables, but no context key is meant by them.
+    """
+    return frozenset(_COMPREHENSION.findall(source))
+
+
 _PATH = re.compile(r"(?<![\w.'\"])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)")
 
 

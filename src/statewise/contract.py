@@ -138,19 +138,45 @@ class CommandRegistry:
         self._commands: _Names[CommandFunction] = _Names("command")
         self._tools: _Names[Callable[..., Any]] = _Names("tool")
         self._output_models: _Names[type[BaseModel]] = _Names("output model")
+        self._results: _Names[type[BaseModel]] = _Names("result model of command")
 
-    def command(self, name: str | None = None) -> Callable[[CommandFunction], CommandFunction]:
-        """Register the decorated function, under its own name unless ``name`` is given."""
+    def command(
+        self, name: str | None = None, *, result: type[BaseModel] | None = None
+    ) -> Callable[[CommandFunction], CommandFunction]:
+        """Register the decorated function, under its own name unless ``name`` is given.
+
+        ``result`` declares the shape of what it returns, a pydantic model: ``statewise
+        validate --commands`` checks conditions against its fields, and a result that does not
+        fit it is invalid output (a defect once its retries are spent), never an outcome.
+        """
 
         def decorate(function: CommandFunction) -> CommandFunction:
-            self.register(name or function.__name__, function)
+            self.register(name or function.__name__, function, result)
             return function
 
         return decorate
 
-    def register(self, name: str, function: CommandFunction) -> None:
+    def register(
+        self, name: str, function: CommandFunction, result: type[BaseModel] | None = None
+    ) -> None:
         """Register ``function`` as ``name``; registering a taken name is a mistake."""
         self._commands.add(name, function)
+        if result is not None:
+            if not (isinstance(result, type) and issubclass(result, BaseModel)):
+                raise ConfigurationError(
+                    f"the result of command {name!r} must be a pydantic BaseModel subclass, "
+                    f"not {result!r}"
+                )
+            self._results.add(name, result)
+
+    def result_model(self, name: str) -> type[BaseModel] | None:
+        """The pydantic model command ``name`` declares its result with, if it declares one."""
+        return self._results.entries.get(name)
+
+    def schemas(self) -> dict[str, dict[str, JSON]]:
+        """JSON Schemas of the declared command results and output models, by name."""
+        models = {**self._output_models.entries, **self._results.entries}
+        return {name: model.model_json_schema() for name, model in models.items()}
 
     def get(self, name: str) -> CommandFunction:
         """The function for ``name``, or a NotFoundError that suggests the closest name."""
@@ -208,7 +234,7 @@ class CommandRegistry:
         """Add every command (but those named in ``skip``), tool and output model of ``other``."""
         for name, function in other._commands.entries.items():
             if name not in skip:
-                self.register(name, function)
+                self.register(name, function, other.result_model(name))
         for name, tool in other._tools.entries.items():
             self._tools.add(name, tool)
         for name, model in other._output_models.entries.items():

@@ -17,7 +17,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,8 @@ DEPTH_CEILING = 200
 DEPTH_ENV = "STATEWISE_MAX_DEPTH"
 ITEM_BYTES_ENV = "STATEWISE_MAX_ITEM_BYTES"
 BODY_BYTES_ENV = "STATEWISE_MAX_BODY_BYTES"
+# An example record in a message: enough to show the shape, never the whole document.
+_MAX_SHAPE = 200
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 # Half of a UTF-16 pair: JSON's \ud800 escape and a non-UTF-8 argument decode to one, and no
 # store can encode it.
@@ -77,10 +79,24 @@ class InputLimits:
             max_body_bytes=_positive(environ, BODY_BYTES_ENV, defaults.max_body_bytes),
         )
 
-    def check_start(self, key: str, data: Mapping[str, JSON]) -> None:
-        """Refuse an item's key or start data that breaks a rule; InvalidInputError says which."""
+    def check_start(
+        self, key: str, data: Mapping[str, JSON], inputs: Collection[str] | None = None
+    ) -> None:
+        """Refuse an item's key or start data that breaks a rule; InvalidInputError says which.
+
+        ``inputs`` are the keys the workflow declares under ``input:``: start data lacking one
+        is refused, as the conditions and templates checked against them would fail on it.
+        """
         check_key(key)
         self.check_document(data, f"the data of item {key!r}")
+        missing = [name for name in inputs or () if name not in data]
+        if missing:
+            names = ", ".join(f"`{name}`" for name in missing)
+            raise InvalidInputError(
+                f"the data of item {key!r} lacks {names}, which the workflow declares under "
+                f'`input:`; give every declared key under "data", like '
+                f"{_shape(key, {name: data.get(name, '...') for name in inputs or ()})}"
+            )
 
     def check_document(self, data: Mapping[str, JSON], what: str) -> None:
         """Refuse a JSON object (``what`` names it in the message) that breaks a rule."""
@@ -111,6 +127,31 @@ def _positive(environ: Mapping[str, str], name: str, default: int) -> int:
     if value < 1:
         raise ConfigurationError(f"${name} must be positive, not {value}")
     return value
+
+
+def check_wrapped(record: Mapping[str, JSON], allowed: Collection[str], what: str) -> None:
+    """Refuse an item written with its data beside its key instead of under ``"data"``.
+
+    Such data used to be dropped (the API) or taken whole (a JSON Lines file): one shape, said
+    in the message, for every entry point.
+    """
+    stray = {name: value for name, value in record.items() if name not in allowed}
+    if stray:
+        key = record.get("key", "...")
+        names = ", ".join(f'"{name}"' for name in stray)
+        raise InvalidInputError(
+            f'{what} has {names} beside "key"; an item\'s data goes under "data", like '
+            f"{_shape(key, {**(record.get('data') or {}), **stray})}"
+        )
+
+
+def _shape(key: object, data: Mapping[str, JSON]) -> str:
+    """An item record as it should be written, cut short when its data is long."""
+    try:
+        text = json.dumps({"key": key, "data": dict(data)}, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = json.dumps({"key": str(key), "data": {name: "..." for name in data}})
+    return text if len(text) <= _MAX_SHAPE else text[: _MAX_SHAPE - 2] + "…}"
 
 
 def check_key(key: str) -> str:

@@ -108,7 +108,9 @@ def test_the_full_agent_example_loads_into_the_model() -> None:
     )
     assert classifier.location == Location(str(SUPPORT), 5, 3)
     assert definition.agents["translator"] == AgentSpec(
-        "translator", "Translate the reply into {{ language }}.", model="openai:gpt-4.1-mini"
+        "translator",
+        "Translate the reply into the language {{ item.branch }}.",
+        model="openai:gpt-4.1-mini",
     )
     assert list(definition.agents) == ["classifier", "translator", "writer"]
 
@@ -671,7 +673,7 @@ def support() -> Workflow:
     wf.agent(
         "translator",
         model="openai:gpt-4.1-mini",
-        instructions="Translate the reply into {{ language }}.",
+        instructions="Translate the reply into the language {{ item.branch }}.",
     )
     wf.agent("writer", instructions="Answer the customer.", retry=Retry(attempts=5))
     wf.initial("classify", agent=classifier).to(

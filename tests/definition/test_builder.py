@@ -108,7 +108,7 @@ def test_to_yaml_round_trips_any_definition() -> None:
 
 
 def test_to_yaml_keeps_timer_names_and_declarations() -> None:
-    wf = Workflow("timers", events={"poke": "someone pokes"})
+    wf = Workflow("timers", events={"poke": "someone pokes"}, inputs=["order"])
     wf.initial("start").to("wait")
     wf.waiting("wait").after(60, "done").after("1h30m", "done", on="late").after("90m", "done").on(
         "poke", "done"
@@ -116,7 +116,7 @@ def test_to_yaml_keeps_timer_names_and_declarations() -> None:
     wf.final("done")
     definition = wf.build()
 
-    text = to_yaml(definition, inputs=["order"])
+    text = to_yaml(definition)
 
     assert [t.on for t in loads(text).state("wait").transitions] == [
         "timer:60",
@@ -448,3 +448,24 @@ def test_an_alert_on_an_unknown_state_points_at_the_workflow_line() -> None:
     (problem,) = info.value.problems
     assert "revew" in problem.message and "review" in problem.message
     assert (problem.file, problem.line) == (__file__, line)
+
+
+def test_a_result_schema_from_the_builder_is_checked_and_round_trips() -> None:
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
+    wf = Workflow("typed", inputs=["order"])
+    wf.initial("check", command=cmd("check_order", result_schema=schema)).to(
+        "done", when="check.ok"
+    ).otherwise("done")
+    wf.final("done")
+    definition = wf.build()
+    command = definition.state("check").command
+    assert command is not None and command.result_schema == schema
+    assert loads(to_yaml(definition)) == definition
+
+    wrong = Workflow("typed", inputs=["order"])
+    wrong.initial("check", command=cmd("check_order", result_schema=schema)).to(
+        "done", when="check.okay"
+    ).otherwise("done")
+    wrong.final("done")
+    with pytest.raises(DefinitionError, match="has no field `okay`; did you mean `ok`"):
+        wrong.build()

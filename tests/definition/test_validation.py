@@ -640,7 +640,7 @@ def test_a_state_that_can_only_wait_but_does_not_is_caught_with_a_hint(
     assert message == (
         "state `wait` runs no command and has no `done` transition, so every item fails "
         "the moment it enters (nothing can fire on entry; it only has `done_`, `timer:1h`); "
-        f"did you mean `kind: waiting`?{more}"
+        f"did you mean `kind: waiting`? (or give it a `command:` that runs on entry){more}"
     )
     assert (line, column) == (6, 11)
 

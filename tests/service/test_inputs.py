@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from actions.conftest import REVIEW_YAML
 from hostile import HOSTILE_BUT_VALID_KEYS, nested
 from statewise.store import open_store
 
@@ -176,7 +177,8 @@ def test_documents_breaking_a_rule_are_refused_at_every_entry_and_change_nothing
             for document in BAD_DOCUMENTS:
                 start = {"workflow": "review", "key": "k", "data": document}
                 _refused(admin.post("/api/items", json=start), 422, "invalid_input")
-                batch = {"workflow": "review", "items": [{"key": "ok"}, start]}
+                entry = {"key": "k", "data": document}
+                batch = {"workflow": "review", "items": [{"key": "ok"}, entry]}
                 _refused(
                     admin.post("/api/items/batch", json=batch), 422, "invalid_input", "items[1]"
                 )
@@ -350,3 +352,46 @@ def test_reasons_and_comments_over_the_text_limit_are_refused(server: Server) ->
         )
         assert fine.status_code == 200, fine.text
     _no_stuck_items(server)
+
+
+def test_item_data_beside_the_key_is_refused_with_the_right_shape(server: Server) -> None:
+    # pydantic would drop the stray fields and start the item with no data at all.
+    with server.client("operator") as operator:
+        before = _snapshot(operator)
+        start = {"workflow": "review", "key": "flat %/?", "amount": 1}
+        says = (
+            'has "amount" beside "key"; an item\'s data goes under "data", like '
+            '{"key": "flat %/?", "data": {"amount": 1}}'
+        )
+        _refused(operator.post("/api/items", json=start), 422, "invalid_request", says)
+        entries = [{"key": "fine"}, {"key": "flat %/?", "amount": 1}]
+        answer = operator.post("/api/items/batch", json={"workflow": "review", "items": entries})
+        _refused(answer, 422, "invalid_request", "body.items.1: Value error, the item has")
+        assert _snapshot(operator) == before
+    _no_stuck_items(server)
+
+
+def test_start_data_lacking_a_declared_input_key_is_refused_by_the_api(tmp_path: Path) -> None:
+    declared = REVIEW_YAML.replace("version: 1\n", "version: 1\ninput: [amount]\n")
+    assert declared != REVIEW_YAML
+    for server in run_server(f"sqlite:///{tmp_path / 'declared.sqlite'}", workflow=declared):
+        with server.client("operator") as operator:
+            before = _snapshot(operator)
+            start = {"workflow": "review", "key": "no amount ü/%?", "data": {"amont": 5}}
+            says = (
+                "the data of item 'no amount ü/%?' lacks `amount`, which the workflow declares "
+                'under `input:`; give every declared key under "data", like '
+                '{"key": "no amount ü/%?", "data": {"amount": "..."}}'
+            )
+            _refused(operator.post("/api/items", json=start), 422, "invalid_input", says)
+            entries = [{"key": "fine", "data": {"amount": 5}}, {"key": "bare"}]
+            answer = operator.post(
+                "/api/items/batch", json={"workflow": "review", "items": entries}
+            )
+            _refused(
+                answer, 422, "invalid_input", "items[1]: the data of item 'bare' lacks `amount`"
+            )
+            assert _snapshot(operator) == before
+            fine = {"workflow": "review", "key": "fine", "data": {"amount": 5}}
+            assert operator.post("/api/items", json=fine).status_code == 201
+        _no_stuck_items(server)

@@ -37,10 +37,11 @@ def validate(
     with user_errors():
         registry = load_registry(commands or [])
     names = registry.names() if commands else None
+    schemas = registry.schemas() if commands else None
     problems = 0
     for file in files:
         try:
-            definition = load(file, commands=names)
+            definition = load(file, commands=names, schemas=schemas)
         except DefinitionError as exc:
             problems += len(exc.problems)
             print_problems(exc)

@@ -33,7 +33,7 @@ from statewise.definition.model import Definition
 from statewise.engine.item import Item, ItemStatus
 from statewise.engine.result import StepResult
 from statewise.errors import InvalidInputError, RunnerLockError
-from statewise.inputs import InputLimits, decode_json
+from statewise.inputs import InputLimits, check_wrapped, decode_json
 from statewise.store import Store, open_store
 from statewise.worker import Runner, load_registry
 from statewise.worker.catalog import Catalog, load_catalog
@@ -119,7 +119,7 @@ async def prepare(
     current = None
     if file is not None:
         registry = load_registry(commands)
-        current = load(file, commands=registry.names())
+        current = load(file, commands=registry.names(), schemas=registry.schemas())
         await store.save_workflow(current, str(file), [module_name(spec) for spec in commands])
     catalog = await load_catalog(store, commands, ai=ai)
     for ref, why in catalog.skipped.items():
@@ -137,9 +137,10 @@ def _items_of(
 def read_items(path: Path) -> Iterator[Iterator[tuple[str, dict[str, JSON]]]]:
     """Open a JSON Lines items file now, so a missing one is refused before anything starts.
 
-    The items themselves are read lazily, ``{"key": ..., "data": {...}}`` or a flat object
-    with a key per line, and a bad line (malformed, or a key or data the input rules refuse)
-    is reported with its number when it is reached.
+    The items themselves are read lazily, ``{"key": ..., "data": {...}}`` per line (data
+    beside the key is refused, with the right shape in the message), and a bad line
+    (malformed, or a key or data the input rules refuse) is reported with its number when it
+    is reached.
     """
     try:
         handle = path.open("rb")
@@ -167,8 +168,15 @@ def _parse_items(
         except InvalidInputError as exc:
             raise InvalidInputError(f"{path}:{number}: not JSON ({exc})") from None
         if not isinstance(record, dict) or not isinstance(record.get("key"), str):
-            raise InvalidInputError(f'{path}:{number}: expected an object with a string "key"')
-        data = record.get("data", {k: v for k, v in record.items() if k != "key"})
+            raise InvalidInputError(
+                f'{path}:{number}: expected an object with a string "key", like '
+                f'{{"key": "order-1", "data": {{...}}}}'
+            )
+        try:
+            check_wrapped(record, ("key", "data"), f"item {record['key']!r}")
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{path}:{number}: {exc}") from None
+        data = record.get("data", {})
         if not isinstance(data, dict):
             raise InvalidInputError(f'{path}:{number}: "data" must be an object')
         try:

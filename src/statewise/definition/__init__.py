@@ -19,10 +19,11 @@ from statewise.definition.builder import (
     to_yaml,
     use_agent,
 )
+from statewise.definition.declared_types import Declarations
 from statewise.definition.durations import format_duration, parse_duration
 from statewise.definition.loader import load, loads
 from statewise.definition.model import Definition
-from statewise.definition.validation import Declarations, validate
+from statewise.definition.validation import validate
 
 __all__ = [
     "Alert",

@@ -173,7 +173,11 @@ def _check_json_schema(c: Reporter, agent: str, output: Mapping[str, Any], path:
     except TypeError:  # an unhashable `$schema`; the metaschema says what is wrong with it
         dialect = Draft202012Validator
     metaschema = dialect(dialect.META_SCHEMA, format_checker=dialect.FORMAT_CHECKER)
-    errors = sorted(metaschema.iter_errors(output), key=lambda e: e.path)
+    try:
+        errors = sorted(metaschema.iter_errors(output), key=lambda e: e.path)
+    except RecursionError:  # a hostile or generated schema; a crash would hide every problem
+        c.report(f"`output` of agent `{agent}` is nested too deeply to be checked", path)
+        return
     # The 2020-12 metaschema reaches a subschema through several vocabularies: one report each.
     for where, message in dict.fromkeys((tuple(e.absolute_path), e.message) for e in errors):
         at = f" (at `{'.'.join(map(str, where))}`)" if where else ""

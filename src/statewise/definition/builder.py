@@ -146,11 +146,18 @@ class CommandSpec:
     result: str | None = None
     retry: Retry | None = None
     agent: bool = False
+    result_schema: Mapping[str, Any] | None = None
 
 
-def cmd(name: str, *, result: str | None = None, retry: Retry | None = None) -> CommandSpec:
-    """A command with its result key or retry policy; a bare name is enough otherwise."""
-    return CommandSpec(name, result, retry)
+def cmd(
+    name: str,
+    *,
+    result: str | None = None,
+    retry: Retry | None = None,
+    result_schema: Mapping[str, Any] | None = None,
+) -> CommandSpec:
+    """A command with its result key, retry policy or ``result_schema`` (a JSON Schema)."""
+    return CommandSpec(name, result, retry, result_schema=result_schema)
 
 
 def use_agent(name: str, *, result: str | None = None, retry: Retry | None = None) -> CommandSpec:
@@ -515,6 +522,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, CommandSpec):
         key = "agent" if value.agent else "name"
         data = {key: value.name, "result": value.result, "retry": _plain(value.retry)}
+        data["result_schema"] = _plain(value.result_schema)
         return {k: v for k, v in data.items() if v is not None}
     if isinstance(value, ErrorKind):
         return str(value)
@@ -528,7 +536,7 @@ def _plain(value: Any) -> Any:
 def to_yaml(definition: Definition, *, inputs: Sequence[str] | None = None) -> str:
     """YAML for any definition that ``loads`` reads back to an equal definition.
 
-    ``inputs`` are written as the file's declaration; the model does not keep them. The
+    ``inputs`` are written as the file's declaration (default: the definition's own). The
     escalation states statewise added itself are left out, as they will be added again.
     """
     data: dict[str, Any] = {"workflow": definition.name, "version": definition.version}
@@ -536,8 +544,9 @@ def to_yaml(definition: Definition, *, inputs: Sequence[str] | None = None) -> s
         data["description"] = definition.description
     if definition.escalation != DEFAULT_ESCALATION:
         data["escalation"] = definition.escalation
-    if inputs is not None:
-        data["input"] = list(inputs)
+    declared = definition.inputs if inputs is None else inputs
+    if declared is not None:
+        data["input"] = list(declared)
     if definition.events is not None:
         data["events"] = {name: _event_data(e) for name, e in definition.events.items()}
     if definition.retention is not None:
@@ -699,7 +708,8 @@ def _command_data(
     spec = None if agent is None else agents.get(agent)
     inherited = DEFAULT_RETRY if spec is None else spec.retry
     retry = _retry_data(command.retry) if command.retry != inherited else None
-    if command.result == default_result and retry is None and (agent is None or own):
+    plain = retry is None and command.result_schema is None
+    if command.result == default_result and plain and (agent is None or own):
         return command.name if agent is None else agent
     if agent is None:
         data: dict[str, Any] = {"name": command.name}
@@ -709,6 +719,8 @@ def _command_data(
         data["result"] = command.result
     if retry is not None:
         data["retry"] = retry
+    if command.result_schema is not None:
+        data["result_schema"] = _plain(command.result_schema)
     return data
 
 

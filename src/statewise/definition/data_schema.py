@@ -37,6 +37,8 @@ def schema_error(schema: Mapping[str, JSON]) -> str | None:
         validator_for(schema, default=Draft202012Validator).check_schema(dict(schema))
     except SchemaError as exc:
         return f"is not a valid JSON Schema: {exc.message}"
+    except RecursionError:
+        return "is nested too deeply to be checked"
     remote = next(_remote_refs(schema), None)
     if remote is not None:
         return (

@@ -8,6 +8,7 @@ forgets positions and silently merges duplicate keys.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any, TypeVar
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from statewise.conditions import Condition, ConditionSyntaxError, compile_condition
+from statewise.definition.declared_types import Declarations
 from statewise.definition.durations import parse_duration, timer_event
 from statewise.definition.escalation import escalation_states
 from statewise.definition.model import (
@@ -62,7 +64,7 @@ from statewise.definition.schema import (
     allowed_keys,
     suggest,
 )
-from statewise.definition.validation import Declarations, validate
+from statewise.definition.validation import validate
 from statewise.errors import DefinitionError, Problem
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -70,12 +72,19 @@ _M = TypeVar("_M", bound=BaseModel)
 _UNREADABLE = object()
 
 
-def load(path: str | FilePath, *, commands: frozenset[str] | None = None) -> Definition:
+def load(
+    path: str | FilePath,
+    *,
+    commands: frozenset[str] | None = None,
+    schemas: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Definition:
     """Load the workflow file at ``path``.
 
     Args:
         path: A YAML workflow file.
         commands: Names of the registered commands; ``None`` skips the registration check.
+        schemas: JSON Schemas of registered result and output models by name, for checking
+            conditions against them (``CommandRegistry.schemas()``).
 
     Raises:
         DefinitionError: The file cannot be read or is invalid; ``problems`` lists every issue.
@@ -87,11 +96,15 @@ def load(path: str | FilePath, *, commands: frozenset[str] | None = None) -> Def
         raise DefinitionError(
             [Problem(f"cannot read the workflow file: {exc}", str(path))]
         ) from None
-    return loads(text, file=str(path), commands=commands)
+    return loads(text, file=str(path), commands=commands, schemas=schemas)
 
 
 def loads(
-    text: str, *, file: str = "<string>", commands: frozenset[str] | None = None
+    text: str,
+    *,
+    file: str = "<string>",
+    commands: frozenset[str] | None = None,
+    schemas: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Definition:
     """Load a workflow from YAML ``text``; ``file`` is the name problems are reported under.
 
@@ -99,7 +112,7 @@ def loads(
         DefinitionError: The text is invalid; ``problems`` lists every issue.
 
     """
-    return definition_from_document(read_yaml(text, file), commands=commands)
+    return definition_from_document(read_yaml(text, file), commands=commands, schemas=schemas)
 
 
 def read_yaml(text: str, file: str) -> Document:
@@ -119,6 +132,9 @@ def read_yaml(text: str, file: str) -> Document:
         return Document(data, reader.locations, source=text, problems=reader.problems)
     except yaml.MarkedYAMLError as exc:
         raise DefinitionError([_syntax_problem(exc, file)]) from None
+    except RecursionError:  # PyYAML and the reader recurse once per level
+        problem = "the file is nested too deeply to read; no workflow needs that many levels"
+        raise DefinitionError([Problem(problem, file, 1, 1)]) from None
     finally:
         loader.dispose()
 
@@ -218,7 +234,10 @@ def _noun(path: Path) -> str:
 
 
 def definition_from_document(
-    document: Document, *, commands: frozenset[str] | None = None
+    document: Document,
+    *,
+    commands: frozenset[str] | None = None,
+    schemas: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Definition:
     """Check a document against the schema, build the model and validate it.
 
@@ -250,6 +269,7 @@ def definition_from_document(
     declared = Declarations(
         inputs=None if top.input is None else tuple(top.input),
         commands=commands,
+        schemas=schemas,
     )
     problems += validate(definition, declared, locate=locations.find, unparsed=unparsed)
     if problems:
@@ -390,6 +410,7 @@ class _Converter:
             ),
             budget=self.budget(top.budget, ("budget",)),
             migrations=dict(top.migrations),
+            inputs=None if top.input is None else tuple(top.input),
         )
 
     def agent(self, name: str, schema: AgentSchema) -> AgentSpec:
@@ -453,7 +474,8 @@ class _Converter:
             return self.agent_use(use, default_result, path)
         retry = DEFAULT_RETRY if schema.retry is None else _retry(schema.retry)
         location = self.locations.find(path)
-        return Command(schema.name or "", schema.result or default_result, retry, location)
+        result = schema.result or default_result
+        return Command(schema.name or "", result, retry, location, schema.result_schema)
 
     def agent_use(self, schema: AgentUseSchema, default_result: str, path: Path) -> Command:
         """The command that runs an agent; without its own retry it keeps the agent's."""

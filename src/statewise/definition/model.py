@@ -91,12 +91,17 @@ DEFAULT_RETRY = RetryPolicy()
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """Work done on entering a state; its result is kept in the context under ``result``."""
+    """Work done on entering a state; its result is kept in the context under ``result``.
+
+    ``result_schema`` is the JSON Schema its result declares (``result_schema:``): validation
+    checks conditions against it, and a result that does not fit is invalid output.
+    """
 
     name: str
     result: str
     retry: RetryPolicy = DEFAULT_RETRY
     location: Location = field(default=Location(), compare=False)
+    result_schema: Mapping[str, Any] | None = field(default=None, hash=False)
 
     @property
     def runs_agent(self) -> bool:
@@ -378,6 +383,8 @@ class Definition:
     # Where items of earlier versions go when migrated onto this one: old state to new state
     # (a state of the same name needs no entry).
     migrations: dict[str, str] = field(default_factory=dict)
+    # The context keys an item's start data must hold (``input:``); None: not declared.
+    inputs: tuple[str, ...] | None = None
 
     @property
     def ref(self) -> str:

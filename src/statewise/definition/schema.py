@@ -209,6 +209,8 @@ class CommandSchema(_Schema):
     agent: NonEmpty | None = None
     result: Name | None = None
     retry: RetrySchema | None = None
+    # The JSON Schema (of an object) the command's result must fit.
+    result_schema: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _name_or_agent(self) -> Self:
@@ -216,6 +218,10 @@ class CommandSchema(_Schema):
             raise ValueError("`name` is required (or `agent: NAME` to run an agent)")
         if self.name is not None and self.agent is not None:
             raise ValueError("give a command `name` or an `agent`, not both")
+        if self.agent is not None and self.result_schema is not None:
+            raise ValueError(
+                "an agent's result is described by its `output:`; remove `result_schema`"
+            )
         return self
 
 

@@ -8,11 +8,10 @@ YAML node when there is one. Rules collect problems and never stop at the first.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from statewise.conditions import ENGINE_FACTS, Condition
+from statewise.conditions import ENGINE_FACTS, local_names
 from statewise.definition.agent_rules import (
     AGENT_RULES,
     agent_of,
@@ -20,6 +19,7 @@ from statewise.definition.agent_rules import (
     state_commands,
 )
 from statewise.definition.data_schema import schema_error
+from statewise.definition.declared_types import Declarations, conditions_of, undeclared_field
 from statewise.definition.escalation import ESCALATION_OUTCOMES, added_by_statewise
 from statewise.definition.graph import (
     fails,
@@ -45,18 +45,11 @@ from statewise.definition.model import (
     Transition,
 )
 from statewise.definition.schema import Path, suggest
+from statewise.definition.template_checks import TEMPLATE_RULES
+from statewise.definition.type_checks import TYPE_RULES
 from statewise.errors import Problem
 
 Locate = Callable[[Path], Location]
-_COMPREHENSION = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
-
-
-@dataclass(frozen=True, slots=True)
-class Declarations:
-    """What a workflow declares besides its states and events; ``None``: undeclared, unchecked."""
-
-    inputs: tuple[str, ...] | None = None
-    commands: frozenset[str] | None = None
 
 
 def model_locator(definition: Definition) -> Locate:
@@ -144,15 +137,6 @@ def _command_path(state: State) -> Path:
     """Where the state's own command is written: under ``command:`` or ``agent:``."""
     key = "agent" if state.command is not None and agent_of(state.command) else "command"
     return ("states", state.name, key)
-
-
-def _conditions(definition: Definition) -> Iterator[tuple[Path, Condition]]:
-    for state in definition.states.values():
-        for index, transition in enumerate(state.transitions):
-            if transition.when is not None:
-                yield ("states", state.name, "transitions", index, "when"), transition.when
-        if state.parallel is not None and state.parallel.over is not None:
-            yield ("states", state.name, "map", "over"), state.parallel.over
 
 
 def _is_external(transition: Transition) -> bool:
@@ -373,7 +357,7 @@ def _check_event_data(c: _Checker) -> None:
             if schema is None or transition.when is None:
                 continue
             for path in transition.when.paths:
-                undeclared = _undeclared_field(schema, path[2:]) if path[:2] == _DATA else None
+                undeclared = undeclared_field(schema, path[2:]) if path[:2] == _DATA else None
                 if undeclared is not None:
                     field, known = undeclared
                     c.report(
@@ -386,25 +370,6 @@ def _check_event_data(c: _Checker) -> None:
 
 
 _DATA = ("event", "data")
-
-
-def _undeclared_field(
-    schema: Mapping[str, object], fields: tuple[str, ...]
-) -> tuple[str, list[str]] | None:
-    """The first of ``fields`` (a dotted path into the data) its schema's ``properties`` lack.
-
-    Returns that path and the names the schema does declare there; None when every field is
-    declared, or where a schema lists no ``properties`` and so cannot say.
-    """
-    current: object = schema
-    for depth, name in enumerate(fields):
-        properties = current.get("properties") if isinstance(current, Mapping) else None
-        if not isinstance(properties, Mapping):
-            return None
-        if name not in properties:
-            return ".".join(fields[: depth + 1]), sorted(properties)
-        current = properties[name]
-    return None
 
 
 def _check_leaves_on_entry(c: _Checker) -> None:
@@ -430,7 +395,8 @@ def _check_leaves_on_entry(c: _Checker) -> None:
         c.report(
             f"state `{state.name}` runs no command and has no `done` transition, so every item "
             f"fails the moment it enters (nothing can fire on entry; it only has {awaited}); "
-            f"did you mean `kind: waiting`?{fix}",
+            f"did you mean `kind: waiting`? (or give it a `command:` that runs on entry)"
+            f"{fix}",
             ("states", state.name, "kind"),
         )
 
@@ -445,8 +411,8 @@ def _check_variables(c: _Checker) -> None:
     events = {t.on for s in own for t in s.transitions if t.after is None and _is_external(t)}
     events |= set(c.definition.events or ())
     known = set(inputs) | results | events | ENGINE_FACTS
-    for path, condition in _conditions(c.definition):
-        local = set(_COMPREHENSION.findall(condition.source))
+    for path, condition in conditions_of(c.definition):
+        local = local_names(condition.source)
         for name in condition.variables:
             if name in known or name in local:
                 continue
@@ -814,7 +780,7 @@ def _not_a_number_field(schema: Mapping[str, object], fields: tuple[str, ...]) -
     """Why ``fields`` of an output ``schema`` cannot be a score, or None when it can."""
     if not fields:
         return "is an object; name its score field"
-    undeclared = _undeclared_field(schema, fields)
+    undeclared = undeclared_field(schema, fields)
     if undeclared is not None:
         field, known = undeclared
         names = ", ".join(f"`{k}`" for k in known) or "nothing"
@@ -894,4 +860,6 @@ _RULES: tuple[Callable[[_Checker], None], ...] = (
     _check_reachable,
     _check_loops,
     *AGENT_RULES,
+    *TYPE_RULES,
+    *TEMPLATE_RULES,
 )

@@ -34,9 +34,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from statewise.contract import CommandContext, CommandFunction, CommandRegistry, CommandResult
+from statewise.definition.data_schema import schema_problems
 from statewise.definition.model import ErrorKind
 from statewise.engine.effects import RunCommand
 from statewise.engine.events import CommandFailed, CommandSucceeded
@@ -115,9 +116,17 @@ class CommandExecutor:
         self._watchdog = LoopWatchdog(block_threshold)
 
     async def execute(
-        self, effect: RunCommand, workflow: str, key: str, context: Mapping[str, JSON]
+        self,
+        effect: RunCommand,
+        workflow: str,
+        key: str,
+        context: Mapping[str, JSON],
+        result_schema: Mapping[str, JSON] | None = None,
     ) -> CommandSucceeded | CommandFailed:
         """Run one attempt within its timeout and report it as an event.
+
+        A result that does not fit ``result_schema`` (the workflow's ``result_schema:``) or the
+        result model the command was registered with is invalid output, as an agent's is.
 
         Call it in a task of its own: the task is named after the command and the item (the
         watchdog reports it by that name), and it is the task :func:`cancel_attempt` cancels.
@@ -130,6 +139,7 @@ class CommandExecutor:
         attempt = _Attempt(effect, (workflow, key, effect.state, effect.visit, effect.branch), task)
         try:
             value, usage, conversation = await self._perform(attempt, workflow, key, context)
+            self._check_fit(effect.command, value, result_schema)
         except asyncio.CancelledError:
             if task not in _losing:  # the runner is stopping: no event, the work goes back
                 self._threads.abandon(attempt.slot, effect.attempt, "the runner stopped")
@@ -154,6 +164,23 @@ class CommandExecutor:
             conversation=conversation,
             note=self._note(attempt),
         )
+
+    def _check_fit(self, command: str, value: JSON, schema: Mapping[str, JSON] | None) -> None:
+        """Raise InvalidOutputError when ``value`` breaks the command's declared result shape."""
+        problems = [] if schema is None else schema_problems(schema, value, "result")
+        model = self.registry.result_model(command)
+        if model is not None and not problems:
+            try:
+                model.model_validate(value)
+            except ValidationError as exc:
+                problems = [
+                    f"{'.'.join(map(str, e['loc'])) or 'result'}: {e['msg']}" for e in exc.errors()
+                ]
+        if problems:
+            raise InvalidOutputError(
+                f"command {command!r} returned a result that does not fit its declared result "
+                f"schema ({'; '.join(problems[:5])}); fix the command or its `result_schema`"
+            )
 
     def close(self) -> None:
         """Stop the watchdog and shut the thread pool down (threads still running run on)."""

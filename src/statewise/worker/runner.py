@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from statewise.contract import CommandRegistry
+from statewise.definition.declared_types import command_at
 from statewise.definition.model import Definition, ErrorKind
 from statewise.engine.effects import RunCommand
 from statewise.engine.events import CommandFailed, CommandSucceeded, Event
@@ -412,7 +413,8 @@ class Runner(ItemWriter):
                 # The copy is no older than the command, and a visit once over stays over.
                 self._results.append(_Pending(ref, _not_run(command.effect), command.outbox_id))
                 continue
-            task = asyncio.create_task(self._perform(command, item.context))
+            schema = self._result_schema(item, command.effect)
+            task = asyncio.create_task(self._perform(command, item.context, schema))
             task.add_done_callback(functools.partial(self._forget, command))
             self._in_flight[command.outbox_id] = task
             self._running_commands[command.outbox_id] = command
@@ -446,8 +448,21 @@ class Runner(ItemWriter):
             found.update(loaded)
         return found
 
-    async def _perform(self, command: ClaimedCommand, context: Mapping[str, JSON]) -> None:
-        event = await self.commands.execute(command.effect, command.workflow, command.key, context)
+    def _result_schema(self, item: Item, effect: RunCommand) -> Mapping[str, JSON] | None:
+        """The ``result_schema:`` the item's version declares for the command, if any."""
+        definition = self.definitions.get((item.workflow, item.version))
+        run = None if definition is None else command_at(definition, effect.state, effect.branch)
+        return None if run is None else run.result_schema
+
+    async def _perform(
+        self,
+        command: ClaimedCommand,
+        context: Mapping[str, JSON],
+        result_schema: Mapping[str, JSON] | None,
+    ) -> None:
+        event = await self.commands.execute(
+            command.effect, command.workflow, command.key, context, result_schema
+        )
         ref = (command.workflow, command.key)
         self._results.append(_Pending(ref, event, outbox_id=command.outbox_id))
 

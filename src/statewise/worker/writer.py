@@ -135,7 +135,7 @@ class ItemWriter:
         outcomes: list[tuple[str, CommitOutcome]] = []
         batch: list[StepCommit] = []
         for key, data in items:
-            self.input_limits.check_start(key, data)
+            self.input_limits.check_start(key, data, definition.inputs)
             batch.append(StepCommit(self._start_safely(definition, key, data, actor), None))
             if len(batch) >= self.batch_size:
                 outcomes += await self._commit_starts(batch)

@@ -55,7 +55,7 @@ async def start_batch(body: StartBatch, ctx: Context, who: Operator) -> dict[str
     entries = [(entry.key, entry.data) for entry in body.items]
     for number, (key, data) in enumerate(entries):  # all or none: check before any start
         try:
-            ctx.runner.input_limits.check_start(key, data)
+            ctx.runner.input_limits.check_start(key, data, definition.inputs)
         except InvalidInputError as exc:
             raise InvalidInputError(f"items[{number}]: {exc}") from None
     report = await ctx.runner.start(definition, entries, who.actor)

@@ -5,14 +5,21 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from statewise.actions.principal import name_problem, queues_problem
 from statewise.actions.retention import parse_age
 from statewise.definition.model import Role
 from statewise.engine.events import Operation
 from statewise.engine.item import ItemStatus
-from statewise.inputs import MAX_ROW_ID, check_key
+from statewise.inputs import MAX_ROW_ID, check_key, check_wrapped
 from statewise.store.retention import Prunable
 
 MAX_BATCH = 10_000
@@ -24,6 +31,13 @@ RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 Key = Annotated[str, AfterValidator(check_key)]
 
 
+def _in_data(value: object, allowed: tuple[str, ...]) -> object:
+    """Refuse item data sent beside the key, which pydantic would otherwise drop silently."""
+    if isinstance(value, dict):
+        check_wrapped(value, allowed, "the item")
+    return value
+
+
 class StartItem(BaseModel):
     """Start one item; a key that exists already leaves that item as it is."""
 
@@ -31,12 +45,22 @@ class StartItem(BaseModel):
     key: Key
     data: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _data_wrapped(cls, value: object) -> object:
+        return _in_data(value, ("workflow", "key", "data"))
+
 
 class BatchEntry(BaseModel):
     """One item of a batch start."""
 
     key: Key
     data: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _data_wrapped(cls, value: object) -> object:
+        return _in_data(value, ("key", "data"))
 
 
 class StartBatch(BaseModel):
