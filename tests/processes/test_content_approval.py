@@ -336,20 +336,25 @@ def test_three_rounds_of_changes_then_the_content_lead_takes_over(ran: Ran) -> N
     assert item.state == "escalated"
     into = [r for r in ran.history("CNT-3013") if r.to_state == "escalated"]
     assert into[-1].note == "visit budget of 'apply_changes' (3) exhausted"
-
-
-def test_the_editorial_queue_holds_what_is_left(ran: Ran) -> None:
-    assert {t.key for t in ran.tasks() if t.queue == "editorial"} == {"CNT-3009"}
-    (task,) = ran.tasks("CNT-3009")
-    assert task.queue == "editorial"
-
-
-def test_the_content_lead_rejects_the_escalated_template(ran: Ran) -> None:
+    # The content lead rejects the escalated template: in the same test, since the tests of a
+    # module may run on different pytest-xdist workers, each with its own module fixture.
     (task,) = ran.tasks("CNT-3013")
     assert (task.state, task.queue) == ("escalated", "escalations")
     with pytest.raises(TaskError, match="none of its conditions held"):
         ran.decide("CNT-3013", "approve", {"notes": "ship it"})  # a template is not copy
     assert ran.decide("CNT-3013", "reject", {"notes": "rewrite the brief"}).state == "rejected"
+
+
+# The items the tests above decide; which of them are decided when the next test runs depends on
+# how pytest-xdist shares this module's tests out, so it leaves them aside.
+DECIDED_ABOVE = {f"CNT-30{n:02d}" for n in (4, 5, 6, 10, 11, 12, 13)}
+
+
+def test_the_editorial_queue_holds_what_is_left(ran: Ran) -> None:
+    left = {t.key for t in ran.tasks() if t.queue == "editorial"} - DECIDED_ABOVE
+    assert left == {"CNT-3009"}
+    (task,) = ran.tasks("CNT-3009")
+    assert task.queue == "editorial"
 
 
 # --- the same files on a hosted model -----------------------------------------------------------
