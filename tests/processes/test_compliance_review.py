@@ -4,7 +4,9 @@ The example runs once for the module, on a real SQLite file and the offline mode
 authors' revisions of events.jsonl sent after the first run; compliance reports go to a
 temporary archive directory (``STATEWISE_ARCHIVE``), never into the repository. The tests read
 where each document ended and why, then decide the reviews as the compliance officers, the
-senior reviewer and the legal team would (those tests come last: they move items on).
+senior reviewer and the legal team would (those tests come last: they move items on). The
+last tests run it on the virtual clock of ``statewise.testing``, with scripted agents and a
+fake archive: the reviews' due times and the author's 14 days.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import yaml
 
 from ai.servers import Reply
 from processes.conftest import AgentRequest, Ran, hosted_model, run_example
-from statewise.errors import TaskError
+from statewise.errors import InvalidEventError, TaskError
+from statewise.testing import MakeWorkflowTest, WorkflowTest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "compliance_review"
@@ -469,3 +472,99 @@ def test_the_example_files_are_where_the_conventions_put_them() -> None:
     for table in ("disclosures.csv", "banned_terms.csv"):
         assert (EXAMPLE / "data" / table).is_file(), table
     assert len(_knowledge()) == 17
+
+
+# --- the review due times and the author's 14 days, on the virtual clock of statewise.testing ---
+# The agents answer from a script and `archive` is faked (no report is written); the other tools
+# are the example's own.
+
+DOCUMENTS = {
+    line["key"]: line["data"]
+    for line in map(json.loads, (EXAMPLE / "items.jsonl").read_text("utf-8").splitlines())
+}
+DISEASE_CLAIM = {
+    "rule": "Food supplements and cosmetics must not claim to prevent, treat or cure a disease.",
+    "source": "R-01 Disease claims",
+    "finding": "major",
+    "confidence": 0.9,
+}
+UNSIGNED = {
+    "rule": "Unsigned or undated declarations are not accepted.",
+    "source": "R-14 Supplier declarations",
+    "finding": "minor",
+    "confidence": 0.7,
+}
+ARCHIVED = {"path": "archive/report.json", "summary": "archived by the test"}
+TO_SCREENING = ["intake", "checks", "screening", "risk_scoring", "assessment"]
+DAY = 86_400
+
+
+@pytest.fixture
+def compliance(workflow_test: MakeWorkflowTest) -> WorkflowTest:
+    flow = workflow_test(EXAMPLE / "workflow.yaml", EXAMPLE / "tools.py")
+    flow.command("archive", ARCHIVED)
+    return flow
+
+
+def test_a_legal_review_nobody_decides_in_3_days_goes_to_the_compliance_lead(
+    compliance: WorkflowTest,
+) -> None:
+    compliance.agent("screener", DISEASE_CLAIM)
+    compliance.agent("risk_scorer", {"risk": 90, "confidence": 0.9})
+    compliance.start("CMP-1001", DOCUMENTS["CMP-1001"])
+    compliance.assert_path("CMP-1001", [*TO_SCREENING, "senior_review"])
+    compliance.assert_context("CMP-1001", {"assessment.level": "high", "assessment.risk": 90})
+    assert compliance.task("CMP-1001").due_at == compliance.started_at + 3 * DAY
+
+    compliance.advance(days=1)
+    assert compliance.task("CMP-1001").reminded_at == compliance.started_at + DAY
+    compliance.advance(days=1)
+    compliance.decide("CMP-1001", "approve", REVIEW, actor="sam.senior")
+    legal = compliance.task("CMP-1001")  # its own due time, from the moment it opened
+    assert (legal.queue, legal.due_at) == ("legal", compliance.started_at + 5 * DAY)
+
+    compliance.advance(days=2, hours=23)  # past the senior review's due time: it was decided
+    compliance.assert_state("CMP-1001", "legal_review", "waiting")
+    assert compliance.task("CMP-1001").reminded_at == compliance.started_at + 3 * DAY
+    compliance.advance(hours=1)
+
+    compliance.assert_state("CMP-1001", "escalated", "waiting")
+    overdue = compliance.assert_audit("CMP-1001", from_state="legal_review", to_state="escalated")
+    assert overdue.at - compliance.started_at == 5 * DAY
+    assert compliance.calls("archive") == []
+    compliance.decide("CMP-1001", "approve", {"rationale": "claims removed offline"}, actor="lea")
+
+    compliance.assert_path(
+        "CMP-1001",
+        [*TO_SCREENING, "senior_review", "legal_review", "escalated", "archive", "approved"],
+    )
+    compliance.assert_context(
+        "CMP-1001",
+        {"escalated.by": "token:lea", "archive": ARCHIVED, "senior_review.by": "token:sam.senior"},
+    )
+    (archived,) = compliance.calls("archive")
+    assert archived.context["escalated"]["outcome"] == "approve"
+    assert "legal_review" not in archived.context  # nobody decided it
+
+
+def test_an_author_who_does_not_revise_in_14_days_has_withdrawn(compliance: WorkflowTest) -> None:
+    compliance.agent("screener", UNSIGNED)
+    compliance.agent("risk_scorer", {"risk": 40, "confidence": 0.6})
+    compliance.start("CMP-1017", DOCUMENTS["CMP-1017"])
+    compliance.assert_path("CMP-1017", [*TO_SCREENING, "feedback", "revision"])
+    compliance.assert_context(
+        "CMP-1017", {"feedback.requested_by": ["statewise:completeness-check"]}
+    )
+    assert compliance.tasks("CMP-1017") == []  # the author has it, not a reviewer
+
+    compliance.advance(days=13, hours=23, minutes=59)
+    compliance.assert_state("CMP-1017", "revision", "waiting")
+    compliance.advance(minutes=1)
+
+    compliance.assert_state("CMP-1017", "withdrawn", "done")
+    timer = compliance.assert_audit("CMP-1017", from_state="revision", to_state="withdrawn")
+    assert timer.at - compliance.started_at == 14 * DAY
+    assert compliance.calls("archive") == []
+    with pytest.raises(InvalidEventError, match="accepts no more events"):  # too late to revise
+        compliance.send("CMP-1017", "revised", {"text": "Signed and dated."}, actor="supplier")
+    compliance.assert_state("CMP-1017", "withdrawn", "done")

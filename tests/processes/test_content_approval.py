@@ -2,11 +2,14 @@
 
 The example runs once per module on the offline model into a real SQLite file. The first
 tests check where every sample brief ended and why; the later ones act as the editors on the
-items waiting in the `editorial` queue and follow them to publication or rejection.
+items waiting in the `editorial` queue and follow them to publication or rejection. The last
+tests run it on the virtual clock of ``statewise.testing``, with scripted agents: the
+editorial review's reminder and due time.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ import pytest
 from ai.servers import Reply
 from processes.conftest import AgentRequest, Ran, hosted_model, run_example
 from statewise.errors import TaskError
+from statewise.testing import MakeWorkflowTest, WorkflowTest
 
 LOCAL = "local:all-MiniLM-L6-v2"
 TEMPLATE = "[Template - not written by a model]"
@@ -442,3 +446,90 @@ def test_the_same_files_run_on_a_hosted_model_that_writes_and_quotes_claims(
         usage = [r.usage for r in hosted.history("CNT-3012") if r.usage]
         assert {u["agent"] for u in usage} == {"intake", "copywriter", "brand_reviewer"}
         assert {u["model"] for u in usage} == {"openai:gpt-4.1-mini"}
+
+
+# --- the editorial due time, on the virtual clock of statewise.testing --------------------------
+# The agents answer from a script (what the offline model answers for the Kestrel brief), the
+# tools are the example's own: these tests are about the review's reminder and due time.
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "content_approval"
+KESTREL = json.loads((EXAMPLE / "items.jsonl").read_text(encoding="utf-8").splitlines()[3])
+KESTREL_INTAKE = {
+    "product": "Northwind Kestrel rain jacket",
+    "audience": "weekend hikers in wet climates",
+    "channel": "landing page",
+    "key_messages": (
+        "20,000 mm waterproof rating; taped seams and a stiff peaked hood; "
+        "packs into its own pocket"
+    ),
+    "tone": "confident, friendly",
+    "word_limit": 220,
+    "keywords": "rain jacket, waterproof, breathable",
+    "agency": "Ridgeline Creative",
+}
+TO_REVIEW = ["intake", "check_brief", "supplied_copy", "seo_check", "brand_check", "brand_gate"]
+
+
+@pytest.fixture
+def content(workflow_test: MakeWorkflowTest) -> WorkflowTest:
+    flow = workflow_test(EXAMPLE / "workflow.yaml", EXAMPLE / "tools.py")
+    flow.agent("intake", KESTREL_INTAKE)
+    flow.agent("brand_reviewer", {"tone": "on_brand", "brand_score": 88, "confidence": 0.8})
+    return flow
+
+
+def test_copy_no_editor_decides_is_reminded_at_24h_and_escalated_to_the_lead_at_72h(
+    content: WorkflowTest,
+) -> None:
+    assert KESTREL["key"] == "CNT-3004"
+    content.start("CNT-3004", KESTREL["data"])
+    content.assert_path("CNT-3004", [*TO_REVIEW, "human_review"])
+    content.assert_context("CNT-3004", {"brand_gate.score": 73, "copy.written_by": "supplied"})
+    review = content.task("CNT-3004")
+    assert (review.queue, review.role) == ("editorial", "reviewer")
+    assert review.due_at == content.started_at + 72 * 3600
+
+    content.advance(hours=24)
+    assert content.task("CNT-3004").reminded_at == content.started_at + 24 * 3600
+    content.advance(hours=47, minutes=59)
+    content.assert_state("CNT-3004", "human_review", "waiting")
+    content.advance(minutes=1)
+
+    content.assert_state("CNT-3004", "escalated", "waiting")
+    overdue = content.assert_audit("CNT-3004", from_state="human_review", to_state="escalated")
+    assert overdue.at - content.started_at == 72 * 3600
+    lead = content.task("CNT-3004")
+    assert (lead.queue, lead.role) == ("escalations", "operator")
+    with pytest.raises(TaskError, match="needs role 'operator'"):  # the editor's chance is gone
+        content.decide("CNT-3004", "approve", {"risk": "low"}, role="reviewer")
+
+    content.decide("CNT-3004", "approve", {"notes": "Fine as it is."}, actor="lead")
+    content.assert_path(
+        "CNT-3004", [*TO_REVIEW, "human_review", "escalated", "publish", "published"]
+    )
+    content.assert_context(
+        "CNT-3004",
+        {
+            "escalated.by": "token:lead",
+            "publish.approved_by": "token:lead (content lead)",
+            "publish.brand_score": 73,
+        },
+    )
+    content.assert_audit("CNT-3004", from_state="escalated", to_state="publish", actor="token:lead")
+
+
+def test_an_editor_who_decides_after_the_reminder_stops_the_escalation(
+    content: WorkflowTest,
+) -> None:
+    content.start("CNT-3004", KESTREL["data"])
+    content.advance(hours=30)
+    assert content.task("CNT-3004").reminded_at is not None
+
+    content.decide("CNT-3004", "approve", {"risk": "low"}, actor="editor")
+    content.advance(days=5)  # the 72h due time was the open task's: nothing is escalated
+
+    content.assert_path("CNT-3004", [*TO_REVIEW, "human_review", "publish", "published"])
+    content.assert_state("CNT-3004", "published", "done")
+    assert content.item("CNT-3004").updated_at - content.started_at == 30 * 3600
+    content.assert_context("CNT-3004", {"publish.approved_by": "token:editor (editor)"})
+    assert len(content.calls("brand_reviewer")) == 1

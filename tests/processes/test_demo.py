@@ -36,6 +36,7 @@ def _environment() -> dict[str, str]:
     return {**env, "COLUMNS": "160", "HF_HUB_OFFLINE": "1"}
 
 
+@pytest.mark.usefixtures("offline_model")  # the examples' agents run on it
 def test_demo_runs_all_five_processes_and_prints_end_states_tasks_and_usage(
     tmp_path: Path,
 ) -> None:
@@ -107,6 +108,7 @@ class _Output:
         return found
 
 
+@pytest.mark.usefixtures("offline_model")  # the examples' agents run on it
 def test_demo_serves_the_dashboard_and_its_token_decides_a_waiting_task(tmp_path: Path) -> None:
     port = _free_port()
     command = [*STATEWISE, "demo", "--only", "support_routing", "--port", str(port)]

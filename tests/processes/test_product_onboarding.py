@@ -3,7 +3,9 @@
 The example runs once per module on the offline model into a real SQLite file, with its
 catalogue table in a temporary directory. The first tests check where every sample item ended
 and why; the later ones act as the suppliers, category managers, translators and the content
-team, each on its own items, and follow the items into the catalogue.
+team, each on its own items, and follow the items into the catalogue. The last tests run it on
+the virtual clock of ``statewise.testing``, with scripted agents and a fake publish: the
+supplier's and the category managers' due times.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from typing import Any
 import pytest
 
 from processes.conftest import Ran, run_example
+from statewise import CommandContext
 from statewise.errors import TaskError
+from statewise.testing import MakeWorkflowTest, WorkflowTest
 
 LOCAL = "local:all-MiniLM-L6-v2"
 TEMPLATE = "[Template - not written by a model]"
@@ -387,3 +391,147 @@ def test_an_escalated_listing_approved_by_the_lead_goes_on_to_translation(
         "PRD-4016", "translated", {"translations": translations}
     ).state == ("published")
     assert onboarding.rows()["LX-MINI"]["approved_by"] == "token:lead"
+
+
+# --- the tasks' due times, on the virtual clock of statewise.testing -----------------------------
+# The agents answer from a script (what a model reads in the Kessel price list), `publish` is
+# faked (no catalogue table is written); read_file and the other tools are the example's own.
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "product_onboarding"
+PRODUCTS = {
+    line["key"]: line["data"]
+    for line in map(json.loads, (EXAMPLE / "items.jsonl").read_text("utf-8").splitlines())
+}
+KESSEL = {"brand": "Kessel & Co", "category": "Kettles", "currency": "EUR"}
+TRAVEL_KETTLE = {  # row 2: the price is "on request", so the extractor leaves it out
+    **KESSEL,
+    "sku": "KC-TRAVEL",
+    "name": "Travel kettle 0.5 litre",
+    "capacity": "0.5 l",
+    "power": "1000 W",
+    "material": "plastic",
+    "color": "white",
+    "images": "kc-travel.jpg (1500x1500)",
+}
+GOOSENECK = {  # row 3: one image and a short supplier text
+    **KESSEL,
+    "sku": "KC-GOOSE",
+    "name": "Gooseneck pour-over kettle",
+    "price": 94.0,
+    "capacity": "0.9 l",
+    "power": "1200 W",
+    "material": "matte steel",
+    "color": "black",
+    "supplier_description": (
+        "A slim gooseneck spout pours a steady, thin stream for pour-over coffee."
+    ),
+    "images": "kc-goose.jpg (1600x1600)",
+}
+TO_VALIDATE = ["read_file", "extract", "validate"]
+HOUR = 3600
+
+
+def translated(ctx: CommandContext) -> dict[str, str]:
+    """What a translator that can write the language answers for its branch."""
+    return {
+        "language": ctx.input,
+        "translated_title": f"[{ctx.input}] Gooseneck pour-over kettle",
+        "translated_description": f"[{ctx.input}] a translation of the listing",
+    }
+
+
+@pytest.fixture
+def products(workflow_test: MakeWorkflowTest) -> WorkflowTest:
+    flow = workflow_test(EXAMPLE / "workflow.yaml", EXAMPLE / "tools.py")
+    flow.command("publish", {"sku": "KC-GOOSE", "catalogue": "faked by the test"})
+    return flow
+
+
+def test_a_supplier_who_does_not_answer_in_5_days_is_escalated_and_asked_again(
+    products: WorkflowTest,
+) -> None:
+    products.agent("extractor", TRAVEL_KETTLE)
+    products.start("PRD-4009", PRODUCTS["PRD-4009"])
+    products.assert_path("PRD-4009", [*TO_VALIDATE, "clarification"])
+    products.assert_context("PRD-4009", {"validate.missing": ["price"]})
+    asked = products.task("PRD-4009")
+    assert (asked.queue, asked.due_at) == ("suppliers", products.started_at + 120 * HOUR)
+
+    products.advance(hours=48)
+    assert products.task("PRD-4009").reminded_at == products.started_at + 48 * HOUR
+    products.advance(hours=72)
+
+    products.assert_state("PRD-4009", "escalated", "waiting")
+    overdue = products.assert_audit("PRD-4009", from_state="clarification", to_state="escalated")
+    assert overdue.at - products.started_at == 120 * HOUR
+    assert products.task("PRD-4009").queue == "escalations"
+    products.decide("PRD-4009", "revalidate", {"note": "phoned the supplier"}, actor="ops")
+
+    again = products.task("PRD-4009")  # a new task, due 5 days after it opened
+    assert (again.queue, again.due_at) == ("suppliers", products.started_at + 240 * HOUR)
+    products.advance(hours=24)
+    products.decide("PRD-4009", "withdraw", {"note": "discontinued"}, actor="kessel")
+    products.assert_path(
+        "PRD-4009",
+        [*TO_VALIDATE, "clarification", "escalated", "validate", "clarification", "rejected"],
+    )
+    products.assert_state("PRD-4009", "rejected", "done")
+    assert products.item("PRD-4009").visits["validate"] == 2
+    products.assert_context(
+        "PRD-4009", {"escalated.by": "token:ops", "clarification.by": "token:kessel"}
+    )
+    assert products.calls("publish") == []
+
+
+def test_a_listing_nobody_reviews_goes_to_the_category_lead_after_48_hours(
+    products: WorkflowTest,
+) -> None:
+    products.agent("extractor", GOOSENECK)
+    products.agent("enricher", {"category": "kettles", "primary_use": "home"})
+    products.agent("reviewer", {"copy_score": 60})
+    products.agent("translator", translated)
+    products.start("PRD-4013", PRODUCTS["PRD-4013"])
+    review = ["enrich", "template_copy", "quality_review", "quality_gate", "human_review"]
+    products.assert_path("PRD-4013", [*TO_VALIDATE, *review])
+    products.assert_context("PRD-4013", {"quality_gate.score": 73, "copy.written_by": "template"})
+
+    products.advance(hours=24)
+    assert products.task("PRD-4013").reminded_at == products.started_at + 24 * HOUR
+    products.advance(hours=24)
+
+    products.assert_state("PRD-4013", "escalation_review", "waiting")
+    overdue = products.assert_audit(
+        "PRD-4013", from_state="human_review", to_state="escalation_review"
+    )
+    assert overdue.at - products.started_at == 48 * HOUR
+    lead = products.task("PRD-4013")
+    assert (lead.queue, lead.due_at) == ("category_leads", products.started_at + 120 * HOUR)
+    products.advance(hours=2)
+    products.decide("PRD-4013", "approve", {"note": "fine for launch"}, actor="lead")
+
+    products.assert_path(
+        "PRD-4013",
+        [
+            *TO_VALIDATE,
+            *review,
+            "escalation_review",
+            "translate",
+            "collect_translations",
+            "final_check",
+            "publish",
+            "published",
+        ],
+    )
+    products.assert_context(
+        "PRD-4013",
+        {
+            "translations.missing": [],
+            "translations.by_language.ja.translated_by": "model",
+            "final_check.languages": ["de", "ja"],
+            "escalation_review.by": "token:lead",
+        },
+    )
+    assert sorted(call.input for call in products.calls("translator")) == ["de", "ja"]
+    (published,) = products.calls("publish")
+    assert published.context["escalation_review"]["outcome"] == "approve"
+    assert products.item("PRD-4013").updated_at - products.started_at == 50 * HOUR
