@@ -22,7 +22,6 @@ import json
 import os
 import re
 import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -178,7 +177,7 @@ def intake(ctx: CommandContext) -> JSON:
         "text": text,
         "version": 1,
         "words": len(text.split()),
-        "round_started_at": time.time(),
+        "round_started_at": ctx.now,
     }
 
 
@@ -266,7 +265,7 @@ def auto_approve(ctx: CommandContext) -> JSON:
     return {
         "outcome": "approve",
         "by": "statewise:auto-approval",
-        "at": time.time(),
+        "at": ctx.now,
         "reason": (
             f"risk {assessment['risk']} below {LOW_BELOW}, screening finding "
             f"{rules['finding']} against {rules['source']}, no hard findings"
@@ -357,7 +356,7 @@ def resubmit(ctx: CommandContext) -> JSON:
         text=text,
         version=int(document["version"]) + 1,
         words=len(text.split()),
-        round_started_at=time.time(),
+        round_started_at=ctx.now,
         revision_note=str(revised.get("note", "")),
     )
     return document
@@ -417,7 +416,7 @@ def archive(ctx: CommandContext) -> JSON:
     """Write the compliance report as JSON; return its path and a one-line summary."""
     document = _document(ctx)
     report = _report(ctx, document)
-    report["archived_at"] = _iso(time.time())
+    report["archived_at"] = _iso(ctx.now)
     directory = archive_dir()
     path = directory / f"{ctx.key}-v{document['version']}.json"
     try:

@@ -42,7 +42,10 @@ class CommandContext:
     ``idempotency_key`` is the same for every delivery of one attempt, so a command with side
     effects (sending an email, calling a payment API) can de-duplicate them. ``tokens_left``
     is how many model tokens the item's budgets still allow (None: no token budget); an agent
-    stops its run there and fails with ``BudgetExceededError``.
+    stops its run there and fails with ``BudgetExceededError``. ``now`` is when the attempt
+    started by the runner's clock (epoch seconds): a command that dates what it writes should
+    use it rather than ``time.time()``, so that it agrees with the audit trail, and with the
+    virtual clock of ``statewise.testing``.
     """
 
     workflow: str
@@ -55,6 +58,7 @@ class CommandContext:
     input: JSON = None
     deadline: float | None = field(default=None, compare=False)
     tokens_left: int | None = None
+    now: float = field(default_factory=time.time, compare=False)
     _probe: list[UsageProbe] = field(default_factory=list, init=False, compare=False, repr=False)
 
     def remaining(self) -> float | None:

@@ -56,6 +56,25 @@ def perform(
     return asyncio.run(main())
 
 
+def test_a_command_is_told_the_time_by_the_runners_clock_not_the_wall() -> None:
+    seen: list[float] = []
+
+    def dated(call: CommandContext) -> dict[str, float]:
+        seen.append(call.now)
+        return {"at": call.now}
+
+    async def main() -> Event:
+        executor = executor_for(dated, clock=lambda: 1_800_000_000.0)
+        try:
+            return await executor.execute(attempt(), "wf", "k1", {})
+        finally:
+            executor.close()
+
+    event = asyncio.run(main())
+    assert isinstance(event, CommandSucceeded) and event.result == {"at": 1_800_000_000.0}
+    assert seen == [1_800_000_000.0]
+
+
 def failure(function: Any, effect: RunCommand | None = None) -> tuple[ErrorKind, str]:
     event = perform(function, effect)
     assert isinstance(event, CommandFailed), event

@@ -109,8 +109,10 @@ class CommandExecutor:
         threads: int,
         block_threshold: float = BLOCK_THRESHOLD,
         max_depth: int = InputLimits().max_depth,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = registry
+        self.clock = clock
         self.max_depth = max_depth
         self._threads = CommandThreads(threads)
         self._watchdog = LoopWatchdog(block_threshold)
@@ -211,6 +213,7 @@ class CommandExecutor:
             input=own_input,
             deadline=None if effect.timeout is None else time.monotonic() + effect.timeout,
             tokens_left=effect.tokens_left,
+            now=self.clock(),
         )
         scope = asyncio.timeout(effect.timeout)  # unlike wait_for, no task per call
         try:

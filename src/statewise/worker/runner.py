@@ -122,6 +122,7 @@ class Runner(ItemWriter):
             threads=concurrency,
             block_threshold=block_threshold,
             max_depth=self.input_limits.max_depth,
+            clock=clock,
         )
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._results: list[_Pending] = []
