@@ -243,7 +243,7 @@ def test_an_item_mid_command_moves_and_a_runner_holding_only_the_old_version_ign
             assert (item.state, item.status) == ("settle", ItemStatus.ACTIVE)
             # The operator migrates while v1's settle runs under the old runner's lease.
             writer = ItemWriter(store, [v1, v2])
-            moved = await migrate_item(
+            _, moved = await migrate_item(
                 writer, "claims", "slow", v2, actor="ops", reason="move to v2"
             )
             assert (moved.version, moved.state, moved.visits["settle"]) == (2, "settle", 2)

@@ -142,7 +142,7 @@ async def apply_migration(
     plan = await plan_migration(writer, new, mapping)
     for move in plan.moves:
         try:
-            before, after = await _move(
+            before, after = await migrate_item(
                 writer, new.name, move.key, new, actor=actor, reason=reason, mapping=mapping
             )
         except InvalidEventError as exc:
@@ -163,34 +163,14 @@ async def migrate_item(
     mapping: Mapping[str, str] | None = None,
     to: str | None = None,
     any_status: bool = False,
-) -> Item:
+) -> tuple[Item, Item]:
     """Move one item onto ``new``, into ``to`` or where the mapping sends its state.
 
-    The item is read afresh on every try, so the move is judged on the item as it is; a
-    commit another writer made STALE is tried again. ``any_status`` lets an operator's
-    redrive move a paused, cancelled or finished item too. InvalidEventError says why the
-    item cannot move.
+    Returns the item as it was just before the move, and after. The item is read afresh on
+    every try, so the move is judged on the item as it is; a commit another writer made
+    STALE is tried again. ``any_status`` lets an operator's redrive move a paused, cancelled
+    or finished item too. InvalidEventError says why the item cannot move.
     """
-    _, after = await _move(
-        writer, workflow, key, new, actor=actor, reason=reason, mapping=mapping, to=to,
-        any_status=any_status,
-    )  # fmt: skip
-    return after
-
-
-async def _move(
-    writer: ItemWriter,
-    workflow: str | None,
-    key: str,
-    new: Definition,
-    *,
-    actor: str,
-    reason: str,
-    mapping: Mapping[str, str] | None = None,
-    to: str | None = None,
-    any_status: bool = False,
-) -> tuple[Item, Item]:
-    """``migrate_item``, returning the item as it was just before the move, and after."""
     check_text(reason, f"the reason of the migration of {key!r}")
     for _ in range(_ATTEMPTS):
         item = await writer.store.get_item(workflow, key)

@@ -40,9 +40,10 @@ async def redrive(
     if to_version is not None:
         await stored_version(writer.store, item.workflow, to_version)
         new = writer.definition(item.workflow, to_version)
-        return await migrate_item(
+        _, moved = await migrate_item(
             writer, item.workflow, key, new, actor=actor, reason=reason, to=to, any_status=True
         )
+        return moved
     event = await redrive_event(writer, item, reason=reason, actor=actor, to=to)
     return await writer.apply(item.workflow, item.key, event, f"the redrive of {key!r}")
 
