@@ -23,6 +23,7 @@ from typing import Any
 
 from statewise.definition.model import ErrorKind
 from statewise.engine.budget import NOTHING, Spend, usage_spend
+from statewise.engine.builder import RESULT_IGNORED
 from statewise.engine.events import (
     RETRY_TIMER,
     TASK_DUE_TIMER,
@@ -46,8 +47,6 @@ VisitKey = tuple[str, int]
 TimerKey = tuple[str, str, int]
 """(timer name, state, visit)."""
 
-# The audit event of a late result nobody waited for (engine.builder.RESULT_IGNORED): usage only.
-_RESULT_IGNORED = "result_ignored"
 # The audit events a task's timers leave, and the timers that fired them.
 _TASK_TIMER_ROWS = {"task_overdue": TASK_DUE_TIMER, "task_reminder": TASK_REMINDER_TIMER}
 _OPERATIONS = {
@@ -170,7 +169,7 @@ class _Reader:
         if state is None:
             if row.event_kind == "start" and self.start is None:
                 self.start = row
-        elif row.event != _RESULT_IGNORED:
+        elif row.event != RESULT_IGNORED:  # a late result nobody waited for: usage only
             visit = row.visit if row.visit is not None else self.visits.get(state, 0)
             self._file(row, state, visit)
         if enters(row):
