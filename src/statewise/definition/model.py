@@ -245,11 +245,14 @@ class EventSpec:
 
     ``data`` is a JSON Schema of an object; an event whose data does not fit it is refused
     before any condition reads it, so bad data can never move (or escalate) an item.
+    ``buffer_ttl`` (seconds) makes the event wait, for that long at most, on an item whose
+    state does not accept it yet, instead of being refused (``engine.buffer``).
     """
 
     name: str
     description: str = ""
     data: Mapping[str, Any] | None = field(default=None, hash=False)
+    buffer_ttl: float | None = None
     location: Location = field(default=Location(), compare=False)
 
 

@@ -18,6 +18,7 @@ from statewise.definition.model import (
     State,
     StateKind,
 )
+from statewise.engine import buffer
 from statewise.engine.budget import BUDGET_EVENT, Exceeded, cut_short, exceeded, tokens_left
 from statewise.engine.defects import DEFECT_NOTE, ROUTABLE_DEFECTS, DefectKind, defect_kind
 from statewise.engine.effects import (
@@ -40,7 +41,7 @@ from statewise.engine.events import (
     CommandFailed,
     CommandSucceeded,
 )
-from statewise.engine.item import BranchRun, HistoryRecord, Item, ItemStatus
+from statewise.engine.item import BranchRun, BufferedEvent, HistoryRecord, Item, ItemStatus
 from statewise.engine.parallel import fan_out
 from statewise.engine.result import Hop, Outcome, StepResult
 from statewise.engine.retry import backoff_delay
@@ -119,6 +120,7 @@ class StepBuilder:
         self.retrying = item.retrying
         self.branches: tuple[BranchRun, ...] = item.branches
         self.spent = item.spent
+        self.buffer: tuple[BufferedEvent, ...] = item.buffer
         self.context: dict[str, JSON] = dict(item.context)
         self.patches: list[SetContext] = []
         self.effects: list[Effect] = []
@@ -160,6 +162,7 @@ class StepBuilder:
             created_at=original.created_at,
             updated_at=updated_at,
             spent=self.spent,
+            buffer=self.buffer,
         )
 
     def set(self, path: tuple[str, ...], value: JSON) -> None:
@@ -319,6 +322,8 @@ class StepBuilder:
         )
 
     def _on_entry(self, state: State) -> None:
+        if buffer.deliver_on_entry(self, state):
+            return
         visit = self.visit
         for transition in state.transitions:
             if transition.after is not None:
@@ -497,6 +502,7 @@ class StepBuilder:
 
     def result(self) -> StepResult:
         """Freeze what the step decided."""
+        buffer.settle(self)
         return StepResult(
             item=self._build(self.context, self.original.seq + len(self.history), self.now),
             outcome=Outcome.MOVED if self.moved else Outcome.STAYED,

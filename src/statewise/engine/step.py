@@ -19,6 +19,7 @@ from statewise.definition.model import (
     ErrorKind,
     State,
 )
+from statewise.engine import buffer
 from statewise.engine.builder import StepBuilder
 from statewise.engine.events import (
     RETRY_TIMER,
@@ -79,6 +80,8 @@ def step(definition: Definition, item: Item, event: Event, now: float) -> StepRe
     builder = StepBuilder(definition, item, now)
     if isinstance(event, Operate):
         return operate(builder, event)
+    if isinstance(event, TimerFired) and event.name == buffer.BUFFER_TIMER:
+        return buffer.on_expiry_timer(builder)  # not tied to a state visit, nor to a status
     if item.status in _STOPPED:
         return _after_the_end(builder, event)
     match event:
@@ -207,6 +210,9 @@ def _on_external(builder: StepBuilder, event: External) -> StepResult:
     is the sender's mistake: InvalidEventError, and the item stays as it was (never escalated).
     """
     _check_data(builder, event)
+    kept = buffer.keep_early(builder, event)
+    if kept is not None:
+        return kept
     state = builder.state
     if state.task is not None:
         raise InvalidEventError(
