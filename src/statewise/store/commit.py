@@ -34,7 +34,7 @@ from statewise.store.connection import Connection, Dialect, Ref
 _UNENCODABLE = (TypeError, ValueError, RecursionError)
 _INSERT_ITEM = (
     f"INSERT INTO items ({', '.join(codec.STEP_COLUMNS)}, workflow, version, key, created_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"VALUES ({', '.join('?' * (len(codec.STEP_COLUMNS) + 4))}) "
     "ON CONFLICT (workflow, key) DO NOTHING RETURNING id"
 )
 _UPDATE_ITEM = f"UPDATE items SET {', '.join(f'{c} = ?' for c in codec.STEP_COLUMNS)} WHERE id = ?"
