@@ -6,6 +6,7 @@ Each test ends with the invariant: every active item has a pending command or ti
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -269,6 +270,12 @@ def test_statewise_send_says_until_when_an_early_event_is_kept(url: str, order: 
     code, out = cli("send", KEY, "paid", "--data", '{"amount": 20}', "--actor", "shop")
     assert code == 0, out
     assert f"{KEY}: paid buffered until " in out and "UTC: state approval does not" in out
+    code, out = cli("show", KEY, "--json")
+    assert code == 0, out
+    (kept,) = json.loads(out)["pending"]["buffered"]
+    assert (kept["name"], kept["actor"], kept["data"]) == ("paid", "shop", {"amount": 20})
+    code, out = cli("show", KEY)
+    assert code == 0 and "buffered event" in out and "paid from shop" in out
     code, out = cli("send", KEY, "approve")
     assert code == 0, out
     assert f"{KEY}: approve accepted; now in ship" in out and f"{KEY}: now in done" in out

@@ -11,7 +11,7 @@ import pytest
 
 from actions.test_buffer import ORDER_YAML
 
-from .conftest import Server, run_server, stuck_items
+from .conftest import Server, login_csrf, run_server, stuck_items
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -43,6 +43,14 @@ def test_an_early_event_is_answered_buffered_until_and_delivered_later(orders: S
         assert sent_at + 24 * 3600 <= body["buffered_until"] <= time.time() + 24 * 3600
         assert body["message"].startswith("paid buffered until ") and " UTC: " in body["message"]
         assert stuck_items(orders.store_url) == []
+        (kept,) = ops.get("/api/items/order/order-0").json()["pending"]["buffered"]
+        assert (kept["name"], kept["expires_at"]) == ("paid", body["buffered_until"])
+        with httpx.Client(base_url=orders.url) as browser:
+            csrf = login_csrf(browser)
+            token = orders.tokens["viewer"]
+            browser.post("/dashboard/login", data={"token": token, "csrf": csrf})
+            page = browser.get("/dashboard/items/order/order-0").text
+        assert "buffered event paid from token:operator, kept until " in page
 
         refused = ops.post(events, json={"name": "paid", "data": {"amount": "x"}})
         assert refused.status_code == 409 and "does not fit" in refused.json()["message"]
