@@ -61,3 +61,10 @@ def test_the_readme_budget_example_loads() -> None:
     assert definition.budget is not None and definition.budget.cost == 0.5
     stage = definition.states["write"].budget
     assert stage is not None and (stage.tokens, stage.on_exceeded) == (6000, "editor")
+
+
+def test_the_readme_early_events_example_loads() -> None:
+    text = README.read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```yml\n(.*?)```", text, re.DOTALL) if "buffer:" in b)
+    paid = (loads(block, file="README.md").events or {})["paid"]
+    assert paid.buffer_ttl == 24 * 3600

@@ -287,3 +287,37 @@ states:
     assert kinds(kept) == [("paid", "buffered")]
     with pytest.raises(InvalidEventError, match="is a human task; decide its task"):
         step(definition, item, External("approve", {}, "shop"), T0)
+
+
+def test_a_kept_event_a_guard_cannot_read_is_refused_on_entry_and_the_state_works_on() -> None:
+    definition = loads(
+        """
+workflow: notes
+events:
+  note: {description: a remark, buffer: {ttl: 1h}}
+  go: move on
+states:
+  begin:
+    kind: initial
+    transitions:
+      - {to: first}
+  first:
+    kind: waiting
+    transitions:
+      - {on: go, to: second}
+  second:
+    kind: waiting
+    transitions:
+      - {on: note, when: event.data.n > 1, to: done}
+      - {after: 1h, to: done}
+  done: {kind: final}
+"""
+    )
+    item = start(definition, "n-1", {}, T0).item
+    kept = step(definition, item, External("note", {"m": 1}, "shop"), T0).item
+    moved = step(definition, kept, External("go", {}, "boss"), T0 + 1)
+
+    assert kinds(moved) == [("go", "external"), ("note", "buffer_refused")]
+    assert "a guard in state 'second' cannot read it" in (moved.history[1].note or "")
+    assert moved.item.state == "second" and moved.item.buffer == ()
+    assert any(isinstance(e, StartTimer) and e.name == "timer:1h" for e in moved.effects)
