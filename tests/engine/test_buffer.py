@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -321,3 +322,18 @@ states:
     assert "a guard in state 'second' cannot read it" in (moved.history[1].note or "")
     assert moved.item.state == "second" and moved.item.buffer == ()
     assert any(isinstance(e, StartTimer) and e.name == "timer:1h" for e in moved.effects)
+
+
+def test_kept_data_that_no_longer_fits_the_schema_is_refused_on_entry(order: Definition) -> None:
+    """An item moved onto a version whose schema its kept event's data breaks."""
+    kept = send(order, waiting_for_approval(order), "note", {"n": "x"}, T0).item
+    events = dict(order.events or {})
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    events["note"] = replace(events["note"], data=schema)
+    stricter = replace(order, events=events)
+
+    approved = step(stricter, kept, External("approve", {}, "boss"), T0 + 1)
+
+    assert kinds(approved) == [("approve", "external"), ("note", "buffer_refused")]
+    assert "its data does not fit the event's schema now (n: " in (approved.history[1].note or "")
+    assert approved.item.state == "awaiting_payment" and approved.item.buffer == ()

@@ -115,9 +115,9 @@ def _fire(builder: StepBuilder, state: State, kept: BufferedEvent) -> bool:
     """Fire ``kept`` in ``state`` if its guards hold; refuse it if they cannot be evaluated."""
     spec = (builder.definition.events or {}).get(kept.name)
     problems = schema_problems(spec.data, kept.data) if spec and spec.data else []
-    if problems:
-        _drop(builder, kept, REFUSED, f"its data does not fit the event's schema now "
-              f"({'; '.join(problems)})")  # fmt: skip
+    if problems:  # the item moved to another version meanwhile, with another schema
+        why = f"its data does not fit the event's schema now ({'; '.join(problems)})"
+        _drop(builder, kept, REFUSED, why)
         return False
     context = {**builder.context, kept.name: kept.data}
     facts = condition_facts(builder.definition, builder.item, context, kept.name, kept.data, None)
