@@ -104,3 +104,11 @@ def test_a_buffer_round_trips_through_yaml_and_the_python_builder() -> None:
     built.waiting("checkout").on("paid", "done")
     built.final("done")
     assert built.build() == loaded
+
+
+def test_a_transition_cannot_take_the_name_of_the_buffer_timer() -> None:
+    timer = "{on: paid, to: done}, {after: 1h, on: buffer_expiry, to: done}"
+    text = WORKFLOW.replace("{on: paid, to: done}", timer)
+    message, line, column = only(text % ("1h", "waiting"))
+    assert message.startswith("event `buffer_expiry` is the name of statewise's own timer")
+    assert (line, column) == (18, 57)

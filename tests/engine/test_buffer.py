@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from statewise.definition import loads
-from statewise.definition.model import Definition
+from statewise.definition.model import BUFFER_TIMER, Definition
 from statewise.engine import (
     CancelTimers,
     CommandSucceeded,
@@ -24,7 +24,7 @@ from statewise.engine import (
     start,
     step,
 )
-from statewise.engine.buffer import BUFFER_TIMER, kept_by
+from statewise.engine.buffer import kept_by
 from statewise.engine.events import Operation
 from statewise.errors import InvalidEventError
 

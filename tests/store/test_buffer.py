@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from statewise.definition import loads
+from statewise.definition.model import BUFFER_TIMER
 from statewise.engine import CommandSucceeded, External, Item, StepResult, start, step
-from statewise.engine.buffer import BUFFER_TIMER
 from statewise.store import CommitStatus, Lease, StepCommit
 from statewise.store.sql import SQLStore
 

@@ -16,6 +16,8 @@ from statewise.conditions import Condition
 # Events with a meaning fixed by the engine; every other event name is external.
 DONE_EVENT = "done"
 ERROR_EVENT = "error"
+# The timer that expires an item's buffered events, whatever state it is in (engine.buffer).
+BUFFER_TIMER = "buffer_expiry"
 DEFAULT_ESCALATION = "escalated"
 # A state's `agent: NAME` becomes a command of this name, which the runner registers itself.
 AGENT_COMMAND_PREFIX = "agent:"

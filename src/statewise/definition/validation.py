@@ -29,6 +29,7 @@ from statewise.definition.graph import (
     targets,
 )
 from statewise.definition.model import (
+    BUFFER_TIMER,
     DONE_EVENT,
     ERROR_EVENT,
     MAX_BUDGET_COST,
@@ -360,6 +361,14 @@ def _check_buffered_events(c: _Checker) -> None:
 
     (An event no state accepts at all is reported by ``_check_declared_events``.)
     """
+    for state in c.states:
+        for index, transition in enumerate(state.transitions):
+            if transition.on == BUFFER_TIMER:
+                c.report(
+                    f"event `{BUFFER_TIMER}` is the name of statewise's own timer that expires "
+                    f"buffered events; give this transition another `on:`",
+                    ("states", state.name, "transitions", index, "on"),
+                )
     if not c.complete:
         return
     sendable = {

@@ -28,7 +28,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from statewise.definition.data_schema import schema_problems
-from statewise.definition.model import DONE_EVENT, ERROR_EVENT, State
+from statewise.definition.model import BUFFER_TIMER, DONE_EVENT, ERROR_EVENT, State
 from statewise.engine.effects import CancelTimers, StartTimer
 from statewise.engine.events import External
 from statewise.engine.item import BufferedEvent, ItemStatus
@@ -41,8 +41,6 @@ if TYPE_CHECKING:  # the builder imports this module to call its hooks
 
 JSON = Any
 
-# The timer that records a kept event's expiry; it fires whatever state the item is in.
-BUFFER_TIMER = "buffer_expiry"
 KEPT = "buffered"
 DELIVERED = "buffer_delivered"
 EXPIRED = "buffer_expired"

@@ -12,6 +12,7 @@ from typing import Any, assert_never
 
 from statewise.definition.data_schema import schema_problems
 from statewise.definition.model import (
+    BUFFER_TIMER,
     DONE_EVENT,
     ERROR_EVENT,
     Command,
@@ -80,7 +81,7 @@ def step(definition: Definition, item: Item, event: Event, now: float) -> StepRe
     builder = StepBuilder(definition, item, now)
     if isinstance(event, Operate):
         return operate(builder, event)
-    if isinstance(event, TimerFired) and event.name == buffer.BUFFER_TIMER:
+    if isinstance(event, TimerFired) and event.name == BUFFER_TIMER:
         return buffer.on_expiry_timer(builder)  # not tied to a state visit, nor to a status
     if item.status in _STOPPED:
         return _after_the_end(builder, event)
