@@ -199,9 +199,10 @@ def test_an_early_event_racing_the_transition_it_waits_for_is_taken_once(
             runner = await approving(first, order, *(f"r-{n}" for n in range(4)))
             other = Runner(second, [order], registry)
             sends = []
-            for n in range(4):
-                sends.append(runner.send("order", f"r-{n}", "approve", {}, "boss"))
-                sends.append(other.send("order", f"r-{n}", "paid", {"amount": 20}, "shop"))
+            for n in range(4):  # in either order, so that each way of taking it is raced
+                approve = runner.send("order", f"r-{n}", "approve", {}, "boss")
+                paid = other.send("order", f"r-{n}", "paid", {"amount": 20}, "shop")
+                sends += [approve, paid] if n % 2 else [paid, approve]
             await asyncio.gather(*sends, other.run(max_wait=0))
             await runner.run(max_wait=0)
             for n in range(4):
