@@ -148,3 +148,10 @@ def test_the_readme_result_model_example_runs() -> None:
     registry = namespace["registry"]
     assert isinstance(registry, CommandRegistry)
     assert registry.schemas()["check_stock"]["properties"]["available"]["type"] == "integer"
+
+
+def test_the_readme_early_events_example_loads() -> None:
+    text = README.read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```yml\n(.*?)```", text, re.DOTALL) if "buffer:" in b)
+    paid = (loads(block, file="README.md").events or {})["paid"]
+    assert paid.buffer_ttl == 24 * 3600

@@ -176,6 +176,7 @@ def item_view_json(view: ItemView) -> dict[str, JSON]:
                 }
                 for timer in view.pending.timers
             ],
+            "buffered": [asdict(kept) for kept in item.buffer],
         },
         "tasks": [task_json(task) for task in view.tasks],
         "conversations": view.conversations,

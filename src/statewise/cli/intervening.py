@@ -91,6 +91,13 @@ def _print_view(view: ItemView) -> None:
         work.add_row("command", f"{effect.command}#{effect.attempt}", effect.state, lease)
     for timer in view.pending.timers:
         work.add_row("timer", timer.event.name, timer.event.state, f"in {age(timer.due_at - now)}")
+    for kept in item.buffer:  # events that came early, waiting for a state that takes them
+        work.add_row(
+            "buffered event",
+            f"{kept.name} from {kept.actor}",
+            "",
+            f"in {age(kept.expires_at - now)}",
+        )
     console.print(work if work.row_count else "pending work: none")
     tasks = Table("task", "state", "queue", "status", "claimed by", "due in", title="tasks")
     for task in view.tasks:

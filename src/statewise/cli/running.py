@@ -11,6 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from statewise.actions.events import event_outcome
 from statewise.cli.common import (
     DEFAULT_DB,
     JSON,
@@ -278,6 +279,9 @@ def send(
 ) -> None:
     """Send an external event (a human decision, a reply) and resume that item only.
 
+    An event declared with ``buffer:`` that the item's state does not accept yet is kept,
+    and the answer says until when.
+
     Its timers, and other items' work, are left to the process that runs the store.
     """
     payload = data_option(data)
@@ -286,7 +290,7 @@ def send(
         return await runner.send(workflow, key, event, payload, actor)
 
     def accepted(item: Item) -> str:
-        return f"{key}: {event} accepted; now in {item.state} ({item.status.value})"
+        return f"{key}: {event_outcome(item, event).message}"
 
     run_async(act_on_item(db, commands, accept, accepted, wait=wait))
 

@@ -63,10 +63,14 @@ _DURATION_FIELDS = ("backoff", "max_backoff", "timeout")
 
 
 class EventData(TypedDict, total=False):
-    """A declared event in its long form: what it means and the JSON Schema of its data."""
+    """A declared event in its long form: its meaning, data schema and buffer.
+
+    ``buffer`` says how long it is kept when it arrives early: ``{"ttl": "24h"}``.
+    """
 
     description: str
     data: Mapping[str, Any]
+    buffer: Mapping[str, str | float]
 
 
 class Retry(TypedDict, total=False):
@@ -231,8 +235,9 @@ class Workflow:
                 a visit budget used up, an overdue task); by default a human state
                 `escalated` with a task in queue `escalations` is added.
             events: Declared external events, name -> description or
-                ``{"description": ..., "data": JSON Schema}``; enables event checks, and an
-                event whose data does not fit its ``data`` schema is refused.
+                ``{"description": ..., "data": JSON Schema, "buffer": {"ttl": "24h"}}``;
+                enables event checks, and an event whose data does not fit its ``data``
+                schema is refused; one with ``buffer`` is kept when it arrives early.
             inputs: Context keys the start data provides; enables the condition variable check.
             retention: How long finished items keep their outputs and history,
                 ``{"outputs": "30d", "history": "365d"}``; by default for ever.
@@ -568,11 +573,15 @@ def to_yaml(definition: Definition, *, inputs: Sequence[str] | None = None) -> s
 
 
 def _event_data(event: EventSpec) -> str | dict[str, Any]:
-    """An event in its short form (its description) unless it declares a data schema."""
-    if event.data is None:
+    """An event in its short form (its description) unless it declares data or a buffer."""
+    if event.data is None and event.buffer_ttl is None:
         return event.description
-    described = {"description": event.description} if event.description else {}
-    return {**described, "data": _plain(event.data)}
+    data: dict[str, Any] = {"description": event.description} if event.description else {}
+    if event.data is not None:
+        data["data"] = _plain(event.data)
+    if event.buffer_ttl is not None:
+        data["buffer"] = {"ttl": format_duration(event.buffer_ttl)}
+    return data
 
 
 def _retention_data(retention: Retention) -> dict[str, str]:

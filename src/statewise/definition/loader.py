@@ -400,7 +400,13 @@ class _Converter:
             events=None
             if top.events is None
             else {
-                name: EventSpec(name, e.description, e.data, self.locations.find(("events", name)))
+                name: EventSpec(
+                    name,
+                    e.description,
+                    e.data,
+                    None if e.buffer is None else e.buffer.ttl,
+                    self.locations.find(("events", name)),
+                )
                 for name, e in top.events.items()
             },
             retention=None

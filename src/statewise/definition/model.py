@@ -16,6 +16,8 @@ from statewise.conditions import Condition
 # Events with a meaning fixed by the engine; every other event name is external.
 DONE_EVENT = "done"
 ERROR_EVENT = "error"
+# The timer that expires an item's buffered events, whatever state it is in (engine.buffer).
+BUFFER_TIMER = "buffer_expiry"
 DEFAULT_ESCALATION = "escalated"
 # A state's `agent: NAME` becomes a command of this name, which the runner registers itself.
 AGENT_COMMAND_PREFIX = "agent:"
@@ -250,11 +252,14 @@ class EventSpec:
 
     ``data`` is a JSON Schema of an object; an event whose data does not fit it is refused
     before any condition reads it, so bad data can never move (or escalate) an item.
+    ``buffer_ttl`` (seconds) makes the event wait, for that long at most, on an item whose
+    state does not accept it yet, instead of being refused (``engine.buffer``).
     """
 
     name: str
     description: str = ""
     data: Mapping[str, Any] | None = field(default=None, hash=False)
+    buffer_ttl: float | None = None
     location: Location = field(default=Location(), compare=False)
 
 

@@ -446,14 +446,37 @@ def _description_shorthand(value: object) -> object:
     return {"description": value} if isinstance(value, str) else value
 
 
+def _buffer_needs_ttl(value: object) -> object:
+    if value is True:
+        raise ValueError("`buffer` needs a time-to-live: write `buffer: {ttl: 24h}`")
+    return value
+
+
+class BufferSchema(_Schema):
+    """``buffer:`` of an event: keep it when it arrives early, for ``ttl`` at most."""
+
+    ttl: Duration
+
+    @field_validator("ttl")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError(
+                f"`ttl` must be a positive duration such as 24h, not {value:g} seconds"
+            )
+        return value
+
+
 class EventSchema(_Schema):
     """One event under ``events:``; a bare string is shorthand for ``{description: ...}``.
 
-    ``data`` is the JSON Schema (of an object) the event's data must fit.
+    ``data`` is the JSON Schema (of an object) the event's data must fit; ``buffer`` keeps
+    the event when it reaches an item before a state that accepts it.
     """
 
     description: str = ""
     data: dict[str, Any] | None = None
+    buffer: Annotated[BufferSchema, BeforeValidator(_buffer_needs_ttl)] | None = None
 
 
 class WorkflowSchema(_Schema):

@@ -29,6 +29,7 @@ from statewise.definition.graph import (
     targets,
 )
 from statewise.definition.model import (
+    BUFFER_TIMER,
     DONE_EVENT,
     ERROR_EVENT,
     MAX_BUDGET_COST,
@@ -337,6 +338,38 @@ def _check_declared_events(c: _Checker) -> None:
                     f"{suggest(transition.on, declared)}",
                     ("states", state.name, "transitions", index, "on"),
                 )
+
+
+def _check_buffered_events(c: _Checker) -> None:
+    """A buffered event must be one some state can be sent it: a human task is decided instead.
+
+    (An event no state accepts at all is reported by ``_check_declared_events``.)
+    """
+    for state in c.states:
+        for index, transition in enumerate(state.transitions):
+            if transition.on == BUFFER_TIMER:
+                c.report(
+                    f"event `{BUFFER_TIMER}` is the name of statewise's own timer that expires "
+                    f"buffered events; give this transition another `on:`",
+                    ("states", state.name, "transitions", index, "on"),
+                )
+    if not c.complete:
+        return
+    sendable = {
+        t.on
+        for s in c.states
+        if s.task is None
+        for t in s.transitions
+        if t.after is None and _is_external(t)
+    }
+    accepted = c.definition.external_events()
+    for name, spec in (c.definition.events or {}).items():
+        if spec.buffer_ttl is not None and name in accepted and name not in sendable:
+            c.report(
+                f"event `{name}` is buffered, but only human states accept it, and a human "
+                f"task is decided, not sent; drop `buffer` or accept `{name}` in a waiting state",
+                ("events", name, "buffer"),
+            )
 
 
 def _check_event_data(c: _Checker) -> None:
@@ -849,6 +882,7 @@ _RULES: tuple[Callable[[_Checker], None], ...] = (
     _check_events,
     _check_order,
     _check_declared_events,
+    _check_buffered_events,
     _check_event_data,
     _check_leaves_on_entry,
     _check_variables,

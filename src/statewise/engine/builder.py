@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from statewise.definition.model import Definition, State
+from statewise.engine import buffer
 from statewise.engine.branches import command_name
 from statewise.engine.budget import Spent
 from statewise.engine.effects import (
@@ -23,7 +24,14 @@ from statewise.engine.effects import (
     set_path,
 )
 from statewise.engine.events import CommandFailed, CommandSucceeded
-from statewise.engine.item import BranchRun, BranchStatus, HistoryRecord, Item, ItemStatus
+from statewise.engine.item import (
+    BranchRun,
+    BranchStatus,
+    BufferedEvent,
+    HistoryRecord,
+    Item,
+    ItemStatus,
+)
 from statewise.engine.result import Hop, Outcome, StepResult
 from statewise.engine.transitions import Selection
 
@@ -65,6 +73,7 @@ class StepBuilder:
         self._retrying = item.retrying
         self._branches: tuple[BranchRun, ...] = item.branches
         self._spent = item.spent
+        self._buffer = item.buffer
         self._context: dict[str, JSON] = dict(item.context)
         self._patches: list[SetContext] = []
         self._effects: list[Effect] = []
@@ -106,6 +115,21 @@ class StepBuilder:
         return self._spent
 
     @property
+    def status(self) -> ItemStatus:
+        """The item's status at this point of the step."""
+        return self._status
+
+    @property
+    def buffer(self) -> tuple[BufferedEvent, ...]:
+        """The early events the item keeps (``buffer``), oldest first."""
+        return self._buffer
+
+    @property
+    def seq(self) -> int:
+        """The ``seq`` of the latest audit row, this step's included."""
+        return self.original.seq + len(self._history)
+
+    @property
     def context(self) -> Mapping[str, JSON]:
         """The item's context with this step's patches applied."""
         return self._context
@@ -133,6 +157,7 @@ class StepBuilder:
             created_at=original.created_at,
             updated_at=updated_at,
             spent=self._spent,
+            buffer=self._buffer,
         )
 
     # Changes to the working copy.
@@ -204,6 +229,14 @@ class StepBuilder:
         self._branches = tuple(changed if r.name == run.name else r for r in self._branches)
 
     # Effects for the shell.
+
+    def keep(self, events: tuple[BufferedEvent, ...]) -> None:
+        """Replace the early events the item keeps (``buffer`` adds, delivers, drops)."""
+        self._buffer = events
+
+    def has_emitted(self, kind: type[Effect]) -> bool:
+        """Whether this step has asked for an effect of ``kind`` so far."""
+        return any(isinstance(effect, kind) for effect in self._effects)
 
     def emit(self, *effects: Effect) -> None:
         """Ask the shell to perform ``effects`` when it commits the step."""
@@ -307,7 +340,8 @@ class StepBuilder:
         )
 
     def result(self) -> StepResult:
-        """Freeze what the step decided."""
+        """Freeze what the step decided, once the early events it keeps are settled."""
+        buffer.settle(self)
         return StepResult(
             item=self._build(self._context, self.original.seq + len(self._history), self.now),
             outcome=Outcome.MOVED if self._moved else Outcome.STAYED,

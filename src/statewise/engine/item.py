@@ -54,6 +54,21 @@ class BranchRun:
 
 
 @dataclass(frozen=True, slots=True)
+class BufferedEvent:
+    """An external event that reached the item before a state that accepts it (``buffer``).
+
+    ``seq`` is the audit row that recorded it; ``expires_at`` is when it is given up.
+    """
+
+    name: str
+    data: dict[str, JSON]
+    actor: str
+    seq: int
+    received_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Item:
     """One business entity in a workflow: where it is, what it has learned, how it got here.
 
@@ -62,6 +77,7 @@ class Item:
     the command attempt in flight; ``retrying`` says it failed and a backoff timer will start
     the next one, so a duplicate failure or timer can never add attempts. ``spent`` is what its
     model calls have cost so far, by state, which its budgets are checked against.
+    ``buffer`` holds the events that arrived early, oldest first, until a state takes them.
     """
 
     key: str
@@ -79,6 +95,7 @@ class Item:
     created_at: float = 0.0
     updated_at: float = 0.0
     spent: Spent = NOTHING_SPENT
+    buffer: tuple[BufferedEvent, ...] = ()
 
     @property
     def visit(self) -> int:

@@ -23,6 +23,7 @@ from statewise.definition.model import (
     StateKind,
 )
 from statewise.engine import budget as budgets
+from statewise.engine import buffer
 from statewise.engine.branches import (
     branch_command,
     fixed_branches,
@@ -317,7 +318,15 @@ def _leave(builder: StepBuilder, state: State) -> None:
 
 
 def _on_entry(builder: StepBuilder, state: State) -> None:
-    """Start what ``state`` does, now that the item is in it."""
+    """Start what ``state`` does, now that the item is in it.
+
+    An early event the item kept and ``state`` takes fires first (``buffer``): the item
+    leaves at once, and nothing of this state starts.
+    """
+    delivery = buffer.deliver_on_entry(builder, state)
+    if delivery is not None:
+        enter(builder, delivery.target, delivery.hop, delivery.selection)
+        return
     visit = builder.visit
     for transition in state.transitions:
         if transition.after is not None:

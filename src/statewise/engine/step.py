@@ -14,6 +14,7 @@ Theory of operation: one ``CommandSucceeded`` from start to commit.
 5. ``moves.enter`` writes the audit row, leaves the old state (cancels its timers, closes its
    task) and starts the new one: timers, then a task, branches, a command (a ``RunCommand``
    effect), or, for a state with no work, ``fire(done)`` again, so one step may cross states.
+   An early event the item kept (``buffer``) that the new state takes fires before all that.
    An unmatched ``done`` or a broken guard fails the item (a defect); an ``error`` escalates.
 6. ``builder.result()`` freezes the new item, patches, audit rows and effects. The store
    commits them in one transaction fenced on the item's ``seq`` (``store/commit.py``); the
@@ -27,6 +28,7 @@ from typing import Any, assert_never
 
 from statewise.definition.data_schema import schema_problems
 from statewise.definition.model import (
+    BUFFER_TIMER,
     DONE_EVENT,
     ERROR_EVENT,
     Command,
@@ -34,6 +36,7 @@ from statewise.definition.model import (
     ErrorKind,
     State,
 )
+from statewise.engine import buffer
 from statewise.engine.builder import StepBuilder
 from statewise.engine.events import (
     RETRY_TIMER,
@@ -95,6 +98,8 @@ def step(definition: Definition, item: Item, event: Event, now: float) -> StepRe
     builder = StepBuilder(definition, item, now)
     if isinstance(event, Operate):
         return operate(builder, event)
+    if isinstance(event, TimerFired) and event.name == BUFFER_TIMER:
+        return buffer.on_expiry_timer(builder)  # not tied to a state visit, nor to a status
     if item.status in _STOPPED:
         return _after_the_end(builder, event)
     match event:
@@ -232,6 +237,9 @@ def _on_external(builder: StepBuilder, event: External) -> StepResult:
     is the sender's mistake: InvalidEventError, and the item stays as it was (never escalated).
     """
     _check_data(builder, event)
+    kept = buffer.keep_early(builder, event)
+    if kept is not None:
+        return kept
     state = builder.state
     if state.task is not None:
         raise InvalidEventError(

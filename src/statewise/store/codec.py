@@ -13,20 +13,27 @@ from typing import Any
 from statewise.engine.budget import NOTHING_SPENT, Spend, Spent
 from statewise.engine.effects import EFFECT_ADAPTER, Effect, RunCommand
 from statewise.engine.events import TimerFired
-from statewise.engine.item import BranchRun, BranchStatus, HistoryRecord, Item, ItemStatus
+from statewise.engine.item import (
+    BranchRun,
+    BranchStatus,
+    BufferedEvent,
+    HistoryRecord,
+    Item,
+    ItemStatus,
+)
 from statewise.errors import StoreError
 
 JSON = Any
 PATH_SEPARATOR = "\x1f"
 ITEM_COLUMNS = (
     "id, workflow, version, key, state, status, entered_at, created_at, updated_at, seq, "
-    "attempt, retrying, visits, branches, spent"
+    "attempt, retrying, visits, branches, spent, buffer"
 )
 # The columns a step changes, in the order ``item_values`` gives them.
 # ``version`` is among them: a migration moves an item onto another version of its workflow.
 STEP_COLUMNS = (
     "version", "state", "status", "entered_at", "updated_at", "seq", "attempt", "retrying",
-    "visits", "branches", "spent",
+    "visits", "branches", "spent", "buffer",
 )  # fmt: skip
 
 
@@ -126,6 +133,23 @@ def decode_spent(text: str | None) -> Spent:
             for state, entry in json.loads(text).items()
         }
     )
+
+
+def encode_buffer(buffer: tuple[BufferedEvent, ...]) -> str | None:
+    """The events an item keeps, as ``[[name, data, actor, seq, received_at, expires_at]]``.
+
+    NULL for an item that keeps none, which is nearly every item.
+    """
+    if not buffer:
+        return None
+    return dumps([[b.name, b.data, b.actor, b.seq, b.received_at, b.expires_at] for b in buffer])
+
+
+def decode_buffer(text: str | None) -> tuple[BufferedEvent, ...]:
+    """Inverse of ``encode_buffer``."""
+    if not text:
+        return ()
+    return tuple(BufferedEvent(*entry) for entry in json.loads(text))
 
 
 def encode_detail(record: HistoryRecord) -> str:
@@ -238,13 +262,14 @@ def item_values(item: Item) -> tuple[Any, ...]:
         dumps(item.visits),
         encode_branches(item.branches),
         encode_spent(item.spent),
+        encode_buffer(item.buffer),
     )
 
 
 def decode_item(row: tuple[Any, ...], context: dict[str, JSON]) -> Item:
     """An item from its ``ITEM_COLUMNS`` row and its decoded context."""
     (_, workflow, version, key, state, status, entered, created, updated, seq, attempt,
-     retrying, visits, branches, spent) = row  # fmt: skip
+     retrying, visits, branches, spent, buffer) = row  # fmt: skip
     return Item(
         key=key,
         workflow=workflow,
@@ -261,4 +286,5 @@ def decode_item(row: tuple[Any, ...], context: dict[str, JSON]) -> Item:
         branches=decode_branches(branches),
         context=context,
         spent=decode_spent(spent),
+        buffer=decode_buffer(buffer),
     )

@@ -72,6 +72,10 @@ _SPENT = (
     "CREATE INDEX items_spending ON items (workflow, id) WHERE spent IS NOT NULL",
 )
 
+# The events an item keeps because they arrived before a state that accepts them
+# (``codec.encode_buffer``); NULL for the many items that keep none.
+_BUFFER = ("ALTER TABLE items ADD COLUMN buffer TEXT",)
+
 SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     _sql(
         "CREATE TABLE workflows (name TEXT NOT NULL, version INTEGER NOT NULL, "
@@ -136,6 +140,7 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     _sql(*_OUTPUTS_SQLITE),
     _sql(*_PAYLOADS_IN_PAGES_SQLITE),
     _sql(*_SPENT),
+    _sql(*_BUFFER),
 )
 
 # Runnable rows (unleased, or leased past their time) are found through partial indexes, so a
@@ -203,6 +208,7 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
     unique_active_names_txn,
     _sql(*_OUTPUTS_POSTGRES),
     _sql(*_SPENT),
+    _sql(*_BUFFER),
 )
 
 

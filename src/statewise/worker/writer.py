@@ -177,7 +177,11 @@ class ItemWriter:
     async def send(
         self, workflow: str | None, key: str, name: str, data: dict[str, JSON], actor: str
     ) -> Item:
-        """Apply an external event to one item now; InvalidEventError if it cannot take it."""
+        """Apply an external event to one item now; InvalidEventError if it cannot take it.
+
+        An event declared with ``buffer:`` that the item's state does not accept yet is kept
+        on the item instead (``actions.events.event_outcome`` tells the two apart).
+        """
         self.input_limits.check_document(data, f"the data of event {name!r}")
         return await self.apply(workflow, key, External(name, data, actor), f"event {name!r}")
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from statewise.actions import bulk, inspect_item, item_view_json, redrive
+from statewise.actions.events import event_outcome
 from statewise.actions.inspection import history_json
 from statewise.engine.item import Item, ItemStatus
 from statewise.errors import InvalidInputError
@@ -108,7 +109,13 @@ async def send_event(
     workflow: str, key: str, body: SendEvent, ctx: Context, who: Operator
 ) -> dict[str, Any]:
     item = await ctx.runner.send(workflow, key, body.name, body.data, who.actor)
-    return item_summary(item)
+    sent = event_outcome(item, body.name)
+    return {
+        **item_summary(item),
+        "outcome": sent.outcome,
+        "message": sent.message,
+        "buffered_until": sent.buffered_until,
+    }
 
 
 @router.post(ITEM + "/redrive", summary="Retry the failed command, or move (onto a version)")
