@@ -332,3 +332,32 @@ def test_recorded_events_are_delivered_again_to_a_state_that_takes_them(url: str
         "o-5": ("cancelled", "done"),
     }
     assert {c["key"] for c in found["changed"]} == {"o-1", "o-2"} and found["needs"] == []
+
+
+def test_events_kept_early_are_replayed_as_what_their_senders_sent(url: str) -> None:
+    """A payment sent while the order was still in intake was kept, then delivered in awaiting."""
+    kept_yaml = ORDERS_YAML.replace(
+        "states:\n", "events:\n  pay:\n    buffer: {ttl: 24h}\n  cancel: {}\nstates:\n", 1
+    )
+    orders = loads(kept_yaml, file="orders.yaml", commands=registry.names())
+
+    async def record() -> None:
+        store = open_store(url)
+        try:
+            runner = Runner(store, [orders], registry)
+            await store.save_workflow(orders, "orders.yaml", [])
+            await runner.start(orders, [("o-0", {}), ("o-1", {})])
+            await runner.send("orders", "o-0", "pay", {"amount": 30}, "shop")  # still in intake
+            await runner.send("orders", "o-1", "pay", {"amount": 10}, "shop")
+            await runner.run(max_wait=0)
+            kinds = [r.event_kind for r in await store.history("orders", "o-0")]
+            assert "buffered" in kinds and "buffer_delivered" in kinds, kinds
+        finally:
+            await store.close()
+
+    asyncio.run(record())
+    report, found = _simulate(url, loads(kept_yaml.replace(">= 50", ">= 25"), file="orders.yaml"))
+
+    after = {i.key: i.after for i in report.items}
+    assert after == {"o-0": ("paid", "done"), "o-1": ("short", "done")}
+    assert {c["key"] for c in found["changed"]} == {"o-0"} and found["needs"] == []

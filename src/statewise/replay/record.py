@@ -23,6 +23,7 @@ from typing import Any
 
 from statewise.definition.model import ErrorKind
 from statewise.engine.budget import NOTHING, Spend, usage_spend
+from statewise.engine.buffer import KEPT
 from statewise.engine.builder import RESULT_IGNORED
 from statewise.engine.events import (
     RETRY_TIMER,
@@ -181,7 +182,7 @@ class _Reader:
             self._command(row, state, visit)
         elif kind == "task" and row.output is not None:
             self._decision(row, state, visit)
-        elif kind == "external":
+        elif kind in ("external", KEPT):  # a kept early event was the sender's input too
             sent = External(row.event, dict(row.output or {}), row.actor)
             self.events.append(Recorded(row.seq, row.at, sent))
         elif kind == "timer":
