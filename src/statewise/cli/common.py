@@ -62,6 +62,15 @@ RestartsOption = Annotated[
 RestartDelayOption = Annotated[
     float, typer.Option(min=0, help="Seconds before the first restart; doubles up to 30.")
 ]
+RefreshEveryOption = Annotated[
+    float,
+    typer.Option(
+        min=0.1,
+        max=MAX_SECONDS,
+        help="Seconds between checks for workflow versions deployed meanwhile; new ones are "
+        "taken up without a restart.",
+    ),
+]
 ReadyMaxFailedOption = Annotated[
     int,
     typer.Option(min=0, help="/readyz fails when more items than this failed in --ready-window."),
