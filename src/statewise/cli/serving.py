@@ -7,6 +7,7 @@ stays light and works without the ``service`` extra.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from collections.abc import Mapping
@@ -122,6 +123,8 @@ def serve(
     """
     with user_errors():
         limits = InputLimits(max_depth, max_item_bytes, max_body_bytes)
+    # The process's own news (versions taken up or skipped, retention rounds) beside uvicorn's.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     serve_store(
         db,
         host,
