@@ -78,9 +78,12 @@ class ServiceContext:
         self.desk = TaskDesk(self.runner, catalog.registry, self.clock, catalog.skipped)
 
     async def refresh_catalog(self) -> None:
-        """Take up the versions stored since the catalog was loaded, if there are any."""
+        """Take up the versions stored since the catalog was loaded, if there are any.
+
+        A load that fails is logged, and the request goes on with the catalog held.
+        """
         if self.refresh is not None:
-            await self.refresh.refresh()
+            await self.refresh.try_refresh()
 
     def _observer(self) -> CommitObserver:
         """Metrics always; a span per step too when tracing is configured."""

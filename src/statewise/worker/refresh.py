@@ -73,6 +73,18 @@ class CatalogRefresh:
         self.adopt(catalog)
         return True
 
+    async def try_refresh(self) -> bool:
+        """``refresh``, with a failure logged instead of raised: the work goes on regardless."""
+        try:
+            return await self.refresh()
+        except Exception as exc:  # a failed refresh must never stop the work; the next retries
+            logger.error(
+                "the stored workflows could not be loaded again: %s",
+                exc,
+                exc_info=None if isinstance(exc, StatewiseError) else exc,  # a bug: trace it
+            )
+            return False
+
     def _report(self, new: Catalog) -> None:
         """Log what the new catalog holds or skips that the old one did not."""
         before = set(self.catalog.held())
@@ -109,11 +121,4 @@ async def refreshing(refresh: CatalogRefresh | None, every: float | None) -> Asy
 async def _keep_refreshing(refresh: CatalogRefresh, every: float) -> None:
     while True:
         await asyncio.sleep(every)
-        try:
-            await refresh.refresh()
-        except Exception as exc:  # a failed round must never stop the work; the next retries
-            logger.error(
-                "the stored workflows could not be loaded again: %s",
-                exc,
-                exc_info=None if isinstance(exc, StatewiseError) else exc,  # a bug: trace it
-            )
+        await refresh.try_refresh()
