@@ -1,9 +1,10 @@
 """A running fleet takes up deployed versions without a restart, through real processes.
 
-`statewise serve` started on an empty store runs an item of a workflow `statewise deploy`
-stored after it started; a `statewise worker` holding invoice@1 takes up invoice@2 once it is
-deployed and runs the new work of items `statewise migrate --no-wait` moved onto it. Both on
-a SQLite file and on PostgreSQL, each checked against the store's invariant.
+`statewise serve` and `statewise worker` started on an empty store run an item of a workflow
+`statewise deploy` stored after they started; a `statewise worker` holding invoice@1 takes up
+invoice@2 once it is deployed and runs the new work of items `statewise migrate --no-wait`
+moved onto it. Both on a SQLite file and on PostgreSQL, each checked against the store's
+invariant.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from statewise.definition import loads
 from statewise.engine.item import Item
 from statewise.store import open_store
+from statewise.worker.writer import ItemWriter
 from test_cli import invoke
 from test_cli_versions import COMMANDS, V1, V2, stuck
 
@@ -159,3 +162,35 @@ def test_a_worker_holding_v1_runs_the_new_work_of_items_migrated_onto_v2(
     assert re.search(r"worker \S+ holds invoice@1$", output, re.MULTILINE), output
     assert "now holds invoice@2" in output
     assert stuck(db) == []
+
+
+def test_a_worker_started_on_an_empty_store_runs_what_is_deployed_later(
+    db: str, project: Path
+) -> None:
+    commands = str(project / "commands.py")
+    assert invoke("db", "upgrade", "--db", db)[0] == 0  # an empty store, as a fresh deployment has
+    port = _free_port()
+    worker = ("worker", "--db", db, "-c", commands, "--refresh-every", REFRESH, "--no-prune",
+              "--health-port", str(port))  # fmt: skip
+    with _process(*worker) as stop:
+        _until(lambda: _answers(f"http://127.0.0.1:{port}"))
+        assert invoke("deploy", project / "v1.yaml", "--db", db, "-c", commands)[0] == 0
+        asyncio.run(_start(db, "late", 500))  # another writer: no runner of its own
+        _until(lambda: [(i.status.value, i.state) for i in _items(db, "late")] == [
+            ("done", "paid")
+        ])  # fmt: skip
+        output = " ".join(stop().split())
+    assert "the store has no workflows yet" in output
+    assert "this worker takes them up within 0.2s, without a restart" in output
+    assert "now holds invoice@1" in output
+    assert stuck(db) == []
+
+
+async def _start(db: str, key: str, amount: int) -> None:
+    store = open_store(db)
+    try:
+        v1 = loads(V1, file="v1.yaml")
+        report = await ItemWriter(store, [v1]).start(v1, [(key, {"amount": amount})])
+        assert report.created == 1
+    finally:
+        await store.close()

@@ -22,6 +22,7 @@ from statewise.cli.common import (
     app,
     console,
     fail,
+    nothing_deployed,
     run_async,
     with_store,
 )
@@ -37,6 +38,7 @@ from statewise.worker.catalog import Catalog, load_catalog
 from statewise.worker.limits import ConcurrencyLimits
 from statewise.worker.process import serve
 from statewise.worker.refresh import REFRESH_EVERY
+from statewise.worker.registry import load_registry
 from statewise.worker.supervisor import RestartPolicy
 
 
@@ -91,7 +93,8 @@ def worker(
 
     Start as many as you like, on as many hosts, against one PostgreSQL. Each holds the
     stored workflow versions its modules can run and claims only their work; versions
-    deployed meanwhile are taken up within --refresh-every seconds. A runner that
+    deployed meanwhile (or after it started on an empty store) are taken up within
+    --refresh-every seconds. A runner that
     stops is restarted with backoff; when it cannot be, the worker exits 1. The workflows'
     retention policies are applied at start and every --prune-every.
     """
@@ -109,10 +112,14 @@ def worker(
         )
 
     async def work(store: Store) -> None:
-        catalog = await load(store)
-        if not catalog.definitions:
-            skipped = "; ".join(f"{ref}: {why}" for ref, why in catalog.skipped.items())
-            fail(f"these modules can run none of the stored workflows ({skipped})", 1)
+        if not await store.workflow_stamps():
+            nothing_deployed(db, "worker", refresh_every)
+            catalog = Catalog([], load_registry(commands or []))
+        else:
+            catalog = await load(store)
+            if not catalog.definitions:  # modules misnamed, most likely: say so at once
+                skipped = "; ".join(f"{ref}: {why}" for ref, why in catalog.skipped.items())
+                fail(f"these modules can run none of the stored workflows ({skipped})", 1)
         limits = ConcurrencyLimits.parse(state_limit or (), agent_limit or ())
         await serve(
             store,

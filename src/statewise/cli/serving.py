@@ -33,6 +33,7 @@ from statewise.cli.common import (
     errors,
     fail,
     id_argument,
+    nothing_deployed,
     run_async,
     user_errors,
     with_store,
@@ -228,10 +229,7 @@ async def _catalog(
     if await store.workflows():
         catalog, _ = await prepare(store, None, commands, ai=ai)
         return catalog
-    errors.print(
-        f"the store has no workflows yet: deploy them with `statewise deploy FILE... --db "
-        f"{db}`; this service takes them up within {every:g}s, without a restart"
-    )
+    nothing_deployed(db, "service", every)
     return Catalog([], load_registry(commands))
 
 
