@@ -2,9 +2,12 @@
 
 The service starts holding review@1 with two items waiting in its human task and reloads its
 catalog from the test registry's module. `statewise deploy` then stores review@2 (the review
-state renamed, with the mapping), and the items are migrated onto it and finish, with no
-restart; review@3 needs a command no module here registers: it is reported, not held, and
-an item started on it by another writer keeps its work, unclaimed and not failed.
+state renamed, with the mapping), and the items are moved onto it and finish, with no
+restart: through the API right after the deploy (the request takes the version up), or by
+`statewise migrate --no-wait` in another process, whose new work the service's runner claims
+once its periodic refresh took v2 up. review@3 needs a command no module here registers: it
+is reported, not held, and an item started on it by another writer keeps its work,
+unclaimed and not failed.
 """
 
 from __future__ import annotations
@@ -39,13 +42,23 @@ async def _load(store: Store) -> Catalog:
     return await load_catalog(store, ["actions.conftest"])
 
 
+def _url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'live.sqlite'}"
+    found: str = request.getfixturevalue("postgres_url")
+    return found
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'live.sqlite'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    yield from run_server(url, items=2, reload=_load, refresh_every=0.1)
+    """A service that refreshes only when a request asks for a version it does not hold."""
+    yield from run_server(_url(request, tmp_path), items=2, reload=_load, refresh_every=None)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def polling(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """A service that also looks for new versions every 0.1 s."""
+    yield from run_server(_url(request, tmp_path), items=2, reload=_load, refresh_every=0.1)
 
 
 def _deploy(tmp_path: Path, server: Server, name: str, source: str) -> None:
@@ -73,12 +86,17 @@ def test_a_version_deployed_while_serving_is_migrated_onto_and_run(
 ) -> None:
     with live.client("operator") as operator, live.client("reviewer") as reviewer:
         _deploy(tmp_path, live, "v2.yaml", V2)
-        # At once: the request for a version not held yet takes it up before answering.
+        # At once: a request for a version not held yet takes it up before answering.
+        moved = operator.post(
+            "/api/items/review/order-0/redrive", json={"reason": "fixed", "to_version": 2}
+        )
+        assert moved.status_code == 200, moved.text
+        assert (moved.json()["state"], moved.json()["version"]) == ("second_look", 2)
         done = operator.post(
             "/api/workflows/review/migrate", json={"to": 2, "dry_run": False, "reason": "renamed"}
         )
         assert done.status_code == 200, done.text
-        assert sorted(m["key"] for m in done.json()["moves"]) == ["order-0", "order-1"]
+        assert [m["key"] for m in done.json()["moves"]] == ["order-1"]
         assert _versions(operator)["review@2"]["held"] is True
         tasks = [t for t in reviewer.get("/api/tasks").json() if t["status"] == "open"]
         assert sorted(t["state"] for t in tasks) == ["second_look", "second_look"]
@@ -121,6 +139,26 @@ def test_a_version_whose_command_is_missing_is_reported_and_its_work_left(
         history = operator.get("/api/items/review/elsewhere/history").json()
         assert [h["event"] for h in history] == ["start"]
     assert stuck_items(live.store_url) == []
+
+
+def test_the_runner_takes_up_a_version_another_process_migrated_items_onto(
+    polling: Server, tmp_path: Path
+) -> None:
+    _deploy(tmp_path, polling, "v2.yaml", V2)
+    code, out = invoke(
+        "migrate", "review", "--to", "2", "--map", "human_review=ship", "--reason", "ship now",
+        "--no-wait", "--db", polling.store_url, "--commands", "actions.conftest",
+    )  # fmt: skip
+    assert code == 0, out
+    with polling.client("viewer") as viewer:  # reading items never refreshes: the rounds do
+
+        def shipped() -> bool:
+            items = [viewer.get(f"/api/items/review/order-{n}").json() for n in range(2)]
+            return all((i["status"], i["state"], i["version"]) == ("done", "approved", 2)
+                       for i in items)  # fmt: skip
+
+        _until(shipped)
+    assert stuck_items(polling.store_url) == []
 
 
 async def _start_elsewhere(url: str) -> Item:

@@ -77,6 +77,11 @@ class ServiceContext:
         self.runner.hold(catalog.definitions, catalog.registry)
         self.desk = TaskDesk(self.runner, catalog.registry, self.clock, catalog.skipped)
 
+    async def take_up(self, name: str, version: int) -> None:
+        """Refresh first when ``name@version`` is not held: it may have been deployed just now."""
+        if (name, version) not in self.runner.definitions:
+            await self.refresh_catalog()
+
     async def refresh_catalog(self) -> None:
         """Take up the versions stored since the catalog was loaded, if there are any.
 

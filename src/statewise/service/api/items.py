@@ -115,6 +115,8 @@ async def send_event(
 async def redrive_item(
     workflow: str, key: str, body: Redrive, ctx: Context, who: Operator
 ) -> dict[str, Any]:
+    if body.to_version is not None:
+        await ctx.take_up(workflow, body.to_version)
     item = await redrive(
         ctx.runner,
         workflow,

@@ -75,8 +75,7 @@ async def _held(ctx: ServiceContext, name: str, version: int) -> Definition:
 
     One it cannot run (a command none of its modules registers) is refused with the reason.
     """
-    if (name, version) not in ctx.runner.definitions:
-        await ctx.refresh_catalog()
+    await ctx.take_up(name, version)
     held = ctx.runner.definitions.get((name, version))
     if held is None:
         why = ctx.catalog.skipped.get(f"{name}@{version}", "it was not loaded here")
