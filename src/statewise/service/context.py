@@ -77,9 +77,13 @@ class ServiceContext:
         self.runner.hold(catalog.definitions, catalog.registry)
         self.desk = TaskDesk(self.runner, catalog.registry, self.clock, catalog.skipped)
 
-    async def take_up(self, name: str, version: int) -> None:
-        """Refresh first when ``name@version`` is not held: it may have been deployed just now."""
-        if (name, version) not in self.runner.definitions:
+    async def take_up(self, name: str, version: int | None = None) -> None:
+        """Refresh when ``name`` (at ``version``) is not held: it may have been deployed just now.
+
+        A request calls it before looking a version up, so it finds one deployed a moment ago
+        without waiting for the next periodic refresh.
+        """
+        if not self._held(name, version):
             await self.refresh_catalog()
 
     async def refresh_catalog(self) -> None:
@@ -96,16 +100,9 @@ class ServiceContext:
             return self.metrics.instruments
         return CommitObservers(self.metrics.instruments, StepTracer(self.tracer_provider))
 
-    async def definition(self, name: str, version: int | None = None) -> Definition:
-        """A held definition by name (its newest version unless one is named).
-
-        One not held makes the service take up the versions deployed meanwhile first, so a
-        request right after a deploy finds it without waiting for the next refresh.
-        """
+    def definition(self, name: str, version: int | None = None) -> Definition:
+        """A held definition by name (its newest version unless one is named)."""
         found = self._held(name, version)
-        if not found:
-            await self.refresh_catalog()
-            found = self._held(name, version)
         if not found:
             held = ", ".join(sorted({d.name for d in self.catalog.definitions})) or "none"
             which = f"{name}@{version}" if version is not None else name

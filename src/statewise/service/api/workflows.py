@@ -90,7 +90,8 @@ async def _held(ctx: ServiceContext, name: str, version: int) -> Definition:
 async def show_workflow(
     name: str, ctx: Context, _: Viewer, version: int | None = None
 ) -> dict[str, Any]:
-    return definition_json(await ctx.definition(name, version))
+    await ctx.take_up(name, version)
+    return definition_json(ctx.definition(name, version))
 
 
 @router.get(
@@ -106,7 +107,8 @@ async def diagram(
     format: Literal["svg", "mermaid"] = "svg",
     version: int | None = None,
 ) -> Response:
-    definition = await ctx.definition(name, version)
+    await ctx.take_up(name, version)
+    definition = ctx.definition(name, version)
     counts: dict[str, int] = {}
     for row in await ctx.store.state_counts(definition.name):
         if row.version == definition.version:
