@@ -22,6 +22,7 @@ from statewise.service import ServiceContext, create_app
 from statewise.service.auth import hash_secret, new_secret
 from statewise.store import Store, open_store
 from statewise.worker.catalog import Catalog
+from statewise.worker.refresh import Load
 from statewise.worker.runner import Runner
 from statewise.worker.supervisor import RestartPolicy
 
@@ -106,6 +107,8 @@ def run_server(
     open_service_store: Callable[[str], Store] = open_store,
     restarts: RestartPolicy | None = None,
     prune_every: float | None = None,
+    reload: Load | None = None,
+    refresh_every: float | None = None,
 ) -> Iterator[Server]:
     """Start the service on a free port with ``items`` started on ``workflow``; stop it after.
 
@@ -113,7 +116,9 @@ def run_server(
     holds ``workflow`` with the test registry. ``open_service_store`` opens the service's own
     store (a test may tune it, e.g. shorten a SQLite busy timeout); the preparation uses a
     plain one. ``restarts`` is how the service restarts its workers, ``prune_every`` how
-    often it applies the retention policies (None: never).
+    often it applies the retention policies (None: never). With ``reload``, the service
+    loads its catalog again that way when the stored versions change, checked every
+    ``refresh_every`` seconds and on a request for a version it does not hold.
     """
     tokens = asyncio.run(_prepare(store_url, items, workflow))
     port = _free_port()
@@ -131,6 +136,8 @@ def run_server(
             workers=workers,
             restarts=restarts or RestartPolicy(),
             prune_every=prune_every,
+            reload=reload,
+            refresh_every=refresh_every,
         )
         config = uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
         holder["server"] = server = uvicorn.Server(config)

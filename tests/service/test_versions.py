@@ -119,12 +119,11 @@ def test_the_board_lists_each_version_with_its_items(both: Server) -> None:
     assert '<td class="num">1</td>' in cells["review@2"]
 
 
-def test_a_version_deployed_after_the_service_started_is_not_migrated_onto(
-    only_v1: Server,
-) -> None:
+def test_a_version_the_service_does_not_hold_is_not_migrated_onto(only_v1: Server) -> None:
     with only_v1.client("operator") as operator:
         listed = _versions(operator)
         assert listed["review@2"]["held"] is False
         answer = operator.post("/api/workflows/review/migrate", json={"to": 2})
         assert answer.status_code == 404
-        assert "restart `statewise serve`" in answer.json()["message"]
+        assert "review@2 is stored but this service cannot run it" in answer.json()["message"]
+        assert "--commands" in answer.json()["message"]

@@ -62,6 +62,25 @@ RestartsOption = Annotated[
 RestartDelayOption = Annotated[
     float, typer.Option(min=0, help="Seconds before the first restart; doubles up to 30.")
 ]
+RefreshEveryOption = Annotated[
+    float,
+    typer.Option(
+        min=0.1,
+        max=MAX_SECONDS,
+        help="Seconds between checks for workflow versions deployed meanwhile; new ones are "
+        "taken up without a restart.",
+    ),
+]
+
+
+def nothing_deployed(db: str, process: str, every: float) -> None:
+    """Say that the store holds no workflow yet, how to deploy one, and when it is taken up."""
+    errors.print(
+        f"the store has no workflows yet: deploy them with `statewise deploy FILE... --db "
+        f"{db}`; this {process} takes them up within {every:g}s, without a restart"
+    )
+
+
 ReadyMaxFailedOption = Annotated[
     int,
     typer.Option(min=0, help="/readyz fails when more items than this failed in --ready-window."),

@@ -15,12 +15,14 @@ from statewise.cli.common import (
     DbOption,
     ReadyMaxFailedOption,
     ReadyWindowOption,
+    RefreshEveryOption,
     RestartDelayOption,
     RestartsOption,
     age,
     app,
     console,
     fail,
+    nothing_deployed,
     run_async,
     with_store,
 )
@@ -32,9 +34,11 @@ from statewise.cli.retention import (
 )
 from statewise.observe.health import ReadinessPolicy
 from statewise.store import Store, open_store
-from statewise.worker.catalog import load_catalog
+from statewise.worker.catalog import Catalog, load_catalog
 from statewise.worker.limits import ConcurrencyLimits
 from statewise.worker.process import serve
+from statewise.worker.refresh import REFRESH_EVERY
+from statewise.worker.registry import load_registry
 from statewise.worker.supervisor import RestartPolicy
 
 
@@ -83,11 +87,14 @@ def worker(
     ready_window: ReadyWindowOption = 600.0,
     prune: PruneOption = True,
     prune_every: PruneEveryOption = DEFAULT_PRUNE_EVERY,
+    refresh_every: RefreshEveryOption = REFRESH_EVERY,
 ) -> None:
     """Run work from the store until SIGTERM, beside any number of other workers.
 
     Start as many as you like, on as many hosts, against one PostgreSQL. Each holds the
-    stored workflow versions its modules can run and claims only their work. A runner that
+    stored workflow versions its modules can run and claims only their work; versions
+    deployed meanwhile (or after it started on an empty store) are taken up within
+    --refresh-every seconds. A runner that
     stops is restarted with backoff; when it cannot be, the worker exits 1. The workflows'
     retention policies are applied at start and every --prune-every.
     """
@@ -96,16 +103,23 @@ def worker(
     pruning = prune_interval(prune, prune_every)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
-    async def work(store: Store) -> None:
-        catalog = await load_catalog(
+    async def load(store: Store) -> Catalog:
+        return await load_catalog(
             store,
             commands or [],
             stored_modules=False,
             ai={"default_concurrency": model_concurrency},
         )
-        if not catalog.definitions:
-            skipped = "; ".join(f"{ref}: {why}" for ref, why in catalog.skipped.items())
-            fail(f"these modules can run none of the stored workflows ({skipped})", 1)
+
+    async def work(store: Store) -> None:
+        if not await store.workflow_stamps():
+            nothing_deployed(db, "worker", refresh_every)
+            catalog = Catalog([], load_registry(commands or []))
+        else:
+            catalog = await load(store)
+            if not catalog.definitions:  # modules misnamed, most likely: say so at once
+                skipped = "; ".join(f"{ref}: {why}" for ref, why in catalog.skipped.items())
+                fail(f"these modules can run none of the stored workflows ({skipped})", 1)
         limits = ConcurrencyLimits.parse(state_limit or (), agent_limit or ())
         await serve(
             store,
@@ -118,6 +132,8 @@ def worker(
             health=None if health_port is None else (health_host, health_port),
             ready=ReadinessPolicy(ready_window, ready_max_failed),
             prune_every=pruning,
+            reload=load,
+            refresh_every=refresh_every,
         )
 
     run_async(with_store(db, work))

@@ -7,6 +7,7 @@ stays light and works without the ``service`` extra.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from statewise.cli.common import (
     DbOption,
     ReadyMaxFailedOption,
     ReadyWindowOption,
+    RefreshEveryOption,
     RestartDelayOption,
     RestartsOption,
     app,
@@ -31,6 +33,7 @@ from statewise.cli.common import (
     errors,
     fail,
     id_argument,
+    nothing_deployed,
     run_async,
     user_errors,
     with_store,
@@ -47,7 +50,8 @@ from statewise.inputs import BODY_BYTES_ENV, DEPTH_CEILING, DEPTH_ENV, ITEM_BYTE
 from statewise.observe.health import ReadinessPolicy
 from statewise.store import Store, open_store
 from statewise.worker import load_registry
-from statewise.worker.catalog import Catalog
+from statewise.worker.catalog import Catalog, load_catalog
+from statewise.worker.refresh import REFRESH_EVERY
 from statewise.worker.supervisor import RestartPolicy, Supervisor
 
 _DEFAULT_LIMITS = InputLimits()
@@ -108,16 +112,20 @@ def serve(
     ready_window: ReadyWindowOption = 600.0,
     prune: PruneOption = True,
     prune_every: PruneEveryOption = DEFAULT_PRUNE_EVERY,
+    refresh_every: RefreshEveryOption = REFRESH_EVERY,
 ) -> None:
     """Serve the JSON API (OpenAPI at /openapi.json) and the dashboard, with workers.
 
     /healthz answers while the process is up; /readyz answers 503 while the store is
     unreachable, the workers are not running or too many items failed lately. Workers that
     stop are restarted; when they cannot be, the process exits non-zero. With workers, the
-    workflows' retention policies are applied at start and every --prune-every.
+    workflows' retention policies are applied at start and every --prune-every. Versions
+    deployed meanwhile are taken up within --refresh-every seconds, without a restart.
     """
     with user_errors():
         limits = InputLimits(max_depth, max_item_bytes, max_body_bytes)
+    # The process's own news (versions taken up or skipped, retention rounds) beside uvicorn's.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     serve_store(
         db,
         host,
@@ -130,6 +138,7 @@ def serve(
         restarts=RestartPolicy(restarts, restart_delay),
         readiness=ReadinessPolicy(ready_window, ready_max_failed),
         prune_every=prune_interval(prune, prune_every),
+        refresh_every=refresh_every,
     )
 
 
@@ -154,11 +163,13 @@ def serve_store(
     restarts: RestartPolicy | None = None,
     readiness: ReadinessPolicy | None = None,
     prune_every: float | None = None,
+    refresh_every: float = REFRESH_EVERY,
 ) -> None:
     """Serve one store until interrupted; FastAPI and uvicorn are imported only here.
 
     ``limits`` default to the environment's (``InputLimits.from_environment``). With workers
-    and ``prune_every``, the retention policies are applied that often. Raises RunnerStopped
+    and ``prune_every``, the retention policies are applied that often. The stored versions
+    are checked every ``refresh_every`` seconds and new ones taken up. Raises RunnerStopped
     (exit 1) when the workers stopped and could not be restarted.
     """
     try:
@@ -176,7 +187,7 @@ def serve_store(
         try:
             tracing = configured_tracer_provider()
             ai = {"tracer_provider": tracing} if tracing is not None else None
-            catalog = await _catalog(store, commands, ai, db)
+            catalog = await _catalog(store, commands, ai, db, refresh_every)
             ctx = ServiceContext(
                 store,
                 catalog,
@@ -187,6 +198,8 @@ def serve_store(
                 restarts=restarts or RestartPolicy(),
                 readiness=readiness or ReadinessPolicy(),
                 prune_every=prune_every,
+                reload=lambda store: load_catalog(store, commands, ai=ai),
+                refresh_every=refresh_every,
             )
             config = uvicorn.Config(
                 create_app(ctx),
@@ -210,16 +223,13 @@ def serve_store(
 
 
 async def _catalog(
-    store: Store, commands: list[str], ai: Mapping[str, Any] | None, db: str
+    store: Store, commands: list[str], ai: Mapping[str, Any] | None, db: str, every: float
 ) -> Catalog:
     """What the service runs; on an empty store nothing yet, and it says how to deploy."""
     if await store.workflows():
         catalog, _ = await prepare(store, None, commands, ai=ai)
         return catalog
-    errors.print(
-        f"the store has no workflows yet: deploy them with `statewise deploy FILE... --db "
-        f"{db}`, then restart `statewise serve` to run their items"
-    )
+    nothing_deployed(db, "service", every)
     return Catalog([], load_registry(commands))
 
 

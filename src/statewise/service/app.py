@@ -3,8 +3,9 @@
 With ``workers`` the app's lifespan runs the context's runner under its supervisor until
 shutdown, then drains it, so one process serves people and performs work (and applies the
 retention policies every ``prune_every``); without, it only writes, beside separate
-``statewise worker`` processes. ``/healthz`` and ``/readyz`` (no
-token: orchestrators probe them) say whether the process answers and whether it can work.
+``statewise worker`` processes. Either way it takes up versions deployed while it runs
+(``worker.refresh``). ``/healthz`` and ``/readyz`` (no token: orchestrators probe them) say
+whether the process answers and whether it can work.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from statewise.service.limits import BodyLimit
 from statewise.service.paths import KeyedPaths
 from statewise.service.security import SecurityHeaders
 from statewise.worker.housekeeping import pruning
+from statewise.worker.refresh import refreshing
 
 DRAIN_SECONDS = 10.0
 STATIC = Path(__file__).parent / "static"
@@ -39,17 +41,18 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if ctx.supervisor is None:
-            yield
-            return
-        stop = asyncio.Event()
-        work = asyncio.create_task(ctx.supervisor.run(stop, drain=DRAIN_SECONDS))
-        try:
-            async with pruning(ctx.store, ctx.prune_every):
+        async with refreshing(ctx.refresh, ctx.refresh_every):
+            if ctx.supervisor is None:
                 yield
-        finally:
-            stop.set()
-            await work
+                return
+            stop = asyncio.Event()
+            work = asyncio.create_task(ctx.supervisor.run(stop, drain=DRAIN_SECONDS))
+            try:
+                async with pruning(ctx.store, ctx.prune_every):
+                    yield
+            finally:
+                stop.set()
+                await work
 
     app = FastAPI(
         title="statewise",

@@ -153,6 +153,11 @@ class CostRow:
     latency: float = 0.0
 
 
+WorkflowStamp = tuple[str, int, str, tuple[str, ...]]
+"""A stored version as (name, version, content hash, command modules): what a process compares
+to tell whether the store holds versions it has not loaded."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredWorkflow:
     """A definition as it was registered, with the command modules it ran with."""
@@ -163,6 +168,10 @@ class StoredWorkflow:
     file: str
     commands: tuple[str, ...]
     content_hash: str = ""
+
+    def stamp(self) -> WorkflowStamp:
+        """What tells this stored version apart from any other, without its source."""
+        return (self.name, self.version, self.content_hash, self.commands)
 
 
 class TaskStatus(StrEnum):
@@ -366,6 +375,13 @@ class Store(ABC):
     @abstractmethod
     async def workflows(self) -> list[StoredWorkflow]:
         """Every registered definition, newest version last."""
+
+    @abstractmethod
+    async def workflow_stamps(self) -> list[WorkflowStamp]:
+        """``StoredWorkflow.stamp`` of every stored version, in ``workflows`` order.
+
+        The cheap read a long-running process repeats to notice a deploy: no source is read.
+        """
 
     @abstractmethod
     async def commit(

@@ -36,13 +36,14 @@ from statewise.store.base import (
     Task,
     TaskStatus,
     Token,
+    WorkflowStamp,
 )
 from statewise.store.commit import commit_txn
 from statewise.store.connection import Connection, Dialect, Row
 from statewise.store.quality import Bucket, QualityReport, quality_txn
 from statewise.store.retention import ArchiveSink, Cursor, PruneFigures, PruneRule
 from statewise.store.stats import state_stats_txn
-from statewise.store.workflows import save_workflow_txn, workflows_txn
+from statewise.store.workflows import save_workflow_txn, workflow_stamps_txn, workflows_txn
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -99,6 +100,10 @@ class SQLStore(Store, Dialect):
     async def workflows(self) -> list[StoredWorkflow]:
         """Every registered definition, oldest version first."""
         return await self._read(workflows_txn)
+
+    async def workflow_stamps(self) -> list[WorkflowStamp]:
+        """Every stored version's (name, version, content hash, command modules)."""
+        return await self._read(workflow_stamps_txn)
 
     async def commit(
         self, commits: Sequence[StepCommit], lease: Lease | None = None

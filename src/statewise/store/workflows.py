@@ -9,7 +9,7 @@ from statewise.definition import fingerprint
 from statewise.definition.model import Definition
 from statewise.errors import VersionConflictError
 from statewise.store import codec
-from statewise.store.base import StoredWorkflow
+from statewise.store.base import StoredWorkflow, WorkflowStamp
 from statewise.store.connection import Connection
 
 
@@ -50,6 +50,14 @@ def workflows_txn(db: Connection) -> list[StoredWorkflow]:
         "ORDER BY name, version"
     )
     return [StoredWorkflow(n, v, s, f, tuple(json.loads(c)), h) for n, v, s, f, c, h in rows]
+
+
+def workflow_stamps_txn(db: Connection) -> list[WorkflowStamp]:
+    """Every stored version's stamp, in ``workflows_txn`` order, without reading sources."""
+    rows = db.execute(
+        "SELECT name, version, content_hash, commands FROM workflows ORDER BY name, version"
+    )
+    return [(n, v, h, tuple(json.loads(c))) for n, v, h, c in rows]
 
 
 def fill_content_hashes_txn(db: Connection) -> None:

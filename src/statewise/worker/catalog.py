@@ -4,6 +4,8 @@ A store holds every (workflow, version) ever started; a process holds the comman
 was given. ``load_catalog`` pairs them: each stored version that loads with those commands is
 held (its agents registered), and each one that does not is skipped with the reason, so one
 unloadable version never stops the others. A worker claims work of held versions only.
+A long-running process loads its catalog again when the store's versions change
+(``worker.refresh``), so a version deployed meanwhile is taken up without a restart.
 """
 
 from __future__ import annotations
@@ -29,17 +31,22 @@ from statewise.errors import (
     PermanentError,
     StatewiseError,
 )
-from statewise.store.base import Store
+from statewise.store.base import Store, WorkflowStamp
 from statewise.worker.registry import load_registry, module_name
 
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
-    """The definitions a process holds, the registry that runs them, and what it skipped."""
+    """The definitions a process holds, the registry that runs them, and what it skipped.
+
+    ``stamp`` is the stored versions it was loaded from (``StoredWorkflow.stamp``): while the
+    store's stamps equal it, loading again would give the same catalog.
+    """
 
     definitions: list[Definition]
     registry: CommandRegistry
     skipped: dict[str, str] = field(default_factory=dict)
+    stamp: tuple[WorkflowStamp, ...] = ()
 
     def held(self) -> list[str]:
         """``name@version`` of every held definition, for logs and banners."""
@@ -63,7 +70,10 @@ async def load_catalog(
     """
     stored = await store.workflows()
     if not stored:
-        raise NotFoundError("the store has no workflows yet; run one with `statewise run FILE`")
+        raise NotFoundError(
+            "the store has no workflows yet; store them with `statewise deploy FILE...`, or run "
+            "one with `statewise run FILE`"
+        )
     given = list(modules)
     remembered = [m for w in stored for m in w.commands] if stored_modules else []
     modules_of: dict[str, list[str]] = {}
@@ -85,7 +95,7 @@ async def load_catalog(
             skipped[ref] = why.splitlines()[0]
     if any(d.agents for d in definitions):
         _register_agents(registry, definitions, store, ai)
-    return Catalog(definitions, registry, skipped)
+    return Catalog(definitions, registry, skipped, tuple(w.stamp() for w in stored))
 
 
 def _registry(

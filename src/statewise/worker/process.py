@@ -22,6 +22,7 @@ from statewise.store.base import Store
 from statewise.worker.catalog import Catalog
 from statewise.worker.housekeeping import pruning
 from statewise.worker.limits import ConcurrencyLimits
+from statewise.worker.refresh import REFRESH_EVERY, CatalogRefresh, Load, refreshing
 from statewise.worker.runner import Runner
 from statewise.worker.supervisor import RestartPolicy, Supervisor
 
@@ -40,11 +41,15 @@ async def serve(
     health: tuple[str, int] | None = None,
     ready: ReadinessPolicy | None = None,
     prune_every: float | None = None,
+    reload: Load | None = None,
+    refresh_every: float | None = REFRESH_EVERY,
 ) -> None:
     """Run until a stop signal, then drain within ``drain`` seconds.
 
     With ``prune_every``, the workflows' retention policies are applied at start and every
-    ``prune_every`` seconds (``worker.housekeeping``).
+    ``prune_every`` seconds (``worker.housekeeping``). With ``reload``, the catalog is loaded
+    again that way whenever the stored versions change, checked every ``refresh_every``
+    seconds (``worker.refresh``), so the worker takes up versions deployed while it runs.
 
     Raises ``RunnerStopped`` when the runner stopped and could not be restarted.
     """
@@ -64,6 +69,11 @@ async def serve(
     for ref, why in catalog.skipped.items():
         logger.warning("worker %s skips %s: %s", runner.owner, ref, why)
     supervisor = Supervisor(runner, restarts)
+    refresh = None
+    if reload is not None:
+        refresh = CatalogRefresh(
+            store, catalog, reload, lambda new: runner.hold(new.definitions, new.registry)
+        )
     probes = None
     if health is not None:
         policy = ready or ReadinessPolicy()
@@ -72,7 +82,7 @@ async def serve(
         )
         logger.info("worker %s answers /healthz and /readyz on %s:%d", runner.owner, *health)
     try:
-        async with pruning(store, prune_every):
+        async with pruning(store, prune_every), refreshing(refresh, refresh_every):
             await supervisor.run(stop, drain=drain)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):

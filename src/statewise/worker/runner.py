@@ -141,6 +141,20 @@ class Runner(ItemWriter):
         self._admissions: list[_Admission] = []
         self._admitting = False  # the loop runs and commits admissions (not yet in on_ready)
 
+    def hold(
+        self, definitions: Iterable[Definition], registry: CommandRegistry | None = None
+    ) -> None:
+        """Hold ``definitions``, run by ``registry`` (if given), and claim their work at once.
+
+        Commands already running keep the function they started with; every later one is
+        looked up in the new registry.
+        """
+        super().hold(definitions)
+        if registry is not None:
+            self.registry = self.commands.registry = registry
+        self._claim_now = True
+        self._wake.set()
+
     async def run(
         self,
         *,

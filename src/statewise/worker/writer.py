@@ -77,11 +77,20 @@ class ItemWriter:
         self.store = store
         self.input_limits = input_limits or InputLimits.from_environment()
         self.definitions = {(d.name, d.version): d for d in definitions}
-        self.versions = frozenset(self.definitions)
+        self.versions = frozenset(self.definitions)  # what it claims, on a runner
         self.batch_size = batch_size
         self.clock = clock
         self.on_commit = on_commit
         self.observer = observer
+
+    def hold(self, definitions: Iterable[Definition]) -> None:
+        """Write for ``definitions`` from now on: a catalog loaded again after a deploy.
+
+        Everything reads ``definitions`` and ``versions`` when it needs them, so a version
+        added here is claimed and stepped from the next loop pass on.
+        """
+        self.definitions = {(d.name, d.version): d for d in definitions}
+        self.versions = frozenset(self.definitions)
 
     def definition(self, workflow: str, version: int) -> Definition:
         """The definition an item runs on; items keep the version they started with."""

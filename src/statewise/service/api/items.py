@@ -41,6 +41,7 @@ def item_summary(item: Item, failure: dict[str, str] | None = None) -> dict[str,
 
 @router.post("/items", summary="Start one item (idempotent per key)", status_code=201)
 async def start_item(body: StartItem, ctx: Context, who: Operator) -> JSONResponse:
+    await ctx.take_up(body.workflow)
     definition = ctx.definition(body.workflow)
     report = await ctx.runner.start(definition, [(body.key, body.data)], who.actor)
     if report.rejected:
@@ -52,6 +53,7 @@ async def start_item(body: StartItem, ctx: Context, who: Operator) -> JSONRespon
 
 @router.post("/items/batch", summary="Start up to 10,000 items, idempotent per key")
 async def start_batch(body: StartBatch, ctx: Context, who: Operator) -> dict[str, Any]:
+    await ctx.take_up(body.workflow)
     definition = ctx.definition(body.workflow)
     entries = [(entry.key, entry.data) for entry in body.items]
     for number, (key, data) in enumerate(entries):  # all or none: check before any start
@@ -122,6 +124,8 @@ async def send_event(
 async def redrive_item(
     workflow: str, key: str, body: Redrive, ctx: Context, who: Operator
 ) -> dict[str, Any]:
+    if body.to_version is not None:
+        await ctx.take_up(workflow, body.to_version)
     item = await redrive(
         ctx.runner,
         workflow,

@@ -16,6 +16,7 @@ from statewise.engine.item import ItemStatus
 from statewise.errors import InvalidInputError, NotFoundError
 from statewise.service.api.models import Migrate
 from statewise.service.auth import Context, Operator, Viewer
+from statewise.service.context import ServiceContext
 from statewise.service.paths import WORKFLOW
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
@@ -23,8 +24,9 @@ router = APIRouter(prefix="/api/workflows", tags=["workflows"])
 
 @router.get("", summary="Every stored workflow version, with its items per status")
 async def list_workflows(ctx: Context, _: Viewer) -> list[dict[str, Any]]:
-    # ``held``: whether this service runs the version (one deployed since it started is stored
-    # but not held until it restarts).
+    # ``held``: whether this service runs the version. One deployed since the last refresh is
+    # taken up first; one whose commands no module here registers stays not held.
+    await ctx.refresh_catalog()
     held = {(d.name, d.version): d for d in ctx.catalog.definitions}
     answer = []
     for summary in await versions(ctx.store):
@@ -50,13 +52,7 @@ async def migrate_workflow(name: str, body: Migrate, ctx: Context, who: Operator
     # A dry run (the default) lists which items would move where and which stay; otherwise
     # each item moves in its own fenced commit, with an audit row naming the operator.
     await stored_version(ctx.store, name, body.to)  # an unknown one names the stored ones
-    held = [d for d in ctx.catalog.definitions if (d.name, d.version) == (name, body.to)]
-    if not held:
-        raise NotFoundError(
-            f"{name}@{body.to} is stored but this service does not run it: restart `statewise "
-            f"serve` to load the versions deployed since it started"
-        )
-    new = held[0]
+    new = await _held(ctx, name, body.to)
     if body.dry_run:
         plan = await plan_migration(ctx.runner, new, body.map)
     else:
@@ -74,10 +70,27 @@ async def migrate_workflow(name: str, body: Migrate, ctx: Context, who: Operator
     }
 
 
+async def _held(ctx: ServiceContext, name: str, version: int) -> Definition:
+    """A stored version this service holds, taking up the versions deployed meanwhile first.
+
+    One it cannot run (a command none of its modules registers) is refused with the reason.
+    """
+    await ctx.take_up(name, version)
+    held = ctx.runner.definitions.get((name, version))
+    if held is None:
+        why = ctx.catalog.skipped.get(f"{name}@{version}", "it was not loaded here")
+        raise NotFoundError(
+            f"{name}@{version} is stored but this service cannot run it: {why}; start "
+            f"`statewise serve` with --commands naming the modules that register its commands"
+        )
+    return held
+
+
 @router.get(WORKFLOW, summary="One workflow: states, events, alerts and source")
 async def show_workflow(
     name: str, ctx: Context, _: Viewer, version: int | None = None
 ) -> dict[str, Any]:
+    await ctx.take_up(name, version)
     return definition_json(ctx.definition(name, version))
 
 
@@ -94,6 +107,7 @@ async def diagram(
     format: Literal["svg", "mermaid"] = "svg",
     version: int | None = None,
 ) -> Response:
+    await ctx.take_up(name, version)
     definition = ctx.definition(name, version)
     counts: dict[str, int] = {}
     for row in await ctx.store.state_counts(definition.name):
