@@ -25,7 +25,12 @@ from statewise.definition.builder import Workflow
 from statewise.definition.loader import load
 from statewise.definition.model import Command, Definition, Role, agent_command
 from statewise.engine.item import HistoryRecord, Item, ItemStatus
-from statewise.errors import StatewiseError
+from statewise.errors import (
+    ConfigurationError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+)
 from statewise.store import open_store
 from statewise.store.base import Store, Task
 from statewise.testing.clock import VirtualClock, span, stamp
@@ -88,12 +93,12 @@ class WorkflowTest:
         ``CommandContext``. The last reply answers every call after the others are used.
         """
         if name not in self._agents:
-            raise StatewiseError(
+            raise NotFoundError(
                 f"workflow {self.definition.name!r} declares no agent {name!r} "
                 f"(it declares: {', '.join(sorted(self._agents)) or 'none'})"
             )
         if not replies:
-            raise StatewiseError(f"give agent {name!r} at least one reply")
+            raise ConfigurationError(f"give agent {name!r} at least one reply")
         self._agents[name].script(replies)
 
     def command(self, name: str, reply: Reply = None) -> None:
@@ -102,7 +107,7 @@ class WorkflowTest:
         The workflow's own function for it (if registered) is not called while it is replaced.
         """
         if name not in _commands_of(self.definition):
-            raise StatewiseError(
+            raise NotFoundError(
                 f"workflow {self.definition.name!r} runs no command {name!r} "
                 f"(it runs: {', '.join(sorted(_commands_of(self.definition))) or 'none'})"
             )
@@ -114,7 +119,7 @@ class WorkflowTest:
             return list(self._fakes[name].calls.contexts)
         if name in self._agents:
             return list(self._agents[name].calls.contexts)
-        raise StatewiseError(f"{name!r} is neither a faked command nor an agent of this workflow")
+        raise NotFoundError(f"{name!r} is neither a faked command nor an agent of this workflow")
 
     # -- acting -----------------------------------------------------------------------------
 
@@ -124,9 +129,9 @@ class WorkflowTest:
         async def act(runner: Runner) -> None:
             report = await runner.start(self.definition, [(key, dict(data or {}))], actor)
             if report.rejected:
-                raise StatewiseError(f"item {key!r} was refused: {report.rejected[0]}")
+                raise InvalidInputError(f"item {key!r} was refused: {report.rejected[0]}")
             if report.existing:
-                raise StatewiseError(f"item {key!r} exists already; start another key")
+                raise ConflictError(f"item {key!r} exists already; start another key")
 
         return self._act(key, act)
 
@@ -308,7 +313,7 @@ class WorkflowTest:
     def _runner(self) -> Runner:
         missing = sorted(_commands_of(self.definition) - self._registry().names())
         if missing:
-            raise StatewiseError(
+            raise ConfigurationError(
                 f"command {missing[0]!r} is neither registered nor faked; pass the module that "
                 f"registers it as `commands=`, or fake it with `flow.command({missing[0]!r}, ...)`"
             )
