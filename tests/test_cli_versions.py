@@ -266,3 +266,31 @@ def test_serve_starts_on_an_empty_store_and_says_how_to_deploy(tmp_path: Path) -
         output = service.communicate(timeout=30)[0]
     assert "the store has no workflows yet: deploy them with `statewise deploy FILE..." in output
     assert "statewise serving no workflows on" in output
+
+
+V3_BROKEN = V2.replace("version: 2", "version: 3").replace(
+    "  check:\n    kind: human\n    task: {queue: ap, title: Check the invoice again}\n"
+    "    transitions:\n      - on: approve\n        to: pay\n",
+    "  check:\n    command: score\n    transitions:\n      - when: check.missing\n"
+    "        to: paid\n      - else: true\n        to: pay\n",
+)
+
+
+def test_migrate_onto_a_state_whose_entry_fails_says_so_and_exits_1(project: Path, db: str) -> None:
+    """Moved items that then fail on their new state are a defect to see, not 'moved'."""
+    commands = project / "commands.py"
+    code, out = invoke(
+        "run", project / "v1.yaml", "--items", project / "items.jsonl", "-c", commands,
+        "--db", db,
+    )  # fmt: skip
+    assert code == 0, out
+    broken = project / "v3.yaml"
+    broken.write_text(V3_BROKEN)
+    assert invoke("deploy", broken, "--db", db, "-c", commands)[0] == 0
+    code, out = invoke(
+        "migrate", "invoice", "--to", "3", "--reason", "r", "--db", db, "-c", commands
+    )
+    assert code == 1, out
+    assert "2 item(s) failed on entering their new state" in out
+    assert "check.missing" in out and "statewise items --status failed -w invoice@3" in out
+    assert stuck(db) == []

@@ -19,6 +19,7 @@ from statewise.cli.common import (
     app,
     console,
     fail,
+    failure_cell,
     run_async,
     status_cell,
     with_store,
@@ -122,9 +123,35 @@ def migrate_command(
         if not wait:
             print_plan(await apply(), dry_run=False)
             return
-        print_plan(await act_then_continue(runner, apply, "the migrated items"), dry_run=False)
+        plan = await act_then_continue(runner, apply, "the migrated items")
+        print_plan(plan, dry_run=False)
+        await fail_on_defects(store, plan)
 
     run_async(with_store(db, act))
+
+
+async def fail_on_defects(store: Store, plan: MigrationPlan) -> None:
+    """Moved items that failed on entering their new state: a defect of it, named, exit 1.
+
+    They did move (nothing is lost, and `statewise redrive` takes them on once it is fixed),
+    but a migration that ends in failures must not read as a clean "moved".
+    """
+    refs = []
+    for move in plan.moved:
+        item = await store.get_item(plan.workflow, move.key)
+        if item.status is ItemStatus.FAILED and item.version == plan.to:
+            refs.append((item.workflow, item.key))
+    if not refs:
+        return
+    why = await store.failures(refs)
+    for ref in refs:
+        console.print(Text(f"{ref[1]}: ", style="bold").append(failure_cell(why.get(ref))))
+    fail(
+        f"{len(refs)} item(s) failed on entering their new state on {plan.workflow}@{plan.to}: "
+        f"`statewise items --status failed -w {plan.workflow}@{plan.to}` lists them; fix the "
+        f"version (a new one) and migrate them onto it, or redrive them",
+        1,
+    )
 
 
 def parse_mapping(pairs: Sequence[str]) -> dict[str, str]:
