@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -294,3 +295,34 @@ def test_migrate_onto_a_state_whose_entry_fails_says_so_and_exits_1(project: Pat
     assert "2 item(s) failed on entering their new state" in out
     assert "check.missing" in out and "statewise items --status failed -w invoice@3" in out
     assert stuck(db) == []
+
+
+def test_deploy_and_workflows_piped_into_a_file_keep_whole_names(project: Path) -> None:
+    """A pipe is 80 columns wide: long names and paths stay whole, never end in an ellipsis."""
+    db = project / "long.sqlite"
+    name = "invoice_approval_for_the_northern_european_region_finance_team_2026"
+    folder = project / "a" / "long" / "directory" / "of" / "workflow" / "definitions" / "kept"
+    folder.mkdir(parents=True)
+    long_file = folder / "invoice_approval_for_the_northern_region.yaml"
+    long_file.write_text(V1.replace("workflow: invoice", f"workflow: {name}"))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    env.pop("COLUMNS", None)
+
+    def piped(*args: str) -> str:
+        target = project / "out.txt"
+        with target.open("w", encoding="utf-8") as out:
+            done = subprocess.run(
+                [sys.executable, "-m", "statewise", *args, "--db", str(db)],
+                stdout=out, stderr=subprocess.PIPE, env=env, timeout=60, check=False,
+            )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        text = target.read_text(encoding="utf-8")
+        assert "\x1b" not in text and "…" not in text
+        return text
+
+    assert f"deployed {name}@1 from {long_file}\n" in piped("deploy", str(long_file))
+    text = piped("workflows")
+    joined = "".join(
+        cell.strip() for line in text.splitlines() for cell in line.split("│")[1:2]
+    )  # the workflow column, its wrapped lines joined
+    assert f"{name}@1" in joined

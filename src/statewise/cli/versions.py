@@ -46,7 +46,7 @@ def deploy_command(
         try:
             for done in await deploy(store, files, commands or []):
                 what = "deployed" if done.new else "already deployed, unchanged:"
-                console.print(f"{what} {done.definition.ref} from {done.file}")
+                console.print(f"{what} {done.definition.ref} from {done.file}", soft_wrap=True)
         finally:
             await store.close()
 
@@ -69,7 +69,12 @@ def workflows_command(
             console.print(f"no workflow {which}is deployed; `statewise deploy FILE` stores one")
             return
         statuses = list(ItemStatus)
-        table = Table("workflow", "file", *statuses, title="workflow versions")
+        # A pipe is 80 columns: names and paths wrap whole rather than end in an ellipsis.
+        table = Table(title="workflow versions")
+        table.add_column("workflow", overflow="fold")
+        table.add_column("file", overflow="fold")
+        for status in statuses:
+            table.add_column(status, no_wrap=True, min_width=len(status))
         for summary in found:
             counts = [str(summary.items.get(status, 0)) for status in statuses]
             table.add_row(summary.ref, summary.stored.file, *counts)
