@@ -326,3 +326,27 @@ def test_deploy_and_workflows_piped_into_a_file_keep_whole_names(project: Path) 
         cell.strip() for line in text.splitlines() for cell in line.split("│")[1:2]
     )  # the workflow column, its wrapped lines joined
     assert f"{name}@1" in joined
+
+
+def test_migrate_refuses_a_map_from_a_state_no_version_has(project: Path, db: str) -> None:
+    """`--map hodl=check` is a typo: refused with the states there are, not ignored."""
+    commands = project / "commands.py"
+    code, out = invoke(
+        "run", project / "v1.yaml", "--items", project / "items.jsonl", "-c", commands,
+        "--db", db,
+    )  # fmt: skip
+    assert code == 0, out
+    assert invoke("deploy", project / "v2.yaml", "--db", db, "-c", commands)[0] == 0
+    for old in ("hodl", "ho%/?ld", "höld"):
+        code, out = invoke(
+            "migrate", "invoice", "--to", "2", "--map", f"{old}=check", "--reason", "r",
+            "--db", db,
+        )  # fmt: skip
+        assert code == 1, out
+        assert f"--map {old}=check: no version of invoice has a state {old!r}" in out
+        assert "hold" in out
+    code, out = invoke(
+        "migrate", "invoice", "--to", "2", "--map", "hold=check", "--dry-run", "--db", db
+    )
+    assert code == 0 and "4 item(s) would move onto invoice@2" in out
+    assert _counts(invoke("workflows", "--db", db)[1], "invoice@2") == {}

@@ -10,7 +10,7 @@ STALE commit is retried on a fresh copy. Each move is ``engine.migration.migrate
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from statewise.definition.model import Definition
@@ -59,9 +59,21 @@ class MigrationPlan:
     moved: list[Move] = field(default_factory=list)
 
 
-def check_mapping(new: Definition, mapping: Mapping[str, str]) -> None:
-    """An operator's mapping may send items only to states ``new`` has."""
+def check_mapping(
+    new: Definition, mapping: Mapping[str, str], held: Iterable[Definition] = ()
+) -> None:
+    """An operator's mapping goes from a state of a held version to a state ``new`` has.
+
+    ``--map hodl=check`` is a typo to refuse with the states there are, not a mapping that
+    quietly matches nothing while the items in ``hold`` are left alone.
+    """
+    known = {state for d in held if d.name == new.name for state in d.states}
     for old, target in mapping.items():
+        if known and old not in known:
+            raise InvalidInputError(
+                f"--map {old}={target}: no version of {new.name} has a state {old!r} "
+                f"(their states: {', '.join(sorted(known))})"
+            )
         if target not in new.states:
             raise InvalidInputError(
                 f"--map {old}={target}: {new.ref} has no state {target!r} "
@@ -73,7 +85,7 @@ async def plan_migration(
     writer: ItemWriter, new: Definition, mapping: Mapping[str, str] | None = None
 ) -> MigrationPlan:
     """Where each in-flight item of ``new``'s workflow on another version would go."""
-    check_mapping(new, mapping or {})
+    check_mapping(new, mapping or {}, writer.definitions.values())
     plan = MigrationPlan(new.name, new.version)
     for status in (*IN_FLIGHT, ItemStatus.PAUSED):
         after: tuple[float, int] | None = None
