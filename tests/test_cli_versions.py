@@ -350,3 +350,13 @@ def test_migrate_refuses_a_map_from_a_state_no_version_has(project: Path, db: st
     )
     assert code == 0 and "4 item(s) would move onto invoice@2" in out
     assert _counts(invoke("workflows", "--db", db)[1], "invoice@2") == {}
+
+
+def test_deploy_of_two_files_with_one_version_says_deployed_once(project: Path, db: str) -> None:
+    twin = project / "v1-copy.yaml"
+    twin.write_text(V1)
+    code, out = invoke("deploy", project / "v1.yaml", twin, "--db", db)
+    assert code == 0, out
+    assert out.count("deployed invoice@1") == 1
+    assert f"already deployed, unchanged: invoice@1 from {twin}" in out
+    assert _counts(invoke("workflows", "--db", db)[1], "invoice@1") == {}
