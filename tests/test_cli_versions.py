@@ -360,3 +360,27 @@ def test_deploy_of_two_files_with_one_version_says_deployed_once(project: Path, 
     assert out.count("deployed invoice@1") == 1
     assert f"already deployed, unchanged: invoice@1 from {twin}" in out
     assert _counts(invoke("workflows", "--db", db)[1], "invoice@1") == {}
+
+
+def test_a_migration_plan_piped_into_a_file_lists_whole_keys(project: Path) -> None:
+    """The dry run is the list of exactly which items move: no key ends in an ellipsis."""
+    db = project / "plan.sqlite"
+    key = "INV-2026-000123456789-northern-region-finance-%/?-ünï"
+    items = project / "long.jsonl"
+    items.write_text(json.dumps({"key": key, "data": {"amount": 50}}) + "\n")
+    commands = project / "commands.py"
+    assert invoke("run", project / "v1.yaml", "--items", items, "-c", commands, "--db", db)[0] == 0
+    assert invoke("deploy", project / "v2.yaml", "--db", db)[0] == 0
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    env.pop("COLUMNS", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "statewise", "migrate", "invoice", "--to", "2", "--dry-run",
+         "--db", str(db)],
+        capture_output=True, text=True, encoding="utf-8", env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "…" not in done.stdout
+    joined = "".join(
+        line.split("│")[1].strip() for line in done.stdout.splitlines() if line.startswith("│")
+    )
+    assert key in joined

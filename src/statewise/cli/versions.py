@@ -187,7 +187,11 @@ def print_plan(plan: MigrationPlan, *, dry_run: bool) -> None:
     """The items that move (or would), where to, and the ones left alone with why."""
     moves = plan.moves if dry_run else plan.moved
     verb = "would move" if dry_run else "moved"
-    table = Table("key", "from", "status", "to", title=f"{verb} onto {plan.workflow}@{plan.to}")
+    # Whole keys, wrapped (a pipe is 80 columns): the plan is the list of exactly who moves.
+    table = Table(title=f"{verb} onto {plan.workflow}@{plan.to}")
+    table.add_column("key", overflow="fold")
+    for name in ("from", "status", "to"):
+        table.add_column(name, overflow="fold")
     for move in moves:
         table.add_row(
             move.key,
@@ -199,7 +203,9 @@ def print_plan(plan: MigrationPlan, *, dry_run: bool) -> None:
         console.print(table)
     console.print(f"{len(moves)} item(s) {verb} onto {plan.workflow}@{plan.to}")
     if plan.left:
-        left = Table("key", "version", "state", "why", title="left alone")
+        left = Table(title="left alone")
+        for name in ("key", "version", "state", "why"):
+            left.add_column(name, overflow="fold")
         for item in plan.left:
             left.add_row(item.key, str(item.version), item.state, Text(item.why, style="yellow"))
         console.print(left)
