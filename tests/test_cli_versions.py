@@ -362,7 +362,7 @@ def test_deploy_of_two_files_with_one_version_says_deployed_once(project: Path, 
     assert _counts(invoke("workflows", "--db", db)[1], "invoice@1") == {}
 
 
-def test_a_migration_plan_piped_into_a_file_lists_whole_keys(project: Path) -> None:
+def test_a_migration_plan_and_items_piped_into_a_file_list_whole_keys(project: Path) -> None:
     """The dry run is the list of exactly which items move: no key ends in an ellipsis."""
     db = project / "plan.sqlite"
     key = "INV-2026-000123456789-northern-region-finance-%/?-ünï"
@@ -384,3 +384,11 @@ def test_a_migration_plan_piped_into_a_file_lists_whole_keys(project: Path) -> N
         line.split("│")[1].strip() for line in done.stdout.splitlines() if line.startswith("│")
     )
     assert key in joined
+    listed = subprocess.run(
+        [sys.executable, "-m", "statewise", "items", "-w", "invoice@1", "--db", str(db)],
+        capture_output=True, text=True, encoding="utf-8", env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert listed.returncode == 0 and "…" not in listed.stdout, listed.stdout
+    rows = [line.split("│") for line in listed.stdout.splitlines() if line.startswith("│")]
+    assert key == "".join(row[1].strip() for row in rows)
+    assert "".join(row[2].strip() for row in rows) == "invoice@1"
