@@ -392,3 +392,37 @@ def test_a_migration_plan_and_items_piped_into_a_file_list_whole_keys(project: P
     rows = [line.split("│") for line in listed.stdout.splitlines() if line.startswith("│")]
     assert key == "".join(row[1].strip() for row in rows)
     assert "".join(row[2].strip() for row in rows) == "invoice@1"
+
+
+V4_TYPO = V2.replace("version: 2", "version: 4").replace(
+    "  check:\n    kind: human\n    task: {queue: ap, title: Check the invoice again}\n"
+    "    transitions:\n      - on: approve\n        to: pay\n",
+    "  check:\n    transitions:\n      - when: intake.valeu > 1\n        to: pay\n"
+    "      - else: true\n        to: paid\n",
+)
+
+
+def test_a_move_the_new_state_would_fail_at_once_is_left_alone_and_loses_nothing(
+    project: Path, db: str
+) -> None:
+    """Entering `check` fails in the move itself (a condition typo): nothing of it is committed."""
+    commands = project / "commands.py"
+    code, out = invoke(
+        "run", project / "v1.yaml", "--items", project / "items.jsonl", "-c", commands,
+        "--db", db,
+    )  # fmt: skip
+    assert code == 0, out
+    typo = project / "v4.yaml"
+    typo.write_text(V4_TYPO)
+    assert invoke("deploy", typo, "--db", db, "-c", commands)[0] == 0
+    code, out = invoke("migrate", "invoice", "--to", "4", "--dry-run", "--db", db)
+    assert code == 0, out
+    assert "1 item(s) would move onto invoice@4" in out  # big, from pay
+    assert out.count("would fail on entering check") == 2 and "valeu" in out
+    code, out = invoke("migrate", "invoice", "--to", "4", "--reason", "r", "--db", db)
+    assert code == 0, out
+    assert "1 item(s) moved onto invoice@4" in out and "3 item(s) left alone" in out
+    code, out = invoke("items", "-w", "invoice@1", "--status", "waiting", "--db", db)
+    assert out.count("review") == 2  # still waiting, their tasks open
+    assert invoke("task", "list", "--db", db)[1].count("open") == 2
+    assert stuck(db) == []

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from statewise.definition.model import Definition
 from statewise.engine.item import Item, ItemStatus
 from statewise.engine.migration import migrate, target_state
+from statewise.engine.result import StepResult
 from statewise.errors import InvalidEventError, InvalidInputError, StaleLeaseError
 from statewise.inputs import check_text
 from statewise.store.base import CommitStatus, ItemFilter, StepCommit
@@ -115,7 +116,28 @@ def _place(
         return
     target = target_state(item.state, new, mapping)
     assert target is not None  # _why_not said it maps
+    old = writer.definition(item.workflow, item.version)
+    failure = _fails_on_entry(migrate(old, new, item, target, "plan", "plan", writer.clock()))
+    if failure is not None:
+        plan.left.append(LeftAlone(item.key, item.version, item.state, failure))
+        return
     plan.moves.append(Move(item.key, item.version, item.state, target, item.status))
+
+
+def _fails_on_entry(result: StepResult) -> str | None:
+    """Why the move itself fails the item (a defect of the state it enters), or None.
+
+    Entering a state whose conditions cannot be evaluated fails the item within the move: such
+    a move is not committed, so the item keeps its state, work and open task on its version.
+    """
+    if result.item.status is not ItemStatus.FAILED:
+        return None
+    error = next((r.error for r in reversed(result.history) if r.error), None) or {}
+    return (
+        f"it would fail on entering {result.item.state} of {result.item.workflow}@"
+        f"{result.item.version}: {error.get('kind', 'failed')}: {error.get('message', '')}; "
+        f"fix that version (a new one) or --map the state elsewhere"
+    )
 
 
 def _why_not(
@@ -219,6 +241,9 @@ async def _move(
             )
         old = writer.definition(item.workflow, item.version)
         result = migrate(old, new, item, target, actor, reason, writer.clock())
+        failure = _fails_on_entry(result)
+        if failure is not None:
+            raise InvalidEventError(f"item {key!r} was not migrated: {failure}")
         (outcome,) = await writer.commit([StepCommit(result, item.seq)])
         if outcome.status is CommitStatus.COMMITTED:
             return item, result.item
