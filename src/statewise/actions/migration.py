@@ -136,7 +136,7 @@ def _fails_on_entry(result: StepResult) -> str | None:
     return (
         f"it would fail on entering {result.item.state} of {result.item.workflow}@"
         f"{result.item.version}: {error.get('kind', 'failed')}: {error.get('message', '')}; "
-        f"fix that version (a new one) or --map the state elsewhere"
+        f"fix that version (a new one), or send it to another state (migrate --map, redrive --to)"
     )
 
 
