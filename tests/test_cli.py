@@ -467,7 +467,8 @@ def test_only_a_sqlite_db_must_exist_before_it_is_read(project: Path) -> None:
     "args",
     [
         ("status",), ("items",), ("history", "k"), ("costs",), ("send", "k", "approve"),
-        ("graph", "review.yaml"), ("run",),
+        ("graph", "review.yaml"), ("run",), ("workflows",),
+        ("migrate", "review", "--to", "2", "--dry-run"),
     ],
 )  # fmt: skip
 def test_reading_or_resuming_a_missing_database_says_how_to_start_and_creates_nothing(
@@ -477,7 +478,8 @@ def test_reading_or_resuming_a_missing_database_says_how_to_start_and_creates_no
     full = [project / a if a.endswith(".yaml") else a for a in args]
     code, output = invoke(*full, "--db", db)
     assert code == 1
-    assert "none.sqlite does not exist; start items with `statewise run FILE`" in output
+    assert "none.sqlite does not exist; deploy workflows with `statewise deploy FILE`" in output
+    assert "or start items with `statewise run FILE`" in output
     assert not db.exists()
 
 

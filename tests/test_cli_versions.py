@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -266,3 +267,162 @@ def test_serve_starts_on_an_empty_store_and_says_how_to_deploy(tmp_path: Path) -
         output = service.communicate(timeout=30)[0]
     assert "the store has no workflows yet: deploy them with `statewise deploy FILE..." in output
     assert "statewise serving no workflows on" in output
+
+
+V3_BROKEN = V2.replace("version: 2", "version: 3").replace(
+    "  check:\n    kind: human\n    task: {queue: ap, title: Check the invoice again}\n"
+    "    transitions:\n      - on: approve\n        to: pay\n",
+    "  check:\n    command: score\n    transitions:\n      - when: check.missing\n"
+    "        to: paid\n      - else: true\n        to: pay\n",
+)
+
+
+def test_migrate_onto_a_state_whose_entry_fails_says_so_and_exits_1(project: Path, db: str) -> None:
+    """Moved items that then fail on their new state are a defect to see, not 'moved'."""
+    commands = project / "commands.py"
+    code, out = invoke(
+        "run", project / "v1.yaml", "--items", project / "items.jsonl", "-c", commands,
+        "--db", db,
+    )  # fmt: skip
+    assert code == 0, out
+    broken = project / "v3.yaml"
+    broken.write_text(V3_BROKEN)
+    assert invoke("deploy", broken, "--db", db, "-c", commands)[0] == 0
+    code, out = invoke(
+        "migrate", "invoice", "--to", "3", "--reason", "r", "--db", db, "-c", commands
+    )
+    assert code == 1, out
+    assert "2 item(s) failed on entering their new state" in out
+    assert "check.missing" in out and "statewise items --status failed -w invoice@3" in out
+    assert stuck(db) == []
+
+
+def test_deploy_and_workflows_piped_into_a_file_keep_whole_names(project: Path) -> None:
+    """A pipe is 80 columns wide: long names and paths stay whole, never end in an ellipsis."""
+    db = project / "long.sqlite"
+    name = "invoice_approval_for_the_northern_european_region_finance_team_2026"
+    folder = project / "a" / "long" / "directory" / "of" / "workflow" / "definitions" / "kept"
+    folder.mkdir(parents=True)
+    long_file = folder / "invoice_approval_for_the_northern_region.yaml"
+    long_file.write_text(V1.replace("workflow: invoice", f"workflow: {name}"))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    env.pop("COLUMNS", None)
+
+    def piped(*args: str) -> str:
+        target = project / "out.txt"
+        with target.open("w", encoding="utf-8") as out:
+            done = subprocess.run(
+                [sys.executable, "-m", "statewise", *args, "--db", str(db)],
+                stdout=out, stderr=subprocess.PIPE, env=env, timeout=60, check=False,
+            )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        text = target.read_text(encoding="utf-8")
+        assert "\x1b" not in text and "…" not in text
+        return text
+
+    assert f"deployed {name}@1 from {long_file}\n" in piped("deploy", str(long_file))
+    text = piped("workflows")
+    joined = "".join(
+        cell.strip() for line in text.splitlines() for cell in line.split("│")[1:2]
+    )  # the workflow column, its wrapped lines joined
+    assert f"{name}@1" in joined
+
+
+def test_migrate_refuses_a_map_from_a_state_no_version_has(project: Path, db: str) -> None:
+    """`--map hodl=check` is a typo: refused with the states there are, not ignored."""
+    commands = project / "commands.py"
+    code, out = invoke(
+        "run", project / "v1.yaml", "--items", project / "items.jsonl", "-c", commands,
+        "--db", db,
+    )  # fmt: skip
+    assert code == 0, out
+    assert invoke("deploy", project / "v2.yaml", "--db", db, "-c", commands)[0] == 0
+    for old in ("hodl", "ho%/?ld", "höld"):
+        code, out = invoke(
+            "migrate", "invoice", "--to", "2", "--map", f"{old}=check", "--reason", "r",
+            "--db", db,
+        )  # fmt: skip
+        assert code == 1, out
+        assert f"--map {old}=check: no version of invoice has a state {old!r}" in out
+        assert "hold" in out
+    code, out = invoke(
+        "migrate", "invoice", "--to", "2", "--map", "hold=check", "--dry-run", "--db", db
+    )
+    assert code == 0 and "4 item(s) would move onto invoice@2" in out
+    assert _counts(invoke("workflows", "--db", db)[1], "invoice@2") == {}
+
+
+def test_deploy_of_two_files_with_one_version_says_deployed_once(project: Path, db: str) -> None:
+    twin = project / "v1-copy.yaml"
+    twin.write_text(V1)
+    code, out = invoke("deploy", project / "v1.yaml", twin, "--db", db)
+    assert code == 0, out
+    assert out.count("deployed invoice@1") == 1
+    assert f"already deployed, unchanged: invoice@1 from {twin}" in out
+    assert _counts(invoke("workflows", "--db", db)[1], "invoice@1") == {}
+
+
+def test_a_migration_plan_and_items_piped_into_a_file_list_whole_keys(project: Path) -> None:
+    """The dry run is the list of exactly which items move: no key ends in an ellipsis."""
+    db = project / "plan.sqlite"
+    key = "INV-2026-000123456789-northern-region-finance-%/?-ünï"
+    items = project / "long.jsonl"
+    items.write_text(json.dumps({"key": key, "data": {"amount": 50}}) + "\n")
+    commands = project / "commands.py"
+    assert invoke("run", project / "v1.yaml", "--items", items, "-c", commands, "--db", db)[0] == 0
+    assert invoke("deploy", project / "v2.yaml", "--db", db)[0] == 0
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    env.pop("COLUMNS", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "statewise", "migrate", "invoice", "--to", "2", "--dry-run",
+         "--db", str(db)],
+        capture_output=True, text=True, encoding="utf-8", env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "…" not in done.stdout
+    joined = "".join(
+        line.split("│")[1].strip() for line in done.stdout.splitlines() if line.startswith("│")
+    )
+    assert key in joined
+    listed = subprocess.run(
+        [sys.executable, "-m", "statewise", "items", "-w", "invoice@1", "--db", str(db)],
+        capture_output=True, text=True, encoding="utf-8", env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert listed.returncode == 0 and "…" not in listed.stdout, listed.stdout
+    rows = [line.split("│") for line in listed.stdout.splitlines() if line.startswith("│")]
+    assert key == "".join(row[1].strip() for row in rows)
+    assert "".join(row[2].strip() for row in rows) == "invoice@1"
+
+
+V4_TYPO = V2.replace("version: 2", "version: 4").replace(
+    "  check:\n    kind: human\n    task: {queue: ap, title: Check the invoice again}\n"
+    "    transitions:\n      - on: approve\n        to: pay\n",
+    "  check:\n    transitions:\n      - when: intake.valeu > 1\n        to: pay\n"
+    "      - else: true\n        to: paid\n",
+)
+
+
+def test_a_move_the_new_state_would_fail_at_once_is_left_alone_and_loses_nothing(
+    project: Path, db: str
+) -> None:
+    """Entering `check` fails in the move itself (a condition typo): nothing of it is committed."""
+    commands = project / "commands.py"
+    code, out = invoke(
+        "run", project / "v1.yaml", "--items", project / "items.jsonl", "-c", commands,
+        "--db", db,
+    )  # fmt: skip
+    assert code == 0, out
+    typo = project / "v4.yaml"
+    typo.write_text(V4_TYPO)
+    assert invoke("deploy", typo, "--db", db, "-c", commands)[0] == 0
+    code, out = invoke("migrate", "invoice", "--to", "4", "--dry-run", "--db", db)
+    assert code == 0, out
+    assert "1 item(s) would move onto invoice@4" in out  # big, from pay
+    assert out.count("would fail on entering check") == 2 and "valeu" in out
+    code, out = invoke("migrate", "invoice", "--to", "4", "--reason", "r", "--db", db)
+    assert code == 0, out
+    assert "1 item(s) moved onto invoice@4" in out and "3 item(s) left alone" in out
+    code, out = invoke("items", "-w", "invoice@1", "--status", "waiting", "--db", db)
+    assert out.count("review") == 2  # still waiting, their tasks open
+    assert invoke("task", "list", "--db", db)[1].count("open") == 2
+    assert stuck(db) == []

@@ -30,6 +30,8 @@ MAX_KEY_LENGTH = 512
 MAX_TEXT_LENGTH = 10_000
 # Ids of tasks, tokens and items fit every store's 64-bit integer column; so must integers.
 MAX_ROW_ID = 2**63 - 1
+# A workflow version fits every store's integer column and every entry point that names one.
+MAX_VERSION = 2**31 - 1
 INTEGERS = range(-(2**63), 2**63)
 # Deeper documents cannot be read back: pydantic's serialiser stops at about 255 levels.
 DEPTH_CEILING = 200

@@ -57,3 +57,9 @@ def test_an_operator_changes_a_threshold_and_sees_what_it_would_have_done(
     assert page.url.endswith("/dashboard/items/screening/order-12")
     page.go_back()
     screenshot(page, "simulate")
+
+    page.fill("#s-yaml", page.input_value("#s-yaml").replace(">= 0.7", ">= data.limt"))
+    page.click("button:has-text('Simulate')")
+    main = page.inner_text("main")
+    assert "20 item(s) would fail on a defect of this YAML, not a business outcome" in main
+    assert "condition `scoring.risk >= data.limt` read" in main

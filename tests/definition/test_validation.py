@@ -989,6 +989,20 @@ def test_ranges_of_numbers_and_durations() -> None:
     ]
 
 
+@pytest.mark.parametrize("version", [2**31, 99999999999999999999])
+def test_a_version_beyond_what_the_stores_keep_is_refused(version: int) -> None:
+    """It loaded, then a deploy crashed on it (SQLite's OverflowError, PostgreSQL's bigint)."""
+    assert only(
+        f"""
+        workflow: big
+        version: {version}
+        states:
+          start: {{kind: initial, transitions: [{{to: done}}]}}
+          done: {{kind: final}}
+        """
+    ) == (f"`version` must be at most 2147483647 (got {version})", 3, 10)
+
+
 def _hand_made(*states: State) -> Definition:
     where = Location("hand.py", 1, 1)
     return Definition("hand", 1, {s.name: s for s in states}, states[0].name, location=where)

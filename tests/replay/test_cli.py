@@ -98,3 +98,24 @@ def test_simulate_writes_its_report_to_a_pipe(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     text = target.read_text(encoding="utf-8")
     assert "items per end or waiting state" in text and "order-13" in text
+
+
+def test_simulate_names_the_defect_of_a_condition_typo(tmp_path: Path) -> None:
+    """A condition the record cannot evaluate is a defect of the new YAML, not an outcome."""
+    url = f"sqlite:///{tmp_path / 'record.sqlite'}"
+    _recorded(url, tmp_path)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(
+        SCREENING_YAML.replace("when: scoring.risk >= 0.5", "when: scoring.risk >= data.limt"),
+        encoding="utf-8",
+    )
+    code, out = _cli("simulate", typo, "--db", url)
+    assert code == 1, out
+    assert "20 item(s) would fail on a defect of typo.yaml" in out
+    assert "order-0" in out and "condition `scoring.risk >= data.limt` read" in out
+
+    code, out = _cli("simulate", typo, "--db", url, "--format", "json")
+    assert code == 1
+    found = json.loads(out[: out.rindex("}") + 1])  # the errors follow, on stderr
+    assert {c["after"]["status"] for c in found["changed"]} == {"failed"}
+    assert all("data.limt" in (c["stopped"] or "") for c in found["changed"])

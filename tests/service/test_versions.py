@@ -127,3 +127,23 @@ def test_a_version_the_service_does_not_hold_is_not_migrated_onto(only_v1: Serve
         assert answer.status_code == 404
         assert "review@2 is stored but this service cannot run it" in answer.json()["message"]
         assert "--commands" in answer.json()["message"]
+
+
+def test_items_are_listed_by_version_as_on_the_command_line(both: Server) -> None:
+    """`GET /api/items?workflow=review@2` filters by version; an unknown one is a 404."""
+    with both.client("operator") as operator:
+        operator.post("/api/items/review/order-0/redrive", json={"reason": "r", "to_version": 2})
+    with both.client("viewer") as viewer:
+        on_v2 = viewer.get("/api/items", params={"workflow": "review@2"})
+        assert on_v2.status_code == 200, on_v2.text
+        assert [(i["key"], i["version"]) for i in on_v2.json()["items"]] == [("order-0", 2)]
+        assert on_v2.json()["total"] == 1
+        on_v1 = viewer.get("/api/items", params={"workflow": "review@1"}).json()
+        assert sorted(i["key"] for i in on_v1["items"]) == ["order-1", "order-2"]
+        assert viewer.get("/api/items", params={"workflow": "review"}).json()["total"] == 3
+        unknown = viewer.get("/api/items", params={"workflow": "review@7"})
+        assert unknown.status_code == 404
+        assert "stored: review@1, review@2" in unknown.json()["message"]
+        for bad in ("review@x", "review@-1", "@2", "review@99999999999999999999"):
+            answer = viewer.get("/api/items", params={"workflow": bad})
+            assert answer.status_code in (404, 422), (bad, answer.text)

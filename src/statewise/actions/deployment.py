@@ -73,10 +73,12 @@ async def deploy(store: Store, files: Sequence[Path], commands: Sequence[str]) -
             # A changed version is refused before anything is stored; the store's own refusal
             # says what differs.
             await store.save_workflow(definition, file, modules)
-    deployed = []
+    deployed: list[Deployed] = []
     for definition, file, known in changed:
-        new = known != fingerprint.content_hash(definition.source)
-        if new or modules:  # the same content again only records the modules given now
+        # A second file of a version this deploy stored holds the same content (checked above).
+        again = any(d.definition.ref == definition.ref for d in deployed)
+        new = known != fingerprint.content_hash(definition.source) and not again
+        if new or (modules and not again):  # the same content only records the modules given
             await store.save_workflow(definition, file, modules)
         deployed.append(Deployed(definition, file, new))
     return deployed

@@ -10,12 +10,13 @@ STALE commit is retried on a fresh copy. Each move is ``engine.migration.migrate
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from statewise.definition.model import Definition
 from statewise.engine.item import Item, ItemStatus
 from statewise.engine.migration import migrate, target_state
+from statewise.engine.result import StepResult
 from statewise.errors import InvalidEventError, InvalidInputError, StaleLeaseError
 from statewise.inputs import check_text
 from statewise.store.base import CommitStatus, ItemFilter, StepCommit
@@ -59,9 +60,21 @@ class MigrationPlan:
     moved: list[Move] = field(default_factory=list)
 
 
-def check_mapping(new: Definition, mapping: Mapping[str, str]) -> None:
-    """An operator's mapping may send items only to states ``new`` has."""
+def check_mapping(
+    new: Definition, mapping: Mapping[str, str], held: Iterable[Definition] = ()
+) -> None:
+    """An operator's mapping goes from a state of a held version to a state ``new`` has.
+
+    ``--map hodl=check`` is a typo to refuse with the states there are, not a mapping that
+    quietly matches nothing while the items in ``hold`` are left alone.
+    """
+    known = {state for d in held if d.name == new.name for state in d.states}
     for old, target in mapping.items():
+        if known and old not in known:
+            raise InvalidInputError(
+                f"--map {old}={target}: no version of {new.name} has a state {old!r} "
+                f"(their states: {', '.join(sorted(known))})"
+            )
         if target not in new.states:
             raise InvalidInputError(
                 f"--map {old}={target}: {new.ref} has no state {target!r} "
@@ -73,7 +86,7 @@ async def plan_migration(
     writer: ItemWriter, new: Definition, mapping: Mapping[str, str] | None = None
 ) -> MigrationPlan:
     """Where each in-flight item of ``new``'s workflow on another version would go."""
-    check_mapping(new, mapping or {})
+    check_mapping(new, mapping or {}, writer.definitions.values())
     plan = MigrationPlan(new.name, new.version)
     for status in (*IN_FLIGHT, ItemStatus.PAUSED):
         after: tuple[float, int] | None = None
@@ -103,7 +116,28 @@ def _place(
         return
     target = target_state(item.state, new, mapping)
     assert target is not None  # _why_not said it maps
+    old = writer.definition(item.workflow, item.version)
+    failure = _fails_on_entry(migrate(old, new, item, target, "plan", "plan", writer.clock()))
+    if failure is not None:
+        plan.left.append(LeftAlone(item.key, item.version, item.state, failure))
+        return
     plan.moves.append(Move(item.key, item.version, item.state, target, item.status))
+
+
+def _fails_on_entry(result: StepResult) -> str | None:
+    """Why the move itself fails the item (a defect of the state it enters), or None.
+
+    Entering a state whose conditions cannot be evaluated fails the item within the move: such
+    a move is not committed, so the item keeps its state, work and open task on its version.
+    """
+    if result.item.status is not ItemStatus.FAILED:
+        return None
+    error = next((r.error for r in reversed(result.history) if r.error), None) or {}
+    return (
+        f"it would fail on entering {result.item.state} of {result.item.workflow}@"
+        f"{result.item.version}: {error.get('kind', 'failed')}: {error.get('message', '')}; "
+        f"fix that version (a new one), or send it to another state (migrate --map, redrive --to)"
+    )
 
 
 def _why_not(
@@ -187,6 +221,9 @@ async def migrate_item(
             )
         old = writer.definition(item.workflow, item.version)
         result = migrate(old, new, item, target, actor, reason, writer.clock())
+        failure = _fails_on_entry(result)
+        if failure is not None:
+            raise InvalidEventError(f"item {key!r} was not migrated: {failure}")
         (outcome,) = await writer.commit([StepCommit(result, item.seq)])
         if outcome.status is CommitStatus.COMMITTED:
             return item, result.item

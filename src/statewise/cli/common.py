@@ -160,7 +160,10 @@ def existing_store(db: str) -> Store:
     """Open a store that must already exist; reading must not create an empty SQLite file."""
     file = sqlite_file(db)
     if file is not None and not file.exists():
-        raise NotFoundError(f"{file} does not exist; start items with `statewise run FILE`")
+        raise NotFoundError(
+            f"{file} does not exist; deploy workflows with `statewise deploy FILE`, "
+            "or start items with `statewise run FILE`"
+        )
     return open_store(db)
 
 

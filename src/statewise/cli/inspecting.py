@@ -97,8 +97,11 @@ def items(
         found = [item for item, _ in await store.find_items(where, limit=limit)]
         failed = [(i.workflow, i.key) for i in found if i.status is ItemStatus.FAILED]
         why = await store.failures(failed)
-        columns = ["key", "workflow", "state", "status", "in state for", "steps"]
-        table = Table(*columns, *(["failed because"] if why else []))
+        columns = ["workflow", "state", "status", "in state for", "steps"]
+        table = Table()
+        table.add_column("key", overflow="fold")  # whole keys, wrapped, even in a pipe
+        for column in [*columns, *(["failed because"] if why else [])]:
+            table.add_column(column, overflow="fold")
         now = time.time()
         for item in found:
             error = why.get((item.workflow, item.key))

@@ -7,14 +7,24 @@ import sys
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from statewise.actions.quality import window_seconds
 from statewise.actions.simulation import DEFAULT_LIMIT, Selection, report_json, simulate
-from statewise.cli.common import DEFAULT_DB, DbOption, app, console, fail, run_async, with_store
+from statewise.cli.common import (
+    DEFAULT_DB,
+    DbOption,
+    app,
+    console,
+    errors,
+    fail,
+    run_async,
+    with_store,
+)
 from statewise.definition import load
 from statewise.engine.item import ItemStatus
 from statewise.errors import InvalidInputError
@@ -85,6 +95,24 @@ async def _simulate(file: Path, db: str, selection: Selection, format: SimulateF
         sys.stdout.write(json.dumps(found, indent=2, ensure_ascii=False) + "\n")
     else:
         print_report(found, selection.workflow or definition.name)
+    failing = [row for row in found.get("changed", []) if row["after"]["status"] == "failed"]
+    if failing:
+        _print_failing(failing, file)
+
+
+def _print_failing(failing: list[dict[str, JSON]], file: Path) -> NoReturn:
+    """Items the new definition fails are its defect, not a prediction: name it, exit 1."""
+    reasons: dict[str, list[str]] = {}
+    for row in failing:
+        reasons.setdefault(row["stopped"] or "failed", []).append(row["key"])
+    for why, keys in reasons.items():
+        shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+        errors.print(Text(f"{why} ({shown})", style="red"), soft_wrap=True)
+    fail(
+        f"{len(failing)} item(s) would fail on a defect of {file.name}, not a business "
+        f"outcome: fix it (`statewise validate {file}`) and simulate again",
+        1,
+    )
 
 
 def print_report(found: dict[str, JSON], workflow: str) -> None:

@@ -19,6 +19,7 @@ from statewise.cli.common import (
     app,
     console,
     fail,
+    failure_cell,
     run_async,
     status_cell,
     with_store,
@@ -45,7 +46,7 @@ def deploy_command(
         try:
             for done in await deploy(store, files, commands or []):
                 what = "deployed" if done.new else "already deployed, unchanged:"
-                console.print(f"{what} {done.definition.ref} from {done.file}")
+                console.print(f"{what} {done.definition.ref} from {done.file}", soft_wrap=True)
         finally:
             await store.close()
 
@@ -68,7 +69,12 @@ def workflows_command(
             console.print(f"no workflow {which}is deployed; `statewise deploy FILE` stores one")
             return
         statuses = list(ItemStatus)
-        table = Table("workflow", "file", *statuses, title="workflow versions")
+        # A pipe is 80 columns: names and paths wrap whole rather than end in an ellipsis.
+        table = Table(title="workflow versions")
+        table.add_column("workflow", overflow="fold")
+        table.add_column("file", overflow="fold")
+        for status in statuses:
+            table.add_column(status, no_wrap=True, min_width=len(status))
         for summary in found:
             counts = [str(summary.items.get(status, 0)) for status in statuses]
             table.add_row(summary.ref, summary.stored.file, *counts)
@@ -122,9 +128,35 @@ def migrate_command(
         if not wait:
             print_plan(await apply(), dry_run=False)
             return
-        print_plan(await act_then_continue(runner, apply, "the migrated items"), dry_run=False)
+        plan = await act_then_continue(runner, apply, "the migrated items")
+        print_plan(plan, dry_run=False)
+        await fail_on_defects(store, plan)
 
     run_async(with_store(db, act))
+
+
+async def fail_on_defects(store: Store, plan: MigrationPlan) -> None:
+    """Moved items that failed on entering their new state: a defect of it, named, exit 1.
+
+    They did move (nothing is lost, and `statewise redrive` takes them on once it is fixed),
+    but a migration that ends in failures must not read as a clean "moved".
+    """
+    refs = []
+    for move in plan.moved:
+        item = await store.get_item(plan.workflow, move.key)
+        if item.status is ItemStatus.FAILED and item.version == plan.to:
+            refs.append((item.workflow, item.key))
+    if not refs:
+        return
+    why = await store.failures(refs)
+    for ref in refs:
+        console.print(Text(f"{ref[1]}: ", style="bold").append(failure_cell(why.get(ref))))
+    fail(
+        f"{len(refs)} item(s) failed on entering their new state on {plan.workflow}@{plan.to}: "
+        f"`statewise items --status failed -w {plan.workflow}@{plan.to}` lists them; fix the "
+        f"version (a new one) and migrate them onto it, or redrive them",
+        1,
+    )
 
 
 def parse_mapping(pairs: Sequence[str]) -> dict[str, str]:
@@ -155,7 +187,11 @@ def print_plan(plan: MigrationPlan, *, dry_run: bool) -> None:
     """The items that move (or would), where to, and the ones left alone with why."""
     moves = plan.moves if dry_run else plan.moved
     verb = "would move" if dry_run else "moved"
-    table = Table("key", "from", "status", "to", title=f"{verb} onto {plan.workflow}@{plan.to}")
+    # Whole keys, wrapped (a pipe is 80 columns): the plan is the list of exactly who moves.
+    table = Table(title=f"{verb} onto {plan.workflow}@{plan.to}")
+    table.add_column("key", overflow="fold")
+    for name in ("from", "status", "to"):
+        table.add_column(name, overflow="fold")
     for move in moves:
         table.add_row(
             move.key,
@@ -167,7 +203,9 @@ def print_plan(plan: MigrationPlan, *, dry_run: bool) -> None:
         console.print(table)
     console.print(f"{len(moves)} item(s) {verb} onto {plan.workflow}@{plan.to}")
     if plan.left:
-        left = Table("key", "version", "state", "why", title="left alone")
+        left = Table(title="left alone")
+        for name in ("key", "version", "state", "why"):
+            left.add_column(name, overflow="fold")
         for item in plan.left:
             left.add_row(item.key, str(item.version), item.state, Text(item.why, style="yellow"))
         console.print(left)

@@ -49,6 +49,7 @@ from statewise.definition.schema import Path, suggest
 from statewise.definition.template_checks import TEMPLATE_RULES
 from statewise.definition.type_checks import TYPE_RULES
 from statewise.errors import Problem
+from statewise.inputs import MAX_VERSION
 
 Locate = Callable[[Path], Location]
 
@@ -491,6 +492,10 @@ def _check_branch_names(c: _Checker) -> None:
 def _check_ranges(c: _Checker) -> None:
     if c.definition.version < 1:
         c.report(f"`version` must be at least 1 (got {c.definition.version})", ("version",))
+    elif c.definition.version > MAX_VERSION:
+        c.report(
+            f"`version` must be at most {MAX_VERSION} (got {c.definition.version})", ("version",)
+        )
     for state in c.states:
         here = ("states", state.name)
         _at_least_one(c, state.max_visits, (*here, "max_visits"))

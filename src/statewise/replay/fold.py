@@ -19,6 +19,7 @@ then it *needs* that result, and nothing is guessed. It calls no command and no 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from statewise.definition.model import (
@@ -76,7 +77,8 @@ class Folded:
 
     ``history`` is the audit trail the new path would have written; ``tasks`` the (state,
     visit, queue) of every task it opens; ``refused`` the recorded events its path refused;
-    ``stopped`` says why the fold ended early (an item the engine would quarantine).
+    ``stopped`` says why the fold ended early: an item the engine would quarantine, or one
+    the new definition fails (its defect's kind and message).
     """
 
     item: Item
@@ -187,7 +189,23 @@ def fold(definition: Definition, inputs: Inputs, changed: frozenset[str] = froze
         stopped = f"the replay took more than {budget} steps; it was stopped there"
         return Folded(item, tuple(history), tuple(pending.opened), stopped=stopped)
     need = None if item.status in _ENDED else _need(inputs, pending, changed)
-    return Folded(item, tuple(history), tuple(pending.opened), need, tuple(refused))
+    return Folded(
+        item, tuple(history), tuple(pending.opened), need, tuple(refused), _failure(item, history)
+    )
+
+
+def _failure(item: Item, history: Sequence[HistoryRecord]) -> str | None:
+    """Why the fold failed the item (``kind: message`` of its last error row), or None.
+
+    A new definition's defect (a condition that cannot be evaluated on the record, an
+    unmatched ``done``) fails items; the report must name it, not count it as an outcome.
+    """
+    if item.status is not ItemStatus.FAILED:
+        return None
+    error = next((row.error for row in reversed(history) if row.error is not None), None)
+    if error is None:
+        return "failed"
+    return f"{error.get('kind', 'failed')}: {error.get('message', '')}"
 
 
 def changed_agents(old: Definition, new: Definition) -> frozenset[str]:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from statewise.actions import bulk, inspect_item, item_view_json, redrive
+from statewise.actions.deployment import split_ref, stored_version
 from statewise.actions.events import event_outcome
 from statewise.actions.inspection import history_json
 from statewise.engine.item import Item, ItemStatus
@@ -82,7 +83,7 @@ async def list_items(
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
 ) -> dict[str, Any]:
-    where = item_filter(ctx.clock(), workflow, state, status, older_than, q)
+    where = await item_filter(ctx, workflow, state, status, older_than, q)
     page = await ctx.store.find_items(where, limit=limit, after=decode_cursor(cursor))
     following = encode_cursor(page[-1][1]) if len(page) == limit else None
     failed = [(item.workflow, item.key) for item, _ in page if item.status is ItemStatus.FAILED]
@@ -140,9 +141,7 @@ async def redrive_item(
 
 @router.post("/bulk", summary="One operation on every matching item (dry run by default)")
 async def bulk_operation(body: Bulk, ctx: Context, who: Operator) -> dict[str, Any]:
-    where = item_filter(
-        ctx.clock(), body.workflow, body.state, body.status, body.older_than, body.q
-    )
+    where = await item_filter(ctx, body.workflow, body.state, body.status, body.older_than, body.q)
     report = await bulk(
         ctx.runner,
         where,
@@ -161,17 +160,29 @@ async def bulk_operation(body: Bulk, ctx: Context, who: Operator) -> dict[str, A
     }
 
 
-def item_filter(
-    now: float,
+async def item_filter(
+    ctx: Context,
     workflow: str | None,
     state: str | None,
     status: ItemStatus | None,
     older_than: float | None,
     q: str | None,
 ) -> ItemFilter:
-    """The store filter of the API's query parameters."""
+    """The store filter of the API's query parameters.
+
+    ``workflow`` is ``NAME`` or ``NAME@VERSION``, as ``statewise items -w`` takes it: a
+    version that is not stored is a 404 naming the stored ones, never an empty page.
+    """
+    try:
+        name, version = (None, None) if workflow is None else split_ref(workflow)
+    except ValueError as exc:
+        raise InvalidInputError(f"workflow: {exc}") from None
+    if name is not None and version is not None:
+        await stored_version(ctx.store, name, version)
+    now = ctx.clock()
     return ItemFilter(
-        workflow=workflow,
+        workflow=name,
+        version=version,
         state=state,
         status=status,
         entered_before=None if older_than is None else now - older_than,

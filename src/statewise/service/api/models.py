@@ -19,12 +19,10 @@ from statewise.actions.retention import parse_age
 from statewise.definition.model import Role
 from statewise.engine.events import Operation
 from statewise.engine.item import ItemStatus
-from statewise.inputs import MAX_ROW_ID, check_key, check_wrapped
+from statewise.inputs import MAX_ROW_ID, MAX_VERSION, check_key, check_wrapped
 from statewise.store.retention import Prunable
 
 MAX_BATCH = 10_000
-# A workflow version fits every store's integer column.
-MAX_VERSION = 2**31 - 1
 # Ids are positive and fit every store's integer column.
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 # The one key rule of every entry point; its InvalidInputError is a ValueError, hence a 422.
