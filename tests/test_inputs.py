@@ -9,7 +9,7 @@ import pytest
 
 from hostile import HOSTILE_BUT_VALID_KEYS, nested
 from statewise.errors import InvalidInputError, StatewiseError
-from statewise.inputs import InputLimits, check_key, check_row_id, decode_json
+from statewise.inputs import InputLimits, check_key, check_row_id, check_wrapped, decode_json
 
 
 @pytest.mark.parametrize("key", HOSTILE_BUT_VALID_KEYS)
@@ -118,3 +118,12 @@ def test_limits_come_from_the_environment_and_refuse_nonsense() -> None:
         InputLimits.from_environment({"STATEWISE_MAX_ITEM_BYTES": "0"})
     with pytest.raises(StatewiseError, match="between 1 and 200, not 260"):
         InputLimits(max_depth=260)
+
+
+@pytest.mark.parametrize("data", [1.5, "text", [1, 2], None])
+def test_data_beside_the_key_is_refused_whatever_data_holds(data: object) -> None:
+    """Found by schemathesis: a ``data`` that is no object beside stray keys was a 500."""
+    record = {"key": "k-1", "data": data, "amount": 3}
+    with pytest.raises(InvalidInputError, match='"amount" beside "key"') as refused:
+        check_wrapped(record, ("workflow", "key", "data"), "the item")
+    assert '"data": {"amount": 3}' in str(refused.value)

@@ -141,9 +141,13 @@ def check_wrapped(record: Mapping[str, JSON], allowed: Collection[str], what: st
     if stray:
         key = record.get("key", "...")
         names = ", ".join(f'"{name}"' for name in stray)
+        data = record.get("data")
+        given = (
+            data if isinstance(data, Mapping) else {}
+        )  # a "data" that is no object is left out of the example
         raise InvalidInputError(
             f'{what} has {names} beside "key"; an item\'s data goes under "data", like '
-            f"{_shape(key, {**(record.get('data') or {}), **stray})}"
+            f"{_shape(key, {**given, **stray})}"
         )
 
 
