@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from statewise.cli import app
@@ -57,14 +56,6 @@ def revise(ctx):
 """
 
 HOSTILE = "naïve \x00 ключ ✓ <b>%/?</b>"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "drafts.sqlite")
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 def invoke(*args: str | Path) -> tuple[int, str]:

@@ -86,14 +86,6 @@ def invoke(*args: str | Path) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "results.sqlite")
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 def project(tmp_path: Path, workflow: str = WORKFLOW) -> Path:
     (tmp_path / "results.yaml").write_text(workflow)
     (tmp_path / "commands.py").write_text(COMMANDS)

@@ -106,22 +106,19 @@ def pay(ctx):
 ITEMS = {"a": 50, "b": 60, "big": 5000, "held": 0}
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "versions.sqlite")
-    found: str = request.getfixturevalue("postgres_url")
-    return found
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    (tmp_path / "v1.yaml").write_text(V1)
-    (tmp_path / "v2.yaml").write_text(V2)
-    (tmp_path / "commands.py").write_text(COMMANDS)
-    lines = [json.dumps({"key": k, "data": {"amount": a}}) for k, a in ITEMS.items()]
-    (tmp_path / "items.jsonl").write_text("\n".join(lines) + "\n")
-    return tmp_path
+    return write_project(tmp_path, ITEMS)
+
+
+def write_project(folder: Path, items: dict[str, int]) -> Path:
+    """``folder`` with v1.yaml, v2.yaml, commands.py and items.jsonl of ``items`` (key: amount)."""
+    (folder / "v1.yaml").write_text(V1)
+    (folder / "v2.yaml").write_text(V2)
+    (folder / "commands.py").write_text(COMMANDS)
+    lines = [json.dumps({"key": k, "data": {"amount": a}}) for k, a in items.items()]
+    (folder / "items.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
 
 
 def run_v1(project: Path, db: str) -> Path:
