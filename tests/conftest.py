@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -45,6 +46,18 @@ def postgres_schema(postgres_server: str) -> Iterator[str]:
 def postgres_url(postgres_server: str, postgres_schema: str) -> str:
     """A store URL on the test's own schema."""
     return postgres.with_schema(postgres_server, postgres_schema)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The test's store as ``--db`` takes it: a SQLite file, then the test's own PostgreSQL schema.
+
+    A test that asks for it runs once on each store.
+    """
+    if request.param == "sqlite":
+        return str(tmp_path / "store.sqlite")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

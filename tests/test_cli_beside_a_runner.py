@@ -16,10 +16,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from statewise.cli import app
 from statewise.store import open_store
+from test_cli import invoke
 
 DESK = """\
 workflow: desk
@@ -145,11 +144,6 @@ def served(db: Path) -> Iterator[subprocess.Popen[str]]:
     finally:
         service.terminate()
         service.communicate(timeout=30)
-
-
-def invoke(*args: str | Path) -> tuple[int, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
-    return result.exit_code, result.output
 
 
 def _until(done: Callable[[], bool], process: subprocess.Popen[str] | None = None) -> None:

@@ -10,7 +10,6 @@ invariant.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import signal
 import socket
@@ -29,27 +28,14 @@ from statewise.engine.item import Item
 from statewise.store import open_store
 from statewise.worker.writer import ItemWriter
 from test_cli import invoke
-from test_cli_versions import COMMANDS, V1, V2, stuck
+from test_cli_versions import V1, stuck, write_project
 
 REFRESH = "0.2"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "live.sqlite")
-    found: str = request.getfixturevalue("postgres_url")
-    return found
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    (tmp_path / "v1.yaml").write_text(V1)
-    (tmp_path / "v2.yaml").write_text(V2)
-    (tmp_path / "commands.py").write_text(COMMANDS)
-    lines = [json.dumps({"key": k, "data": {"amount": a}}) for k, a in {"a": 50, "b": 60}.items()]
-    (tmp_path / "items.jsonl").write_text("\n".join(lines) + "\n")
-    return tmp_path
+    return write_project(tmp_path, {"a": 50, "b": 60})
 
 
 @contextmanager

@@ -13,10 +13,9 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from hostile import HOSTILE_BUT_VALID_KEYS
-from statewise.cli import app
+from test_cli import invoke
 
 WORKFLOW = """\
 workflow: scored
@@ -41,11 +40,6 @@ def score(ctx):
     return {"value": len(ctx.key)}
 """
 OLD_KEYS = HOSTILE_BUT_VALID_KEYS[:4]
-
-
-def invoke(*args: str | Path) -> tuple[int, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
-    return result.exit_code, result.output
 
 
 @pytest.fixture

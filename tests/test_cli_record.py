@@ -10,10 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-from typer.testing import CliRunner
-
-from statewise.cli import app
+from test_cli import invoke
 
 WORKFLOW = """\
 workflow: drafts
@@ -57,19 +54,6 @@ def revise(ctx):
 """
 
 HOSTILE = "naïve \x00 ключ ✓ <b>%/?</b>"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "drafts.sqlite")
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-def invoke(*args: str | Path) -> tuple[int, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
-    return result.exit_code, result.output
 
 
 def test_history_keeps_both_rounds_of_a_loop_and_says_why_the_else_was_taken(

@@ -12,13 +12,12 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from statewise import CommandRegistry
-from statewise.cli import app
 from statewise.engine import ItemStatus
 from statewise.errors import ConfigurationError
 from statewise.store import open_store
+from test_cli import invoke
 
 WORKFLOW = """\
 workflow: results
@@ -79,19 +78,6 @@ def count_lines(ctx):
 def totals(ctx):
     return {"total": 5} if ctx.key.startswith("fits") else {"total": "lots"}
 """
-
-
-def invoke(*args: str | Path) -> tuple[int, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "240"})
-    return result.exit_code, result.output
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "results.sqlite")
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 def project(tmp_path: Path, workflow: str = WORKFLOW) -> Path:

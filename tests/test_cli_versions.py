@@ -106,22 +106,37 @@ def pay(ctx):
 ITEMS = {"a": 50, "b": 60, "big": 5000, "held": 0}
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "versions.sqlite")
-    found: str = request.getfixturevalue("postgres_url")
-    return found
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    (tmp_path / "v1.yaml").write_text(V1)
-    (tmp_path / "v2.yaml").write_text(V2)
-    (tmp_path / "commands.py").write_text(COMMANDS)
-    lines = [json.dumps({"key": k, "data": {"amount": a}}) for k, a in ITEMS.items()]
-    (tmp_path / "items.jsonl").write_text("\n".join(lines) + "\n")
-    return tmp_path
+    return write_project(tmp_path, ITEMS)
+
+
+def write_project(folder: Path, items: dict[str, int]) -> Path:
+    """``folder`` with v1.yaml, v2.yaml, commands.py and items.jsonl of ``items`` (key: amount)."""
+    (folder / "v1.yaml").write_text(V1)
+    (folder / "v2.yaml").write_text(V2)
+    (folder / "commands.py").write_text(COMMANDS)
+    lines = [json.dumps({"key": k, "data": {"amount": a}}) for k, a in items.items()]
+    (folder / "items.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def run_v1(project: Path, db: str) -> Path:
+    """Run every item of ITEMS on invoice@1 (three wait, `big` fails); the commands file."""
+    commands = project / "commands.py"
+    code, out = invoke(
+        "run", project / "v1.yaml", "--items", project / "items.jsonl", "-c", commands,
+        "--db", db,
+    )  # fmt: skip
+    assert code == 0, out
+    return commands
+
+
+def piped_env() -> dict[str, str]:
+    """The environment of a `statewise` writing to a pipe: this tree's code, no COLUMNS."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    env.pop("COLUMNS", None)
+    return env
 
 
 def stuck(db: str) -> list[StuckItem]:
@@ -167,12 +182,7 @@ def test_deploy_stores_once_refuses_a_changed_version_and_starts_nothing(
 def test_workflows_items_by_version_migrate_and_redrive_to_a_version(
     project: Path, db: str
 ) -> None:
-    commands = project / "commands.py"
-    code, out = invoke(
-        "run", project / "v1.yaml", "--items", project / "items.jsonl", "-c", commands,
-        "--db", db,
-    )  # fmt: skip
-    assert code == 0, out
+    commands = run_v1(project, db)
     assert invoke("deploy", project / "v2.yaml", "--db", db, "-c", commands)[0] == 0
     code, out = invoke("workflows", "--db", db)
     assert code == 0
@@ -279,12 +289,7 @@ V3_BROKEN = V2.replace("version: 2", "version: 3").replace(
 
 def test_migrate_onto_a_state_whose_entry_fails_says_so_and_exits_1(project: Path, db: str) -> None:
     """Moved items that then fail on their new state are a defect to see, not 'moved'."""
-    commands = project / "commands.py"
-    code, out = invoke(
-        "run", project / "v1.yaml", "--items", project / "items.jsonl", "-c", commands,
-        "--db", db,
-    )  # fmt: skip
-    assert code == 0, out
+    commands = run_v1(project, db)
     broken = project / "v3.yaml"
     broken.write_text(V3_BROKEN)
     assert invoke("deploy", broken, "--db", db, "-c", commands)[0] == 0
@@ -305,8 +310,7 @@ def test_deploy_and_workflows_piped_into_a_file_keep_whole_names(project: Path) 
     folder.mkdir(parents=True)
     long_file = folder / "invoice_approval_for_the_northern_region.yaml"
     long_file.write_text(V1.replace("workflow: invoice", f"workflow: {name}"))
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-    env.pop("COLUMNS", None)
+    env = piped_env()
 
     def piped(*args: str) -> str:
         target = project / "out.txt"
@@ -330,12 +334,7 @@ def test_deploy_and_workflows_piped_into_a_file_keep_whole_names(project: Path) 
 
 def test_migrate_refuses_a_map_from_a_state_no_version_has(project: Path, db: str) -> None:
     """`--map hodl=check` is a typo: refused with the states there are, not ignored."""
-    commands = project / "commands.py"
-    code, out = invoke(
-        "run", project / "v1.yaml", "--items", project / "items.jsonl", "-c", commands,
-        "--db", db,
-    )  # fmt: skip
-    assert code == 0, out
+    commands = run_v1(project, db)
     assert invoke("deploy", project / "v2.yaml", "--db", db, "-c", commands)[0] == 0
     for old in ("hodl", "ho%/?ld", "höld"):
         code, out = invoke(
@@ -371,8 +370,7 @@ def test_a_migration_plan_and_items_piped_into_a_file_list_whole_keys(project: P
     commands = project / "commands.py"
     assert invoke("run", project / "v1.yaml", "--items", items, "-c", commands, "--db", db)[0] == 0
     assert invoke("deploy", project / "v2.yaml", "--db", db)[0] == 0
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-    env.pop("COLUMNS", None)
+    env = piped_env()
     done = subprocess.run(
         [sys.executable, "-m", "statewise", "migrate", "invoice", "--to", "2", "--dry-run",
          "--db", str(db)],
@@ -406,12 +404,7 @@ def test_a_move_the_new_state_would_fail_at_once_is_left_alone_and_loses_nothing
     project: Path, db: str
 ) -> None:
     """Entering `check` fails in the move itself (a condition typo): nothing of it is committed."""
-    commands = project / "commands.py"
-    code, out = invoke(
-        "run", project / "v1.yaml", "--items", project / "items.jsonl", "-c", commands,
-        "--db", db,
-    )  # fmt: skip
-    assert code == 0, out
+    commands = run_v1(project, db)
     typo = project / "v4.yaml"
     typo.write_text(V4_TYPO)
     assert invoke("deploy", typo, "--db", db, "-c", commands)[0] == 0

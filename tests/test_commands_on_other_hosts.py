@@ -16,8 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from statewise.definition import load
 from statewise.store import open_store
 from statewise.worker.writer import ItemWriter
@@ -45,14 +43,6 @@ states:
   done:
     kind: final
 """
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'shared.sqlite'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 def _statewise(*args: str, cwd: Path, path: Path | None = None) -> subprocess.Popen[str]:

@@ -13,11 +13,10 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from statewise.cli import app
 from statewise.engine import ItemStatus
 from statewise.store import open_store
+from test_cli import invoke
 
 WORKFLOW = """\
 workflow: defects
@@ -111,19 +110,6 @@ DEFECTS = {  # key -> (state it fails in, defect kind, part of the message)
     "raises": ("raises", "command_error", "TypeError: unsupported operand"),
     "int_double": ("int_double", "condition", "`n * 1.5 > 2`"),
 }
-
-
-def invoke(*args: str | Path) -> tuple[int, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "240"})
-    return result.exit_code, result.output
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "defects.sqlite")
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 @pytest.fixture

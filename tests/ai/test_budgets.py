@@ -113,15 +113,6 @@ def asked(server: FakeProvider, plan: str, writer: bool = True) -> int:
     return sum(plan_of(r) == plan and is_writer(r) == writer for r in server.requests)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The test's store, once per dialect."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'budgets.sqlite'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.fixture
 def provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProvider]:
     """The local OpenAI-protocol server every agent talks to."""

@@ -28,7 +28,8 @@ from statewise.engine.buffer import kept_by
 from statewise.engine.events import Operation
 from statewise.errors import InvalidEventError
 
-T0 = 1_000.0
+from .helpers import T0
+
 HOUR = 3600.0
 
 ORDER_YAML = """

@@ -37,6 +37,7 @@ from statewise.definition.model import Role
 from statewise.engine.item import HistoryRecord, Item
 from statewise.store import Store, open_store
 from statewise.store.base import Task
+from statewise.testing.harness import states_entered
 from statewise.worker import Runner
 from statewise.worker.writer import ItemWriter
 
@@ -85,11 +86,7 @@ class Ran:
 
     def path(self, key: str) -> list[str]:
         """The states the item went through, in order, without repeats of a retry."""
-        states: list[str] = []
-        for record in self.history(key):
-            if not states or states[-1] != record.to_state:
-                states.append(record.to_state)
-        return states
+        return states_entered(self.history(key))
 
     def reviews(self, key: str) -> list[dict[str, Any]]:
         """How each decision of the item's reviewing tasks graded the agent it reviews."""

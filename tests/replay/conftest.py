@@ -25,10 +25,7 @@ def urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, 
             postgres.drop_schema(server, schema)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """One empty store of each kind, for the record."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'record.sqlite'}"
-    found: str = request.getfixturevalue("postgres_url")
-    return found
+@pytest.fixture
+def url(db: str) -> str:
+    """One empty store of each kind (tests/conftest.py's db), for the record."""
+    return db

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -14,15 +13,10 @@ from actions.test_buffer import ORDER_YAML
 from .conftest import Server, login_csrf, run_server, stuck_items
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def orders(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+@pytest.fixture
+def orders(db: str) -> Iterator[Server]:
     """The live service, with its own worker, over items waiting in `approval`."""
-    url = (
-        f"sqlite:///{tmp_path / 'service.sqlite'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    yield from run_server(url, items=1, workflow=ORDER_YAML)
+    yield from run_server(db, items=1, workflow=ORDER_YAML)
 
 
 def _settled(client: httpx.Client, state: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,15 +24,10 @@ REFUSED = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def payments(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+@pytest.fixture
+def payments(db: str) -> Iterator[Server]:
     """The live service, with its own worker, over items waiting in `checkout`."""
-    url = (
-        f"sqlite:///{tmp_path / 'service.sqlite'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    yield from run_server(url, items=2, workflow=PAYMENT_YAML)
+    yield from run_server(db, items=2, workflow=PAYMENT_YAML)
 
 
 def _stuck(server: Server) -> list[Any]:

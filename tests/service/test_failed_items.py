@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,13 +18,9 @@ from service.conftest import REVIEW_YAML, Server, login_csrf, run_server, stuck_
 MISSPELLED = REVIEW_YAML.replace("intake.value < 90", "intake.vaule < 90")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def broken(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'failed.sqlite'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    yield from run_server(url, items=2, workers=False, workflow=MISSPELLED)
+@pytest.fixture
+def broken(db: str) -> Iterator[Server]:
+    yield from run_server(db, items=2, workers=False, workflow=MISSPELLED)
 
 
 def _history(client: httpx.Client, key: str) -> list[dict[str, object]]:

@@ -255,13 +255,10 @@ def test_a_body_that_is_not_json_at_all_answers_in_the_error_shape(server: Serve
         assert json.loads(operator.get("/api/items").text)["total"] == 3
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def either_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+@pytest.fixture
+def either_store(db: str) -> Iterator[Server]:
     """The service on SQLite and on PostgreSQL, which order NaN differently."""
-    if request.param == "sqlite":
-        yield from run_server(f"sqlite:///{tmp_path / 'service.sqlite'}")
-    else:
-        yield from run_server(request.getfixturevalue("postgres_url"))
+    yield from run_server(db)
 
 
 def test_a_filter_older_than_nan_seconds_is_refused_not_matched(either_store: Server) -> None:

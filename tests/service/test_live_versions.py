@@ -42,23 +42,16 @@ async def _load(store: Store) -> Catalog:
     return await load_catalog(store, ["actions.conftest"])
 
 
-def _url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'live.sqlite'}"
-    found: str = request.getfixturevalue("postgres_url")
-    return found
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+@pytest.fixture
+def live(db: str) -> Iterator[Server]:
     """A service that refreshes only when a request asks for a version it does not hold."""
-    yield from run_server(_url(request, tmp_path), items=2, reload=_load, refresh_every=None)
+    yield from run_server(db, items=2, reload=_load, refresh_every=None)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def polling(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+@pytest.fixture
+def polling(db: str) -> Iterator[Server]:
     """A service that also looks for new versions every 0.1 s."""
-    yield from run_server(_url(request, tmp_path), items=2, reload=_load, refresh_every=0.1)
+    yield from run_server(db, items=2, reload=_load, refresh_every=0.1)
 
 
 def _deploy(tmp_path: Path, server: Server, name: str, source: str) -> None:

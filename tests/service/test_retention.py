@@ -17,14 +17,9 @@ from .conftest import Server, run_server, stuck_items
 KEYS = ["a/b?%", "naïve-日本"]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    url = (
-        f"sqlite:///{tmp_path / 'service.sqlite'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    yield from run_server(url, items=1)
+@pytest.fixture
+def service(db: str) -> Iterator[Server]:
+    yield from run_server(db, items=1)
 
 
 def history(client: httpx.Client, key: str) -> list[dict[str, object]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -22,17 +21,9 @@ from .conftest import Server, login_csrf, run_server
 NUL_SEARCHES = ["\x00", "order\x00", "\x00%"]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'search.sqlite'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.fixture
-def server(store_url: str) -> Iterator[Server]:
-    yield from run_server(store_url, items=3, workers=False)
+def server(db: str) -> Iterator[Server]:
+    yield from run_server(db, items=3, workers=False)
 
 
 def _untouched(server: Server) -> None:

@@ -8,7 +8,6 @@ the rest, in a dry run first; the board shows both versions.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,21 +35,14 @@ def _catalog(hold_v2: bool) -> Callable[[Store], Awaitable[Catalog]]:
     return load
 
 
-def _url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'versions.sqlite'}"
-    found: str = request.getfixturevalue("postgres_url")
-    return found
+@pytest.fixture
+def both(db: str) -> Iterator[Server]:
+    yield from run_server(db, items=3, catalog=_catalog(True))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def both(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    yield from run_server(_url(request, tmp_path), items=3, catalog=_catalog(True))
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def only_v1(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    yield from run_server(_url(request, tmp_path), items=1, catalog=_catalog(False))
+@pytest.fixture
+def only_v1(db: str) -> Iterator[Server]:
+    yield from run_server(db, items=1, catalog=_catalog(False))
 
 
 def _versions(client: httpx.Client) -> dict[str, dict[str, Any]]:

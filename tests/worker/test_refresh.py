@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -26,12 +24,10 @@ V2 = REVIEW_YAML.replace("version: 1", "version: 2")
 V3 = REVIEW_YAML.replace("version: 1", "version: 3")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'refresh.sqlite'}"
-    else:
-        yield request.getfixturevalue("postgres_url")
+@pytest.fixture
+def url(db: str) -> str:
+    """One empty store of each kind (tests/conftest.py's db)."""
+    return db
 
 
 class _Loads:

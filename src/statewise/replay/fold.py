@@ -42,7 +42,7 @@ from statewise.engine.effects import (
 from statewise.engine.events import RETRY_TIMER, CommandSucceeded, External, TimerFired
 from statewise.engine.item import BranchStatus, HistoryRecord, Item, ItemStatus
 from statewise.engine.result import StepResult
-from statewise.engine.step import start, step
+from statewise.engine.step import new_item, start, step
 from statewise.errors import InvalidEventError, ItemFailure
 from statewise.replay.record import Inputs, Operated, Recorded, ResultKey, VisitKey
 
@@ -149,18 +149,8 @@ def fold(definition: Definition, inputs: Inputs, changed: frozenset[str] = froze
     try:
         result = start(definition, inputs.key, inputs.data, inputs.started_at, inputs.actor)
     except ItemFailure as exc:
-        at = inputs.started_at
-        item = Item(
-            key=inputs.key,
-            workflow=definition.name,
-            version=definition.version,
-            state=definition.initial,
-            status=ItemStatus.FAILED,
-            entered_at=at,
-            created_at=at,
-            updated_at=at,
-        )
-        return Folded(item, (), (), stopped=str(exc))
+        item = new_item(definition, inputs.key, inputs.started_at)
+        return Folded(replace(item, status=ItemStatus.FAILED), (), (), stopped=str(exc))
     history = list(result.history)
     pending.apply(result)
     item = result.item

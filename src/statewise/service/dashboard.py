@@ -350,6 +350,21 @@ async def _operator(request: Request, csrf: str) -> Principal | str:
     return principal_of(session.token)
 
 
+async def _operator_form(request: Request) -> tuple[Principal, Session, dict[str, str]] | Response:
+    """A posted operator form (bulk, what-if): who posted it, their session and its fields.
+
+    The session, the form's CSRF token and the operator role are checked first, so every such
+    form refuses alike: a 403 naming what is wrong.
+    """
+    posted = {k: str(v) for k, v in (await request.form()).items()}
+    who = await _operator(request, posted.get("csrf", ""))
+    if isinstance(who, str):
+        return Response(who, status_code=403)
+    session = await current_session(request)
+    assert session is not None  # _operator checked it
+    return who, session, posted
+
+
 async def _act_on_item(
     request: Request, csrf: str, workflow: str, key: str, act: Callable[[Principal], Awaitable[Any]]
 ) -> Response:
@@ -542,12 +557,10 @@ async def bulk_page(request: Request) -> Response:
 
 @router.post("/bulk")
 async def bulk_form(request: Request, ctx: Context) -> Response:
-    posted = {k: str(v) for k, v in (await request.form()).items()}
-    who = await _operator(request, posted.get("csrf", ""))
-    if isinstance(who, str):
-        return Response(who, status_code=403)
-    session = await current_session(request)
-    assert session is not None  # _operator checked it
+    checked = await _operator_form(request)
+    if isinstance(checked, Response):
+        return checked
+    who, session, posted = checked
     form = {name: posted.get(name, "") for name in _BULK_FIELDS}
     try:
         older = (

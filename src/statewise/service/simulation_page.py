@@ -17,8 +17,8 @@ from statewise.actions.simulation import DEFAULT_LIMIT, Selection, report_json, 
 from statewise.definition import loads
 from statewise.definition.model import Definition
 from statewise.errors import DefinitionError, StatewiseError
-from statewise.service.auth import Context, current_session
-from statewise.service.dashboard import _operator, _page, _signed_in
+from statewise.service.auth import Context
+from statewise.service.dashboard import _operator_form, _page, _signed_in
 from statewise.service.errors import public_message
 from statewise.store.base import Session, StoredWorkflow
 
@@ -53,12 +53,10 @@ async def simulate_page(
 @router.post("/simulate")
 async def simulate_form(request: Request, ctx: Context) -> Response:
     """Replay the selected items through the posted YAML and show the report."""
-    posted = {k: str(v) for k, v in (await request.form()).items()}
-    who = await _operator(request, posted.get("csrf", ""))
-    if isinstance(who, str):
-        return Response(who, status_code=403)
-    session = await current_session(request)
-    assert session is not None  # _operator checked it
+    checked = await _operator_form(request)
+    if isinstance(checked, Response):
+        return checked
+    _, session, posted = checked
     stored = await ctx.store.workflows()
     form = {name: posted.get(name, "") for name in _FIELDS}
     try:

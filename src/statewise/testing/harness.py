@@ -200,11 +200,7 @@ class WorkflowTest:
 
     def path(self, key: str) -> list[str]:
         """The states the item entered, in order; staying in a state (a retry) adds nothing."""
-        states: list[str] = []
-        for record in self.history(key):
-            if not states or states[-1] != record.to_state:
-                states.append(record.to_state)
-        return states
+        return states_entered(self.history(key))
 
     def tasks(self, key: str | None = None) -> list[Task]:
         """The open human tasks, of one item or of all."""
@@ -383,6 +379,18 @@ class WorkflowTest:
 async def _opened(db: str | Path) -> Store:
     """Open the store on the harness's own loop, which every later call runs on."""
     return open_store(db)
+
+
+def states_entered(history: Sequence[HistoryRecord]) -> list[str]:
+    """The states an audit trail went through, in order; staying in a state (a retry) adds nothing.
+
+    What a test means by an item's path, shown whole when an assertion on it fails.
+    """
+    states: list[str] = []
+    for record in history:
+        if not states or states[-1] != record.to_state:
+            states.append(record.to_state)
+    return states
 
 
 def _definition(workflow: Definition | Workflow | str | Path) -> Definition:

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from statewise.actions.retention import POLICY_ACTOR, PruneReport, policy_rules, prune
 from statewise.errors import StatewiseError
 from statewise.store.base import Store
+from statewise.worker.background import beside
 
 PRUNE_EVERY = 3600.0
 logger = logging.getLogger("statewise.retention")
@@ -36,13 +37,8 @@ async def pruning(
     if every is None:
         yield
         return
-    rounds = asyncio.create_task(_keep_pruning(store, every, clock), name="statewise-retention")
-    try:
+    async with beside(_keep_pruning(store, every, clock), "statewise-retention"):
         yield
-    finally:
-        rounds.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await rounds
 
 
 async def _keep_pruning(store: Store, every: float, clock: Callable[[], float]) -> None:

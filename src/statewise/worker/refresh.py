@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from statewise.errors import StatewiseError, TransientStoreError
 from statewise.store.base import Store, WorkflowStamp
+from statewise.worker.background import beside
 from statewise.worker.catalog import Catalog
 
 REFRESH_EVERY = 5.0
@@ -109,13 +110,8 @@ async def refreshing(refresh: CatalogRefresh | None, every: float | None) -> Asy
     if refresh is None or every is None:
         yield
         return
-    rounds = asyncio.create_task(_keep_refreshing(refresh, every), name="statewise-refresh")
-    try:
+    async with beside(_keep_refreshing(refresh, every), "statewise-refresh"):
         yield
-    finally:
-        rounds.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await rounds
 
 
 async def _keep_refreshing(refresh: CatalogRefresh, every: float) -> None:
