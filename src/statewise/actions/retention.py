@@ -93,6 +93,11 @@ def _figures_json(figures: PruneFigures) -> dict[str, int]:
     }
 
 
+DAY = 86_400.0
+# Ten thousand years: older than any item, and small enough that every duration sum stays finite.
+MAX_AGE = 10_000 * 365 * DAY
+
+
 def parse_age(text: str | float, what: str) -> float:
     """An age such as ``90d``: a positive duration, refused with the rule otherwise."""
     try:
@@ -105,6 +110,11 @@ def parse_age(text: str | float, what: str) -> float:
         raise InvalidInputError(
             f"{what} must be a positive duration such as 90d, not {text!r}: an age of 0 or less "
             "would prune items that finished just now"
+        )
+    if not seconds <= MAX_AGE:  # NaN and infinity included
+        raise InvalidInputError(
+            f"{what}: {text!r} is too long an age (at most {MAX_AGE // DAY:.0f}d); nothing "
+            "finished that long ago"
         )
     return seconds
 
