@@ -131,7 +131,7 @@ def test_alert_colours_on_the_graph_are_classes_the_stylesheet_colours() -> None
     from statewise.definition import loads
     from statewise.definition.diagrams import to_svg
     from statewise.service.app import STATIC
-    from statewise.service.dashboard import _coloured
+    from statewise.service.pages.board import _coloured
 
     review = loads(REVIEW_YAML, file="review.yaml", commands=registry.names())
     rows = [

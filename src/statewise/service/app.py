@@ -22,11 +22,12 @@ from fastapi.staticfiles import StaticFiles
 from statewise.definition.model import Role
 from statewise.observe.endpoint import metrics_router
 from statewise.observe.health import LIVE, readiness
-from statewise.service import dashboard, errors, simulation_page
+from statewise.service import errors
 from statewise.service.api import admin, items, quality, retention, simulation, tasks, workflows
 from statewise.service.auth import Context, require
 from statewise.service.context import ServiceContext
 from statewise.service.limits import BodyLimit
+from statewise.service.pages import ROUTERS
 from statewise.service.paths import KeyedPaths
 from statewise.service.security import SecurityHeaders
 from statewise.worker.housekeeping import pruning
@@ -71,8 +72,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     )
     for module in (workflows, items, tasks, admin, quality, retention, simulation):
         app.include_router(module.router)
-    app.include_router(dashboard.router)
-    app.include_router(simulation_page.router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.add_api_route("/", _to_dashboard, include_in_schema=False)
     app.add_api_route("/healthz", _alive, tags=["health"], summary="The process answers")
     app.add_api_route(

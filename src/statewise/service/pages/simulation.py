@@ -18,8 +18,9 @@ from statewise.definition import loads
 from statewise.definition.model import Definition
 from statewise.errors import DefinitionError, StatewiseError
 from statewise.service.auth import Context
-from statewise.service.dashboard import _operator_form, _page, _signed_in
 from statewise.service.errors import public_message
+from statewise.service.pages.guards import operator_form, signed_in
+from statewise.service.pages.rendering import page
 from statewise.store.base import Session, StoredWorkflow
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -31,7 +32,7 @@ async def simulate_page(
     request: Request, ctx: Context, workflow: str = "", version: int | None = None
 ) -> Response:
     """The form, with the chosen stored version's YAML ready to edit (default: the newest)."""
-    session = await _signed_in(request)
+    session = await signed_in(request)
     if not isinstance(session, Session):
         return session
     stored = await ctx.store.workflows()
@@ -53,7 +54,7 @@ async def simulate_page(
 @router.post("/simulate")
 async def simulate_form(request: Request, ctx: Context) -> Response:
     """Replay the selected items through the posted YAML and show the report."""
-    checked = await _operator_form(request)
+    checked = await operator_form(request)
     if isinstance(checked, Response):
         return checked
     _, session, posted = checked
@@ -113,7 +114,7 @@ def _show(
     error: str = "",
 ) -> Response:
     versions = sorted((s.name, s.version) for s in stored)
-    return _page(
+    return page(
         request,
         "simulate.html",
         session,
