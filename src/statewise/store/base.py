@@ -286,6 +286,10 @@ class StateStats:
     ``left`` counts items that left the state, ``dwell_p50``/``dwell_p95`` their time in it
     (None with no departures); ``failures`` counts failed command attempts there and
     ``retries`` the retries started; ``cost`` sums the priced model calls made there.
+
+    How items ended here, for completion rates: ``finished`` ended done in this state,
+    ``escalated`` were sent from it to an escalation, ``failed`` failed in it and ``cancelled``
+    were cancelled while in it.
     """
 
     workflow: str
@@ -298,6 +302,10 @@ class StateStats:
     dwell_p50: float | None
     dwell_p95: float | None
     cost: float | None
+    finished: int = 0
+    escalated: int = 0
+    failed: int = 0
+    cancelled: int = 0
 
 
 @dataclass(frozen=True, slots=True)
