@@ -48,8 +48,8 @@ from statewise.definition.model import (
 )
 from statewise.definition.schema import (
     AgentSchema,
-    AlertSchema,
     AgentUseSchema,
+    AlertSchema,
     BudgetSchema,
     CommandSchema,
     Conversation,

@@ -394,7 +394,7 @@ def _no_secret_inline(value: object) -> object:
 
 
 class DestinationSchema(_Schema):
-    """One entry of ``destinations:``: a webhook, its URL (or its variable) and secret's variable."""
+    """One entry of ``destinations:``: a webhook, its URL (or variable), its secret variable."""
 
     url: str | None = None
     url_env: str | None = None

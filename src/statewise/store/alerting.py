@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from statewise.store.connection import Connection, Row
+from statewise.store.connection import Connection, Dialect, Row
 
 OPEN_INDEX = (
     "CREATE UNIQUE INDEX alert_episodes_open ON alert_episodes (workflow, rule, state) "
@@ -229,14 +229,26 @@ def _resolve(db: Connection, episode_id: int, now: float) -> AlertEpisode | None
 
 
 def claim_deliveries_txn(
-    db: Connection, now: float, until: float, limit: int
+    db: Connection,
+    dialect: Dialect,
+    workflows: Collection[str],
+    now: float,
+    until: float,
+    limit: int,
 ) -> list[ClaimedDelivery]:
-    """Lease up to ``limit`` due deliveries until ``until``, oldest due first."""
+    """Lease up to ``limit`` due deliveries of ``workflows`` until ``until``, oldest first.
+
+    Only the workflows the caller holds: their definitions name the destinations' addresses.
+    """
+    if not workflows:
+        return []
+    held, params = dialect.any_of("e.workflow", workflows)
     rows = db.execute(
         f"UPDATE alert_deliveries SET next_attempt_at = ? WHERE next_attempt_at <= ? AND id IN "
-        f"(SELECT id FROM alert_deliveries WHERE next_attempt_at <= ? "
-        f"ORDER BY next_attempt_at, id LIMIT ?) RETURNING {_DELIVERY}",
-        (until, now, now, limit),
+        f"(SELECT d.id FROM alert_deliveries d JOIN alert_episodes e ON e.id = d.episode_id "
+        f"WHERE d.next_attempt_at <= ? AND {held} "
+        f"ORDER BY d.next_attempt_at, d.id LIMIT ?) RETURNING {_DELIVERY}",
+        (until, now, now, *params, limit),
     )
     deliveries = sorted((_delivery(row) for row in rows), key=lambda d: d.id)
     episodes = _episodes_by_id(db, {d.episode_id for d in deliveries})
@@ -286,8 +298,7 @@ def alert_episodes_txn(db: Connection, limit: int) -> list[AlertEpisode]:
         by_episode[episode_id] = [
             _delivery(row)
             for row in db.execute(
-                f"SELECT {_DELIVERY} FROM alert_deliveries WHERE episode_id = ? "
-                f"ORDER BY id",
+                f"SELECT {_DELIVERY} FROM alert_deliveries WHERE episode_id = ? ORDER BY id",
                 (episode_id,),
             )
         ]
@@ -302,3 +313,15 @@ def alert_summary_txn(db: Connection) -> AlertSummary:
         "WHERE delivered_at IS NULL AND last_error IS NOT NULL"
     )
     return AlertSummary(int(firing[0][0]), int(failing[0][0]))
+
+
+def recent_arrivals_txn(
+    db: Connection, workflow: str, state: str, since: float, limit: int
+) -> list[str]:
+    """Keys of the items in ``state`` that entered it since ``since``, newest first."""
+    rows = db.execute(
+        "SELECT key FROM items WHERE workflow = ? AND state = ? AND entered_at >= ? "
+        "ORDER BY entered_at DESC LIMIT ?",
+        (workflow, state, since, limit),
+    )
+    return [key for (key,) in rows]

@@ -471,9 +471,15 @@ class Store(ABC):
 
     @abstractmethod
     async def claim_deliveries(
-        self, now: float, until: float, limit: int
+        self, workflows: Collection[str], now: float, until: float, limit: int
     ) -> list[ClaimedDelivery]:
         """Lease due alert deliveries until ``until`` so that one sender sends each attempt."""
+
+    @abstractmethod
+    async def recent_arrivals(
+        self, workflow: str, state: str, since: float, limit: int = 20
+    ) -> list[str]:
+        """Keys of items that entered ``state`` since ``since`` and are still there."""
 
     @abstractmethod
     async def finish_delivery(self, delivery_id: int, attempt: Attempt) -> None:

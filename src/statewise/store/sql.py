@@ -185,10 +185,16 @@ class SQLStore(Store, Dialect):
         return await self._write(alerting.record_alerts_txn, firing, workflows, now)
 
     async def claim_deliveries(
-        self, now: float, until: float, limit: int
+        self, workflows: Collection[str], now: float, until: float, limit: int
     ) -> list[ClaimedDelivery]:
         """Lease due deliveries by a conditional update."""
-        return await self._write(alerting.claim_deliveries_txn, now, until, limit)
+        return await self._write(alerting.claim_deliveries_txn, self, workflows, now, until, limit)
+
+    async def recent_arrivals(
+        self, workflow: str, state: str, since: float, limit: int = 20
+    ) -> list[str]:
+        """Keys that entered a state lately and are still there."""
+        return await self._read(alerting.recent_arrivals_txn, workflow, state, since, limit)
 
     async def finish_delivery(self, delivery_id: int, attempt: Attempt) -> None:
         """Record one attempt."""
