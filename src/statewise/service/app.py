@@ -4,8 +4,9 @@ With ``workers`` the app's lifespan runs the context's runner under its supervis
 shutdown, then drains it, so one process serves people and performs work (and applies the
 retention policies every ``prune_every``); without, it only writes, beside separate
 ``statewise worker`` processes. Either way it takes up versions deployed while it runs
-(``worker.refresh``). ``/healthz`` and ``/readyz`` (no token: orchestrators probe them) say
-whether the process answers and whether it can work.
+(``worker.refresh``), and runs the alert rounds when ``ctx.alerts`` is set. ``/healthz``
+and ``/readyz`` (no token: orchestrators probe them) say whether the process answers and
+whether it can work.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from statewise.definition.model import Role
+from statewise.observe.alerting import alerting
 from statewise.observe.endpoint import metrics_router
 from statewise.observe.health import LIVE, readiness
 from statewise.service import errors
@@ -42,7 +44,11 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with refreshing(ctx.refresh, ctx.refresh_every):
+        definitions = lambda: ctx.catalog.definitions  # noqa: E731 (read at each round)
+        async with (
+            refreshing(ctx.refresh, ctx.refresh_every),
+            alerting(ctx.store, definitions, ctx.deliverer),
+        ):
             if ctx.supervisor is None:
                 yield
                 return
