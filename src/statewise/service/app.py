@@ -25,7 +25,16 @@ from statewise.observe.alerting import alerting
 from statewise.observe.endpoint import metrics_router
 from statewise.observe.health import LIVE, readiness
 from statewise.service import errors
-from statewise.service.api import admin, items, quality, retention, simulation, tasks, workflows
+from statewise.service.api import (
+    admin,
+    alerts,
+    items,
+    quality,
+    retention,
+    simulation,
+    tasks,
+    workflows,
+)
 from statewise.service.auth import Context, require
 from statewise.service.context import ServiceContext
 from statewise.service.limits import BodyLimit
@@ -76,7 +85,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         max_bytes=ctx.input_limits.max_body_bytes,
         message=errors.too_large(ctx.input_limits.max_body_bytes),
     )
-    for module in (workflows, items, tasks, admin, quality, retention, simulation):
+    for module in (workflows, items, tasks, admin, quality, retention, simulation, alerts):
         app.include_router(module.router)
     for router in ROUTERS:
         app.include_router(router)
