@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import time
+from pathlib import Path
+
 import pytest
 
 from statewise.definition import Workflow, loads, to_yaml
 from statewise.definition.model import AlertRule, Destination, Preset
 from statewise.errors import DefinitionError
+from statewise.observe.delivery import request_for
+from statewise.store.alerting import AlertEpisode, DeliveryKind
 
 FLOW = """\
 workflow: watched
@@ -102,3 +108,22 @@ def test_a_bad_destination_is_reported_at_its_line(destination: str, message: st
         loads(text, file="watched.yaml")
     assert "watched.yaml:3:" in str(raised.value)
     assert message in str(raised.value)
+
+
+def test_the_readme_alerts_example_loads_and_its_verifier_accepts_a_signed_request() -> None:
+    text = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### Alerts") : text.index("## Agent quality")]
+    (yml,) = re.findall(r"```yml\n(.*?)```", section, re.DOTALL)
+    (python,) = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    definition = loads("workflow: watched\n" + yml + "states:" + FLOW.split("states:")[1])
+    assert set(definition.destinations) == {"lead", "ops"}
+
+    namespace: dict[str, object] = {}
+    exec(python, namespace)
+    authentic = namespace["authentic"]
+    ops = definition.destinations["ops"]
+    environ = {"OPS_HOOK_SECRET": "k"}
+    episode = AlertEpisode(1, "watched", "stuck", "", 1.0, None, 1, 1, {"keys": ["a/b"]})
+    request = request_for(ops, episode, DeliveryKind.OPENED, time.time(), environ=environ)
+    assert authentic(b"k", dict(request.headers), request.body)  # type: ignore[operator]
+    assert not authentic(b"k", dict(request.headers), request.body + b"x")  # type: ignore[operator]
