@@ -201,6 +201,7 @@ def test_a_delivery_is_given_up_after_its_attempts(db: str, receiver: Receiver) 
             assert delivery.attempts == 5 and delivery.next_attempt_at is None
             assert delivery.last_error is not None
             assert delivery.last_error.startswith("gave up after 5 attempts")
+            assert (await store.alert_summary()).failing == 1  # given up while it fires
         finally:
             await store.close()
 

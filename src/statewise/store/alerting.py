@@ -126,7 +126,7 @@ class ClaimedDelivery:
 
 @dataclass(frozen=True, slots=True)
 class AlertSummary:
-    """What the board's strip says: episodes firing, deliveries whose last attempt failed."""
+    """What the board's strip says: episodes firing, deliveries failing (``alert_summary_txn``)."""
 
     firing: int
     failing: int
@@ -306,11 +306,16 @@ def alert_episodes_txn(db: Connection, limit: int) -> list[AlertEpisode]:
 
 
 def alert_summary_txn(db: Connection) -> AlertSummary:
-    """Counts for the board's strip, from two indexed counts."""
+    """Counts for the board's strip.
+
+    Failing: deliveries still being retried after a failure, and those given up while their
+    episode fires; one given up on an episode long resolved is history (the page lists it).
+    """
     firing = db.execute("SELECT COUNT(*) FROM alert_episodes WHERE resolved_at IS NULL")
     failing = db.execute(
-        "SELECT COUNT(*) FROM alert_deliveries "
-        "WHERE delivered_at IS NULL AND last_error IS NOT NULL"
+        "SELECT COUNT(*) FROM alert_deliveries d JOIN alert_episodes e ON e.id = d.episode_id "
+        "WHERE d.delivered_at IS NULL AND d.last_error IS NOT NULL "
+        "AND (d.next_attempt_at IS NOT NULL OR e.resolved_at IS NULL)"
     )
     return AlertSummary(int(firing[0][0]), int(failing[0][0]))
 
