@@ -82,4 +82,7 @@ def test_the_service_delivers_an_episode_and_shows_it(server: Server, receiver: 
         page = browser.get("/dashboard/alerts").text
     assert "<strong>1</strong> firing · <strong>0</strong> deliveries failing" in page
     assert 'href="/dashboard/items/review/order-0"' in page
-    assert "<td>lead</td><td>firing</td><td>delivered</td>" in page
+    assert (
+        '<tr class="delivery-delivered"><td data-label="destination">lead</td>'
+        '<td data-label="message">firing</td><td data-label="state">delivered</td>'
+    ) in page
