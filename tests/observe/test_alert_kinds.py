@@ -10,7 +10,7 @@ import pytest
 from hostile import HOSTILE_BUT_VALID_KEYS
 from statewise.definition.model import AlertRule, Definition, Destination, Preset
 from statewise.observe.alerts import RuleKind, Severity, evaluate_flow, rule_windows
-from statewise.observe.delivery import DestinationError, chat_body, request_for
+from statewise.observe.delivery import DestinationError, chat_body, headline, request_for
 from statewise.store.alerting import AlertEpisode, DeliveryKind
 from statewise.store.base import StateStats, StuckItem
 from worker.workflows import review_flow
@@ -74,7 +74,7 @@ def episode(keys: list[str]) -> AlertEpisode:
 def test_the_chat_message_shows_hostile_keys_as_typed() -> None:
     keys = [*HOSTILE_BUT_VALID_KEYS, "<!channel> & co"]
     text = chat_body(episode(keys), DeliveryKind.OPENED, "https://sw.example")["text"]
-    assert text.startswith("[FIRING] entered on review/review: observed 2, threshold 1")
+    assert text.startswith("[FIRING] entered on review/review: 2 item(s) entered; items: inv%41")
     assert "naïve-日本" in text and "what?x=1" in text and "inv%41" in text
     assert "&lt;!channel&gt; &amp; co" in text and "<!channel>" not in text
     assert text.endswith("https://sw.example/dashboard/alerts")
@@ -104,3 +104,19 @@ def test_an_unusable_destination_says_which_variable(environ: dict[str, str], me
     chat = Destination("chat", url_env="HOOK", preset=Preset.CHAT)
     with pytest.raises(DestinationError, match=message.replace("(", r"\(").replace(")", r"\)")):
         request_for(chat, episode([]), DeliveryKind.OPENED, 1.0, environ=environ)
+
+
+@pytest.mark.parametrize(
+    ("rule", "observed", "threshold", "detail", "says"),
+    [("entered", 3, 1, {"window": 1800.0}, "3 item(s) entered in the last 30m"),
+     ("stuck", 2, 1, {}, "2 item(s) active with no pending work"),
+     ("failure_rate", 0.25, 0.2, {"window": 900.0},
+      "25% of attempts failed in the last 15m (threshold 20%)"),
+     ("max_age", 3725.4, 3600, {}, "the oldest item waited 1h2m5s (threshold 1h)"),
+     ("max_items", 60, 50, {}, "60 item(s) there (threshold 50)")],
+)  # fmt: skip
+def test_the_chat_headline_speaks_each_kind(
+    rule: str, observed: float, threshold: float, detail: dict[str, float], says: str
+) -> None:
+    found = AlertEpisode(1, "w", rule, "s", 1.0, None, observed, threshold, detail)
+    assert headline(found) == says

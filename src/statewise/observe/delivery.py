@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from statewise.definition.durations import format_duration
 from statewise.definition.model import Destination, Preset
 from statewise.store.alerting import AlertEpisode, DeliveryKind
 
@@ -161,16 +162,35 @@ def json_body(episode: AlertEpisode, kind: DeliveryKind, public_url: str) -> dic
 
 def chat_body(episode: AlertEpisode, kind: DeliveryKind, public_url: str) -> dict[str, str]:
     """The ``chat`` preset: one line a person reads in Slack or Teams, with the alerts link."""
-    where = f"{episode.workflow}/{episode.state}" if episode.state else episode.workflow
     verdict = "FIRING" if kind is DeliveryKind.OPENED else "resolved"
     keys = episode.detail.get("keys")
     named = f"; items: {', '.join(str(k) for k in keys)}" if keys else ""
     text = (
-        f"[{verdict}] {episode.rule} on {where}: observed {episode.observed:g}, "
-        f"threshold {episode.threshold:g}{named} (episode {episode.id}) "
-        f"{links(episode, public_url)['alerts']}"
+        f"[{verdict}] {episode.rule} on {_where(episode)}: {headline(episode)}{named} "
+        f"(episode {episode.id}) {links(episode, public_url)['alerts']}"
     )
     return {"text": _chat_escaped(text)}
+
+
+def _where(episode: AlertEpisode) -> str:
+    return f"{episode.workflow}/{episode.state}" if episode.state else episode.workflow
+
+
+def headline(episode: AlertEpisode) -> str:
+    """What the figures mean, in the words of the rule's kind."""
+    seen, limit = episode.observed, episode.threshold
+    window = episode.detail.get("window")
+    within = f" in the last {format_duration(float(window))}" if window else ""
+    if episode.rule == "entered":
+        return f"{seen:g} item(s) entered{within}"
+    if episode.rule == "stuck":
+        return f"{seen:g} item(s) active with no pending work"
+    if episode.rule == "failure_rate":
+        return f"{seen:.0%} of attempts failed{within} (threshold {limit:.0%})"
+    if episode.rule == "max_age":
+        waited, most = format_duration(round(seen)), format_duration(round(limit))
+        return f"the oldest item waited {waited} (threshold {most})"
+    return f"{seen:g} item(s) there (threshold {limit:g})"
 
 
 def _chat_escaped(text: str) -> str:
