@@ -173,7 +173,10 @@ def record_alerts_txn(
     """
     opened = [episode for f in firing if (episode := _open(db, f, now)) is not None]
     firing_refs = {f.ref for f in firing}
-    open_rows = db.execute(f"SELECT {_EPISODE} FROM alert_episodes WHERE resolved_at IS NULL")
+    # In id order, so two evaluators resolving the same episodes lock them in the same order.
+    open_rows = db.execute(
+        f"SELECT {_EPISODE} FROM alert_episodes WHERE resolved_at IS NULL ORDER BY id"
+    )
     resolved = []
     for row in open_rows:
         episode = _episode(row)
