@@ -18,6 +18,7 @@ import uvicorn
 
 from actions.conftest import REVIEW_YAML, registry
 from statewise.definition.model import Role
+from statewise.observe.alerting import AlertSettings
 from statewise.service import ServiceContext, create_app
 from statewise.service.auth import hash_secret, new_secret
 from statewise.store import Store, open_store
@@ -109,6 +110,7 @@ def run_server(
     prune_every: float | None = None,
     reload: Load | None = None,
     refresh_every: float | None = None,
+    alerts: AlertSettings | None = None,
 ) -> Iterator[Server]:
     """Start the service on a free port with ``items`` started on ``workflow``; stop it after.
 
@@ -118,7 +120,8 @@ def run_server(
     plain one. ``restarts`` is how the service restarts its workers, ``prune_every`` how
     often it applies the retention policies (None: never). With ``reload``, the service
     loads its catalog again that way when the stored versions change, checked every
-    ``refresh_every`` seconds and on a request for a version it does not hold.
+    ``refresh_every`` seconds and on a request for a version it does not hold. ``alerts``
+    runs the alert rounds beside (None: not).
     """
     tokens = asyncio.run(_prepare(store_url, items, workflow))
     port = _free_port()
@@ -138,6 +141,7 @@ def run_server(
             prune_every=prune_every,
             reload=reload,
             refresh_every=refresh_every,
+            alerts=alerts,
         )
         config = uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
         holder["server"] = server = uvicorn.Server(config)

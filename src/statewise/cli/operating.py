@@ -9,6 +9,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from statewise.cli.alerting import (
+    DEFAULT_ALERTS_EVERY,
+    AlertsEveryOption,
+    AlertsOption,
+    alert_settings,
+)
 from statewise.cli.common import (
     DEFAULT_DB,
     MAX_SECONDS,
@@ -88,6 +94,8 @@ def worker(
     prune: PruneOption = True,
     prune_every: PruneEveryOption = DEFAULT_PRUNE_EVERY,
     refresh_every: RefreshEveryOption = REFRESH_EVERY,
+    alerts: AlertsOption = True,
+    alerts_every: AlertsEveryOption = DEFAULT_ALERTS_EVERY,
 ) -> None:
     """Run work from the store until SIGTERM, beside any number of other workers.
 
@@ -96,11 +104,13 @@ def worker(
     deployed meanwhile (or after it started on an empty store) are taken up within
     --refresh-every seconds. A runner that
     stops is restarted with backoff; when it cannot be, the worker exits 1. The workflows'
-    retention policies are applied at start and every --prune-every.
+    retention policies are applied at start and every --prune-every, and their alert rules
+    judged (and due deliveries sent) every --alerts-every.
     """
     if not commands:
         fail("--commands names the module(s) whose registry runs the workflows", 2)
     pruning = prune_interval(prune, prune_every)
+    alerting = alert_settings(alerts, alerts_every)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     async def load(store: Store) -> Catalog:
@@ -134,6 +144,7 @@ def worker(
             prune_every=pruning,
             reload=load,
             refresh_every=refresh_every,
+            alerts=alerting,
         )
 
     run_async(with_store(db, work))

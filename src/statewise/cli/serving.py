@@ -18,6 +18,12 @@ import typer
 from rich.table import Table
 
 from statewise.actions.principal import name_problem, queues_problem
+from statewise.cli.alerting import (
+    DEFAULT_ALERTS_EVERY,
+    AlertsEveryOption,
+    AlertsOption,
+    alert_settings,
+)
 from statewise.cli.common import (
     DEFAULT_DB,
     MAX_SECONDS,
@@ -47,6 +53,7 @@ from statewise.cli.retention import (
 from statewise.cli.running import prepare
 from statewise.definition.model import Role
 from statewise.inputs import BODY_BYTES_ENV, DEPTH_CEILING, DEPTH_ENV, ITEM_BYTES_ENV, InputLimits
+from statewise.observe.alerting import AlertSettings
 from statewise.observe.health import ReadinessPolicy
 from statewise.store import Store, open_store
 from statewise.worker import load_registry
@@ -55,6 +62,7 @@ from statewise.worker.refresh import REFRESH_EVERY
 from statewise.worker.supervisor import RestartPolicy, Supervisor
 
 _DEFAULT_LIMITS = InputLimits()
+DEFAULT_ALERTS = AlertSettings()
 tokens_app = typer.Typer(help="API tokens: create (shown once), list, revoke.")
 app.add_typer(tokens_app, name="token")
 
@@ -113,6 +121,8 @@ def serve(
     prune: PruneOption = True,
     prune_every: PruneEveryOption = DEFAULT_PRUNE_EVERY,
     refresh_every: RefreshEveryOption = REFRESH_EVERY,
+    alerts: AlertsOption = True,
+    alerts_every: AlertsEveryOption = DEFAULT_ALERTS_EVERY,
 ) -> None:
     """Serve the JSON API (OpenAPI at /openapi.json) and the dashboard, with workers.
 
@@ -120,8 +130,10 @@ def serve(
     unreachable, the workers are not running or too many items failed lately. Workers that
     stop are restarted; when they cannot be, the process exits non-zero. With workers, the
     workflows' retention policies are applied at start and every --prune-every. Versions
-    deployed meanwhile are taken up within --refresh-every seconds, without a restart.
+    deployed meanwhile are taken up within --refresh-every seconds, without a restart. The
+    alert rules are judged, and their deliveries sent, every --alerts-every.
     """
+    settings = alert_settings(alerts, alerts_every)
     with user_errors():
         limits = InputLimits(max_depth, max_item_bytes, max_body_bytes)
     # The process's own news (versions taken up or skipped, retention rounds) beside uvicorn's.
@@ -139,6 +151,7 @@ def serve(
         readiness=ReadinessPolicy(ready_window, ready_max_failed),
         prune_every=prune_interval(prune, prune_every),
         refresh_every=refresh_every,
+        alerts=settings,
     )
 
 
@@ -164,12 +177,14 @@ def serve_store(
     readiness: ReadinessPolicy | None = None,
     prune_every: float | None = None,
     refresh_every: float = REFRESH_EVERY,
+    alerts: AlertSettings | None = DEFAULT_ALERTS,
 ) -> None:
     """Serve one store until interrupted; FastAPI and uvicorn are imported only here.
 
     ``limits`` default to the environment's (``InputLimits.from_environment``). With workers
     and ``prune_every``, the retention policies are applied that often. The stored versions
-    are checked every ``refresh_every`` seconds and new ones taken up. Raises RunnerStopped
+    are checked every ``refresh_every`` seconds and new ones taken up; ``alerts`` (None: off)
+    runs the alert rounds. Raises RunnerStopped
     (exit 1) when the workers stopped and could not be restarted.
     """
     try:
@@ -200,6 +215,7 @@ def serve_store(
                 prune_every=prune_every,
                 reload=lambda store: load_catalog(store, commands, ai=ai),
                 refresh_every=refresh_every,
+                alerts=alerts,
             )
             config = uvicorn.Config(
                 create_app(ctx),

@@ -42,6 +42,7 @@ from statewise.definition.model import (
     Budget,
     Command,
     Definition,
+    Destination,
     ErrorKind,
     EventSpec,
     HumanTask,
@@ -117,14 +118,31 @@ class BudgetLimits(TypedDict, total=False):
 
 
 class Alert(TypedDict, total=False):
-    """A bottleneck alert on one state: items older than ``max_age`` there, or too many.
+    """An alert rule; one kind each (see README "Alerts").
 
-    It colours the dashboard's graph and is exported on ``/metrics``; give one threshold or both.
+    A backlog (``max_age`` and/or ``max_items``), a ``failure_rate`` over ``window`` with
+    ``min_attempts``, ``stuck`` items (``state`` optional) or ``on_enter`` (an item entered
+    ``state`` within ``window``). ``notify`` names destinations (default: all).
     """
 
-    state: Required[str]
+    state: str
     max_age: str | float
     max_items: int
+    failure_rate: float
+    window: str | float
+    min_attempts: int
+    stuck: bool
+    on_enter: bool
+    notify: list[str]
+
+
+class AlertDestination(TypedDict, total=False):
+    """A webhook: ``url`` or ``url_env``, ``secret_env`` (HMAC), ``preset`` json or chat."""
+
+    url: str
+    url_env: str
+    secret_env: str
+    preset: str
 
 
 class StateOptions(TypedDict, total=False):
@@ -224,6 +242,7 @@ class Workflow:
         retention: RetentionPolicy | None = None,
         budget: BudgetLimits | None = None,
         alerts: Sequence[Alert] = (),
+        destinations: Mapping[str, AlertDestination] | None = None,
     ) -> None:
         """Start a workflow.
 
@@ -246,6 +265,8 @@ class Workflow:
             alerts: Bottleneck alerts per state, e.g.
                 ``[{"state": "human_review", "max_age": "4h"}, {"state": "enrich",
                 "max_items": 500}]``.
+            destinations: Where alerts are delivered, name -> ``{"url_env": "LEAD_HOOK",
+                "preset": "chat"}`` or ``{"url": ..., "secret_env": "HOOK_SECRET"}``.
 
         """
         self._locations = Locations(root=_call_site())
@@ -261,6 +282,7 @@ class Workflow:
             "retention": None if retention is None else dict(retention),
             "budget": None if budget is None else dict(budget),
             "alerts": [dict(alert) for alert in alerts] or None,
+            "destinations": None if destinations is None else _plain(destinations),
         }
         self._data.update({k: v for k, v in optional.items() if v is not None})
         self._data["states"] = self._states
@@ -560,6 +582,10 @@ def to_yaml(definition: Definition, *, inputs: Sequence[str] | None = None) -> s
         data["budget"] = _budget_data(definition.budget)
     if definition.alerts:
         data["alerts"] = [_alert_data(alert) for alert in definition.alerts]
+    if definition.destinations:
+        data["destinations"] = {
+            name: _destination_data(d) for name, d in definition.destinations.items()
+        }
     if definition.agents:
         data["agents"] = {name: _agent_data(a) for name, a in definition.agents.items()}
     if definition.migrations:
@@ -590,12 +616,28 @@ def _retention_data(retention: Retention) -> dict[str, str]:
 
 
 def _alert_data(alert: AlertRule) -> dict[str, Any]:
-    data: dict[str, Any] = {"state": alert.state}
-    if alert.max_age is not None:
-        data["max_age"] = format_duration(alert.max_age)
-    if alert.max_items is not None:
-        data["max_items"] = alert.max_items
+    data: dict[str, Any] = {"state": alert.state} if alert.state else {}
+    durations = {"max_age": alert.max_age, "window": alert.window}
+    numbers = {
+        "max_items": alert.max_items,
+        "failure_rate": alert.failure_rate,
+        "min_attempts": alert.min_attempts,
+    }
+    data.update({k: format_duration(v) for k, v in durations.items() if v is not None})
+    data.update({k: v for k, v in numbers.items() if v is not None})
+    data.update({k: True for k, v in (("stuck", alert.stuck), ("on_enter", alert.on_enter)) if v})
+    if alert.notify is not None:
+        data["notify"] = list(alert.notify)
     return data
+
+
+def _destination_data(destination: Destination) -> dict[str, Any]:
+    keys = {
+        "url": destination.url,
+        "url_env": destination.url_env,
+        "secret_env": destination.secret_env,
+    }
+    return {**{k: v for k, v in keys.items() if v is not None}, "preset": destination.preset.value}
 
 
 def _agent_data(agent: AgentSpec) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from statewise.definition.model import (
     Budget,
     Command,
     Definition,
+    Destination,
     EventSpec,
     HumanTask,
     JoinKind,
@@ -48,6 +49,7 @@ from statewise.definition.model import (
 from statewise.definition.schema import (
     AgentSchema,
     AgentUseSchema,
+    AlertSchema,
     BudgetSchema,
     CommandSchema,
     Conversation,
@@ -393,10 +395,18 @@ class _Converter:
             source=source,
             location=self.locations.root,
             agents=self.agents,
-            alerts=tuple(
-                AlertRule(a.state, a.max_age, a.max_items, self.locations.find(("alerts", i)))
-                for i, a in enumerate(top.alerts)
-            ),
+            alerts=tuple(self.alert(a, ("alerts", i)) for i, a in enumerate(top.alerts)),
+            destinations={
+                name: Destination(
+                    name,
+                    d.url,
+                    d.url_env,
+                    d.secret_env,
+                    d.preset,
+                    self.locations.find(("destinations", name)),
+                )
+                for name, d in (top.destinations or {}).items()
+            },
             events=None
             if top.events is None
             else {
@@ -467,6 +477,20 @@ class _Converter:
             description=schema.description,
             location=self.locations.find(path),
             budget=self.budget(schema.budget, (*path, "budget")),
+        )
+
+    def alert(self, schema: AlertSchema, path: Path) -> AlertRule:
+        return AlertRule(
+            state=schema.state or "",
+            max_age=schema.max_age,
+            max_items=schema.max_items,
+            failure_rate=schema.failure_rate,
+            window=schema.window,
+            min_attempts=schema.min_attempts,
+            stuck=schema.stuck,
+            on_enter=schema.on_enter,
+            notify=None if schema.notify is None else tuple(schema.notify),
+            location=self.locations.find(path),
         )
 
     def budget(self, schema: BudgetSchema | None, path: Path) -> Budget | None:

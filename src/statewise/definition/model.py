@@ -263,13 +263,60 @@ class EventSpec:
     location: Location = field(default=Location(), compare=False)
 
 
+DEFAULT_ALERT_WINDOW = 900.0
+"""Seconds a ``failure_rate`` or ``on_enter`` rule looks back over, unless it sets ``window``."""
+DEFAULT_MIN_ATTEMPTS = 10
+"""Attempts a ``failure_rate`` rule needs in its window before a rate means anything."""
+
+
 @dataclass(frozen=True, slots=True)
 class AlertRule:
-    """A bottleneck alert on one state: too old an item there, or too many items."""
+    """One entry of ``alerts:``: what is watched in a state, and who is told when it fires.
 
-    state: str
+    Exactly one kind per rule: a backlog (``max_age`` and/or ``max_items``), a
+    ``failure_rate`` (failed attempts over attempts in ``window``, once ``min_attempts`` were
+    made), ``stuck`` (an item breaking the store's invariant; ``state`` empty: any state) or
+    ``on_enter`` (an item entered ``state`` within ``window``: an escalation reached someone).
+    ``notify`` names the workflow's ``destinations`` told (None: all of them).
+    """
+
+    state: str = ""
     max_age: float | None = None
     max_items: int | None = None
+    failure_rate: float | None = None
+    window: float | None = None
+    min_attempts: int | None = None
+    stuck: bool = False
+    on_enter: bool = False
+    notify: tuple[str, ...] | None = None
+    location: Location = field(default=Location(), compare=False)
+
+    @property
+    def lookback(self) -> float:
+        """The window a rate or entry rule reads the audit trail over, in seconds."""
+        return DEFAULT_ALERT_WINDOW if self.window is None else self.window
+
+
+class Preset(StrEnum):
+    """The body a destination receives: signed statewise JSON, or a chat message."""
+
+    JSON = "json"
+    CHAT = "chat"
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """A webhook alerts are delivered to, declared under ``destinations:``.
+
+    The URL is given as ``url`` or read from the environment variable ``url_env`` (a chat
+    webhook's URL is itself a secret); the HMAC secret only ever through ``secret_env``.
+    """
+
+    name: str
+    url: str | None = None
+    url_env: str | None = None
+    secret_env: str | None = None
+    preset: Preset = Preset.JSON
     location: Location = field(default=Location(), compare=False)
 
 
@@ -381,6 +428,7 @@ class Definition:
     location: Location = field(default=Location(), compare=False)
     agents: dict[str, AgentSpec] = field(default_factory=dict)
     alerts: tuple[AlertRule, ...] = ()
+    destinations: dict[str, Destination] = field(default_factory=dict)
     # The declared external events; None when the workflow declares none (nothing to check).
     events: dict[str, EventSpec] | None = None
     retention: Retention | None = None

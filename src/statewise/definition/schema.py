@@ -35,6 +35,7 @@ from statewise.definition.model import (
     ErrorKind,
     JoinKind,
     Location,
+    Preset,
     Role,
     StateKind,
 )
@@ -327,20 +328,96 @@ class TaskSchema(_Schema):
 
 
 class AlertSchema(_Schema):
-    """One entry of ``alerts:``: a state and its thresholds."""
+    """One entry of ``alerts:``: a state and what is watched there (one kind per rule)."""
 
-    state: Name
+    state: Name | None = None
     max_age: OptionalDuration = None
     max_items: int | None = None
+    failure_rate: float | None = None
+    window: OptionalDuration = None
+    min_attempts: int | None = None
+    stuck: bool = False
+    on_enter: bool = False
+    notify: list[Name] | None = None
 
     @model_validator(mode="after")
-    def _a_threshold(self) -> Self:
-        if self.max_age is None and self.max_items is None:
-            raise ValueError("an alert needs `max_age` or `max_items`")
+    def _one_kind(self) -> Self:
+        kinds = [
+            name
+            for name, present in (
+                ("max_age/max_items", self.max_age is not None or self.max_items is not None),
+                ("failure_rate", self.failure_rate is not None),
+                ("stuck", self.stuck),
+                ("on_enter", self.on_enter),
+            )
+            if present
+        ]
+        if not kinds:
+            raise ValueError(
+                "an alert needs one of `max_age`/`max_items` (a backlog), `failure_rate`, "
+                "`stuck: true` or `on_enter: true`"
+            )
+        if len(kinds) > 1:
+            raise ValueError(f"an alert watches one thing; split {' and '.join(kinds)} in two")
+        if self.state is None and not self.stuck:
+            raise ValueError("this alert needs `state` (only `stuck` may watch every state)")
+        self._sane_numbers()
+        return self
+
+    def _sane_numbers(self) -> None:
         if (self.max_age is not None and self.max_age <= 0) or (
             self.max_items is not None and self.max_items <= 0
         ):
             raise ValueError("alert thresholds must be positive")
+        if self.failure_rate is not None and not 0 < self.failure_rate <= 1:
+            raise ValueError(
+                f"`failure_rate` is a fraction of attempts above 0 and at most 1 (0.2 is 20%), "
+                f"not {self.failure_rate:g}"
+            )
+        if self.window is not None and (self.failure_rate is None and not self.on_enter):
+            raise ValueError("`window` applies to `failure_rate` and `on_enter` alerts only")
+        if self.window is not None and self.window <= 0:
+            raise ValueError("`window` must be a positive duration such as 15m")
+        if self.min_attempts is not None and self.failure_rate is None:
+            raise ValueError("`min_attempts` applies to `failure_rate` alerts only")
+        if self.min_attempts is not None and self.min_attempts < 1:
+            raise ValueError("`min_attempts` must be at least 1")
+
+
+def _no_secret_inline(value: object) -> object:
+    if isinstance(value, dict) and "secret" in value:
+        raise ValueError(
+            "a destination's secret never goes into the workflow file: put it in an "
+            "environment variable and name that with `secret_env`"
+        )
+    return value
+
+
+class DestinationSchema(_Schema):
+    """One entry of ``destinations:``: a webhook, its URL (or variable), its secret variable."""
+
+    url: str | None = None
+    url_env: str | None = None
+    secret_env: str | None = None
+    preset: Annotated[Preset, Strict(False)] = Preset.JSON
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Self:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError(
+                "a destination needs exactly one of `url` or `url_env` (the name of an "
+                "environment variable holding the URL)"
+            )
+        if self.url is not None and not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", self.url):
+            raise ValueError(f"`url` must be an http:// or https:// address, not `{self.url}`")
+        for key, name in (("url_env", self.url_env), ("secret_env", self.secret_env)):
+            if name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"`{key}` must name an environment variable, not `{name}`")
+        if self.preset is Preset.JSON and self.secret_env is None:
+            raise ValueError(
+                "a `json` destination is signed: name the environment variable holding its "
+                "HMAC secret with `secret_env`"
+            )
         return self
 
 
@@ -496,6 +573,9 @@ class WorkflowSchema(_Schema):
     )
     agents: dict[Name, Any] | None = None
     alerts: list[AlertSchema] = Field(default_factory=list)
+    destinations: (
+        dict[Name, Annotated[DestinationSchema, BeforeValidator(_no_secret_inline)]] | None
+    ) = None
     retention: RetentionSchema | None = None
     budget: BudgetSchema | None = None
     migrations: dict[Name, Name] = Field(default_factory=dict)

@@ -856,12 +856,20 @@ def _check_escalation_names(c: _Checker) -> None:
 
 def _check_alerts(c: _Checker) -> None:
     names = list(c.definition.states) + sorted(c.unparsed)
+    declared = list(c.definition.destinations)
     for index, alert in enumerate(c.definition.alerts):
-        if not c.known_state(alert.state):
+        if alert.state and not c.known_state(alert.state):
             c.report(
                 f"alert on unknown state `{alert.state}`{suggest(alert.state, names)}",
                 ("alerts", index, "state"),
             )
+        for place, name in enumerate(alert.notify or ()):
+            if name not in c.definition.destinations:
+                c.report(
+                    f"alert notifies `{name}`, which is not declared under `destinations:`"
+                    f"{suggest(name, declared)}",
+                    ("alerts", index, "notify", place),
+                )
 
 
 def _check_migrations(c: _Checker) -> None:

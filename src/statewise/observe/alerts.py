@@ -11,12 +11,13 @@ rules are those of the newest definition given.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Any
 
-from statewise.definition.model import AlertRule, Definition
+from statewise.definition.model import DEFAULT_MIN_ATTEMPTS, AlertRule, Definition
 from statewise.engine.item import ItemStatus
-from statewise.store.base import StateCount
+from statewise.store.base import StateCount, StateStats, StuckItem
 
 WARNING_RATIO = 0.8
 FIRING_RATIO = 1.0
@@ -26,10 +27,17 @@ BACKLOG = frozenset({ItemStatus.ACTIVE, ItemStatus.WAITING, ItemStatus.PAUSED, I
 
 
 class RuleKind(StrEnum):
-    """What a rule measures: the oldest item's age in the state, or how many items are there."""
+    """What a rule measures.
+
+    The oldest item's age in the state, how many items are there, the share of failed
+    attempts, items breaking the store's invariant, or items entering the state.
+    """
 
     MAX_AGE = "max_age"
     MAX_ITEMS = "max_items"
+    FAILURE_RATE = "failure_rate"
+    STUCK = "stuck"
+    ENTERED = "entered"
 
 
 class Severity(StrEnum):
@@ -61,8 +69,11 @@ class Severity(StrEnum):
 class Alert:
     """One rule's verdict on one state: the threshold, what was observed, and how bad it is.
 
-    ``observed`` is seconds for ``max_age`` (0 with no item in the state) and items for
-    ``max_items``; ``ratio`` is ``observed / threshold``.
+    ``observed`` is seconds for ``max_age`` (0 with no item in the state), items for
+    ``max_items``, ``stuck`` and ``entered`` (whose threshold is 1: any item fires), and the
+    failed share of attempts for ``failure_rate``; ``ratio`` is ``observed / threshold``.
+    ``state`` is empty for a ``stuck`` rule over every state; ``detail`` holds what a message
+    adds (the attempts counted, the keys involved). ``notify`` is the rule's.
     """
 
     workflow: str
@@ -72,6 +83,8 @@ class Alert:
     observed: float
     ratio: float
     severity: Severity
+    detail: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    notify: tuple[str, ...] | None = None
 
     @property
     def firing(self) -> bool:
@@ -140,7 +153,10 @@ def _judge(workflow: str, rule: AlertRule, backlog: _Backlog, now: float) -> lis
         measures.append((RuleKind.MAX_AGE, rule.max_age, age))
     if rule.max_items is not None:
         measures.append((RuleKind.MAX_ITEMS, float(rule.max_items), float(backlog.count)))
-    return [_alert(workflow, rule.state, kind, limit, seen) for kind, limit, seen in measures]
+    return [
+        replace(_alert(workflow, rule.state, kind, limit, seen), notify=rule.notify)
+        for kind, limit, seen in measures
+    ]
 
 
 def _alert(workflow: str, state: str, kind: RuleKind, threshold: float, observed: float) -> Alert:
@@ -148,3 +164,70 @@ def _alert(workflow: str, state: str, kind: RuleKind, threshold: float, observed
     empty_ratio = CRITICAL_RATIO if observed > 0 else 0.0
     ratio = observed / threshold if threshold > 0 else empty_ratio
     return Alert(workflow, state, kind, threshold, observed, ratio, Severity.of(ratio))
+
+
+KEYS_SHOWN = 20
+"""Keys a stuck alert names in its detail; the dashboard lists every one."""
+
+
+def evaluate_flow(
+    definitions: Iterable[Definition],
+    stats: Mapping[float, Iterable[StateStats]],
+    stuck: Iterable[StuckItem],
+) -> list[Alert]:
+    """Judge the rate, stuck and entry rules of every workflow, in rule order.
+
+    ``stats`` holds the audit figures per window length the rules read (``rules_windows``).
+    """
+    figures = {window: {(s.workflow, s.state): s for s in rows} for window, rows in stats.items()}
+    stuck_items = list(stuck)
+    alerts: list[Alert] = []
+    for definition in newest(definitions).values():
+        for rule in definition.alerts:
+            found = _flow_alert(definition.name, rule, figures, stuck_items)
+            if found is not None:
+                alerts.append(replace(found, notify=rule.notify))
+    return alerts
+
+
+def rule_windows(definitions: Iterable[Definition]) -> set[float]:
+    """The window lengths the rate and entry rules read the audit trail over."""
+    return {
+        rule.lookback
+        for definition in newest(definitions).values()
+        for rule in definition.alerts
+        if rule.failure_rate is not None or rule.on_enter
+    }
+
+
+def _flow_alert(
+    workflow: str,
+    rule: AlertRule,
+    figures: Mapping[float, Mapping[tuple[str, str], StateStats]],
+    stuck: list[StuckItem],
+) -> Alert | None:
+    if rule.stuck:
+        keys = [s.key for s in stuck if s.workflow == workflow and rule.state in ("", s.state)]
+        found = _alert(workflow, rule.state, RuleKind.STUCK, 1.0, float(len(keys)))
+        return replace(found, detail={"keys": keys[:KEYS_SHOWN]})
+    stats = figures.get(rule.lookback, {}).get((workflow, rule.state))
+    if rule.on_enter:
+        entered = 0 if stats is None else stats.entered
+        found = _alert(workflow, rule.state, RuleKind.ENTERED, 1.0, float(entered))
+        return replace(found, detail={"window": rule.lookback})
+    if rule.failure_rate is not None:
+        return _rate_alert(workflow, rule, rule.failure_rate, stats)
+    return None
+
+
+def _rate_alert(workflow: str, rule: AlertRule, limit: float, stats: StateStats | None) -> Alert:
+    """Failed attempts over attempts (failed ones plus departures), once enough were made."""
+    failures = 0 if stats is None else stats.failures
+    attempts = failures + (0 if stats is None else stats.left)
+    needed = DEFAULT_MIN_ATTEMPTS if rule.min_attempts is None else rule.min_attempts
+    rate = failures / attempts if attempts else 0.0
+    found = _alert(workflow, rule.state, RuleKind.FAILURE_RATE, limit, rate)
+    if attempts < needed:
+        found = replace(found, ratio=0.0, severity=Severity.OK)
+    detail = {"failures": failures, "attempts": attempts, "min_attempts": needed}
+    return replace(found, detail={**detail, "window": rule.lookback})

@@ -11,7 +11,9 @@ prometheus-client's global one, so one process, or one test, can hold several se
 - counted by this process's writers through the commit observer hook
   (:class:`CommitInstruments`): ``statewise_transitions_total``,
   ``statewise_command_duration_seconds``, ``statewise_steps_committed_total`` and
-  ``statewise_budget_exceeded_total``.
+  ``statewise_budget_exceeded_total``;
+- counted by this process's alert rounds: ``statewise_alert_deliveries_total`` (by
+  destination and outcome, ``sent`` or ``failed``).
 """
 
 from __future__ import annotations
@@ -234,6 +236,17 @@ class Metrics:
         self.instruments = CommitInstruments(self.registry)
         self.snapshots = StoreSnapshots(store, definitions, max_age=max_age)
         self.registry.register(StoreCollector(self.snapshots))
+        self.deliveries = Counter(
+            "statewise_alert_deliveries",
+            "Alert webhook deliveries this process attempted, by destination and outcome "
+            "(sent, or failed and to be retried or given up).",
+            ["destination", "outcome"],
+            registry=self.registry,
+        )
+
+    def delivered(self, destination: str, sent: bool) -> None:
+        """Count one delivery attempt (the alert rounds' observer)."""
+        self.deliveries.labels(destination, "sent" if sent else "failed").inc()
 
     async def render(self, accept: str = "") -> tuple[bytes, str]:
         """The exposition for an ``Accept`` header, read on the caller's loop: (body, type)."""

@@ -4,8 +4,9 @@ With ``workers`` the app's lifespan runs the context's runner under its supervis
 shutdown, then drains it, so one process serves people and performs work (and applies the
 retention policies every ``prune_every``); without, it only writes, beside separate
 ``statewise worker`` processes. Either way it takes up versions deployed while it runs
-(``worker.refresh``). ``/healthz`` and ``/readyz`` (no token: orchestrators probe them) say
-whether the process answers and whether it can work.
+(``worker.refresh``), and runs the alert rounds when ``ctx.alerts`` is set. ``/healthz``
+and ``/readyz`` (no token: orchestrators probe them) say whether the process answers and
+whether it can work.
 """
 
 from __future__ import annotations
@@ -20,10 +21,20 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from statewise.definition.model import Role
+from statewise.observe.alerting import alerting
 from statewise.observe.endpoint import metrics_router
 from statewise.observe.health import LIVE, readiness
 from statewise.service import errors
-from statewise.service.api import admin, items, quality, retention, simulation, tasks, workflows
+from statewise.service.api import (
+    admin,
+    alerts,
+    items,
+    quality,
+    retention,
+    simulation,
+    tasks,
+    workflows,
+)
 from statewise.service.auth import Context, require
 from statewise.service.context import ServiceContext
 from statewise.service.limits import BodyLimit
@@ -42,7 +53,11 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with refreshing(ctx.refresh, ctx.refresh_every):
+        definitions = lambda: ctx.catalog.definitions  # noqa: E731 (read at each round)
+        async with (
+            refreshing(ctx.refresh, ctx.refresh_every),
+            alerting(ctx.store, definitions, ctx.deliverer),
+        ):
             if ctx.supervisor is None:
                 yield
                 return
@@ -70,7 +85,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         max_bytes=ctx.input_limits.max_body_bytes,
         message=errors.too_large(ctx.input_limits.max_body_bytes),
     )
-    for module in (workflows, items, tasks, admin, quality, retention, simulation):
+    for module in (workflows, items, tasks, admin, quality, retention, simulation, alerts):
         app.include_router(module.router)
     for router in ROUTERS:
         app.include_router(router)

@@ -11,6 +11,7 @@ from statewise.actions import TaskDesk
 from statewise.definition.model import Definition
 from statewise.errors import NotFoundError
 from statewise.inputs import InputLimits
+from statewise.observe.alerting import AlertSettings, Deliverer
 from statewise.observe.health import ReadinessPolicy
 from statewise.observe.metrics import Metrics
 from statewise.observe.tracing import StepTracer
@@ -30,7 +31,8 @@ class ServiceContext:
     serve``) or only writes, beside separate ``statewise worker`` processes (``--no-workers``);
     with workers, ``supervisor`` keeps the runner running (``restarts``) and ``/readyz``
     reports it, with the thresholds of ``readiness``, and ``prune_every`` (seconds, None:
-    never) applies the retention policies beside it. ``input_limits`` bound request bodies
+    never) applies the retention policies beside it. With ``alerts``, alert rounds run beside
+    it too (``observe.alerting``), with or without workers. ``input_limits`` bound request bodies
     and the keys and documents in them. With ``reload``, the catalog is loaded again that way
     whenever the stored versions change (checked every ``refresh_every`` seconds, and when a
     request names a version not held), and everything here answers with the new one.
@@ -48,14 +50,21 @@ class ServiceContext:
     prune_every: float | None = None
     reload: Load | None = None
     refresh_every: float | None = REFRESH_EVERY
+    alerts: AlertSettings | None = None
     runner: Runner = field(init=False)
     supervisor: Supervisor | None = field(init=False)
     desk: TaskDesk = field(init=False)
     metrics: Metrics = field(init=False)
     refresh: CatalogRefresh | None = field(init=False)
+    deliverer: Deliverer | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.store, lambda: self.catalog.definitions)
+        self.deliverer = None
+        if self.alerts is not None:
+            self.deliverer = Deliverer(
+                self.store, self.alerts, observe=self.metrics.delivered, clock=self.clock
+            )
         self.runner = Runner(
             self.store,
             self.catalog.definitions,

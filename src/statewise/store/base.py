@@ -43,6 +43,14 @@ from statewise.engine.events import TimerFired
 from statewise.engine.item import HistoryRecord, Item, ItemStatus
 from statewise.engine.result import StepResult
 from statewise.errors import InvalidInputError
+from statewise.store.alerting import (
+    AlertEpisode,
+    AlertRound,
+    AlertSummary,
+    Attempt,
+    ClaimedDelivery,
+    Firing,
+)
 from statewise.store.quality import Bucket, QualityReport
 from statewise.store.retention import ArchiveSink, Cursor, PruneFigures, PruneRule
 
@@ -454,6 +462,36 @@ class Store(ABC):
     @abstractmethod
     async def stuck_items(self) -> list[StuckItem]:
         """Active items with no pending command and no timer: the invariant's violations."""
+
+    @abstractmethod
+    async def record_alerts(
+        self, firing: Sequence[Firing], workflows: Collection[str], now: float
+    ) -> AlertRound:
+        """Open, refresh and resolve alert episodes; each opened or resolved by one caller."""
+
+    @abstractmethod
+    async def claim_deliveries(
+        self, workflows: Collection[str], now: float, until: float, limit: int
+    ) -> list[ClaimedDelivery]:
+        """Lease due alert deliveries until ``until`` so that one sender sends each attempt."""
+
+    @abstractmethod
+    async def recent_arrivals(
+        self, workflow: str, state: str, since: float, limit: int = 20
+    ) -> list[str]:
+        """Keys of items that entered ``state`` since ``since`` and are still there."""
+
+    @abstractmethod
+    async def finish_delivery(self, delivery_id: int, attempt: Attempt) -> None:
+        """Record how one delivery attempt went, and when to try again."""
+
+    @abstractmethod
+    async def alert_episodes(self, limit: int = 50) -> list[AlertEpisode]:
+        """Open episodes and the latest ``limit`` resolved ones, with their deliveries."""
+
+    @abstractmethod
+    async def alert_summary(self) -> AlertSummary:
+        """How many episodes fire and how many deliveries are failing."""
 
     @abstractmethod
     async def overdue_work(self, due_before: float) -> OverdueWork:

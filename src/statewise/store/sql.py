@@ -16,7 +16,15 @@ from typing import Concatenate, ParamSpec, TypeVar
 from statewise.definition.model import Definition, Role
 from statewise.engine.item import HistoryRecord, Item, ItemStatus
 from statewise.errors import InvalidInputError
-from statewise.store import codec, queries, retention, tasks, tokens
+from statewise.store import alerting, codec, queries, retention, tasks, tokens
+from statewise.store.alerting import (
+    AlertEpisode,
+    AlertRound,
+    AlertSummary,
+    Attempt,
+    ClaimedDelivery,
+    Firing,
+)
 from statewise.store.base import (
     ClaimedCommand,
     CommitOutcome,
@@ -169,6 +177,36 @@ class SQLStore(Store, Dialect):
     async def stuck_items(self) -> list[StuckItem]:
         """Active items with no pending command and no timer."""
         return await self._read(queries.stuck_items_txn)
+
+    async def record_alerts(
+        self, firing: Sequence[Firing], workflows: Collection[str], now: float
+    ) -> AlertRound:
+        """One round of episodes in one transaction."""
+        return await self._write(alerting.record_alerts_txn, firing, workflows, now)
+
+    async def claim_deliveries(
+        self, workflows: Collection[str], now: float, until: float, limit: int
+    ) -> list[ClaimedDelivery]:
+        """Lease due deliveries by a conditional update."""
+        return await self._write(alerting.claim_deliveries_txn, self, workflows, now, until, limit)
+
+    async def recent_arrivals(
+        self, workflow: str, state: str, since: float, limit: int = 20
+    ) -> list[str]:
+        """Keys that entered a state lately and are still there."""
+        return await self._read(alerting.recent_arrivals_txn, workflow, state, since, limit)
+
+    async def finish_delivery(self, delivery_id: int, attempt: Attempt) -> None:
+        """Record one attempt."""
+        await self._write(alerting.finish_delivery_txn, delivery_id, attempt)
+
+    async def alert_episodes(self, limit: int = 50) -> list[AlertEpisode]:
+        """Open and recent episodes."""
+        return await self._read(alerting.alert_episodes_txn, limit)
+
+    async def alert_summary(self) -> AlertSummary:
+        """Firing episodes and failing deliveries."""
+        return await self._read(alerting.alert_summary_txn)
 
     async def overdue_work(self, due_before: float) -> OverdueWork:
         """Work due before ``due_before``, unleased or with a lease that ran out before it."""

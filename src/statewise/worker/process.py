@@ -17,6 +17,7 @@ import logging
 import signal
 import time
 
+from statewise.observe.alerting import AlertSettings, Deliverer, alerting
 from statewise.observe.health import ReadinessPolicy, readiness, serve_probes
 from statewise.store.base import Store
 from statewise.worker.catalog import Catalog
@@ -43,6 +44,7 @@ async def serve(
     prune_every: float | None = None,
     reload: Load | None = None,
     refresh_every: float | None = REFRESH_EVERY,
+    alerts: AlertSettings | None = None,
 ) -> None:
     """Run until a stop signal, then drain within ``drain`` seconds.
 
@@ -50,6 +52,8 @@ async def serve(
     ``prune_every`` seconds (``worker.housekeeping``). With ``reload``, the catalog is loaded
     again that way whenever the stored versions change, checked every ``refresh_every``
     seconds (``worker.refresh``), so the worker takes up versions deployed while it runs.
+    With ``alerts``, the alert rules are judged and their deliveries sent that often
+    (``observe.alerting``).
 
     Raises ``RunnerStopped`` when the runner stopped and could not be restarted.
     """
@@ -82,7 +86,12 @@ async def serve(
         )
         logger.info("worker %s answers /healthz and /readyz on %s:%d", runner.owner, *health)
     try:
-        async with pruning(store, prune_every), refreshing(refresh, refresh_every):
+        deliverer = None if alerts is None else Deliverer(store, alerts)
+        async with (
+            pruning(store, prune_every),
+            refreshing(refresh, refresh_every),
+            alerting(store, lambda: runner.definitions.values(), deliverer),
+        ):
             await supervisor.run(stop, drain=drain)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):

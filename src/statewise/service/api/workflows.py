@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from statewise.actions.deployment import stored_version, versions
 from statewise.actions.migration import apply_migration, plan_migration
 from statewise.definition.diagrams import to_mermaid, to_svg
-from statewise.definition.model import Definition, State
+from statewise.definition.model import AlertRule, Definition, State
 from statewise.engine.item import ItemStatus
 from statewise.errors import InvalidInputError, NotFoundError
 from statewise.service.api.models import Migrate
@@ -127,12 +127,28 @@ def definition_json(definition: Definition) -> dict[str, Any]:
         "initial": definition.initial,
         "escalation": definition.escalation,
         "events": sorted(definition.external_events()),
-        "alerts": [
-            {"state": a.state, "max_age": a.max_age, "max_items": a.max_items}
-            for a in definition.alerts
-        ],
+        "alerts": [_alert_json(a) for a in definition.alerts],
+        "destinations": {
+            name: {"url_env": d.url_env, "secret_env": d.secret_env, "preset": d.preset.value}
+            for name, d in definition.destinations.items()
+        },
         "states": [_state_json(state) for state in definition.states.values()],
         "source": definition.source,
+    }
+
+
+def _alert_json(rule: AlertRule) -> dict[str, Any]:
+    """A rule with every setting, None where unset."""
+    return {
+        "state": rule.state or None,
+        "max_age": rule.max_age,
+        "max_items": rule.max_items,
+        "failure_rate": rule.failure_rate,
+        "window": rule.window,
+        "min_attempts": rule.min_attempts,
+        "stuck": rule.stuck,
+        "on_enter": rule.on_enter,
+        "notify": None if rule.notify is None else list(rule.notify),
     }
 
 
