@@ -104,11 +104,12 @@ def check_state(where: ItemFilter, held: Iterable[Definition]) -> None:
     if not states or any(where.state in names for names in states.values()):
         return
     close = difflib.get_close_matches(where.state, set().union(*states.values()), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = f"; did you mean {close[0]!r}?" if close else "."
     listed = "; ".join(f"{name}: {', '.join(sorted(states[name]))}" for name in sorted(states))
     scope = f"workflow {where.workflow!r}" if where.workflow else "any workflow held here"
     raise InvalidInputError(
-        f"state {where.state!r} is not a state of {scope} ({listed}){hint}; nothing changed"
+        f"state {where.state!r} is not a state of {scope}{hint} Its states: {listed}. "
+        "Nothing was counted or changed."
     )
 
 
