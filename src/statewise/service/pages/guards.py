@@ -39,7 +39,7 @@ def role_needed(session: Session, role: Role, what: str) -> str:
     token = session.token
     return (
         f"{what} needs the {role.value} role; you are signed in as {token.name} "
-        f"({token.role.value}), so nothing was changed. Ask an admin for a {role.value} token."
+        f"({token.role.value}). Ask an admin for a token with the {role.value} role."
     )
 
 
@@ -60,7 +60,8 @@ async def operator(request: Request, csrf: str) -> Principal | HTMLResponse:
     if not csrf_ok(session, csrf):
         return refusal(request, session, STALE_FORM)
     if not session.token.role.allows(Role.OPERATOR):
-        return refusal(request, session, role_needed(session, Role.OPERATOR, "This form"))
+        needed = role_needed(session, Role.OPERATOR, "This form")
+        return refusal(request, session, f"{needed} Nothing was changed.")
     return principal_of(session.token)
 
 
