@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from statewise.actions import bulk
-from statewise.actions.bulk import KEYS_SHOWN, BulkReport
+from statewise.actions.bulk import BulkReport
 from statewise.definition.durations import parse_duration
 from statewise.definition.model import Role
 from statewise.engine.events import Operation
@@ -134,6 +134,5 @@ def _bulk_page(
         held=held_states(ctx),
         statuses=[s.value for s in ItemStatus],
         operations=[o.value for o in Operation],
-        keys_shown=KEYS_SHOWN,
         **shown,
     )
