@@ -75,7 +75,12 @@ def _text(answer: httpx.Response) -> str:
 
 
 def _bulk(client: httpx.Client, csrf: str, **fields: str) -> httpx.Response:
+    """Post the bulk form; to apply, count first and send what the count's page carries."""
     form = {"csrf": csrf, "operation": "pause", "reason": "supplier outage", **fields}
+    if form.get("apply") == "yes" and "counted" not in form:
+        count = client.post("/dashboard/bulk", data={**form, "apply": ""})
+        found = re.search(r'name="counted" value="([^"]*)"', count.text)
+        form["counted"] = html.unescape(found[1]) if found else ""
     return client.post("/dashboard/bulk", data=form)
 
 
@@ -103,7 +108,13 @@ def test_the_workflow_filter_keeps_a_shared_state_name_to_its_workflow(server: S
         dry = _bulk(client, csrf, workflow="triage", state="human_review")
         assert "<strong>2</strong> item(s) match in triage." in dry.text
         assert sorted(_listed(dry)) == TRIAGE_KEYS
-        applied = _bulk(client, csrf, workflow="triage", state="human_review", apply="yes")
+        counted = re.findall(r'name="counted" value="([^"]*)"', dry.text)[0]
+        changed = _bulk(client, csrf, workflow="review", state="human_review", apply="yes",
+                        counted=html.unescape(counted))  # fmt: skip
+        assert "the filter or the operation changed after the count; nothing was changed. " \
+            "Count the matching items again, then apply" in changed.text  # fmt: skip
+        applied = _bulk(client, csrf, workflow="triage", state="human_review", apply="yes",
+                        counted=html.unescape(counted))  # fmt: skip
         assert "pause</strong>: 2 of 2 item(s) changed." in applied.text
         assert sorted(_listed(applied)) == TRIAGE_KEYS and "Changed items" in applied.text
     assert {_item(server, "triage", k)["status"] for k in TRIAGE_KEYS} == {"paused"}

@@ -3,18 +3,20 @@
 The filter names a workflow and one of its states, chosen from the definitions this process
 holds, so a state cannot match another workflow's state of the same name and a typo cannot
 silently match nothing. Ages are durations (``4h``) as the CLI takes them. The dry run and the
-result both list the items (the first ``KEYS_SHOWN``) with the count.
+result both list the items (the first ``KEYS_SHOWN``) with the count, and only the form that
+was counted can be applied.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from statewise.actions import bulk
-from statewise.actions.bulk import BulkReport
+from statewise.actions.bulk import BulkReport, check_state
 from statewise.definition.durations import parse_duration
 from statewise.definition.model import Role
 from statewise.engine.events import Operation
@@ -56,19 +58,36 @@ async def bulk_form(request: Request, ctx: Context) -> Response:
         return checked
     who, session, posted = checked
     form = {name: posted.get(name, "") for name in _BULK_FIELDS}
+    apply = posted.get("apply") == "yes"
     try:
+        where = bulk_filter(form, held_states(ctx), ctx.clock())
+        check_state(where, ctx.runner.definitions.values())
+        if apply and posted.get("counted") != counted(form):
+            raise InvalidInputError(
+                "the filter or the operation changed after the count; nothing was changed. "
+                "Count the matching items again, then apply"
+            )
         report = await bulk(
             ctx.runner,
-            bulk_filter(form, held_states(ctx), ctx.clock()),
+            where,
             Operation(form["operation"]),
             reason=form["reason"],
             actor=who.actor,
             target=form["target"] or None,
-            dry_run=posted.get("apply") != "yes",
+            dry_run=not apply,
         )
     except (StatewiseError, ValueError) as exc:
         return _bulk_page(request, ctx, session, form, None, public_message(exc))
     return _bulk_page(request, ctx, session, form, report)
+
+
+def counted(form: dict[str, str]) -> str:
+    """What a dry run counted (filter, operation, target), which an apply must repeat.
+
+    The count's page carries it in a hidden field: an operator who changes the form after
+    counting must count again, so nothing is applied to items they were not shown.
+    """
+    return json.dumps([form[name] for name in _BULK_FIELDS if name != "reason"])
 
 
 def held_states(ctx: Context) -> dict[str, list[str]]:
@@ -132,6 +151,7 @@ def _bulk_page(
         report=report,
         error=error,
         held=held_states(ctx),
+        counted=counted(form),
         statuses=[s.value for s in ItemStatus],
         operations=[o.value for o in Operation],
         **shown,
