@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 
 import pytest
 
 from statewise.actions import Principal, TaskDesk, bulk, redrive
+from statewise.actions.redrive import escalation_states, redrive_offer
 from statewise.definition.model import Definition, Role
 from statewise.engine.events import Operation
 from statewise.engine.item import ItemStatus
 from statewise.errors import InvalidEventError, StatewiseError
 from statewise.store import open_store
-from statewise.store.base import ItemFilter, Store, TaskStatus
+from statewise.store.base import ItemFilter, PendingWork, Store, TaskStatus
 from statewise.worker.runner import Runner
 
 from .conftest import CARRIER, registry
@@ -175,5 +177,41 @@ def test_bulk_steps_each_item_under_the_fence_while_another_writer_moves_some(
         finally:
             await store.close()
             await other_store.close()
+
+    asyncio.run(main())
+
+
+def test_a_redrive_is_offered_only_to_escalated_failed_cancelled_or_stuck_items(
+    url: str, review: Definition
+) -> None:
+    async def main() -> None:
+        store = open_store(url)
+        try:
+            runner = await _escalated(store, review, "order-1")
+            await runner.start(review, [("order-2", {"amount": 50})])
+            await runner.run(max_wait=0)
+
+            async def offer(key: str) -> str | None:
+                item = await store.get_item("review", key)
+                return redrive_offer(item, review, await store.pending_work("review", key))
+
+            assert escalation_states(review) == {"escalated", "overdue"}
+            assert await offer("order-1") == "it escalated to escalated"
+            assert await offer("order-2") is None  # waiting for its reviewer, as designed
+            only = ItemFilter(key_contains="order-2")
+            for operation, offered in ((Operation.PAUSE, None),  # resumed, not redriven
+                                       (Operation.CANCEL, "it was cancelled")):  # fmt: skip
+                done = await bulk(runner, only, operation, reason="r", actor="o", dry_run=False)
+                assert done.changed == 1 and await offer("order-2") == offered
+            stuck = await store.get_item("review", "order-2")
+            empty = PendingWork((), ())
+            active = replace(stuck, status=ItemStatus.ACTIVE)
+            assert redrive_offer(active, review, empty) == (
+                "it is stuck: active, with no pending command or timer"
+            )
+            failed = replace(stuck, status=ItemStatus.FAILED)
+            assert redrive_offer(failed, None, empty) == "it failed"
+        finally:
+            await store.close()
 
     asyncio.run(main())

@@ -89,9 +89,11 @@ def test_cancelling_one_key_leaves_the_look_alike_alone(
     _sign_in(page, server, "operator")
     page.goto(f"{server.url}/dashboard/items")
     page.get_by_role("link", name=key, exact=True).click()
-    page.fill("#op-reason", "hostile key test")
+    page.fill("#reason", "hostile key test")
     page.click("button:has-text('Cancel')")
-    page.wait_for_url(re.compile(re.escape(quote(key, safe="")) + "$"))
+    assert page.inner_text("h1") == f"Cancel item {key}?"
+    page.click("button:has-text('Cancel the item')")
+    page.wait_for_url(re.compile(re.escape(quote(key, safe="")) + r"\?done=cancel$"))
     assert page.inner_text("h1").startswith(key)
     assert _state(server, key)[1] == "cancelled"
     assert _state(server, bystander) == ("human_review", "waiting")

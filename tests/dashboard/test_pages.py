@@ -116,7 +116,10 @@ def test_an_operator_redrives_an_escalated_item(api_only: Server) -> None:
     page.select_option("#to", "human_review")
     page.fill("#reason", "customer called back")
     page.click('button:has-text("Redrive")')
-    page.wait_for_url(re.compile(r".*/dashboard/items/review/order-3$"))
+    assert page.inner_text("h1") == "Move item order-3 to human_review?"
+    page.click('button:has-text("Move to human_review")')
+    page.wait_for_url(re.compile(r".*/dashboard/items/review/order-3\?done=move$"))
+    assert page.inner_text(".done") == "Moved to human_review."
     text = page.inner_text("main")
     assert "customer called back" in text and "human_review" in text
     with server.client("viewer") as viewer:
@@ -154,7 +157,8 @@ async def _escalate(store_url: str, key: str) -> None:
 def test_an_operator_counts_then_pauses_items_in_bulk(page: Any, server: Server) -> None:
     _sign_in(page, server, "operator")
     page.goto(f"{server.url}/dashboard/bulk")
-    page.fill("#b-state", "human_review")
+    page.select_option("#b-workflow", "review")
+    page.select_option("#b-state", "human_review")
     page.select_option("#b-op", "pause")
     page.fill("#b-reason", "supplier outage")
     page.click("button:has-text('Count matching items')")

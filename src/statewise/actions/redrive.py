@@ -13,11 +13,13 @@ from collections.abc import Sequence
 
 from statewise.actions.deployment import stored_version
 from statewise.actions.migration import migrate_item
+from statewise.definition.model import Definition
 from statewise.engine.events import Operate, Operation
-from statewise.engine.item import HistoryRecord, Item
+from statewise.engine.item import HistoryRecord, Item, ItemStatus
 from statewise.engine.operations import redrive_defect
 from statewise.engine.quarantine import QUARANTINED
 from statewise.errors import InvalidEventError
+from statewise.store.base import PendingWork
 from statewise.worker.writer import ItemWriter
 
 
@@ -100,3 +102,37 @@ def failed_state(failure: HistoryRecord | None, item: Item) -> str | None:
     if failure.event == QUARANTINED:
         return item.state
     return failure.from_state if failure.from_state is not None else failure.to_state
+
+
+def redrive_offer(item: Item, definition: Definition | None, pending: PendingWork) -> str | None:
+    """Why redriving ``item`` makes sense now, or None when it does not.
+
+    A failed or cancelled item moves again only when redriven; an escalated one (in a state
+    its workflow escalates to) waits for a person; a stuck one (active with no pending
+    command or timer: the invariant broken) would never move. Any other item is moving or
+    waiting as its workflow says, and a redrive would only cut that short.
+    """
+    if item.status is ItemStatus.FAILED:
+        return "it failed"
+    if item.status is ItemStatus.CANCELLED:
+        return "it was cancelled"
+    if definition is not None and item.state in escalation_states(definition):
+        return f"it escalated to {item.state}"
+    if item.status is ItemStatus.ACTIVE and not pending.commands and not pending.timers:
+        return "it is stuck: active, with no pending command or timer"
+    return None
+
+
+def escalation_states(definition: Definition) -> frozenset[str]:
+    """The states items escalate to: the workflow's and each task's, visit limit's and budget's.
+
+    Only names the definition has: the default escalation state need not exist.
+    """
+    budgets = [definition.budget, *(state.budget for state in definition.states.values())]
+    named = {
+        definition.escalation,
+        *(s.task.escalate_to for s in definition.states.values() if s.task is not None),
+        *(s.on_exhausted for s in definition.states.values()),
+        *(b.on_exceeded for b in budgets if b is not None),
+    }
+    return frozenset(name for name in named if name is not None and name in definition.states)

@@ -214,10 +214,12 @@ def bulk_command(
                     f"{report.matched} item(s) match; "
                     f"run again with --yes to {operation.value} them"
                 )
+                _print_keys(report.items, report.matched)
                 return report
             console.print(
                 f"{operation.value}: {report.changed} of {report.matched} item(s) changed"
             )
+            _print_keys(report.items, report.changed)
             for skipped_key, why in report.skipped:
                 console.print(Text(f"  skipped {skipped_key}: {why}", style="yellow"))
             return report
@@ -228,6 +230,14 @@ def bulk_command(
             await apply()
 
     run_async(with_store(db, act))
+
+
+def _print_keys(items: list[tuple[str, str]], count: int) -> None:
+    """The items a bulk operation matched or changed, as workflow/key, and how many more."""
+    for workflow, key in items:
+        console.print(Text(f"  {workflow}/{key}"))
+    if count > len(items):
+        console.print(f"  … and {count - len(items)} more")
 
 
 @tasks_app.command(name="list")

@@ -157,6 +157,7 @@ async def bulk_operation(body: Bulk, ctx: Context, who: Operator) -> dict[str, A
         "changed": report.changed,
         "skipped": [{"key": key, "reason": why} for key, why in report.skipped],
         "dry_run": report.dry_run,
+        "items": [{"workflow": workflow, "key": key} for workflow, key in report.items],
     }
 
 

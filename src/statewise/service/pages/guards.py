@@ -1,9 +1,13 @@
-"""Who may see a page or post a form: the signed-in session, its CSRF secret, its role."""
+"""Who may see a page or post a form: the signed-in session, its CSRF secret, its role.
+
+A refused request gets a page, not bare text: ``refusal`` renders what is wrong and what to
+do about it inside the dashboard's frame, with status 403.
+"""
 
 from __future__ import annotations
 
 from fastapi import Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from statewise.actions.principal import Principal
 from statewise.definition.model import Role
@@ -12,7 +16,17 @@ from statewise.service.auth import (
     current_session,
     principal_of,
 )
+from statewise.service.pages.rendering import page
 from statewise.store.base import Session
+
+SIGNED_OUT = (
+    "You are signed out (or your session ended), so nothing was sent. "
+    "Sign in again, then repeat what you were doing."
+)
+STALE_FORM = (
+    "This form's security token (CSRF) is missing or out of date, so nothing was changed. "
+    "Go back, reload the page and send the form again."
+)
 
 
 async def signed_in(request: Request) -> Session | Response:
@@ -20,14 +34,34 @@ async def signed_in(request: Request) -> Session | Response:
     return session if session is not None else RedirectResponse("/dashboard/login", 303)
 
 
-async def operator(request: Request, csrf: str) -> Principal | str:
+def role_needed(session: Session, role: Role, what: str) -> str:
+    """The refusal of ``what`` to a session whose role is below ``role``: who, and what to do."""
+    token = session.token
+    return (
+        f"{what} needs the {role.value} role; you are signed in as {token.name} "
+        f"({token.role.value}). Ask an admin for a token with the {role.value} role."
+    )
+
+
+def refusal(
+    request: Request, session: Session | None, message: str, status: int = 403
+) -> HTMLResponse:
+    """A styled page saying why a request was refused and what to do (403 by default)."""
+    answer = page(request, "refused.html", session, message=message, title="refused")
+    answer.status_code = status
+    return answer
+
+
+async def operator(request: Request, csrf: str) -> Principal | HTMLResponse:
+    """The operator who posted a form, or the refusal page saying what is wrong."""
     session = await current_session(request)
     if session is None:
-        return "sign in first"
+        return refusal(request, None, SIGNED_OUT)
     if not csrf_ok(session, csrf):
-        return "the form's CSRF token is missing or wrong; reload the page"
+        return refusal(request, session, STALE_FORM)
     if not session.token.role.allows(Role.OPERATOR):
-        return "this needs the operator role"
+        needed = role_needed(session, Role.OPERATOR, "This form")
+        return refusal(request, session, f"{needed} Nothing was changed.")
     return principal_of(session.token)
 
 
@@ -35,12 +69,12 @@ async def operator_form(request: Request) -> tuple[Principal, Session, dict[str,
     """A posted operator form (bulk, what-if): who posted it, their session and its fields.
 
     The session, the form's CSRF token and the operator role are checked first, so every such
-    form refuses alike: a 403 naming what is wrong.
+    form refuses alike: a 403 page naming what is wrong.
     """
     posted = {k: str(v) for k, v in (await request.form()).items()}
     who = await operator(request, posted.get("csrf", ""))
-    if isinstance(who, str):
-        return Response(who, status_code=403)
+    if isinstance(who, Response):
+        return who
     session = await current_session(request)
-    assert session is not None  # _operator checked it
+    assert session is not None  # operator checked it
     return who, session, posted

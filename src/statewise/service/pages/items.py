@@ -1,29 +1,34 @@
-"""The item list and the item page, with the operator's redrive and operate forms."""
+"""The item list and the item page, with the operator's redrive and operate forms.
+
+The item page offers only what fits the item: a redrive where one makes sense (failed,
+cancelled, escalated, stuck), the operations its status allows, and no operator form at all
+to other roles. Cancelling and moving ask for a confirmation first; after an action the page
+is read afresh and says what was done.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from statewise.actions import inspect_item, redrive
 from statewise.actions.principal import Principal
+from statewise.actions.redrive import redrive_offer
 from statewise.definition.model import Role
 from statewise.engine.events import Operate, Operation
 from statewise.engine.item import ItemStatus
 from statewise.errors import StatewiseError
 from statewise.service.api.items import decode_cursor, encode_cursor
-from statewise.service.auth import (
-    Context,
-)
+from statewise.service.auth import Context, current_session
 from statewise.service.errors import public_message
 from statewise.service.pages.guards import operator, signed_in
-from statewise.service.pages.rendering import page
+from statewise.service.pages.rendering import page, pretty
 from statewise.service.paths import ITEM, segment
-from statewise.store.base import ItemFilter, Session
+from statewise.store.base import ItemFilter, Session, TaskStatus
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
@@ -66,10 +71,28 @@ async def items_page(
     )
 
 
+# What the item page says after each action; the redirect carries the action's name only.
+DONE = {
+    "pause": "Paused.",
+    "resume": "Resumed.",
+    "cancel": "Cancelled.",
+    "retry": "Redriven: the failed command runs again.",
+    "move": "Moved.",
+}
+# Which operations the form offers for each status (as the engine allows them).
+_OFFERED = {
+    ItemStatus.ACTIVE: ("pause", "cancel"),
+    ItemStatus.WAITING: ("pause", "cancel"),
+    ItemStatus.PAUSED: ("resume", "cancel"),
+    ItemStatus.FAILED: ("cancel",),
+}
+
+
 @router.get(ITEM)
 async def item_page(
-    request: Request, ctx: Context, workflow: str, key: str, error: str = ""
+    request: Request, ctx: Context, workflow: str, key: str, error: str = "", done: str = ""
 ) -> Response:
+    """One item: its state, open tasks and timers, budgets, timeline, context, operator form."""
     session = await signed_in(request)
     if not isinstance(session, Session):
         return session
@@ -78,66 +101,120 @@ async def item_page(
     except StatewiseError as exc:
         return page(request, "items.html", session, error=public_message(exc), items=[], total=0,
                      statuses=[s.value for s in ItemStatus])  # fmt: skip
-    definition = ctx.runner.definitions.get((view.item.workflow, view.item.version))
+    item = view.item
+    definition = ctx.runner.definitions.get((item.workflow, item.version))
+    message = DONE.get(done, "")
+    if done == "move":
+        message = f"Moved to {item.state}."
     return page(
         request,
         "item.html",
         session,
         view=view,
         error=error,
-        context_json=json.dumps(dict(view.item.context), indent=2, default=str),
+        done=message,
+        context_json=pretty(dict(item.context)),
+        now=ctx.clock(),
         states=list(definition.states) if definition else [],
+        open_tasks=[t for t in view.tasks if t.status is TaskStatus.OPEN],
+        redrive_because=redrive_offer(item, definition, view.pending),
+        operations=_OFFERED.get(item.status, ()),
         can_operate=session.token.role.allows(Role.OPERATOR),
     )
 
 
-def _back(workflow: str, key: str, error: str = "") -> Response:
-    suffix = f"?error={segment(error)}" if error else ""
+def _back(workflow: str, key: str, error: str = "", done: str = "") -> Response:
+    """Back to the item page, which reads it afresh, with the error or what was done."""
+    suffix = f"?error={segment(error)}" if error else f"?done={segment(done)}" if done else ""
     return RedirectResponse(f"/dashboard/items/{segment(workflow)}/{segment(key)}{suffix}", 303)
 
 
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """What the confirmation page asks, what it warns of, and its button's label."""
+
+    question: str
+    consequence: str
+    button: str
+
+
 async def _act_on_item(
-    request: Request, csrf: str, workflow: str, key: str, act: Callable[[Principal], Awaitable[Any]]
+    request: Request,
+    workflow: str,
+    key: str,
+    posted: dict[str, str],
+    act: Callable[[Principal], Awaitable[Any]],
+    done: str,
+    confirm: Confirmation | None = None,
 ) -> Response:
-    """An operator's form on an item page: check the session, act, go back with any error."""
-    who = await operator(request, csrf)
-    if isinstance(who, str):
-        return Response(who, status_code=403)
+    """An operator's form on an item page: check the session, confirm, act, go back.
+
+    An action with a ``confirm`` first shows a page asking for it (no script needed);
+    the form there posts again with ``confirmed=yes``.
+    """
+    who = await operator(request, posted.get("csrf", ""))
+    if isinstance(who, Response):
+        return who
+    if confirm is not None and posted.get("confirmed") != "yes":
+        return page(
+            request,
+            "confirm.html",
+            await current_session(request),
+            confirm=confirm,
+            posted=posted,
+            item_url=f"/dashboard/items/{segment(workflow)}/{segment(key)}",
+            action=request.url.path.rsplit("/", 1)[1],  # operate or redrive
+            title="confirm",
+        )
     try:
         await act(who)
     except (StatewiseError, ValueError) as exc:
         return _back(workflow, key, public_message(exc))
-    return _back(workflow, key)
+    return _back(workflow, key, done=done)
+
+
+def _posted(form: Any) -> dict[str, str]:
+    return {name: str(value) for name, value in form.items()}
 
 
 @router.post(ITEM + "/redrive")
-async def redrive_form(
-    request: Request,
-    ctx: Context,
-    workflow: str,
-    key: str,
-    csrf: str = Form(""),
-    to: str = Form(""),
-    reason: str = Form(""),
-) -> Response:
-    async def act(who: Principal) -> None:
-        await redrive(ctx.runner, workflow, key, reason=reason, actor=who.actor, to=to or None)
+async def redrive_form(request: Request, ctx: Context, workflow: str, key: str) -> Response:
+    """Retry the failed command, or (after a confirmation) move the item to a named state."""
+    posted = _posted(await request.form())
+    to = posted.get("to", "") or None
 
-    return await _act_on_item(request, csrf, workflow, key, act)
+    async def act(who: Principal) -> None:
+        reason = posted.get("reason", "")
+        await redrive(ctx.runner, workflow, key, reason=reason, actor=who.actor, to=to)
+
+    confirm = None
+    if to is not None:
+        confirm = Confirmation(
+            f"Move item {key} to {to}?",
+            "Its pending work in the current state is dropped and it enters "
+            f"{to} afresh, running what {to} runs.",
+            f"Move to {to}",
+        )
+    done = "move" if to else "retry"
+    return await _act_on_item(request, workflow, key, posted, act, done, confirm)
 
 
 @router.post(ITEM + "/operate")
-async def operate_form(
-    request: Request,
-    ctx: Context,
-    workflow: str,
-    key: str,
-    csrf: str = Form(""),
-    operation: str = Form(""),
-    reason: str = Form(""),
-) -> Response:
+async def operate_form(request: Request, ctx: Context, workflow: str, key: str) -> Response:
+    """Pause, resume or (after a confirmation) cancel the item."""
+    posted = _posted(await request.form())
+    operation = posted.get("operation", "")
+
     async def act(who: Principal) -> None:
-        event = Operate(Operation(operation), reason, who.actor)
+        event = Operate(Operation(operation), posted.get("reason", ""), who.actor)
         await ctx.runner.apply(workflow, key, event, f"{operation} of {key!r}")
 
-    return await _act_on_item(request, csrf, workflow, key, act)
+    confirm = None
+    if operation == Operation.CANCEL.value:
+        confirm = Confirmation(
+            f"Cancel item {key}?",
+            "Its open tasks close and its pending commands and timers are dropped; "
+            "it moves again only if an operator redrives it.",
+            "Cancel the item",
+        )
+    return await _act_on_item(request, workflow, key, posted, act, operation, confirm)
