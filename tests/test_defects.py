@@ -164,7 +164,7 @@ def test_items_status_failed_lists_the_defects_and_status_counts_them(ran: Path,
     assert code == 0, output
     assert "failed because" in output
     for key, (_, kind, _) in DEFECTS.items():
-        line = next(line for line in output.splitlines() if f" {key} " in line)
+        line = next(line for line in output.splitlines() if line.split("\t")[0] == key)
         assert f"{kind}: " in line, line
     assert "provider_down" not in output and "handled" not in output
     code, output = invoke("status", "--db", db)

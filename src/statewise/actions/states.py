@@ -14,6 +14,9 @@ from statewise.definition import loads
 from statewise.errors import DefinitionError, NotFoundError
 from statewise.store.base import Store
 
+# How alike a name must be (0..1) to be suggested; a prefix of the name counts as a match.
+_LIKE = 0.75
+
 
 async def check_filter(
     store: Store, workflow: str | None, version: int | None, state: str | None
@@ -45,6 +48,18 @@ async def check_filter(
         raise NotFoundError(problem)
 
 
+def _closest(state: str, names: list[str]) -> list[str]:
+    """The name ``state`` most likely misspells, or begins: at most one, none if far off."""
+
+    def likeness(name: str) -> float:
+        whole = difflib.SequenceMatcher(None, state, name).ratio()
+        start = difflib.SequenceMatcher(None, state, name[: len(state)]).ratio()
+        return max(whole, start)
+
+    best = max(names, key=likeness, default=None)
+    return [best] if best is not None and likeness(best) >= _LIKE else []
+
+
 def state_problem(state: str, states: Mapping[str, Set[str]], workflow: str | None) -> str | None:
     """Why ``state`` matches nothing, naming the states there are; None when some has it.
 
@@ -54,7 +69,7 @@ def state_problem(state: str, states: Mapping[str, Set[str]], workflow: str | No
     if any(state in names for names in states.values()):
         return None
     every = sorted({name for names in states.values() for name in names})
-    close = difflib.get_close_matches(state, every, n=1)
+    close = _closest(state, every)
     if workflow is not None:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return (

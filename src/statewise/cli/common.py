@@ -309,6 +309,7 @@ def emit_table(
         sys.stdout.write("\n".join(lines) + "\n")
     else:
         _print_table(cols, listed, title)
+    sys.stdout.flush()  # before any note on stderr, so that a terminal shows them in order
 
 
 def _plain(cell: Cell) -> str:
