@@ -310,7 +310,8 @@ def _report_model_load() -> None:
     if seconds is not None:
         console.print(
             f"loading the offline model ({embeddings.MODEL_NAME}) took {seconds:.1f}s, "
-            "once; the model times below are the calls alone"
+            "once; the model times below are the calls alone",
+            soft_wrap=True,
         )
 
 
