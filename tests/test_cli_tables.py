@@ -107,6 +107,9 @@ def test_items_name_a_state_or_workflow_that_does_not_exist(store: str) -> None:
     assert f"no stored workflow has a state 'brand_check'; did you mean {STATE!r}" in out
     code, out = invoke("items", "--state", "zzz%/?日本", "--db", store)
     assert code == 1 and "no stored workflow has a state 'zzz%/?日本'" in out
+    code, out = invoke("items", "-w", f"{WORKFLOW}@1", "--state", "intak", "--db", store)
+    assert code == 1 and f"workflow '{WORKFLOW}@1' has no state 'intak'" in out
+    assert "did you mean 'intake'?" in out
     code, out = invoke("items", "-w", "nope", "--db", store)
     assert code == 1 and f"no workflow 'nope' is stored (stored: {WORKFLOW})" in out
     code, out = invoke("items", "--state", "approved_and_archived", "--db", store)

@@ -43,7 +43,8 @@ async def check_filter(
         except DefinitionError:
             return
         states.setdefault(found.name, set()).update(definition.states)
-    problem = state_problem(state, states, workflow)
+    label = workflow if workflow is None or version is None else f"{workflow}@{version}"
+    problem = state_problem(state, states, label)
     if problem is not None:
         raise NotFoundError(problem)
 
@@ -64,7 +65,7 @@ def state_problem(state: str, states: Mapping[str, Set[str]], workflow: str | No
     """Why ``state`` matches nothing, naming the states there are; None when some has it.
 
     ``states`` holds each workflow's state names (those of the filter's workflow alone when
-    it names one).
+    it names one, as ``workflow``: a name or ``name@version``).
     """
     if any(state in names for names in states.values()):
         return None
