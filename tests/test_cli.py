@@ -652,7 +652,7 @@ def test_a_failed_item_shows_in_red_in_status_items_and_its_history(
     db = project / "run.sqlite"
     _quarantine(db, "s1", "workflow review@7 is not known to any worker")
     monkeypatch.setattr(
-        "statewise.cli.inspecting.console",
+        "statewise.cli.common.console",
         Console(markup=False, force_terminal=True, color_system="standard", width=240),
     )
     red = "\x1b[31m"

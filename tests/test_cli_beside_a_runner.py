@@ -180,7 +180,7 @@ def _task_of(db: Path, key: str) -> str:
     code, output = invoke("task", "list", "--db", db, "--commands", db.parent / "desk.py")
     assert code == 0, output
     (line,) = [row for row in output.splitlines() if f"desk/{key}" in row]
-    return line.split()[1]
+    return line.split("\t")[0]  # in a pipe the list is TSV, the task's id first
 
 
 def test_a_decision_beside_the_service_exits_0_and_the_service_continues_the_item(

@@ -84,7 +84,7 @@ def test_history_keeps_both_rounds_of_a_loop_and_says_why_the_else_was_taken(
     assert first["rejected"] == [{"condition": "brand.score >= 80", "values": {"brand.score": 55}}]
     assert [row["output"] for row in rows if row["command"] == "revise"] == [{"round": 1}]
 
-    code, output = invoke("history", "CNT-1", "--db", db)
+    code, output = invoke("history", "CNT-1", "--db", db, "--format", "table")
     assert code == 0, output
     assert "[not brand.score >= 80 (brand.score=55)]" in output
     assert "because: round 1: the tone is off" in output

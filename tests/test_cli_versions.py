@@ -247,8 +247,8 @@ def _counts(table: str, ref: str) -> dict[str, int]:
     """A `workflows` row as {status: count}, leaving out the zeros."""
     statuses = ["active", "waiting", "done", "failed", "paused", "cancelled"]
     for line in table.splitlines():
-        cells = [c.strip() for c in line.split("│") if c.strip()]
-        if cells and cells[0] == ref:
+        cells = line.split("\t")  # TSV, in a pipe
+        if cells[0] == ref:
             return {s: int(n) for s, n in zip(statuses, cells[2:], strict=True) if n != "0"}
     raise AssertionError(f"no row {ref} in {table}")
 
@@ -303,7 +303,7 @@ def test_migrate_onto_a_state_whose_entry_fails_says_so_and_exits_1(project: Pat
 
 
 def test_deploy_and_workflows_piped_into_a_file_keep_whole_names(project: Path) -> None:
-    """A pipe is 80 columns wide: long names and paths stay whole, never end in an ellipsis."""
+    """Piped into a file, the list is TSV: long names and paths stay whole on one line."""
     db = project / "long.sqlite"
     name = "invoice_approval_for_the_northern_european_region_finance_team_2026"
     folder = project / "a" / "long" / "directory" / "of" / "workflow" / "definitions" / "kept"
@@ -325,11 +325,8 @@ def test_deploy_and_workflows_piped_into_a_file_keep_whole_names(project: Path) 
         return text
 
     assert f"deployed {name}@1 from {long_file}\n" in piped("deploy", str(long_file))
-    text = piped("workflows")
-    joined = "".join(
-        cell.strip() for line in text.splitlines() for cell in line.split("│")[1:2]
-    )  # the workflow column, its wrapped lines joined
-    assert f"{name}@1" in joined
+    header, row = [line.split("\t") for line in piped("workflows").splitlines()]
+    assert header[:2] == ["workflow", "file"] and row[:2] == [f"{name}@1", str(long_file)]
 
 
 def test_migrate_refuses_a_map_from_a_state_no_version_has(project: Path, db: str) -> None:
@@ -378,18 +375,16 @@ def test_a_migration_plan_and_items_piped_into_a_file_list_whole_keys(project: P
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "…" not in done.stdout
-    joined = "".join(
-        line.split("│")[1].strip() for line in done.stdout.splitlines() if line.startswith("│")
-    )
-    assert key in joined
+    lines = done.stdout.splitlines()
+    assert lines[:2] == ["# would move onto invoice@2", "key\tfrom\tstatus\tto"]
+    assert lines[2].split("\t")[0] == key
     listed = subprocess.run(
         [sys.executable, "-m", "statewise", "items", "-w", "invoice@1", "--db", str(db)],
         capture_output=True, text=True, encoding="utf-8", env=env, timeout=60, check=False,
     )  # fmt: skip
     assert listed.returncode == 0 and "…" not in listed.stdout, listed.stdout
-    rows = [line.split("│") for line in listed.stdout.splitlines() if line.startswith("│")]
-    assert key == "".join(row[1].strip() for row in rows)
-    assert "".join(row[2].strip() for row in rows) == "invoice@1"
+    header, row = [line.split("\t") for line in listed.stdout.splitlines()]
+    assert header[:2] == ["key", "workflow"] and row[:2] == [key, "invoice@1"]
 
 
 V4_TYPO = V2.replace("version: 2", "version: 4").replace(

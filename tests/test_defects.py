@@ -164,7 +164,7 @@ def test_items_status_failed_lists_the_defects_and_status_counts_them(ran: Path,
     assert code == 0, output
     assert "failed because" in output
     for key, (_, kind, _) in DEFECTS.items():
-        line = next(line for line in output.splitlines() if f" {key} " in line)
+        line = next(line for line in output.splitlines() if line.split("\t")[0] == key)
         assert f"{kind}: " in line, line
     assert "provider_down" not in output and "handled" not in output
     code, output = invoke("status", "--db", db)
@@ -186,7 +186,7 @@ def test_a_provider_down_past_its_retries_waits_for_a_person(ran: Path, db: str)
     assert code == 0, output
     (row,) = [line for line in output.splitlines() if "defects/provider_down" in line]
     assert "escalations" in row and "resolve, abandon" in row
-    task_id = row.split("│")[1].strip()
+    task_id = row.split("\t")[0]  # TSV in a pipe, the id first
     code, output = invoke("task", "decide", task_id, "resolve", "--db", db)
     assert code == 0, output
     assert "provider_down now in escalation_resolved" in output

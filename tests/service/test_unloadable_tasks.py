@@ -121,6 +121,6 @@ def test_the_cli_task_list_shows_it_and_task_decide_refuses_it(server: Server) -
     assert listed.exit_code == 0, listed.output
     assert "old-1" in listed.output and "not loadable here" in listed.output
     assert "approve, reject" in listed.output  # the loadable tasks keep their outcomes
-    old = next(line for line in listed.output.splitlines() if "old-1" in line).split()[1]
+    old = next(line for line in listed.output.splitlines() if "old-1" in line).split("\t")[0]
     decided = CliRunner().invoke(app, ["task", "decide", old, "approve", *db])
     assert decided.exit_code == 1 and "not loadable here" in decided.output

@@ -7,14 +7,22 @@ take) ends in one ``error:`` line and exit code 1 or 2, never a traceback.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
+from rich.segment import Segments
+from rich.table import Table
 from rich.text import Text
 
 from statewise.engine.item import ItemStatus
@@ -199,3 +207,149 @@ def age(seconds: float) -> str:
         if seconds >= size:
             return f"{seconds / size:.1f}{unit}"
     return f"{max(seconds, 0):.1f}s"
+
+
+def when(at: float) -> str:
+    """A moment as a person and a script read it: ``2026-12-07 17:16:28 UTC``."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
+
+
+class OutputFormat(StrEnum):
+    """How a command prints what it lists."""
+
+    TABLE = "table"
+    TSV = "tsv"
+    JSON = "json"
+
+
+FormatOption = Annotated[
+    OutputFormat | None,
+    typer.Option(
+        "--format",
+        "-f",
+        help="table, tsv or json; default: a table on a terminal, tsv when piped or redirected.",
+    ),
+]
+
+
+def output_format(given: OutputFormat | None) -> OutputFormat:
+    """The format asked for; else a table on a terminal, and TSV for a pipe or a file.
+
+    A pipe has no width to fit a table into: tab-separated lines keep every name whole and
+    are what ``cut``, ``sort`` and spreadsheets read.
+    """
+    if given is not None:
+        return given
+    return OutputFormat.TABLE if console.is_terminal else OutputFormat.TSV
+
+
+Cell = str | Text
+# A prose column may fold a word longer than this rather than widen the table for it.
+_PROSE_WORD = 20
+# Character codes shown as escapes: C0 controls and DEL would move the cursor or end a field.
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(32), 127)} | {
+    ord("\t"): "\\t",
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Col:
+    """A column: a name (a key, a state) is never broken; ``prose`` may wrap between words."""
+
+    name: str
+    prose: bool = False
+
+
+def escaped(text: str, *, keep_newlines: bool = False, backslash: bool = False) -> str:
+    r"""Control characters as visible escapes (``\t``, ``\n``, ``\x1b``).
+
+    ``backslash`` doubles backslashes first, so TSV can be read back exactly.
+    """
+    table = dict(_CONTROLS)
+    if keep_newlines:
+        del table[ord("\n")]
+    if backslash:
+        table[ord("\\")] = "\\\\"
+    return text.translate(table)
+
+
+def emit_table(
+    columns: Sequence[str | Col],
+    rows: Iterable[Sequence[Cell]],
+    *,
+    fmt: OutputFormat | None = None,
+    title: str | None = None,
+    json_rows: Sequence[Mapping[str, JSON]] | None = None,
+) -> None:
+    """Print rows in the chosen format; no format cuts a cell short.
+
+    A table keeps every name whole: it grows wider than the terminal (which then wraps
+    the lines) rather than break or ellipsise a name, and only prose columns wrap. TSV has
+    a header line and one line per row, tabs, newlines and backslashes escaped; a title,
+    when a command prints several tables, is a ``# title`` line above its header. JSON is
+    ``json_rows`` when given (typed values), else each row as ``{column: text}``.
+    """
+    chosen = output_format(fmt)
+    cols = [column if isinstance(column, Col) else Col(column) for column in columns]
+    listed = [list(row) for row in rows]
+    cells = [[_plain(cell) for cell in row] for row in listed]
+    if chosen is OutputFormat.JSON:
+        found = (
+            json_rows
+            if json_rows is not None
+            else [dict(zip((c.name for c in cols), row, strict=True)) for row in cells]
+        )
+        sys.stdout.write(json.dumps(list(found), indent=2, ensure_ascii=False, default=str) + "\n")
+    elif chosen is OutputFormat.TSV:
+        lines = [f"# {escaped(title)}"] if title else []
+        for row in [[c.name for c in cols], *cells]:
+            lines.append("\t".join(escaped(cell, backslash=True) for cell in row))
+        sys.stdout.write("\n".join(lines) + "\n")
+    else:
+        _print_table(cols, listed, title)
+    sys.stdout.flush()  # before any note on stderr, so that a terminal shows them in order
+
+
+def _plain(cell: Cell) -> str:
+    return cell.plain if isinstance(cell, Text) else cell
+
+
+def _print_table(cols: Sequence[Col], rows: Sequence[Sequence[Cell]], title: str | None) -> None:
+    """A Rich table as wide as its names need, folded (never ellipsised) where it must be."""
+    table = Table(title=title)
+    for column in cols:
+        table.add_column(column.name, overflow="fold", no_wrap=not column.prose)
+    widths = [cell_len(column.name) if not column.prose else 1 for column in cols]
+    for row in rows:
+        shown = [_visible(cell, column.prose) for cell, column in zip(row, cols, strict=True)]
+        table.add_row(*shown)
+        for index, (cell, column) in enumerate(zip(shown, cols, strict=True)):
+            widths[index] = max(widths[index], _width_needed(cell.plain, column.prose))
+    needed = sum(widths) + 3 * len(cols) + 1  # a space either side of each cell, the rules
+    if needed <= console.width:
+        console.print(table)
+        return
+    options = console.options.update_width(needed)
+    lines = console.render_lines(table, options, pad=False, new_lines=True)
+    console.print(Segments([part for line in lines for part in line]), soft_wrap=True, end="")
+
+
+def _visible(cell: Cell, prose: bool) -> Text:
+    """A cell with its control characters shown as escapes; a prose cell keeps its lines."""
+    text = escaped(_plain(cell), keep_newlines=prose)
+    return Text(text, style=cell.style if isinstance(cell, Text) else "")
+
+
+def _width_needed(text: str, prose: bool) -> int:
+    """How wide a cell must be: a whole name, or a prose cell's longest word (up to a limit)."""
+    if not prose:
+        return max((cell_len(line) for line in text.split("\n")), default=0)
+    return min(max((cell_len(word) for word in text.split()), default=0), _PROSE_WORD)
+
+
+def note(message: str | Text, fmt: OutputFormat) -> None:
+    """A line about a listing: below a table, or on stderr when stdout holds TSV or JSON."""
+    text = message if isinstance(message, Text) else Text(message)
+    (console if fmt is OutputFormat.TABLE else errors).print(text, soft_wrap=True)

@@ -23,13 +23,14 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from statewise.cli.common import (
     app,
     console,
+    emit_table,
     errors,
     fail,
+    output_format,
     run_async,
     sqlite_file,
     user_errors,
@@ -195,7 +196,9 @@ async def summarise(store: Store, workflows: Sequence[str]) -> None:
     """Per workflow: items by final or waiting state, open tasks by queue, usage by stage.
 
     Items a defect failed are counted apart, in red: they wait for a fix, not for a person.
+    Usage is a table on a terminal and TSV in a pipe or file, names whole either way.
     """
+    fmt = output_format(None)
     counts = await store.state_counts()
     costs = await store.costs()
     tasks = await store.tasks(limit=10_000)
@@ -205,11 +208,8 @@ async def summarise(store: Store, workflows: Sequence[str]) -> None:
             if row.workflow == workflow:
                 ended[f"{row.state} ({row.status.value})"] += row.count
         queues = Counter(task.queue for task in tasks if task.workflow == workflow)
-        table = Table("stage", "agent", "model", "calls", "tokens in", "tokens out", "model time")
-        for cost in costs:
-            if cost.workflow != workflow:
-                continue
-            table.add_row(
+        usage = [
+            [
                 cost.state,
                 cost.agent,
                 cost.model,
@@ -217,14 +217,18 @@ async def summarise(store: Store, workflows: Sequence[str]) -> None:
                 str(cost.input_tokens),
                 str(cost.output_tokens),
                 f"{cost.latency:.2f}s",
-            )
+            ]
+            for cost in costs
+            if cost.workflow == workflow
+        ]
         console.rule(workflow)
         console.print(
             "ended: " + ", ".join(f"{n} {state}" for state, n in sorted(ended.items())),
             highlight=False,
+            soft_wrap=True,
         )
         waiting = ", ".join(f"{n} in {queue}" for queue, n in sorted(queues.items()))
-        console.print(f"human tasks waiting: {waiting or 'none'}", highlight=False)
+        console.print(f"human tasks waiting: {waiting or 'none'}", highlight=False, soft_wrap=True)
         failed = sum(
             r.count for r in counts if r.workflow == workflow and r.status is ItemStatus.FAILED
         )
@@ -233,8 +237,12 @@ async def summarise(store: Store, workflows: Sequence[str]) -> None:
                 f"[red]{failed} failed by a defect: statewise items --status failed[/red]",
                 highlight=False,
             )
-        if table.row_count:
-            console.print(table)
+        if usage:
+            emit_table(
+                ["stage", "agent", "model", "calls", "tokens in", "tokens out", "model time"],
+                usage,
+                fmt=fmt,
+            )
 
 
 def _progress() -> Progress:
@@ -302,7 +310,8 @@ def _report_model_load() -> None:
     if seconds is not None:
         console.print(
             f"loading the offline model ({embeddings.MODEL_NAME}) took {seconds:.1f}s, "
-            "once; the model times below are the calls alone"
+            "once; the model times below are the calls alone",
+            soft_wrap=True,
         )
 
 

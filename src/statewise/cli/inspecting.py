@@ -2,72 +2,101 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from dataclasses import asdict
+from enum import StrEnum
 from typing import Annotated
 
 import typer
-from rich.table import Column, Table
 from rich.text import Text
 
 from statewise.actions.budgets import budget_report
 from statewise.actions.deployment import split_ref, stored_version
 from statewise.actions.inspection import (
-    SUMMARY_CHARS,
+    budget_json,
+    history_json,
     output_reason,
     output_summary,
     rejected_text,
     values_text,
 )
+from statewise.actions.states import check_filter
 from statewise.cli.common import (
     DEFAULT_DB,
     JSON,
+    Cell,
+    Col,
     DbOption,
+    FormatOption,
+    OutputFormat,
     WorkflowOption,
     age,
     app,
-    console,
+    emit_table,
     fail,
     failure_cell,
+    note,
+    output_format,
     run_async,
     status_cell,
+    when,
     with_store,
 )
 from statewise.engine.budget import NEAR, BudgetUse
-from statewise.engine.item import HistoryRecord, ItemStatus
+from statewise.engine.item import HISTORY_ADAPTER, HistoryRecord, Item, ItemStatus
 from statewise.inputs import MAX_ROW_ID
 from statewise.store import Store
 from statewise.store.base import ItemFilter
 
 
 @app.command()
-def status(db: DbOption = DEFAULT_DB, workflow: WorkflowOption = None) -> None:
+def status(
+    db: DbOption = DEFAULT_DB, workflow: WorkflowOption = None, format: FormatOption = None
+) -> None:
     """Items per state, with how long the oldest has been there."""
-    run_async(with_store(db, lambda store: print_status(store, workflow)))
+    run_async(with_store(db, lambda store: print_status(store, workflow, output_format(format))))
 
 
-async def print_status(store: Store, workflow: str | None) -> None:
+async def print_status(store: Store, workflow: str | None, fmt: OutputFormat) -> None:
     """The table of items by state, status and age of the oldest; then how many failed."""
-    table = Table("workflow", "state", "status", "items", "oldest for", title="items by state")
     now = time.time()
     counts = await store.state_counts(workflow)
-    for row in counts:
-        table.add_row(
-            f"{row.workflow}@{row.version}",
-            row.state,
-            status_cell(row.status),
-            str(row.count),
-            age(now - row.oldest_entered_at),
-        )
-    console.print(table)
+    emit_table(
+        ["workflow", "state", "status", "items", "oldest for"],
+        [
+            [
+                f"{row.workflow}@{row.version}",
+                row.state,
+                status_cell(row.status),
+                str(row.count),
+                age(now - row.oldest_entered_at),
+            ]
+            for row in counts
+        ],
+        fmt=fmt,
+        json_rows=[
+            {
+                "workflow": row.workflow,
+                "version": row.version,
+                "state": row.state,
+                "status": row.status.value,
+                "items": row.count,
+                "oldest_seconds": now - row.oldest_entered_at,
+            }
+            for row in counts
+        ],
+    )
     failed = sum(row.count for row in counts if row.status is ItemStatus.FAILED)
     if failed:
-        console.print(
+        note(
             Text(
                 f"{failed} failed: `statewise items --status failed` lists them with why; "
                 f"redrive each once its workflow or command is fixed",
                 style="red",
-            )
+            ),
+            fmt,
         )
 
 
@@ -83,29 +112,46 @@ def items(
         typer.Option("--workflow", "-w", help="Only this workflow: NAME or NAME@VERSION."),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=MAX_ROW_ID, help="At most this many.")] = 50,
+    format: FormatOption = None,
 ) -> None:
-    """List items, longest in their state first."""
+    """List items, longest in their state first; says how many match when --limit cuts them."""
     try:
         name, version = (None, None) if workflow is None else split_ref(workflow)
     except ValueError as exc:
         fail(f"--workflow: {exc}", 2)
+    fmt = output_format(format)
 
     async def show(store: Store) -> None:
         if name is not None and version is not None:
             await stored_version(store, name, version)  # an unknown one names the stored ones
         where = ItemFilter(workflow=name, version=version, state=state, status=status)
         found = [item for item, _ in await store.find_items(where, limit=limit)]
+        if not found:  # a typo in -w or --state is named, not answered with an empty list
+            await check_filter(store, name, version, state)
         failed = [(i.workflow, i.key) for i in found if i.status is ItemStatus.FAILED]
         why = await store.failures(failed)
-        columns = ["workflow", "state", "status", "in state for", "steps"]
-        table = Table()
-        table.add_column("key", overflow="fold")  # whole keys, wrapped, even in a pipe
-        for column in [*columns, *(["failed because"] if why else [])]:
-            table.add_column(column, overflow="fold")
-        now = time.time()
-        for item in found:
-            error = why.get((item.workflow, item.key))
-            table.add_row(
+        _print_items(found, why, fmt)
+        if len(found) == limit:
+            total = await store.count_items(where)
+            if total > limit:
+                note(f"{limit} of {total} items (use --limit to list more)", fmt)
+
+    run_async(with_store(db, show))
+
+
+def _print_items(
+    found: list[Item], why: dict[tuple[str, str], dict[str, str]], fmt: OutputFormat
+) -> None:
+    """One row per item; the failure column only when one of them failed."""
+    columns: list[str | Col] = ["key", "workflow", "state", "status", "in state for", "steps"]
+    if why:
+        columns.append(Col("failed because", prose=True))
+    now = time.time()
+    rows: list[list[Cell]] = []
+    for item in found:
+        error = why.get((item.workflow, item.key))
+        rows.append(
+            [
                 item.key,
                 f"{item.workflow}@{item.version}",
                 item.state,
@@ -113,10 +159,35 @@ def items(
                 age(now - item.entered_at),
                 str(item.seq),
                 *([failure_cell(error)] if why else []),
-            )
-        console.print(table)
+            ]
+        )
+    emit_table(
+        columns,
+        rows,
+        fmt=fmt,
+        json_rows=[
+            {
+                "key": item.key,
+                "workflow": item.workflow,
+                "version": item.version,
+                "state": item.state,
+                "status": item.status.value,
+                "entered_at": item.entered_at,
+                "steps": item.seq,
+                "failure": why.get((item.workflow, item.key)),
+            }
+            for item in found
+        ],
+    )
 
-    run_async(with_store(db, show))
+
+class HistoryFormat(StrEnum):
+    """How ``statewise history`` prints: the formats of every listing, and JSON lines."""
+
+    TABLE = "table"
+    TSV = "tsv"
+    JSON = "json"
+    JSONL = "jsonl"
 
 
 @app.command()
@@ -124,43 +195,65 @@ def history(
     key: Annotated[str, typer.Argument(help="The item's business key.")],
     db: DbOption = DEFAULT_DB,
     workflow: WorkflowOption = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="table or jsonl")] = "table",
+    format: Annotated[
+        HistoryFormat | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="table, tsv, json or jsonl (every field of each row); default: a table on a "
+            "terminal, tsv when piped.",
+        ),
+    ] = None,
 ) -> None:
-    """The audit trail of one item: every step, why it was taken, and what it cost."""
-    if format not in ("table", "jsonl"):
-        fail("--format must be table or jsonl", 2)
+    """The audit trail of one item: every step, when, why it was taken, and what it cost."""
 
     async def show(store: Store) -> None:
         records = await store.history(workflow, key)
-        if format == "jsonl":
-            from statewise.engine.item import HISTORY_ADAPTER
-
+        if format is HistoryFormat.JSONL:
             for record in records:
                 sys.stdout.write(HISTORY_ADAPTER.dump_json(record).decode() + "\n")
             return
-        # The output is summarised in one short line (a column no wider than the summary).
-        output = Column("output", overflow="ellipsis", max_width=SUMMARY_CHARS)
-        table = Table(
-            "#", "from", "to", "event", "why", output, "command", "took", "model", "error"
+        fmt = output_format(None if format is None else OutputFormat(format.value))
+        emit_table(
+            [
+                "#", "at", "from", "to", "event", Col("why", prose=True),
+                Col("output", prose=True), "command", "took", Col("model", prose=True),
+                Col("error", prose=True),
+            ],
+            [_history_row(r, whole=fmt is not OutputFormat.TABLE) for r in records],
+            fmt=fmt,
+            json_rows=[history_json(r) for r in records],
         )  # fmt: skip
-        for r in records:
-            table.add_row(
-                str(r.seq),
-                r.from_state or "",
-                r.to_state,
-                f"{r.event} ({r.actor})" if r.actor != "system" else r.event,
-                Text(_why(r)),
-                Text(output_summary(r.output)),
-                f"{r.command}#{r.attempt}" + (f" [{r.branch}]" if r.branch else "")
-                if r.command
-                else "",
-                f"{r.duration * 1000:.0f}ms" if r.duration is not None else "",
-                _usage(r.usage),
-                failure_cell(r.error),
-            )
-        console.print(table)
 
     run_async(with_store(db, show))
+
+
+def _history_row(r: HistoryRecord, *, whole: bool) -> list[Cell]:
+    """One audit row's cells; ``whole``: the output in full, else summarised in a short line.
+
+    A person's decision shows its comment with the why and its form data as the output, in
+    full: they are what the audit trail is read for.
+    """
+    if r.decision is not None:
+        data = r.decision.get("data")
+        output = "" if not data else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    elif whole:
+        output = "" if r.output is None else json.dumps(r.output, ensure_ascii=False)
+    else:
+        output = output_summary(r.output)
+    return [
+        str(r.seq),
+        when(r.at),
+        r.from_state or "",
+        r.to_state,
+        f"{r.event} ({r.actor})" if r.actor != "system" else r.event,
+        Text(_why(r)),
+        Text(output),
+        f"{r.command}#{r.attempt}" + (f" [{r.branch}]" if r.branch else "") if r.command else "",
+        f"{r.duration * 1000:.0f}ms" if r.duration is not None else "",
+        _usage(r.usage),
+        failure_cell(r.error),
+    ]
 
 
 def _usage(usage: dict[str, JSON] | None) -> str:
@@ -176,11 +269,14 @@ def _usage(usage: dict[str, JSON] | None) -> str:
 def _why(record: HistoryRecord) -> str:
     """Why a row happened, in one cell.
 
-    The guard that decided and what it read, the guards found false before it (all an
-    ``else`` has to say), the reason the output gives, and the row's note.
+    A person's comment on their decision, the guard that decided and what it read, the guards
+    found false before it (all an ``else`` has to say), the reason the output gives, and the
+    row's note.
     """
     reason = output_reason(record.output)
+    comment = (record.decision or {}).get("comment")
     parts = (
+        f"comment: {comment}" if comment else None,
         record.condition,
         values_text(record.values) if record.values else None,
         f"[{rejected_text(record.rejected)}]" if record.rejected else None,
@@ -203,66 +299,81 @@ def costs(
             min=0.0, max=1.0, help="With --budgets: the share of a budget used that counts as near."
         ),
     ] = NEAR,
+    format: FormatOption = None,
 ) -> None:
     """Model calls, tokens and cost from the audit trail, by workflow, state, agent and model."""
+    fmt = output_format(format)
 
     async def show(store: Store) -> None:
         if budgets:
-            await _print_budgets(store, workflow, near)
+            await _print_budgets(store, workflow, near, fmt)
             return
-        table = Table(
-            "workflow", "state", "agent", "model", "calls", "input tokens", "output tokens",
-            "cost (USD)", title="model usage",
-        )  # fmt: skip
+        found = await store.costs(workflow)
         total, unpriced = 0.0, 0
-        for row in await store.costs(workflow):
+        rows: list[list[Cell]] = []
+        for row in found:
             # A cost of None means no call of the row had a price: all of them are unpriced.
             row_unpriced = row.calls if row.cost is None else row.unpriced_calls
             total += row.cost or 0.0
             unpriced += row_unpriced
-            table.add_row(
-                row.workflow,
-                row.state,
-                row.agent,
-                row.model,
-                str(row.calls),
-                f"{row.input_tokens:,}",
-                f"{row.output_tokens:,}",
-                _cost_cell(row.cost, row_unpriced),
-            )
-        console.print(table)
+            rows.append(
+                [
+                    row.workflow, row.state, row.agent, row.model, str(row.calls),
+                    f"{row.input_tokens:,}", f"{row.output_tokens:,}",
+                    _cost_cell(row.cost, row_unpriced),
+                ]
+            )  # fmt: skip
+        emit_table(
+            [
+                "workflow", "state", "agent", "model", "calls", "input tokens", "output tokens",
+                "cost (USD)",
+            ],
+            rows,
+            fmt=fmt,
+            json_rows=[asdict(row) for row in found],
+        )  # fmt: skip
         unknown = f"; {unpriced} call(s) had an unknown price, not counted" if unpriced else ""
-        console.print(f"total known cost: {total:.4f} USD{unknown}")
+        note(f"total known cost: {total:.4f} USD{unknown}", fmt)
 
     run_async(with_store(db, show))
 
 
-async def _print_budgets(store: Store, workflow: str | None, near: float) -> None:
+async def _print_budgets(
+    store: Store, workflow: str | None, near: float, fmt: OutputFormat
+) -> None:
     """Items that used ``near`` or more of a budget, most used first, with the shares."""
     found = await budget_report(store, workflow, near)
-    table = Table(
-        "workflow", "key", "state", "budget", "tokens", "cost (USD)", "used",
-        title=f"items at {near:.0%} or more of a budget",
-    )  # fmt: skip
     warnings = []
+    rows: list[list[Cell]] = []
     for entry in found:
         item, use = entry.item, entry.use
-        table.add_row(f"{item.workflow}@{item.version}", item.key, item.state, *_budget_cells(use))
+        rows.append([f"{item.workflow}@{item.version}", item.key, item.state, *_budget_cells(use)])
         if use.warning:
             warnings.append(f"{item.key}: {use.warning}")
-    console.print(table)
+    emit_table(
+        ["workflow", "key", "state", "budget", "tokens", "cost (USD)", "used"],
+        rows,
+        fmt=fmt,
+        json_rows=[
+            {"workflow": e.item.workflow, "version": e.item.version, "key": e.item.key,
+             "state": e.item.state, **budget_json(e.use)}
+            for e in found
+        ],
+    )  # fmt: skip
     for warning in dict.fromkeys(warnings):
-        console.print(Text(warning, style="yellow"))
+        note(Text(warning, style="yellow"), fmt)
     over = sum(entry.use.reached for entry in found)
-    console.print(f"{over} budget(s) spent, {len(found) - over} near")
+    note(f"{over} budget(s) spent, {len(found) - over} near ({near:.0%} or more used)", fmt)
 
 
-def budget_table(uses: list[BudgetUse]) -> Table:
+def print_budget_uses(uses: list[BudgetUse], fmt: OutputFormat) -> None:
     """One item's spend against each of its budgets (and in each state that spent)."""
-    table = Table("budget", "tokens", "cost (USD)", "used", title="budgets")
-    for use in uses:
-        table.add_row(*_budget_cells(use))
-    return table
+    emit_table(
+        ["budget", "tokens", "cost (USD)", "used"],
+        [_budget_cells(use) for use in uses],
+        fmt=fmt,
+        title="budgets",
+    )
 
 
 def _budget_cells(use: BudgetUse) -> tuple[str, str, str, Text]:

@@ -12,29 +12,35 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from statewise.actions import Principal, TaskDesk, bulk, inspect_item, item_view_json, redrive
 from statewise.actions.bulk import BulkReport
-from statewise.actions.inspection import ItemView
+from statewise.actions.inspection import ItemView, task_json
 from statewise.cli.common import (
     DEFAULT_DB,
+    JSON,
+    Cell,
+    Col,
     CommandsOption,
     DbOption,
+    FormatOption,
+    OutputFormat,
     WorkflowOption,
     age,
     app,
     console,
     data_option,
+    emit_table,
     fail,
     failure_cell,
     id_argument,
+    output_format,
     run_async,
     status_cell,
     with_store,
 )
-from statewise.cli.inspecting import budget_table
+from statewise.cli.inspecting import print_budget_uses
 from statewise.cli.running import act_on_item, act_then_continue, prepare
 from statewise.definition.durations import parse_duration
 from statewise.definition.model import Role
@@ -42,7 +48,7 @@ from statewise.engine.events import Operation
 from statewise.engine.item import Item, ItemStatus
 from statewise.errors import InvalidInputError
 from statewise.store import Store
-from statewise.store.base import ItemFilter, TaskStatus
+from statewise.store.base import ItemFilter, Task, TaskStatus
 from statewise.worker.runner import Runner
 
 T = TypeVar("T")
@@ -57,60 +63,74 @@ def show(
     key: Annotated[str, typer.Argument(help="The item's business key.")],
     db: DbOption = DEFAULT_DB,
     workflow: WorkflowOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
+    format: FormatOption = None,
 ) -> None:
     """One item: its state, context, pending work, open tasks, conversations and costs."""
+    fmt = OutputFormat.JSON if as_json else output_format(format)
 
     async def look(store: Store) -> None:
         view = await inspect_item(store, workflow, key)
-        if as_json:
+        if fmt is OutputFormat.JSON:
             console.print_json(json.dumps(item_view_json(view), default=str))
         else:
-            _print_view(view)
+            _print_view(view, fmt)
 
     run_async(with_store(db, look))
 
 
-def _print_view(view: ItemView) -> None:
+def _print_view(view: ItemView, fmt: OutputFormat) -> None:
+    """The item's lines, then a table each of its pending work, tasks and budgets."""
     item, now = view.item, time.time()
     header = Text(f"{item.key}  {item.workflow}@{item.version}  ", style="bold")
     header.append_text(status_cell(item.status))
-    console.print(header)
+    console.print(header, soft_wrap=True)
     console.print(
         f"state {item.state} for {age(now - item.entered_at)} (visit {item.visit}), "
-        f"{item.seq} steps"
+        f"{item.seq} steps",
+        soft_wrap=True,
     )
     if view.failure is not None:
         console.print(Text("failed because: ", style="red").append(failure_cell(view.failure)))
     console.print("context:")
     console.print_json(json.dumps(dict(item.context), default=str))
-    work = Table("pending", "what", "state", "due / lease", title="pending work")
+    work: list[list[Cell]] = []
     for command in view.pending.commands:
         lease = f"leased by {command.lease_owner}" if command.lease_owner else "queued"
         effect = command.effect
-        work.add_row("command", f"{effect.command}#{effect.attempt}", effect.state, lease)
+        work.append(["command", f"{effect.command}#{effect.attempt}", effect.state, lease])
     for timer in view.pending.timers:
-        work.add_row("timer", timer.event.name, timer.event.state, f"in {age(timer.due_at - now)}")
+        work.append(["timer", timer.event.name, timer.event.state, f"in {age(timer.due_at - now)}"])
     for kept in item.buffer:  # events that came early, waiting for a state that takes them
-        work.add_row(
-            "buffered event",
-            f"{kept.name} from {kept.actor}",
-            "",
-            f"in {age(kept.expires_at - now)}",
+        work.append(
+            [
+                "buffered event",
+                f"{kept.name} from {kept.actor}",
+                "",
+                f"in {age(kept.expires_at - now)}",
+            ]
         )
-    console.print(work if work.row_count else "pending work: none")
-    tasks = Table("task", "state", "queue", "status", "claimed by", "due in", title="tasks")
+    if work:
+        emit_table(["pending", "what", "state", "due / lease"], work, fmt=fmt, title="pending work")
+    else:
+        console.print("pending work: none")
+    tasks: list[list[Cell]] = []
     for task in view.tasks:
         due = age(task.due_at - now) if task.due_at and task.status is TaskStatus.OPEN else ""
-        tasks.add_row(
-            str(task.id), task.state, task.queue, task.status.value, task.claimed_by or "", due
+        tasks.append(
+            [str(task.id), task.state, task.queue, task.status.value, task.claimed_by or "", due]
         )
-    if tasks.row_count:
-        console.print(tasks)
+    if tasks:
+        emit_table(
+            ["task", "state", "queue", "status", "claimed by", "due in"],
+            tasks,
+            fmt=fmt,
+            title="tasks",
+        )
     for agent, turns in view.conversations.items():
         console.print(Text(f"conversation with {agent}:", style="bold"))
         for turn in turns:
-            console.print(f"  {turn['role']}: {turn['text']}")
+            console.print(Text(f"  {turn['role']}: {turn['text']}"))
     costs = view.costs
     if costs.calls:
         price = "unknown" if costs.cost is None else f"{costs.cost:.4f} USD"
@@ -120,7 +140,7 @@ def _print_view(view: ItemView) -> None:
             f"cost {price}{unpriced}"
         )
     if view.budgets:
-        console.print(budget_table(view.budgets))
+        print_budget_uses(view.budgets, fmt)
         for use in view.budgets:
             if use.warning:
                 console.print(Text(f"{use.state or 'workflow'}: {use.warning}", style="yellow"))
@@ -248,28 +268,48 @@ def task_list(
         TaskStatus | None, typer.Option(help="open (default), decided, expired, cancelled.")
     ] = TaskStatus.OPEN,
     commands: CommandsOption = None,
+    format: FormatOption = None,
 ) -> None:
     """The inbox: human tasks, oldest first."""
+    fmt = output_format(format)
 
     async def act(desk: TaskDesk, principal: Principal) -> None:
-        table = Table("task", "item", "state", "queue", "status", "outcomes", "due in", "claim")
         now = time.time()
-        for task in await desk.inbox(principal, queue, status, limit=500):
+        found = await desk.inbox(principal, queue, status, limit=500)
+        rows: list[list[Cell]] = []
+        for task in found:
             due = age(task.due_at - now) if task.due_at else ""
             claimed = task.claim_until is not None and task.claim_until > now
-            table.add_row(
-                str(task.id),
-                f"{task.workflow}/{task.key}",
-                task.state,
-                task.queue,
-                task.status.value,
-                desk.unloadable(task) or ", ".join(desk.outcomes(task)),
-                due,
-                task.claimed_by if claimed and task.claimed_by else "",
+            rows.append(
+                [
+                    str(task.id),
+                    f"{task.workflow}/{task.key}",
+                    task.state,
+                    task.queue,
+                    task.status.value,
+                    desk.unloadable(task) or ", ".join(desk.outcomes(task)),
+                    due,
+                    task.claimed_by if claimed and task.claimed_by else "",
+                ]
             )
-        console.print(table)
+        emit_table(
+            [
+                "task", "item", "state", "queue", "status", Col("outcomes", prose=True),
+                "due in", "claim",
+            ],
+            rows,
+            fmt=fmt,
+            json_rows=[_task_row(desk, task) for task in found],
+        )  # fmt: skip
 
     run_async(_with_desk(db, commands, "cli", act))
+
+
+def _task_row(desk: TaskDesk, task: Task) -> dict[str, JSON]:
+    """A task as JSON with its outcomes, or why this process cannot show them."""
+    unloadable = desk.unloadable(task)
+    outcomes = [] if unloadable else list(desk.outcomes(task))
+    return {**task_json(task), "outcomes": outcomes, "unloadable": unloadable}
 
 
 @tasks_app.command(name="claim")

@@ -7,7 +7,6 @@ import time
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from statewise.cli.alerting import (
     DEFAULT_ALERTS_EVERY,
@@ -27,6 +26,7 @@ from statewise.cli.common import (
     age,
     app,
     console,
+    emit_table,
     fail,
     nothing_deployed,
     run_async,
@@ -190,12 +190,11 @@ def check(
         stuck = await store.stuck_items()
         overdue = await store.overdue_work(now - stalled_after)
         if stuck:
-            table = Table(
-                "workflow", "key", "state", "seq", title="active items with nothing pending"
+            emit_table(
+                ["workflow", "key", "state", "seq"],
+                [[item.workflow, item.key, item.state, str(item.seq)] for item in stuck],
+                title="active items with nothing pending",
             )
-            for item in stuck:
-                table.add_row(item.workflow, item.key, item.state, str(item.seq))
-            console.print(table)
         if overdue:
             oldest = age(now - overdue.oldest_due) if overdue.oldest_due is not None else "?"
             console.print(

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import sys
 import time
-from enum import StrEnum
 from typing import Annotated
 
 import typer
 from pydantic import TypeAdapter
-from rich.table import Table
 
 from statewise.actions.quality import DEFAULT_WINDOW, agent_quality, band_width, window_seconds
 from statewise.cli.common import (
     DEFAULT_DB,
     DbOption,
+    FormatOption,
+    OutputFormat,
     WorkflowOption,
     app,
     console,
+    emit_table,
     fail,
+    output_format,
     run_async,
+    when,
     with_store,
 )
 from statewise.errors import InvalidInputError
@@ -27,13 +30,6 @@ from statewise.store import Store
 from statewise.store.quality import Bucket, QualityReport, ScoreBand, StageQuality
 
 _REPORT = TypeAdapter(QualityReport)
-
-
-class QualityFormat(StrEnum):
-    """How ``statewise quality`` prints its report."""
-
-    TABLE = "table"
-    JSON = "json"
 
 
 @app.command()
@@ -48,9 +44,7 @@ def quality(
         float | None,
         typer.Option(help="Score band width; default 10, or 0.1 for scores within 0..1."),
     ] = None,
-    format: Annotated[
-        QualityFormat, typer.Option("--format", "-f", help="table or json")
-    ] = QualityFormat.TABLE,
+    format: FormatOption = None,
 ) -> None:
     """Per agent and reviewed state: reviews, agreement and its trend, score bands, overrides.
 
@@ -66,15 +60,16 @@ def quality(
         report = await agent_quality(
             store, time.time(), since=since, workflow=workflow, bucket=bucket, band=band
         )
-        if format is QualityFormat.JSON:
+        fmt = output_format(format)
+        if fmt is OutputFormat.JSON:
             sys.stdout.write(_REPORT.dump_json(report, indent=2).decode() + "\n")
         else:
-            print_quality(report, since)
+            print_quality(report, since, fmt)
 
     run_async(with_store(db, show))
 
 
-def print_quality(report: QualityReport, since: str) -> None:
+def print_quality(report: QualityReport, since: str, fmt: OutputFormat) -> None:
     """The summary table, then each agent stage's trend, score bands and overrides."""
     if not report.stages:
         console.print(
@@ -82,55 +77,70 @@ def print_quality(report: QualityReport, since: str) -> None:
             f"workflow declares `reviews:`"
         )
         return
-    summary = Table(
-        "workflow", "agent", "reviewed state", "reviews", "agree", "override", "neither",
-        "agreement", title=f"agent quality, last {since}",
+    emit_table(
+        [
+            "workflow", "agent", "reviewed state", "reviews", "agree", "override", "neither",
+            "agreement",
+        ],
+        [
+            [
+                stage.workflow, stage.agent, stage.state, str(stage.reviews), str(stage.agree),
+                str(stage.override), str(stage.neither), percent(stage.agreement),
+            ]
+            for stage in report.stages
+        ],
+        fmt=fmt,
+        title=f"agent quality, last {since}",
     )  # fmt: skip
     for stage in report.stages:
-        summary.add_row(
-            stage.workflow, stage.agent, stage.state, str(stage.reviews), str(stage.agree),
-            str(stage.override), str(stage.neither), percent(stage.agreement),
-        )  # fmt: skip
-    console.print(summary)
-    for stage in report.stages:
-        _print_stage(stage, report.bucket)
+        _print_stage(stage, report.bucket, fmt)
 
 
-def _print_stage(stage: StageQuality, bucket: Bucket) -> None:
+def _print_stage(stage: StageQuality, bucket: Bucket, fmt: OutputFormat) -> None:
     name = f"{stage.workflow} / {stage.agent} in {stage.state}"
-    trend = Table(bucket.value, "reviews", "agree", "override", "agreement", title=f"{name}: trend")
-    for point in stage.trend:
-        day = time.strftime("%Y-%m-%d", time.gmtime(point.start))
-        trend.add_row(
-            day, str(point.reviews), str(point.agree), str(point.override),
-            percent(point.agreement),
-        )  # fmt: skip
-    console.print(trend)
+    emit_table(
+        [bucket.value, "reviews", "agree", "override", "agreement"],
+        [
+            [
+                time.strftime("%Y-%m-%d", time.gmtime(point.start)), str(point.reviews),
+                str(point.agree), str(point.override), percent(point.agreement),
+            ]
+            for point in stage.trend
+        ],
+        fmt=fmt,
+        title=f"{name}: trend",
+    )  # fmt: skip
     if stage.bands:
         width = f"{stage.band_width:g}" if stage.band_width is not None else ""
-        bands = Table(
-            "score", "reviews", "agree", "override", "agreement",
+        emit_table(
+            ["score", "reviews", "agree", "override", "agreement"],
+            [
+                [
+                    band_label(band), str(band.reviews), str(band.agree), str(band.override),
+                    percent(band.agreement),
+                ]
+                for band in stage.bands
+            ],
+            fmt=fmt,
             title=f"{name}: by score (bands of {width}; {stage.scored} scored)",
         )  # fmt: skip
-        for band in stage.bands:
-            bands.add_row(
-                band_label(band), str(band.reviews), str(band.agree), str(band.override),
-                percent(band.agreement),
-            )  # fmt: skip
-        console.print(bands)
     if stage.overrides:
-        overrides = Table("decided", "outcome", "by", "score", "visit", title=f"{name}: overrides")
-        overrides.add_column("key", overflow="fold")  # whole keys, wrapped: they are to be found
-        for override in stage.overrides:
-            overrides.add_row(
-                time.strftime("%Y-%m-%d %H:%M", time.gmtime(override.at)),
-                override.outcome,
-                override.actor,
-                "" if override.score is None else f"{override.score:g}",
-                str(override.visit),
-                override.key,
-            )
-        console.print(overrides)
+        emit_table(
+            ["decided", "outcome", "by", "score", "visit", "key"],
+            [
+                [
+                    when(override.at),
+                    override.outcome,
+                    override.actor,
+                    "" if override.score is None else f"{override.score:g}",
+                    str(override.visit),
+                    override.key,
+                ]
+                for override in stage.overrides
+            ],
+            fmt=fmt,
+            title=f"{name}: overrides",
+        )
 
 
 def percent(rate: float | None) -> str:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from statewise.actions.retention import (
@@ -25,6 +24,7 @@ from statewise.cli.common import (
     WorkflowOption,
     app,
     console,
+    emit_table,
     fail,
     run_async,
     with_store,
@@ -129,23 +129,26 @@ def _print(report: PruneReport, workflow: str | None) -> None:
         )
         return
     title = "what a prune would drop (dry run: nothing changed)" if report.dry_run else "pruned"
-    table = Table(
-        "workflow", "drops", "finished before", "items", "audit rows", "outputs",
-        "conversations", "bytes", title=title,
+    emit_table(
+        [
+            "workflow", "drops", "finished before", "items", "audit rows", "outputs",
+            "conversations", "bytes",
+        ],
+        [
+            [
+                line.rule.workflow,
+                line.rule.what.value,
+                time.strftime("%Y-%m-%d", time.gmtime(line.rule.finished_before)),
+                str(line.figures.items),
+                str(line.figures.history_rows),
+                str(line.figures.outputs),
+                str(line.figures.conversations),
+                f"{line.figures.bytes:,}",
+            ]
+            for line in report.lines
+        ],
+        title=title,
     )  # fmt: skip
-    for line in report.lines:
-        figures = line.figures
-        table.add_row(
-            line.rule.workflow,
-            line.rule.what.value,
-            time.strftime("%Y-%m-%d", time.gmtime(line.rule.finished_before)),
-            str(figures.items),
-            str(figures.history_rows),
-            str(figures.outputs),
-            str(figures.conversations),
-            f"{figures.bytes:,}",
-        )
-    console.print(table)
     total = report.total
     verb = "would free" if report.dry_run else "freed"
     console.print(f"{total.items} item(s); {verb} {_size(total.bytes)}: {BYTES_ARE}")

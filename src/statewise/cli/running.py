@@ -24,6 +24,7 @@ from statewise.cli.common import (
     errors,
     existing_store,
     fail,
+    output_format,
     run_async,
     user_errors,
     with_store,
@@ -101,7 +102,7 @@ async def _run_items(
                 await progress.begin(store)
 
             await runner.run(max_wait=max_wait, on_ready=start_items)
-        await print_status(store, None)
+        await print_status(store, None, output_format(None))
     finally:
         await store.close()
 

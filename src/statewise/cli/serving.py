@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from statewise.actions.principal import name_problem, queues_problem
 from statewise.cli.alerting import (
@@ -27,8 +26,10 @@ from statewise.cli.alerting import (
 from statewise.cli.common import (
     DEFAULT_DB,
     MAX_SECONDS,
+    Col,
     CommandsOption,
     DbOption,
+    FormatOption,
     ReadyMaxFailedOption,
     ReadyWindowOption,
     RefreshEveryOption,
@@ -36,12 +37,15 @@ from statewise.cli.common import (
     RestartsOption,
     app,
     console,
+    emit_table,
     errors,
     fail,
     id_argument,
     nothing_deployed,
+    output_format,
     run_async,
     user_errors,
+    when,
     with_store,
 )
 from statewise.cli.retention import (
@@ -301,21 +305,38 @@ def token_create(
 
 
 @tokens_app.command(name="list")
-def token_list(db: DbOption = DEFAULT_DB) -> None:
+def token_list(db: DbOption = DEFAULT_DB, format: FormatOption = None) -> None:
     """Every token (never its secret)."""
+    fmt = output_format(format)
 
     async def show(store: Store) -> None:
-        table = Table("id", "name", "role", "queues", "last used", "revoked")
-        for token in await store.list_tokens():
-            table.add_row(
-                str(token.id),
-                token.name,
-                token.role.value,
-                ", ".join(token.queues) or "all",
-                _when(token.last_used_at),
-                _when(token.revoked_at),
-            )
-        console.print(table)
+        found = await store.list_tokens()
+        emit_table(
+            ["id", "name", "role", Col("queues", prose=True), "last used", "revoked"],
+            [
+                [
+                    str(token.id),
+                    token.name,
+                    token.role.value,
+                    ", ".join(token.queues) or "all",
+                    _when(token.last_used_at),
+                    _when(token.revoked_at),
+                ]
+                for token in found
+            ],
+            fmt=fmt,
+            json_rows=[
+                {
+                    "id": token.id,
+                    "name": token.name,
+                    "role": token.role.value,
+                    "queues": list(token.queues),
+                    "last_used_at": token.last_used_at,
+                    "revoked_at": token.revoked_at,
+                }
+                for token in found
+            ],
+        )
 
     run_async(with_store(db, show))
 
@@ -336,4 +357,4 @@ def token_revoke(
 
 
 def _when(at: float | None) -> str:
-    return "" if at is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(at))
+    return "" if at is None else when(at)

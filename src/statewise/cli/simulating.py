@@ -5,23 +5,27 @@ from __future__ import annotations
 import json
 import sys
 import time
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from statewise.actions.quality import window_seconds
 from statewise.actions.simulation import DEFAULT_LIMIT, Selection, report_json, simulate
 from statewise.cli.common import (
     DEFAULT_DB,
+    Cell,
+    Col,
     DbOption,
+    FormatOption,
+    OutputFormat,
     app,
     console,
+    emit_table,
     errors,
     fail,
+    output_format,
     run_async,
     with_store,
 )
@@ -33,13 +37,6 @@ from statewise.store import Store
 JSON = Any
 # Past this many changed items or needs, the table says how many more `--format json` lists.
 _SHOWN = 50
-
-
-class SimulateFormat(StrEnum):
-    """How ``statewise simulate`` prints its report."""
-
-    TABLE = "table"
-    JSON = "json"
 
 
 @app.command("simulate")
@@ -63,9 +60,7 @@ def simulate_command(
     limit: Annotated[int, typer.Option(help="Replay at most this many items.", min=1)] = (
         DEFAULT_LIMIT
     ),
-    format: Annotated[
-        SimulateFormat, typer.Option("--format", "-f", help="table or json")
-    ] = SimulateFormat.TABLE,
+    format: FormatOption = None,
 ) -> None:
     """Replay past items' recorded results through NEW.yaml: no command runs, no model is called.
 
@@ -80,10 +75,10 @@ def simulate_command(
         selection = Selection(workflow, version, state, status, since, limit)
     except InvalidInputError as exc:
         fail(f"--{exc}", 2)
-    run_async(_simulate(file, db, selection, format))
+    run_async(_simulate(file, db, selection, output_format(format)))
 
 
-async def _simulate(file: Path, db: str, selection: Selection, format: SimulateFormat) -> None:
+async def _simulate(file: Path, db: str, selection: Selection, fmt: OutputFormat) -> None:
     definition = load(file)
 
     async def replay(store: Store) -> dict[str, JSON]:
@@ -91,10 +86,10 @@ async def _simulate(file: Path, db: str, selection: Selection, format: SimulateF
         return report_json(report, advice)
 
     found = await with_store(db, replay)
-    if format is SimulateFormat.JSON:
+    if fmt is OutputFormat.JSON:
         sys.stdout.write(json.dumps(found, indent=2, ensure_ascii=False) + "\n")
     else:
-        print_report(found, selection.workflow or definition.name)
+        print_report(found, selection.workflow or definition.name, fmt)
     failing = [row for row in found.get("changed", []) if row["after"]["status"] == "failed"]
     if failing:
         _print_failing(failing, file)
@@ -115,7 +110,7 @@ def _print_failing(failing: list[dict[str, JSON]], file: Path) -> NoReturn:
     )
 
 
-def print_report(found: dict[str, JSON], workflow: str) -> None:
+def print_report(found: dict[str, JSON], workflow: str, fmt: OutputFormat) -> None:
     """The report's tables, in the order an operator reads them."""
     if not found["items"]:
         console.print(
@@ -128,82 +123,99 @@ def print_report(found: dict[str, JSON], workflow: str) -> None:
     )
     if found["skipped"]:
         console.print(f"skipped {len(found['skipped'])} item(s) whose record was pruned")
-    endings = Table("state", "status", "before", "after", title="items per end or waiting state")
-    for row in found["endings"]:
-        endings.add_row(row["state"], row["status"], str(row["before"]), str(row["after"]))
-    console.print(endings)
+    emit_table(
+        ["state", "status", "before", "after"],
+        [
+            [row["state"], row["status"], str(row["before"]), str(row["after"])]
+            for row in found["endings"]
+        ],
+        fmt=fmt,
+        title="items per end or waiting state",
+    )
     if found["queues"]:
-        queues = Table("queue", "before", "after", title="human tasks per queue")
-        for row in found["queues"]:
-            queues.add_row(row["queue"], str(row["before"]), str(row["after"]))
-        console.print(queues)
+        emit_table(
+            ["queue", "before", "after"],
+            [[row["queue"], str(row["before"]), str(row["after"])] for row in found["queues"]],
+            fmt=fmt,
+            title="human tasks per queue",
+        )
     cost = found["cost"]
     console.print(
         f"model cost: before ${cost['before']['cost']:.4f} ({cost['before']['tokens']} tokens), "
         f"after ${cost['after']['cost']:.4f} ({cost['after']['tokens']} tokens), "
         f"difference ${cost['difference']:+.4f}"
     )
-    _print_changed(found["changed"])
-    _print_needs(found["needs"])
-    _print_advice(found["advice"])
+    _print_changed(found["changed"], fmt)
+    _print_needs(found["needs"], fmt)
+    _print_advice(found["advice"], fmt)
 
 
-def _print_changed(changed: list[dict[str, JSON]]) -> None:
+def _print_changed(changed: list[dict[str, JSON]], fmt: OutputFormat) -> None:
     if not changed:
         console.print("no item's path changes")
         return
-    table = Table("before", "after", "first difference", title=f"{len(changed)} item(s) change")
-    table.add_column("key", overflow="fold")
+    rows: list[list[Cell]] = []
     for row in changed[:_SHOWN]:
         first = row["first_difference"]
-        table.add_row(
-            f"{row['before']['state']} ({row['before']['status']})",
-            f"{row['after']['state']} ({row['after']['status']})",
-            "" if first is None else first["text"],
-            row["key"],
+        rows.append(
+            [
+                f"{row['before']['state']} ({row['before']['status']})",
+                f"{row['after']['state']} ({row['after']['status']})",
+                "" if first is None else first["text"],
+                row["key"],
+            ]
         )
-    console.print(table)
+    emit_table(
+        ["before", "after", Col("first difference", prose=True), "key"],
+        rows,
+        fmt=fmt,
+        title=f"{len(changed)} item(s) change",
+    )
     _more(len(changed))
 
 
-def _print_needs(needs: list[dict[str, JSON]]) -> None:
+def _print_needs(needs: list[dict[str, JSON]], fmt: OutputFormat) -> None:
     if not needs:
         return
-    table = Table(
-        "state",
-        "command",
-        "visit",
-        "why",
-        title=f"{len(needs)} item(s) need a result never recorded",
-    )
-    table.add_column("key", overflow="fold")
+    rows: list[list[Cell]] = []
     for row in needs[:_SHOWN]:
         command = row["command"] if row["branch"] is None else f"{row['command']} ({row['branch']})"
         why = row["message"].split(": ", 1)[-1]
-        table.add_row(row["state"], command, str(row["visit"]), why, row["key"])
-    console.print(table)
+        rows.append([row["state"], command, str(row["visit"]), why, row["key"]])
+    emit_table(
+        ["state", "command", "visit", Col("why", prose=True), "key"],
+        rows,
+        fmt=fmt,
+        title=f"{len(needs)} item(s) need a result never recorded",
+    )
     _more(len(needs))
 
 
-def _print_advice(advice: list[dict[str, JSON]]) -> None:
+def _print_advice(advice: list[dict[str, JSON]], fmt: OutputFormat) -> None:
     if not advice:
         return
-    table = Table(
-        "agent", "reviews", "agreed", "overridden", "saved", "overridden among saved", "added",
+    emit_table(
+        [
+            "agent", "reviews", "agreed", "overridden", "saved", "overridden among saved",
+            "added",
+        ],
+        [
+            [
+                row["agent"], str(row["reviews"]), str(row["agreed"]), str(row["overridden"]),
+                str(row["saved"]), str(row["overridden_saved"]), str(row["added"]),
+            ]
+            for row in advice
+        ],
+        fmt=fmt,
         title="reviews of each agent: what the change saves",
     )  # fmt: skip
-    for row in advice:
-        table.add_row(
-            row["agent"], str(row["reviews"]), str(row["agreed"]), str(row["overridden"]),
-            str(row["saved"]), str(row["overridden_saved"]), str(row["added"]),
-        )  # fmt: skip
-    console.print(table)
     for row in advice:
         if row["overridden_saved"]:
             keys = ", ".join(row["overridden_keys"])
             console.print(
                 f"{row['agent']}: {row['overridden_saved']} of the saved reviews had overridden "
-                f"the agent; the change would have let them through: {keys}"
+                f"the agent; the change would have let them through: {keys}",
+                soft_wrap=True,
             )
 
 

@@ -7,19 +7,23 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from statewise.actions.deployment import deploy, stored_version, versions
 from statewise.actions.migration import MigrationPlan, apply_migration, plan_migration
 from statewise.cli.common import (
     DEFAULT_DB,
+    Col,
     CommandsOption,
     DbOption,
+    FormatOption,
     app,
     console,
+    emit_table,
     fail,
     failure_cell,
+    note,
+    output_format,
     run_async,
     status_cell,
     with_store,
@@ -59,26 +63,35 @@ def workflows_command(
     workflow: Annotated[
         str | None, typer.Option("--workflow", "-w", help="Only this workflow's versions.")
     ] = None,
+    format: FormatOption = None,
 ) -> None:
     """Every stored workflow version with its items per status."""
+    fmt = output_format(format)
 
     async def show(store: Store) -> None:
         found = await versions(store, workflow)
         if not found:
             which = f"of {workflow!r} " if workflow else ""
-            console.print(f"no workflow {which}is deployed; `statewise deploy FILE` stores one")
+            note(f"no workflow {which}is deployed; `statewise deploy FILE` stores one", fmt)
             return
         statuses = list(ItemStatus)
-        # A pipe is 80 columns: names and paths wrap whole rather than end in an ellipsis.
-        table = Table(title="workflow versions")
-        table.add_column("workflow", overflow="fold")
-        table.add_column("file", overflow="fold")
-        for status in statuses:
-            table.add_column(status, no_wrap=True, min_width=len(status))
-        for summary in found:
-            counts = [str(summary.items.get(status, 0)) for status in statuses]
-            table.add_row(summary.ref, summary.stored.file, *counts)
-        console.print(table)
+        emit_table(
+            ["workflow", "file", *statuses],
+            [
+                [s.ref, s.stored.file, *(str(s.items.get(status, 0)) for status in statuses)]
+                for s in found
+            ],
+            fmt=fmt,
+            json_rows=[
+                {
+                    "workflow": s.stored.name,
+                    "version": s.stored.version,
+                    "file": s.stored.file,
+                    **{status.value: s.items.get(status, 0) for status in statuses},
+                }
+                for s in found
+            ],
+        )
 
     run_async(with_store(db, show))
 
@@ -187,26 +200,29 @@ def print_plan(plan: MigrationPlan, *, dry_run: bool) -> None:
     """The items that move (or would), where to, and the ones left alone with why."""
     moves = plan.moves if dry_run else plan.moved
     verb = "would move" if dry_run else "moved"
-    # Whole keys, wrapped (a pipe is 80 columns): the plan is the list of exactly who moves.
-    table = Table(title=f"{verb} onto {plan.workflow}@{plan.to}")
-    table.add_column("key", overflow="fold")
-    for name in ("from", "status", "to"):
-        table.add_column(name, overflow="fold")
-    for move in moves:
-        table.add_row(
-            move.key,
-            f"{plan.workflow}@{move.from_version} {move.from_state}",
-            status_cell(move.status),
-            move.to_state,
-        )
+    # Whole keys, never cut: the plan is the list of exactly who moves.
     if moves:
-        console.print(table)
-    console.print(f"{len(moves)} item(s) {verb} onto {plan.workflow}@{plan.to}")
+        emit_table(
+            ["key", "from", "status", "to"],
+            [
+                [
+                    move.key,
+                    f"{plan.workflow}@{move.from_version} {move.from_state}",
+                    status_cell(move.status),
+                    move.to_state,
+                ]
+                for move in moves
+            ],
+            title=f"{verb} onto {plan.workflow}@{plan.to}",
+        )
+    console.print(f"{len(moves)} item(s) {verb} onto {plan.workflow}@{plan.to}", soft_wrap=True)
     if plan.left:
-        left = Table(title="left alone")
-        for name in ("key", "version", "state", "why"):
-            left.add_column(name, overflow="fold")
-        for item in plan.left:
-            left.add_row(item.key, str(item.version), item.state, Text(item.why, style="yellow"))
-        console.print(left)
+        emit_table(
+            ["key", "version", "state", Col("why", prose=True)],
+            [
+                [item.key, str(item.version), item.state, Text(item.why, style="yellow")]
+                for item in plan.left
+            ],
+            title="left alone",
+        )
         console.print(f"{len(plan.left)} item(s) left alone")
