@@ -52,9 +52,11 @@ def browser_page(expected: str = "") -> Iterator[object]:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on(
                 "console",
-                lambda m: problems.append(f"console: {m.text}")
-                if m.type == "error" and not (expected and expected in m.text)
-                else None,
+                lambda m: (
+                    problems.append(f"console: {m.text}")
+                    if m.type == "error" and not (expected and expected in m.text)
+                    else None
+                ),
             )
             page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
             page.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"),

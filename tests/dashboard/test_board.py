@@ -105,12 +105,14 @@ def test_the_workflow_page_links_each_state_to_its_items(browser: httpx.Client) 
     assert page.status_code == 200
     text = page.text
     assert (
-        '<a href="/dashboard/items?workflow=review&amp;state=human_review">human_review</a>'
-        in text
+        '<a href="/dashboard/items?workflow=review&amp;state=human_review">human_review</a>' in text
     )
     assert _figure(text, "review/human_review/count") == "4"
     assert _figure(text, "review/intake/left") == "4"  # all four left intake this hour
-    assert '<figure class="workflow-graph" data-graph="/dashboard/workflows/review/graph.json">' in text
+    assert (
+        '<figure class="workflow-graph" data-graph="/dashboard/workflows/review/graph.json">'
+        in text
+    )
     assert 'data-live="/dashboard/workflows/review/figures"' in text
     listed = browser.get("/dashboard/items", params={"workflow": "review", "state": "human_review"})
     assert listed.text.count('<a href="/dashboard/items/review/order-') == 4
@@ -158,7 +160,9 @@ def test_completion_rates_sum_how_items_ended_over_the_states() -> None:
     from actions.conftest import REVIEW_YAML, registry
     from statewise.definition import loads
 
-    review = loads(REVIEW_YAML.replace("workflow: review", "workflow: w"), commands=registry.names())
+    review = loads(
+        REVIEW_YAML.replace("workflow: review", "workflow: w"), commands=registry.names()
+    )
     stats = [
         _stats("ship", finished=18),
         _stats("human_review", escalated=1, cancelled=1),

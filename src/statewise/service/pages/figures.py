@@ -95,7 +95,7 @@ class WorkflowRow:
         return text, worst.value
 
     def figures(self) -> dict[str, Figure]:
-        """This row's live figures by name."""
+        """The row's live figures by name."""
         shown: dict[str, Figure] = {
             "in_flight": f"{self.in_flight:,}",
             "tasks": f"{self.tasks_waiting:,}",
@@ -133,7 +133,7 @@ class StateRow:
     older: bool = False
 
     def figures(self) -> dict[str, Figure]:
-        """This row's live figures by name."""
+        """The row's live figures by name."""
         shown: dict[str, Figure] = {
             "count": f"{self.count:,}",
             "oldest": "" if self.oldest is None else self.oldest,
@@ -168,7 +168,7 @@ class VersionRow:
         return f"{self.workflow}@{self.version}"
 
     def figures(self) -> dict[str, Figure]:
-        """This row's live figures by name."""
+        """The row's live figures by name."""
         return {
             f"{self.ref}/{status.value}": f"{self.items.get(status, 0):,}" for status in ItemStatus
         }
