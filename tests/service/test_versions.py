@@ -107,6 +107,10 @@ def test_the_board_lists_each_version_with_its_items(both: Server) -> None:
         board = client.get("/dashboard").text
         flow = client.get("/dashboard/workflows/review").text
     assert "v2 · 2 versions" in board
+    assert 'data-figure="review/tasks">3<' in board  # each version's own human states
+    assert 'human_review</a> <span class="muted">(older versions only)</span>' in flow
+    assert 'data-figure="review/human_review/count">2<' in flow
+    assert 'data-figure="review/second_look/count">1<' in flow
     rows = dict(re.findall(r'<tr data-version="(\d+)"><td>review@\d+</td>(.*?)</tr>', flow))
     assert 'data-figure="review@1/waiting">2<' in rows["1"]  # two still wait on v1
     assert 'data-figure="review@2/waiting">1<' in rows["2"]
