@@ -39,7 +39,8 @@ async def board_figures(request: Request, ctx: Context) -> Response:
     refused = await signed_out(request)
     if refused is not None:
         return refused
-    return figures_answer(request, (await _board(ctx))["figures"])
+    view = await _board(ctx)
+    return figures_answer(request, view["figures"], view["now"])
 
 
 async def _board(ctx: Context) -> dict[str, Any]:
@@ -52,4 +53,4 @@ async def _board(ctx: Context) -> dict[str, Any]:
     alerts = evaluate(definitions, counts, now)
     rows = board_rows(definitions, stored, counts, stats, alerts)
     figures = live_figures(rows)
-    return {"rows": rows, "figures": figures, "layout": layout(figures)}
+    return {"rows": rows, "figures": figures, "layout": layout(figures), "now": now}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Mapping
 
 from fastapi import Request
@@ -27,20 +26,19 @@ def layout(figures: Mapping[str, Figure]) -> str:
     return _digest("\n".join(sorted(figures)))
 
 
-def figures_answer(request: Request, figures: Mapping[str, Figure]) -> Response:
+def figures_answer(request: Request, figures: Mapping[str, Figure], now: float) -> Response:
     """The figures as JSON, or a 304 when the client's ETag says it has them already.
 
-    The body also says the server's time, against which the page turns moments into ages;
-    the ETag covers the figures alone, so the clock moving on is not a change.
+    The body also says the server's time ``now``, against which the page turns moments into
+    ages; the ETag covers the figures alone, so the clock moving on is not a change.
     """
     shown = json.dumps({"layout": layout(figures), "figures": figures}, sort_keys=True)
     etag = f'"{_digest(shown)}"'
     headers = {**HEADERS, "ETag": etag}
     if etag in (tag.strip() for tag in request.headers.get("if-none-match", "").split(",")):
         return Response(status_code=304, headers=headers)
-    body = {"layout": layout(figures), "figures": figures, "now": time.time()}
-    return Response(json.dumps(body, ensure_ascii=False), media_type="application/json",
-                    headers=headers)  # fmt: skip
+    body = json.dumps({"layout": layout(figures), "figures": figures, "now": now})
+    return Response(body, media_type="application/json", headers=headers)
 
 
 async def signed_out(request: Request) -> Response | None:

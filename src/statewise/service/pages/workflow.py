@@ -53,7 +53,7 @@ async def workflow_figures(request: Request, ctx: Context, workflow: str) -> Res
         view = await _workflow(ctx, workflow)
     except NotFoundError as exc:
         return Response(str(exc), status_code=404)
-    return figures_answer(request, view["figures"])
+    return figures_answer(request, view["figures"], view["now"])
 
 
 async def _workflow(ctx: Context, name: str) -> dict[str, Any]:
@@ -78,4 +78,5 @@ async def _workflow(ctx: Context, name: str) -> dict[str, Any]:
         "figures": figures,
         "layout": layout(figures),
         "graph_script": GRAPH_SCRIPT,
+        "now": now,
     }
