@@ -34,12 +34,13 @@ def require_chromium() -> None:
     pytest.skip(message)
 
 
-def browser_page() -> Iterator[object]:
+def browser_page(expected: str = "") -> Iterator[object]:
     """One page in a fresh headless Chromium, closed afterwards.
 
     Every console error, script error and dialog is recorded; one that happened fails the
     test when the page closes: a Content-Security-Policy violation shows up as a console
-    error, and an ``alert`` from injected markup as a dialog.
+    error, and an ``alert`` from injected markup as a dialog. A test that makes requests fail
+    on purpose names its console error in ``expected`` (a substring), and only it is allowed.
     """
     require_chromium()
     from playwright.sync_api import sync_playwright
@@ -51,7 +52,11 @@ def browser_page() -> Iterator[object]:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on(
                 "console",
-                lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None,
+                lambda m: (
+                    problems.append(f"console: {m.text}")
+                    if m.type == "error" and not (expected and expected in m.text)
+                    else None
+                ),
             )
             page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
             page.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"),

@@ -45,13 +45,17 @@ def test_the_board_flags_failed_items_in_red(broken: Server) -> None:
     with httpx.Client(base_url=broken.url) as client:
         csrf = login_csrf(client)
         client.post("/dashboard/login", data={"token": broken.tokens["viewer"], "csrf": csrf})
-        overview = client.get("/dashboard/fragments/overview").text
+        board = client.get("/dashboard").text
+        flow = client.get("/dashboard/workflows/review").text
         listed = client.get("/dashboard/items", params={"status": "failed"}).text
-    assert '<a class="failed-count" href="/dashboard/items?status=failed">2 failed</a>' in overview
     assert (
-        'class="num status-failed" data-failed><a href="/dashboard/items?state=intake' in overview
-    )
-    assert 'class="state alert-ok has-failed" data-state="intake"' in overview
+        '<a href="/dashboard/items?workflow=review&amp;status=failed"><span class=""'
+        ' data-figure="review/failed" data-tone="failed">2</span></a>'
+    ) in board
+    assert (
+        '<a href="/dashboard/items?workflow=review&amp;state=intake&amp;status=failed">'
+        '<span class="" data-figure="review/intake/failed" data-tone="failed">2</span></a>'
+    ) in flow
     assert listed.count("condition: condition `intake.vaule &lt; 90`") == 2
 
 

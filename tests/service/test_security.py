@@ -39,8 +39,9 @@ def test_the_dashboard_serves_no_inline_script_or_style(server: Server) -> None:
     with httpx.Client(base_url=server.url) as client:
         csrf = login_csrf(client)
         client.post("/dashboard/login", data={"token": server.tokens["operator"], "csrf": csrf})
-        for path in ("/dashboard", "/dashboard/items", "/dashboard/inbox", "/dashboard/bulk",
-                     "/dashboard/items/review/order-0", "/dashboard/login"):  # fmt: skip
+        for path in ("/dashboard", "/dashboard/workflows/review", "/dashboard/items",
+                     "/dashboard/inbox", "/dashboard/bulk", "/dashboard/items/review/order-0",
+                     "/dashboard/login"):  # fmt: skip
             html = client.get(path).text
             assert not re.search(r"<script(?![^>]*\bsrc=)", html), path
             assert not re.search(r"\son[a-z]+=|\sstyle=|<style", html), path
@@ -125,22 +126,15 @@ def test_an_untrusted_proxy_cannot_claim_tls(tmp_path: Path) -> None:
         assert "; secure" not in _session_cookie(url, token)
 
 
-def test_alert_colours_on_the_graph_are_classes_the_stylesheet_colours() -> None:
-    """The overview marks a state over its alert with a class, never an inline style."""
-    from actions.conftest import registry
-    from statewise.definition import loads
-    from statewise.definition.diagrams import to_svg
+def test_alert_levels_are_attributes_the_stylesheet_colours(server: Server) -> None:
+    """A state's alert level and failed items are a ``data-tone``, never an inline style."""
     from statewise.service.app import STATIC
-    from statewise.service.pages.board import _coloured
 
-    review = loads(REVIEW_YAML, file="review.yaml", commands=registry.names())
-    rows = [
-        {"state": "human_review", "severity": "firing", "failed": 0},
-        {"state": "ship", "severity": "ok", "failed": 2},
-    ]
-    svg = _coloured(to_svg(review, {}), rows)
-    assert '<g class="state alert-firing" data-state="human_review"' in svg
-    assert '<g class="state alert-ok has-failed" data-state="ship"' in svg
-    assert "<style" not in svg and " style=" not in svg
+    with httpx.Client(base_url=server.url) as client:
+        csrf = login_csrf(client)
+        client.post("/dashboard/login", data={"token": server.tokens["viewer"], "csrf": csrf})
+        page = client.get("/dashboard/workflows/review").text
+    assert 'data-figure="review/human_review/alert" data-tone="ok">ok<' in page
     css = (STATIC / "dashboard.css").read_text()
-    assert ".graph g.alert-firing rect" in css and ".graph g.has-failed rect" in css
+    for tone in ("ok", "warning", "firing", "critical", "failed"):
+        assert f'[data-tone="{tone}"]' in css, tone

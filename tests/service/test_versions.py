@@ -7,6 +7,7 @@ the rest, in a dry run first; the board shows both versions.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -103,12 +104,16 @@ def test_the_board_lists_each_version_with_its_items(both: Server) -> None:
     with httpx.Client(base_url=both.url) as client:
         csrf = login_csrf(client)
         client.post("/dashboard/login", data={"token": both.tokens["viewer"], "csrf": csrf})
-        overview = client.get("/dashboard/fragments/overview").text
-    assert "<h2>review@2" in overview
-    rows = [line for line in overview.splitlines() if line.strip().startswith("<tr><td>review@")]
-    cells = {row.split("</td>")[0].split("<td>")[-1]: row for row in rows}
-    assert '<td class="num">2</td>' in cells["review@1"]  # two still wait on v1
-    assert '<td class="num">1</td>' in cells["review@2"]
+        board = client.get("/dashboard").text
+        flow = client.get("/dashboard/workflows/review").text
+    assert "v2 · 2 versions" in board
+    assert 'data-figure="review/tasks">3<' in board  # each version's own human states
+    assert 'human_review</a> <span class="muted">(older versions only)</span>' in flow
+    assert 'data-figure="review/human_review/count">2<' in flow
+    assert 'data-figure="review/second_look/count">1<' in flow
+    rows = dict(re.findall(r'<tr data-version="(\d+)"><td>review@\d+</td>(.*?)</tr>', flow))
+    assert 'data-figure="review@1/waiting">2<' in rows["1"]  # two still wait on v1
+    assert 'data-figure="review@2/waiting">1<' in rows["2"]
 
 
 def test_a_version_the_service_does_not_hold_is_not_migrated_onto(only_v1: Server) -> None:

@@ -20,8 +20,10 @@ from statewise.service.pages import (
     login,
     quality,
     simulation,
+    workflow,
 )
 
 ROUTERS: tuple[APIRouter, ...] = tuple(
-    module.router for module in (login, board, items, inbox, quality, bulk, simulation, alerts)
+    module.router
+    for module in (login, board, workflow, items, inbox, quality, bulk, simulation, alerts)
 )

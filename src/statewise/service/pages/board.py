@@ -1,145 +1,56 @@
-"""The board: each workflow's graph, per-state counts, flow figures and alerts."""
+"""The board: one compact row per workflow, and its live figures.
+
+Each row links to the workflow's own page (``pages.workflow``) with its graph and per-state
+table. The page reads the per-state counts and the hour's flow figures once per render; live
+updates poll ``/dashboard/figures`` (``pages.live``), never the page.
+"""
 
 from __future__ import annotations
 
-import html
-import re
+from collections import Counter
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from statewise.actions.deployment import versions
-from statewise.definition.diagrams import to_svg
-from statewise.engine.item import ItemStatus
-from statewise.observe.alerts import Alert, evaluate, state_severity
-from statewise.service.auth import (
-    Context,
-    current_session,
-)
+from statewise.observe.alerts import evaluate
+from statewise.service.auth import Context
+from statewise.service.pages.figures import board_rows, live_figures
 from statewise.service.pages.guards import signed_in
-from statewise.service.pages.rendering import age_text, page
-from statewise.store.base import Session, StateCount
+from statewise.service.pages.live import figures_answer, layout, signed_out
+from statewise.service.pages.rendering import page
+from statewise.store.base import Session
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
-_STATE_BOX = re.compile(r'<g class="state" data-state="([^"]*)"')
+HOUR = 3600.0
 
 
 @router.get("")
-async def overview(request: Request, ctx: Context) -> Response:
+async def board(request: Request, ctx: Context) -> Response:
     session = await signed_in(request)
     if not isinstance(session, Session):
         return session
-    return page(request, "overview.html", session, **await _overview(ctx))
+    view = await _board(ctx)
+    return page(request, "board.html", session, title="Board", **view)
 
 
-@router.get("/fragments/overview")
-async def overview_fragment(request: Request, ctx: Context) -> Response:
-    session = await current_session(request)
-    if session is None:
-        return Response("signed out", status_code=401)
-    return page(request, "overview_body.html", session, **await _overview(ctx))
+@router.get("/figures")
+async def board_figures(request: Request, ctx: Context) -> Response:
+    refused = await signed_out(request)
+    if refused is not None:
+        return refused
+    view = await _board(ctx)
+    return figures_answer(request, view["figures"], view["now"])
 
 
-async def _overview(ctx: Context) -> dict[str, Any]:
+async def _board(ctx: Context) -> dict[str, Any]:
+    """The board's rows and their figures, from one read of counts, stats and versions."""
     now = ctx.clock()
+    definitions = ctx.catalog.definitions
     counts = await ctx.store.state_counts()
-    alerts = evaluate(ctx.catalog.definitions, counts, now)
-    severity = state_severity(alerts)
-    stats = {(s.workflow, s.state): s for s in await ctx.store.state_stats(now - 3600)}
-    newest: dict[str, Any] = {}
-    for definition in ctx.catalog.definitions:
-        if definition.name not in newest or definition.version > newest[definition.name].version:
-            newest[definition.name] = definition
-    stored = await versions(ctx.store)
-    flows = []
-    for name, definition in sorted(newest.items()):
-        # The graph counts its own version's items; the versions table counts each version.
-        own = [row for row in counts if row.version == definition.version]
-        by_state: dict[str, list[float]] = {}
-        for row in own:
-            if row.workflow == name and row.status is not ItemStatus.DONE:
-                entry = by_state.setdefault(row.state, [0, now])
-                entry[0] += row.count
-                entry[1] = min(entry[1], row.oldest_entered_at)
-        done = _counts_by_state(own, name, ItemStatus.DONE)
-        failed = _counts_by_state(own, name, ItemStatus.FAILED)
-        live = {state: int(entry[0]) for state, entry in by_state.items()}
-        svg = to_svg(definition, {s: live.get(s, 0) + done.get(s, 0) for s in definition.states})
-        rows = []
-        for state in definition.states:
-            level = severity.get((name, state))
-            figures = stats.get((name, state))
-            count, oldest = by_state.get(state, [0, now])
-            rows.append(
-                {
-                    "state": state,
-                    "severity": level.value if level else "ok",
-                    "count": int(count) + done.get(state, 0),
-                    "oldest": age_text(now - oldest) if count else "",
-                    "left": figures.left if figures else 0,
-                    "p50": _seconds(figures.dwell_p50 if figures else None),
-                    "p95": _seconds(figures.dwell_p95 if figures else None),
-                    "failed": failed.get(state, 0),
-                    "failures": figures.failures if figures else 0,
-                    "retries": figures.retries if figures else 0,
-                    "cost": f"{figures.cost:.4f}" if figures and figures.cost else "",
-                }
-            )
-        flows.append(
-            {
-                "definition": definition,
-                "svg": _coloured(svg, rows),
-                "rows": rows,
-                "failed": sum(failed.values()),
-                "versions": [v for v in stored if v.stored.name == name],
-            }
-        )
-    return {
-        "flows": flows,
-        "alerts": [_alert_view(a) for a in alerts],
-        "statuses": list(ItemStatus),
-    }
-
-
-def _counts_by_state(counts: list[StateCount], workflow: str, status: ItemStatus) -> dict[str, int]:
-    """How many of ``workflow``'s items in ``counts`` are in each state with ``status``."""
-    found: dict[str, int] = {}
-    for row in counts:
-        if row.workflow == workflow and row.status is status:
-            found[row.state] = found.get(row.state, 0) + row.count
-    return found
-
-
-def _coloured(svg: str, rows: list[dict[str, Any]]) -> str:
-    """The graph with each state's box classed by its alert level and failed items.
-
-    dashboard.css colours them. A class, not a ``<style>`` element: the dashboard's CSP allows
-    no inline style.
-    """
-    level = {html.escape(row["state"], quote=True): row["severity"] for row in rows}
-    failed = {html.escape(row["state"], quote=True) for row in rows if row["failed"]}
-
-    def classed(match: re.Match[str]) -> str:
-        flag = " has-failed" if match[1] in failed else ""
-        return f'<g class="state alert-{level.get(match[1], "ok")}{flag}" data-state="{match[1]}"'
-
-    return _STATE_BOX.sub(classed, svg)
-
-
-def _alert_view(alert: Alert) -> dict[str, Any]:
-    def shown(value: float) -> str:
-        return age_text(value) if alert.rule.value == "max_age" else f"{value:.0f}"
-
-    return {
-        "workflow": alert.workflow,
-        "state": alert.state,
-        "rule": alert.rule.value,
-        "severity": alert.severity,
-        "observed_text": shown(alert.observed),
-        "threshold_text": shown(alert.threshold),
-    }
-
-
-def _seconds(value: float | None) -> str:
-    return "" if value is None else age_text(value)
+    stats = await ctx.store.state_stats(now - HOUR)
+    stored = Counter(w.name for w in await ctx.store.workflows())
+    alerts = evaluate(definitions, counts, now)
+    rows = board_rows(definitions, stored, counts, stats, alerts)
+    figures = live_figures(rows)
+    return {"rows": rows, "figures": figures, "layout": layout(figures), "now": now}
