@@ -48,9 +48,9 @@ def page(server: Server) -> Iterator[Any]:
     yield from browser_page()
 
 
-def _show(page: Any, server: Server, workflow: str) -> None:
+def _show(page: Any, server: Server, workflow: str, width: int = 1440) -> None:
     """Put the workflow's figure at the top of a signed-in page and wait until it is drawn."""
-    page.set_viewport_size({"width": 1440, "height": 900})
+    page.set_viewport_size({"width": width, "height": 900})
     page.goto(f"{server.url}/dashboard/items")
     page.evaluate(
         """(url) => {
@@ -173,3 +173,21 @@ def test_large_graphs_read_at_1440_px(
     assert any(edge["back"] for edge in found["edges"]), "the revision loop is drawn as a loop"
     hrefs = {node["id"]: node["href"] for node in found["nodes"]}
     assert hrefs["escalated"] == f"/dashboard/items?workflow={workflow}&state=escalated"
+
+
+def test_on_a_phone_the_graph_scrolls_inside_its_figure(page: Any, server: Server) -> None:
+    _sign_in(page, server, "viewer")
+    _show(page, server, "compliance_review", width=390)
+    sizes = page.evaluate(
+        """() => {
+            const figure = document.querySelector("figure.workflow-graph");
+            const svg = figure.querySelector("svg.wg-svg");
+            return {right: figure.getBoundingClientRect().right, view: window.innerWidth,
+                    inner: figure.scrollWidth, shown: figure.clientWidth,
+                    font: parseFloat(getComputedStyle(svg.querySelector(".wg-name")).fontSize)
+                          * svg.getScreenCTM().a};
+        }"""
+    )
+    assert sizes["right"] <= sizes["view"]  # the figure stays inside the viewport
+    assert sizes["inner"] > sizes["shown"]  # and the graph scrolls within it, at full size
+    assert sizes["font"] >= 11

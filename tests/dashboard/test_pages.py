@@ -56,7 +56,10 @@ def _count(page: Any, state: str) -> int:
 def test_the_overview_shows_the_store_counts_and_updates_live(page: Any, server: Server) -> None:
     _sign_in(page, server, "viewer")
     assert _count(page, "human_review") == 4
-    assert page.locator('.graph svg g[data-state="human_review"]').count() == 1
+    node = page.locator('figure.workflow-graph a.wg-node[data-state="human_review"]')
+    node.wait_for(timeout=20_000)
+    assert node.locator("[data-count]").text_content() == "4 items"
+    assert node.get_attribute("href") == "/dashboard/items?workflow=review&state=human_review"
     with server.client("operator") as ops:
         ops.post(
             "/api/items/batch",
@@ -71,6 +74,12 @@ def test_the_overview_shows_the_store_counts_and_updates_live(page: Any, server:
         timeout=20_000,
     )
     assert page.url.endswith("/dashboard")  # no reload: the fragment was swapped in place
+    # The swapped-in figure took over the drawing and refreshed its count in place.
+    page.wait_for_function(
+        '() => document.querySelector(\'figure.workflow-graph a.wg-node[data-state="human_review"]'
+        " [data-count]').textContent === '7 items'",
+        timeout=20_000,
+    )
     assert "updated" in page.inner_text("#updated")
     screenshot(page, "overview")
 

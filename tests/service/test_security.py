@@ -126,21 +126,13 @@ def test_an_untrusted_proxy_cannot_claim_tls(tmp_path: Path) -> None:
 
 
 def test_alert_colours_on_the_graph_are_classes_the_stylesheet_colours() -> None:
-    """The overview marks a state over its alert with a class, never an inline style."""
-    from actions.conftest import registry
-    from statewise.definition import loads
-    from statewise.definition.diagrams import to_svg
+    """The graph marks a state over its alert with a class, never an inline style."""
     from statewise.service.app import STATIC
-    from statewise.service.pages.board import _coloured
 
-    review = loads(REVIEW_YAML, file="review.yaml", commands=registry.names())
-    rows = [
-        {"state": "human_review", "severity": "firing", "failed": 0},
-        {"state": "ship", "severity": "ok", "failed": 2},
-    ]
-    svg = _coloured(to_svg(review, {}), rows)
-    assert '<g class="state alert-firing" data-state="human_review"' in svg
-    assert '<g class="state alert-ok has-failed" data-state="ship"' in svg
-    assert "<style" not in svg and " style=" not in svg
+    script = (STATIC / "graph.js").read_text()
+    assert '"alert-" + node.severity' in script and '"has-failed"' in script
+    assert not re.search(r"\.style\b|[\"']style[\"']|<style|innerHTML", script)
     css = (STATIC / "dashboard.css").read_text()
-    assert ".graph g.alert-firing rect" in css and ".graph g.has-failed rect" in css
+    for level in ("warning", "firing", "critical"):
+        assert f"a.wg-node.alert-{level} rect" in css
+    assert "a.wg-node.has-failed rect" in css

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import html
-import re
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from statewise.actions.deployment import versions
-from statewise.definition.diagrams import to_svg
 from statewise.engine.item import ItemStatus
 from statewise.observe.alerts import Alert, evaluate, state_severity
 from statewise.service.auth import (
     Context,
     current_session,
 )
+from statewise.service.pages.graph import graph_url
 from statewise.service.pages.guards import signed_in
 from statewise.service.pages.rendering import age_text, page
 from statewise.store.base import Session, StateCount
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
-_STATE_BOX = re.compile(r'<g class="state" data-state="([^"]*)"')
 
 
 @router.get("")
@@ -64,8 +61,6 @@ async def _overview(ctx: Context) -> dict[str, Any]:
                 entry[1] = min(entry[1], row.oldest_entered_at)
         done = _counts_by_state(own, name, ItemStatus.DONE)
         failed = _counts_by_state(own, name, ItemStatus.FAILED)
-        live = {state: int(entry[0]) for state, entry in by_state.items()}
-        svg = to_svg(definition, {s: live.get(s, 0) + done.get(s, 0) for s in definition.states})
         rows = []
         for state in definition.states:
             level = severity.get((name, state))
@@ -89,7 +84,7 @@ async def _overview(ctx: Context) -> dict[str, Any]:
         flows.append(
             {
                 "definition": definition,
-                "svg": _coloured(svg, rows),
+                "graph": graph_url(name, definition.version),
                 "rows": rows,
                 "failed": sum(failed.values()),
                 "versions": [v for v in stored if v.stored.name == name],
@@ -109,22 +104,6 @@ def _counts_by_state(counts: list[StateCount], workflow: str, status: ItemStatus
         if row.workflow == workflow and row.status is status:
             found[row.state] = found.get(row.state, 0) + row.count
     return found
-
-
-def _coloured(svg: str, rows: list[dict[str, Any]]) -> str:
-    """The graph with each state's box classed by its alert level and failed items.
-
-    dashboard.css colours them. A class, not a ``<style>`` element: the dashboard's CSP allows
-    no inline style.
-    """
-    level = {html.escape(row["state"], quote=True): row["severity"] for row in rows}
-    failed = {html.escape(row["state"], quote=True) for row in rows if row["failed"]}
-
-    def classed(match: re.Match[str]) -> str:
-        flag = " has-failed" if match[1] in failed else ""
-        return f'<g class="state alert-{level.get(match[1], "ok")}{flag}" data-state="{match[1]}"'
-
-    return _STATE_BOX.sub(classed, svg)
 
 
 def _alert_view(alert: Alert) -> dict[str, Any]:

@@ -14,7 +14,8 @@
 //   window.statewiseGraph.refresh(figure)  fetch again and update counts, failed marks and alert
 //                                          classes in place; lays out again only if the states,
 //                                          edges or a count's width changed. Returns a Promise.
-// Figures added to the page later (a fragment swapped in) are drawn on their own.
+// Figures added to the page later are drawn on their own; one that replaces a figure of the same
+// URL (a live fragment swapped in) takes over its drawing and is refreshed in place.
 (function () {
   "use strict";
   const SVG = "http://www.w3.org/2000/svg";
@@ -29,6 +30,7 @@
     "elk.direction": "DOWN",
     "elk.edgeRouting": "ORTHOGONAL",
     "elk.layered.feedbackEdges": "true",
+    "elk.separateConnectedComponents": "false",
     "elk.layered.cycleBreaking.strategy": "DEPTH_FIRST",
     "elk.layered.considerModelOrder.strategy": "NODES_AND_EDGES",
     "elk.layered.crossingMinimization.strategy": "LAYER_SWEEP",
@@ -47,6 +49,7 @@
   const here = document.currentScript ? document.currentScript.src : "/static/graph.js";
   let elkReady = null;
   let figureCount = 0;
+  const lastDrawn = new Map(); // graph URL -> the figure that last drew it
 
   function loadElk() {
     if (window.ELK) return Promise.resolve(new window.ELK());
@@ -126,6 +129,33 @@
     return labels ? "to " + escalation + ": " + labels.join(", ") : "";
   }
 
+  // The escalation state, and the states only it leads to, go below the main flow (ELK
+  // partitions), where the routes listed in the boxes above lead; its transitions back into
+  // the main flow go up beside the graph.
+  function escalationPart(data, escalation) {
+    const next = new Map();
+    data.edges.forEach(function (edge) {
+      if (edge.drawn) next.set(edge.source, (next.get(edge.source) || []).concat(edge.target));
+    });
+    function reach(starts, stop) {
+      const seen = new Set(starts);
+      const queue = starts.slice();
+      while (queue.length) {
+        (next.get(queue.shift()) || []).forEach(function (target) {
+          if (!seen.has(target) && target !== stop) { seen.add(target); queue.push(target); }
+        });
+      }
+      return seen;
+    }
+    if (escalation === undefined) return new Set();
+    const main = reach(data.nodes.filter(function (n) { return n.initial; })
+      .map(function (n) { return n.id; }), escalation);
+    const part = reach([escalation]);
+    main.forEach(function (name) { part.delete(name); });
+    part.add(escalation);
+    return part;
+  }
+
   function elkGraph(data, measure) {
     const escalation = (data.nodes.find(function (n) { return n.escalation; }) || {}).id;
     const routes = new Map();
@@ -133,6 +163,7 @@
       edge.drawn = !escalationRoute(edge, escalation);
       if (!edge.drawn) routes.set(edge.source, (routes.get(edge.source) || []).concat(edge.label));
     });
+    const below = escalationPart(data, escalation);
     const index = new Map();
     const children = data.nodes.map(function (node, n) {
       index.set(node.id, "n" + n);
@@ -142,10 +173,7 @@
       node.lines = lines;
       return {
         id: "n" + n,
-        // The escalation state sits at the bottom, with the ends of the flow, where the routes
-        // listed in the boxes above lead; its own transitions go back up beside the graph.
-        layoutOptions: node.escalation && routes.size
-          ? { "elk.layered.layering.layerConstraint": "LAST" } : {},
+        layoutOptions: { "elk.partitioning.partition": below.has(node.id) ? "1" : "0" },
         width: Math.max.apply(null, lines.map(function (l) { return l.width; })) + 2 * NODE_PAD_X,
         height: lines.reduce(function (sum, l) { return sum + l.height; }, 0)
           + LINE_GAP * (lines.length - 1) + 2 * NODE_PAD_Y,
@@ -171,7 +199,8 @@
         }] : [],
       });
     });
-    return { id: "root", layoutOptions: LAYOUT, children: children, edges: edges };
+    const options = Object.assign({}, LAYOUT, { "elk.partitioning.activate": String(below.size > 0) });
+    return { id: "root", layoutOptions: options, children: children, edges: edges };
   }
 
   function path(section) {
@@ -221,10 +250,19 @@
     });
   }
 
+  // A loop is drawn as what the reader sees: an edge that ends above where it starts (or on
+  // its own state) runs back against the flow, whichever edge the walk in layout_graph chose.
+  function upward(laid) {
+    const sections = laid.sections || [];
+    if (!sections.length) return false;
+    return sections[sections.length - 1].endPoint.y < sections[0].startPoint.y;
+  }
+
   function drawEdge(svg, edge, laid, prefix) {
-    const kind = edge.back ? "back" : edge.kind;
+    const back = edge.source === edge.target || upward(laid);
+    const kind = back ? "back" : edge.kind;
     const group = el("g", {
-      class: "wg-edge wg-" + edge.kind + (edge.back ? " wg-back" : ""),
+      class: "wg-edge wg-" + edge.kind + (back ? " wg-back" : ""),
       "data-source": edge.source, "data-target": edge.target,
     }, svg);
     (laid.sections || []).forEach(function (section) {
@@ -321,6 +359,7 @@
     const laid = await elk.layout(graph);
     render(figure, data, laid);
     figure.wgState = { structure: structure(data), data: data };
+    lastDrawn.set(figure.dataset.graph, figure);
     figure.dispatchEvent(new CustomEvent("statewise:graph-drawn", { bubbles: true }));
   }
 
@@ -378,12 +417,27 @@
     }
   }
 
+  // A live fragment swapped in (live.js) brings a fresh, empty figure for a graph just drawn:
+  // it takes over the old figure's drawing and only refreshes its figures, with no new layout.
+  function adopt(figure) {
+    const before = lastDrawn.get(figure.dataset.graph);
+    if (!before || before === figure || before.isConnected || !before.wgState) return false;
+    figure.dataset.graphId = before.dataset.graphId;
+    figure.replaceChildren.apply(figure, Array.from(before.childNodes));
+    figure.wgState = before.wgState;
+    lastDrawn.set(figure.dataset.graph, figure);
+    refresh(figure);
+    return true;
+  }
+
   function drawAll(root) {
     const found = root.matches && root.matches("figure.workflow-graph[data-graph]")
       ? [root] : Array.from(root.querySelectorAll ? root.querySelectorAll(
         "figure.workflow-graph[data-graph]") : []);
     found.forEach(function (figure) {
-      if (!figure.wgState && !figure.classList.contains("wg-drawing")) draw(figure);
+      if (!figure.wgState && !figure.classList.contains("wg-drawing") && !adopt(figure)) {
+        draw(figure);
+      }
     });
   }
 
