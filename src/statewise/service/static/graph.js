@@ -35,7 +35,7 @@
     "elk.layered.considerModelOrder.strategy": "NODES_AND_EDGES",
     "elk.layered.crossingMinimization.strategy": "LAYER_SWEEP",
     "elk.layered.nodePlacement.strategy": "NETWORK_SIMPLEX",
-    "elk.layered.thoroughness": "20",
+    "elk.layered.thoroughness": "7",
     "elk.spacing.nodeNode": "28",
     "elk.spacing.edgeNode": "14",
     "elk.spacing.edgeEdge": "10",
