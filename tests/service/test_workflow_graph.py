@@ -61,6 +61,19 @@ def test_the_graph_joins_live_counts_alert_levels_and_links(server: Server) -> N
     assert [e["source"] for e in graph["edges"]][:2] == ["intake", "intake"]
 
 
+def test_a_node_links_to_its_items_of_its_workflow_only(server: Server) -> None:
+    with _viewer(server) as client:
+        graph = client.get(graph_url("review")).json()
+        href = next(n["href"] for n in graph["nodes"] if n["id"] == "human_review")
+        listed = client.get(href).text
+        other = client.get(
+            "/dashboard/items", params={"workflow": "other", "state": "human_review"}
+        )
+    assert listed.count('href="/dashboard/items/review/order-') == 3
+    assert 'name="workflow" value="review"' in listed and "3 matching" in listed
+    assert "No items match." in other.text and "0 matching" in other.text
+
+
 def test_signed_out_unknown_workflow_and_version_are_refused(server: Server) -> None:
     with httpx.Client(base_url=server.url) as anonymous:
         signed_out = anonymous.get(graph_url("review"))

@@ -33,6 +33,7 @@ async def items_page(
     request: Request,
     ctx: Context,
     q: str = "",
+    workflow: str = "",
     state: str = "",
     status: str = "",
     cursor: str = "",
@@ -41,9 +42,10 @@ async def items_page(
     if not isinstance(session, Session):
         return session
     statuses = [s.value for s in ItemStatus]
-    shown = {"q": q, "state": state, "status": status, "statuses": statuses}
+    shown = {"q": q, "workflow": workflow, "state": state, "status": status, "statuses": statuses}
     try:
         where = ItemFilter(
+            workflow=workflow or None,
             state=state or None,
             status=ItemStatus(status) if status in statuses else None,
             key_contains=q or None,
