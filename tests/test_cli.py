@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -179,6 +180,17 @@ def test_graph_renders_each_format_and_live_counts(project: Path) -> None:
     code, dot = invoke("graph", project / "review.yaml", "--format", "dot")
     assert code == 0 and dot.lstrip().startswith("digraph")
     assert run_items(project)[0] == 0
+    code, counted = invoke(
+        "graph", project / "review.yaml", "-f", "dot", "--db", project / "run.sqlite"
+    )
+    assert code == 0 and 'label="accepted (1)"' in counted
+
+
+@pytest.mark.skipif(
+    shutil.which("dot") is None, reason="svg needs Graphviz's dot (apt-get install graphviz)"
+)
+def test_graph_draws_svg_with_graphviz(project: Path) -> None:
+    assert run_items(project)[0] == 0
     svg_path = project / "review.svg"
     code, _ = invoke(
         "graph",
@@ -192,7 +204,18 @@ def test_graph_renders_each_format_and_live_counts(project: Path) -> None:
     )
     assert code == 0
     text = " ".join(ET.parse(svg_path).getroot().itertext())
-    assert "accepted" in text and "1" in text
+    assert "accepted (1)" in text
+
+
+def test_graph_svg_without_graphviz_says_what_to_do(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    code, output = invoke("graph", project / "review.yaml", "-f", "svg", "-o", project / "g.svg")
+    assert code == 1
+    assert output.startswith("error: the svg format needs Graphviz's `dot` program")
+    assert "apt-get install graphviz" in output and "--format mermaid|dot" in output
+    assert not (project / "g.svg").exists()
 
 
 def test_run_is_idempotent_per_key_and_prints_the_summary(project: Path) -> None:

@@ -5,6 +5,7 @@
     StatewiseError                  code
     ├── DefinitionError             definition    the workflow author fixes the YAML or builder
     ├── ConfigurationError          configuration  the operator fixes a module, option or file
+    │   └── ExternalProgramError    external_program  a program (Graphviz) is missing or broke
     ├── InvalidInputError           invalid_input  the caller fixes an argument, line or request
     ├── CommandError                command       a command failed; the engine classifies it
     │   ├── TransientError          transient     worth retrying (timeouts, rate limits, I/O)
@@ -85,6 +86,15 @@ class ConfigurationError(StatewiseError):
     """
 
     code = "configuration"
+
+
+class ExternalProgramError(ConfigurationError):
+    """An external program a feature needs is not installed, or failed (Graphviz's ``dot``).
+
+    The message names the program, how to install it, and what works without it.
+    """
+
+    code = "external_program"
 
 
 class InvalidInputError(StatewiseError, ValueError):

@@ -4,6 +4,7 @@ import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,7 @@ from statewise.definition.diagrams import (
     to_mermaid,
     to_svg,
 )
+from statewise.definition.layout_graph import layout_graph
 from statewise.definition.model import (
     Branch,
     Command,
@@ -30,9 +32,13 @@ from statewise.definition.model import (
     StateKind,
     Transition,
 )
-from statewise.definition.svg import rank_states
+from statewise.errors import ExternalProgramError
 
 SVG = "{http://www.w3.org/2000/svg}"
+needs_dot = pytest.mark.skipif(
+    shutil.which("dot") is None,
+    reason="Graphviz's dot is not installed (apt-get install graphviz); svg is drawn by it",
+)
 T, TIMER, EXH, ERR = EdgeKind.TRANSITION, EdgeKind.TIMER, EdgeKind.EXHAUSTED, EdgeKind.ERROR
 
 
@@ -150,7 +156,8 @@ def test_dangling_targets_are_drawn_not_dropped() -> None:
     assert '    s_nowhere [label="nowhere", shape=box, style=dashed, color=red];' in to_dot(
         workflow
     )
-    assert _group(_svg(workflow=workflow), "nowhere").get("data-kind") == "missing"
+    nodes = {node["id"]: node for node in layout_graph(workflow)["nodes"]}
+    assert nodes["nowhere"]["kind"] == "missing"
 
 
 def test_parallel_summary_for_map_and_fixed_branches() -> None:
@@ -310,7 +317,7 @@ def test_dot_counts_and_escaping_of_names() -> None:
     assert '[label="say \\"hi\\" \\\\o/"' in odd_text
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz is not installed")
+@needs_dot
 def test_dot_is_accepted_by_graphviz() -> None:
     for counts in (None, COUNTS):
         subprocess.run(
@@ -322,148 +329,68 @@ def test_dot_is_accepted_by_graphviz() -> None:
         )
 
 
-# -- SVG -------------------------------------------------------------------------------------
+# -- SVG (Graphviz) ---------------------------------------------------------------------------
 
 
 def _svg(counts: dict[str, int] | None = None, workflow: Definition | None = None) -> ET.Element:
     return ET.fromstring(to_svg(workflow or _workflow(), counts))
 
 
-def _group(root: ET.Element, state: str) -> ET.Element:
-    found = root.find(f".//{SVG}g[@data-state='{state}']")
-    assert found is not None, state
-    return found
-
-
-def _box(root: ET.Element, state: str) -> ET.Element:
-    found = _group(root, state).find(f"{SVG}rect[@class='box']")
-    assert found is not None, state
-    return found
-
-
-def _xs(path: ET.Element) -> list[float]:
-    return [float(x) for x, _ in re.findall(r"(-?[\d.]+) (-?[\d.]+)", path.get("d", ""))]
-
-
-def _num(element: ET.Element, attribute: str) -> float:
-    return float(element.get(attribute, "nan"))
-
-
-def test_svg_has_one_box_per_state_and_one_path_per_edge() -> None:
-    root = _svg()
-    groups = root.findall(f".//{SVG}g[@class='state']")
-    assert [g.get("data-state") for g in groups] == list(_workflow().states)
-    assert all(len(g.findall(f"{SVG}rect[@class='box']")) == 1 for g in groups)
-    assert len(root.findall(f".//{SVG}rect[@class='box']")) == 7
-    paths = root.findall(f".//{SVG}path[@class='edge']")
-    edges = [(p.get("data-from"), p.get("data-to"), p.get("data-kind")) for p in paths]
-    assert edges == [(s, t, str(kind)) for s, t, _, kind in EXPECTED_EDGES]
-    assert all(p.get("marker-end", "").startswith("url(#sw-arrow-") for p in paths)
-
-
-def test_svg_text_has_names_and_labels() -> None:
-    root = _svg()
-    names = [t.text for t in root.findall(f".//{SVG}text[@class='name']")]
-    assert names == list(_workflow().states)
-    labels = sorted(t.text or "" for t in root.findall(f".//{SVG}text[@class='edge-label']"))
-    # The two implicit errors that skip rows share one lane on the left, and one label.
-    expected = [label for _, _, label, _ in EXPECTED_EDGES if label]
-    assert labels == sorted(expected[1:])
-    detail = _group(root, "research").find(f"{SVG}text[@class='detail']")
-    assert detail is not None
-    assert detail.text == "map summarize over doc.sections · concurrency 4 · join: all"
-    assert "[tone == &quot;formal&quot;]" in to_svg(_workflow())
-
-
-def test_svg_styles_states_by_kind() -> None:
-    root = _svg()
-    assert _box(root, "review").get("stroke-dasharray")
-    assert _box(root, "draft").get("stroke-dasharray") is None
-    assert _box(root, "intake").get("stroke-width") == "3"
-    assert len(_group(root, "research").findall(f"{SVG}rect[@class='stack']")) == 2
-    assert len(_group(root, "published").findall(f"{SVG}rect[@class='inner']")) == 1
-    assert [_group(root, n).get("data-kind") for n in ("intake", "review", "research")] == [
-        "initial",
-        "waiting",
-        "parallel",
-    ]
-
-
-def test_svg_count_badges() -> None:
+@needs_dot
+def test_svg_is_graphvizs_drawing_of_the_edge_table() -> None:
     root = _svg(COUNTS)
-    badges = {}
-    for name in _workflow().states:
-        text = _group(root, name).find(f"{SVG}g[@class='count']/{SVG}text")
-        assert text is not None
-        badges[name] = text.text
-    assert (badges["review"], badges["draft"], badges["published"]) == ("5", "12", "0")
-    assert _svg().find(f".//{SVG}g[@class='count']") is None
+    assert root.tag == f"{SVG}svg"
+    nodes = root.findall(f".//{SVG}g[@class='node']")
+    assert len(nodes) == len(_workflow().states) + 1  # and the start point
+    edges = root.findall(f".//{SVG}g[@class='edge']")
+    assert len(edges) == len(EXPECTED_EDGES) + 1  # and the start arrow
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert "review (5)" in texts and "draft (12)" in texts
+    assert '[tone == "formal"]' in texts
 
 
-def test_svg_ranks_states_by_distance_from_the_initial_state() -> None:
-    workflow = _workflow()
-    ranks = rank_states(workflow, list(workflow.states), edge_table(workflow))
-    assert ranks == {
-        "intake": 0,
-        "research": 1,
-        "draft": 2,
-        "polish": 3,
-        "review": 3,
-        "escalated": 3,
-        "published": 4,
-    }
-    root = _svg()
-    y = {name: _num(_box(root, name), "y") for name in workflow.states}
-    assert y["intake"] < y["research"] < y["draft"] < y["review"] < y["published"]
-    assert y["polish"] == y["review"] == y["escalated"]
-    x = {name: _num(_box(root, name), "x") for name in workflow.states}
-    assert x["polish"] < x["review"] < x["escalated"]  # written order within a rank
-
-
-def test_svg_routes_back_edges_and_long_edges_around_the_sides() -> None:
-    root = _svg()
-    boxes = root.findall(f".//{SVG}rect[@class='box']")
-    left = min(_num(b, "x") for b in boxes)
-    right = max(_num(b, "x") + _num(b, "width") for b in boxes)
-    back = root.find(f".//{SVG}path[@data-from='review'][@data-to='draft']")
-    assert back is not None
-    assert max(_xs(back)) > right  # the revision loop runs up outside every box
-    skips = root.findall(f".//{SVG}path[@data-to='escalated'][@data-kind='error']")
-    lanes = [min(_xs(p)) for p in skips if p.get("data-from") in ("intake", "research")]
-    assert lanes[0] == lanes[1] < left  # both skip rows down one shared lane on the left
-
-
-def test_svg_unreachable_states_go_below_and_names_are_escaped() -> None:
-    odd = 'a <b> & "c"'
+@needs_dot
+def test_svg_keeps_hostile_names_as_text() -> None:
+    odd = 'a <b> & "c" \\o/ ключ'
     states = {
-        "start": State("start", transitions=(Transition("end"),)),
-        "end": State("end", StateKind.FINAL),
-        odd: State(odd, transitions=(Transition(odd),)),
+        "start": State("start", transitions=(Transition(odd),)),
+        odd: State(odd, StateKind.FINAL),
     }
-    workflow = Definition("w", 1, states, initial="start")
-    assert rank_states(workflow, list(states), edge_table(workflow))[odd] == 2
-    root = _svg(workflow=workflow)
-    assert [t.text for t in root.findall(f".//{SVG}text[@class='name']")] == ["start", "end", odd]
-    self_loop = root.find(f".//{SVG}path[@class='edge'][@data-to='{odd}']")
-    assert self_loop is not None and self_loop.get("data-from") == odd
+    root = _svg(workflow=Definition("w", 1, states, initial="start"))
+    assert odd in [t.text for t in root.iter(f"{SVG}text")]
 
 
-def test_svg_size_covers_the_content() -> None:
-    root = _svg(COUNTS)
-    width, height = _num(root, "width"), _num(root, "height")
-    assert root.get("viewBox") == f"0 0 {root.get('width')} {root.get('height')}"
-    for rect in root.findall(f".//{SVG}rect[@x]"):
-        x, y = _num(rect, "x"), _num(rect, "y")
-        assert 0 <= x < x + _num(rect, "width") < width
-        assert 0 <= y < y + _num(rect, "height") < height
-    for path in root.findall(f".//{SVG}path[@class='edge']"):
-        assert all(0 <= x < width for x in _xs(path))
+def test_svg_without_graphviz_says_how_to_install_it_and_what_works_instead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ExternalProgramError) as refused:
+        to_svg(_workflow())
+    message = str(refused.value)
+    assert "apt-get install graphviz" in message and "brew install graphviz" in message
+    assert "--format mermaid|dot" in message and "dashboard" in message
+    assert refused.value.code == "external_program"
+
+
+@needs_dot
+def test_svg_reports_a_failing_dot_with_its_own_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "dot"
+    broken.write_text("#!/bin/sh\necho 'dot: out of memory' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ExternalProgramError, match="failed: dot: out of memory"):
+        to_svg(_workflow())
 
 
 # -- Dispatch and determinism -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt", list(DiagramFormat))
+@pytest.mark.parametrize(
+    "fmt",
+    [DiagramFormat.MERMAID, DiagramFormat.DOT, pytest.param(DiagramFormat.SVG, marks=needs_dot)],
+)
 def test_render_dispatches_and_is_deterministic(fmt: DiagramFormat) -> None:
     direct = {"mermaid": to_mermaid, "dot": to_dot, "svg": to_svg}[fmt.value]
     first = render(_workflow(), fmt, COUNTS)

@@ -48,6 +48,7 @@ def test_the_board_flags_failed_items_in_red(broken: Server) -> None:
         board = client.get("/dashboard").text
         flow = client.get("/dashboard/workflows/review").text
         listed = client.get("/dashboard/items", params={"status": "failed"}).text
+        graph = client.get("/dashboard/workflows/review/graph.json").json()
     assert (
         '<a href="/dashboard/items?workflow=review&amp;status=failed"><span class=""'
         ' data-figure="review/failed" data-tone="failed">2</span></a>'
@@ -56,6 +57,9 @@ def test_the_board_flags_failed_items_in_red(broken: Server) -> None:
         '<a href="/dashboard/items?workflow=review&amp;state=intake&amp;status=failed">'
         '<span class="" data-figure="review/intake/failed" data-tone="failed">2</span></a>'
     ) in flow
+    # The graph marks them; intake has no alert rule, so no alert level either.
+    intake = next(node for node in graph["nodes"] if node["id"] == "intake")
+    assert (intake["count"], intake["failed"], intake["severity"]) == (2, 2, None)
     assert listed.count("condition: condition `intake.vaule &lt; 90`") == 2
 
 

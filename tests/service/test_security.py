@@ -138,3 +138,16 @@ def test_alert_levels_are_attributes_the_stylesheet_colours(server: Server) -> N
     css = (STATIC / "dashboard.css").read_text()
     for tone in ("ok", "warning", "firing", "critical", "failed"):
         assert f'[data-tone="{tone}"]' in css, tone
+
+
+def test_alert_colours_on_the_graph_are_classes_the_stylesheet_colours() -> None:
+    """The graph marks a state over its alert with a class, never an inline style."""
+    from statewise.service.app import STATIC
+
+    script = (STATIC / "graph.js").read_text()
+    assert '"alert-" + node.severity' in script and '"has-failed"' in script
+    assert not re.search(r"\.style\b|[\"']style[\"']|<style|innerHTML", script)
+    css = (STATIC / "dashboard.css").read_text()
+    for level in ("warning", "firing", "critical"):
+        assert f"a.wg-node.alert-{level} rect" in css
+    assert "a.wg-node.has-failed rect" in css

@@ -65,11 +65,12 @@ def graph(
         str | None, typer.Option("--db", help="Show live item counts of this file's version.")
     ] = None,
 ) -> None:
-    """Draw the state machine as Mermaid, Graphviz DOT or SVG, with no network access."""
+    """Draw the state machine as Mermaid, Graphviz DOT, or SVG (needs Graphviz's dot)."""
     with user_errors():
         definition = load(file)
     counts = run_async(with_store(db, lambda store: _counts(store, definition))) if db else None
-    text = render(definition, format, counts)
+    with user_errors():
+        text = render(definition, format, counts)
     if output:
         try:
             output.write_text(text, encoding="utf-8")

@@ -1,9 +1,11 @@
-"""Diagrams of a workflow definition: Mermaid, Graphviz DOT and a self-contained SVG.
+"""Diagrams of a workflow definition: Mermaid, Graphviz DOT, and SVG drawn by Graphviz.
 
 Every renderer draws the same edge table, built from ``definition.states[...].transitions`` plus
 the two routes the engine adds on its own (a spent visit budget and an unhandled ``error``), so
-the pictures can never disagree with each other or with what the engine does. Nothing here needs
-the network or an external binary: the SVG is laid out in :mod:`statewise.definition.svg`.
+the pictures can never disagree with each other or with what the engine does. Mermaid and DOT
+are text made here; the SVG is that DOT laid out by Graphviz's ``dot`` where it is installed
+(:mod:`statewise.definition.graphviz`), and the dashboard lays the same edges out in the
+browser (:mod:`statewise.definition.layout_graph`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from enum import StrEnum
 from typing import Literal, assert_never
 
 from statewise.definition.durations import format_duration
+from statewise.definition.graphviz import dot_to_svg
 from statewise.definition.model import (
     DONE_EVENT,
     ERROR_EVENT,
@@ -288,11 +291,14 @@ def to_dot(definition: Definition, counts: Mapping[str, int] | None = None) -> s
 
 
 def to_svg(definition: Definition, counts: Mapping[str, int] | None = None) -> str:
-    """Render a standalone SVG drawn in pure Python (layered layout, see ``definition.svg``)."""
-    # Imported here because the SVG module builds on this module's edge table.
-    from statewise.definition.svg import draw_svg
+    """Render a standalone SVG: :func:`to_dot` laid out by Graphviz's ``dot``.
 
-    return draw_svg(definition, edge_table(definition), counts)
+    Raises:
+        ExternalProgramError: Graphviz is not installed (the message says how to install
+            it, and which formats work without it), or ``dot`` failed.
+
+    """
+    return dot_to_svg(to_dot(definition, counts))
 
 
 def render(

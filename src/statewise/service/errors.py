@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from statewise.errors import (
     ConflictError,
     DefinitionError,
+    ExternalProgramError,
     InvalidEventError,
     InvalidInputError,
     NotFoundError,
@@ -43,6 +44,8 @@ _STATUS: tuple[tuple[type[StatewiseError], int], ...] = (
     (DefinitionError, 422),
     (InvalidInputError, 422),
     (TransientStoreError, 503),
+    # The service's host lacks a program (Graphviz), or it broke: not the request's fault.
+    (ExternalProgramError, 501),
 )
 # Starlette's own HTTP errors too (a body that cannot be parsed, one too large), so that
 # every refusal has the same shape.

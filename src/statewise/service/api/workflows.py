@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
 from typing import Any, Literal
 
@@ -10,7 +11,7 @@ from fastapi.responses import Response
 
 from statewise.actions.deployment import stored_version, versions
 from statewise.actions.migration import apply_migration, plan_migration
-from statewise.definition.diagrams import to_mermaid, to_svg
+from statewise.definition.diagrams import to_dot, to_mermaid, to_svg
 from statewise.definition.model import AlertRule, Definition, State
 from statewise.engine.item import ItemStatus
 from statewise.errors import InvalidInputError, NotFoundError
@@ -96,15 +97,18 @@ async def show_workflow(
 
 @router.get(
     WORKFLOW + "/diagram",
-    summary="The state machine drawn as SVG or Mermaid, with live item counts",
+    summary="The state machine as SVG (drawn by Graphviz), Mermaid or DOT, with live counts",
     response_class=Response,
-    responses={200: {"content": {"image/svg+xml": {}, "text/plain": {}}}},
+    responses={
+        200: {"content": {"image/svg+xml": {}, "text/plain": {}}},
+        501: {"description": "svg asked for, and Graphviz's dot is not installed here"},
+    },
 )
 async def diagram(
     name: str,
     ctx: Context,
     _: Viewer,
-    format: Literal["svg", "mermaid"] = "svg",
+    format: Literal["svg", "mermaid", "dot"] = "svg",
     version: int | None = None,
 ) -> Response:
     await ctx.take_up(name, version)
@@ -115,7 +119,11 @@ async def diagram(
             counts[row.state] = counts.get(row.state, 0) + row.count
     if format == "mermaid":
         return Response(to_mermaid(definition, counts), media_type="text/plain")
-    return Response(to_svg(definition, counts), media_type="image/svg+xml")
+    if format == "dot":
+        return Response(to_dot(definition, counts), media_type="text/plain")
+    # Graphviz runs as a process: off the event loop.
+    svg = await asyncio.to_thread(to_svg, definition, counts)
+    return Response(svg, media_type="image/svg+xml")
 
 
 def definition_json(definition: Definition) -> dict[str, Any]:

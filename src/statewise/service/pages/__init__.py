@@ -15,6 +15,7 @@ from statewise.service.pages import (
     alerts,
     board,
     bulk,
+    graph,
     inbox,
     items,
     login,
@@ -25,5 +26,5 @@ from statewise.service.pages import (
 
 ROUTERS: tuple[APIRouter, ...] = tuple(
     module.router
-    for module in (login, board, workflow, items, inbox, quality, bulk, simulation, alerts)
+    for module in (login, board, workflow, graph, items, inbox, quality, bulk, simulation, alerts)
 )

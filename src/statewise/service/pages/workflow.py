@@ -21,13 +21,11 @@ from statewise.service.pages.board import HOUR
 from statewise.service.pages.figures import live_figures, newest, state_rows, version_rows
 from statewise.service.pages.guards import signed_in
 from statewise.service.pages.live import figures_answer, layout, signed_out
-from statewise.service.pages.rendering import HERE, page
+from statewise.service.pages.rendering import page
 from statewise.store.base import Session
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 PAGE = "/workflows/{workflow:segment}"
-GRAPH_SCRIPT = (HERE / "static" / "graph.js").is_file()
-"""Whether the package ships the graph drawing; without it the table carries the page."""
 
 
 @router.get(PAGE)
@@ -77,6 +75,5 @@ async def _workflow(ctx: Context, name: str) -> dict[str, Any]:
         "statuses": list(ItemStatus),
         "figures": figures,
         "layout": layout(figures),
-        "graph_script": GRAPH_SCRIPT,
         "now": now,
     }
