@@ -76,6 +76,13 @@ _SPENT = (
 # (``codec.encode_buffer``); NULL for the many items that keep none.
 _BUFFER = ("ALTER TABLE items ADD COLUMN buffer TEXT",)
 
+# The dashboard's task list: open tasks by due time (its default order) and, per queue, with
+# their due times for the overdue counts, read from the index alone.
+_TASK_LIST = (
+    "CREATE INDEX tasks_by_due ON tasks (status, due_at, id)",
+    "CREATE INDEX tasks_queue_due ON tasks (status, queue, due_at)",
+)
+
 SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     _sql(
         "CREATE TABLE workflows (name TEXT NOT NULL, version INTEGER NOT NULL, "
@@ -141,6 +148,7 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     _sql(*_PAYLOADS_IN_PAGES_SQLITE),
     _sql(*_SPENT),
     _sql(*_BUFFER),
+    _sql(*_TASK_LIST),
 )
 
 # Runnable rows (unleased, or leased past their time) are found through partial indexes, so a
@@ -209,6 +217,7 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
     _sql(*_OUTPUTS_POSTGRES),
     _sql(*_SPENT),
     _sql(*_BUFFER),
+    _sql(*_TASK_LIST),
 )
 
 

@@ -11,8 +11,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from statewise.service.pages import board, bulk, inbox, items, login, quality, simulation
+from statewise.service.pages import (
+    board,
+    bulk,
+    inbox,
+    items,
+    login,
+    quality,
+    simulation,
+    task,
+)
 
 ROUTERS: tuple[APIRouter, ...] = tuple(
-    module.router for module in (login, board, items, inbox, quality, bulk, simulation)
+    module.router for module in (login, board, items, inbox, task, quality, bulk, simulation)
 )
