@@ -1,8 +1,8 @@
 """A task's JSON Schema as an HTML form.
 
 Which input each field gets, what it starts with, what the posted text means, and which field
-each validation problem belongs to: pure functions of the schema, the posted text and the item's context; the task page renders
-what they return.
+each validation problem belongs to: pure functions of the schema, the posted text and the
+item's context; the task page renders what they return.
 
 Rules (documented in the README):
 
