@@ -142,8 +142,8 @@ def _race(alice: httpx.Client, alice_csrf: str, bob: httpx.Client, bob_csrf: str
     for thread in threads:
         thread.join()
     codes = sorted(answer.status_code for answer in answers.values())
-    assert codes == [303, 409], codes
-    loser = next(name for name, a in answers.items() if a.status_code == 409)
+    assert codes == [200, 303], codes  # the winner goes back to the list; the loser sees it
+    loser = next(name for name, a in answers.items() if a.status_code == 200)
     winner = "token:admin" if loser == "alice" else "token:reviewer"
     message = html.unescape(answers[loser].text)
     assert f"task {task} is claimed by {winner}, so it cannot be claimed by you" in message
@@ -168,7 +168,7 @@ def test_the_task_page_shows_the_subject_and_a_form_that_keeps_what_was_typed(
                 "field.reply": TYPED, "field.count": "0", "field.seen": "50",
                 "comment": "kept too"}  # fmt: skip
         refused = client.post(f"/dashboard/tasks/{task}/decide", data=form)
-        assert refused.status_code == 422
+        assert refused.status_code == 200  # the page answers, with the problems on it
         text = refused.text
         assert html.escape(TYPED, quote=False) in text and "kept too" in text
         assert re.search(r'data-field="risk">.*?<div class="field-error"[^>]*>this field is '

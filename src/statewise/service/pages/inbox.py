@@ -18,7 +18,7 @@ from statewise.actions import TaskDesk
 from statewise.errors import StatewiseError
 from statewise.service.api.models import RowId
 from statewise.service.auth import Context, csrf_ok, current_session, principal_of
-from statewise.service.errors import public_message, status_of
+from statewise.service.errors import public_message
 from statewise.service.pages.guards import signed_in
 from statewise.service.pages.rendering import page
 from statewise.store.base import Session, Task, TaskOrder, TaskQuery
@@ -176,7 +176,6 @@ async def render_inbox(
     session: Session,
     filters: Filters,
     error: str = "",
-    status_code: int = 200,
 ) -> Response:
     """The task list as ``filters`` ask, with ``error`` on top (a refused claim, say)."""
     who = principal_of(session.token)
@@ -185,7 +184,7 @@ async def render_inbox(
     counts = await ctx.desk.queue_counts(who)
     workflows, states = _choices(ctx, filters.workflow)
     first = (filters.page - 1) * PAGE_SIZE
-    response = page(
+    return page(
         request,
         "inbox.html",
         session,
@@ -205,8 +204,6 @@ async def render_inbox(
         error=error or filters.problem,
         rendered_at=time.strftime("%H:%M:%S UTC", time.gmtime(now)),
     )  # fmt: skip
-    response.status_code = status_code
-    return response
 
 
 @router.get("/inbox")
@@ -214,7 +211,12 @@ async def inbox_page(request: Request, ctx: Context) -> Response:
     session = await signed_in(request)
     if not isinstance(session, Session):
         return session
-    return await render_inbox(request, ctx, session, read_filters(dict(request.query_params)))
+    asked = dict(request.query_params)
+    filters = read_filters(asked)
+    given = {name: value for name, value in asked.items() if value}
+    if not filters.problem and given != dict(parse_qsl(filters.params())):
+        return RedirectResponse(filters.url(), 303)  # the short, shareable form of the URL
+    return await render_inbox(request, ctx, session, filters)
 
 
 def back_filters(back: str) -> Filters:
@@ -249,7 +251,5 @@ async def _claim_or_release(request: Request, ctx: Any, task_id: int, release: b
         else:
             await ctx.desk.claim(task_id, who)
     except StatewiseError as exc:
-        return await render_inbox(
-            request, ctx, session, filters, public_message(exc), status_of(exc)
-        )
+        return await render_inbox(request, ctx, session, filters, public_message(exc))
     return RedirectResponse(filters.url(), 303)

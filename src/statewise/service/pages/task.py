@@ -2,8 +2,9 @@
 
 A refused decision (a field that breaks the form's schema, a claim someone else holds) is
 shown on the same page, each problem beside its field and every typed value still in place;
-nothing redirects away from what the reviewer wrote. A decision that goes through redirects
-to this page again, which then confirms it.
+nothing redirects away from what the reviewer wrote. Like the other dashboard forms, a
+refusal re-renders the page with 200: the page itself is what answers the person. A decision
+that goes through redirects to this page again, which then confirms it.
 """
 
 from __future__ import annotations
@@ -104,7 +105,6 @@ async def _render(
     errors: Mapping[str, list[str]] | None = None,
     error: str = "",
     moved: str = "",
-    status_code: int = 200,
 ) -> Response:
     who = principal_of(session.token)
     try:
@@ -121,7 +121,7 @@ async def _render(
         return response
     view["errors"] = dict(errors or {})
     view["decided"] = _decision_label(view, task)
-    response = page(
+    return page(
         request,
         "task.html",
         session,
@@ -131,8 +131,6 @@ async def _render(
         error=error,
         moved=moved,
     )
-    response.status_code = status_code
-    return response
 
 
 def _decision_label(view: Mapping[str, Any], task: Task) -> str:
@@ -169,8 +167,7 @@ async def decide_form(request: Request, ctx: Context, task_id: RowId) -> Respons
         if problems:
             return await _render(request, ctx, session, task_id, back, posted=posted,
                                  errors=problems, error="The form has problems; see the "
-                                 "fields marked below. Nothing was decided.",
-                                 status_code=422)  # fmt: skip
+                                 "fields marked below. Nothing was decided.")  # fmt: skip
         item = await ctx.desk.decide(
             task_id,
             principal_of(session.token),
@@ -180,7 +177,7 @@ async def decide_form(request: Request, ctx: Context, task_id: RowId) -> Respons
         )
     except StatewiseError as exc:
         return await _render(request, ctx, session, task_id, back, posted=posted,
-                             error=public_message(exc), status_code=status_of(exc))  # fmt: skip
+                             error=public_message(exc))  # fmt: skip
     return RedirectResponse(
         f"/dashboard/tasks/{task_id}?back={segment(back)}&moved={segment(item.state)}", 303
     )
