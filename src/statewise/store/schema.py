@@ -77,10 +77,15 @@ _SPENT = (
 _BUFFER = ("ALTER TABLE items ADD COLUMN buffer TEXT",)
 
 # The dashboard's task list: open tasks by due time (its default order) and, per queue, with
-# their due times for the overdue counts, read from the index alone.
+# their due times for the overdue counts, read from the index alone. PostgreSQL sorts NULLs
+# last going up, so a second index read backwards gives "latest due first, undated last".
 _TASK_LIST = (
     "CREATE INDEX tasks_by_due ON tasks (status, due_at, id)",
     "CREATE INDEX tasks_queue_due ON tasks (status, queue, due_at)",
+)
+_TASK_LIST_POSTGRES = (
+    *_TASK_LIST,
+    "CREATE INDEX tasks_by_due_nulls_first ON tasks (status, due_at NULLS FIRST, id)",
 )
 
 SQLITE_MIGRATIONS: tuple[Migration, ...] = (
@@ -217,7 +222,7 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
     _sql(*_OUTPUTS_POSTGRES),
     _sql(*_SPENT),
     _sql(*_BUFFER),
-    _sql(*_TASK_LIST),
+    _sql(*_TASK_LIST_POSTGRES),
 )
 
 

@@ -65,11 +65,13 @@ def _page_filter(query: TaskQuery) -> tuple[str, list[Any]]:
     if query.queues is not None:
         where.append(f"t.queue IN ({', '.join('?' for _ in query.queues)})")
         params += query.queues
-    for column, value in (("t.queue", query.queue), ("i.workflow", query.workflow),
-                          ("t.state", query.state)):  # fmt: skip
+    for column, value in (("t.queue", query.queue), ("t.state", query.state)):
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
+    if query.workflow is not None:
+        where.append("t.item_id IN (SELECT id FROM items WHERE workflow = ?)")
+        params.append(query.workflow)
     if query.due_after is not None:
         where.append("t.due_at > ?")
         params.append(query.due_after)
@@ -88,16 +90,18 @@ def _page_filter(query: TaskQuery) -> tuple[str, list[Any]]:
 def task_page_txn(db: Connection, query: TaskQuery) -> TaskPage:
     """One filtered, sorted page of open tasks and the number matching in all.
 
-    The count joins items only when a workflow filter needs it, so the total of a plain
-    page is read from the tasks indexes alone.
+    Filtering, counting, sorting and skipping read the tasks table alone (a workflow filter
+    looks the item ids up); only the page's own rows are joined to their items, so a page
+    deep in costs a sort of narrow rows, not of every joined one.
     """
     if query.queues == ():
         return TaskPage([], 0)
     where, params = _page_filter(query)
-    joined = _FROM if query.workflow is not None else "FROM tasks t"
-    total = db.execute(f"SELECT COUNT(*) {joined} WHERE {where}", params)[0][0]
+    total = db.execute(f"SELECT COUNT(*) FROM tasks t WHERE {where}", params)[0][0]
+    order = _ORDER[query.order]
     rows = db.execute(
-        f"SELECT {_COLUMNS} {_FROM} WHERE {where} ORDER BY {_ORDER[query.order]} LIMIT ? OFFSET ?",
+        f"SELECT {_COLUMNS} FROM (SELECT t.* FROM tasks t WHERE {where} ORDER BY {order} "
+        f"LIMIT ? OFFSET ?) t JOIN items i ON i.id = t.item_id ORDER BY {order}",
         (*params, query.limit, query.offset),
     )
     return TaskPage([_task(row) for row in rows], int(total))
