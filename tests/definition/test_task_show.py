@@ -3,12 +3,15 @@ written back, and refused with a clear message when malformed."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from statewise.actions.tasks import outcome_choice
-from statewise.definition import Workflow, loads, to_yaml
+from statewise.definition import Workflow, load, loads, to_yaml
 from statewise.errors import DefinitionError
 
+EXAMPLES = Path(__file__).parents[2] / "examples"
 YAML = """
 workflow: answer
 events:
@@ -84,3 +87,18 @@ def test_outcome_buttons_say_the_label_and_mark_destructive_ones() -> None:
     assert outcome_choice("reject_for_good", None).danger
     assert not outcome_choice("request_revision", None).danger
     assert outcome_choice("request_revision", None).label == "Request revision"
+
+
+def test_show_of_a_field_a_declared_result_lacks_is_refused_with_a_suggestion(
+    tmp_path: Path,
+) -> None:
+    source = (EXAMPLES / "support_routing" / "workflow.yaml").read_text()
+    assert "classify.category, classify.priority" in source
+    copy = tmp_path / "workflow.yaml"
+    copy.write_text(source.replace("classify.category, classify.priority", "classify.categry", 1))
+    with pytest.raises(DefinitionError) as refused:
+        load(copy)
+    assert (
+        "`show` lists `classify.categry`, but the declared result `classify` has no field "
+        "`categry`; did you mean `category`?"
+    ) in str(refused.value)
