@@ -52,11 +52,14 @@ def _sign_in(page: Any, server: Server, role: str) -> None:
 def test_a_reviewer_decides_a_task_through_its_form(page: Any, server: Server) -> None:
     _sign_in(page, server, "reviewer")
     page.goto(f"{server.url}/dashboard/inbox")
-    first = page.locator("section.card").first
-    task_id = first.get_attribute("id").removeprefix("task-")
-    first.locator("select").select_option("low")
-    first.locator("textarea[name=comment]").fill("checked the invoice")
-    first.locator("button[value=approve]").click()
+    first = page.locator("tr[data-task]").first
+    task_id = first.get_attribute("data-task")
+    first.locator("a.task-link").click()
+    page.locator("select[name='field.risk']").select_option("low")
+    page.fill("#comment", "checked the invoice")
+    page.click("button[value=approve]")
+    page.wait_for_selector("#confirmation")
+    page.click("#confirmation a.back-link")
     page.wait_for_url(f"{server.url}/dashboard/inbox")
     assert page.locator(f"#task-{task_id}").count() == 0
     with server.client("viewer") as viewer:

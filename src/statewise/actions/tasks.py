@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -18,15 +19,48 @@ from pydantic import BaseModel, ValidationError
 from statewise.actions.principal import Principal
 from statewise.contract import CommandRegistry
 from statewise.definition.data_schema import schema_problems
-from statewise.definition.model import HumanTask, State
+from statewise.definition.model import EventSpec, HumanTask, State
 from statewise.engine.events import TaskDecided
 from statewise.engine.item import Item
 from statewise.errors import InvalidEventError, NotFoundError, TaskError
 from statewise.inputs import check_row_id
-from statewise.store.base import Task, TaskGuard, TaskStatus
+from statewise.store.base import QueueCount, Task, TaskGuard, TaskPage, TaskQuery, TaskStatus
 from statewise.worker.writer import ItemWriter
 
 JSON = Any
+
+# An outcome whose first word is one of these undoes or refuses work: its button is styled as
+# destructive even without ``style: danger`` on the event.
+DESTRUCTIVE_WORDS = frozenset(
+    {"reject", "cancel", "deny", "decline", "abort", "discard", "refuse", "delete"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeChoice:
+    """One button of a task's form: the event it fires, its text, and whether it destroys."""
+
+    event: str
+    label: str
+    description: str
+    danger: bool
+
+
+def outcome_choice(event: str, spec: EventSpec | None) -> OutcomeChoice:
+    """How a decision's outcome is offered to a person.
+
+    The button says the event's ``label``, else its name in words (``request_revision``:
+    "Request revision"); the event's ``description`` explains it. It is destructive when the
+    event says ``style: danger`` or its first word is in ``DESTRUCTIVE_WORDS``.
+    """
+    label = (spec.label if spec else "") or event.replace("_", " ").capitalize()
+    danger = bool(spec and spec.style == "danger")
+    return OutcomeChoice(
+        event,
+        label,
+        spec.description if spec else "",
+        danger or event.split("_", 1)[0] in DESTRUCTIVE_WORDS,
+    )
 
 
 class TaskDesk:
@@ -91,6 +125,11 @@ class TaskDesk:
         """The outcomes a decision may choose from."""
         return self.state_of(task).outcomes
 
+    def outcome_choices(self, task: Task) -> list[OutcomeChoice]:
+        """The outcomes as buttons: labelled and explained by the workflow's ``events:``."""
+        events = self.writer.definition(task.workflow, task.version).events or {}
+        return [outcome_choice(name, events.get(name)) for name in self.outcomes(task)]
+
     def form(self, task: Task) -> dict[str, JSON]:
         """The JSON Schema the decision's form data must fit (``{}``: no form)."""
         form = self.spec(task).form
@@ -120,6 +159,17 @@ class TaskDesk:
             found += await self.store.tasks(status=status, queue=name, limit=limit + offset)
         found.sort(key=lambda task: (task.created_at, task.id))
         return found[offset : offset + limit]
+
+    async def task_page(self, principal: Principal, query: TaskQuery) -> TaskPage:
+        """One page of the open tasks in the principal's queues, as ``query`` filters them."""
+        visible = principal.queues or None
+        return await self.store.task_page(
+            replace(query, queues=visible, actor=principal.actor, now=self.clock())
+        )
+
+    async def queue_counts(self, principal: Principal) -> list[QueueCount]:
+        """Open and overdue tasks in each queue the principal may see."""
+        return await self.store.queue_counts(principal.queues or None, self.clock())
 
     async def claim(self, task_id: int, principal: Principal) -> Task:
         """Claim a task for as long as its definition says claims last."""

@@ -64,14 +64,17 @@ _DURATION_FIELDS = ("backoff", "max_backoff", "timeout")
 
 
 class EventData(TypedDict, total=False):
-    """A declared event in its long form: its meaning, data schema and buffer.
+    """A declared event in its long form: its meaning, data schema, buffer and button.
 
-    ``buffer`` says how long it is kept when it arrives early: ``{"ttl": "24h"}``.
+    ``buffer`` says how long it is kept when it arrives early: ``{"ttl": "24h"}``; ``label``
+    and ``style`` (``"danger"``) are how a task's outcome button shows it.
     """
 
     description: str
     data: Mapping[str, Any]
     buffer: Mapping[str, str | float]
+    label: str
+    style: str
 
 
 class Retry(TypedDict, total=False):
@@ -397,6 +400,7 @@ class Workflow:
         claim: str | float | None = None,
         result: str | None = None,
         reviews: Reviews | None = None,
+        show: Sequence[str] | None = None,
         **options: Unpack[StateOptions],
     ) -> StateBuilder:
         """A state where a person decides a task; its outcomes are the ``on(...)`` events.
@@ -414,6 +418,8 @@ class Workflow:
             result: The context key of the decision, if not the state's name.
             reviews: The agent state the decision grades, e.g.
                 ``{"state": "fraud_check", "agree": ["reject"], "override": ["approve"]}``.
+            show: Context paths the task page shows as the task's subject
+                (``["inquiry.text", "customer.tier"]``).
 
         """
         task = {
@@ -427,6 +433,7 @@ class Workflow:
             "result": result,
             "claim": claim,
             "reviews": _plain(reviews),
+            "show": None if show is None else list(show),
         }
         body = {"task": {k: v for k, v in task.items() if v is not None}}
         return self._state(name, StateKind.HUMAN, body, options)
@@ -599,10 +606,14 @@ def to_yaml(definition: Definition, *, inputs: Sequence[str] | None = None) -> s
 
 
 def _event_data(event: EventSpec) -> str | dict[str, Any]:
-    """An event in its short form (its description) unless it declares data or a buffer."""
-    if event.data is None and event.buffer_ttl is None:
+    """An event in its short form (its description) unless it declares more than that."""
+    if event.data is None and event.buffer_ttl is None and not event.label and not event.style:
         return event.description
     data: dict[str, Any] = {"description": event.description} if event.description else {}
+    if event.label:
+        data["label"] = event.label
+    if event.style:
+        data["style"] = event.style
     if event.data is not None:
         data["data"] = _plain(event.data)
     if event.buffer_ttl is not None:
@@ -713,6 +724,8 @@ def _task_data(task: HumanTask, state: str) -> dict[str, Any]:
         data["claim"] = format_duration(task.claim)
     if task.reviews is not None:
         data["reviews"] = _review_data(task.reviews)
+    if task.show:
+        data["show"] = list(task.show)
     return data
 
 

@@ -416,6 +416,8 @@ class _Converter:
                     e.data,
                     None if e.buffer is None else e.buffer.ttl,
                     self.locations.find(("events", name)),
+                    e.label,
+                    e.style or "",
                 )
                 for name, e in top.events.items()
             },
@@ -580,6 +582,7 @@ def _task(state: str, schema: TaskSchema) -> HumanTask:
         escalate_to=schema.escalate_to,
         claim=schema.claim,
         reviews=None if schema.reviews is None else _review(schema.reviews),
+        show=tuple(schema.show),
     )
 
 

@@ -231,7 +231,8 @@ class HumanTask:
     ``remind`` are seconds after the task opens: at ``remind`` the task is marked reminded, at
     ``due`` it expires and the item goes to ``escalate_to`` (the workflow's escalation state
     when None). ``claim`` is how long a reviewer's claim on the task lasts. ``reviews`` says
-    which agent stage the decision grades (see :class:`Review`).
+    which agent stage the decision grades (see :class:`Review`). ``show`` names the context
+    paths (``inquiry.text``) the task page shows as the task's subject, in order.
     """
 
     queue: str
@@ -244,6 +245,7 @@ class HumanTask:
     escalate_to: str | None = None
     claim: float = 1800.0
     reviews: Review | None = None
+    show: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +255,9 @@ class EventSpec:
     ``data`` is a JSON Schema of an object; an event whose data does not fit it is refused
     before any condition reads it, so bad data can never move (or escalate) an item.
     ``buffer_ttl`` (seconds) makes the event wait, for that long at most, on an item whose
-    state does not accept it yet, instead of being refused (``engine.buffer``).
+    state does not accept it yet, instead of being refused (``engine.buffer``). ``label`` is
+    the short text of the button deciding a task with it; ``style: danger`` marks it as a
+    destructive outcome (see ``actions.tasks.outcome_choices``).
     """
 
     name: str
@@ -261,6 +265,8 @@ class EventSpec:
     data: Mapping[str, Any] | None = field(default=None, hash=False)
     buffer_ttl: float | None = None
     location: Location = field(default=Location(), compare=False)
+    label: str = ""
+    style: str = ""
 
 
 DEFAULT_ALERT_WINDOW = 900.0

@@ -13,7 +13,7 @@ import types
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any, Self, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Self, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -273,6 +273,15 @@ def _check_score_path(value: str) -> str:
     return value
 
 
+def _check_show_path(value: str) -> str:
+    if not SCORE_PATH.match(value):
+        raise ValueError(
+            f"`show` lists context paths such as `inquiry.text` (names joined by dots), "
+            f"not `{value}`"
+        )
+    return value
+
+
 class ReviewSchema(_Schema):
     """``reviews:`` of a task: the agent state its decision grades, and how outcomes map.
 
@@ -314,6 +323,7 @@ class TaskSchema(_Schema):
     result: Name | None = None
     claim: Duration = 1800.0
     reviews: ReviewSchema | None = None
+    show: list[Annotated[str, AfterValidator(_check_show_path)]] = []
 
     @model_validator(mode="after")
     def _sane_times(self) -> Self:
@@ -554,6 +564,8 @@ class EventSchema(_Schema):
     description: str = ""
     data: dict[str, Any] | None = None
     buffer: Annotated[BufferSchema, BeforeValidator(_buffer_needs_ttl)] | None = None
+    label: str = ""
+    style: Literal["danger"] | None = None
 
 
 class WorkflowSchema(_Schema):

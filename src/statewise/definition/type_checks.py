@@ -179,6 +179,25 @@ def _check_fields(c: TypeReporter) -> None:
             )
 
 
+def _check_shown_fields(c: TypeReporter) -> None:
+    """A task's ``show:`` names only fields a declared result has (else it shows "not set")."""
+    typed = typed_results(c.definition, c.declared.schemas)
+    for state in c.definition.states.values():
+        for index, shown in enumerate(state.task.show if state.task else ()):
+            root, *rest = shown.split(".")
+            schema = typed.get(root)
+            missing = None if schema is None else undeclared_field(schema, tuple(rest))
+            if missing is None:
+                continue
+            field, known = missing
+            names = ", ".join(f"`{name}`" for name in known) or "nothing"
+            c.report(
+                f"`show` lists `{root}.{field}`, but the declared result `{root}` has no field "
+                f"`{field}`{suggest(field.rsplit('.', 1)[-1], known)} (it has: {names})",
+                ("states", state.name, "task", "show", index),
+            )
+
+
 def _is_method(source: str, read: tuple[str, ...]) -> bool:
     """Whether the path's last name is called (``tags.exists(...)``), not read."""
     return re.search(rf"{re.escape('.'.join(read))}\s*\(", source) is not None
@@ -273,5 +292,6 @@ TYPE_RULES: tuple[Callable[[TypeReporter], None], ...] = (
     _check_labels,
     _check_example_labels,
     _check_fields,
+    _check_shown_fields,
     _check_types,
 )

@@ -229,6 +229,57 @@ class Task:
         return self.claimed_by
 
 
+class TaskOrder(StrEnum):
+    """How the task list is sorted; tasks without a due time come last either way."""
+
+    DUE = "due"
+    DUE_DESC = "-due"
+    CREATED = "created"
+    CREATED_DESC = "-created"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskQuery:
+    """One page of open tasks as a reviewer filters it (the dashboard's task list).
+
+    ``queues`` are the queues the reviewer may see (None: every queue); ``queue``,
+    ``workflow`` and ``state`` narrow further. ``due_after``/``due_before`` keep tasks due in
+    that window (either end open). ``mine`` keeps tasks ``actor`` holds an unexpired claim
+    on; ``unclaimed`` those nobody does. ``now`` decides which claims have expired.
+    """
+
+    now: float
+    queues: tuple[str, ...] | None = None
+    queue: str | None = None
+    workflow: str | None = None
+    state: str | None = None
+    due_after: float | None = None
+    due_before: float | None = None
+    actor: str = ""
+    mine: bool = False
+    unclaimed: bool = False
+    order: TaskOrder = TaskOrder.DUE
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    """The tasks of one page and how many match in all."""
+
+    tasks: list[Task]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCount:
+    """Open tasks in one queue: how many, and how many of them are past due."""
+
+    queue: str
+    open: int
+    overdue: int
+
+
 @dataclass(frozen=True, slots=True)
 class PendingCommand:
     """A command waiting in the outbox for an item, or running under a worker's lease."""
@@ -567,6 +618,14 @@ class Store(ABC):
         offset: int = 0,
     ) -> list[Task]:
         """Human tasks matching the filters, oldest first (the inbox)."""
+
+    @abstractmethod
+    async def task_page(self, query: TaskQuery) -> TaskPage:
+        """One page of open tasks, filtered and sorted, with how many match in all."""
+
+    @abstractmethod
+    async def queue_counts(self, queues: tuple[str, ...] | None, now: float) -> list[QueueCount]:
+        """Open and overdue tasks per queue, for the queues named (None: every queue)."""
 
     @abstractmethod
     async def get_task(self, task_id: int) -> Task:

@@ -34,6 +34,7 @@ from statewise.store.base import (
     Lease,
     OverdueWork,
     PendingWork,
+    QueueCount,
     Session,
     StateCount,
     StateStats,
@@ -42,6 +43,8 @@ from statewise.store.base import (
     StoredWorkflow,
     StuckItem,
     Task,
+    TaskPage,
+    TaskQuery,
     TaskStatus,
     Token,
     WorkflowStamp,
@@ -329,6 +332,14 @@ class SQLStore(Store, Dialect):
     ) -> list[Task]:
         """Human tasks, oldest first."""
         return await self._read(tasks.tasks_txn, status, queue, workflow, key, limit, offset)
+
+    async def task_page(self, query: TaskQuery) -> TaskPage:
+        """One page of open tasks with the total matching (``tasks.task_page_txn``)."""
+        return await self._read(tasks.task_page_txn, query)
+
+    async def queue_counts(self, queues: tuple[str, ...] | None, now: float) -> list[QueueCount]:
+        """Open and overdue tasks per queue."""
+        return await self._read(tasks.queue_counts_txn, queues, now)
 
     async def get_task(self, task_id: int) -> Task:
         """One task."""

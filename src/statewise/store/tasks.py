@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from statewise.errors import NotFoundError, TaskError
-from statewise.store.base import Task, TaskStatus
+from statewise.store.base import QueueCount, Task, TaskOrder, TaskPage, TaskQuery, TaskStatus
 from statewise.store.connection import Connection, Row
 
 _COLUMNS = (
@@ -48,6 +48,80 @@ def tasks_txn(
         (*used.values(), limit, offset),
     )
     return [_task(row) for row in rows]
+
+
+_ORDER = {
+    TaskOrder.DUE: "t.due_at ASC NULLS LAST, t.id",
+    TaskOrder.DUE_DESC: "t.due_at DESC NULLS LAST, t.id DESC",
+    TaskOrder.CREATED: "t.created_at, t.id",
+    TaskOrder.CREATED_DESC: "t.created_at DESC, t.id DESC",
+}
+
+
+def _page_filter(query: TaskQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause of a task list page and its parameters (every value a parameter)."""
+    where: list[str] = ["t.status = 'open'"]
+    params: list[Any] = []
+    if query.queues is not None:
+        where.append(f"t.queue IN ({', '.join('?' for _ in query.queues)})")
+        params += query.queues
+    for column, value in (("t.queue", query.queue), ("t.state", query.state)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if query.workflow is not None:
+        where.append("t.item_id IN (SELECT id FROM items WHERE workflow = ?)")
+        params.append(query.workflow)
+    if query.due_after is not None:
+        where.append("t.due_at > ?")
+        params.append(query.due_after)
+    if query.due_before is not None:
+        where.append("t.due_at <= ?")
+        params.append(query.due_before)
+    if query.mine:
+        where.append("t.claimed_by = ? AND t.claim_until > ?")
+        params += [query.actor, query.now]
+    if query.unclaimed:
+        where.append("(t.claimed_by IS NULL OR t.claim_until <= ?)")
+        params.append(query.now)
+    return " AND ".join(where), params
+
+
+def task_page_txn(db: Connection, query: TaskQuery) -> TaskPage:
+    """One filtered, sorted page of open tasks and the number matching in all.
+
+    Filtering, counting, sorting and skipping read the tasks table alone (a workflow filter
+    looks the item ids up); only the page's own rows are joined to their items, so a page
+    deep in costs a sort of narrow rows, not of every joined one.
+    """
+    if query.queues == ():
+        return TaskPage([], 0)
+    where, params = _page_filter(query)
+    total = db.execute(f"SELECT COUNT(*) FROM tasks t WHERE {where}", params)[0][0]
+    order = _ORDER[query.order]
+    rows = db.execute(
+        f"SELECT {_COLUMNS} FROM (SELECT t.* FROM tasks t WHERE {where} ORDER BY {order} "
+        f"LIMIT ? OFFSET ?) t JOIN items i ON i.id = t.item_id ORDER BY {order}",
+        (*params, query.limit, query.offset),
+    )
+    return TaskPage([_task(row) for row in rows], int(total))
+
+
+def queue_counts_txn(
+    db: Connection, queues: tuple[str, ...] | None, now: float
+) -> list[QueueCount]:
+    """Open and overdue tasks per queue, in queue order, for the queues named (None: all)."""
+    if queues == ():
+        return []
+    where, params = "status = 'open'", [now, *(queues or ())]
+    if queues is not None:
+        where += f" AND queue IN ({', '.join('?' for _ in queues)})"
+    rows = db.execute(
+        "SELECT queue, COUNT(*), COALESCE(SUM(CASE WHEN due_at <= ? THEN 1 ELSE 0 END), 0) "
+        f"FROM tasks WHERE {where} GROUP BY queue ORDER BY queue",
+        params,
+    )
+    return [QueueCount(str(queue), int(count), int(overdue)) for queue, count, overdue in rows]
 
 
 def get_task_txn(db: Connection, task_id: int) -> Task:

@@ -21,10 +21,23 @@ from statewise.service.pages import (
     login,
     quality,
     simulation,
+    task,
     workflow,
 )
 
 ROUTERS: tuple[APIRouter, ...] = tuple(
     module.router
-    for module in (login, board, workflow, graph, items, inbox, quality, bulk, simulation, alerts)
+    for module in (
+        login,
+        board,
+        workflow,
+        graph,
+        items,
+        inbox,
+        task,
+        quality,
+        bulk,
+        simulation,
+        alerts,
+    )
 )

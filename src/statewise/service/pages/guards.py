@@ -52,29 +52,28 @@ def refusal(
     return answer
 
 
-async def operator(request: Request, csrf: str) -> Principal | HTMLResponse:
-    """The operator who posted a form, or the refusal page saying what is wrong."""
+async def signed_form(request: Request) -> tuple[Session, dict[str, str]] | HTMLResponse:
+    """A posted form from a signed-in session carrying its CSRF secret, or the refusal page."""
     session = await current_session(request)
+    posted = {k: str(v) for k, v in (await request.form()).items()}
     if session is None:
         return refusal(request, None, SIGNED_OUT)
-    if not csrf_ok(session, csrf):
+    if not csrf_ok(session, posted.get("csrf", "")):
         return refusal(request, session, STALE_FORM)
-    if not session.token.role.allows(Role.OPERATOR):
-        needed = role_needed(session, Role.OPERATOR, "This form")
-        return refusal(request, session, f"{needed} Nothing was changed.")
-    return principal_of(session.token)
+    return session, posted
 
 
 async def operator_form(request: Request) -> tuple[Principal, Session, dict[str, str]] | Response:
-    """A posted operator form (bulk, what-if): who posted it, their session and its fields.
+    """A posted operator form (bulk, what-if, an item's actions): who, their session, its fields.
 
     The session, the form's CSRF token and the operator role are checked first, so every such
     form refuses alike: a 403 page naming what is wrong.
     """
-    posted = {k: str(v) for k, v in (await request.form()).items()}
-    who = await operator(request, posted.get("csrf", ""))
-    if isinstance(who, Response):
-        return who
-    session = await current_session(request)
-    assert session is not None  # operator checked it
-    return who, session, posted
+    checked = await signed_form(request)
+    if isinstance(checked, Response):
+        return checked
+    session, posted = checked
+    if not session.token.role.allows(Role.OPERATOR):
+        needed = role_needed(session, Role.OPERATOR, "This form")
+        return refusal(request, session, f"{needed} Nothing was changed.")
+    return principal_of(session.token), session, posted

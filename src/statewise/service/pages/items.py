@@ -23,9 +23,9 @@ from statewise.engine.events import Operate, Operation
 from statewise.engine.item import ItemStatus
 from statewise.errors import StatewiseError
 from statewise.service.api.items import decode_cursor, encode_cursor
-from statewise.service.auth import Context, current_session
+from statewise.service.auth import Context
 from statewise.service.errors import public_message
-from statewise.service.pages.guards import operator, signed_in
+from statewise.service.pages.guards import operator_form, signed_in
 from statewise.service.pages.rendering import page, pretty
 from statewise.service.paths import ITEM, segment
 from statewise.store.base import ItemFilter, Session, TaskStatus
@@ -154,14 +154,15 @@ async def _act_on_item(
     An action with a ``confirm`` first shows a page asking for it (no script needed);
     the form there posts again with ``confirmed=yes``.
     """
-    who = await operator(request, posted.get("csrf", ""))
-    if isinstance(who, Response):
-        return who
+    checked = await operator_form(request)
+    if isinstance(checked, Response):
+        return checked
+    who, session, _ = checked
     if confirm is not None and posted.get("confirmed") != "yes":
         return page(
             request,
             "confirm.html",
-            await current_session(request),
+            session,
             confirm=confirm,
             posted=posted,
             item_url=f"/dashboard/items/{segment(workflow)}/{segment(key)}",
