@@ -65,6 +65,12 @@ def test_the_board_is_one_row_per_workflow_linking_to_its_page(
     assert _figure(page.text, "review/rates") == "none ended"
     assert _figure(page.text, "review/alerts") == "ok"  # review has a rule on human_review
     assert "<svg" not in page.text  # no graph on the board: it is one table
+    # The delivery state of alert episodes: none firing, none failing, a link to the details.
+    strip = re.search(
+        r'<p class="alert-strip alert-strip-(\w+)"><a href="/dashboard/alerts">', page.text
+    )
+    assert strip and strip[1] == "quiet"
+    assert "<strong>0</strong> firing · <strong>0</strong> deliveries failing" in page.text
     layout = re.search(r'data-layout="([0-9a-f]+)"', page.text)
     assert layout
 

@@ -15,6 +15,7 @@ from fastapi.responses import Response
 
 from statewise.observe.alerts import evaluate
 from statewise.service.auth import Context
+from statewise.service.pages.alerts import alert_strip
 from statewise.service.pages.figures import board_rows, live_figures
 from statewise.service.pages.guards import signed_in
 from statewise.service.pages.live import figures_answer, layout, signed_out
@@ -53,4 +54,11 @@ async def _board(ctx: Context) -> dict[str, Any]:
     alerts = evaluate(definitions, counts, now)
     rows = board_rows(definitions, stored, counts, stats, alerts)
     figures = live_figures(rows)
-    return {"rows": rows, "figures": figures, "layout": layout(figures), "now": now}
+    strip = await alert_strip(ctx.store, now)
+    return {
+        "rows": rows,
+        "figures": figures,
+        "layout": layout(figures),
+        "now": now,
+        "alert_strip": strip,
+    }
