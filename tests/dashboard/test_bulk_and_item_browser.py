@@ -98,7 +98,7 @@ def test_an_item_is_cancelled_after_a_confirmation_and_the_page_says_so(
 def test_a_viewer_is_offered_no_operator_page_or_form(page: Any, server: Server) -> None:
     """The refusal itself (a 403, which Chromium logs as an error) is checked over HTTP."""
     _sign_in(page, server, "viewer")
-    assert page.locator("header a").all_inner_texts() == ["Overview", "Items", "Quality"]
+    assert page.locator("header a").all_inner_texts() == ["Board", "Items", "Quality", "Alerts"]
     page.goto(f"{server.url}/dashboard/items/review/order-0")
     assert page.locator("text=Operate").count() == 0 and page.locator("form").count() == 1
     screenshot(page, "item-viewer")

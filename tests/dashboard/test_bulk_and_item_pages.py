@@ -298,9 +298,9 @@ def test_the_item_page_offers_what_fits_and_confirms_a_cancel(server: Server) ->
 
 def test_pages_a_role_cannot_use_are_not_offered_and_refusals_are_pages(server: Server) -> None:
     expected = {
-        "viewer": {"Overview", "Items", "Quality"},
-        "reviewer": {"Overview", "Items", "Inbox", "Quality"},
-        "operator": {"Overview", "Items", "Inbox", "Bulk", "Quality", "What-if"},
+        "viewer": {"Board", "Items", "Quality", "Alerts"},
+        "reviewer": {"Board", "Items", "Inbox", "Quality", "Alerts"},
+        "operator": {"Board", "Items", "Inbox", "Bulk", "Quality", "Alerts", "What-if"},
     }
     item = "/dashboard/items/review/order-0"
     for role, links in expected.items():

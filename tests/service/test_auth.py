@@ -32,6 +32,7 @@ NEEDS = {
     ("POST", "/api/tasks/{task_id}/release"): Role.REVIEWER,
     ("POST", "/api/tasks/{task_id}/decide"): Role.REVIEWER,
     ("GET", "/api/costs"): Role.VIEWER,
+    ("GET", "/api/alerts"): Role.VIEWER,
     ("GET", "/api/quality"): Role.VIEWER,
     ("POST", "/api/simulate"): Role.OPERATOR,
     ("GET", "/api/tokens"): Role.ADMIN,
