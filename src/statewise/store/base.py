@@ -133,6 +133,18 @@ class StateCount:
 
 
 @dataclass(frozen=True, slots=True)
+class CountDrift:
+    """A (workflow, version, state, status) whose kept count differs from its items."""
+
+    workflow: str
+    version: int
+    state: str
+    status: str
+    kept: int
+    actual: int
+
+
+@dataclass(frozen=True, slots=True)
 class CostRow:
     """What the model calls of one (workflow, state, agent, model) cost, summed.
 
@@ -482,6 +494,15 @@ class Store(ABC):
     @abstractmethod
     async def state_counts(self, workflow: str | None = None) -> list[StateCount]:
         """Items per (workflow, version, state, status)."""
+
+    @abstractmethod
+    async def recount(self, *, repair: bool = False) -> list[CountDrift]:
+        """Where the counts ``state_counts`` reads differ from counting the items themselves.
+
+        Empty when they agree, as they always should: every commit keeps them in step. With
+        ``repair`` the counts are rewritten from the items, in one transaction that holds
+        writers off them meanwhile.
+        """
 
     @abstractmethod
     async def list_items(

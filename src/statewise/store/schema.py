@@ -13,8 +13,9 @@ from collections.abc import Callable, Sequence
 
 from statewise.errors import StoreError
 from statewise.store.connection import Connection
+from statewise.store.tally import HISTOGRAM, backfill_counts_txn, backfill_flows_txn
 from statewise.store.tokens import unique_active_names_txn
-from statewise.store.workflows import fill_content_hashes_txn
+from statewise.store.workflows import fill_content_hashes_txn, fill_escalations_txn
 
 Migration = Callable[[Connection], None]
 
@@ -75,6 +76,35 @@ _SPENT = (
 # The events an item keeps because they arrived before a state that accepts them
 # (``codec.encode_buffer``); NULL for the many items that keep none.
 _BUFFER = ("ALTER TABLE items ADD COLUMN buffer TEXT",)
+
+
+def _tally(integer: str, real: str) -> Migration:
+    """The counts and per-minute flows commits keep (``store.tally``), filled from what is.
+
+    ``counts_by_state`` is keyed for the sums by (workflow, ...); ``flows_by_minute`` leads
+    with the minute, so a window is one range of its key. The escalation state of each
+    stored version lets a commit tell an escalation without loading definitions.
+    """
+    histogram = ", ".join(f"{name} {integer} NOT NULL" for name in HISTOGRAM)
+    return _then(
+        _sql(
+            f"CREATE TABLE counts_by_state (workflow TEXT NOT NULL, version {integer} NOT NULL, "
+            f"state TEXT NOT NULL, status TEXT NOT NULL, shard {integer} NOT NULL, "
+            f"count {integer} NOT NULL, PRIMARY KEY (workflow, version, state, status, shard))",
+            f"CREATE TABLE flows_by_minute (minute {integer} NOT NULL, workflow TEXT NOT NULL, "
+            f"state TEXT NOT NULL, shard {integer} NOT NULL, entered {integer} NOT NULL, "
+            f"departed {integer} NOT NULL, failures {integer} NOT NULL, "
+            f"retries {integer} NOT NULL, cost {real}, dwell_sum {real} NOT NULL, "
+            f"finished {integer} NOT NULL, escalated {integer} NOT NULL, "
+            f"failed {integer} NOT NULL, cancelled {integer} NOT NULL, {histogram}, "
+            "PRIMARY KEY (minute, workflow, state, shard))",
+            "ALTER TABLE workflows ADD COLUMN escalation TEXT",
+        ),
+        fill_escalations_txn,
+        backfill_counts_txn,
+        backfill_flows_txn,
+    )
+
 
 SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     _sql(
@@ -141,6 +171,7 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     _sql(*_PAYLOADS_IN_PAGES_SQLITE),
     _sql(*_SPENT),
     _sql(*_BUFFER),
+    _tally("INTEGER", "REAL"),
 )
 
 # Runnable rows (unleased, or leased past their time) are found through partial indexes, so a
@@ -209,6 +240,7 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
     _sql(*_OUTPUTS_POSTGRES),
     _sql(*_SPENT),
     _sql(*_BUFFER),
+    _tally("BIGINT", "DOUBLE PRECISION"),
 )
 
 
