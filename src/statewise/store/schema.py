@@ -78,11 +78,12 @@ _SPENT = (
 _BUFFER = ("ALTER TABLE items ADD COLUMN buffer TEXT",)
 
 
-def _tally(integer: str, real: str) -> Migration:
+def _tally(integer: str, real: str, clustered: str = "") -> Migration:
     """The counts and per-minute flows commits keep (``store.tally``), filled from what is.
 
     ``counts_by_state`` is keyed for the sums by (workflow, ...); ``flows_by_minute`` leads
-    with the minute, so a window is one range of its key. The escalation state of each
+    with the minute, so a window is one range of its key (on SQLite the key is the table,
+    ``clustered``, so a range reads no second b-tree). The escalation state of each
     stored version lets a commit tell an escalation without loading definitions.
     """
     histogram = ", ".join(f"{name} {integer} NOT NULL" for name in HISTOGRAM)
@@ -90,14 +91,15 @@ def _tally(integer: str, real: str) -> Migration:
         _sql(
             f"CREATE TABLE counts_by_state (workflow TEXT NOT NULL, version {integer} NOT NULL, "
             f"state TEXT NOT NULL, status TEXT NOT NULL, shard {integer} NOT NULL, "
-            f"count {integer} NOT NULL, PRIMARY KEY (workflow, version, state, status, shard))",
+            f"count {integer} NOT NULL, PRIMARY KEY (workflow, version, state, status, shard))"
+            + clustered,
             f"CREATE TABLE flows_by_minute (minute {integer} NOT NULL, workflow TEXT NOT NULL, "
             f"state TEXT NOT NULL, shard {integer} NOT NULL, entered {integer} NOT NULL, "
             f"departed {integer} NOT NULL, failures {integer} NOT NULL, "
             f"retries {integer} NOT NULL, cost {real}, dwell_sum {real} NOT NULL, "
             f"finished {integer} NOT NULL, escalated {integer} NOT NULL, "
             f"failed {integer} NOT NULL, cancelled {integer} NOT NULL, {histogram}, "
-            "PRIMARY KEY (minute, workflow, state, shard))",
+            "PRIMARY KEY (minute, workflow, state, shard))" + clustered,
             "ALTER TABLE workflows ADD COLUMN escalation TEXT",
         ),
         fill_escalations_txn,
@@ -171,7 +173,7 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     _sql(*_PAYLOADS_IN_PAGES_SQLITE),
     _sql(*_SPENT),
     _sql(*_BUFFER),
-    _tally("INTEGER", "REAL"),
+    _tally("INTEGER", "REAL", " WITHOUT ROWID"),
 )
 
 # Runnable rows (unleased, or leased past their time) are found through partial indexes, so a
