@@ -14,6 +14,10 @@ code by mistake). Runs alternate before/after ``--repeat`` times; medians are re
   per-commit overhead: one transaction per transition), by 1 writer and by 2 writer
   processes at once on different items: steps/s summed over the writers.
 
+Beside each rate, the CPU the measured process spent (scenario A's process; the PostgreSQL
+writers, not the server) per transition: on a machine shared with other work the rates swing
+with the load, the CPU per transition much less.
+
 Figures go to ``bench/results-tally.json``.
 """
 
@@ -66,7 +70,7 @@ async def commit_loop(url: str, prefix: str, items: int) -> dict[str, float]:
     for first in range(0, items, 50):
         await store.commit([StepCommit(r, None) for r in results[first : first + 50]])
     current = [r.item for r in results]
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     steps = 0
     for _ in range(CHAIN):
         for index, item in enumerate(current):
@@ -74,13 +78,14 @@ async def commit_loop(url: str, prefix: str, items: int) -> dict[str, float]:
             await store.commit([StepCommit(result, item.seq)])
             current[index] = result.item
             steps += 1
-    seconds = time.perf_counter() - began
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     await store.close()
-    return {"steps": steps, "seconds": seconds}
+    return {"steps": steps, "seconds": seconds, "cpu_seconds": cpu}
 
 
-def pg_run(src: Path, url: str, writers: int, items: int) -> float:
-    """Steps/s of ``writers`` processes committing their own items at once."""
+def pg_run(src: Path, url: str, writers: int, items: int) -> tuple[float, float]:
+    """Steps/s of ``writers`` processes committing their own items at once, and the
+    writers' own CPU (not the server's) in microseconds per step."""
     command = [sys.executable, __file__, "child", url]
     procs = [
         subprocess.Popen(
@@ -99,7 +104,8 @@ def pg_run(src: Path, url: str, writers: int, items: int) -> float:
             raise SystemExit(f"a PG writer on {src} failed:\n{err[-3000:]}")
         figures.append(json.loads(out.strip().splitlines()[-1]))
     wall = max(f["seconds"] for f in figures)
-    return sum(f["steps"] for f in figures) / wall
+    steps = sum(f["steps"] for f in figures)
+    return steps / wall, sum(f["cpu_seconds"] for f in figures) / steps * 1e6
 
 
 def _pg_schema_url(dsn: str) -> tuple[str, str]:
@@ -121,7 +127,8 @@ def _drop(dsn: str, schema: str, expect_tally: bool) -> None:
         raise SystemExit(f"{schema}: the run did not use the code it was meant to measure")
 
 
-def _sqlite_run(src: Path, work: Path, items: int, side: str, n: int) -> float:
+def _sqlite_run(src: Path, work: Path, items: int, side: str, n: int) -> tuple[float, float]:
+    """Scenario A's transitions/s and its process's CPU microseconds per transition."""
     import sqlite3
 
     db = work / f"a-{side}-{n}.sqlite"
@@ -131,7 +138,8 @@ def _sqlite_run(src: Path, work: Path, items: int, side: str, n: int) -> float:
         kept = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'counts_by_state'").fetchone()
     if (kept is not None) != (side == "after"):
         raise SystemExit(f"{db}: the run did not use the code it was meant to measure")
-    return float(result["transitions_per_second"])
+    cpu = float(result["cpu_seconds"]) / int(result["transitions"]) * 1e6
+    return float(result["transitions_per_second"]), cpu
 
 
 def main() -> int:
@@ -143,27 +151,30 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
     measured: dict[str, dict[str, list[float]]] = {}
+
+    def add(name: str, side: str, figure: float) -> None:
+        measured.setdefault(name, {}).setdefault(side, []).append(figure)
+
     with tempfile.TemporaryDirectory(prefix="tally-cost-") as tmp:
         work = Path(tmp)
         sources = {"before": unpack_before_at(work), "after": BENCH.parent / "src"}
         for n in range(args.repeat):
             for side, src in sources.items():
                 print(f"round {n + 1}: scenario A on the code {side} ...", flush=True)
-                figure = _sqlite_run(src, work, args.items, side, n)
-                measured.setdefault("sqlite scenario A transitions/s", {}).setdefault(
-                    side, []
-                ).append(figure)
+                rate, cpu = _sqlite_run(src, work, args.items, side, n)
+                add("sqlite scenario A transitions/s", side, rate)
+                add("sqlite scenario A CPU us/transition", side, cpu)
                 if not args.postgres:
                     continue
                 for writers in (1, 2):
                     print(f"round {n + 1}: PG commit loop, {writers} writer(s), {side}", flush=True)
                     schema, url = _pg_schema_url(args.postgres)
                     try:
-                        figure = pg_run(src, url, writers, args.pg_items)
+                        rate, cpu = pg_run(src, url, writers, args.pg_items)
                     finally:
                         _drop(args.postgres, schema, side == "after")
-                    name = f"postgres commit loop steps/s, {writers} writer(s)"
-                    measured.setdefault(name, {}).setdefault(side, []).append(figure)
+                    add(f"postgres commit loop steps/s, {writers} writer(s)", side, rate)
+                    add(f"postgres commit loop writer CPU us/step, {writers} writer(s)", side, cpu)
     results: dict[str, Any] = {
         "before": BEFORE,
         "items": args.items,
