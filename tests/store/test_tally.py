@@ -37,7 +37,7 @@ from statewise.store import CommitStatus, StepCommit, open_store
 from statewise.store.base import CountDrift, StateCount
 from statewise.store.retention import Prunable, PruneRule
 from statewise.store.sql import SQLStore
-from statewise.store.tally import bucket, estimate
+from statewise.store.tally import FLOW_COLUMNS, Flow, bucket, estimate
 
 from .conftest import Query
 from .helpers import ORDERS, run, started
@@ -252,6 +252,16 @@ def test_the_migration_counts_the_items_already_stored(store: SQLStore, query: Q
     query("DELETE FROM counts_by_state")
     run(store._write(backfill_counts_txn))
     assert as_rows(run(store.state_counts())) == grouped(query)
+
+
+def test_a_flow_row_lists_its_figures_in_column_order() -> None:
+    flow = Flow(*range(1, 11))
+    flow.dwells[3] = 7
+    row = dict(zip(FLOW_COLUMNS, flow.values(), strict=True))
+    assert {name: row[name] for name in FLOW_COLUMNS if name in Flow.__slots__} == {
+        name: getattr(flow, name) for name in FLOW_COLUMNS if name in Flow.__slots__
+    }
+    assert row["d3"] == 7
 
 
 def test_the_dwell_estimate_is_within_its_power_of_two_bucket() -> None:
