@@ -105,5 +105,12 @@ def test_metrics_of_a_running_store(tmp_path: Path) -> None:
         assert value(found, "statewise_command_duration_seconds_count", outcome="succeeded") == 4
         assert value(found, "statewise_steps_committed_total", status="committed") >= 8
         assert value(found, "statewise_metrics_store_errors_total") == 0
+        # How items ended over the last hour: the rejected one finished in `rejected`.
+        ended = {
+            (s.labels["state"], s.labels["outcome"]): s.value
+            for s in found["statewise_completions_last_hour"]
+            if s.value
+        }
+        assert ended == {("rejected", "finished"): 1}
 
     asyncio.run(main())

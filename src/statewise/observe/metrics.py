@@ -7,7 +7,9 @@ prometheus-client's global one, so one process, or one test, can hold several se
   (every worker's work, whichever process did it): ``statewise_items``, ``statewise_open_tasks``,
   ``statewise_open_task_oldest_age_seconds``, ``statewise_model_tokens_total``,
   ``statewise_model_cost_usd_total``, ``statewise_model_calls_total``,
-  ``statewise_alert_firing``, ``statewise_alert_ratio``;
+  ``statewise_alert_firing``, ``statewise_alert_ratio``, ``statewise_completions_last_hour``
+  (how items ended per workflow, state and outcome over the last hour, from the per-minute
+  figures commits keep; ``sum by (workflow, outcome)`` gives a workflow's completion rates);
 - counted by this process's writers through the commit observer hook
   (:class:`CommitInstruments`): ``statewise_transitions_total``,
   ``statewise_command_duration_seconds``, ``statewise_steps_committed_total`` and
@@ -136,6 +138,7 @@ class StoreCollector:
         yield from _open_tasks(snapshot)
         yield from _usage(snapshot.costs)
         yield from _alerts(snapshot)
+        yield _completions(snapshot)
 
 
 def _items(snapshot: StoreSnapshot) -> Metric:
@@ -220,6 +223,25 @@ def _alerts(snapshot: StoreSnapshot) -> Iterator[Metric]:
         firing.add_metric(values, 1.0 if alert.firing else 0.0)
         ratio.add_metric(values, alert.ratio)
     yield from (firing, ratio)
+
+
+OUTCOMES = ("finished", "escalated", "failed", "cancelled")
+"""How an item ends in a state (``StateStats``): the ``outcome`` label of the completions."""
+
+
+def _completions(snapshot: StoreSnapshot) -> Metric:
+    """Every state with a flow in the window, each outcome, zeros included (a rate's base)."""
+    family = GaugeMetricFamily(
+        "statewise_completions_last_hour",
+        "Items that ended in each state over the last hour, by how: finished (done, never "
+        "escalated), escalated (sent from the state to the escalation state), failed, "
+        "cancelled.",
+        labels=["workflow", "state", "outcome"],
+    )
+    for flow in snapshot.flows:
+        for outcome in OUTCOMES:
+            family.add_metric([flow.workflow, flow.state, outcome], getattr(flow, outcome))
+    return family
 
 
 class Metrics:

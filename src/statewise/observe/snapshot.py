@@ -24,11 +24,13 @@ from dataclasses import dataclass
 from statewise.definition.model import Definition
 from statewise.engine.item import ItemStatus
 from statewise.observe.alerts import Alert, evaluate
-from statewise.store.base import CostRow, StateCount, Store
+from statewise.store.base import CostRow, StateCount, StateStats, Store
 
 logger = logging.getLogger("statewise.observe")
 DEFAULT_MAX_AGE = 5.0
 """Seconds a snapshot serves scrapes before the next scrape reads the store again."""
+FLOW_WINDOW = 3600.0
+"""Seconds of flow figures (how items ended, per state) a snapshot holds: the last hour."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +45,17 @@ class OpenTasks:
 
 @dataclass(frozen=True, slots=True)
 class StoreSnapshot:
-    """Per-state counts, model usage, alerts and open tasks, as read at ``taken_at``."""
+    """Per-state counts, model usage, alerts and open tasks, as read at ``taken_at``.
+
+    ``flows`` are the per-state flow figures of the ``FLOW_WINDOW`` before ``taken_at``.
+    """
 
     taken_at: float
     counts: tuple[StateCount, ...]
     costs: tuple[CostRow, ...]
     alerts: tuple[Alert, ...]
     open_tasks: tuple[OpenTasks, ...]
+    flows: tuple[StateStats, ...] = ()
 
 
 def open_tasks(definitions: Iterable[Definition], counts: Iterable[StateCount]) -> list[OpenTasks]:
@@ -122,10 +128,12 @@ class StoreSnapshots:
         costs = tuple(await self.store.costs())
         definitions = list(self.definitions())
         now = self.clock()
+        flows = tuple(await self.store.state_stats(now - FLOW_WINDOW))
         return StoreSnapshot(
             taken_at=now,
             counts=counts,
             costs=costs,
             alerts=tuple(evaluate(definitions, counts, now)),
             open_tasks=tuple(open_tasks(definitions, counts)),
+            flows=flows,
         )

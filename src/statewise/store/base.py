@@ -141,6 +141,18 @@ class StateCount:
 
 
 @dataclass(frozen=True, slots=True)
+class CountDrift:
+    """A (workflow, version, state, status) whose kept count differs from its items."""
+
+    workflow: str
+    version: int
+    state: str
+    status: str
+    kept: int
+    actual: int
+
+
+@dataclass(frozen=True, slots=True)
 class CostRow:
     """What the model calls of one (workflow, state, agent, model) cost, summed.
 
@@ -340,15 +352,27 @@ class ItemFilter:
 
 @dataclass(frozen=True, slots=True)
 class StateStats:
-    """What moved through one state of a workflow since ``since`` (from the audit trail).
+    """What moved through one state of a workflow since ``since``.
 
-    ``left`` counts items that left the state, ``dwell_p50``/``dwell_p95`` their time in it
-    (None with no departures); ``failures`` counts failed command attempts there and
-    ``retries`` the retries started; ``cost`` sums the priced model calls made there.
+    Read from the per-minute figures every commit keeps (``store.tally``), in whole minutes:
+    the window starts at the minute (UTC epoch seconds // 60) holding ``since``, so it may
+    reach up to 59 s further back than asked. Pruning the audit trail does not change them.
 
-    How items ended here, for completion rates: ``finished`` ended done in this state,
-    ``escalated`` were sent from it to an escalation, ``failed`` failed in it and ``cancelled``
-    were cancelled while in it.
+    ``entered`` counts arrivals and ``left`` departures (a retry or redrive re-entering the
+    state counts both); ``dwell_p50``/``dwell_p95`` estimate the departures' time in it from
+    a log-scale histogram (one bucket per doubling from 1/8 s to 2^20 s): the estimate lies in
+    the same bucket as the true nearest-rank percentile, so within a factor of 2 of it (None
+    with no departures). ``failures`` counts failed command attempts there and ``retries`` the
+    retries started; ``cost`` sums the priced model calls made there (None: none was priced).
+
+    How items ended here, for completion rates, each counted in the minute it happened:
+    ``finished`` became done in this (final) state and had never been in the workflow's
+    escalation state; ``escalated`` moved from this state into the escalation state;
+    ``failed`` became failed (quarantined) while in it; ``cancelled`` were cancelled while in
+    it. An escalated item is counted as escalated once per escalation and never as finished,
+    however it ends later (resolved, abandoned, or redriven to a final state); one later
+    cancelled or failed counts there as well. A workflow's completions are the sums over its
+    states.
     """
 
     workflow: str
@@ -571,6 +595,15 @@ class Store(ABC):
     @abstractmethod
     async def state_counts(self, workflow: str | None = None) -> list[StateCount]:
         """Items per (workflow, version, state, status)."""
+
+    @abstractmethod
+    async def recount(self, *, repair: bool = False) -> list[CountDrift]:
+        """Where the counts ``state_counts`` reads differ from counting the items themselves.
+
+        Empty when they agree, as they always should: every commit keeps them in step. With
+        ``repair`` the counts are rewritten from the items, in one transaction that holds
+        writers off them meanwhile.
+        """
 
     @abstractmethod
     async def list_items(

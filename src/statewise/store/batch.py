@@ -32,6 +32,7 @@ from statewise.engine.item import Item
 from statewise.engine.result import StepResult
 from statewise.store import codec
 from statewise.store.base import StepCommit
+from statewise.store.tally import Tally
 
 ContextRow = tuple[int, str, str]
 HistoryRow = tuple[int, int, float, str | None, str, str, str, str | None, str | None]
@@ -131,6 +132,7 @@ class WritePlan:
     task_opens: list[tuple[Any, ...]] = field(default_factory=list)
     task_closes: list[tuple[Any, ...]] = field(default_factory=list)
     task_reminders: list[tuple[Any, ...]] = field(default_factory=list)
+    tally: Tally = field(default_factory=Tally)
 
     def add(self, item_id: int, entry: StepCommit, rows: EncodedStep, position: int) -> None:
         """Fold one accepted, encoded step (``position`` in its batch) into the plan, in order."""

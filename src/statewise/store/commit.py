@@ -9,7 +9,9 @@ Each step of a batch passes the fence on its own (the rules are in ``store.base`
    too: a stale copy's judgement never deletes a work row.
 3. REJECTED: a step whose rows cannot be encoded; it alone is refused.
 
-The steps that pass are folded into one ``WritePlan`` and written with one statement per table.
+The steps that pass are folded into one ``WritePlan`` and written with one statement per table;
+the plan's ``Tally`` (the counts and flow figures the steps change, ``store.tally``) is written
+last, in the same transaction, from where each item stood when the fence read it under lock.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from statewise.store.base import (
 )
 from statewise.store.batch import EncodedStep, WritePlan, encode_step
 from statewise.store.connection import Connection, Dialect, Ref
+from statewise.store.tally import write_tally_txn
 
 _UNENCODABLE = (TypeError, ValueError, RecursionError)
 _INSERT_ITEM = (
@@ -99,17 +102,21 @@ def commit_txn(
 ) -> list[CommitOutcome]:
     """Fence every step, write the accepted ones; one outcome per step, in order."""
     refs = list(dict.fromkeys((c.result.item.workflow, c.result.item.key) for c in commits))
-    rows = dialect.select_items_txn(db, "workflow, key, id, seq", refs, lock=True) if refs else []
+    columns = "workflow, key, id, seq, version, state, status"
+    rows = dialect.select_items_txn(db, columns, refs, lock=True) if refs else []
     fence = _Fence(
-        {(w, k): [i, s] for w, k, i, s in rows}, _held_txn(db, dialect, commits, lease), dialect
+        {(w, k): [i, s] for w, k, i, s, *_ in rows}, _held_txn(db, dialect, commits, lease), dialect
     )
     plan = WritePlan()
+    for workflow, _, item_id, _, version, state, status in rows:
+        plan.tally.known(item_id, workflow, (int(version), state, status))
     errors: dict[int, str] = {}
     statuses = [
         _admit_txn(db, fence, plan, entry, position, errors)
         for position, entry in enumerate(commits)
     ]
     queued = _write_txn(db, plan, dialect, lease)
+    write_tally_txn(db, dialect, plan.tally)
     if plan.wakes_others(lease is not None):
         dialect.notify_txn(db)
     return [
@@ -177,6 +184,9 @@ def _admit_one_txn(
     else:
         fence.accept(entry, current)
     plan.add(current[0], entry, rows, position)
+    plan.tally.step(
+        current[0], entry.result, fence.dialect.escalation_txn(db, item.workflow, item.version)
+    )
     return status
 
 

@@ -38,6 +38,10 @@ class Dialect(Protocol):
     json_review: str
     """The ``review`` of a task decision in a history row's detail, on ``h.detail``."""
 
+    lock_counts: str
+    """A statement that keeps every other writer off the kept counts until the transaction
+    ends ("" where the write transaction already does: SQLite's single writer)."""
+
     @abstractmethod
     def select_items_txn(
         self, db: Connection, columns: str, refs: Sequence[Ref], *, lock: bool = False
@@ -51,6 +55,17 @@ class Dialect(Protocol):
     @abstractmethod
     def reserve_outbox_ids_txn(self, db: Connection, count: int) -> Sequence[int]:
         """``count`` fresh outbox ids, so that one ``executemany`` inserts the rows."""
+
+    @abstractmethod
+    def tally_shard_txn(self, db: Connection) -> int:
+        """The shard of the kept counts and flows this transaction writes (``store.tally``).
+
+        One no concurrent transaction writes, where the dialect has concurrent writers.
+        """
+
+    @abstractmethod
+    def escalation_txn(self, db: Connection, workflow: str, version: int) -> str | None:
+        """The escalation state of a stored (workflow, version); None when it is not stored."""
 
     @abstractmethod
     def notify_txn(self, db: Connection) -> None:

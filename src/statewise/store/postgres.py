@@ -52,6 +52,7 @@ from statewise.errors import InvalidInputError, StoreError, TransientStoreError
 from statewise.store.connection import Connection, Ref, Row
 from statewise.store.schema import POSTGRES_MIGRATIONS, migrate_txn
 from statewise.store.sql import P, SQLStore, T, Versions, not_utf8
+from statewise.store.tally import SHARDS
 
 DEFAULT_SCHEMA = "statewise"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,47}")
@@ -184,6 +185,7 @@ class PostgresStore(SQLStore):
     """
 
     lock_rows = " FOR UPDATE"
+    lock_counts = "LOCK TABLE counts_by_state IN EXCLUSIVE MODE"
     json_usage = "(h.detail::jsonb -> 'usage')"
     json_review = "(h.detail::jsonb -> 'decision' -> 'review')"
 
@@ -203,6 +205,7 @@ class PostgresStore(SQLStore):
             base.pool_max if pool_max is None else pool_max,
         ).checked()
         self.channel = f"statewise_{self.settings.schema}"
+        self._tally_lock = _lock_key(self.settings.schema) >> 32  # one 32-bit key per schema
         self._listener: psycopg.Connection[Any] | None = None
         self._listening = threading.Lock()
         # Waits block for up to their timeout even once the caller stopped waiting; on a
@@ -305,6 +308,21 @@ class PostgresStore(SQLStore):
         """Ids from the outbox sequence."""
         rows = db.execute("SELECT nextval('outbox_ids') FROM generate_series(1, ?::int)", (count,))
         return [row[0] for row in rows]
+
+    def tally_shard_txn(self, db: Connection) -> int:
+        """The lowest shard no other open transaction holds, taken until this one ends.
+
+        A transaction-scoped advisory lock per shard: the series is read in order and the
+        LIMIT stops at the first lock taken, so the busier the store, the more shards are in
+        use, and a quiet one writes shard 0. With every shard held (more than ``SHARDS``
+        transactions writing at once) one is picked at random and the upsert waits its turn.
+        """
+        rows = db.execute(
+            "SELECT shard FROM generate_series(0, ?::int) AS shard "
+            "WHERE pg_try_advisory_xact_lock(?::int, shard) LIMIT 1",
+            (SHARDS - 1, self._tally_lock),
+        )
+        return int(rows[0][0]) if rows else random.randrange(SHARDS)
 
     def notify_txn(self, db: Connection) -> None:
         """NOTIFY the schema's channel; delivered when the transaction commits."""

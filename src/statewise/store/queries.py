@@ -17,7 +17,6 @@ from statewise.store.base import (
     PendingCommand,
     PendingTimer,
     PendingWork,
-    StateCount,
     StuckItem,
 )
 from statewise.store.connection import Connection, Dialect, Ref, Row
@@ -81,17 +80,6 @@ def list_items_txn(
         (*used.values(), limit, offset),
     )
     return [codec.decode_item(row, {}) for row in rows]
-
-
-def state_counts_txn(db: Connection, workflow: str | None) -> list[StateCount]:
-    """Items per (workflow, version, state, status), from the items_by_state index."""
-    rows = db.execute(
-        "SELECT workflow, version, state, status, COUNT(*), MIN(entered_at) FROM items "
-        + ("WHERE workflow = ? " if workflow else "")
-        + "GROUP BY workflow, version, state, status ORDER BY workflow, version, state, status",
-        (workflow,) if workflow else (),
-    )
-    return [StateCount(w, v, s, ItemStatus(st), c, e) for w, v, s, st, c, e in rows]
 
 
 def history_txn(

@@ -14,8 +14,9 @@ from collections.abc import Callable, Sequence
 from statewise.errors import StoreError
 from statewise.store.alerting import OPEN_INDEX
 from statewise.store.connection import Connection
+from statewise.store.tally import HISTOGRAM, backfill_counts_txn, backfill_flows_txn
 from statewise.store.tokens import unique_active_names_txn
-from statewise.store.workflows import fill_content_hashes_txn
+from statewise.store.workflows import fill_content_hashes_txn, fill_escalations_txn
 
 Migration = Callable[[Connection], None]
 
@@ -114,6 +115,37 @@ _TASK_LIST_POSTGRES = (
     "CREATE INDEX tasks_by_due_nulls_first ON tasks (status, due_at NULLS FIRST, id)",
 )
 
+
+def _tally(integer: str, real: str, clustered: str = "") -> Migration:
+    """The counts and per-minute flows commits keep (``store.tally``), filled from what is.
+
+    ``counts_by_state`` is keyed for the sums by (workflow, ...); ``flows_by_minute`` leads
+    with the minute, so a window is one range of its key (on SQLite the key is the table,
+    ``clustered``, so a range reads no second b-tree). The escalation state of each
+    stored version lets a commit tell an escalation without loading definitions.
+    """
+    histogram = ", ".join(f"{name} {integer} NOT NULL" for name in HISTOGRAM)
+    return _then(
+        _sql(
+            f"CREATE TABLE counts_by_state (workflow TEXT NOT NULL, version {integer} NOT NULL, "
+            f"state TEXT NOT NULL, status TEXT NOT NULL, shard {integer} NOT NULL, "
+            f"count {integer} NOT NULL, PRIMARY KEY (workflow, version, state, status, shard))"
+            + clustered,
+            f"CREATE TABLE flows_by_minute (minute {integer} NOT NULL, workflow TEXT NOT NULL, "
+            f"state TEXT NOT NULL, shard {integer} NOT NULL, entered {integer} NOT NULL, "
+            f"departed {integer} NOT NULL, failures {integer} NOT NULL, "
+            f"retries {integer} NOT NULL, cost {real}, dwell_sum {real} NOT NULL, "
+            f"finished {integer} NOT NULL, escalated {integer} NOT NULL, "
+            f"failed {integer} NOT NULL, cancelled {integer} NOT NULL, {histogram}, "
+            "PRIMARY KEY (minute, workflow, state, shard))" + clustered,
+            "ALTER TABLE workflows ADD COLUMN escalation TEXT",
+        ),
+        fill_escalations_txn,
+        backfill_counts_txn,
+        backfill_flows_txn,
+    )
+
+
 SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     _sql(
         "CREATE TABLE workflows (name TEXT NOT NULL, version INTEGER NOT NULL, "
@@ -181,6 +213,7 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     _sql(*_BUFFER),
     _sql(*_ALERTING_SQLITE),
     _sql(*_TASK_LIST),
+    _tally("INTEGER", "REAL", " WITHOUT ROWID"),
 )
 
 # Runnable rows (unleased, or leased past their time) are found through partial indexes, so a
@@ -251,6 +284,7 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
     _sql(*_BUFFER),
     _sql(*_ALERTING_POSTGRES),
     _sql(*_TASK_LIST_POSTGRES),
+    _tally("BIGINT", "DOUBLE PRECISION"),
 )
 
 

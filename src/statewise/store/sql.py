@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Collection, Sequence
+from functools import cached_property
 from typing import Concatenate, ParamSpec, TypeVar
 
 from statewise.definition.model import Definition, Role
@@ -29,6 +30,7 @@ from statewise.store.base import (
     ClaimedCommand,
     CommitOutcome,
     CostRow,
+    CountDrift,
     DueTimer,
     ItemFilter,
     Lease,
@@ -53,8 +55,13 @@ from statewise.store.commit import commit_txn
 from statewise.store.connection import Connection, Dialect, Row
 from statewise.store.quality import Bucket, QualityReport, quality_txn
 from statewise.store.retention import ArchiveSink, Cursor, PruneFigures, PruneRule
-from statewise.store.stats import state_stats_txn
-from statewise.store.workflows import save_workflow_txn, workflow_stamps_txn, workflows_txn
+from statewise.store.stats import recount_txn, state_counts_txn, state_stats_txn
+from statewise.store.workflows import (
+    escalation_txn,
+    save_workflow_txn,
+    workflow_stamps_txn,
+    workflows_txn,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -101,6 +108,21 @@ class SQLStore(Store, Dialect):
         self, db: Connection, owner: str, limit: int, now: float, until: float, held: Versions
     ) -> list[Row]:
         """Lease due timers; rows of (timer id, workflow, key, event)."""
+
+    @cached_property
+    def _escalations(self) -> dict[tuple[str, int], str]:
+        """Escalation states of stored versions, kept once read: a stored version never changes."""
+        return {}
+
+    def escalation_txn(self, db: Connection, workflow: str, version: int) -> str | None:
+        """The version's escalation state, read once per store object."""
+        key = (workflow, version)
+        known = self._escalations.get(key)
+        if known is None:
+            known = escalation_txn(db, workflow, version)
+            if known is not None:
+                self._escalations[key] = known
+        return known
 
     async def save_workflow(
         self, definition: Definition, file: str, commands: Sequence[str]
@@ -245,8 +267,12 @@ class SQLStore(Store, Dialect):
         return await self._read(queries.pending_commands_txn, held)
 
     async def state_counts(self, workflow: str | None = None) -> list[StateCount]:
-        """Items per (workflow, version, state, status)."""
-        return await self._read(queries.state_counts_txn, workflow)
+        """Items per (workflow, version, state, status), from the counts commits keep."""
+        return await self._read(state_counts_txn, workflow)
+
+    async def recount(self, *, repair: bool = False) -> list[CountDrift]:
+        """Kept counts against a GROUP BY over the items; rewritten from it with ``repair``."""
+        return await self._write(recount_txn, self, repair)
 
     async def list_items(
         self,
@@ -317,7 +343,7 @@ class SQLStore(Store, Dialect):
         return await self._read(queries.pending_work_txn, self, workflow, key)
 
     async def state_stats(self, since: float, workflow: str | None = None) -> list[StateStats]:
-        """Flow figures per state from the audit trail since ``since``."""
+        """Flow figures per state, from the per-minute rows commits keep, since ``since``."""
         return await self._read(state_stats_txn, since, workflow)
 
     async def tasks(

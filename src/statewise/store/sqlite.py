@@ -64,6 +64,7 @@ class SQLiteStore(SQLStore):
     """The embedded default store; see the module docstring for its concurrency model."""
 
     lock_rows = ""
+    lock_counts = ""
     json_usage = "json_extract(h.detail, '$.usage')"
     json_review = "json_extract(h.detail, '$.decision.review')"
 
@@ -153,6 +154,10 @@ class SQLiteStore(SQLStore):
         """
         ((last,),) = db.execute("UPDATE outbox_ids SET last = last + ? RETURNING last", (count,))
         return range(last - count + 1, last + 1)
+
+    def tally_shard_txn(self, db: Connection) -> int:
+        """Always 0: the file has one writer at a time, so no commit ever waits on a shard."""
+        return 0
 
     def notify_txn(self, db: Connection) -> None:
         """Nothing to send: waiters see the file's ``data_version`` change."""

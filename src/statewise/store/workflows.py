@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+import yaml
+
 from statewise.definition import fingerprint
-from statewise.definition.model import Definition
+from statewise.definition.model import DEFAULT_ESCALATION, Definition
 from statewise.errors import VersionConflictError
 from statewise.store import codec
 from statewise.store.base import StoredWorkflow, WorkflowStamp
@@ -23,9 +25,17 @@ def save_workflow_txn(
     digest = fingerprint.content_hash(definition.source)
     key = (definition.name, definition.version)
     db.execute(
-        "INSERT INTO workflows (name, version, source, file, commands, created_at, content_hash) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, version) DO NOTHING",
-        (*key, definition.source, file, codec.dumps(list(commands)), now, digest),
+        "INSERT INTO workflows (name, version, source, file, commands, created_at, content_hash, "
+        "escalation) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, version) DO NOTHING",
+        (
+            *key,
+            definition.source,
+            file,
+            codec.dumps(list(commands)),
+            now,
+            digest,
+            definition.escalation,
+        ),
     )
     ((stored_source, stored_hash, stored_file),) = db.execute(
         "SELECT source, content_hash, file FROM workflows WHERE name = ? AND version = ?", key
@@ -58,6 +68,36 @@ def workflow_stamps_txn(db: Connection) -> list[WorkflowStamp]:
         "SELECT name, version, content_hash, commands FROM workflows ORDER BY name, version"
     )
     return [(n, v, h, tuple(json.loads(c))) for n, v, h, c in rows]
+
+
+def escalation_txn(db: Connection, workflow: str, version: int) -> str | None:
+    """The escalation state a stored version declared; None when the version is not stored."""
+    rows = db.execute(
+        "SELECT escalation FROM workflows WHERE name = ? AND version = ?", (workflow, version)
+    )
+    return str(rows[0][0]) if rows else None
+
+
+def fill_escalations_txn(db: Connection) -> None:
+    """Migration step: the escalation state of each stored version, read from its source.
+
+    Only the top-level ``escalation:`` key decides it (the loader's own rule); a source that
+    no longer reads keeps the default.
+    """
+    rows = db.execute("SELECT name, version, source FROM workflows")
+    db.executemany(
+        "UPDATE workflows SET escalation = ? WHERE name = ? AND version = ?",
+        [(_declared_escalation(source), name, version) for name, version, source in rows],
+    )
+
+
+def _declared_escalation(source: str) -> str:
+    try:
+        data = yaml.safe_load(source)
+    except yaml.YAMLError:
+        return DEFAULT_ESCALATION
+    named = data.get("escalation") if isinstance(data, dict) else None
+    return named if isinstance(named, str) and named else DEFAULT_ESCALATION
 
 
 def fill_content_hashes_txn(db: Connection) -> None:
