@@ -59,6 +59,11 @@ def test_a_state_row_opens_the_item_list_of_that_workflow_and_state(
     page.wait_for_url(f"{server.url}/dashboard/workflows/review")
     assert _figure(page, "review/human_review/count") == "4"
     assert page.locator('tr[data-state="intake"] td').nth(1).inner_text() == ""  # no rule
+    # The graph is laid out in the page (ELK) above the table; each state is a link.
+    node = page.locator('figure.workflow-graph a.wg-node[data-state="human_review"]')
+    node.wait_for(timeout=20_000)
+    assert node.get_attribute("href") == "/dashboard/items?workflow=review&state=human_review"
+    assert node.locator("text.wg-count").text_content() == "4 items"
     screenshot(page, "workflow-1440")
     page.locator('tr[data-state="human_review"]').get_by_role("link", name="human_review").click()
     page.wait_for_url(re.compile(r".*/dashboard/items\?workflow=review&state=human_review$"))
@@ -88,6 +93,13 @@ def test_a_number_changes_in_place_when_items_move(page: Any, server: Server) ->
         timeout=20_000,
     )
     assert page.evaluate("() => window.unreloaded") is True
+    # The graph heard the same change and refreshed its count in place.
+    page.wait_for_function(
+        "() => { const n = document.querySelector("
+        "'figure.workflow-graph a.wg-node[data-state=\"human_review\"] text.wg-count');"
+        " return n !== null && n.textContent === '7 items'; }",
+        timeout=20_000,
+    )
     assert re.fullmatch(r"updated \d\d:\d\d:\d\d", page.inner_text("#updated"))
     oldest = page.locator('[data-figure="review/human_review/oldest"]')
     assert re.fullmatch(r"\d+\.\ds", oldest.inner_text())  # the moment, shown as an age

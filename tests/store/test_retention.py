@@ -26,6 +26,7 @@ from statewise.store import CommitStatus, StepCommit
 from statewise.store.retention import HISTORY_PRUNED, Prunable, PruneRule
 from statewise.store.sql import SQLStore
 from statewise.store.sqlite import SQLiteStore
+from statewise.store.tally import FLOW_COLUMNS
 from statewise.worker.writer import ItemWriter
 
 from .conftest import OpenStore, Query
@@ -369,3 +370,26 @@ def test_sqlite_with_incremental_auto_vacuum_gives_the_pages_back(tmp_path: Path
             run(plain.close())
     finally:
         run(store.close())
+
+
+def test_a_history_prune_drops_the_flow_figures_from_before_its_moment_only(
+    store: SQLStore, query: Query
+) -> None:
+    """The board's per-minute figures of steps whose audit rows went go too; newer ones stay."""
+    saved(store)
+    finished(store, query, "a")  # its steps ran at T0, years before the 90-day moment
+    recent = int(NOW // 60) - 5
+    zeros = ", ".join("0" for column in FLOW_COLUMNS if column != "cost")
+    columns = ", ".join(column for column in FLOW_COLUMNS if column != "cost")
+    query(
+        f"INSERT INTO flows_by_minute (minute, workflow, state, shard, {columns}) "
+        f"VALUES (?, 'orders', 'review', 0, {zeros})",
+        recent,
+    )
+    assert query("SELECT COUNT(*) FROM flows_by_minute WHERE minute < ?", recent)[0][0] > 0
+
+    prune_all(store, Prunable.OUTPUTS)
+    assert query("SELECT COUNT(*) FROM flows_by_minute WHERE minute < ?", recent)[0][0] > 0
+
+    prune_all(store, Prunable.HISTORY)
+    assert query("SELECT minute, state FROM flows_by_minute") == [(recent, "review")]

@@ -5,8 +5,10 @@ What a prune drops, per item that finished (done or cancelled) before a moment:
 - ``outputs``: each audit row's output (``history.output``/``output_hash`` set NULL), the
   item's large payloads and its agents' conversations. The audit rows stay.
 - ``history``: all of the above and the audit rows themselves, replaced by one audit row that
-  says so (see below). The item row stays, with its key, final state and context, so starting
-  the same key again is still a no-op, and its tasks stay.
+  says so (see below), and the workflow's per-minute flow figures from before the moment
+  (but never those of the last day).
+  The item row stays, with its key, final state and context, so starting the same key again
+  is still a no-op, and its tasks stay.
 
 A failed item is never finished: it waits for an operator with its whole record.
 
@@ -47,6 +49,8 @@ from statewise.store.connection import Connection, Dialect, Row
 
 JSON = Any
 HISTORY_PRUNED = "history_pruned"
+FLOWS_KEPT = 86_400.0
+"""Seconds of per-minute flow figures a history prune never drops (a day)."""
 _FINISHED = (ItemStatus.DONE.value, ItemStatus.CANCELLED.value)
 _ITEM = "id, workflow, version, key, state, status, seq, created_at, updated_at"
 # How an archive record names the item's columns after its id (``updated_at`` is when it
@@ -173,6 +177,8 @@ def prune_txn(
     Only items that are, read here (under lock with ``apply``), still finished before the
     rule's moment and still hold something to drop are touched; see the module docstring.
     """
+    if apply and rule.what is Prunable.HISTORY:
+        _drop_old_flows_txn(db, rule, now)
     if not item_ids:
         return PruneFigures()
     items = _with_something_left_txn(
@@ -187,6 +193,20 @@ def prune_txn(
             archive(_records_txn(db, dialect, items, rule, now))
         _drop_txn(db, dialect, rule, items, spans, now, actor)
     return figures
+
+
+def _drop_old_flows_txn(db: Connection, rule: PruneRule, now: float) -> None:
+    """Drop the workflow's per-minute flow figures (``store.tally``) from before the moment.
+
+    They describe steps whose audit rows a history rule drops, and nothing else ever removes
+    them (one row per state, busy minute and writer's shard). The last ``FLOWS_KEPT`` seconds
+    always stay, however short the rule: the board and the alert rules read the last hour.
+    """
+    before = min(rule.finished_before, now - FLOWS_KEPT)
+    db.execute(
+        "DELETE FROM flows_by_minute WHERE workflow = ? AND minute < ?",
+        (rule.workflow, int(before // 60)),
+    )
 
 
 def _left(what: Prunable) -> str:
