@@ -19,16 +19,15 @@ import asyncio
 import json
 import random
 import re
-import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-from measure import machine_info
+from measure import machine_info, median_ms
 from rich.console import Console
 from rich.table import Table
 from run import git_revision
@@ -158,16 +157,6 @@ def fill_postgres(dsn: str, schema: str, count: int, now: float) -> None:
         conn.commit()
 
 
-async def _median_ms(call: Callable[[], Awaitable[Any]], runs: int) -> float:
-    await call()
-    timings = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        await call()
-        timings.append((time.perf_counter() - started) * 1000)
-    return statistics.median(timings)
-
-
 def _queries(count: int) -> dict[str, TaskQuery]:
     now = time.time()
     deep = (count // PAGE * 3 // 4) * PAGE
@@ -190,10 +179,10 @@ def _queries(count: int) -> dict[str, TaskQuery]:
 async def measure_store(store: Store, count: int, runs: int) -> dict[str, float]:
     """Median ms of each store read an inbox page makes (a page with its total; the counts)."""
     figures = {
-        f"store: {name}": await _median_ms(lambda q=query: store.task_page(q), runs)
+        f"store: {name}": await median_ms(lambda q=query: store.task_page(q), runs)
         for name, query in _queries(count).items()
     }
-    figures["store: counts per queue"] = await _median_ms(
+    figures["store: counts per queue"] = await median_ms(
         lambda: store.queue_counts(None, time.time()), runs
     )
     return figures
@@ -225,7 +214,7 @@ async def measure_http(store: Store, count: int, runs: int) -> dict[str, float]:
         for name, (url, marker) in pages.items():
             answer = await client.get(url)
             assert answer.status_code == 200 and marker in answer.text, (url, answer.status_code)
-            figures[name] = await _median_ms(lambda u=url: client.get(u), runs)
+            figures[name] = await median_ms(lambda u=url: client.get(u), runs)
     return figures
 
 

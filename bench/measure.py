@@ -1,4 +1,4 @@
-"""Measurements shared by every scenario: memory, database footprint, machine facts."""
+"""Measurements shared by every scenario: memory, database footprint, machine facts, timings."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import os
 import platform
 import resource
 import sqlite3
+import statistics
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -81,3 +84,14 @@ def machine_info() -> dict[str, Any]:
         "python_implementation": platform.python_implementation(),
         "sqlite": sqlite3.sqlite_version,
     }
+
+
+async def median_ms(call: Callable[[], Awaitable[Any]], runs: int) -> float:
+    """The median milliseconds of ``runs`` awaited calls, after one warm-up call."""
+    await call()
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        await call()
+        timings.append((time.perf_counter() - started) * 1000)
+    return statistics.median(timings)

@@ -24,15 +24,14 @@ import argparse
 import asyncio
 import json
 import random
-import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from measure import machine_info
+from measure import machine_info, median_ms
 from rich.console import Console
 from rich.table import Table
 from run import git_revision
@@ -138,16 +137,6 @@ def fill_postgres(dsn: str, schema: str, count: int, audit: int, now: float) -> 
         conn.commit()
 
 
-async def _median_ms(call: Callable[[], Awaitable[Any]], runs: int) -> float:
-    await call()
-    timings = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        await call()
-        timings.append((time.perf_counter() - started) * 1000)
-    return statistics.median(timings)
-
-
 async def measure(
     store: Store, runs: int, now: float, spread: Callable[[], None] | None = None
 ) -> dict[str, float]:
@@ -170,24 +159,24 @@ async def measure(
         await store.state_stats(now - 3600)
 
     figures = {
-        "board (state_counts + state_stats, last hour)": await _median_ms(board, runs),
-        "overview (state_counts)": await _median_ms(store.state_counts, runs),
-        "flow figures, last hour (state_stats)": await _median_ms(
+        "board (state_counts + state_stats, last hour)": await median_ms(board, runs),
+        "overview (state_counts)": await median_ms(store.state_counts, runs),
+        "flow figures, last hour (state_stats)": await median_ms(
             lambda: store.state_stats(now - 3600), runs
         ),
-        "item list by state, first page": await _median_ms(
+        "item list by state, first page": await median_ms(
             lambda: store.find_items(in_state, limit=50), runs
         ),
-        "item list by state, page 201": await _median_ms(
+        "item list by state, page 201": await median_ms(
             lambda: store.find_items(in_state, limit=50, after=deep_cursor), runs
         ),
-        "count in a state (bulk dry run)": await _median_ms(
+        "count in a state (bulk dry run)": await median_ms(
             lambda: store.count_items(in_state), runs
         ),
     }
     if spread is not None:
         spread()
-        figures["board, flows in all 16 shards"] = await _median_ms(board, runs)
+        figures["board, flows in all 16 shards"] = await median_ms(board, runs)
     return figures
 
 
