@@ -228,7 +228,9 @@ def kill_at_random(fleet: Fleet, workers: list[subprocess.Popen[bytes]], rng: ra
     worker then ran that attempt again). A worker is killed only once it has worked for
     WARM_UP seconds (its start-up done), so on a loaded machine kills cannot outpace start-ups.
     """
-    deadline = time.monotonic() + 180
+    # Generous: on a loaded two-core machine a replaced worker takes seconds to start, and each
+    # kill waits for a warmed-up one (180 s ran out once in CI with the whole suite beside it).
+    deadline = time.monotonic() + 360
     while redone(fleet.url) is None:  # the workers are up and working
         assert time.monotonic() < deadline, fleet.log_text()
         time.sleep(0.1)
