@@ -419,7 +419,7 @@ def _commands_of(definition: Definition) -> frozenset[str]:
         if state.command is not None:
             commands.append(state.command)
         if state.parallel is not None:
-            commands += [branch.command for branch in state.parallel.branches]
+            commands += [c for branch in state.parallel.branches for c in branch.commands]
             if state.parallel.map_command is not None:
                 commands.append(state.parallel.map_command)
     return frozenset(c.name for c in commands if not c.runs_agent)
