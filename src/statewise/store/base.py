@@ -233,6 +233,11 @@ class Task:
     data: Any = None
     branch: str | None = None
 
+    @property
+    def place(self) -> str:
+        """The task's state, with its branch for a parallel branch's task: ``review/legal``."""
+        return self.state if self.branch is None else f"{self.state}/{self.branch}"
+
     def why_closed(self) -> str:
         """Why a branch's task was closed without a decision (`` (...)``), else empty.
 
