@@ -23,6 +23,8 @@ from statewise.engine import (
 from statewise.engine.effects import CloseTask, OpenTask, RemindTask
 from statewise.engine.events import TASK_DUE_TIMER, TASK_REMINDER_TIMER
 from statewise.errors import DefinitionError, InvalidEventError
+from statewise.replay.fold import fold
+from statewise.replay.record import read_inputs
 
 from .helpers import Run
 
@@ -208,3 +210,20 @@ states:
     with pytest.raises(DefinitionError) as caught:
         loads(text)
     assert message in str(caught.value)
+
+
+def test_a_replay_folds_the_recorded_decisions_back_through_the_branches() -> None:
+    """What-if replay: the same inputs, each delivered to its own branch, give the same path."""
+    run = reviews()
+    run.timer(TASK_REMINDER_TIMER, branch="senior")
+    run.succeed({"clean": True}, branch="legal.scan")
+    decide(run, "legal.sign_off", "reject", actor="bob")
+    decide(run, "senior")
+
+    inputs = read_inputs(run.item.key, run.rows)
+    assert inputs is not None
+    folded = fold(run.definition, inputs)
+    assert (folded.item.state, folded.item.context) == (run.item.state, run.item.context)
+    assert [(r.to_state, r.event, r.branch) for r in folded.history] == [
+        (r.to_state, r.event, r.branch) for r in run.rows
+    ]
