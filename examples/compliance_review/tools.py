@@ -142,7 +142,7 @@ def _round_decisions(context: Mapping[str, Any], started_at: float) -> list[JSON
     """This round's decisions (auto or human), oldest first, flattened for the report."""
     decisions: list[tuple[float, JSON]] = []
     for key, label in REVIEWS.items():
-        decision: JSON = context
+        decision: Any = context
         for name in key.split("."):
             decision = decision.get(name) if isinstance(decision, dict) else None
         if not isinstance(decision, dict) or float(decision.get("at", 0)) < started_at:

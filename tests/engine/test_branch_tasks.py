@@ -7,6 +7,7 @@ reminders and due times.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TypeVar
 
 import pytest
@@ -22,6 +23,7 @@ from statewise.engine import (
 )
 from statewise.engine.effects import CloseTask, OpenTask, RemindTask
 from statewise.engine.events import TASK_DUE_TIMER, TASK_REMINDER_TIMER
+from statewise.engine.migration import migrate
 from statewise.errors import DefinitionError, InvalidEventError
 from statewise.replay.fold import fold
 from statewise.replay.record import read_inputs
@@ -227,3 +229,17 @@ def test_a_replay_folds_the_recorded_decisions_back_through_the_branches() -> No
     assert [(r.to_state, r.event, r.branch) for r in folded.history] == [
         (r.to_state, r.event, r.branch) for r in run.rows
     ]
+
+
+def test_migrating_an_item_closes_its_branch_tasks_on_the_old_version() -> None:
+    run = reviews()
+    run.succeed({"clean": True}, branch="legal.scan")
+    new = replace(run.definition, version=2)
+
+    moved = migrate(run.definition, new, run.item, "lead", "ops", "reviews by the lead", run.now)
+
+    assert [(c.branch, c.status) for c in moved.effects if isinstance(c, CloseTask)] == [
+        ("senior", "cancelled"),
+        ("legal.sign_off", "cancelled"),
+    ]
+    assert (moved.item.state, moved.item.branches) == ("lead", ())
