@@ -78,6 +78,7 @@ def test_two_reviewers_decide_both_branches_at_the_same_instant(url: str, pair: 
             desk = TaskDesk(runner, registry)
             senior_task, legal_task = sorted(await first.tasks(), key=lambda t: t.id)
             assert (senior_task.branch, legal_task.branch) == ("senior", "legal")
+            assert senior_task.place == "review/senior"  # as the task list and CLI show it
             assert desk.title(senior_task) == "Senior review"
             assert desk.title(legal_task) == "review (legal)"
             assert desk.outcomes(legal_task) == ("approve", "reject")
