@@ -192,6 +192,11 @@ def test_branch_tasks_round_trip_through_yaml() -> None:
         ("ok: {steps: []}", "`steps` is empty"),
         ("ok: {steps: [{step: s, command: c}, {step: s, command: d}]}", "named twice"),
         ("ok: {outcomes: [go], name: c}", "`outcomes` belong to a `task`"),
+        ("ok: {task: {queue: q, escalate_to: nowhere}, outcomes: [go]}", "unknown state `nowhere`"),
+        (
+            "ok: {task: {queue: q, reviews: {state: start, agree: [nope]}}, outcomes: [go]}",
+            "`reviews.agree` lists `nope`, which is not an outcome of task `ok`",
+        ),
     ],
 )
 def test_hostile_or_broken_branches_are_refused_clearly(branch: str, message: str) -> None:
