@@ -103,6 +103,7 @@ KINDS = {  # the snippet's first comment -> the kind of the state it shows
     "waiting": StateKind.WAITING,
     "human": StateKind.HUMAN,
     "parallel": StateKind.PARALLEL,
+    "people": StateKind.PARALLEL,
     "map": StateKind.PARALLEL,
     "final": StateKind.FINAL,
 }
@@ -134,6 +135,11 @@ def test_each_state_kind_snippet_validates(kind: str) -> None:
     if kind == "parallel":
         (fan_out,) = [s.parallel for s in declared if s.parallel is not None]
         assert [b.name for b in fan_out.branches] == ["credit", "fraud", "address"]
+    if kind == "people":
+        (fan_out,) = [s.parallel for s in declared if s.parallel is not None]
+        senior, legal = fan_out.branches
+        assert senior.task is not None and senior.outcomes == ("approve", "reject")
+        assert [step.name for step in legal.steps] == ["sanctions", "sign_off"]
     if kind == "decision":
         assert all(s.command is None for s in declared)
 

@@ -80,7 +80,7 @@ class StepBuilder:
         self._history: list[HistoryRecord] = []
         self._moved = False
         self._hops = 0
-        self._task_closed = False
+        self._closed_tasks: set[str | None] = set()
 
     # What the step has made of the item so far.
 
@@ -220,13 +220,26 @@ class StepBuilder:
         self._branches = runs
 
     def update_branch(
-        self, run: BranchRun, status: BranchStatus, attempt: int | None = None
-    ) -> None:
-        """Give branch ``run`` a new status (and attempt), built directly: no ``replace``."""
+        self,
+        run: BranchRun,
+        status: BranchStatus,
+        attempt: int | None = None,
+        step: int | None = None,
+    ) -> BranchRun:
+        """Give branch ``run`` a new status (attempt, step), built directly: no ``replace``."""
         changed = BranchRun(
-            run.name, status, run.attempt if attempt is None else attempt, run.input
+            run.name,
+            status,
+            run.attempt if attempt is None else attempt,
+            run.input,
+            run.step if step is None else step,
         )
         self._branches = tuple(changed if r.name == run.name else r for r in self._branches)
+        return changed
+
+    def wait_for_people(self, waiting: bool) -> None:
+        """In a parallel state: whether the item now waits only for people's tasks."""
+        self._status = ItemStatus.WAITING if waiting else ItemStatus.ACTIVE
 
     # Effects for the shell.
 
@@ -243,8 +256,8 @@ class StepBuilder:
         self._effects.extend(effects)
 
     def open_task(self, task: OpenTask) -> None:
-        """Open the task of the current state visit (a human state's entry)."""
-        self._task_closed = False
+        """Open the task of the current state visit (a human state's entry, or a branch's)."""
+        self._closed_tasks.discard(task.branch)
         self._effects.append(task)
 
     def close_task(
@@ -254,13 +267,14 @@ class StepBuilder:
         outcome: str | None = None,
         comment: str | None = None,
         data: JSON = None,
+        branch: str | None = None,
     ) -> None:
-        """Close the open task of the current state visit, once."""
-        if self._task_closed:
+        """Close the open task of the current state visit (or of its ``branch``), once."""
+        if branch in self._closed_tasks:
             return
-        self._task_closed = True
+        self._closed_tasks.add(branch)
         self._effects.append(
-            CloseTask(self._state_name, self.visit, status, actor, outcome, comment, data)
+            CloseTask(self._state_name, self.visit, status, actor, outcome, comment, data, branch)
         )
 
     def save_conversations(self, conversation: dict[str, str] | None) -> None:

@@ -95,6 +95,7 @@ class TaskDecided:
 
     The shell has already checked the actor's role and claim and validated ``data`` against
     the task's form; the step checks that the visit is still open and the outcome allowed.
+    ``branch`` names the parallel branch whose task it is (``branch`` or ``branch.step``).
     """
 
     state: str
@@ -104,6 +105,7 @@ class TaskDecided:
     comment: str = ""
     data: dict[str, JSON] = field(default_factory=dict)
     task_id: int | None = None
+    branch: str | None = None
     kind: Literal["task_decided"] = "task_decided"
 
 

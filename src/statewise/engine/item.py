@@ -39,18 +39,20 @@ class BranchStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     RETRYING = "retrying"
+    WAITING = "waiting"  # for a person's decision on the branch's task
     SUCCEEDED = "succeeded"
     FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)
 class BranchRun:
-    """One branch of the parallel state the item is in."""
+    """One branch of the parallel state the item is in; ``step`` is where its sequence is."""
 
     name: str
     status: BranchStatus = BranchStatus.PENDING
     attempt: int = 0
     input: JSON = None
+    step: int = 0
 
 
 @dataclass(frozen=True, slots=True)

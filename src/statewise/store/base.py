@@ -231,6 +231,22 @@ class Task:
     outcome: str | None = None
     comment: str | None = None
     data: Any = None
+    branch: str | None = None
+
+    @property
+    def place(self) -> str:
+        """The task's state, with its branch for a parallel branch's task: ``review/legal``."""
+        return self.state if self.branch is None else f"{self.state}/{self.branch}"
+
+    def why_closed(self) -> str:
+        """Why a branch's task was closed without a decision (`` (...)``), else empty.
+
+        A branch task cancelled because its parallel state's join was met keeps the reason
+        as its comment, so a late decision is told why.
+        """
+        if self.status is TaskStatus.CANCELLED and self.branch and self.comment:
+            return f" ({self.comment})"
+        return ""
 
     def claimed_by_other(self, actor: str, now: float) -> str | None:
         """Who else holds an unexpired claim on the task, if anyone."""
