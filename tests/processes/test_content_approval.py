@@ -112,15 +112,24 @@ def test_intake_extracts_the_brief_and_check_brief_normalises_it(ran: Ran) -> No
     assert context(ran, "CNT-3008")["facts"]["channel"] == "newsletter"  # "e-mail"
 
 
-def test_bad_briefs_are_rejected_with_the_reason(ran: Ran) -> None:
-    for key, field in (("CNT-3014", "key_messages"), ("CNT-3015", "word_limit")):
-        assert ran.path(key) == ["intake", "rejected_brief"]
-        errors = [r.error["message"] for r in ran.history(key) if r.error]
-        assert errors and f"required output field(s) {field}" in errors[-1]
-    assert ran.why("CNT-3016") == "!facts.valid"
+def test_bad_briefs_are_rejected_with_sentences_for_the_requester(ran: Ran) -> None:
+    # The intake agent leaves out what the brief lacks; it neither fails nor is retried.
+    for key in ("CNT-3014", "CNT-3015", "CNT-3016"):
+        assert ran.path(key) == ["intake", "check_brief", "rejected_brief"]
+        assert ran.why(key) == "!facts.valid"
+        assert not [r for r in ran.history(key) if r.error]
+    assert context(ran, "CNT-3014")["facts"]["problems"] == [
+        "The brief does not give the key messages. Add a line such as 'Key messages: lighter "
+        "foam midsole; recycled upper; in stores from 3 March' (the messages separated by "
+        "semicolons), and send it again."
+    ]
+    assert context(ran, "CNT-3015")["facts"]["problems"] == [
+        "The brief does not give a word limit as a number. Add a line such as "
+        "'Word limit: 250', and send it again."
+    ]
     assert context(ran, "CNT-3016")["facts"]["problems"] == [
-        "channel 'radio spot' is not one we publish to "
-        "(blog, landing_page, product_page, newsletter, social)"
+        "We do not publish to 'radio spot'. Choose one of our channels: blog, landing page, "
+        "product page, newsletter or social."
     ]
 
 
@@ -155,7 +164,10 @@ def test_the_gate_combines_reviewer_rules_and_seo(ran: Ran) -> None:
     assert (gate["reviewer_score"], gate["score"]) == (88, 73)
     assert gate["penalties"] == {"rules": 10, "reviewer": 0, "seo": 5}
     assert [f["found"] for f in gate["findings"]] == ["the best"]
-    assert gate["seo_failed"] == ["keyword 'breathable' is missing"]
+    assert gate["reasons"] == [  # what the editor's task shows
+        "'the best' is a superlative; our voice shows the fact instead (-10).",
+        "The search keyword 'breathable' is not in the headline or the body.",
+    ]
     assert ran.why("CNT-3004") == REVIEW
 
     green = context(ran, "CNT-3005")["brand_gate"]
@@ -198,7 +210,9 @@ def test_a_revision_that_reaches_60_goes_to_an_editor(ran: Ran) -> None:
     assert insoles["copy"]["last_edits"] == [
         "health_claim: removed the sentence with 'relieves pain'"
     ]
-    assert insoles["brand_gate"]["seo_failed"][0].startswith("hard to read: 30.7 words")
+    assert insoles["brand_gate"]["seo_failed"][0].startswith(
+        "The sentences are hard to read: 30.7 words on average"
+    )
 
 
 def test_copy_the_rules_cannot_fix_exhausts_the_revision_budget(ran: Ran) -> None:
@@ -210,6 +224,9 @@ def test_copy_the_rules_cannot_fix_exhausts_the_revision_budget(ran: Ran) -> Non
         assert item["brand_gate"]["tone"] == tone and item["brand_gate"]["score"] < 60
         assert item["copy"]["last_edits"] == ["nothing left that a program can fix"]
     assert "shouting: lowered 'FLASH'" in context(ran, "CNT-3010")["copy"]["edits"]
+    assert context(ran, "CNT-3010")["brand_gate"]["reasons"] == [
+        "The brand reviewer reads the voice as a hard sell: pressure, urgency and hype (-15)."
+    ]
 
 
 def test_the_local_model_writes_no_copy_and_the_template_says_so(ran: Ran) -> None:
@@ -219,6 +236,7 @@ def test_the_local_model_writes_no_copy_and_the_template_says_so(ran: Ran) -> No
     copy = item["copy"]
     assert copy["written_by"] == "template" and copy["body"].startswith(TEMPLATE)
     assert "Read the comfort rating, not the limit rating." in copy["body"]
+    assert item["brand_gate"]["reasons"][0].startswith("No one has written this copy yet")
     knee = context(ran, "CNT-3013")["copy"]
     assert knee["body"].startswith(TEMPLATE) and "clinically" not in knee["body"]
 
@@ -273,7 +291,9 @@ def test_requested_changes_are_applied_and_checked_again(ran: Ran) -> None:
     assert ran.path("CNT-3006")[-4:] == rechecked
     assert len(calls(ran, "CNT-3006", "brand_reviewer")) == before + 1
     # the cut sentence held the keyword: the re-check says so, and the editor sees it again
-    assert item.context["brand_gate"]["seo_failed"][0] == "keyword 'repair service' is missing"
+    assert item.context["brand_gate"]["seo_failed"][0] == (
+        "The search keyword 'repair service' is not in the headline or the body."
+    )
     assert item.state == "human_review" and ran.why("CNT-3006") == REVIEW
     assert ran.decide("CNT-3006", "approve", {"risk": "low"}).state == "published"
 
