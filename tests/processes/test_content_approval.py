@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 from ai.servers import Reply
 from processes.conftest import AgentRequest, Ran, hosted_model, run_example
 from statewise.errors import TaskError
-from statewise.testing import MakeWorkflowTest, WorkflowTest
+from statewise.testing import MakeWorkflowTest, Receiver, WorkflowTest, webhook_receiver
 
 LOCAL = "local:all-MiniLM-L6-v2"
 TEMPLATE = "[Template - not written by a model]"
@@ -52,9 +53,27 @@ ENDED = {
 }
 
 
+CMS_SECRET = "cms-test-secret"
+
+
 @pytest.fixture(scope="module")
-def ran(tmp_path_factory: pytest.TempPathFactory) -> Ran:
+def cms() -> Iterator[Receiver]:
+    """The CMS: a local receiver of the signed webhooks of state send_to_cms."""
+    with webhook_receiver(["CMS_WEBHOOK_URL"], env={"CMS_WEBHOOK_SECRET": CMS_SECRET}) as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def ran(cms: Receiver, tmp_path_factory: pytest.TempPathFactory) -> Ran:
     return run_example("content_approval", tmp_path_factory.mktemp("content_approval"))
+
+
+def sent_to_cms(cms: Receiver, key: str) -> dict[str, Any]:
+    """The piece the CMS last accepted for ``key``, after checking the signature."""
+    (*_, last) = [r for r in cms.received_by("cms_webhook_url") if r.json["key"] == key]
+    assert last.signed_by(CMS_SECRET)
+    assert str(last.idempotency_key).startswith(f"content_approval/{key}/send_to_cms/")
+    return dict(last.json["payload"])
 
 
 @pytest.fixture(scope="module")
@@ -133,9 +152,11 @@ def test_bad_briefs_are_rejected_with_sentences_for_the_requester(ran: Ran) -> N
     ]
 
 
-def test_clean_drafts_are_auto_approved_and_published(ran: Ran) -> None:
+def test_clean_drafts_are_auto_approved_and_published(ran: Ran, cms: Receiver) -> None:
     for key in ("CNT-3001", "CNT-3002", "CNT-3003"):
         assert gate_routes(ran, key) == [("publish", AUTO)]
+        assert ran.path(key)[-3:] == ["publish", "send_to_cms", "published"]
+        assert sent_to_cms(cms, key) == context(ran, key)["publish"]
         item = context(ran, key)
         assert item["brand_gate"]["score"] >= 80 and item["brand_gate"]["findings"] == []
         assert item["seo_check"]["passed"] is True
@@ -244,9 +265,15 @@ def test_the_local_model_writes_no_copy_and_the_template_says_so(ran: Ran) -> No
 # --- the editors ----------------------------------------------------------------------------
 
 
-def test_an_editor_approves_and_the_piece_is_published(ran: Ran) -> None:
+def test_an_editor_approves_and_the_piece_is_published(ran: Ran, cms: Receiver) -> None:
+    cms.fail(1, 422)  # the CMS refuses the first send: a 4xx is not retried
     item = ran.decide("CNT-3004", "approve", {"risk": "low", "notes": "Superlative is ours."})
+    assert item.state == "publish_failed"
+    assert ran.tasks("CNT-3004")[0].queue == "escalations"
+    item = ran.decide("CNT-3004", "resend", {"notes": "CMS fixed"}, actor="ops")
     assert item.state == "published"
+    assert item.context["cms_delivery"]["idempotency_key"].endswith("/send_to_cms/2")
+    assert sent_to_cms(cms, "CNT-3004")["approved_by"] == "token:dana (editor)"
     published = item.context["publish"]
     assert published["approved_by"] == "token:dana (editor)" and published["brand_score"] == 73
     assert "It is the best rain jacket we have made." in published["body"]
@@ -445,7 +472,7 @@ INTAKE = {
 
 
 def test_the_same_files_run_on_a_hosted_model_that_writes_and_quotes_claims(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cms: Receiver
 ) -> None:
     with hosted_model(monkeypatch, _hosted):
         hosted = run_example("content_approval", tmp_path)
@@ -491,7 +518,7 @@ TO_REVIEW = ["intake", "check_brief", "supplied_copy", "seo_check", "brand_check
 
 
 @pytest.fixture
-def content(workflow_test: MakeWorkflowTest) -> WorkflowTest:
+def content(workflow_test: MakeWorkflowTest, cms: Receiver) -> WorkflowTest:
     flow = workflow_test(EXAMPLE / "workflow.yaml", EXAMPLE / "tools.py")
     flow.agent("intake", KESTREL_INTAKE)
     flow.agent("brand_reviewer", {"tone": "on_brand", "brand_score": 88, "confidence": 0.8})
@@ -525,7 +552,8 @@ def test_copy_no_editor_decides_is_reminded_at_24h_and_escalated_to_the_lead_at_
 
     content.decide("CNT-3004", "approve", {"notes": "Fine as it is."}, actor="lead")
     content.assert_path(
-        "CNT-3004", [*TO_REVIEW, "human_review", "escalated", "publish", "published"]
+        "CNT-3004",
+        [*TO_REVIEW, "human_review", "escalated", "publish", "send_to_cms", "published"],
     )
     content.assert_context(
         "CNT-3004",
@@ -548,7 +576,9 @@ def test_an_editor_who_decides_after_the_reminder_stops_the_escalation(
     content.decide("CNT-3004", "approve", {"risk": "low"}, actor="editor")
     content.advance(days=5)  # the 72h due time was the open task's: nothing is escalated
 
-    content.assert_path("CNT-3004", [*TO_REVIEW, "human_review", "publish", "published"])
+    content.assert_path(
+        "CNT-3004", [*TO_REVIEW, "human_review", "publish", "send_to_cms", "published"]
+    )
     content.assert_state("CNT-3004", "published", "done")
     assert content.item("CNT-3004").updated_at - content.started_at == 30 * 3600
     content.assert_context("CNT-3004", {"publish.approved_by": "token:editor (editor)"})
