@@ -800,6 +800,7 @@ CREATE TABLE IF NOT EXISTS products (
     seo TEXT NOT NULL DEFAULT '{}'
 )
 """
+JSON_COLUMNS = ("tags", "attributes", "images", "translations", "seo")
 # Columns added since the table was first written; a catalogue file from an earlier run gets them.
 LATER_COLUMNS = {"seo": "TEXT NOT NULL DEFAULT '{}'"}
 
@@ -860,6 +861,15 @@ def publish(ctx: CommandContext) -> JSON:
             f"ON CONFLICT(sku) DO UPDATE SET {updates}",
             list(row.values()),
         )
+    record = {
+        **row,
+        **{column: json.loads(row[column]) for column in JSON_COLUMNS},
+    }
+    notice = (
+        f"{row['brand']} {row['name']} ({row['sku']}) is published in {row['section']}, in "
+        f"English{''.join(f', {language}' for language in sorted(translations))}; approved by "
+        f"{row['approved_by']}; description written by {copy['written_by']}."
+    )
     return {
         "catalog": str(path),
         "sku": product["sku"],
@@ -868,4 +878,6 @@ def publish(ctx: CommandContext) -> JSON:
         "description_by": copy["written_by"],
         "approved_by": row["approved_by"],
         "slug": copy["seo"]["slug"],
+        "record": record,
+        "notice": {"text": notice, "sku": product["sku"], "item": ctx.key},
     }

@@ -10,7 +10,9 @@ supplier's and the category managers' due times.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -20,10 +22,14 @@ from typing import Any
 
 import pytest
 
-from processes.conftest import Ran, run_example
+from ai.servers import Reply, openai_tool_call
+from processes import conftest
+from processes.conftest import AgentRequest, Ran, hosted_model, on_store, run_example
 from statewise import CommandContext
+from statewise.cli.demo import Example
+from statewise.cli.demo import run_example as run_into
 from statewise.errors import TaskError
-from statewise.testing import MakeWorkflowTest, WorkflowTest
+from statewise.testing import MakeWorkflowTest, Receiver, WorkflowTest, webhook_receiver
 
 LOCAL = "local:all-MiniLM-L6-v2"
 TEMPLATE = "[Template - not written by a model]"
@@ -72,8 +78,27 @@ class Onboarding:
             return {row["sku"]: dict(row) for row in db.execute("SELECT * FROM products")}
 
 
+SECRET = "catalogue-test-secret"
+IMPORT, TEAM = "catalog_import_url", "catalog_team_notify_url"
+
+
 @pytest.fixture(scope="module")
-def onboarding(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Onboarding]:
+def systems() -> Iterator[Receiver]:
+    """The catalogue's import and the catalogue team's notifications: one local receiver."""
+    secrets = {"CATALOG_IMPORT_SECRET": SECRET, "CATALOG_TEAM_NOTIFY_SECRET": SECRET}
+    with webhook_receiver([IMPORT.upper(), TEAM.upper()], env=secrets) as receiver:
+        yield receiver
+
+
+def sent(systems: Receiver, system: str, key: str) -> dict[str, Any]:
+    """The payload ``system`` last accepted for item ``key``, after checking the signature."""
+    (*_, last) = [r for r in systems.received_by(system) if r.json["key"] == key]
+    assert last.signed_by(SECRET)
+    return dict(last.json["payload"])
+
+
+@pytest.fixture(scope="module")
+def onboarding(systems: Receiver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Onboarding]:
     catalog = tmp_path_factory.mktemp("catalog") / "catalog.sqlite"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("STATEWISE_CATALOG", str(catalog))
@@ -258,7 +283,7 @@ def test_the_local_model_writes_no_prose_and_says_so(onboarding: Onboarding) -> 
 
 
 def test_english_only_products_are_published_once_a_person_approves(
-    onboarding: Onboarding,
+    onboarding: Onboarding, systems: Receiver
 ) -> None:
     assert "TH-ALP38" not in onboarding.rows()  # the run published nothing by itself
     assert onboarding.ran.decide("PRD-4004", "approve").state == "published"
@@ -272,6 +297,14 @@ def test_english_only_products_are_published_once_a_person_approves(
     assert row["approved_by"] == "token:dana"
     assert json.loads(row["seo"])["slug"] == "trailhead-alpine-38-litre-backpack"
     assert onboarding.rows()["LX-ARC2"]["section"] == "Lighting"
+    # the catalogue's import got the record, and the catalogue team was told
+    path = onboarding.ran.path("PRD-4004")
+    assert path[-4:] == ["publish", "import_to_catalogue", "notify_catalogue_team", "published"]
+    imported = sent(systems, IMPORT, "PRD-4004")
+    assert (imported["sku"], imported["approved_by"]) == ("TH-ALP38", "token:dana")
+    assert imported["seo"]["slug"] == "trailhead-alpine-38-litre-backpack"
+    assert sent(systems, TEAM, "PRD-4005")["text"].startswith("Luxa ")
+    assert "approved by token:kim" in sent(systems, TEAM, "PRD-4005")["text"]
 
 
 # --- the people in the process ------------------------------------------------------------------
@@ -481,9 +514,10 @@ def translated(ctx: CommandContext) -> dict[str, str]:
 
 
 @pytest.fixture
-def products(workflow_test: MakeWorkflowTest) -> WorkflowTest:
+def products(workflow_test: MakeWorkflowTest, systems: Receiver) -> WorkflowTest:
     flow = workflow_test(EXAMPLE / "workflow.yaml", EXAMPLE / "tools.py")
-    flow.command("publish", {"sku": "KC-GOOSE", "catalogue": "faked by the test"})
+    record = {"sku": "KC-GOOSE", "catalogue": "faked by the test"}
+    flow.command("publish", {"record": record, "notice": {"text": "KC-GOOSE is published"}})
     return flow
 
 
@@ -559,6 +593,8 @@ def test_a_listing_nobody_reviews_goes_to_the_category_lead_after_48_hours(
             "collect_translations",
             "final_check",
             "publish",
+            "import_to_catalogue",
+            "notify_catalogue_team",
             "published",
         ],
     )
@@ -569,9 +605,90 @@ def test_a_listing_nobody_reviews_goes_to_the_category_lead_after_48_hours(
             "translations.by_language.ja.translated_by": "model",
             "final_check.languages": ["de", "ja"],
             "escalation_review.by": "token:lead",
+            "catalogue_import.status": 200,
         },
     )
     assert sorted(call.input for call in products.calls("translator")) == ["de", "ja"]
     (published,) = products.calls("publish")
     assert published.context["escalation_review"]["outcome"] == "approve"
     assert products.item("PRD-4013").updated_at - products.started_at == 50 * HOUR
+
+
+# --- the enricher's tool, on a hosted model -----------------------------------------------------
+# One item (PRD-4005, the Luxa desk lamp) on OpenAI's protocol, served locally: the enricher
+# calls category_table before it writes, and the call is in the audit with its answer.
+
+ARC2 = {
+    "sku": "LX-ARC2",
+    "name": "Arc 2 LED desk lamp with dimmer",
+    "brand": "Luxa",
+    "category": "Lighting / Desk lamps",
+    "price": 129.0,
+    "currency": "EUR",
+    "images": "lx-arc2.jpg (2200x2200), lx-arc2-lit.jpg (2200x2200)",
+    "power": "9 W",
+    "material": "anodised aluminium",
+    "color": "matte black",
+    "color_temperature": "2700-6500 K",
+}
+ARC2_SEO = {
+    "meta_title": "Luxa Arc 2 LED desk lamp with dimmer",
+    "meta_description": (
+        "A balanced aluminium arm, glare-free light from 2700 to 6500 K and a dimmer that "
+        "remembers your last setting: the Luxa Arc 2 desk lamp."
+    ),
+    "keywords": ["led desk lamp", "dimmable desk lamp", "luxa arc 2"],
+}
+
+
+def _hosted(request: AgentRequest) -> Reply:
+    """Each agent of product_onboarding as a hosted model would answer it."""
+    if "sku" in request.fields:
+        return request.answer(ARC2)
+    if "primary_use" in request.fields:
+        last = request.received.body["messages"][-1]
+        if last["role"] != "tool":  # first the category table, then the listing
+            return openai_tool_call("category_table", {"category": "lamps"}, call_id="c1")
+        table = json.loads(last["content"])
+        description = (
+            "The Arc 2 balances its aluminium arm in any position, and its diffuser spreads "
+            f"glare-free light across the whole desk. {table['usage']}"
+        )
+        listing = {"category": "lamps", "primary_use": "work", "title": "Luxa Arc 2 desk lamp"}
+        listing |= {"description": description, "tags": ["desk lamp", "led"], **ARC2_SEO}
+        return request.answer(listing)
+    if "copy_score" in request.fields:
+        return request.answer({"copy_score": 90, "feedback": "Ready to publish."})
+    raise AssertionError(f"unexpected agent with fields {sorted(request.fields)}")
+
+
+def test_on_a_hosted_model_the_enricher_reads_the_category_table_through_its_tool(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, systems: Receiver
+) -> None:
+    example = tmp_path / "product_onboarding"
+    shutil.copytree(EXAMPLE, example, ignore=shutil.ignore_patterns("__pycache__"))
+    (example / "items.jsonl").write_text(
+        json.dumps({"key": "PRD-4005", "data": PRODUCTS["PRD-4005"]}) + "\n", "utf-8"
+    )
+    monkeypatch.setenv("STATEWISE_CATALOG", str(tmp_path / "catalog.sqlite"))
+    db = str(tmp_path / "hosted.sqlite")
+
+    async def scenario(store: Any) -> str:
+        return await run_into(store, Example(example), ai={"http_client": conftest._client})
+
+    with hosted_model(monkeypatch, _hosted):
+        ran = Ran(Example(example), db, asyncio.run(on_store(db, scenario)))
+
+    calls = [r.usage for r in ran.history("PRD-4005") if r.usage]
+    (enriched,) = [usage for usage in calls if usage["agent"] == "enricher"]
+    (call,) = enriched["tool_calls"]
+    assert (call["name"], call["args"]) == ("category_table", {"category": "lamps"})
+    assert call["result"]["required"] == ["power", "color_temperature", "material", "color"]
+    item = ran.item("PRD-4005")
+    assert item.context["copy"]["written_by"] == "model"
+    assert item.context["copy"]["seo"] == {**ARC2_SEO, "slug": "luxa-arc-2-desk-lamp",
+                                           "written_by": "model"}  # fmt: skip
+    # model copy above 80 needs no person: the gate approves it, the catalogue imports it
+    assert item.context["quality_gate"]["score"] == 97 and item.state == "published"
+    assert "human_review" not in ran.path("PRD-4005")
+    assert sent(systems, IMPORT, "PRD-4005")["description_by"] == "model"
