@@ -551,7 +551,9 @@ def template_copy(ctx: CommandContext) -> JSON:
 # --- the quality gate ---------------------------------------------------------------------------
 
 
-def completeness(product: JSON, category: str, copy: JSON) -> tuple[JSON, list[str], list[str]]:
+def completeness(
+    product: JSON, category: str, copy: JSON
+) -> tuple[dict[str, int], list[str], list[str]]:
     """The listing's completeness rubric: points per part, findings, and what to ask for."""
     required = categories()[category]["required"]
     absent = [a for a in required if a not in product["attributes"]]
@@ -617,7 +619,7 @@ WRITTEN_TEXT_POINTS = 25
 TEMPLATE_USAGE_POINTS = 12
 
 
-def best_after_enrich(parts: JSON, copy: JSON, copy_score: int) -> int:
+def best_after_enrich(parts: dict[str, int], copy: JSON, copy_score: int) -> int:
     """The score the listing could reach if enrich did all it can, and nothing else changed."""
     if copy["written_by"] == "model":
         text, best_copy = WRITTEN_TEXT_POINTS, 100

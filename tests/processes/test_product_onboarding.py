@@ -654,7 +654,8 @@ def _hosted(request: AgentRequest) -> Reply:
             "The Arc 2 balances its aluminium arm in any position, and its diffuser spreads "
             f"glare-free light across the whole desk. {table['usage']}"
         )
-        listing = {"category": "lamps", "primary_use": "work", "title": "Luxa Arc 2 desk lamp"}
+        listing: dict[str, Any] = {"category": "lamps", "primary_use": "work"}
+        listing["title"] = "Luxa Arc 2 desk lamp"
         listing |= {"description": description, "tags": ["desk lamp", "led"], **ARC2_SEO}
         return request.answer(listing)
     if "copy_score" in request.fields:
