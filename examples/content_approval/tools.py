@@ -318,6 +318,27 @@ def template_copy(ctx: CommandContext) -> JSON:
     return _copy(headline, meta, body, "template", angle=angle)
 
 
+@registry.command()
+def refuse_template(ctx: CommandContext) -> JSON:
+    """Say why an approved template goes back to the person who approved it.
+
+    A template is the brief's facts, not copy, and is never published; the reason is shown
+    first on the task the person gets again.
+    """
+    lead = ctx.state == "template_refused_lead"
+    decision: Mapping[str, Any] = ctx.context.get("escalated" if lead else "human_review") or {}
+    then = (
+        "Reject the piece, and ask the requester for copy or a new brief."
+        if lead
+        else "Write the headline and body in the form and ask for changes, or reject the piece."
+    )
+    return {
+        "reason": f"This is a template of the brief's facts, not copy, so it cannot be published. "
+        f"{then}",
+        "approved_by": str(decision.get("by", "")),
+    }
+
+
 # --- measuring ------------------------------------------------------------------------------
 
 

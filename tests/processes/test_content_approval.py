@@ -344,9 +344,11 @@ Link in bio."""
 
 
 def test_a_template_cannot_be_approved_but_an_editors_copy_is_published(ran: Ran) -> None:
-    with pytest.raises(TaskError, match="none of its conditions held"):
-        ran.decide("CNT-3012", "approve", {"risk": "low"})
-    assert ran.item("CNT-3012").state == "human_review"
+    refused = ran.decide("CNT-3012", "approve", {"risk": "low"})  # a template is not copy
+    assert refused.state == "human_review" and "publish" not in ran.path("CNT-3012")
+    assert refused.context["refused"]["reason"].startswith(
+        "This is a template of the brief's facts, not copy, so it cannot be published. Write"
+    )
 
     headline = "How to choose your first sleeping bag"
     changes = {"risk": "low", "headline": headline, "body": SLEEPING_BAGS}
@@ -391,8 +393,11 @@ def test_three_rounds_of_changes_then_the_content_lead_takes_over(ran: Ran) -> N
     # module may run on different pytest-xdist workers, each with its own module fixture.
     (task,) = ran.tasks("CNT-3013")
     assert (task.state, task.queue) == ("escalated", "escalations")
-    with pytest.raises(TaskError, match="none of its conditions held"):
-        ran.decide("CNT-3013", "approve", {"notes": "ship it"})  # a template is not copy
+    refused = ran.decide("CNT-3013", "approve", {"notes": "ship it"})  # a template is not copy
+    assert refused.state == "escalated"
+    assert refused.context["refused"]["reason"].endswith(
+        "ask the requester for copy or a new brief."
+    )
     assert ran.decide("CNT-3013", "reject", {"notes": "rewrite the brief"}).state == "rejected"
 
 
