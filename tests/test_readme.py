@@ -175,3 +175,20 @@ def test_the_readme_webhook_example_loads() -> None:
     state = definition.states["send_to_cms"]
     assert state.webhook is not None and state.webhook.to == "cms"
     assert state.command is not None and state.command.retry.attempts == 4
+
+
+def test_the_readme_retry_adjust_and_on_timeout_examples_load() -> None:
+    text = README.read_text(encoding="utf-8")
+    blocks = re.findall(r"```yml\n(.*?)```", text, re.DOTALL)
+    agents = next(b for b in blocks if "adjust:" in b)
+    fetch = next(b for b in blocks if "on_timeout: previous" in b)
+    document = (
+        "workflow: orders\ninput: [n]\n" + agents + "states:\n  start:\n    kind: initial\n"
+        "    transitions: [{to: classify}]\n  classify:\n    agent: classify\n"
+        "    transitions: [{to: fetch}]\n" + fetch + "  process: {kind: final}\n"
+        "  fetch_failed: {kind: final}\n"
+    )
+    definition = loads(document, file="README.md")
+    assert len(definition.agents["classify"].retry.adjust) == 2
+    command = definition.states["fetch"].command
+    assert command is not None and command.retry.on_timeout == "previous"

@@ -9,6 +9,7 @@
     ├── InvalidInputError           invalid_input  the caller fixes an argument, line or request
     ├── CommandError                command       a command failed; the engine classifies it
     │   ├── TransientError          transient     worth retrying (timeouts, rate limits, I/O)
+    │   │   └── TimedOutError       transient     it ran out of time (``on_timeout`` routes it)
     │   ├── InvalidOutputError      invalid_output  the result was not usable; retry may help
     │   ├── PermanentError          permanent     retrying cannot help; a business failure
     │   ├── CommandDefectError      command_error the command raised what it did not mean to
@@ -144,6 +145,14 @@ class TransientError(CommandError):
     """Retrying may succeed: timeouts, rate limits, a service briefly down."""
 
     code = "transient"
+
+
+class TimedOutError(TransientError):
+    """The call ran out of time (a client's or a server's timeout): transient, a timeout.
+
+    A state's ``retry: {on_timeout: previous}`` sends an item whose last attempt ended so (or
+    in a ``TimeoutError``, or cut off at the attempt's timeout) back to its previous state.
+    """
 
 
 class InvalidOutputError(CommandError):

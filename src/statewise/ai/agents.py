@@ -72,7 +72,7 @@ from statewise.ai.usage import (
 )
 from statewise.contract import CommandContext, CommandRegistry, CommandResult
 from statewise.definition.model import AgentSpec
-from statewise.errors import BudgetExceededError, TransientError
+from statewise.errors import BudgetExceededError, TimedOutError
 from statewise.store.base import Store
 
 JSON = Any
@@ -171,6 +171,8 @@ class AgentRunner:
         self._agents: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Agent[None, Any]] = (
             weakref.WeakKeyDictionary()
         )
+        # What a retry's `adjust` entry changed, recorded with each run (None: nothing).
+        self.adjustment: Mapping[str, JSON] | None = None
 
     async def __call__(self, ctx: CommandContext) -> CommandResult:
         """Run the agent for one attempt; see the module docstring for the steps."""
@@ -265,7 +267,7 @@ class AgentRunner:
             async with asyncio.timeout(budget):
                 return await self._run(rendered, history, exchange, limits, budget)
         except TimeoutError:
-            raise TransientError(
+            raise TimedOutError(
                 f"the attempt ran out of time after {budget:.2f}s (its command timeout)"
             ) from None
 
@@ -352,7 +354,7 @@ class AgentRunner:
     ) -> dict[str, JSON]:
         """The audit record of one run (a cache hit used no tokens and cost nothing)."""
         tokens = Tokens() if cached else count_tokens(messages)
-        return usage_record(
+        record = usage_record(
             agent=self.spec.name,
             provider=self.ref.provider,
             model=self._answered_by(messages),
@@ -365,6 +367,9 @@ class AgentRunner:
             instructions=self._instructions,
             output_mode=self._output_mode,
         )
+        if self.adjustment is not None:  # a retry's declared change (statewise.ai.adjustments)
+            record["adjustment"] = dict(self.adjustment)
+        return record
 
     def _answered_by(self, messages: Sequence[ModelMessage]) -> str:
         """``provider:model`` as the model named itself, else as the built model names itself.

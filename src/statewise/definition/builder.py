@@ -37,6 +37,7 @@ from statewise.definition.model import (
     DEFAULT_RETRY,
     DONE_EVENT,
     ERROR_EVENT,
+    Adjustment,
     AgentSpec,
     AlertRule,
     Branch,
@@ -90,6 +91,10 @@ class Retry(TypedDict, total=False):
     jitter: float
     retry_on: Sequence[ErrorKind]
     timeout: str | float | None
+    # An agent's per-retry changes: ``[{"temperature": 0.2}, {"model": "openai:gpt-4.1"}]``.
+    adjust: Sequence[Mapping[str, Any]]
+    # ``"previous"``: a last attempt that timed out sends the item back where it came from.
+    on_timeout: str
 
 
 class Reviews(TypedDict, total=False):
@@ -783,8 +788,19 @@ def _retry_data(policy: RetryPolicy) -> dict[str, Any]:
             value = format_duration(value)
         elif spec.name == "retry_on":
             value = sorted(str(kind) for kind in value)
+        elif spec.name == "adjust":
+            value = [_adjustment_data(entry) for entry in value]
         retry[spec.name] = value
     return retry
+
+
+def _adjustment_data(adjustment: Adjustment) -> dict[str, Any]:
+    """One ``adjust`` entry as YAML spells it: the model, its settings, then instructions."""
+    data: dict[str, Any] = {} if adjustment.model is None else {"model": adjustment.model}
+    data.update(_plain(adjustment.settings))
+    if adjustment.instructions is not None:
+        data["instructions"] = adjustment.instructions
+    return data
 
 
 def _webhook_data(webhook: Webhook, command: Command, state: str) -> dict[str, Any]:

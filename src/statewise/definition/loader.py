@@ -26,6 +26,7 @@ from statewise.definition.model import (
     DEFAULT_RETRY,
     DONE_EVENT,
     WEBHOOK_RESULT_SCHEMA,
+    Adjustment,
     AgentSpec,
     AlertRule,
     Branch,
@@ -666,4 +667,9 @@ def _retry(schema: RetrySchema) -> RetryPolicy:
         jitter=schema.jitter,
         retry_on=frozenset(schema.retry_on),
         timeout=schema.timeout,
+        adjust=tuple(
+            Adjustment(entry.model, entry.instructions, dict(entry.model_extra or {}))
+            for entry in schema.adjust
+        ),
+        on_timeout=schema.on_timeout,
     )

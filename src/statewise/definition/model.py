@@ -97,8 +97,31 @@ class Location:
 
 
 @dataclass(frozen=True, slots=True)
+class Adjustment:
+    """What one retry of an agent changes (an entry of its ``retry: {adjust: [...]}``).
+
+    ``model`` replaces the agent's model, ``instructions`` is appended to its instructions,
+    and ``settings`` (every other key: ``temperature``, ``max_tokens``) are laid over its own.
+    """
+
+    model: str | None = None
+    instructions: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+
+# A retry policy's `on_timeout`: where an item goes once its attempts ended in a timeout.
+ON_TIMEOUT_PREVIOUS = "previous"
+
+
+@dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How often and how patiently a failed command is tried again."""
+    """How often and how patiently a failed command is tried again.
+
+    ``adjust`` (agents only) says what attempt 2, 3, ... change: attempt ``n`` uses entry
+    ``n - 2``, and the attempts past the list keep the last entry. ``on_timeout: previous``
+    sends an item whose last attempt timed out back to the state it came from, which it then
+    enters again (bounded by that state's ``max_visits``), instead of firing ``error``.
+    """
 
     attempts: int = 3
     backoff: float = 1.0
@@ -107,6 +130,14 @@ class RetryPolicy:
     jitter: float = 0.5
     retry_on: frozenset[ErrorKind] = frozenset({ErrorKind.TRANSIENT, ErrorKind.INVALID_OUTPUT})
     timeout: float | None = 300.0
+    adjust: tuple[Adjustment, ...] = ()
+    on_timeout: str | None = None
+
+    def adjustment(self, attempt: int) -> Adjustment | None:
+        """What attempt number ``attempt`` (1-based) changes; None for the first attempt."""
+        if attempt < 2 or not self.adjust:
+            return None
+        return self.adjust[min(attempt - 2, len(self.adjust) - 1)]
 
 
 DEFAULT_RETRY = RetryPolicy()

@@ -183,6 +183,27 @@ class _Schema(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class AdjustSchema(BaseModel):
+    """One entry of an agent's ``retry: {adjust: [...]}``; every other key is a model setting."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    model: NonEmpty | None = None
+    instructions: NonEmpty | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Self:
+        if self.model is None and self.instructions is None and not self.model_extra:
+            raise ValueError(
+                "an `adjust` entry changes nothing; give a `model`, `instructions` or a model "
+                "setting such as `temperature: 0`"
+            )
+        return self
+
+
 class RetrySchema(_Schema):
     """``retry:`` of a command; omitted keys keep the :class:`RetryPolicy` defaults."""
 
@@ -195,9 +216,9 @@ class RetrySchema(_Schema):
         default_factory=lambda: sorted(DEFAULT_RETRY.retry_on)
     )
     timeout: OptionalDuration = DEFAULT_RETRY.timeout
-
-
-NonEmpty = Annotated[str, Field(min_length=1)]
+    # Agents only: what each retry changes (validation refuses it on a plain command).
+    adjust: list[AdjustSchema] = Field(default_factory=list)
+    on_timeout: Literal["previous"] | None = None
 
 
 class CommandSchema(_Schema):

@@ -48,6 +48,7 @@ from statewise.definition.model import (
     StateKind,
     Transition,
 )
+from statewise.definition.retry_rules import RETRY_RULES
 from statewise.definition.schema import Path, suggest
 from statewise.definition.template_checks import TEMPLATE_RULES
 from statewise.definition.type_checks import TYPE_RULES
@@ -954,6 +955,7 @@ _RULES: tuple[Callable[[_Checker], None], ...] = (
     _check_loops,
     *AGENT_RULES,
     *WEBHOOK_RULES,
+    *RETRY_RULES,
     *TYPE_RULES,
     *TEMPLATE_RULES,
 )

@@ -74,6 +74,7 @@ class StepBuilder:
         self._branches: tuple[BranchRun, ...] = item.branches
         self._spent = item.spent
         self._buffer = item.buffer
+        self._came_from = item.came_from
         self._context: dict[str, JSON] = dict(item.context)
         self._patches: list[SetContext] = []
         self._effects: list[Effect] = []
@@ -103,6 +104,11 @@ class StepBuilder:
     def visits(self) -> Mapping[str, int]:
         """How many times the item has entered each state (absent: never)."""
         return self._visits
+
+    @property
+    def came_from(self) -> str | None:
+        """The state the item entered its current state from (None: it started there)."""
+        return self._came_from
 
     @property
     def branches(self) -> tuple[BranchRun, ...]:
@@ -158,6 +164,7 @@ class StepBuilder:
             updated_at=updated_at,
             spent=self._spent,
             buffer=self._buffer,
+            came_from=self._came_from,
         )
 
     # Changes to the working copy.
@@ -172,11 +179,12 @@ class StepBuilder:
         self._hops += 1
         return self._hops
 
-    def arrive(self, state: State, status: ItemStatus, attempt: int) -> None:
-        """The item is now in ``state``, entered now, waiting for ``attempt`` (0: none).
+    def arrive(self, state: State, status: ItemStatus, attempt: int, came_from: str | None) -> None:
+        """The item is now in ``state``, entered now from ``came_from``, waiting for ``attempt``.
 
-        A new visit: no retry is pending and no branch runs yet.
+        A new visit: no retry is pending and no branch runs yet (``attempt`` 0: none).
         """
+        self._came_from = came_from
         visits = dict(self._visits)
         visits[state.name] = visits.get(state.name, 0) + 1
         self._state_name = state.name

@@ -53,6 +53,9 @@ class CommandFailed:
     """A command attempt failed; ``error_kind`` decides whether it is retried.
 
     ``retry_after`` is the least wait the failure asked for (a provider's Retry-After).
+    ``timed_out`` says it ran out of time (its timeout, or a ``TimeoutError`` or
+    ``TimedOutError`` it raised): a last attempt that did may send the item back
+    (``on_timeout``).
     """
 
     state: str
@@ -66,6 +69,7 @@ class CommandFailed:
     retry_after: float | None = None
     note: str | None = None
     kind: Literal["command_failed"] = "command_failed"
+    timed_out: bool = False
 
 
 @dataclass(frozen=True, slots=True)

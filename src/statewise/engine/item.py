@@ -80,6 +80,8 @@ class Item:
     the next one, so a duplicate failure or timer can never add attempts. ``spent`` is what its
     model calls have cost so far, by state, which its budgets are checked against.
     ``buffer`` holds the events that arrived early, oldest first, until a state takes them.
+    ``came_from`` is the state it entered its current state from (None: it started there),
+    where a command's ``on_timeout: previous`` sends it back.
     """
 
     key: str
@@ -98,6 +100,7 @@ class Item:
     updated_at: float = 0.0
     spent: Spent = NOTHING_SPENT
     buffer: tuple[BufferedEvent, ...] = ()
+    came_from: str | None = None
 
     @property
     def visit(self) -> int:

@@ -143,6 +143,7 @@ def enter(
     if budget:
         target, hop = _within_budget(builder, target, hop)
     dwell = None
+    came_from = None if hop.creates_item else builder.state_name
     if not hop.creates_item:
         if not left:
             _leave(builder, builder.state)
@@ -150,7 +151,7 @@ def enter(
     builder.record(hop, to_state=target, selection=selection, dwell=dwell)
     state = builder.definition.state(target)
     status = _STATUS_BY_KIND.get(state.kind, ItemStatus.ACTIVE)
-    builder.arrive(state, status, 1 if _runs_command(state) else 0)
+    builder.arrive(state, status, 1 if _runs_command(state) else 0, came_from)
     _on_entry(builder, state)
 
 

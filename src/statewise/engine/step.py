@@ -60,6 +60,7 @@ from statewise.engine.parallel import on_branch_failure, on_branch_retry, on_bra
 from statewise.engine.result import Hop, Outcome, StepResult
 from statewise.engine.retry import schedule_retry, should_retry
 from statewise.engine.tasks import decide, on_task_timer
+from statewise.engine.timeouts import TIMEOUT_CAUSE, back_on_timeout
 from statewise.errors import ConditionError, InvalidEventError
 
 JSON = Any
@@ -214,6 +215,8 @@ def _on_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
         return on_branch_failure(builder, event)
     command = _command_of(builder.state)
     error = {"kind": str(event.error_kind), "message": event.message}
+    if event.timed_out:
+        error["cause"] = TIMEOUT_CAUSE
     hop = Hop(
         event=ERROR_EVENT,
         kind="command",
@@ -229,7 +232,7 @@ def _on_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
         stop_cut_short(builder, hop)
     elif should_retry(command.retry, event.error_kind, event.attempt):
         schedule_retry(builder, command, event.attempt, hop)
-    else:
+    elif not (event.timed_out and back_on_timeout(builder, command, hop)):
         fire(builder, ERROR_EVENT, hop)
     return builder.result()
 

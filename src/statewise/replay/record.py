@@ -39,6 +39,7 @@ from statewise.engine.events import (
     TimerFired,
 )
 from statewise.engine.item import HistoryRecord
+from statewise.engine.timeouts import TIMEOUT_CAUSE
 
 JSON = Any
 ResultKey = tuple[str, int, str | None, int]
@@ -216,6 +217,7 @@ class _Reader:
                 row.duration or 0.0,
                 row.branch,
                 row.usage,
+                timed_out=row.error.get("cause") == TIMEOUT_CAUSE,
             )
         else:
             return

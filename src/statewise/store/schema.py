@@ -77,6 +77,8 @@ _SPENT = (
 # The events an item keeps because they arrived before a state that accepts them
 # (``codec.encode_buffer``); NULL for the many items that keep none.
 _BUFFER = ("ALTER TABLE items ADD COLUMN buffer TEXT",)
+# The state an item entered its current state from, where `on_timeout: previous` sends it.
+_CAME_FROM = ("ALTER TABLE items ADD COLUMN came_from TEXT",)
 
 
 def _alerting(identity: str, real: str) -> tuple[str, ...]:
@@ -243,6 +245,7 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     _sql(*_TASK_LIST),
     _tally("INTEGER", "REAL", " WITHOUT ROWID"),
     _sql(*_BRANCH_TASKS_SQLITE),
+    _sql(*_CAME_FROM),
 )
 
 # Runnable rows (unleased, or leased past their time) are found through partial indexes, so a
@@ -315,6 +318,7 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
     _sql(*_TASK_LIST_POSTGRES),
     _tally("BIGINT", "DOUBLE PRECISION"),
     _sql(*_BRANCH_TASKS_POSTGRES),
+    _sql(*_CAME_FROM),
 )
 
 
