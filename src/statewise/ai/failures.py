@@ -8,6 +8,11 @@ Everything an agent run raises passes through :func:`translated`, which decides 
   rounds, truncated output): InvalidOutputError;
 * nothing will change by retrying (bad key, unknown model, rejected request, exhausted quota,
   a template or configuration mistake): PermanentError;
+* the server refused a parameter or feature of the request (llama.cpp's 500 on a forced
+  ``tool_choice``, its "Input should be 'text' or 'json_object'" on ``json_schema``, vLLM's
+  400 when auto tool choice needs a server flag, Ollama's "does not support tools"), whatever
+  the status: UnsupportedRequestError, naming the server's message. An outage never reads
+  like that, so a plain 5xx stays transient;
 * anything else was not meant to happen (a bug in a tool): CommandDefectError, a defect that
   fails the item.
 
@@ -30,8 +35,12 @@ from pydantic_ai.exceptions import (
     ConcurrencyLimitExceeded,
     ContentFilterError,
     ModelAPIError,
+    ModelAuthenticationError,
     ModelConnectionError,
+    ModelContextWindowExceededError,
+    ModelFeatureUnsupportedError,
     ModelHTTPError,
+    ModelNotFoundError,
     ModelQuotaExceededError,
     ModelRateLimitError,
     ModelRequestRejectedError,
@@ -51,6 +60,7 @@ from statewise.errors import (
     StatewiseError,
     StoreError,
     TransientError,
+    UnsupportedRequestError,
 )
 
 REDACTED = "[redacted]"
@@ -69,6 +79,20 @@ _KEY_SHAPES = re.compile(
     re.IGNORECASE,
 )
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 429})
+# What servers say when they refuse a request's parameter or feature (see the module docstring).
+_UNSUPPORTED = re.compile(
+    r"not supported|unsupported|does not support|not implemented|input should be"
+    r"|must be one of|requires --|--enable-|\b(?:tool_choice|response_format|json_schema"
+    r"|max_completion_tokens|guided_json|parallel_tool_calls)\b",
+    re.IGNORECASE,
+)
+_SPECIFIC_REJECTIONS = (
+    ModelAuthenticationError,
+    ModelNotFoundError,
+    ModelContextWindowExceededError,
+)
+# Statuses that carry rate limits and quotas: their wording is about the account, never a feature.
+_ACCOUNT_STATUS = frozenset({401, 402, 403, 429})
 _SERVER_ERROR = 500
 
 FailureUsage = Callable[[str], dict[str, Any]]
@@ -151,6 +175,12 @@ def _classify_api_error(exc: ModelAPIError) -> tuple[type[CommandError], str, fl
         return TransientError, f"rate limited{wait}: {described}", exc.retry_after
     if isinstance(exc, ModelQuotaExceededError):
         return PermanentError, f"quota or billing exhausted: {described}", None
+    if _refuses_a_feature(exc) or isinstance(exc, ModelFeatureUnsupportedError):
+        return (
+            UnsupportedRequestError,
+            f"the server does not support this request: {described}",
+            None,
+        )
     if isinstance(exc, ModelRequestRejectedError):
         return PermanentError, f"request rejected: {described}", None
     transient = (ModelUnavailableError, ModelServerError, ModelConnectionError, ModelRequestTimeout)
@@ -165,6 +195,16 @@ def _classify_api_error(exc: ModelAPIError) -> tuple[type[CommandError], str, fl
     return TransientError, f"provider error: {described}", exc.retry_after
 
 
+def _refuses_a_feature(exc: ModelAPIError) -> bool:
+    """Whether an HTTP error's own message says a parameter or feature is unsupported."""
+    if not isinstance(exc, ModelHTTPError) or exc.status_code in _ACCOUNT_STATUS:
+        return False
+    if isinstance(exc, _SPECIFIC_REJECTIONS):  # pydantic-ai already said what is wrong
+        return False
+    message = _body_message(exc.body) or (exc.body if isinstance(exc.body, str) else None)
+    return bool(message and _UNSUPPORTED.search(message))
+
+
 def _describe(exc: ModelAPIError) -> str:
     if isinstance(exc, ModelHTTPError):
         return f"HTTP {exc.status_code}: {_body_message(exc.body) or exc.message}"
@@ -177,6 +217,8 @@ def _body_message(body: object) -> str | None:
         inner = body.get("error", body)
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
             return str(inner["message"])
+        if isinstance(inner, str):  # Ollama's native shape: {"error": "..."}
+            return inner
         if isinstance(body.get("message"), str):
             return str(body["message"])
     return None
