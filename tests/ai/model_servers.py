@@ -24,7 +24,8 @@ comes from:
   named tool choices work through guided decoding; ``json_schema`` and ``json_object`` work;
   both token fields are honoured.
 * **OpenAI** (API reference, Chat Completions): every mode works; the limit is
-  ``max_completion_tokens``; a request without a key is a 401.
+  ``max_completion_tokens``, and ``max_tokens`` still works for the non-reasoning models
+  (deprecated); a request without a key is a 401.
 """
 
 from __future__ import annotations
