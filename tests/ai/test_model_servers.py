@@ -17,7 +17,7 @@ from statewise.ai.settings import AISettings
 from statewise.store.sqlite import SQLiteStore
 
 from .conftest import agent, registered, workflow
-from .model_servers import RUNAWAY_TOKENS, ServerBehaviour, llama_cpp, ollama, openai_api, vllm
+from .model_servers import RUNAWAY_TOKENS, llama_cpp, ollama, openai_api, vllm
 from .servers import FakeProvider
 
 SAMPLE = {"category": "billing"}

@@ -184,10 +184,10 @@ def build_model(
 
     if not isinstance(model, OpenAIChatModel):
         return model
-    overrides = ModelProfile(**(profile or {}))
+    overrides: dict[str, Any] = dict(profile or {})  # an OpenAIModelProfile key joins below
     if not is_openai_itself(endpoint(spec, ref, settings), ref):
         overrides["openai_chat_supports_max_completion_tokens"] = False
-    return type(model)(model.model_name, provider=provider, profile=overrides)
+    return type(model)(model.model_name, provider=provider, profile=cast(ModelProfile, overrides))
 
 
 def endpoint(spec: AgentSpec, ref: ModelRef, settings: AISettings) -> str | None:
