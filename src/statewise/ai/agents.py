@@ -40,6 +40,8 @@ from pydantic_ai.messages import (
     ModelRequest,
     ModelResponse,
     RetryFeedbackPart,
+    TextPart,
+    ToolCallPart,
     ToolReturnPart,
 )
 from pydantic_ai.models import Model, ModelRequestParameters
@@ -80,6 +82,8 @@ OK = "ok"
 # An agent stops itself this long (at most a tenth of its budget) before its attempt's
 # timeout, so it can still report what the attempt spent.
 _DEADLINE_MARGIN = 0.25
+# Characters of the model's reply an invalid-output error shows.
+REPLY_SHOWN = 500
 
 
 @dataclass(slots=True)
@@ -191,7 +195,7 @@ class AgentRunner:
             self.spec.name,
             str(self.ref),
             failed,
-            lambda: _last_feedback(exchange),
+            lambda: _explained(exchange),
             secrets=self._secret_variables,
         ):
             stored = await self._stored_conversations(ctx)
@@ -394,6 +398,41 @@ def _over_allowance(allowance: int | None, exchange: _Exchange) -> None:
             f"the run was stopped after {used:,} tokens: its item's budget allowed "
             f"{allowance:,} more"
         )
+
+
+def _explained(exchange: _Exchange) -> str | None:
+    """Why the output was invalid: the last problem the model was shown, and what it replied.
+
+    The reply is what an operator needs to see (a small model echoing the schema back, a
+    refusal, a truncated object); it is cut to ``REPLY_SHOWN`` characters to stay readable.
+    """
+    feedback, reply = _last_feedback(exchange), _last_reply(exchange)
+    if feedback is not None:
+        feedback = _cut(feedback)  # a validation error may quote the whole reply again
+    if reply is None:
+        return feedback
+    said = f"the model replied: {_cut(reply)!r}"
+    return f"{feedback}; {said}" if feedback else said
+
+
+def _cut(text: str) -> str:
+    """``text`` cut to ``REPLY_SHOWN`` characters, saying how long it was."""
+    if len(text) <= REPLY_SHOWN:
+        return text
+    return f"{text[:REPLY_SHOWN]}... ({len(text):,} characters)"
+
+
+def _last_reply(exchange: _Exchange) -> str | None:
+    """The text or tool-call arguments of the model's last response, if it gave one."""
+    for message in reversed(exchange.new):
+        if not isinstance(message, ModelResponse):
+            continue
+        said = [part.content for part in message.parts if isinstance(part, TextPart)]
+        said += [
+            part.args_as_json_str() for part in message.parts if isinstance(part, ToolCallPart)
+        ]
+        return "\n".join(said) or None
+    return None
 
 
 def _last_feedback(exchange: _Exchange) -> str | None:
