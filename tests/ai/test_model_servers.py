@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from statewise.ai.models import build_model, is_openai_itself, parse_model
+from statewise.ai.models import NO_KEY, build_model, is_openai_itself, parse_model
 from statewise.ai.settings import AISettings
+from statewise.errors import PermanentError, UnsupportedRequestError
 from statewise.store.sqlite import SQLiteStore
 
 from .conftest import agent, registered, workflow
@@ -84,3 +85,23 @@ def test_openai_itself_keeps_max_completion_tokens() -> None:
         agent(settings={"base_url": "http://127.0.0.1:8080/v1"}), ref, AISettings()
     )
     assert served.profile.get("openai_chat_supports_max_completion_tokens") is False
+
+
+def test_a_keyless_server_of_ones_own_gets_the_documented_placeholder(
+    model_servers: dict[str, FakeProvider], store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY")
+    server = fresh(model_servers["llama.cpp"])
+    assert run(store, server, output_mode="prompted", max_tokens=64).value == SAMPLE
+    assert server.requests[0].headers["authorization"] == f"Bearer {NO_KEY}"
+
+
+def test_a_server_that_wants_a_key_and_gets_none_is_a_permanent_error(
+    model_servers: dict[str, FakeProvider], store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY")
+    server = fresh(model_servers["openai"])
+    with pytest.raises(PermanentError, match="HTTP 401: You didn't provide an API key") as raised:
+        run(store, server)
+    assert not isinstance(raised.value, UnsupportedRequestError)
+    assert len(server.requests) == 1

@@ -55,6 +55,9 @@ OUTPUT_MODE = "output_mode"
 STATEWISE_SETTINGS = frozenset({BASE_URL, API_KEY_ENV, OUTPUT_MODE})
 # Providers pydantic-ai supports that have no entry in its list of known model names.
 OPENAI_HOST = "api.openai.com"
+OPENAI_KEY_ENV = "OPENAI_API_KEY"
+# What a keyless server of one's own is sent as its key (see ``_api_key``).
+NO_KEY = "no-key"
 _UNLISTED_PROVIDERS = (
     "ollama", "vllm", "litellm", "openrouter", "together", "fireworks", "azure", "nebius",
     "ovhcloud", "alibaba", "sambanova", "vercel", "github", "openai-responses",
@@ -217,7 +220,7 @@ def _provider(spec: AgentSpec, ref: ModelRef, settings: AISettings) -> Provider[
             f"installed here ({exc})"
         ) from None
     offered = {
-        "api_key": _api_key(spec),
+        "api_key": _api_key(spec, ref, settings),
         "base_url": _base_url(spec, ref, settings),
         "http_client": settings.http_client,
     }
@@ -238,9 +241,20 @@ def _provider(spec: AgentSpec, ref: ModelRef, settings: AISettings) -> Provider[
         ) from None
 
 
-def _api_key(spec: AgentSpec) -> str | None:
+def _api_key(spec: AgentSpec, ref: ModelRef, settings: AISettings) -> str | None:
+    """The key the agent names, else the provider's own; for a server of one's own, ``no-key``.
+
+    An ``openai:`` model at a ``base_url`` other than OpenAI's, with no key anywhere, is a
+    server of one's own. Servers started without a key (llama.cpp, Ollama, vLLM, LM Studio) ignore the header, but
+    the OpenAI SDK will not send a request without one, so it gets the placeholder
+    ``Bearer no-key`` (llama.cpp's own examples use it). A server that does want a key answers 401, a permanent error.
+    """
     variable = spec.settings.get(API_KEY_ENV)
     if variable is None:
+        url = _base_url(spec, ref, settings)
+        compatible = ref.provider == "openai" and url is not None
+        if compatible and not os.environ.get(OPENAI_KEY_ENV) and not is_openai_itself(url, ref):
+            return NO_KEY
         return None
     key = os.environ.get(str(variable))
     if not key:
