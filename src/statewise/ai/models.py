@@ -245,9 +245,10 @@ def _api_key(spec: AgentSpec, ref: ModelRef, settings: AISettings) -> str | None
     """The key the agent names, else the provider's own; for a server of one's own, ``no-key``.
 
     An ``openai:`` model at a ``base_url`` other than OpenAI's, with no key anywhere, is a
-    server of one's own. Servers started without a key (llama.cpp, Ollama, vLLM, LM Studio) ignore the header, but
-    the OpenAI SDK will not send a request without one, so it gets the placeholder
-    ``Bearer no-key`` (llama.cpp's own examples use it). A server that does want a key answers 401, a permanent error.
+    server of one's own. Servers started without a key (llama.cpp, Ollama, vLLM, LM Studio)
+    ignore the header, but the OpenAI SDK will not send a request without one, so it gets the
+    placeholder ``Bearer no-key`` (llama.cpp's own examples use it). A server that does want a
+    key answers 401, a permanent error.
     """
     variable = spec.settings.get(API_KEY_ENV)
     if variable is None:
