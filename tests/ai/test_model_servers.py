@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from statewise.ai.agents import _WORKING_MODES
 from statewise.ai.models import NO_KEY, build_model, is_openai_itself, parse_model
 from statewise.ai.settings import AISettings
 from statewise.errors import PermanentError, UnsupportedRequestError
@@ -104,4 +105,45 @@ def test_a_server_that_wants_a_key_and_gets_none_is_a_permanent_error(
     with pytest.raises(PermanentError, match="HTTP 401: You didn't provide an API key") as raised:
         run(store, server)
     assert not isinstance(raised.value, UnsupportedRequestError)
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "mode", "refused"),
+    [
+        # llama.cpp asserts on a forced tool choice, and takes `auto`.
+        ("llama.cpp", "tool-auto", ["tool"]),
+        # Ollama's model has no tools at all; its JSON-schema format works.
+        ("ollama", "native", ["tool", "tool-auto"]),
+        # vLLM forces the tool call by guided decoding.
+        ("vllm", "tool", []),
+        ("openai", "tool", []),
+    ],
+)
+def test_auto_finds_the_first_mode_the_server_takes_and_remembers_it(
+    model_servers: dict[str, FakeProvider],
+    store: SQLiteStore,
+    kind: str,
+    mode: str,
+    refused: list[str],
+) -> None:
+    server = fresh(model_servers[kind])
+    _WORKING_MODES.clear()
+    result = run(store, server, max_tokens=64)  # output_mode: auto, the default at a base_url
+    assert result.value == SAMPLE
+    assert result.usage["output_mode"] == mode
+    assert result.usage["outcome"] == "ok"
+    assert len(server.requests) == len(refused) + 1  # each refusal once, never retried
+    # The next attempt goes straight to the mode that worked.
+    server.requests.clear()
+    assert run(store, server, max_tokens=64).usage["output_mode"] == mode
+    assert len(server.requests) == 1
+
+
+def test_a_mode_the_server_refuses_is_a_configuration_error_naming_its_message(
+    model_servers: dict[str, FakeProvider], store: SQLiteStore
+) -> None:
+    server = fresh(model_servers["llama.cpp"])
+    with pytest.raises(UnsupportedRequestError, match="Input should be 'text' or 'json_object'"):
+        run(store, server, output_mode="native")
     assert len(server.requests) == 1

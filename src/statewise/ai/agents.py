@@ -34,7 +34,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic_ai import Agent, capture_run_messages
-from pydantic_ai.exceptions import UsageLimitExceeded
+from pydantic_ai.exceptions import ModelAPIError, UsageLimitExceeded
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -51,18 +51,29 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import UsageLimits
 
 from statewise.ai import cache, conversations
-from statewise.ai.failures import translated
+from statewise.ai.failures import classify, translated
 from statewise.ai.limits import limited
 from statewise.ai.models import (
     API_KEY_ENV,
+    BASE_URL,
     OUTPUT_MODE,
     ModelRef,
     build_model,
+    endpoint,
     model_settings,
     parse_model,
 )
 from statewise.ai.prompts import Prompts, Rendered
-from statewise.ai.schema import OUTPUT_TOOL, check_output, output_model, output_spec
+from statewise.ai.schema import (
+    AUTO,
+    OUTPUT_MODES,
+    OUTPUT_TOOL,
+    check_mode,
+    check_output,
+    mode_profile,
+    output_model,
+    output_spec,
+)
 from statewise.ai.settings import AISettings
 from statewise.ai.tools import agent_tools, tool_calls
 from statewise.ai.usage import (
@@ -74,7 +85,7 @@ from statewise.ai.usage import (
 )
 from statewise.contract import CommandContext, CommandRegistry, CommandResult
 from statewise.definition.model import AgentSpec
-from statewise.errors import BudgetExceededError, TransientError
+from statewise.errors import BudgetExceededError, TransientError, UnsupportedRequestError
 from statewise.store.base import Store
 
 JSON = Any
@@ -96,6 +107,7 @@ class _Exchange:
     history_length: int = 0
     captured: list[ModelMessage] = field(default_factory=list)
     requests: list[float] = field(default_factory=list)
+    mode: str | None = None
 
     @property
     def model_seconds(self) -> float:
@@ -107,6 +119,15 @@ class _Exchange:
 
 
 _RUNNING: ContextVar[_Exchange | None] = ContextVar("statewise_agent_exchange", default=None)
+
+# The output mode ``auto`` found working, by (endpoint, model), for this process.
+_WORKING_MODES: dict[tuple[str | None, str], str] = {}
+
+
+def _auto_order(remembered: str | None) -> tuple[str, ...]:
+    """The modes ``auto`` tries: from the one that worked last, wrapping around."""
+    start = OUTPUT_MODES.index(remembered) if remembered in OUTPUT_MODES else 0
+    return OUTPUT_MODES[start:] + OUTPUT_MODES[:start]
 
 
 class _TimedModel(WrapperModel):
@@ -149,7 +170,11 @@ class AgentRunner:
         self._prices = prices
         self._prompts = Prompts(spec)
         self._model_settings = model_settings(spec, settings)
-        mode = str(spec.settings.get(OUTPUT_MODE, "tool"))
+        # An endpoint of one's own gets `auto`: which modes a server supports is not knowable
+        # from its name. A hosted provider keeps `tool`, the mode it supports best.
+        default = AUTO if spec.settings.get(BASE_URL) else "tool"
+        mode = check_mode(spec.name, str(spec.settings.get(OUTPUT_MODE) or default))
+        self._mode = mode
         # `output: NAME` is a registered pydantic model, found now so a missing one fails here.
         self._model_class: type[BaseModel] | None = None
         self._schema: Mapping[str, Any] | None = None
@@ -157,8 +182,13 @@ class AgentRunner:
             self._model_class = output_model(registry, spec.name, spec.output)
         else:
             self._schema = spec.output
-        self._output = output_spec(spec.name, self._model_class or self._schema, mode)
-        self._output_mode = self.ref.output_mode(spec, mode)
+        self._shape = self._model_class or self._schema
+        self._auto = mode == AUTO and self._shape is not None and not self.ref.runs_locally
+        self._endpoint = (
+            (None, self.ref.name)
+            if self.ref.runs_locally
+            else (endpoint(spec, self.ref, settings), self.ref.name)
+        )
         self._instructions = instructions_version(spec.instructions)
         # What shapes the reply, for the cache key: a class by its name and its JSON Schema.
         self._cached_shape = self._schema
@@ -172,9 +202,9 @@ class AgentRunner:
         self._secret_variables = frozenset({str(key_variable)} if key_variable else ())
         self._limits = UsageLimits(request_limit=spec.max_tool_rounds + settings.output_retries + 1)
         # The model's client and limiter belong to the event loop that uses them.
-        self._agents: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Agent[None, Any]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._agents: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, Agent[None, Any]]
+        ] = weakref.WeakKeyDictionary()
 
     async def __call__(self, ctx: CommandContext) -> CommandResult:
         """Run the agent for one attempt; see the module docstring for the steps."""
@@ -188,7 +218,9 @@ class AgentRunner:
 
     async def _attempt(self, ctx: CommandContext, exchange: _Exchange) -> CommandResult:
         def failed(outcome: str) -> dict[str, JSON]:
-            return self._usage(exchange.new, exchange.model_seconds, outcome=outcome)
+            return self._usage(
+                exchange.new, exchange.model_seconds, outcome=outcome, mode=exchange.mode
+            )
 
         ctx.track_usage(failed)
         with translated(
@@ -209,7 +241,7 @@ class AgentRunner:
             value, new = await self._run_in_time(ctx, rendered, history, exchange)
             if key is not None:
                 await cache.remember(self._store, key, value, new)
-            usage = self._usage(new, exchange.model_seconds)
+            usage = self._usage(new, exchange.model_seconds, mode=exchange.mode)
             return CommandResult(value, usage, self._kept(history, new))
 
     async def _model_loaded(self) -> None:
@@ -281,8 +313,44 @@ class AgentRunner:
         limits: UsageLimits,
         budget: float | None,
     ) -> tuple[JSON, list[ModelMessage]]:
-        """One pydantic-ai run; ``exchange`` sees its messages even if it fails."""
-        agent = self._agent()
+        """One run in the agent's output mode, or in the first ``auto`` finds the server takes.
+
+        Under ``auto`` a mode the server refuses (an UnsupportedRequestError: a parameter or
+        feature it does not support) moves on to the next; the mode that answered is
+        remembered for the endpoint and model, and recorded in the audit. Any other failure
+        is the run's.
+        """
+        if not self._auto:
+            return await self._run_in_mode(self._mode, rendered, history, exchange, limits, budget)
+        order = _auto_order(_WORKING_MODES.get(self._endpoint))
+        refusals: list[str] = []
+        for mode in order:
+            try:
+                ran = await self._run_in_mode(mode, rendered, history, exchange, limits, budget)
+            except ModelAPIError as exc:
+                error_class, message, _ = classify(exc)
+                if error_class is not UnsupportedRequestError:
+                    raise
+                refusals.append(f"{mode}: {message}")
+                continue
+            _WORKING_MODES[self._endpoint] = mode
+            return ran
+        raise UnsupportedRequestError(
+            f"output_mode auto: the server refused every mode ({'; '.join(refusals)})"
+        )
+
+    async def _run_in_mode(
+        self,
+        mode: str,
+        rendered: Rendered,
+        history: list[ModelMessage],
+        exchange: _Exchange,
+        limits: UsageLimits,
+        budget: float | None,
+    ) -> tuple[JSON, list[ModelMessage]]:
+        """One pydantic-ai run in ``mode``; ``exchange`` sees its messages even if it fails."""
+        agent = self._agent(mode)
+        exchange.mode = mode
         with capture_run_messages() as captured:
             exchange.captured, exchange.history_length = captured, len(history)
             try:
@@ -301,14 +369,12 @@ class AgentRunner:
             output = output.model_dump(mode="json")
         return output, result.new_messages()
 
-    def _agent(self) -> Agent[None, Any]:
-        """The pydantic-ai agent of the running event loop, built on first use."""
-        loop = asyncio.get_running_loop()
-        agent = self._agents.get(loop)
-        if agent is None:
-            agent = self._build_agent()
-            self._agents[loop] = agent
-        return agent
+    def _agent(self, mode: str) -> Agent[None, Any]:
+        """The pydantic-ai agent of the running event loop and ``mode``, built on first use."""
+        built = self._agents.setdefault(asyncio.get_running_loop(), {})
+        if mode not in built:
+            built[mode] = self._build_agent(mode)
+        return built[mode]
 
     def _traced(self, model: Model) -> Model:
         """The model with GenAI-convention spans per call, when a tracer provider is set."""
@@ -318,13 +384,13 @@ class AgentRunner:
         settings = InstrumentationSettings(tracer_provider=provider, include_content=False)
         return InstrumentedModel(model, settings)
 
-    def _build_agent(self) -> Agent[None, Any]:
-        model = build_model(self.spec, self.ref, self._settings)
+    def _build_agent(self, mode: str) -> Agent[None, Any]:
+        model = build_model(self.spec, self.ref, self._settings, profile=mode_profile(mode))
         self._model_name = f"{self.ref.provider}:{model.model_name}"
         retries = self._settings.output_retries
         agent: Agent[None, Any] = Agent(
             self._traced(limited(_TimedModel(model), self.ref, self._settings)),
-            output_type=self._output,
+            output_type=output_spec(self.spec.name, self._shape, mode),
             tools=self._tools,
             retries={"output": retries, "tools": retries},
             model_settings=self._model_settings,
@@ -353,8 +419,12 @@ class AgentRunner:
         *,
         cached: bool = False,
         outcome: str = OK,
+        mode: str | None = None,
     ) -> dict[str, JSON]:
-        """The audit record of one run (a cache hit used no tokens and cost nothing)."""
+        """The audit record of one run (a cache hit used no tokens and cost nothing).
+
+        ``mode`` is the output mode the run used (under ``auto``, the one it found).
+        """
         tokens = Tokens() if cached else count_tokens(messages)
         return usage_record(
             agent=self.spec.name,
@@ -367,7 +437,7 @@ class AgentRunner:
             cached=cached,
             outcome=outcome,
             instructions=self._instructions,
-            output_mode=self._output_mode,
+            output_mode=self.ref.output_mode(self.spec, mode or self._mode),
         )
 
     def _answered_by(self, messages: Sequence[ModelMessage]) -> str:

@@ -168,7 +168,7 @@ def _provider_specific(key: str) -> bool:
 
 
 def build_model(
-    spec: AgentSpec, ref: ModelRef, settings: AISettings, profile: ModelProfile | None = None
+    spec: AgentSpec, ref: ModelRef, settings: AISettings, profile: Mapping[str, Any] | None = None
 ) -> Model:
     """The pydantic-ai model for one agent; the local model is imported only when used.
 
