@@ -147,6 +147,4 @@ def vllm(sample: dict[str, Any]) -> ServerBehaviour:
 
 def openai_api(sample: dict[str, Any]) -> ServerBehaviour:
     """OpenAI's own Chat Completions API."""
-    return ServerBehaviour(
-        "OpenAI", sample, token_fields=("max_completion_tokens",), needs_key=True
-    )
+    return ServerBehaviour("OpenAI", sample, needs_key=True)

@@ -7,20 +7,25 @@ where that comes from); each test reads only the requests it caused.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from statewise.ai.agents import _WORKING_MODES
 from statewise.ai.models import NO_KEY, build_model, is_openai_itself, parse_model
 from statewise.ai.settings import AISettings
+from statewise.cli import app
 from statewise.errors import PermanentError, UnsupportedRequestError
 from statewise.store.sqlite import SQLiteStore
 
 from .conftest import agent, registered, workflow
 from .model_servers import RUNAWAY_TOKENS, llama_cpp, ollama, openai_api, vllm
-from .servers import FakeProvider
+from .servers import FakeProvider, serving
 
 SAMPLE = {"category": "billing"}
 OUTPUT = {
@@ -147,3 +152,83 @@ def test_a_mode_the_server_refuses_is_a_configuration_error_naming_its_message(
     with pytest.raises(UnsupportedRequestError, match="Input should be 'text' or 'json_object'"):
         run(store, server, output_mode="native")
     assert len(server.requests) == 1
+
+
+CHECKED = """\
+workflow: checks
+agents:
+  {agent}:
+    model: openai:{model}
+    instructions: Classify the message.
+    input: "{{{{ message }}}}"
+    settings: {{base_url: "{url}"}}
+    output:
+      type: object
+      properties:
+        category: {{type: string, enum: [billing, shipping]}}
+      required: [category]
+states:
+  start: {{kind: initial, agent: {agent}, transitions: [{{to: done}}]}}
+  done: {{kind: final}}
+"""
+
+
+def models_check(tmp_path: Path, agent: str, url: str, model: str = "smollm2") -> tuple[int, Any]:
+    """``statewise models check`` on a workflow whose one agent runs at ``url``, as JSON."""
+    path = tmp_path / f"{agent}.yaml"
+    path.write_text(CHECKED.format(agent=agent, model=model, url=url))
+    result = CliRunner().invoke(app, ["models", "check", "--workflow", str(path), "-f", "json"])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    rows = json.loads(result.stdout[: result.stdout.rindex("]") + 1])
+    return result.exit_code, rows[0]
+
+
+@pytest.mark.parametrize(
+    ("kind", "modes"),
+    [
+        ("llama.cpp", ["tool-auto", "prompted-json", "prompted"]),
+        ("ollama", ["native", "prompted-json", "prompted"]),
+        ("vllm", ["tool", "native", "prompted-json", "prompted"]),
+        ("openai", ["tool", "tool-auto", "native", "prompted-json", "prompted"]),
+    ],
+)
+def test_models_check_tells_what_each_server_supports(
+    model_servers: dict[str, FakeProvider],
+    tmp_path: Path,
+    kind: str,
+    modes: list[str],
+) -> None:
+    server = fresh(model_servers[kind])
+    code, row = models_check(tmp_path, "classifier", server.url)
+    assert code == 0
+    assert row["endpoint"] == server.url
+    assert row["reachable"] is True
+    assert row["modes"] == modes
+    assert row["usage_reported"] is True
+    assert row["token_limit_honoured"] is True  # max_tokens, the field each of them reads
+    assert row["latency"] > 0
+    assert set(row["refused"]) == {
+        "tool",
+        "tool-auto",
+        "native",
+        "prompted-json",
+        "prompted",
+    } - set(modes)
+
+
+def test_models_check_fails_for_a_server_that_cannot_be_reached(tmp_path: Path) -> None:
+    closed = FakeProvider()
+    closed.stop_unstarted()
+    code, row = models_check(tmp_path, "writer", closed.url)
+    assert code == 1
+    assert row["reachable"] is False
+    assert row["error"].startswith("unreachable: ")
+    assert row["modes"] == []
+
+
+def test_models_check_shows_a_server_that_ignores_the_token_limit(tmp_path: Path) -> None:
+    with serving() as server:
+        server.always(replace(llama_cpp(SAMPLE), token_fields=()))
+        code, row = models_check(tmp_path, "writer", server.url)
+    assert code == 0  # usable, but every request runs to the end of the context
+    assert row["token_limit_honoured"] is False
