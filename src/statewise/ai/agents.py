@@ -30,7 +30,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 from pydantic_ai import Agent, capture_run_messages
@@ -101,13 +101,18 @@ REPLY_SHOWN = 500
 class _Exchange:
     """The messages one run added, visible to the failure handler while the run is going.
 
-    ``requests`` holds how long each model request took, inside its provider slot.
+    ``requests`` holds how long each model request took, inside its provider slot;
+    ``queued`` sums the waits for a slot, apart from it; ``deadline`` is when the attempt
+    stops itself (``time.perf_counter``), which bounds each request's own timeout.
     """
 
     history_length: int = 0
     captured: list[ModelMessage] = field(default_factory=list)
     requests: list[float] = field(default_factory=list)
     mode: str | None = None
+    queued: float = 0.0
+    waiting_since: float | None = None
+    deadline: float | None = None
 
     @property
     def model_seconds(self) -> float:
@@ -130,11 +135,29 @@ def _auto_order(remembered: str | None) -> tuple[str, ...]:
     return OUTPUT_MODES[start:] + OUTPUT_MODES[:start]
 
 
+class _QueuedModel(WrapperModel):
+    """Notes when a request starts waiting for its provider's limiter (it sits outside it)."""
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        exchange = _RUNNING.get()
+        if exchange is not None:
+            exchange.waiting_since = time.perf_counter()
+        return await self.wrapped.request(messages, model_settings, model_request_parameters)
+
+
 class _TimedModel(WrapperModel):
-    """Adds each request's own duration to the running attempt's exchange.
+    """Times each request from when it is sent, apart from its wait for a slot.
 
     It sits inside the provider's limiter, so the recorded latency is the calls themselves:
-    not the wait for a slot behind other items, not the agent's tools, not the model's load.
+    not the wait for a slot behind other items (recorded apart, as ``queued``), not the
+    agent's tools, not the model's load. The request's own timeout starts here too: the
+    configured one, cut to what the attempt has left at the moment it is sent. A request cut
+    off is cancelled with its connection, which closes, so the server stops generating.
     """
 
     async def request(
@@ -144,10 +167,18 @@ class _TimedModel(WrapperModel):
         model_request_parameters: ModelRequestParameters,
     ) -> ModelResponse:
         began = time.perf_counter()
+        exchange = _RUNNING.get()
+        if exchange is not None and exchange.waiting_since is not None:
+            exchange.queued += began - exchange.waiting_since
+            exchange.waiting_since = None
+        if exchange is not None and exchange.deadline is not None:
+            left = max(exchange.deadline - began, 0.0)
+            configured = (model_settings or {}).get("timeout")
+            chosen = left if not isinstance(configured, int | float) else min(configured, left)
+            model_settings = cast(ModelSettings, {**(model_settings or {}), "timeout": chosen})
         try:
             return await self.wrapped.request(messages, model_settings, model_request_parameters)
         finally:
-            exchange = _RUNNING.get()
             if exchange is not None:
                 exchange.requests.append(time.perf_counter() - began)
 
@@ -219,7 +250,11 @@ class AgentRunner:
     async def _attempt(self, ctx: CommandContext, exchange: _Exchange) -> CommandResult:
         def failed(outcome: str) -> dict[str, JSON]:
             return self._usage(
-                exchange.new, exchange.model_seconds, outcome=outcome, mode=exchange.mode
+                exchange.new,
+                exchange.model_seconds,
+                outcome=outcome,
+                mode=exchange.mode,
+                queued=exchange.queued,
             )
 
         ctx.track_usage(failed)
@@ -241,7 +276,9 @@ class AgentRunner:
             value, new = await self._run_in_time(ctx, rendered, history, exchange)
             if key is not None:
                 await cache.remember(self._store, key, value, new)
-            usage = self._usage(new, exchange.model_seconds, mode=exchange.mode)
+            usage = self._usage(
+                new, exchange.model_seconds, mode=exchange.mode, queued=exchange.queued
+            )
             return CommandResult(value, usage, self._kept(history, new))
 
     async def _model_loaded(self) -> None:
@@ -295,11 +332,12 @@ class AgentRunner:
             limits = replace(limits, total_tokens_limit=ctx.tokens_left)
         remaining = ctx.remaining()
         if remaining is None:
-            return await self._run(rendered, history, exchange, limits, None)
+            return await self._run(rendered, history, exchange, limits)
         budget = max(remaining - min(_DEADLINE_MARGIN, remaining / 10), 0.0)
+        exchange.deadline = time.perf_counter() + budget
         try:
             async with asyncio.timeout(budget):
-                return await self._run(rendered, history, exchange, limits, budget)
+                return await self._run(rendered, history, exchange, limits)
         except TimeoutError:
             raise TransientError(
                 f"the attempt ran out of time after {budget:.2f}s (its command timeout)"
@@ -311,7 +349,6 @@ class AgentRunner:
         history: list[ModelMessage],
         exchange: _Exchange,
         limits: UsageLimits,
-        budget: float | None,
     ) -> tuple[JSON, list[ModelMessage]]:
         """One run in the agent's output mode, or in the first ``auto`` finds the server takes.
 
@@ -321,12 +358,12 @@ class AgentRunner:
         is the run's.
         """
         if not self._auto:
-            return await self._run_in_mode(self._mode, rendered, history, exchange, limits, budget)
+            return await self._run_in_mode(self._mode, rendered, history, exchange, limits)
         order = _auto_order(_WORKING_MODES.get(self._endpoint))
         refusals: list[str] = []
         for mode in order:
             try:
-                ran = await self._run_in_mode(mode, rendered, history, exchange, limits, budget)
+                ran = await self._run_in_mode(mode, rendered, history, exchange, limits)
             except ModelAPIError as exc:
                 error_class, message, _ = classify(exc)
                 if error_class is not UnsupportedRequestError:
@@ -346,7 +383,6 @@ class AgentRunner:
         history: list[ModelMessage],
         exchange: _Exchange,
         limits: UsageLimits,
-        budget: float | None,
     ) -> tuple[JSON, list[ModelMessage]]:
         """One pydantic-ai run in ``mode``; ``exchange`` sees its messages even if it fails."""
         agent = self._agent(mode)
@@ -359,7 +395,6 @@ class AgentRunner:
                     instructions=rendered.instructions or None,
                     message_history=history or None,
                     usage_limits=limits,
-                    model_settings=None if budget is None else {"timeout": budget},
                 )
             except UsageLimitExceeded:
                 _over_allowance(limits.total_tokens_limit, exchange)
@@ -389,7 +424,7 @@ class AgentRunner:
         self._model_name = f"{self.ref.provider}:{model.model_name}"
         retries = self._settings.output_retries
         agent: Agent[None, Any] = Agent(
-            self._traced(limited(_TimedModel(model), self.ref, self._settings)),
+            self._traced(_QueuedModel(limited(_TimedModel(model), self.ref, self._settings))),
             output_type=output_spec(self.spec.name, self._shape, mode),
             tools=self._tools,
             retries={"output": retries, "tools": retries},
@@ -420,6 +455,7 @@ class AgentRunner:
         cached: bool = False,
         outcome: str = OK,
         mode: str | None = None,
+        queued: float = 0.0,
     ) -> dict[str, JSON]:
         """The audit record of one run (a cache hit used no tokens and cost nothing).
 
@@ -438,6 +474,7 @@ class AgentRunner:
             outcome=outcome,
             instructions=self._instructions,
             output_mode=self.ref.output_mode(self.spec, mode or self._mode),
+            queued=queued,
         )
 
     def _answered_by(self, messages: Sequence[ModelMessage]) -> str:
