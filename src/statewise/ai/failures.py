@@ -78,6 +78,7 @@ _KEY_SHAPES = re.compile(
     r"|(?<=[?&]api_key=)[^&\s'\"]+",
     re.IGNORECASE,
 )
+UNSUPPORTED = "the server does not support this request: "
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 429})
 # What servers say when they refuse a request's parameter or feature (see the module docstring).
 _UNSUPPORTED = re.compile(

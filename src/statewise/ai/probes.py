@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from pydantic_ai import Agent
 from pydantic_ai.settings import ModelSettings
 
-from statewise.ai.failures import classify, scrub
+from statewise.ai.failures import UNSUPPORTED, classify, scrub
 from statewise.ai.models import ModelRef, build_model, endpoint, model_settings, parse_model
 from statewise.ai.schema import OUTPUT_MODES, check_output, mode_profile, output_spec
 from statewise.ai.settings import AISettings
@@ -36,6 +36,7 @@ from statewise.errors import TransientError
 # The cap the token-limit probe asks for; a server that honours it reports at most this many.
 PROBE_TOKENS = 8
 _CAP_PROMPT = "Count from 1 to 100, one number a line."
+_SHOWN = 160
 _MODE_PROMPT = "This is a connectivity check. Reply with any output that fits the schema."
 
 
@@ -53,6 +54,8 @@ class ProbeReport:
     token_limit_honoured: bool | None = None
     error: str | None = None
     refused: Mapping[str, str] = field(default_factory=dict)
+    """``error`` is why the endpoint could not be reached, else why each refused mode failed
+    (shortened; ``refused`` keeps each in full)."""
 
     @property
     def works(self) -> bool:
@@ -71,11 +74,10 @@ async def probe(
         return ProbeReport(base.agent, base.model, base.endpoint, True, ("local",))
     chosen = dict(model_settings(spec, settings))
     capped = cast(ModelSettings, {**chosen, "max_tokens": PROBE_TOKENS})
-    began = time.perf_counter()
     try:
-        answered = await _agent(spec, ref, settings, "tool", str).run(
-            _CAP_PROMPT, model_settings=capped
-        )
+        capping = _agent(spec, ref, settings, "tool", str)
+        began = time.perf_counter()  # the request alone, not building the model
+        answered = await capping.run(_CAP_PROMPT, model_settings=capped)
     except Exception as exc:  # every failure is the report, never a crash
         return ProbeReport(base.agent, base.model, base.endpoint, False, error=_said(exc))
     latency = time.perf_counter() - began
@@ -86,7 +88,8 @@ async def probe(
     refused: dict[str, str] = {}
     if shape is not None:
         modes, refused = await _working_modes(spec, ref, settings, shape, chosen)
-    error = None if modes else "; ".join(f"{mode}: {why}" for mode, why in refused.items())
+    # Why each other mode failed is worth reading even when one works (a server flag to set).
+    error = "; ".join(f"{mode}: {_short(why)}" for mode, why in refused.items()) or None
     return ProbeReport(
         base.agent, base.model, base.endpoint, True, modes, latency, reported, honoured, error,
         refused,
@@ -132,8 +135,14 @@ def _agent(
     return Agent(model, output_type=output, retries={"output": 1})
 
 
+def _short(text: str) -> str:
+    """One line of at most ``_SHOWN`` characters, for a table cell."""
+    line = " ".join(text.split())
+    return line if len(line) <= _SHOWN else line[: _SHOWN - 1] + "…"
+
+
 def _said(exc: Exception) -> str:
     """The failure as an agent's would read: its kind and message, without keys."""
     error_class, message, _ = classify(exc)
     kind = "unreachable" if error_class is TransientError else error_class.code
-    return scrub(f"{kind}: {message}")
+    return scrub(f"{kind}: {message.removeprefix(UNSUPPORTED)}")
