@@ -143,7 +143,7 @@ def _held(connection: socket.socket | None, seconds: float) -> bool:
         return True
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
-        readable, _, _ = select.select([connection], [], [], min(left, 0.01))
+        readable, _, _ = select.select([connection], [], [], left)  # wakes on a hang-up
         if readable:
             if not connection.recv(1, socket.MSG_PEEK):
                 return False

@@ -232,3 +232,25 @@ def test_models_check_shows_a_server_that_ignores_the_token_limit(tmp_path: Path
         code, row = models_check(tmp_path, "writer", server.url)
     assert code == 0  # usable, but every request runs to the end of the context
     assert row["token_limit_honoured"] is False
+
+
+def test_models_check_checks_only_the_agents_named_and_refuses_unknown_ones(
+    model_servers: dict[str, FakeProvider], tmp_path: Path
+) -> None:
+    server = fresh(model_servers["vllm"])
+    path = tmp_path / "one.yaml"
+    path.write_text(CHECKED.format(agent="classifier", model="m", url=server.url))
+    check = ["models", "check", "--workflow", str(path), "-f", "json"]
+    unknown = CliRunner().invoke(app, [*check, "--agent", "clas%sifier\x00é"])
+    assert unknown.exit_code == 2
+    assert "no agent" in unknown.output
+    assert server.requests == []
+    named = CliRunner().invoke(app, [*check, "--agent", "classifier"])
+    assert named.exit_code == 0, named.output
+    assert [row["agent"] for row in json.loads(named.stdout)] == ["classifier"]
+
+
+def test_a_base_url_that_is_not_a_url_is_reported_not_a_crash(tmp_path: Path) -> None:
+    code, row = models_check(tmp_path, "writer", "http://[::1:bad")
+    assert code == 1
+    assert row["reachable"] is False and row["error"]

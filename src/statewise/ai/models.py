@@ -202,7 +202,10 @@ def is_openai_itself(url: str | None, ref: ModelRef) -> bool:
     """Whether requests go to OpenAI's own API rather than a server that speaks its protocol."""
     if url is None:
         return ref.provider.startswith("openai")
-    return httpx2.URL(url).host == OPENAI_HOST
+    try:
+        return httpx2.URL(url).host == OPENAI_HOST
+    except httpx2.InvalidURL:  # the SDK reports the bad URL itself, when the request is built
+        return False
 
 
 def _provider(spec: AgentSpec, ref: ModelRef, settings: AISettings) -> Provider[Any]:
