@@ -1,7 +1,8 @@
 """``statewise models check``: what each configured model's endpoint supports, before a run.
 
 The command people run first against a server of their own: one small probe per declared
-agent (``statewise.ai.probes``), one table row each. It exits 1 when any model cannot be
+agent (``statewise.ai.probes``), one table row each. The AI layer is imported by the command
+itself, so every other command starts without pydantic-ai. It exits 1 when any model cannot be
 reached or takes none of its agent's output modes, so a deployment script can stop there.
 """
 
@@ -10,15 +11,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx2
 import typer
 from rich.text import Text
 
-from statewise.ai.probes import ProbeReport, probe
-from statewise.ai.schema import output_model
-from statewise.ai.settings import AISettings
 from statewise.cli.common import (
     CommandsOption,
     FormatOption,
@@ -33,6 +31,9 @@ from statewise.cli.common import (
 from statewise.definition import load
 from statewise.definition.model import AgentSpec
 from statewise.worker import load_registry
+
+if TYPE_CHECKING:
+    from statewise.ai.probes import ProbeReport
 
 models_app = typer.Typer(help="Model endpoints: what each configured model supports.")
 app.add_typer(models_app, name="models")
@@ -55,6 +56,11 @@ def check(
 
     Exits 1 when a model cannot be reached or takes none of its agent's output modes.
     """
+    # The AI layer (and pydantic-ai) loads only for this command, as for a run with agents.
+    from statewise.ai.probes import probe
+    from statewise.ai.schema import output_model
+    from statewise.ai.settings import AISettings
+
     fmt = output_format(format)
     with user_errors():
         registry = load_registry(commands or [])
