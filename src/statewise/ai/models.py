@@ -100,8 +100,8 @@ class ModelRef:
         """How the agent's reply is obtained, for its audit record.
 
         ``local`` (the offline model fills the schema itself, whatever the mode), ``text``
-        (no output schema: free text), else the structured mode asked of the provider:
-        ``tool``, ``native`` or ``prompted``.
+        (no output schema: free text), else the structured mode the reply was asked in
+        (``schema.OUTPUT_MODES``; under ``auto``, the one it found).
         """
         if self.runs_locally:
             return LOCAL_MODEL
