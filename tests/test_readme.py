@@ -192,3 +192,32 @@ def test_the_readme_retry_adjust_and_on_timeout_examples_load() -> None:
     assert len(definition.agents["classify"].retry.adjust) == 2
     command = definition.states["fetch"].command
     assert command is not None and command.retry.on_timeout == "previous"
+
+
+def test_each_model_server_snippet_is_an_agent_statewise_accepts() -> None:
+    from statewise.ai import AISettings
+    from statewise.ai.models import model_settings, parse_model
+    from statewise.ai.schema import check_mode
+
+    text = README.read_text(encoding="utf-8")
+    section = text.split("### Servers of your own", 1)[1].split("\n### ", 1)[0]
+    blocks = re.findall(r"```yml\n(.*?)```", section, re.DOTALL)
+    urls = set()
+    for block in blocks:
+        document = (
+            "workflow: servers\n" + block + "states:\n  start:\n    kind: initial\n"
+            "    agent: classifier\n    transitions: [{to: done}]\n  done: {kind: final}\n"
+        )
+        spec = loads(document, file="README.md").agents["classifier"]
+        parse_model(str(spec.model), spec.name)
+        model_settings(spec, AISettings())  # every setting is one statewise or pydantic-ai knows
+        check_mode(spec.name, str(spec.settings.get("output_mode", "auto")))
+        urls.add(spec.settings.get("base_url"))
+    # llama.cpp, Ollama, vLLM, LM Studio, and OpenAI itself without one.
+    assert urls == {
+        "http://localhost:8080/v1",
+        "http://localhost:11434/v1",
+        "http://localhost:8000/v1",
+        "http://localhost:1234/v1",
+        None,
+    }

@@ -12,6 +12,7 @@
     │   │   └── TimedOutError       transient     it ran out of time (``on_timeout`` routes it)
     │   ├── InvalidOutputError      invalid_output  the result was not usable; retry may help
     │   ├── PermanentError          permanent     retrying cannot help; a business failure
+    │   │   └── UnsupportedRequestError  unsupported_request  the model server refuses a feature
     │   ├── CommandDefectError      command_error the command raised what it did not mean to
     │   └── BudgetExceededError     budget        the item's model budget ran out mid-run
     ├── ConditionError              condition     a condition could not be evaluated at run time
@@ -170,6 +171,17 @@ class PermanentError(CommandError):
     """
 
     code = "permanent"
+
+
+class UnsupportedRequestError(PermanentError):
+    """The model server refused a parameter or feature of the request, not an outage.
+
+    llama.cpp answering ``tool_choice: required`` with a 500, or vLLM saying auto tool choice
+    needs a server flag: the operator changes the agent's ``output_mode`` or the server's
+    flags. Never retried; ``output_mode: auto`` moves on to the next mode instead.
+    """
+
+    code = "unsupported_request"
 
 
 class CommandDefectError(CommandError):

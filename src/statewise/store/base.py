@@ -159,6 +159,8 @@ class CostRow:
     ``cost`` sums only the calls with a known price and is None when none had one;
     ``unpriced_calls`` counts the others, so an unknown price is never shown as 0.
     ``latency`` sums the calls' own durations in seconds (a model's loading is not in it).
+    ``calls`` counts agent attempts (audit rows, cache hits included); ``requests`` counts the
+    HTTP requests they made (output corrections and tool rounds each add one).
     """
 
     workflow: str
@@ -171,6 +173,7 @@ class CostRow:
     cost: float | None
     unpriced_calls: int = 0
     latency: float = 0.0
+    requests: int = 0
 
 
 WorkflowStamp = tuple[str, int, str, tuple[str, ...]]
