@@ -22,6 +22,7 @@ from statewise.errors import (
     CommandError,
     InvalidOutputError,
     PermanentError,
+    TimedOutError,
     TransientError,
     UnsupportedRequestError,
 )
@@ -200,7 +201,7 @@ def test_a_tool_raising_a_statewise_error_keeps_its_class_and_gains_usage(
         (UserError("Set the `OPENAI_API_KEY` environment variable"), PermanentError),
         (ModelHTTPError(418, "m", body={"message": "teapot"}), PermanentError),
         (ModelHTTPError(599, "m"), TransientError),
-        (TimeoutError("read timed out"), TransientError),
+        (TimeoutError("read timed out"), TimedOutError),
         (ConnectionResetError("reset"), TransientError),
         (ValueError("a bug in a tool"), CommandDefectError),
         (ImportError("Please install the `groq` package"), PermanentError),
