@@ -163,7 +163,7 @@ def table(results: dict[tuple[str, bool, str], Score], errors: str | None) -> st
         cells = " ".join(f"{s.accuracy:12.1%}" if s else f"{'-':>12}" for s in scores.values())
         kind = "frozen, unseen" if frozen else "dev (tuned on)"
         lines.append(f"{name:20} {kind:17} {total:4} {cells}")
-        if errors == "dev" and not frozen or errors == "all":
+        if (errors == "dev" and not frozen) or errors == "all":
             best = scores["examples"] or next(s for s in scores.values() if s)
             common = ", ".join(f"{w}->{g} x{n}" for (w, g), n in best.confusions.most_common(8))
             lines.append(f"{'':20}   {common}")

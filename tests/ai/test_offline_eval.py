@@ -25,9 +25,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 import offline_model  # noqa: E402
 
 FLOORS = {
-    ("support category", "examples"): 0.0,
-    ("support sentiment", "examples"): 0.0,
-    ("product category", "examples"): 0.0,
+    ("support category", "examples"): 0.88,  # measured 90.8%
+    ("support sentiment", "examples"): 0.78,  # measured 81.5%
+    ("product category", "examples"): 0.62,  # measured 65.1%
 }
 
 
