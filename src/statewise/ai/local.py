@@ -502,7 +502,7 @@ def _phrases(note: str) -> list[str]:
     return [p.strip() for p in _PHRASE_BREAK.split(note) if len(p.strip()) > 2]
 
 
-def _closest_mean(similarities: Scores) -> float:
+def _closest_mean(similarities: NDArray[np.floating[Any]]) -> float:
     """The mean of the ``TOP_K`` highest similarities (all of them if there are fewer)."""
     top = np.sort(similarities)[-TOP_K:]
     return float(np.mean(top))
