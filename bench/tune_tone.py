@@ -2,18 +2,24 @@
 
     python bench/tune_tone.py        # prints cross-validated accuracy per l2, then the weights
 
-The features are the ones the local model computes at run time (``tone.features``) over the
-similarities of the shipped ``sentiment`` agent of examples/support_routing; the fit is a
-plain multinomial logistic regression by gradient descent (numpy only), so it is
-deterministic. Paste the printed ``WEIGHTS`` and ``BIAS`` into ``src/statewise/ai/tone.py``.
-The frozen evaluation set (tests/ai/data/eval_unseen.jsonl) is never read here.
+The features are the ones the local model computes at run time (``tone.features``), over the
+similarities of three wordings of the labels: the shipped ``sentiment`` agent of
+examples/support_routing, and the generic labels of tests/ai/data/label_sets.yaml with their
+descriptions, with and without their examples. Each text is one row per wording, so the weights
+cannot lean on one agent's descriptions; the folds of the cross-validation split texts, not
+rows. The fit is a plain multinomial logistic regression by gradient descent (numpy only), so
+it is deterministic. Paste the printed ``WEIGHTS`` and ``BIAS`` into ``src/statewise/ai/tone.py``.
+The frozen evaluation sets (tests/ai/data/eval_unseen.jsonl, products_eval_unseen.jsonl) are
+never read here.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -49,26 +55,45 @@ def fit(x: Matrix, y: NDArray[np.int64], l2: float, steps: int = 3000) -> tuple[
     return weights, bias
 
 
-def main() -> None:
+def wordings() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(output schema, examples) of each wording of the polarity labels fitted under."""
     spec = load(WORKFLOW).agents["sentiment"]
     assert isinstance(spec.output, dict)
-    model = LocalModel.for_agent(spec)
+    sys.path.insert(0, str(ROOT / "bench"))
+    import offline_model
+
+    generic = offline_model.label_sets()["sentiment"]
+    return [
+        (dict(spec.output), dict(spec.examples)),
+        offline_model.agent_parts(generic, "examples"),
+        offline_model.agent_parts(generic, "descriptions"),
+    ]
+
+
+def main() -> None:
     rows = [json.loads(line) for line in DEV.read_text(encoding="utf-8").splitlines() if line]
-    x = np.array(
-        [
-            tone.features(model.label_similarities(spec.output, "sentiment", r["text"]), r["text"])
-            for r in rows
-        ]
-    )
+    blocks = []
+    for schema, examples in wordings():
+        model = LocalModel(examples=examples)
+        blocks.append(
+            [
+                tone.features(model.label_similarities(schema, "sentiment", r["text"]), r["text"])
+                for r in rows
+            ]
+        )
+    x = np.array(blocks)  # wording x text x feature
     y = np.array([tone.POLARITY.index(r["sentiment"]) for r in rows])
     folds = np.array_split(np.arange(len(y)), FOLDS)
     for l2 in (0.01, 0.03, 0.1, 0.3):
-        right = 0
+        right = np.zeros(len(x))
         for held in folds:
             train = np.setdiff1d(np.arange(len(y)), held)
-            w, b = fit(x[train], y[train], l2)
-            right += int(np.sum((x[held] @ w + b).argmax(axis=1) == y[held]))
-        print(f"l2={l2:<5} {FOLDS}-fold accuracy on the development set: {right / len(y):.1%}")
+            w, b = fit(x[:, train].reshape(-1, x.shape[2]), np.tile(y[train], len(x)), l2)
+            right += [np.sum((block[held] @ w + b).argmax(axis=1) == y[held]) for block in x]
+        shares = ", ".join(f"{r / len(y):.1%}" for r in right)
+        print(f"l2={l2:<5} {FOLDS}-fold accuracy per wording on the development set: {shares}")
+    x = x.reshape(-1, x.shape[2])
+    y = np.tile(y, len(blocks))
     weights, bias = fit(x, y, L2)
     print("WEIGHTS = (")
     for name, row in zip(tone.FEATURES, weights, strict=True):

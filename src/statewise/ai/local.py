@@ -13,9 +13,13 @@ validation, usage accounting and audit trail as a hosted model's. It reads the l
    String fields whose ``format`` or name says email, URL or date take the first match in the text.
 2. **Zero-shot classification** for enum fields, booleans with ``true``/``false`` examples and
    strings whose examples name their values. Each label is described by its name, its description
-   (``oneOf: [{const, description}]``) and the agent's ``examples[field][label]``; the label whose
-   texts are on average most similar to the input wins (the mean beat the nearest example and
-   the mean of the top two or three on the development set: 91% against 89-90%). Labels
+   (``oneOf: [{const, description}]``), each item its description lists (several phrasings of
+   it: "Payments, charges and refunds" also gives "Payments", "charges" and "refunds") and the
+   agent's ``examples[field][label]``; a label scores the mean similarity of its ``TOP_K``
+   closest texts, and the highest wins. With generic labels (a one-line description and three
+   examples, ``tests/ai/data/label_sets.yaml``) this beat the mean of all texts on the product
+   tuning set (82% against 71%), at a small cost on support (85% against 87%); with the support
+   example's own labels the two tie (91%). Labels
    ``negative``/``neutral``/``positive`` are a polarity scale, where embeddings see the topic
    more than the mood: there the similarities are combined with a sentiment lexicon and tone
    cues (``statewise.ai.tone``).
@@ -110,6 +114,8 @@ logger = logging.getLogger(__name__)
 
 TEMPERATURE = 0.03
 """Softmax temperature over cosine similarities: a 0.1 lead makes a label ~28 times likelier."""
+TOP_K = 3
+"""A label scores the mean similarity of its three closest reference texts (see ``_classify``)."""
 MIN_RELEVANCE = 0.35
 """Below this similarity a passage is off-topic (unrelated text scores 0.0-0.2 with MiniLM)."""
 
@@ -352,7 +358,7 @@ class LocalModel(Model):
             return None
         references = self._embedded(output_field.name, texts)
         vector = self._vector(request)
-        return labels, np.array([float(np.mean(matrix @ vector)) for matrix in references])
+        return labels, np.array([_closest_mean(matrix @ vector) for matrix in references])
 
     def label_similarities(
         self, schema: JsonSchema, field_name: str, text: str
@@ -434,6 +440,7 @@ class LocalModel(Model):
             texts.append(name)
             if note := output_field.notes.get(key):
                 texts.append(f"{name}: {note}")
+                texts.extend(p for p in _phrases(note) if p.lower() not in map(str.lower, texts))
         return texts
 
     def _embedded(self, name: str, groups: list[list[str]]) -> list[Vectors]:
@@ -480,6 +487,25 @@ def _labels(output_field: OutputField, examples: Mapping[str, str]) -> list[tupl
     if textual and examples and not all(number(key) is not None for key in examples):
         return list(examples.items())
     return []
+
+
+_PHRASE_BREAK = re.compile(r"[,;:()]|\s(?:and|or|such as|e\.g\.|like|including)\s", re.IGNORECASE)
+
+
+def _phrases(note: str) -> list[str]:
+    """The items a description lists, each a phrasing of the label on its own.
+
+    "Payments, charges, invoices and refunds" gives "Payments", "charges", "invoices" and
+    "refunds": an input about one of them is close to that item, while the whole
+    description averages them all into something close to none.
+    """
+    return [p.strip() for p in _PHRASE_BREAK.split(note) if len(p.strip()) > 2]
+
+
+def _closest_mean(similarities: NDArray[np.floating[Any]]) -> float:
+    """The mean of the ``TOP_K`` highest similarities (all of them if there are fewer)."""
+    top = np.sort(similarities)[-TOP_K:]
+    return float(np.mean(top))
 
 
 def _passages(doc: KnowledgeDoc) -> list[Passage]:

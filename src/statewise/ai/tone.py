@@ -10,11 +10,17 @@ the most similar label alone. It combines, in one small linear model:
   intensifiers, capitals and punctuation, ``not bad`` included);
 * cues neither sees: shouting (words in capitals that are not acronyms), exclamation marks,
   sarcasm (a praising phrase around a complaint, or praise next to scare quotes), persistence
-  ("third time", "still nothing", "again"), emoji, thanks, and a plain question.
+  ("third time", "still nothing", "again"), emoji, thanks, a plain question, politeness
+  ("please", "could you", "kind regards"), the form of a report or note (a ticket, call or chat
+  note, a bug report, a list of steps or fields, "FYI"), and a problem that is not resolved
+  ("I'm still stuck", "that didn't help", "no reply"), which reads calm word by word.
 
 ``WEIGHTS`` and ``BIAS`` were fitted once by multinomial logistic regression on the project's
 development set of 150 support texts (``bench/tune_tone.py`` refits and prints them), never
-on the frozen evaluation set. They are constants: the model stays deterministic.
+on the frozen evaluation sets. Each text is fitted under two wordings of the labels (the
+support example's sentiment agent, and the generic labels of ``tests/ai/data/label_sets.yaml``
+with and without their examples), so the weights do not lean on one agent's descriptions.
+They are constants: the model stays deterministic.
 """
 
 from __future__ import annotations
@@ -46,26 +52,33 @@ FEATURES = (
     "positive_emoji",
     "thanks",
     "question",
+    "politeness",
+    "report",
+    "unresolved",
 )
 
-# Fitted by bench/tune_tone.py on tests/ai/data/dev_tuning.jsonl (l2 = 0.03); columns: POLARITY.
+# Fitted by bench/tune_tone.py on tests/ai/data/dev_tuning.jsonl under three wordings of the
+# labels (l2 = 0.03); columns: POLARITY.
 WEIGHTS: tuple[tuple[float, float, float], ...] = (
-    (0.55, -0.50, -0.04),  # similarity_negative
-    (-0.26, 0.90, -0.64),  # similarity_neutral
-    (-0.29, -0.39, 0.68),  # similarity_positive
-    (-1.20, -0.18, 1.38),  # lexicon_compound
-    (-0.25, -0.18, 0.43),  # lexicon_positive
-    (0.25, -0.19, -0.05),  # lexicon_negative
-    (0.38, -0.26, -0.11),  # shouting
-    (-0.16, -0.24, 0.40),  # exclamations
-    (0.26, -0.13, -0.13),  # sarcasm
-    (0.38, -0.36, -0.01),  # persistence
-    (0.15, -0.11, -0.04),  # negative_emoji
-    (-0.11, -0.12, 0.23),  # positive_emoji
-    (-0.12, -0.74, 0.85),  # thanks
-    (-0.89, 0.47, 0.41),  # question
+    (0.30, -0.21, -0.08),  # similarity_negative
+    (-0.08, 0.31, -0.22),  # similarity_neutral
+    (-0.22, -0.09, 0.31),  # similarity_positive
+    (-1.19, -0.29, 1.48),  # lexicon_compound
+    (-0.25, -0.20, 0.45),  # lexicon_positive
+    (0.24, -0.19, -0.05),  # lexicon_negative
+    (0.38, -0.25, -0.12),  # shouting
+    (-0.17, -0.25, 0.42),  # exclamations
+    (0.26, -0.14, -0.12),  # sarcasm
+    (0.37, -0.37, 0.00),  # persistence
+    (0.14, -0.11, -0.03),  # negative_emoji
+    (-0.13, -0.13, 0.25),  # positive_emoji
+    (-0.14, -0.77, 0.91),  # thanks
+    (-0.98, 0.57, 0.41),  # question
+    (-0.30, 0.39, -0.09),  # politeness
+    (-0.41, 0.61, -0.20),  # report
+    (0.10, 0.01, -0.11),  # unresolved
 )
-BIAS: tuple[float, float, float] = (0.43, 0.40, -0.83)
+BIAS: tuple[float, float, float] = (0.60, 0.29, -0.88)
 
 SIMILARITY_SCALE = 10.0
 """Label similarities differ by hundredths; centred and scaled they weigh like the cues."""
@@ -129,6 +142,24 @@ _PERSISTENCE = re.compile(
     r"|\bstill (nothing|not|no|waiting|haven'?t|hasn'?t)\b|\byet again\b|\bagain\b",
     re.IGNORECASE,
 )
+_POLITE = re.compile(
+    r"\b(please|kindly|hello|hi|dear|good (morning|afternoon|evening)|could you|would you|"
+    r"thanks in advance|(kind |best )?regards|i would like|appreciate)\b",
+    re.IGNORECASE,
+)
+_REPORT = re.compile(
+    r"^\s*(chat|call|ticket|case|bug report|note|notes|fyi|steps|summary)\b[^\n]{0,20}[:\-]"
+    r"|^\s*(-|\*|\d+[.)])\s|\bcustomer (reports|wants|asks|requests|says)\b"
+    r"|\bjust (letting you know|so you know|fyi)\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+_UNRESOLVED = re.compile(
+    r"\bstuck\b|\b(did ?n[o']t|does ?n[o']t|has ?n[o']t|have ?n[o']t) (help|work|change)\b"
+    r"|\bstill (get|getting|receiv\w*|charg\w*|broken|wrong|missing|the same|down|failing|"
+    r"can'?t|cannot|don'?t|doesn'?t|isn'?t|am not|not working)\b"
+    r"|\bno (reply|answer|response|luck|one|change)\b|\bnobody\b|\bnot (resolved|solved|fixed)\b",
+    re.IGNORECASE,
+)
 _SHOUTED = re.compile(r"\b[A-Z]{3,}\b")
 _NEGATIVE_EMOJI = frozenset("😡😠🤬👎😤😞😢😩😫🙄💸😒😣")
 _POSITIVE_EMOJI = frozenset("🙂😊😀😍❤👍🎉🎂🙏✨🥰😄😁🤩💯🥳")
@@ -179,6 +210,9 @@ def features(similarities: Mapping[str, float], text: str) -> Vector:
             min(sum(ch in _POSITIVE_EMOJI for ch in text), 2) / 2,
             float(bool(_THANKS.search(text))),
             float(text.strip().endswith("?")),
+            float(bool(_POLITE.search(text))),
+            float(bool(_REPORT.search(text))),
+            float(bool(_UNRESOLVED.search(text))),
         ],
         dtype=np.float64,
     )
