@@ -155,3 +155,17 @@ def test_the_readme_early_events_example_loads() -> None:
     block = next(b for b in re.findall(r"```yml\n(.*?)```", text, re.DOTALL) if "buffer:" in b)
     paid = (loads(block, file="README.md").events or {})["paid"]
     assert paid.buffer_ttl == 24 * 3600
+
+
+def test_the_readme_webhook_example_loads() -> None:
+    text = README.read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```yml\n(.*?)```", text, re.DOTALL) if "webhook:" in b)
+    document = (
+        "workflow: publish\ninput: [copy]\n" + block + "  start:\n    kind: initial\n"
+        "    transitions: [{to: send_to_cms}]\n  published: {kind: final}\n"
+        "  publish_failed: {kind: final}\n"
+    )
+    definition = loads(document, file="README.md")
+    state = definition.states["send_to_cms"]
+    assert state.webhook is not None and state.webhook.to == "cms"
+    assert state.command is not None and state.command.retry.attempts == 4

@@ -45,7 +45,8 @@ class CommandContext:
     stops its run there and fails with ``BudgetExceededError``. ``now`` is when the attempt
     started by the runner's clock (epoch seconds): a command that dates what it writes should
     use it rather than ``time.time()``, so that it agrees with the audit trail, and with the
-    virtual clock of ``statewise.testing``.
+    virtual clock of ``statewise.testing``. ``visit`` counts the item's entries into the
+    state (1 the first time): what stays the same over the retries of one visit.
     """
 
     workflow: str
@@ -59,6 +60,7 @@ class CommandContext:
     deadline: float | None = field(default=None, compare=False)
     tokens_left: int | None = None
     now: float = field(default_factory=time.time, compare=False)
+    visit: int = 1
     _probe: list[UsageProbe] = field(default_factory=list, init=False, compare=False, repr=False)
 
     def remaining(self) -> float | None:

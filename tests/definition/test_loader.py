@@ -280,7 +280,8 @@ def test_misspelled_nested_key_suggests_from_its_own_mapping() -> None:
         ("unknown key `atempts`; did you mean `attempts`?", 6, 35),
         (
             "unknown key `bogus`; expected one of: kind, description, command, agent, transitions, "
-            "max_visits, on_exhausted, map, branches, concurrency, join, task, budget",
+            "max_visits, on_exhausted, map, branches, concurrency, join, task, budget, webhook, "
+            "retry",
             11,
             5,
         ),

@@ -108,6 +108,7 @@ def test_sync_and_async_commands_receive_the_item_and_the_attempt() -> None:
             context={"a": [1]},
             branch="de",
             input={"lang": "de"},
+            visit=2,
         )
     )
     assert (results[0].state, results[0].visit, results[0].attempt, results[0].branch) == (

@@ -4,7 +4,9 @@ An example is a directory holding ``workflow.yaml``, its tools in ``tools.py`` (
 a ``registry``, optional when every stage is an agent) and its sample items in
 ``items.jsonl``. The demo registers each workflow on one SQLite store, runs its items until
 they finish or wait for a person, and then prints, per workflow, where the items ended, the
-human tasks waiting and what each stage's model calls used. Unless told not to, it then
+human tasks waiting, what each stage's model calls used and what each external system was
+sent: a destination whose URL variable is unset is served by a local receiver, so the demo
+runs offline and shows the signed webhooks its states sent. Unless told not to, it then
 serves the dashboard on the same store, with a one-time admin token to sign in with, so the
 waiting tasks can be decided there.
 """
@@ -12,6 +14,7 @@ waiting tasks can be decided there.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -37,10 +40,12 @@ from statewise.cli.common import (
     with_store,
 )
 from statewise.cli.running import prepare, read_items
+from statewise.definition import load
 from statewise.definition.model import Role
 from statewise.engine.item import ItemStatus
 from statewise.engine.result import StepResult
 from statewise.errors import InvalidInputError, NotFoundError, StatewiseError
+from statewise.observe.receiver import Receiver, webhook_receiver
 from statewise.store import Store, open_store
 from statewise.worker import Runner
 
@@ -280,9 +285,57 @@ def demo(
         found = discover(examples, only or [])
     for suffix in ("", "-wal", "-shm", ".lock"):
         Path(f"{file}{suffix}").unlink(missing_ok=True)
-    run_async(_run_all(str(file), found))
-    if serve:
-        _serve(str(file), found, port)
+    urls, secrets = _unset_destinations(found)
+    with webhook_receiver(urls, env=secrets) as receiver:
+        run_async(_run_all(str(file), found))
+        _report_webhooks(receiver)
+        if serve:
+            _serve(str(file), found, port)
+
+
+DEMO_SECRET = "statewise-demo-secret"
+"""The HMAC secret of a destination the demo points at its own receiver."""
+
+
+def _unset_destinations(found: Sequence[Example]) -> tuple[list[str], dict[str, str]]:
+    """The examples' destination URL variables that are unset, and their unset secrets.
+
+    The demo serves those itself, so it runs offline; a destination whose URL is set is left
+    alone (and then needs its real secret). A workflow that does not load is skipped here:
+    running it reports why.
+    """
+    urls: dict[str, None] = {}
+    secrets: dict[str, str] = {}
+    for example in found:
+        try:
+            definition = load(example.workflow)
+        except (StatewiseError, OSError):
+            continue
+        for destination in definition.destinations.values():
+            if destination.url_env is None or os.environ.get(destination.url_env):
+                continue
+            urls[destination.url_env] = None
+            if destination.secret_env is not None and not os.environ.get(destination.secret_env):
+                secrets[destination.secret_env] = DEMO_SECRET
+    return list(urls), secrets
+
+
+def _report_webhooks(receiver: Receiver) -> None:
+    """What each system the demo stood in for received: how many webhooks, from which items."""
+    if not receiver.systems:
+        return
+    console.rule("webhooks received (a local receiver stood in for each system)")
+    for system, variable in receiver.systems.items():
+        got = receiver.received_by(system)
+        items = sorted(f"{r.json.get('workflow')}/{r.json.get('key')}" for r in got)
+        shown = ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+        refused = sum(1 for r in receiver.requests if r.system == system) - len(got)
+        retried = f" ({refused} refused first, then retried)" if refused else ""
+        console.print(
+            f"{variable}: {len(got)} webhook(s){retried}{': ' + shown if shown else ''}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 async def _run_all(db: str, found: Sequence[Example]) -> None:

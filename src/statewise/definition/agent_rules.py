@@ -57,7 +57,7 @@ def state_commands(state: State) -> Iterator[tuple[Path, Command]]:
     """
     if state.command is not None:
         key = "command" if agent_of(state.command) is None else "agent"
-        yield (key,), state.command
+        yield (("webhook",) if state.webhook is not None else (key,)), state.command
     if state.parallel is not None:
         for branch in state.parallel.branches:
             yield ("branches", branch.name), branch.command

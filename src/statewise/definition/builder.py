@@ -56,6 +56,7 @@ from statewise.definition.model import (
     State,
     StateKind,
     Transition,
+    Webhook,
 )
 from statewise.definition.schema import Document, Locations, Path, dump_document
 from statewise.errors import Problem
@@ -382,6 +383,25 @@ class Workflow:
         body = {"command": command, "agent": _agent_use(agent)}
         return self._state(name, StateKind.NORMAL, body, options)
 
+    def webhook(
+        self,
+        name: str,
+        *,
+        to: str,
+        payload: str,
+        result: str | None = None,
+        retry: Retry | None = None,
+        **options: Unpack[StateOptions],
+    ) -> StateBuilder:
+        """A state that POSTs the context value at ``payload`` to destination ``to``.
+
+        The webhook is signed and carries an idempotency key; ``retry`` is its retry policy,
+        and the receiver's answer lands in the context under ``result`` (default: ``name``).
+        """
+        hook = {"to": to, "payload": payload, "result": result}
+        body = {"webhook": {k: v for k, v in hook.items() if v is not None}, "retry": retry}
+        return self._state(name, StateKind.NORMAL, body, options)
+
     def waiting(self, name: str, **options: Unpack[StateOptions]) -> StateBuilder:
         """A state where items wait for an external event or a timer."""
         return self._state(name, StateKind.WAITING, {}, options)
@@ -683,7 +703,9 @@ def _state_data(state: State, agents: Mapping[str, AgentSpec]) -> dict[str, Any]
         data["kind"] = str(state.kind)
     if state.description:
         data["description"] = state.description
-    if state.command is not None:
+    if state.webhook is not None and state.command is not None:
+        data.update(_webhook_data(state.webhook, state.command, state.name))
+    elif state.command is not None:
         key = "command" if agent_of(state.command) is None else "agent"
         data[key] = _command_data(state.command, state.name, agents, own=True)
     if state.parallel is not None:
@@ -758,6 +780,17 @@ def _retry_data(policy: RetryPolicy) -> dict[str, Any]:
             value = sorted(str(kind) for kind in value)
         retry[spec.name] = value
     return retry
+
+
+def _webhook_data(webhook: Webhook, command: Command, state: str) -> dict[str, Any]:
+    """A state's ``webhook:``, and its ``retry:`` when that is not the default."""
+    hook = {"to": webhook.to, "payload": webhook.payload}
+    if command.result != state:
+        hook["result"] = command.result
+    data: dict[str, Any] = {"webhook": hook}
+    if command.retry != DEFAULT_RETRY:
+        data["retry"] = _retry_data(command.retry)
+    return data
 
 
 def _command_data(

@@ -25,6 +25,7 @@ from statewise.definition.model import (
     DEFAULT_ESCALATION,
     DEFAULT_RETRY,
     DONE_EVENT,
+    WEBHOOK_RESULT_SCHEMA,
     AgentSpec,
     AlertRule,
     Branch,
@@ -44,7 +45,9 @@ from statewise.definition.model import (
     State,
     StateKind,
     Transition,
+    Webhook,
     agent_command,
+    webhook_command,
 )
 from statewise.definition.schema import (
     AgentSchema,
@@ -464,6 +467,15 @@ class _Converter:
             )
         elif schema.agent is not None:
             command = self.agent_use(schema.agent, name, (*path, "agent"))
+        webhook = None
+        if schema.webhook is not None:
+            webhook, command = self.webhook(schema, command, name, path)
+        elif schema.retry is not None:
+            self.report(
+                f"state `{name}` has `retry:` but no `webhook:`; a command's or an agent's "
+                f"retry goes under its own key (`command: {{name: ..., retry: ...}}`)",
+                (*path, "retry"),
+            )
         return State(
             name=name,
             kind=schema.kind,
@@ -479,7 +491,28 @@ class _Converter:
             description=schema.description,
             location=self.locations.find(path),
             budget=self.budget(schema.budget, (*path, "budget")),
+            webhook=webhook,
         )
+
+    def webhook(
+        self, schema: StateSchema, command: Command | None, name: str, path: Path
+    ) -> tuple[Webhook | None, Command | None]:
+        """The state's webhook and the built-in command that sends it."""
+        assert schema.webhook is not None
+        if command is not None:
+            self.report(
+                f"state `{name}` has `webhook` and a command or agent; a webhook runs as the "
+                f"state's command, so keep one",
+                (*path, "webhook"),
+            )
+            return None, command
+        hook = schema.webhook
+        where = self.locations.find((*path, "webhook"))
+        retry = DEFAULT_RETRY if schema.retry is None else _retry(schema.retry)
+        sent = Command(
+            webhook_command(hook.to), hook.result or name, retry, where, WEBHOOK_RESULT_SCHEMA
+        )
+        return Webhook(hook.to, hook.payload, where), sent
 
     def alert(self, schema: AlertSchema, path: Path) -> AlertRule:
         return AlertRule(

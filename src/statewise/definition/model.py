@@ -28,6 +28,27 @@ def agent_command(agent: str) -> str:
     return AGENT_COMMAND_PREFIX + agent
 
 
+# A state's `webhook: {to: NAME}` becomes a command of this name, registered by the runner.
+WEBHOOK_COMMAND_PREFIX = "webhook:"
+
+
+def webhook_command(destination: str) -> str:
+    """The command name under which a webhook to ``destination`` is sent."""
+    return WEBHOOK_COMMAND_PREFIX + destination
+
+
+# What a delivered webhook leaves in the context, so conditions on it are checked at load.
+WEBHOOK_RESULT_SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "integer"},
+        "idempotency_key": {"type": "string"},
+        "response": {},
+    },
+    "required": ["status", "idempotency_key", "response"],
+}
+
+
 class StateKind(StrEnum):
     """What a state does when an item enters it."""
 
@@ -109,6 +130,16 @@ class Command:
     def runs_agent(self) -> bool:
         """Whether this command runs a declared agent (a state's ``agent: NAME``)."""
         return self.name.startswith(AGENT_COMMAND_PREFIX)
+
+    @property
+    def sends_webhook(self) -> bool:
+        """Whether this command sends a state's webhook (a state's ``webhook:``)."""
+        return self.name.startswith(WEBHOOK_COMMAND_PREFIX)
+
+    @property
+    def built_in(self) -> bool:
+        """Whether the runner registers this command itself (an agent's or a webhook's)."""
+        return self.runs_agent or self.sends_webhook
 
 
 # The largest budget a workflow may set: past these a number is a typo, not a limit.
@@ -327,6 +358,21 @@ class Destination:
 
 
 @dataclass(frozen=True, slots=True)
+class Webhook:
+    """A state's ``webhook:``: POST the value at context path ``payload`` to destination ``to``.
+
+    It runs as the state's command (``webhook_command(to)``), through the durable outbox like
+    any other, so it is leased, fenced and retried by the state's ``retry:``; the receiver
+    de-duplicates retries by the ``Idempotency-Key`` header, the same for every attempt of one
+    visit (``statewise.worker.webhooks``).
+    """
+
+    to: str
+    payload: str
+    location: Location = field(default=Location(), compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Retention:
     """How long a finished item keeps its record: seconds after it finished, None for ever.
 
@@ -357,6 +403,7 @@ class State:
     description: str = ""
     location: Location = field(default=Location(), compare=False)
     budget: Budget | None = None
+    webhook: Webhook | None = None
 
     @property
     def outcomes(self) -> tuple[str, ...]:

@@ -282,6 +282,23 @@ def _check_show_path(value: str) -> str:
     return value
 
 
+def _check_payload_path(value: str) -> str:
+    if not SCORE_PATH.match(value):
+        raise ValueError(
+            f"`payload` must be a context path such as `copy` or `publish.record` (names "
+            f"joined by dots), not `{value}`"
+        )
+    return value
+
+
+class WebhookSchema(_Schema):
+    """A state's ``webhook:``: which destination is told, and the context value it is sent."""
+
+    to: Name
+    payload: Annotated[str, AfterValidator(_check_payload_path)]
+    result: Name | None = None
+
+
 class ReviewSchema(_Schema):
     """``reviews:`` of a task: the agent state its decision grades, and how outcomes map.
 
@@ -493,6 +510,9 @@ class StateSchema(_Schema):
     join: Annotated[JoinSchema, BeforeValidator(_join_shorthand)] | None = None
     task: TaskSchema | None = None
     budget: BudgetSchema | None = None
+    webhook: WebhookSchema | None = None
+    # The retry policy of the state's webhook (a command or agent has its own `retry:`).
+    retry: RetrySchema | None = None
 
 
 class Conversation(StrEnum):

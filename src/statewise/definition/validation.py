@@ -48,6 +48,7 @@ from statewise.definition.model import (
 from statewise.definition.schema import Path, suggest
 from statewise.definition.template_checks import TEMPLATE_RULES
 from statewise.definition.type_checks import TYPE_RULES
+from statewise.definition.webhook_rules import WEBHOOK_RULES
 from statewise.errors import Problem
 from statewise.inputs import MAX_VERSION
 
@@ -468,8 +469,8 @@ def _check_registered(c: _Checker) -> None:
     listing = ", ".join(sorted(registered)) or "none"
     for state in c.states:
         for path, command in state_commands(state):
-            # The runner registers the commands that run agents itself.
-            if agent_of(command) is None and command.name not in registered:
+            # The runner registers the commands that run agents and send webhooks itself.
+            if not command.built_in and command.name not in registered:
                 c.report(
                     f"command `{command.name}` is not registered"
                     f"{suggest(command.name, registered)} (registered: {listing})",
@@ -907,6 +908,7 @@ _RULES: tuple[Callable[[_Checker], None], ...] = (
     _check_reachable,
     _check_loops,
     *AGENT_RULES,
+    *WEBHOOK_RULES,
     *TYPE_RULES,
     *TEMPLATE_RULES,
 )

@@ -36,6 +36,7 @@ TIMESTAMP_HEADER = "X-Statewise-Timestamp"
 REPLAY_TOLERANCE = 300.0
 """Seconds a receiver should accept a timestamp away from its own clock (:func:`verify`)."""
 _ERROR_CHARS = 300
+BODY_BYTES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,8 @@ class Answer:
 
     status: int | None
     error: str | None = None
+    body: bytes = b""
+    """The start of the response body (at most ``BODY_BYTES``), for whoever sent it to read."""
 
     @property
     def delivered(self) -> bool:
@@ -77,24 +80,47 @@ def request_for(
 
     Raises DestinationError when a variable it names is unset or its URL is not http(s).
     """
+    url, secret = address(destination, environ)
+    payload = (
+        chat_body(episode, kind, public_url)
+        if destination.preset is Preset.CHAT
+        else json_body(episode, kind, public_url)
+    )
+    return signed_request(url, secret, payload, now)
+
+
+def address(
+    destination: Destination, environ: Mapping[str, str] = os.environ
+) -> tuple[str, str | None]:
+    """The destination's URL and its secret (None: requests go unsigned), read here and now.
+
+    Raises DestinationError when a variable it names is unset or its URL is not http(s).
+    """
     url = destination.url or _variable(environ, destination.url_env, "URL")
     if not url.lower().startswith(("http://", "https://")):
         raise DestinationError(f"the URL in {destination.url_env} is not an http(s) address")
     secret = None
     if destination.secret_env is not None:
         secret = _variable(environ, destination.secret_env, "secret")
-    payload = (
-        chat_body(episode, kind, public_url)
-        if destination.preset is Preset.CHAT
-        else json_body(episode, kind, public_url)
-    )
+    return url, secret
+
+
+def signed_request(
+    url: str,
+    secret: str | None,
+    payload: Any,
+    now: float,
+    headers: Mapping[str, str] | None = None,
+) -> Request:
+    """``payload`` as a JSON POST to ``url``, signed under ``secret`` when there is one."""
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "statewise"}
+    sent = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "statewise"}
+    sent.update(headers or {})
     if secret is not None:
         timestamp = str(int(now))
-        headers[TIMESTAMP_HEADER] = timestamp
-        headers[SIGNATURE_HEADER] = sign(secret.encode(), timestamp, body)
-    return Request(url, body, headers)
+        sent[TIMESTAMP_HEADER] = timestamp
+        sent[SIGNATURE_HEADER] = sign(secret.encode(), timestamp, body)
+    return Request(url, body, sent)
 
 
 def _variable(environ: Mapping[str, str], name: str | None, what: str) -> str:
@@ -209,10 +235,18 @@ def _post(request: Request, timeout: float) -> Answer:
     )
     try:
         with urllib.request.urlopen(http, timeout=timeout) as response:
-            return Answer(response.status)
+            return Answer(response.status, body=response.read(BODY_BYTES))
     except urllib.error.HTTPError as exc:
-        return Answer(exc.code, f"HTTP {exc.code} {exc.reason}"[:_ERROR_CHARS])
+        return Answer(exc.code, f"HTTP {exc.code} {exc.reason}"[:_ERROR_CHARS], _body(exc))
     except urllib.error.URLError as exc:
         return Answer(None, str(exc.reason)[:_ERROR_CHARS])
     except (TimeoutError, OSError, ValueError) as exc:
         return Answer(None, (str(exc) or type(exc).__name__)[:_ERROR_CHARS])
+
+
+def _body(error: urllib.error.HTTPError) -> bytes:
+    """What a refusal said, when it said anything readable."""
+    try:
+        return error.read(BODY_BYTES) if error.fp is not None else b""
+    except (OSError, ValueError):
+        return b""

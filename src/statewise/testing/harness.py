@@ -37,6 +37,7 @@ from statewise.testing.clock import VirtualClock, span, stamp
 from statewise.testing.scripts import FakeCommand, Reply, ScriptedAgent
 from statewise.worker import Runner
 from statewise.worker.registry import load_registry
+from statewise.worker.webhooks import register_webhooks
 
 JSON = Any
 T = TypeVar("T")
@@ -304,6 +305,7 @@ class WorkflowTest:
             combined.register(name, fake)
         for name, agent in self._agents.items():
             combined.register(agent_command(name), agent)
+        register_webhooks(combined, [self.definition], self.store, skip=frozenset(self._fakes))
         return combined
 
     def _runner(self) -> Runner:
@@ -413,7 +415,7 @@ def _registry(
 
 
 def _commands_of(definition: Definition) -> frozenset[str]:
-    """The commands the workflow runs, agents apart (the harness scripts those)."""
+    """The commands the workflow runs, agents (the harness scripts those) and webhooks apart."""
     commands: list[Command] = []
     for state in definition.states.values():
         if state.command is not None:
@@ -422,7 +424,7 @@ def _commands_of(definition: Definition) -> frozenset[str]:
             commands += [branch.command for branch in state.parallel.branches]
             if state.parallel.map_command is not None:
                 commands.append(state.parallel.map_command)
-    return frozenset(c.name for c in commands if not c.runs_agent)
+    return frozenset(c.name for c in commands if not c.built_in)
 
 
 def _lookup(context: Mapping[str, JSON], path: str) -> JSON:

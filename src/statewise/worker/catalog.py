@@ -33,6 +33,7 @@ from statewise.errors import (
 )
 from statewise.store.base import Store, WorkflowStamp
 from statewise.worker.registry import load_registry, module_name
+from statewise.worker.webhooks import register_webhooks
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,7 @@ async def load_catalog(
             skipped[ref] = why.splitlines()[0]
     if any(d.agents for d in definitions):
         _register_agents(registry, definitions, store, ai)
+    register_webhooks(registry, definitions, store)
     return Catalog(definitions, registry, skipped, tuple(w.stamp() for w in stored))
 
 

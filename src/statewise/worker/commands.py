@@ -214,6 +214,7 @@ class CommandExecutor:
             deadline=None if effect.timeout is None else time.monotonic() + effect.timeout,
             tokens_left=effect.tokens_left,
             now=self.clock(),
+            visit=effect.visit,
         )
         scope = asyncio.timeout(effect.timeout)  # unlike wait_for, no task per call
         try:
