@@ -1,4 +1,4 @@
-"""Tools of support_routing: the customer-history lookup, the answer agent's order tools, the survey.
+"""Tools of support_routing: the customer lookup, the answer agent's order tools, the survey.
 
 None calls a model. ``lookup_customer`` (a command: a branch of ``analyse``) reads the sample
 CRM table next to this file. ``lookup_order`` and ``track_parcel`` are *tools*: the answer agent
@@ -124,6 +124,7 @@ def follow_up(ctx: CommandContext) -> dict[str, Any]:
         link=f"https://shop.example/survey/{ctx.key}",
     )
     return {
+        "customer_id": ctx.context.get("customer_id"),
         "channel": ctx.context.get("channel", "email"),
         "message": message,
         "written_by": "template",

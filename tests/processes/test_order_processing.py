@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 from ai.servers import Reply
 from processes.conftest import AgentRequest, Ran, hosted_model, run_example
 from statewise.errors import TaskError
-from statewise.testing import MakeWorkflowTest, WorkflowTest
+from statewise.testing import MakeWorkflowTest, Receiver, WorkflowTest, webhook_receiver
 
 LOCAL_MODEL = "local:all-MiniLM-L6-v2"
 CLEARED = "fraud_check.fraud_probability < 0.05"
@@ -27,6 +28,9 @@ PRIORITY = "customer.lifetime_value > 10000.0"
 DECLINED = "checks.credit.approved == false"
 OUT_OF_STOCK = "checks.inventory.in_stock == false"
 TEMPLATE_MARK = "[Template - not written by a model]"
+WAREHOUSE = "send_to_warehouse"
+WAREHOUSE_URL, WAREHOUSE_SECRET = "WAREHOUSE_WEBHOOK_URL", "WAREHOUSE_WEBHOOK_SECRET"
+SECRET = "test-warehouse-secret"
 
 ENDS = {
     "ORD-10001": "fulfilled",
@@ -56,6 +60,13 @@ ENDS = {
 }
 MEDIUM = ["ORD-10013", "ORD-10014"]
 HELD = sorted(k for k, state in ENDS.items() if state == "fraud_review" and k not in MEDIUM)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warehouse() -> Iterator[Receiver]:
+    """The warehouse system, a local receiver, for every test here (the module runs on it)."""
+    with webhook_receiver([WAREHOUSE_URL], env={WAREHOUSE_SECRET: SECRET}) as receiver:
+        yield receiver
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +154,7 @@ def test_malformed_orders_wait_for_the_data_quality_team_with_the_problem(ran: R
 
 def test_a_high_value_customer_takes_the_priority_lane(ran: Ran) -> None:
     for key in ("ORD-10007", "ORD-10010"):  # lifetime values 14,200 and 23,450
-        assert ran.path(key)[-4:] == ["priority_lane", "warehouse_routing", "execute", "fulfilled"]
+        assert ran.path(key)[-5:-1] == ["priority_lane", "warehouse_routing", "execute", WAREHOUSE]
         assert _condition_into(ran, key, "priority_lane") == PRIORITY
         assert ran.item(key).context["execute"]["pick_queue"] == "priority"
     emily = ran.item("ORD-10007").context  # standard shipping, upgraded to express
@@ -192,6 +203,7 @@ def test_a_new_card_within_the_hold_sends_the_order_through_the_checks_again(ran
         "checks",
         "warehouse_routing",
         "execute",
+        WAREHOUSE,
         "fulfilled",
     ]
     item = ran.item("ORD-10021")
@@ -218,7 +230,7 @@ def test_the_goods_receipt_sends_a_backorder_back_through_the_checks_to_shipping
     path = ran.path("ORD-10017")
     start = path.index("backordered")
     assert path[start - 2 : start + 1] == ["checks", "backorder", "backordered"]
-    assert path[start + 1 :] == ["checks", "warehouse_routing", "execute", "fulfilled"]
+    assert path[start + 1 :] == ["checks", "warehouse_routing", "execute", WAREHOUSE, "fulfilled"]
     item = ran.item("ORD-10017")
     assert item.context["backorder"]["expected"] == "2026-03-13"  # Frankfurt serves DE
     assert item.context["checks"]["inventory"]["available"]["HP-300"]["FRA"] == 60
@@ -276,6 +288,20 @@ def test_execution_reserves_stock_and_derives_carrier_and_tracking_number(ran: R
     assert shipments["ORD-10001"]["cleared_by"] == "fraud check"
 
 
+def test_every_shipment_reaches_the_warehouse_as_one_signed_webhook(
+    ran: Ran, warehouse: Receiver
+) -> None:
+    shipped = sorted(key for key, state in ENDS.items() if state == "fulfilled")
+    got = warehouse.received_by(WAREHOUSE_URL.lower())
+    assert sorted(r.json["key"] for r in got) == shipped
+    for request in got:
+        assert request.signed_by(SECRET)
+        key = request.json["key"]
+        assert request.json["payload"] == ran.item(key).context["execute"]
+        assert request.idempotency_key == f"order_processing/{key}/{WAREHOUSE}/1"
+        assert ran.item(key).context["warehouse_delivery"]["status"] == 200
+
+
 def test_a_review_form_without_a_decision_is_refused_and_changes_nothing(ran: Ran) -> None:
     with pytest.raises(TaskError, match="decision"):
         ran.decide("ORD-10027", "approve", {"notes": "looks fine"})
@@ -299,11 +325,12 @@ def test_a_reviewer_clears_one_held_order_and_cancels_another(ran: Ran) -> None:
     reviewer = cleared.context["fraud_review"]["by"]
     assert "dana" in reviewer and cleared.context["execute"]["cleared_by"] == reviewer
     assert cleared.context["execute"]["carrier"] == "DHL Express"
-    assert ran.path("ORD-10026")[-5:] == [
+    assert ran.path("ORD-10026")[-6:] == [
         "fraud_review",
         "checks",
         "warehouse_routing",
         "execute",
+        WAREHOUSE,
         "fulfilled",
     ]
     rejected = ran.decide(

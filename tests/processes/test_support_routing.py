@@ -6,6 +6,7 @@ The last tests run it on the virtual clock of ``statewise.testing``: its timers 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,13 @@ from processes.conftest import Ran, run_example
 from statewise.definition import load
 from statewise.errors import TaskError
 from statewise.service.pages.task import subject
-from statewise.testing import MakeWorkflowTest, WorkflowTest
+from statewise.testing import MakeWorkflowTest, Receiver, WorkflowTest, webhook_receiver
 
 LOCAL = "local:all-MiniLM-L6-v2"
 TO_PRIORITY = 'coordinate.route == "priority" || visits.satisfaction > 0'
 TO_SPECIALIST = 'coordinate.route == "specialist"'
-ANSWERED = "answer.confidence >= 0.45"
+NOTIFY_URL, NOTIFY_SECRET = "CUSTOMER_NOTIFY_WEBHOOK_URL", "CUSTOMER_NOTIFY_WEBHOOK_SECRET"
+SECRET = "test-notify-secret"
 WORKFLOW = Path(__file__).parents[2] / "examples" / "support_routing" / "workflow.yaml"
 
 ENDS = {
@@ -50,6 +52,13 @@ ENDS = {
 }
 
 
+@pytest.fixture(scope="module", autouse=True)
+def notifications() -> Iterator[Receiver]:
+    """The customer notification service, a local receiver, for every test here."""
+    with webhook_receiver([NOTIFY_URL], env={NOTIFY_SECRET: SECRET}) as receiver:
+        yield receiver
+
+
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory: pytest.TempPathFactory) -> Ran:
     return run_example("support_routing", tmp_path_factory.mktemp("support_routing"))
@@ -69,7 +78,7 @@ def test_every_inquiry_ends_where_the_coordinator_routes_it(ran: Ran) -> None:
             assert why == "else" and route in ("standard", "automated"), key
         else:
             assert route == "automated" and ran.path(key)[:5] == [
-                "received", "analyse", "coordinate", "auto_resolve", "awaiting_reply"
+                "received", "analyse", "coordinate", "auto_resolve", "send_answer"
             ], key  # fmt: skip
 
 
@@ -139,6 +148,21 @@ def test_the_person_taking_over_sees_the_context_and_suggested_articles(ran: Ran
     assert shown["coordinate.route"]["text"] == "priority"
     assert shown["analyse.history.contacts_30d"]["text"] == "4"
     assert shown["handover.summary"]["missing"]  # the local model writes no prose
+
+
+def test_answers_and_surveys_reach_the_customer_as_signed_webhooks(
+    ran: Ran, notifications: Receiver
+) -> None:
+    got = notifications.received_by(NOTIFY_URL.lower())
+    assert all(r.signed_by(SECRET) for r in got)
+    answered = {k for k in ENDS if "send_answer" in ran.path(k)}
+    surveyed = {k for k, state in ENDS.items() if state == "closed"}
+    by_state: dict[str, set[str]] = {"send_answer": set(), "send_survey": set()}
+    for request in got:
+        by_state[request.json["state"]].add(request.json["key"])
+    assert by_state == {"send_answer": answered, "send_survey": surveyed}
+    stuck = next(r for r in got if r.json["key"] == "TCK-5003")
+    assert stuck.json["payload"]["source"] == "Return labels"
 
 
 def test_an_inquiry_nothing_in_the_knowledge_base_answers_goes_to_a_person(ran: Ran) -> None:
@@ -230,8 +254,10 @@ def test_an_unanswered_customer_is_followed_up_after_72_hours(support: WorkflowT
             "analyse",
             "coordinate",
             "auto_resolve",
+            "send_answer",
             "awaiting_reply",
             "follow_up",
+            "send_survey",
             "closed",
         ],
     )
@@ -283,6 +309,7 @@ def test_a_queue_nobody_answers_is_reminded_at_12h_and_escalated_at_24h(
             "standard_queue",
             "escalated",
             "follow_up",
+            "send_survey",
             "closed",
         ],
     )
