@@ -292,8 +292,9 @@ def check_credit(ctx: CommandContext) -> JSON:
     """
     order = ctx.context
     updated = order.get("payment_updated")
-    fresh = isinstance(updated, Mapping) and bool(updated.get("method"))
-    payment = updated if fresh else order["payment"]
+    payment: Mapping[str, Any] = order["payment"]
+    if isinstance(updated, Mapping) and updated.get("method"):
+        payment = updated
     method = str(payment["method"])
     total = total_of(order)
     if method == "card":
