@@ -192,6 +192,12 @@ def validate_order(ctx: CommandContext) -> JSON:
     ]
     total = float(fix.get("total", order["total"]))
     problems = [] if lines else ["the order has no lines"]
+    ordered = {line["sku"] for line in lines}
+    problems += [
+        f"the correction names SKU {sku}, which is not a line of this order"
+        for sku in quantities
+        if sku not in ordered
+    ]
     known = _skus()
     for line in lines:
         if line["sku"] not in known:

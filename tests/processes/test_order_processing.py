@@ -344,6 +344,12 @@ def test_a_reviewer_clears_one_held_order_and_cancels_another(ran: Ran) -> None:
 
 
 def test_the_data_quality_team_fixes_one_order_and_rejects_another(ran: Ran) -> None:
+    wrong = ran.decide("ORD-10033", "resubmit", {"quantities": {"KB-1OO": 1}, "notes": "typo"})
+    assert wrong.state == "data_quality"  # back to the team, saying what is still wrong
+    assert wrong.context["validation"]["problems"] == [
+        "the correction names SKU KB-1OO, which is not a line of this order",
+        "line MS-220: quantity must be positive, not 0",
+    ]
     fixed = ran.decide(
         "ORD-10032", "resubmit", {"total": 168.9, "notes": "the shop dropped the mouse's price"}
     )
