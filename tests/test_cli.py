@@ -362,6 +362,7 @@ def test_costs_sum_the_model_usage_recorded_in_the_audit_trail(project: Path) ->
     code, output = invoke("costs", "--db", project / "run.sqlite")
     assert code == 0, output
     assert "scorer" in output and "openai:gpt-4.1-mini" in output
+    assert "attempts" in output and "requests" in output  # not one ambiguous "calls"
     assert "2,000" in output and "400" in output  # two items, summed
     assert "total known cost: 0.0024 USD" in output
 

@@ -103,6 +103,7 @@ KINDS = {  # the snippet's first comment -> the kind of the state it shows
     "waiting": StateKind.WAITING,
     "human": StateKind.HUMAN,
     "parallel": StateKind.PARALLEL,
+    "people": StateKind.PARALLEL,
     "map": StateKind.PARALLEL,
     "final": StateKind.FINAL,
 }
@@ -134,6 +135,11 @@ def test_each_state_kind_snippet_validates(kind: str) -> None:
     if kind == "parallel":
         (fan_out,) = [s.parallel for s in declared if s.parallel is not None]
         assert [b.name for b in fan_out.branches] == ["credit", "fraud", "address"]
+    if kind == "people":
+        (fan_out,) = [s.parallel for s in declared if s.parallel is not None]
+        senior, legal = fan_out.branches
+        assert senior.task is not None and senior.outcomes == ("approve", "reject")
+        assert [step.name for step in legal.steps] == ["sanctions", "sign_off"]
     if kind == "decision":
         assert all(s.command is None for s in declared)
 
@@ -169,3 +175,49 @@ def test_the_readme_webhook_example_loads() -> None:
     state = definition.states["send_to_cms"]
     assert state.webhook is not None and state.webhook.to == "cms"
     assert state.command is not None and state.command.retry.attempts == 4
+
+
+def test_the_readme_retry_adjust_and_on_timeout_examples_load() -> None:
+    text = README.read_text(encoding="utf-8")
+    blocks = re.findall(r"```yml\n(.*?)```", text, re.DOTALL)
+    agents = next(b for b in blocks if "adjust:" in b)
+    fetch = next(b for b in blocks if "on_timeout: previous" in b)
+    document = (
+        "workflow: orders\ninput: [n]\n" + agents + "states:\n  start:\n    kind: initial\n"
+        "    transitions: [{to: classify}]\n  classify:\n    agent: classify\n"
+        "    transitions: [{to: fetch}]\n" + fetch + "  process: {kind: final}\n"
+        "  fetch_failed: {kind: final}\n"
+    )
+    definition = loads(document, file="README.md")
+    assert len(definition.agents["classify"].retry.adjust) == 2
+    command = definition.states["fetch"].command
+    assert command is not None and command.retry.on_timeout == "previous"
+
+
+def test_each_model_server_snippet_is_an_agent_statewise_accepts() -> None:
+    from statewise.ai import AISettings
+    from statewise.ai.models import model_settings, parse_model
+    from statewise.ai.schema import check_mode
+
+    text = README.read_text(encoding="utf-8")
+    section = text.split("### Servers of your own", 1)[1].split("\n### ", 1)[0]
+    blocks = re.findall(r"```yml\n(.*?)```", section, re.DOTALL)
+    urls = set()
+    for block in blocks:
+        document = (
+            "workflow: servers\n" + block + "states:\n  start:\n    kind: initial\n"
+            "    agent: classifier\n    transitions: [{to: done}]\n  done: {kind: final}\n"
+        )
+        spec = loads(document, file="README.md").agents["classifier"]
+        parse_model(str(spec.model), spec.name)
+        model_settings(spec, AISettings())  # every setting is one statewise or pydantic-ai knows
+        check_mode(spec.name, str(spec.settings.get("output_mode", "auto")))
+        urls.add(spec.settings.get("base_url"))
+    # llama.cpp, Ollama, vLLM, LM Studio, and OpenAI itself without one.
+    assert urls == {
+        "http://localhost:8080/v1",
+        "http://localhost:11434/v1",
+        "http://localhost:8000/v1",
+        "http://localhost:1234/v1",
+        None,
+    }

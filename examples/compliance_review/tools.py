@@ -55,11 +55,15 @@ MISSING_FLOOR = LOW_BELOW
 REVIEWS = {
     "auto_approve": "auto-approval",
     "standard_review": "standard review",
-    "senior_review": "senior compliance review",
-    "legal_review": "legal review",
+    "high_risk_review.senior": "senior compliance review",
+    "high_risk_review.legal": "legal review",
     "escalated": "compliance lead (escalation)",
 }
-"""Context keys holding a decision, and what the report calls them."""
+"""Context paths holding a decision, and what the report calls them.
+
+The two high-risk reviews run at once as branches of ``high_risk_review``: each decision is
+kept under the state's key by branch.
+"""
 NOT_A_CLAIM = re.compile(r"not intended to (diagnose|treat|cure|prevent)", re.IGNORECASE)
 """Sentences of a mandatory disclaimer name diseases without claiming anything."""
 TEMPLATE_MARK = "[Template - not written by a model]"
@@ -138,7 +142,9 @@ def _round_decisions(context: Mapping[str, Any], started_at: float) -> list[JSON
     """This round's decisions (auto or human), oldest first, flattened for the report."""
     decisions: list[tuple[float, JSON]] = []
     for key, label in REVIEWS.items():
-        decision = context.get(key)
+        decision: Any = context
+        for name in key.split("."):
+            decision = decision.get(name) if isinstance(decision, dict) else None
         if not isinstance(decision, dict) or float(decision.get("at", 0)) < started_at:
             continue
         form = decision.get("data") or {}
@@ -274,10 +280,27 @@ def auto_approve(ctx: CommandContext) -> JSON:
 
 
 @registry.command()
+def manual_screening(ctx: CommandContext) -> JSON:
+    """Why a person screens the document, in words for the reviewer and the author.
+
+    The screener or the scorer reached no usable result (the offline model found no rule
+    passage relevant enough, say); what the model said is in the audit trail for operators.
+    The finding stands in for the screening, so an earlier round's is never shown as this one's.
+    """
+    document = _document(ctx)
+    reason = (
+        f"The automatic compliance screening could not reach a result for version "
+        f"{document['version']} of this {document['kind_label']}, so a compliance officer "
+        f"will check it against the written rules and decide."
+    )
+    return {"finding": "not screened", "rule": "", "source": "", "reason": reason}
+
+
+@registry.command()
 def combine_reviews(ctx: CommandContext) -> JSON:
     """Join the senior and the legal decision: a reject wins, then a revision, else approval."""
-    senior = ctx.context["senior_review"]["outcome"]
-    legal = ctx.context["legal_review"]["outcome"]
+    reviews = ctx.context["high_risk_review"]  # both branches decided: the join was `all`
+    senior, legal = reviews["senior"]["outcome"], reviews["legal"]["outcome"]
     both = {senior, legal}
     outcome = next(o for o in ("reject", "request_revision", "approve") if o in both)
     return {"outcome": outcome, "senior": senior, "legal": legal}

@@ -179,32 +179,71 @@ def _supplied_draft(brief: str) -> JSON | None:
     }
 
 
+# What a brief must state, and how to ask for it: the requester reads these sentences.
+BRIEF_FIELDS = {
+    "product": ("the product", "'Product: Northwind Strider 3 running shoe'"),
+    "audience": ("the audience", "'Audience: runners training for a half marathon'"),
+    "channel": ("the channel", "'Channel: blog'"),
+    "key_messages": (
+        "the key messages",
+        "'Key messages: lighter foam midsole; recycled upper; in stores from 3 March' "
+        "(the messages separated by semicolons)",
+    ),
+    "tone": ("the tone", "'Tone: friendly, practical'"),
+    "word_limit": ("a word limit as a number", "'Word limit: 250'"),
+}
+
+
+def _channel_names() -> str:
+    names = [channel.name.replace("_", " ") for channel in _channels().values()]
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def brief_problems(intake: Mapping[str, Any], channel: Channel | None) -> list[str]:
+    """What stops the brief, each as a sentence the requester can act on."""
+    problems = [
+        f"The brief does not give {what}. Add a line such as {example}, and send it again."
+        for field, (what, example) in BRIEF_FIELDS.items()
+        if not str(intake.get(field, "")).strip()
+    ]
+    if intake.get("channel") and channel is None:
+        problems.append(
+            f"We do not publish to '{intake['channel']}'. Choose one of our channels: "
+            f"{_channel_names()}."
+        )
+    if channel is not None and intake.get("word_limit"):
+        limit = int(intake["word_limit"])
+        if limit > channel.max_words:
+            problems.append(
+                f"A {channel.name.replace('_', ' ')} takes at most {channel.max_words} words, "
+                f"but the brief asks for {limit}. Lower the word limit, or choose a channel "
+                "for longer pieces."
+            )
+    return problems
+
+
 @registry.command()
 def check_brief(ctx: CommandContext) -> JSON:
-    """Check the extracted brief against the channel table; note a draft supplied with it."""
+    """Check the extracted brief against the channel table; note a draft supplied with it.
+
+    The intake agent leaves out what the brief does not state; every gap and every value the
+    team cannot work with becomes one sentence in ``problems``, for the requester.
+    """
     intake: Mapping[str, Any] = ctx.context["intake"]
-    problems: list[str] = []
-    channel = _channel(str(intake["channel"]))
-    if channel is None:
-        known = ", ".join(_channels())
-        problems.append(f"channel {intake['channel']!r} is not one we publish to ({known})")
-    word_limit = int(intake["word_limit"])
-    if channel is not None and word_limit > channel.max_words:
-        problems.append(
-            f"word limit {word_limit} is over the {channel.name} maximum of {channel.max_words}"
-        )
-    messages = [m.strip() for m in str(intake["key_messages"]).split(";") if m.strip()]
+    channel = _channel(str(intake.get("channel", "")))
+    problems = brief_problems(intake, channel)
+    messages = [m.strip() for m in str(intake.get("key_messages", "")).split(";") if m.strip()]
     keywords = [k.strip() for k in str(intake.get("keywords", "")).split(",") if k.strip()]
     draft = _supplied_draft(str(ctx.context["brief"]))
     return {
         "valid": not problems,
         "problems": problems,
-        "product": intake["product"],
-        "audience": intake["audience"],
-        "channel": channel.name if channel else str(intake["channel"]),
+        "product": intake.get("product", ""),
+        "audience": intake.get("audience", ""),
+        "channel": channel.name if channel else str(intake.get("channel", "")),
         "channel_rules": channel.rules() if channel else {},
-        "tone": intake["tone"],
-        "word_limit": word_limit,
+        "tone": intake.get("tone", ""),
+        "word_limit": int(intake.get("word_limit") or 0),
         "key_messages": messages,
         "keywords": keywords,
         "agency": intake.get("agency", ""),
@@ -279,6 +318,27 @@ def template_copy(ctx: CommandContext) -> JSON:
     return _copy(headline, meta, body, "template", angle=angle)
 
 
+@registry.command()
+def refuse_template(ctx: CommandContext) -> JSON:
+    """Say why an approved template goes back to the person who approved it.
+
+    A template is the brief's facts, not copy, and is never published; the reason is shown
+    first on the task the person gets again.
+    """
+    lead = ctx.state == "template_refused_lead"
+    decision: Mapping[str, Any] = ctx.context.get("escalated" if lead else "human_review") or {}
+    then = (
+        "Reject the piece, and ask the requester for copy or a new brief."
+        if lead
+        else "Write the headline and body in the form and ask for changes, or reject the piece."
+    )
+    return {
+        "reason": f"This is a template of the brief's facts, not copy, so it cannot be published. "
+        f"{then}",
+        "approved_by": str(decision.get("by", "")),
+    }
+
+
 # --- measuring ------------------------------------------------------------------------------
 
 
@@ -289,27 +349,31 @@ def seo_findings(copy: Mapping[str, Any], brief: Mapping[str, Any]) -> JSON:
     text = f"{headline}\n{body}".lower()
     found = [k for k in brief["keywords"] if k.lower() in text]
     missing = [k for k in brief["keywords"] if k.lower() not in text]
-    failed = [f"keyword {k!r} is missing" for k in missing]
+    failed = [f"The search keyword '{k}' is not in the headline or the body." for k in missing]
     if rules["title_max"]:
         if not headline:
-            failed.append("no headline")
+            failed.append("The copy has no headline.")
         elif len(headline) > rules["title_max"]:
-            failed.append(f"headline is {len(headline)} characters (at most {rules['title_max']})")
+            failed.append(
+                f"The headline has {len(headline)} characters; search results show "
+                f"{rules['title_max']}."
+            )
     if rules["meta_max"]:
         if not meta:
-            failed.append("no meta description")
+            failed.append("The copy has no meta description for search results.")
         elif not rules["meta_min"] <= len(meta) <= rules["meta_max"]:
             failed.append(
-                f"meta description is {len(meta)} characters "
-                f"({rules['meta_min']}-{rules['meta_max']})"
+                f"The meta description has {len(meta)} characters; search results need "
+                f"{rules['meta_min']} to {rules['meta_max']}."
             )
     sentences = _sentences(body.replace(TEMPLATE_LABEL, ""))
     lengths = [len(s.split()) for s in sentences] or [0]
     average = round(sum(lengths) / len(lengths), 1)
     if average > MAX_AVERAGE_SENTENCE or max(lengths) > MAX_SENTENCE:
         failed.append(
-            f"hard to read: {average} words per sentence, the longest {max(lengths)} "
-            f"(at most {MAX_AVERAGE_SENTENCE} on average, {MAX_SENTENCE} in one)"
+            f"The sentences are hard to read: {average:g} words on average and "
+            f"{max(lengths)} in the longest (keep to {MAX_AVERAGE_SENTENCE} on average and "
+            f"{MAX_SENTENCE} in one)."
         )
     return {
         "keywords_found": found,
@@ -369,12 +433,47 @@ def brand_findings(copy: Mapping[str, Any], word_limit: int) -> list[JSON]:
         findings.append(
             {
                 "rule": "length",
-                "found": f"{words} words (the brief allows {word_limit})",
+                "found": f"{words} words, over the brief's limit of {word_limit}",
                 "penalty": LENGTH_PENALTY,
                 "fix": "shorten",
             }
         )
     return findings
+
+
+RULE_REASONS = {
+    "health_claim": "'{found}' is a health or medical claim we cannot make without evidence",
+    "absolute_claim": "'{found}' promises more than we can be sure of",
+    "superlative": "'{found}' is a superlative; our voice shows the fact instead",
+    "environmental_claim": "'{found}' is an environmental claim that needs evidence",
+    "shouting": "'{found}' is written in capitals; we do not shout",
+    "exclamations": "The copy has {found}; we allow one",
+    "length": "The body has {found}",
+    "tone": "The brand reviewer reads the voice as {found}",
+    "risky_claim": "The brand reviewer asks for evidence for '{found}'",
+}
+TONE_WORDS = {
+    "hard_sell": "a hard sell: pressure, urgency and hype",
+    "too_casual": "too casual: slang and jokes",
+}
+
+
+TEMPLATE_REASON = (
+    "No one has written this copy yet: it is a template of the brief's facts. Write the body "
+    "in the form, or reject the piece."
+)
+
+
+def reasons(
+    copy: Mapping[str, Any], findings: list[JSON], reviewer: list[JSON], seo_failed: list[str]
+) -> list[str]:
+    """Every finding as a sentence for an editor, with the points it cost."""
+    said = [TEMPLATE_REASON] if copy["written_by"] == "template" else []
+    for finding in [*findings, *reviewer]:
+        found = TONE_WORDS.get(str(finding["found"]), finding["found"])
+        sentence = RULE_REASONS[str(finding["rule"])].format(found=found)
+        said.append(f"{sentence} (-{finding['penalty']}).")
+    return said + seo_failed
 
 
 @registry.command()
@@ -409,6 +508,7 @@ def brand_gate(ctx: CommandContext) -> JSON:
         "findings": findings,
         "reviewer_findings": reviewer,
         "seo_failed": seo["failed"],
+        "reasons": reasons(copy, findings, reviewer, seo["failed"]),
         "health_claims": [f["found"] for f in findings if f["rule"] == "health_claim"],
         "written_by": copy["written_by"],
         "check": int(context.get("brand_gate", {}).get("check", 0)) + 1,

@@ -290,6 +290,7 @@ CURRENCIES = frozenset({"EUR", "GBP", "USD", "CHF", "SEK", "NOK", "DKK", "PLN"})
 MAX_PRICE = 100_000
 MIN_IMAGE_SIDE = 500
 HERO_IMAGE_SIDE = 1000
+REVIEW_SCORE = 60  # the brief's lower threshold: below it a listing goes back for more
 IMAGE = re.compile(r"([\w.-]+\.(?:jpe?g|png|webp))(?:\s*\((\d+)\s*x\s*(\d+)\))?", re.I)
 
 
@@ -307,6 +308,23 @@ def categories() -> dict[str, dict[str, Any]]:
             }
             for row in csv.DictReader(handle)
         }
+
+
+@registry.tool()
+def category_table(category: str) -> dict[str, Any]:
+    """Look up a category in the catalogue's category table.
+
+    Returns the catalogue section, the attributes a listing in it must show, its standard
+    tags, and its usage and care notes, to write the listing by.
+
+    Args:
+        category: The catalogue category: headphones, kettles, jackets, bags or lamps.
+    """
+    table = categories()
+    entry = table.get(category.strip().lower())
+    if entry is None:
+        return {"category": category, "found": False, "categories": sorted(table)}
+    return {"category": category.strip().lower(), "found": True, **entry}
 
 
 def parse_images(text: str) -> tuple[list[JSON], list[str]]:
@@ -415,6 +433,61 @@ def _title(product: JSON) -> str:
     return f"{product['brand']} {product['name']}"
 
 
+META_TITLE_MAX = 60
+META_DESCRIPTION = (50, 160)  # a search snippet says something, and is not cut off
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut at the last word boundary within ``limit`` characters."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[: limit + 1].rsplit(" ", 1)[0].rstrip(" ,;:-")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _seo(ctx: CommandContext, title: str) -> JSON:
+    """Meta title, meta description, keywords and slug: the model's, else made from the facts.
+
+    The slug is always derived from the title (a rule, not copy). Without a model's meta
+    description the supplier's first sentence, else the facts, stand in; the listing is then
+    a template and a person approves it before it is published.
+    """
+    product = ctx.context["validate"]["product"]
+    enrich = ctx.context["enrich"]
+    section = categories()[enrich["category"]]["section"]
+    written = bool(enrich.get("meta_title") and enrich.get("meta_description"))
+    if written:
+        meta_title = str(enrich["meta_title"]).strip()
+        meta_description = str(enrich["meta_description"]).strip()
+    else:
+        meta_title = _cut(f"{title} | {section}", META_TITLE_MAX)
+        supplier = str(product.get("supplier_description") or "").strip()
+        facts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in product["attributes"].items())
+        if supplier:
+            source = supplier.split(". ")[0].rstrip(".") + "."
+        else:
+            source = f"{title}: {facts}." if facts else f"{title}."
+        meta_description = _cut(source, META_DESCRIPTION[1] - 3)
+        if meta_description != source:
+            meta_description += "..."
+    keywords = [str(k).strip().lower() for k in enrich.get("keywords") or [] if str(k).strip()]
+    if not keywords:
+        keywords = [str(product["name"]).lower(), enrich["category"], str(product["brand"]).lower()]
+        if enrich.get("primary_use"):
+            keywords.append(f"{enrich['category']} for {enrich['primary_use']}")
+    return {
+        "meta_title": meta_title,
+        "meta_description": meta_description,
+        "keywords": keywords,
+        "slug": _slug(title),
+        "written_by": "model" if written else "template",
+    }
+
+
 @registry.command()
 def model_copy(ctx: CommandContext) -> JSON:
     """Adopt the description the enrich agent wrote, as the listing's copy."""
@@ -430,6 +503,7 @@ def model_copy(ctx: CommandContext) -> JSON:
         "includes": ["model_text"],
         "tags": tags,
         "tags_by": tags_by,
+        "seo": _seo(ctx, str(enrich.get("title") or _title(product))),
     }
 
 
@@ -470,13 +544,16 @@ def template_copy(ctx: CommandContext) -> JSON:
         "includes": includes,
         "tags": tags,
         "tags_by": tags_by,
+        "seo": _seo(ctx, _title(product)),
     }
 
 
 # --- the quality gate ---------------------------------------------------------------------------
 
 
-def completeness(product: JSON, category: str, copy: JSON) -> tuple[JSON, list[str], list[str]]:
+def completeness(
+    product: JSON, category: str, copy: JSON
+) -> tuple[dict[str, int], list[str], list[str]]:
     """The listing's completeness rubric: points per part, findings, and what to ask for."""
     required = categories()[category]["required"]
     absent = [a for a in required if a not in product["attributes"]]
@@ -505,21 +582,85 @@ def completeness(product: JSON, category: str, copy: JSON) -> tuple[JSON, list[s
         if "supplier_text" not in includes and "usage_and_care" not in includes:
             findings.append("it says nothing about how to use the product or care for it")
             asks.append("usage_and_care")
-    naming = 10 if len(str(product["name"]).split()) >= 3 else 0
-    if not naming:
-        findings.append(f"the product name {product['name']!r} does not say what it is")
+    seo, seo_findings = search_points(product, copy.get("seo") or {})
+    if len(str(product["name"]).split()) < 3:
         asks.append("name")
-    parts = {"attributes": attributes, "images": images, "text": text, "name": naming}
+    findings += seo_findings
+    parts = {"attributes": attributes, "images": images, "text": text, "seo": seo}
     return parts, findings, asks
+
+
+def search_points(product: JSON, seo: JSON) -> tuple[int, list[str]]:
+    """Search optimisation, 10 points: a name that says what it is 4, meta title 3, snippet 3."""
+    points, findings = 0, []
+    if len(str(product["name"]).split()) >= 3:
+        points += 4
+    else:
+        findings.append(f"the product name {product['name']!r} does not say what it is")
+    meta_title = str(seo.get("meta_title") or "")
+    if 0 < len(meta_title) <= META_TITLE_MAX:
+        points += 3
+    else:
+        findings.append(f"the meta title needs 1 to {META_TITLE_MAX} characters")
+    low, high = META_DESCRIPTION
+    if low <= len(str(seo.get("meta_description") or "")) <= high:
+        points += 3
+    else:
+        findings.append(f"the meta description needs {low} to {high} characters")
+    return points, findings
+
+
+# What a revision by enrich can lift at best: the text part (a model's rewrite, or the
+# category's usage and care notes in a template) and the reviewer's score (a template's copy
+# scores at most TEMPLATE_COPY_SCORE on the reviewer's own scale). Attributes, images and the
+# name are facts only the supplier can give.
+TEMPLATE_COPY_SCORE = 60
+WRITTEN_TEXT_POINTS = 25
+TEMPLATE_USAGE_POINTS = 12
+
+
+def best_after_enrich(parts: dict[str, int], copy: JSON, copy_score: int) -> int:
+    """The score the listing could reach if enrich did all it can, and nothing else changed."""
+    if copy["written_by"] == "model":
+        text, best_copy = WRITTEN_TEXT_POINTS, 100
+    else:
+        text, best_copy = max(parts["text"], TEMPLATE_USAGE_POINTS), TEMPLATE_COPY_SCORE
+        if "supplier_text" in copy.get("includes", []):
+            text = parts["text"]  # a template quoting the supplier keeps that text
+        best_copy = max(best_copy, copy_score)
+    rubric = parts["attributes"] + parts["images"] + text + parts["seo"]
+    return round(0.7 * rubric + 0.3 * best_copy)
+
+
+def supplier_asks(product: JSON, category: str, asks: list[str]) -> list[str]:
+    """What only the supplier can send, each as a sentence for the supplier's task."""
+    said = []
+    if "attributes" in asks:
+        absent = [a for a in categories()[category]["required"] if a not in product["attributes"]]
+        names = [a.replace("_", " ").replace("color", "colour") for a in absent]
+        listed = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+        section = categories()[category]["section"]
+        said.append(f"Please send the product's {listed}: every listing in {section} shows them.")
+    if "images" in asks:
+        said.append(
+            f"Please send two product images of at least {HERO_IMAGE_SIDE} px on the short side."
+        )
+    if "name" in asks:
+        said.append(
+            f"Please send a product name that says what it is (not only {product['name']!r})."
+        )
+    return said
 
 
 @registry.command()
 def quality_gate(ctx: CommandContext) -> JSON:
     """The quality score: 70% the completeness rubric, 30% the reviewer agent's copy score.
 
-    The workflow routes on ``score``: above 80 on to translation, 60 to 80 to a category
-    manager, below 60 back to enrich with ``feedback`` (the reviewer's own words when the
-    model wrote any, else the rubric's findings).
+    The workflow routes on ``score``: above 80 on to translation (unless the copy is a
+    template, which a person approves), 60 to 80 to a category manager, below 60 back to
+    enrich with ``feedback`` (the reviewer's own words when the model wrote any, else the
+    rubric's findings) if a revision could reach 60 (``enrich_can_fix``), else to the
+    supplier with ``ask_supplier``: what is missing are facts, which enrich must not invent.
     """
     product = ctx.context["validate"]["product"]
     copy = ctx.context["copy"]
@@ -529,6 +670,8 @@ def quality_gate(ctx: CommandContext) -> JSON:
     copy_score = int(review["copy_score"])
     score = round(0.7 * rubric + 0.3 * copy_score)
     written = str(review.get("feedback") or "").strip()
+    best = best_after_enrich(parts, copy, copy_score)
+    category = ctx.context["enrich"]["category"]
     return {
         "score": score,
         "completeness": rubric,
@@ -538,6 +681,9 @@ def quality_gate(ctx: CommandContext) -> JSON:
         "asks": asks,
         "feedback": written or "; ".join(findings) or "no findings",
         "feedback_by": "model" if written else "rubric",
+        "best_after_enrich": best,
+        "enrich_can_fix": best >= REVIEW_SCORE,
+        "ask_supplier": supplier_asks(product, category, asks),
         "pass": int((ctx.context.get("quality_gate") or {}).get("pass", 0)) + 1,
     }
 
@@ -652,9 +798,13 @@ CREATE TABLE IF NOT EXISTS products (
     images TEXT NOT NULL,
     translations TEXT NOT NULL,
     quality_score INTEGER,
-    approved_by TEXT NOT NULL
+    approved_by TEXT NOT NULL,
+    seo TEXT NOT NULL DEFAULT '{}'
 )
 """
+JSON_COLUMNS = ("tags", "attributes", "images", "translations", "seo")
+# Columns added since the table was first written; a catalogue file from an earlier run gets them.
+LATER_COLUMNS = {"seo": "TEXT NOT NULL DEFAULT '{}'"}
 
 
 def _approved_by(context: Mapping[str, Any]) -> str:
@@ -696,6 +846,7 @@ def publish(ctx: CommandContext) -> JSON:
         "translations": json.dumps(translations, ensure_ascii=False, sort_keys=True),
         "quality_score": (context.get("quality_gate") or {}).get("score"),
         "approved_by": _approved_by(context),
+        "seo": json.dumps(copy["seo"], ensure_ascii=False, sort_keys=True),
     }
     path = catalog_path()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -703,11 +854,24 @@ def publish(ctx: CommandContext) -> JSON:
     updates = ", ".join(f"{c} = excluded.{c}" for c in row if c != "sku")
     with closing(sqlite3.connect(path)) as db, db:
         db.execute(CATALOG_TABLE)
+        present = {column[1] for column in db.execute("PRAGMA table_info(products)")}
+        for column, declaration in LATER_COLUMNS.items():
+            if column not in present:
+                db.execute(f"ALTER TABLE products ADD COLUMN {column} {declaration}")
         db.execute(
             f"INSERT INTO products ({columns}) VALUES ({', '.join('?' for _ in row)}) "
             f"ON CONFLICT(sku) DO UPDATE SET {updates}",
             list(row.values()),
         )
+    record = {
+        **row,
+        **{column: json.loads(row[column]) for column in JSON_COLUMNS},
+    }
+    notice = (
+        f"{row['brand']} {row['name']} ({row['sku']}) is published in {row['section']}, in "
+        f"English{''.join(f', {language}' for language in sorted(translations))}; approved by "
+        f"{row['approved_by']}; description written by {copy['written_by']}."
+    )
     return {
         "catalog": str(path),
         "sku": product["sku"],
@@ -715,4 +879,7 @@ def publish(ctx: CommandContext) -> JSON:
         "languages": sorted(translations),
         "description_by": copy["written_by"],
         "approved_by": row["approved_by"],
+        "slug": copy["seo"]["slug"],
+        "record": record,
+        "notice": {"text": notice, "sku": product["sku"], "item": ctx.key},
     }

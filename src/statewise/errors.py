@@ -9,8 +9,10 @@
     ├── InvalidInputError           invalid_input  the caller fixes an argument, line or request
     ├── CommandError                command       a command failed; the engine classifies it
     │   ├── TransientError          transient     worth retrying (timeouts, rate limits, I/O)
+    │   │   └── TimedOutError       transient     it ran out of time (``on_timeout`` routes it)
     │   ├── InvalidOutputError      invalid_output  the result was not usable; retry may help
     │   ├── PermanentError          permanent     retrying cannot help; a business failure
+    │   │   └── UnsupportedRequestError  unsupported_request  the model server refuses a feature
     │   ├── CommandDefectError      command_error the command raised what it did not mean to
     │   └── BudgetExceededError     budget        the item's model budget ran out mid-run
     ├── ConditionError              condition     a condition could not be evaluated at run time
@@ -146,6 +148,14 @@ class TransientError(CommandError):
     code = "transient"
 
 
+class TimedOutError(TransientError):
+    """The call ran out of time (a client's or a server's timeout): transient, a timeout.
+
+    A state's ``retry: {on_timeout: previous}`` sends an item whose last attempt ended so (or
+    in a ``TimeoutError``, or cut off at the attempt's timeout) back to its previous state.
+    """
+
+
 class InvalidOutputError(CommandError):
     """The command ran but its result was unusable (not JSON, wrong shape)."""
 
@@ -161,6 +171,17 @@ class PermanentError(CommandError):
     """
 
     code = "permanent"
+
+
+class UnsupportedRequestError(PermanentError):
+    """The model server refused a parameter or feature of the request, not an outage.
+
+    llama.cpp answering ``tool_choice: required`` with a 500, or vLLM saying auto tool choice
+    needs a server flag: the operator changes the agent's ``output_mode`` or the server's
+    flags. Never retried; ``output_mode: auto`` moves on to the next mode instead.
+    """
+
+    code = "unsupported_request"
 
 
 class CommandDefectError(CommandError):

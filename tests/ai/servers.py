@@ -9,6 +9,8 @@ and records every request it got, so a test can assert what was sent.
 from __future__ import annotations
 
 import json
+import select
+import socket
 import sys
 import threading
 import time
@@ -64,6 +66,8 @@ class FakeProvider:
         self.requests: list[Received] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        # Requests whose client hung up while the reply was held back (Reply.delay).
+        self.disconnected: list[Received] = []
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(
@@ -107,8 +111,13 @@ class FakeProvider:
         """Close the socket of a server that was never started (its port then refuses)."""
         self._server.server_close()
 
-    def respond(self, received: Received) -> Reply:
-        """The next scripted reply, else the fallback (else a 500 that says the script ran out)."""
+    def respond(self, received: Received, connection: socket.socket | None = None) -> Reply:
+        """The next scripted reply, else the fallback (else a 500 that says the script ran out).
+
+        A delayed reply is held while watching ``connection``: a client that closes it in the
+        meantime (a request cancelled at its timeout) is recorded in ``disconnected``, as a
+        real server notices a dropped request and stops generating.
+        """
         with self._lock:
             self.requests.append(received)
             self.in_flight += 1
@@ -118,12 +127,28 @@ class FakeProvider:
             if scripted is None:
                 return Reply({"error": {"message": "no scripted reply left"}}, status=500)
             reply = _echo_model(received, scripted(received) if callable(scripted) else scripted)
-            if reply.delay:
-                time.sleep(reply.delay)
+            if reply.delay and not _held(connection, reply.delay):
+                with self._lock:
+                    self.disconnected.append(received)
             return reply
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+
+def _held(connection: socket.socket | None, seconds: float) -> bool:
+    """Wait ``seconds``; False as soon as the client closes ``connection`` instead."""
+    if connection is None:
+        time.sleep(seconds)
+        return True
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select([connection], [], [], left)  # wakes on a hang-up
+        if readable:
+            if not connection.recv(1, socket.MSG_PEEK):
+                return False
+            time.sleep(min(left, 0.01))  # bytes of a next request: not a hang-up
+    return True
 
 
 def _echo_model(received: Received, reply: Reply) -> Reply:
@@ -146,7 +171,9 @@ def _handler_for(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 body = raw.decode("utf-8", "replace")
             received = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-            reply = provider.respond(received)
+            reply = provider.respond(received, self.connection)
+            if any(gone is received for gone in provider.disconnected):
+                return  # nobody is left to read the reply
             streamed = _streams(received, reply)
             payload = _sse(reply.body) if streamed else _text(reply.body)
             data = payload.encode("utf-8")

@@ -263,6 +263,26 @@ def test_persistent_schema_violations_fail_as_invalid_output(
     assert len(openai.requests) == 3  # the first try and output_retries=2
 
 
+def test_invalid_output_shows_what_the_model_replied_cut_to_a_readable_length(
+    openai: FakeProvider, store: SQLiteStore
+) -> None:
+    # A small model echoing the schema back instead of filling it (issue 17, llama.cpp).
+    echoed = "Here is the schema: " + json.dumps(CATEGORY) * 20
+    spec = agent(output=CATEGORY, settings={"output_mode": "prompted"})
+    openai.reply(*[openai_text(echoed)] * 3)
+
+    async def scenario() -> None:
+        async with registered(store, workflow(spec), openai=openai) as agents:
+            with pytest.raises(InvalidOutputError) as raised:
+                await agents.run("classifier", {"message": "money back"})
+        message = raised.value.message
+        assert "the model replied: 'Here is the schema: " in message
+        assert f"... ({len(echoed):,} characters)'" in message
+        assert len(message) < len(echoed)
+
+    asyncio.run(scenario())
+
+
 def test_too_many_tool_rounds_fail_as_invalid_output(
     openai: FakeProvider, store: SQLiteStore
 ) -> None:

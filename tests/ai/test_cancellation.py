@@ -9,6 +9,7 @@ local OpenAI server.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from statewise.contract import CommandRegistry
@@ -97,3 +98,34 @@ def test_a_losing_branchs_agent_reports_what_it_had_spent(
         "fast",
     )
     assert_spent_one_round(event, "permanent")
+
+
+def test_a_timed_out_request_is_cancelled_at_the_connection(
+    openai: FakeProvider, store: SQLiteStore
+) -> None:
+    hang_after_one_tool_round(openai)
+    effect = RunCommand(agent_command("support"), "answer", 1, 1, 1.0)
+
+    async def scenario() -> CommandFailed:
+        async with registered(store, workflow(SPEC), registry=with_tool(), openai=openai) as agents:
+            executor = CommandExecutor(agents.registry, threads=2)
+            try:
+                event = await executor.execute(
+                    effect, "triage", "item-1", {"message": "Where is A-17?"}
+                )
+            finally:
+                executor.close()
+        assert isinstance(event, CommandFailed)
+        return event
+
+    event = asyncio.run(scenario())
+
+    assert event.error_kind is ErrorKind.TRANSIENT
+    assert_spent_one_round(event, "transient")
+    assert event.usage is not None and event.usage["queued_ms"] >= 0
+    # The server saw the socket close while it was still "generating" the late answer, so a
+    # real one would stop; it did not have to finish its three seconds to find out.
+    deadline = time.monotonic() + 2.0
+    while not openai.disconnected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [r.body["messages"][-1]["role"] for r in openai.disconnected] == ["tool"]

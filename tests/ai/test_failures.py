@@ -22,7 +22,9 @@ from statewise.errors import (
     CommandError,
     InvalidOutputError,
     PermanentError,
+    TimedOutError,
     TransientError,
+    UnsupportedRequestError,
 )
 from statewise.store.sqlite import SQLiteStore
 from statewise.worker.commands import classify as worker_classify
@@ -199,7 +201,7 @@ def test_a_tool_raising_a_statewise_error_keeps_its_class_and_gains_usage(
         (UserError("Set the `OPENAI_API_KEY` environment variable"), PermanentError),
         (ModelHTTPError(418, "m", body={"message": "teapot"}), PermanentError),
         (ModelHTTPError(599, "m"), TransientError),
-        (TimeoutError("read timed out"), TransientError),
+        (TimeoutError("read timed out"), TimedOutError),
         (ConnectionResetError("reset"), TransientError),
         (ValueError("a bug in a tool"), CommandDefectError),
         (ImportError("Please install the `groq` package"), PermanentError),
@@ -241,3 +243,30 @@ def test_the_variable_an_agent_names_is_scrubbed(
     raised = asyncio.run(scenario())
     assert "plain-looking-value" not in raised.message
     assert openai.requests[0].headers["authorization"] == "Bearer plain-looking-value"
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        # llama-cpp-python's server on a forced tool_choice, and on a json_schema format.
+        (500, "AssertionError: tool_choice must be 'auto' (got 'required')"),
+        (500, "response_format.type\n  Input should be 'text' or 'json_object'"),
+        # llama-server (C++) of 2024 on a json_schema format.
+        (500, 'response_format type must be one of "text" or "json_object", but got: json_schema'),
+        # vLLM started without the tool-calling flags.
+        (400, '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser'),
+        # Ollama serving a model whose template has no tools.
+        (400, "registry.ollama.ai/library/smollm2:135m does not support tools"),
+    ],
+)
+def test_a_refused_feature_is_a_configuration_error_not_an_outage(
+    openai: FakeProvider, store: SQLiteStore, status: int, message: str
+) -> None:
+    raised = fail_once(openai, store, error(status, message))
+    assert isinstance(raised, UnsupportedRequestError)
+    assert worker_classify(raised)[0] is ErrorKind.PERMANENT
+    assert "the server does not support this request" in raised.message
+    assert message.splitlines()[-1].strip() in raised.message
+    assert raised.usage is not None
+    assert raised.usage["outcome"] == "unsupported_request"
+    assert len(openai.requests) == 1

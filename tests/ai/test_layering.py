@@ -92,3 +92,12 @@ def test_the_worker_loads_without_the_ai_layer() -> None:
         "print(sorted(m for m in sys.modules if m.startswith(('statewise.ai', 'pydantic_ai'))))"
     )
     assert loaded.strip() == "[]"
+
+
+def test_the_cli_loads_without_the_ai_layer() -> None:
+    """``statewise models check`` imports the AI layer itself; no other command pays for it."""
+    loaded = _fresh(
+        "import sys, statewise.cli\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('statewise.ai', 'pydantic_ai'))))"
+    )
+    assert loaded.strip() == "[]"

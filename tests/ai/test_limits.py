@@ -29,6 +29,8 @@ def test_the_provider_concurrency_limit_is_respected(
             ]
             results = await asyncio.gather(*calls)
         assert all(result.value == "ok" for result in results)
+        # Eight requests of 0.1 s through two slots: most waited for one, recorded apart.
+        assert max(result.usage["queued_ms"] for result in results) >= 200
 
     asyncio.run(scenario())
     assert len(openai.requests) == 8

@@ -86,5 +86,6 @@ def test_an_unregistered_tool_fails_at_registration(store: SQLiteStore) -> None:
 
 def test_a_bad_output_mode_fails_at_registration(store: SQLiteStore) -> None:
     spec = agent(output={"type": "object"}, settings={"output_mode": "json"})
-    with pytest.raises(StatewiseError, match="output_mode must be one of tool, native, prompted"):
+    modes = "tool, tool-auto, native, prompted-json, prompted"
+    with pytest.raises(StatewiseError, match=f"output_mode must be auto or one of {modes}"):
         register_agents(CommandRegistry(), [workflow(spec)], store)

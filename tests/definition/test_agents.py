@@ -262,7 +262,12 @@ def test_a_command_needs_a_name_or_an_agent_but_not_both() -> None:
 
     assert found(text) == [
         ("give a command `name` or an `agent`, not both", 9, 7),
-        ("`name` is required (or `agent: NAME` to run an agent)", 10, 7),
+        (
+            "`name` is required (or `agent: NAME` to run an agent, `task:` for a person, "
+            "`steps:` for a sequence)",
+            10,
+            7,
+        ),
     ]
 
 

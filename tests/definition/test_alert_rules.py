@@ -112,7 +112,7 @@ def test_a_bad_destination_is_reported_at_its_line(destination: str, message: st
 
 def test_the_readme_alerts_example_loads_and_its_verifier_accepts_a_signed_request() -> None:
     text = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("### Alerts") : text.index("## Agent quality")]
+    section = text[text.index("### Alerts") : text.index("### Webhooks")]
     (yml,) = re.findall(r"```yml\n(.*?)```", section, re.DOTALL)
     (python,) = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
     definition = loads("workflow: watched\n" + yml + "states:" + FLOW.split("states:")[1])

@@ -469,3 +469,29 @@ def test_a_result_schema_from_the_builder_is_checked_and_round_trips() -> None:
     wrong.final("done")
     with pytest.raises(DefinitionError, match="has no field `okay`; did you mean `ok`"):
         wrong.build()
+
+
+def test_builder_takes_branches_that_are_tasks_or_steps_and_exports_them_as_written() -> None:
+    wf = Workflow("reviews")
+    wf.initial("start").to("review")
+    wf.parallel(
+        "review",
+        branches={
+            "senior": {"task": {"queue": "senior", "due": "3d"}, "outcomes": ["approve", "reject"]},
+            "legal": {
+                "steps": [
+                    {"step": "scan", "command": "scan_text"},
+                    {"step": "sign_off", "task": {"queue": "legal"}, "outcomes": ["ok"]},
+                ]
+            },
+        },
+        join="any",
+    ).to("done")
+    wf.final("done")
+    built = wf.build()
+
+    senior, legal = built.state("review").parallel.branches  # type: ignore[union-attr]
+    assert (senior.task.queue, senior.outcomes) == ("senior", ("approve", "reject"))  # type: ignore[union-attr]
+    assert [s.name for s in legal.steps] == ["scan", "sign_off"]
+    assert loads(wf.to_yaml()) == built
+    assert loads(to_yaml(built)) == built

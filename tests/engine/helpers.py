@@ -246,7 +246,8 @@ class Run:
     def _attempt(self, branch: str | None) -> int:
         if branch is None:
             return self.item.attempt
-        return next(run.attempt for run in self.item.branches if run.name == branch)
+        name = branch.partition(".")[0]  # a step of a sequence: `branch.step`
+        return next(run.attempt for run in self.item.branches if run.name in (branch, name))
 
 
 def hop(row: HistoryRecord) -> tuple[str | None, str, str, str]:

@@ -100,13 +100,19 @@ class Ran:
         )
 
     def decide(
-        self, key: str, outcome: str, data: dict[str, Any] | None = None, actor: str = "dana"
+        self,
+        key: str,
+        outcome: str,
+        data: dict[str, Any] | None = None,
+        actor: str = "dana",
+        branch: str | None = None,
     ) -> Item:
-        """Decide the item's open task as an admin named ``actor``, then run the item on."""
+        """Decide the item's open task (of ``branch``) as an admin named ``actor``, run it on."""
 
         async def act(store: Store) -> Item:
             runner, writer = await self._runner(store)
-            (task,) = await store.tasks(workflow=self.workflow, key=key)
+            found = await store.tasks(workflow=self.workflow, key=key)
+            (task,) = [t for t in found if branch is None or t.branch == branch]
             principal = Principal(actor, Role.ADMIN, ())
             await TaskDesk(writer, runner.registry).decide(task.id, principal, outcome, "", data)
             await runner.run(max_wait=5.0)

@@ -33,18 +33,18 @@ LOW = 'assessment.level == "low"'
 INCOMPLETE = "size(checks.missing) > 0"
 
 ENDS = {
-    "CMP-1001": "senior_review",  # "cures arthritis", "reverses cartilage damage"
+    "CMP-1001": "high_risk_review",  # "cures arthritis", "reverses cartilage damage"
     "CMP-1002": "approved",  # authorised vitamin C claim, complete label
     "CMP-1003": "standard_review",  # "clinically proven to reduce wrinkles by 47%"
-    "CMP-1004": "senior_review",  # guaranteed, risk-free returns
+    "CMP-1004": "high_risk_review",  # guaranteed, risk-free returns
     "CMP-1005": "standard_review",  # compliant, but the local model's finding is major
     "CMP-1006": "approved",  # complete privacy notice
     "CMP-1007": "approved",  # returned for two missing disclosures, revised, then approved
     "CMP-1008": "approved",  # returned for the FDA disclaimer, revised, then approved
     "CMP-1009": "approved",  # signed, dated REACH declaration
     "CMP-1010": "standard_review",  # revised, but the screener matched no rule: a person screens
-    "CMP-1011": "senior_review",  # refer-a-friend bonus in Bitcoin
-    "CMP-1012": "senior_review",  # shampoo that "regrows" hair
+    "CMP-1011": "high_risk_review",  # refer-a-friend bonus in Bitcoin
+    "CMP-1012": "high_risk_review",  # shampoo that "regrows" hair
     "CMP-1013": "standard_review",  # credit card offer
     "CMP-1014": "standard_review",  # "eco-friendly, chemical-free"
     "CMP-1015": "standard_review",  # influencer: "looks ten years younger"
@@ -129,7 +129,7 @@ def test_both_agents_run_on_the_local_model_and_quote_a_rule_verbatim(ran: Ran) 
         assert "rationale" not in ran.item(key).context["risk_scoring"]
 
 
-def test_banned_claims_raise_the_risk_and_open_the_senior_review_first(ran: Ran) -> None:
+def test_banned_claims_raise_the_risk_and_open_both_reviews_at_once(ran: Ran) -> None:
     for key in SENIOR:
         item = ran.item(key)
         assert ran.why(key) == HIGH
@@ -137,9 +137,13 @@ def test_banned_claims_raise_the_risk_and_open_the_senior_review_first(ran: Ran)
         assert assessment["risk"] >= 70 and assessment["level"] == "high"
         assert item.context["screening"]["finding"] == "major"
         assert any(b["severity"] == "major" for b in item.context["checks"]["banned"])
-        (task,) = ran.tasks(key)  # one human task at a time: legal waits for the senior review
-        assert (task.queue, task.state) == ("compliance_senior", "senior_review")
-        assert task.due_at is not None and task.due_at - task.created_at == 3 * 86400
+        senior, legal = sorted(ran.tasks(key), key=lambda task: task.id)  # open together
+        assert (senior.queue, senior.state, senior.branch) == (
+            "compliance_senior", "high_risk_review", "senior"
+        )  # fmt: skip
+        assert (legal.queue, legal.branch) == ("legal", "legal")
+        assert legal.created_at == senior.created_at
+        assert senior.due_at is not None and senior.due_at - senior.created_at == 3 * 86400
     shampoo = ran.item("CMP-1012").context["assessment"]
     assert shampoo["model_risk"] < 70 <= shampoo["risk"]  # the hard finding sets the floor
     assert shampoo["floor_reasons"] == ['major banned claim "regrows"']
@@ -245,18 +249,26 @@ def test_the_authors_revisions_go_through_screening_again_and_are_approved(ran: 
 
 def test_a_revision_no_rule_fits_goes_to_a_person(ran: Ran) -> None:
     """The signed declaration of origin matches no rule passage well enough on the local model."""
-    assert ran.path("CMP-1010")[-5:] == [
+    assert ran.path("CMP-1010")[-6:] == [
         "revision",
         "resubmission",
         "checks",
         "screening",
+        "manual_screening",
         "standard_review",
     ]
-    last = ran.history("CMP-1010")[-1]
-    assert (last.from_state, last.event) == ("screening", "error")
+    into = [r for r in ran.history("CMP-1010") if r.to_state == "manual_screening"]
+    assert [(r.from_state, r.event) for r in into] == [("screening", "error")]
     errors = [r.error for r in ran.history("CMP-1010") if r.error]
-    assert errors and all(e["kind"] == "invalid_output" for e in errors)
-    assert "cannot fill required output field(s) rule, source" in errors[-1]["message"]
+    assert len(errors) == 1  # it would fail the same way again: not retried
+    assert "cannot fill required output field(s) rule, source" in errors[0]["message"]
+    shown = ran.item("CMP-1010").context["screening"]  # what the reviewer reads: plain words
+    assert shown["finding"] == "not screened"
+    assert shown["reason"] == (
+        "The automatic compliance screening could not reach a result for version 2 of this "
+        "supplier declaration, so a compliance officer will check it against the written rules "
+        "and decide."
+    )
     item = ran.item("CMP-1010")
     assert item.context["document"]["version"] == 2
     assert item.context["checks"]["version"] == 2 and item.context["checks"]["missing"] == []
@@ -348,13 +360,12 @@ def test_the_revised_text_is_screened_again_and_reviewed_again(ran: Ran) -> None
 
 
 def test_high_risk_needs_both_reviews_and_either_can_reject_or_revise(ran: Ran) -> None:
-    after_senior = ran.decide("CMP-1012", "approve", REVIEW, actor="sam.senior")
-    assert after_senior.state == "legal_review"
+    legal = {**REVIEW, "legal_basis": "Reg. (EC) 1223/2009"}
+    first = ran.decide("CMP-1012", "approve", legal, actor="lee.legal", branch="legal")
+    assert first.state == "high_risk_review"  # the join waits for the senior review
     (task,) = ran.tasks("CMP-1012")
-    assert (task.queue, task.state) == ("legal", "legal_review")
-    approved = ran.decide(
-        "CMP-1012", "approve", {**REVIEW, "legal_basis": "Reg. (EC) 1223/2009"}, actor="lee.legal"
-    )
+    assert (task.queue, task.branch) == ("compliance_senior", "senior")
+    approved = ran.decide("CMP-1012", "approve", REVIEW, actor="sam.senior", branch="senior")
     assert approved.state == "approved"
     assert approved.context["joint_decision"] == {
         "outcome": "approve",
@@ -363,28 +374,30 @@ def test_high_risk_needs_both_reviews_and_either_can_reject_or_revise(ran: Ran) 
     }
     decisions = _report(ran, "CMP-1012")["decisions"]
     assert [(d["step"], d["by"]) for d in decisions] == [
-        ("senior_review", "token:sam.senior"),
-        ("legal_review", "token:lee.legal"),
+        ("high_risk_review.legal", "token:lee.legal"),
+        ("high_risk_review.senior", "token:sam.senior"),
     ]
-    assert decisions[1]["legal_basis"] == "Reg. (EC) 1223/2009"
+    assert decisions[0]["legal_basis"] == "Reg. (EC) 1223/2009"
     (review,) = ran.reviews("CMP-1012")  # the senior's approval overrides the "high"; legal's
     assert (review["agent"], review["verdict"]) == ("risk_scorer", "override")  # grades nothing
     assert review["score"] == approved.context["assessment"]["risk"] >= 70
 
     # The senior reviewer's reject does not skip the legal review; the join decides.
-    assert ran.decide("CMP-1004", "reject", REVIEW, actor="sam.senior").state == "legal_review"
-    rejected = ran.decide("CMP-1004", "approve", REVIEW, actor="lee.legal")
+    rejecting = ran.decide("CMP-1004", "reject", REVIEW, actor="sam.senior", branch="senior")
+    assert rejecting.state == "high_risk_review"
+    rejected = ran.decide("CMP-1004", "approve", REVIEW, actor="lee.legal", branch="legal")
     assert rejected.state == "rejected"
     assert _condition_into(ran, "CMP-1004", "rejected") == 'joint_decision.outcome == "reject"'
     assert rejected.context["joint_decision"]["senior"] == "reject"
     assert [r["verdict"] for r in ran.reviews("CMP-1004")] == ["agree"]
 
-    ran.decide("CMP-1011", "approve", REVIEW, actor="sam.senior")
+    ran.decide("CMP-1011", "approve", REVIEW, actor="sam.senior", branch="senior")
     revise = ran.decide(
         "CMP-1011",
         "request_revision",
         {**REVIEW, "changes": "Drop the referral bonus."},
         actor="lee.legal",
+        branch="legal",
     )
     assert revise.state == "revision"
     assert revise.context["feedback"]["requested_by"] == ["token:lee.legal"]
@@ -392,7 +405,7 @@ def test_high_risk_needs_both_reviews_and_either_can_reject_or_revise(ran: Ran) 
         'Remove or reword "for every friend you refer" (R-10 Crypto-asset promotions).',
         "Legal review (token:lee.legal): Drop the referral bonus.",
     ]
-    assert ran.tasks("CMP-1001")[0].state == "senior_review"  # still open for a person
+    assert {t.branch for t in ran.tasks("CMP-1001")} == {"senior", "legal"}  # still open
 
 
 def test_three_revision_rounds_are_the_budget_then_the_lead_takes_over(ran: Ran) -> None:
@@ -455,7 +468,7 @@ def test_on_a_hosted_model_the_same_files_carry_the_models_own_words(
     joint = hosted.item("CMP-1001").context
     assert joint["screening"]["issue"] == '"Cures arthritis pain in 7 days" is a disease claim.'
     assert joint["risk_scoring"]["rationale"] == "A disease claim."
-    assert hosted.states()["CMP-1001"] == "senior_review"
+    assert hosted.states()["CMP-1001"] == "high_risk_review"
     assert {u["model"] for u in _agent_calls(hosted, "CMP-1001", "screener")} == {
         "openai:gpt-4.1-mini"
     }
@@ -512,39 +525,40 @@ def test_a_legal_review_nobody_decides_in_3_days_goes_to_the_compliance_lead(
     compliance.agent("screener", DISEASE_CLAIM)
     compliance.agent("risk_scorer", {"risk": 90, "confidence": 0.9})
     compliance.start("CMP-1001", DOCUMENTS["CMP-1001"])
-    compliance.assert_path("CMP-1001", [*TO_SCREENING, "senior_review"])
+    compliance.assert_path("CMP-1001", [*TO_SCREENING, "high_risk_review"])
     compliance.assert_context("CMP-1001", {"assessment.level": "high", "assessment.risk": 90})
-    assert compliance.task("CMP-1001").due_at == compliance.started_at + 3 * DAY
+    for branch in ("senior", "legal"):  # both open at once, each with its own due time
+        assert compliance.task("CMP-1001", branch).due_at == compliance.started_at + 3 * DAY
 
     compliance.advance(days=1)
-    assert compliance.task("CMP-1001").reminded_at == compliance.started_at + DAY
+    assert compliance.task("CMP-1001", "legal").reminded_at == compliance.started_at + DAY
     compliance.advance(days=1)
-    compliance.decide("CMP-1001", "approve", REVIEW, actor="sam.senior")
-    legal = compliance.task("CMP-1001")  # its own due time, from the moment it opened
-    assert (legal.queue, legal.due_at) == ("legal", compliance.started_at + 5 * DAY)
+    compliance.decide("CMP-1001", "approve", REVIEW, actor="sam.senior", branch="senior")
+    compliance.assert_state("CMP-1001", "high_risk_review", "waiting")
 
-    compliance.advance(days=2, hours=23)  # past the senior review's due time: it was decided
-    compliance.assert_state("CMP-1001", "legal_review", "waiting")
-    assert compliance.task("CMP-1001").reminded_at == compliance.started_at + 3 * DAY
-    compliance.advance(hours=1)
-
+    compliance.advance(days=1)  # the legal review's due time
     compliance.assert_state("CMP-1001", "escalated", "waiting")
-    overdue = compliance.assert_audit("CMP-1001", from_state="legal_review", to_state="escalated")
-    assert overdue.at - compliance.started_at == 5 * DAY
+    overdue = compliance.assert_audit(
+        "CMP-1001", from_state="high_risk_review", to_state="escalated"
+    )
+    assert (overdue.branch, overdue.at - compliance.started_at) == ("legal", 3 * DAY)
     assert compliance.calls("archive") == []
     compliance.decide("CMP-1001", "approve", {"rationale": "claims removed offline"}, actor="lea")
 
     compliance.assert_path(
-        "CMP-1001",
-        [*TO_SCREENING, "senior_review", "legal_review", "escalated", "archive", "approved"],
+        "CMP-1001", [*TO_SCREENING, "high_risk_review", "escalated", "archive", "approved"]
     )
     compliance.assert_context(
         "CMP-1001",
-        {"escalated.by": "token:lea", "archive": ARCHIVED, "senior_review.by": "token:sam.senior"},
+        {
+            "escalated.by": "token:lea",
+            "archive": ARCHIVED,
+            "high_risk_review.senior.by": "token:sam.senior",
+        },
     )
     (archived,) = compliance.calls("archive")
     assert archived.context["escalated"]["outcome"] == "approve"
-    assert "legal_review" not in archived.context  # nobody decided it
+    assert "legal" not in archived.context["high_risk_review"]  # nobody decided it
 
 
 def test_an_author_who_does_not_revise_in_14_days_has_withdrawn(compliance: WorkflowTest) -> None:

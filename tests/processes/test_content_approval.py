@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 from ai.servers import Reply
 from processes.conftest import AgentRequest, Ran, hosted_model, run_example
 from statewise.errors import TaskError
-from statewise.testing import MakeWorkflowTest, WorkflowTest
+from statewise.testing import MakeWorkflowTest, Receiver, WorkflowTest, webhook_receiver
 
 LOCAL = "local:all-MiniLM-L6-v2"
 TEMPLATE = "[Template - not written by a model]"
@@ -52,9 +53,27 @@ ENDED = {
 }
 
 
+CMS_SECRET = "cms-test-secret"
+
+
 @pytest.fixture(scope="module")
-def ran(tmp_path_factory: pytest.TempPathFactory) -> Ran:
+def cms() -> Iterator[Receiver]:
+    """The CMS: a local receiver of the signed webhooks of state send_to_cms."""
+    with webhook_receiver(["CMS_WEBHOOK_URL"], env={"CMS_WEBHOOK_SECRET": CMS_SECRET}) as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def ran(cms: Receiver, tmp_path_factory: pytest.TempPathFactory) -> Ran:
     return run_example("content_approval", tmp_path_factory.mktemp("content_approval"))
+
+
+def sent_to_cms(cms: Receiver, key: str) -> dict[str, Any]:
+    """The piece the CMS last accepted for ``key``, after checking the signature."""
+    (*_, last) = [r for r in cms.received_by("cms_webhook_url") if r.json["key"] == key]
+    assert last.signed_by(CMS_SECRET)
+    assert str(last.idempotency_key).startswith(f"content_approval/{key}/send_to_cms/")
+    return dict(last.json["payload"])
 
 
 @pytest.fixture(scope="module")
@@ -112,21 +131,32 @@ def test_intake_extracts_the_brief_and_check_brief_normalises_it(ran: Ran) -> No
     assert context(ran, "CNT-3008")["facts"]["channel"] == "newsletter"  # "e-mail"
 
 
-def test_bad_briefs_are_rejected_with_the_reason(ran: Ran) -> None:
-    for key, field in (("CNT-3014", "key_messages"), ("CNT-3015", "word_limit")):
-        assert ran.path(key) == ["intake", "rejected_brief"]
-        errors = [r.error["message"] for r in ran.history(key) if r.error]
-        assert errors and f"required output field(s) {field}" in errors[-1]
-    assert ran.why("CNT-3016") == "!facts.valid"
+def test_bad_briefs_are_rejected_with_sentences_for_the_requester(ran: Ran) -> None:
+    # The intake agent leaves out what the brief lacks; it neither fails nor is retried.
+    for key in ("CNT-3014", "CNT-3015", "CNT-3016"):
+        assert ran.path(key) == ["intake", "check_brief", "rejected_brief"]
+        assert ran.why(key) == "!facts.valid"
+        assert not [r for r in ran.history(key) if r.error]
+    assert context(ran, "CNT-3014")["facts"]["problems"] == [
+        "The brief does not give the key messages. Add a line such as 'Key messages: lighter "
+        "foam midsole; recycled upper; in stores from 3 March' (the messages separated by "
+        "semicolons), and send it again."
+    ]
+    assert context(ran, "CNT-3015")["facts"]["problems"] == [
+        "The brief does not give a word limit as a number. Add a line such as "
+        "'Word limit: 250', and send it again."
+    ]
     assert context(ran, "CNT-3016")["facts"]["problems"] == [
-        "channel 'radio spot' is not one we publish to "
-        "(blog, landing_page, product_page, newsletter, social)"
+        "We do not publish to 'radio spot'. Choose one of our channels: blog, landing page, "
+        "product page, newsletter or social."
     ]
 
 
-def test_clean_drafts_are_auto_approved_and_published(ran: Ran) -> None:
+def test_clean_drafts_are_auto_approved_and_published(ran: Ran, cms: Receiver) -> None:
     for key in ("CNT-3001", "CNT-3002", "CNT-3003"):
         assert gate_routes(ran, key) == [("publish", AUTO)]
+        assert ran.path(key)[-3:] == ["publish", "send_to_cms", "published"]
+        assert sent_to_cms(cms, key) == context(ran, key)["publish"]
         item = context(ran, key)
         assert item["brand_gate"]["score"] >= 80 and item["brand_gate"]["findings"] == []
         assert item["seo_check"]["passed"] is True
@@ -155,7 +185,10 @@ def test_the_gate_combines_reviewer_rules_and_seo(ran: Ran) -> None:
     assert (gate["reviewer_score"], gate["score"]) == (88, 73)
     assert gate["penalties"] == {"rules": 10, "reviewer": 0, "seo": 5}
     assert [f["found"] for f in gate["findings"]] == ["the best"]
-    assert gate["seo_failed"] == ["keyword 'breathable' is missing"]
+    assert gate["reasons"] == [  # what the editor's task shows
+        "'the best' is a superlative; our voice shows the fact instead (-10).",
+        "The search keyword 'breathable' is not in the headline or the body.",
+    ]
     assert ran.why("CNT-3004") == REVIEW
 
     green = context(ran, "CNT-3005")["brand_gate"]
@@ -198,7 +231,9 @@ def test_a_revision_that_reaches_60_goes_to_an_editor(ran: Ran) -> None:
     assert insoles["copy"]["last_edits"] == [
         "health_claim: removed the sentence with 'relieves pain'"
     ]
-    assert insoles["brand_gate"]["seo_failed"][0].startswith("hard to read: 30.7 words")
+    assert insoles["brand_gate"]["seo_failed"][0].startswith(
+        "The sentences are hard to read: 30.7 words on average"
+    )
 
 
 def test_copy_the_rules_cannot_fix_exhausts_the_revision_budget(ran: Ran) -> None:
@@ -210,6 +245,9 @@ def test_copy_the_rules_cannot_fix_exhausts_the_revision_budget(ran: Ran) -> Non
         assert item["brand_gate"]["tone"] == tone and item["brand_gate"]["score"] < 60
         assert item["copy"]["last_edits"] == ["nothing left that a program can fix"]
     assert "shouting: lowered 'FLASH'" in context(ran, "CNT-3010")["copy"]["edits"]
+    assert context(ran, "CNT-3010")["brand_gate"]["reasons"] == [
+        "The brand reviewer reads the voice as a hard sell: pressure, urgency and hype (-15)."
+    ]
 
 
 def test_the_local_model_writes_no_copy_and_the_template_says_so(ran: Ran) -> None:
@@ -219,6 +257,7 @@ def test_the_local_model_writes_no_copy_and_the_template_says_so(ran: Ran) -> No
     copy = item["copy"]
     assert copy["written_by"] == "template" and copy["body"].startswith(TEMPLATE)
     assert "Read the comfort rating, not the limit rating." in copy["body"]
+    assert item["brand_gate"]["reasons"][0].startswith("No one has written this copy yet")
     knee = context(ran, "CNT-3013")["copy"]
     assert knee["body"].startswith(TEMPLATE) and "clinically" not in knee["body"]
 
@@ -226,9 +265,15 @@ def test_the_local_model_writes_no_copy_and_the_template_says_so(ran: Ran) -> No
 # --- the editors ----------------------------------------------------------------------------
 
 
-def test_an_editor_approves_and_the_piece_is_published(ran: Ran) -> None:
+def test_an_editor_approves_and_the_piece_is_published(ran: Ran, cms: Receiver) -> None:
+    cms.fail(1, 422)  # the CMS refuses the first send: a 4xx is not retried
     item = ran.decide("CNT-3004", "approve", {"risk": "low", "notes": "Superlative is ours."})
+    assert item.state == "publish_failed"
+    assert ran.tasks("CNT-3004")[0].queue == "escalations"
+    item = ran.decide("CNT-3004", "resend", {"notes": "CMS fixed"}, actor="ops")
     assert item.state == "published"
+    assert item.context["cms_delivery"]["idempotency_key"].endswith("/send_to_cms/2")
+    assert sent_to_cms(cms, "CNT-3004")["approved_by"] == "token:dana (editor)"
     published = item.context["publish"]
     assert published["approved_by"] == "token:dana (editor)" and published["brand_score"] == 73
     assert "It is the best rain jacket we have made." in published["body"]
@@ -273,7 +318,9 @@ def test_requested_changes_are_applied_and_checked_again(ran: Ran) -> None:
     assert ran.path("CNT-3006")[-4:] == rechecked
     assert len(calls(ran, "CNT-3006", "brand_reviewer")) == before + 1
     # the cut sentence held the keyword: the re-check says so, and the editor sees it again
-    assert item.context["brand_gate"]["seo_failed"][0] == "keyword 'repair service' is missing"
+    assert item.context["brand_gate"]["seo_failed"][0] == (
+        "The search keyword 'repair service' is not in the headline or the body."
+    )
     assert item.state == "human_review" and ran.why("CNT-3006") == REVIEW
     assert ran.decide("CNT-3006", "approve", {"risk": "low"}).state == "published"
 
@@ -297,9 +344,11 @@ Link in bio."""
 
 
 def test_a_template_cannot_be_approved_but_an_editors_copy_is_published(ran: Ran) -> None:
-    with pytest.raises(TaskError, match="none of its conditions held"):
-        ran.decide("CNT-3012", "approve", {"risk": "low"})
-    assert ran.item("CNT-3012").state == "human_review"
+    refused = ran.decide("CNT-3012", "approve", {"risk": "low"})  # a template is not copy
+    assert refused.state == "human_review" and "publish" not in ran.path("CNT-3012")
+    assert refused.context["refused"]["reason"].startswith(
+        "This is a template of the brief's facts, not copy, so it cannot be published. Write"
+    )
 
     headline = "How to choose your first sleeping bag"
     changes = {"risk": "low", "headline": headline, "body": SLEEPING_BAGS}
@@ -344,8 +393,11 @@ def test_three_rounds_of_changes_then_the_content_lead_takes_over(ran: Ran) -> N
     # module may run on different pytest-xdist workers, each with its own module fixture.
     (task,) = ran.tasks("CNT-3013")
     assert (task.state, task.queue) == ("escalated", "escalations")
-    with pytest.raises(TaskError, match="none of its conditions held"):
-        ran.decide("CNT-3013", "approve", {"notes": "ship it"})  # a template is not copy
+    refused = ran.decide("CNT-3013", "approve", {"notes": "ship it"})  # a template is not copy
+    assert refused.state == "escalated"
+    assert refused.context["refused"]["reason"].endswith(
+        "ask the requester for copy or a new brief."
+    )
     assert ran.decide("CNT-3013", "reject", {"notes": "rewrite the brief"}).state == "rejected"
 
 
@@ -425,7 +477,7 @@ INTAKE = {
 
 
 def test_the_same_files_run_on_a_hosted_model_that_writes_and_quotes_claims(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cms: Receiver
 ) -> None:
     with hosted_model(monkeypatch, _hosted):
         hosted = run_example("content_approval", tmp_path)
@@ -471,7 +523,7 @@ TO_REVIEW = ["intake", "check_brief", "supplied_copy", "seo_check", "brand_check
 
 
 @pytest.fixture
-def content(workflow_test: MakeWorkflowTest) -> WorkflowTest:
+def content(workflow_test: MakeWorkflowTest, cms: Receiver) -> WorkflowTest:
     flow = workflow_test(EXAMPLE / "workflow.yaml", EXAMPLE / "tools.py")
     flow.agent("intake", KESTREL_INTAKE)
     flow.agent("brand_reviewer", {"tone": "on_brand", "brand_score": 88, "confidence": 0.8})
@@ -505,7 +557,8 @@ def test_copy_no_editor_decides_is_reminded_at_24h_and_escalated_to_the_lead_at_
 
     content.decide("CNT-3004", "approve", {"notes": "Fine as it is."}, actor="lead")
     content.assert_path(
-        "CNT-3004", [*TO_REVIEW, "human_review", "escalated", "publish", "published"]
+        "CNT-3004",
+        [*TO_REVIEW, "human_review", "escalated", "publish", "send_to_cms", "published"],
     )
     content.assert_context(
         "CNT-3004",
@@ -528,7 +581,9 @@ def test_an_editor_who_decides_after_the_reminder_stops_the_escalation(
     content.decide("CNT-3004", "approve", {"risk": "low"}, actor="editor")
     content.advance(days=5)  # the 72h due time was the open task's: nothing is escalated
 
-    content.assert_path("CNT-3004", [*TO_REVIEW, "human_review", "publish", "published"])
+    content.assert_path(
+        "CNT-3004", [*TO_REVIEW, "human_review", "publish", "send_to_cms", "published"]
+    )
     content.assert_state("CNT-3004", "published", "done")
     assert content.item("CNT-3004").updated_at - content.started_at == 30 * 3600
     content.assert_context("CNT-3004", {"publish.approved_by": "token:editor (editor)"})

@@ -194,3 +194,44 @@ def test_the_task_page_shows_the_subject_and_a_form_that_keeps_what_was_typed(
         assert stored["data"] == {"risk": "low", "reply": TYPED, "count": 2, "seen": 50.0}
         assert stored["comment"] == "kept too"
     assert stuck_items(server.store_url) == []
+
+
+PAIR_YAML = """
+workflow: pair
+version: 1
+states:
+  intake:
+    kind: initial
+    command: score
+    transitions: [{to: review}]
+  review:
+    kind: parallel
+    branches:
+      senior:
+        task: {queue: compliance, title: Senior review}
+        outcomes: [approve, reject]
+      legal:
+        task: {queue: compliance, title: Legal review}
+        outcomes: [approve, reject]
+    transitions: [{to: approved}]
+  approved: {kind: final}
+"""
+
+
+def test_tasks_of_parallel_branches_name_their_branch_and_are_decided_apart(db: str) -> None:
+    """Both reviews of one item are listed at once; deciding one leaves the other open."""
+    for server in run_server(db, items=1, workflow=PAIR_YAML):
+        with _browser(server, "reviewer") as (client, csrf):
+            page = client.get("/dashboard/inbox").text
+            assert "branch senior" in page and "branch legal" in page
+            first, second = _task_ids(page)
+            task_page = client.get(f"/dashboard/tasks/{first}").text
+            assert "review · branch senior · queue compliance" in task_page
+            form = {"csrf": csrf, "back": "/dashboard/inbox", "outcome": "approve"}
+            client.post(f"/dashboard/tasks/{first}/decide", data=form)
+            assert _task_ids(client.get("/dashboard/inbox").text) == [second]
+            client.post(f"/dashboard/tasks/{second}/decide", data=form)
+            with server.client("viewer") as viewer:
+                (item,) = viewer.get("/api/items").json()["items"]
+            assert item["state"] == "approved"
+        assert stuck_items(server.store_url) == []

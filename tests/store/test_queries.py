@@ -119,10 +119,12 @@ def test_history_rows_round_trip_exactly(store: SQLStore) -> None:
     assert run(store.history(None, "k2")) == [*other.history, *moved.history]
 
 
-def usage(agent: str, model: str, cost: float | None, tokens: int = 10) -> HistoryRecord:
+def usage(
+    agent: str, model: str, cost: float | None, tokens: int = 10, requests: int = 2
+) -> HistoryRecord:
     row = HistoryRecord(0, T0, "intake", "intake", "done", "command")
     call = {"agent": agent, "model": model, "input_tokens": tokens, "output_tokens": 1}
-    call["latency"] = 0.25
+    call["latency"], call["requests"] = 0.25, requests
     return replace(row, usage={**call, "cost": cost})
 
 
@@ -132,16 +134,17 @@ def test_costs_sum_only_priced_calls_and_count_the_unpriced_ones(store: SQLStore
         usage("writer", "gpt", 0.25),
         usage("writer", "gpt", None),
         usage("writer", "gpt", 0.5),
-        usage("critic", "local", None, tokens=7),
+        usage("critic", "local", None, tokens=7, requests=1),
     ]
     steps = [a]
     for call in calls:
         steps.append(noted(steps[-1].item, record=call))
     run(commit(store, *steps, b, noted(b.item, record=usage("writer", "gpt", 1.0))))
 
+    # `calls` counts the attempts (audit rows), `requests` the HTTP requests they made.
     assert run(store.costs("orders")) == [
-        CostRow("orders", "intake", "critic", "local", 1, 7, 1, None, 1, 0.25),
-        CostRow("orders", "intake", "writer", "gpt", 3, 30, 3, 0.75, 1, 0.75),
+        CostRow("orders", "intake", "critic", "local", 1, 7, 1, None, 1, 0.25, requests=1),
+        CostRow("orders", "intake", "writer", "gpt", 3, 30, 3, 0.75, 1, 0.75, requests=6),
     ]
     assert [(r.workflow, r.cost, r.unpriced_calls) for r in run(store.costs())] == [
         ("orders", None, 1),

@@ -194,3 +194,23 @@ def test_two_writers_on_one_store_deliver_once_per_visit(db: str, receiver: Rece
     expected = [f"publish/{p}-{n}/send_to_cms/1" for p in "ab" for n in range(3)]
     assert sorted(keys) == expected  # every visit delivered, none twice
     assert len(receiver.requests) == len(expected) + 2
+
+
+def test_a_timed_out_webhook_can_send_the_item_back_to_its_previous_state(
+    workflow_test: MakeWorkflowTest, receiver: Receiver
+) -> None:
+    receiver.fail(1, 503, delay=1.0)  # longer than the state's timeout
+    definition = loads(
+        YAML.replace("URL_ENV", "SW_TEST_CMS_URL").replace(
+            "retry: {attempts: 4, backoff: BACKOFF, jitter: 0}",
+            "retry: {attempts: 1, timeout: 0.3, on_timeout: previous}\n    max_visits: 2",
+        )
+    )
+    flow = workflow_test(definition)
+    flow.start("p-5", {"copy": "text"})
+
+    flow.assert_path("p-5", ["start", "send_to_cms", "start", "send_to_cms", "published"])
+    back = flow.assert_audit("p-5", from_state="send_to_cms", to_state="start")
+    assert back.error is not None and back.error["cause"] == "timeout"
+    keys = [r.idempotency_key for r in receiver.requests]
+    assert keys == ["publish/p-5/send_to_cms/1", "publish/p-5/send_to_cms/2"]  # a new visit

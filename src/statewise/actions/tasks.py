@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from statewise.actions.principal import Principal
 from statewise.contract import CommandRegistry
 from statewise.definition.data_schema import schema_problems
-from statewise.definition.model import EventSpec, HumanTask, State
+from statewise.definition.model import BranchStep, EventSpec, HumanTask, State
 from statewise.engine.events import TaskDecided
 from statewise.engine.item import Item
 from statewise.errors import InvalidEventError, NotFoundError, TaskError
@@ -96,15 +96,30 @@ class TaskDesk:
                 f"decide it where that version is loaded; nothing changed"
             ) from None
         state = definition.states.get(task.state)
-        if state is None or state.task is None:
+        if task.branch is not None:
+            found = None if state is None else _branch_step(state, task.branch)
+            if found is None:
+                raise TaskError(
+                    f"task {task.id}: {definition.ref} has no branch task {task.branch!r} in "
+                    f"state {task.state!r} any more"
+                )
+        elif state is None or state.task is None:
             raise TaskError(
                 f"task {task.id}: {definition.ref} has no human state {task.state!r} any more"
             )
+        assert state is not None
         return state
+
+    def step(self, task: Task) -> BranchStep | None:
+        """The branch step whose task ``task`` is; None for a human state's own task."""
+        if task.branch is None:
+            return None
+        return _branch_step(self.state_of(task), task.branch)
 
     def spec(self, task: Task) -> HumanTask:
         """The task as the definition declares it (queue, form, due time)."""
-        spec = self.state_of(task).task
+        step = self.step(task)
+        spec = self.state_of(task).task if step is None else step.task
         assert spec is not None  # state_of refuses states without one
         return spec
 
@@ -118,12 +133,15 @@ class TaskDesk:
 
     def title(self, task: Task) -> str:
         """What the task asks, for lists and pages."""
-        state = self.state_of(task)
-        return (state.task.title if state.task else "") or state.description or state.name
+        state, spec = self.state_of(task), self.spec(task)
+        if task.branch is not None:
+            return spec.title or f"{state.description or state.name} ({task.branch})"
+        return spec.title or state.description or state.name
 
     def outcomes(self, task: Task) -> tuple[str, ...]:
         """The outcomes a decision may choose from."""
-        return self.state_of(task).outcomes
+        step = self.step(task)
+        return self.state_of(task).outcomes if step is None else step.outcomes
 
     def outcome_choices(self, task: Task) -> list[OutcomeChoice]:
         """The outcomes as buttons: labelled and explained by the workflow's ``events:``."""
@@ -211,7 +229,7 @@ class TaskDesk:
             )
         checked = self.check_form(task, form_data)
         event = TaskDecided(
-            task.state, task.visit, outcome, principal.actor, comment, checked, task.id
+            task.state, task.visit, outcome, principal.actor, comment, checked, task.id, task.branch
         )
         try:
             return await self.writer.apply(
@@ -265,7 +283,10 @@ class TaskDesk:
     def _check_open(self, task: Task, principal: Principal, now: float) -> None:
         if task.status is not TaskStatus.OPEN:
             by = f" by {task.decided_by}" if task.decided_by else ""
-            raise TaskError(f"task {task.id} is already {task.status.value}{by}; nothing changed")
+            why = task.why_closed()
+            raise TaskError(
+                f"task {task.id} is already {task.status.value}{by}{why}; nothing changed"
+            )
         if task.due_at is not None and task.due_at <= now:
             raise TaskError(
                 f"task {task.id} was due at {_clock(task.due_at)} and has expired; "
@@ -277,6 +298,12 @@ class TaskDesk:
                 f"task {task.id} is claimed by {other} until {_clock(task.claim_until or now)}; "
                 f"nothing changed"
             )
+
+
+def _branch_step(state: State, key: str) -> BranchStep | None:
+    """The step of ``state``'s branches whose task is called ``key``, if there is one."""
+    found = None if state.parallel is None else state.parallel.branch_task(key)
+    return None if found is None else found[2]
 
 
 def _form_error(task: Task, problems: list[str]) -> str:

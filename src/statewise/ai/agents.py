@@ -30,16 +30,18 @@ import weakref
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 from pydantic_ai import Agent, capture_run_messages
-from pydantic_ai.exceptions import UsageLimitExceeded
+from pydantic_ai.exceptions import ModelAPIError, UsageLimitExceeded
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
     ModelResponse,
     RetryFeedbackPart,
+    TextPart,
+    ToolCallPart,
     ToolReturnPart,
 )
 from pydantic_ai.models import Model, ModelRequestParameters
@@ -49,18 +51,29 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import UsageLimits
 
 from statewise.ai import cache, conversations
-from statewise.ai.failures import translated
+from statewise.ai.failures import classify, translated
 from statewise.ai.limits import limited
 from statewise.ai.models import (
     API_KEY_ENV,
+    BASE_URL,
     OUTPUT_MODE,
     ModelRef,
     build_model,
+    endpoint,
     model_settings,
     parse_model,
 )
 from statewise.ai.prompts import Prompts, Rendered
-from statewise.ai.schema import OUTPUT_TOOL, check_output, output_model, output_spec
+from statewise.ai.schema import (
+    AUTO,
+    OUTPUT_MODES,
+    OUTPUT_TOOL,
+    check_mode,
+    check_output,
+    mode_profile,
+    output_model,
+    output_spec,
+)
 from statewise.ai.settings import AISettings
 from statewise.ai.tools import agent_tools, tool_calls
 from statewise.ai.usage import (
@@ -72,7 +85,11 @@ from statewise.ai.usage import (
 )
 from statewise.contract import CommandContext, CommandRegistry, CommandResult
 from statewise.definition.model import AgentSpec
-from statewise.errors import BudgetExceededError, TransientError
+from statewise.errors import (
+    BudgetExceededError,
+    TimedOutError,
+    UnsupportedRequestError,
+)
 from statewise.store.base import Store
 
 JSON = Any
@@ -80,18 +97,26 @@ OK = "ok"
 # An agent stops itself this long (at most a tenth of its budget) before its attempt's
 # timeout, so it can still report what the attempt spent.
 _DEADLINE_MARGIN = 0.25
+# Characters of the model's reply an invalid-output error shows.
+REPLY_SHOWN = 500
 
 
 @dataclass(slots=True)
 class _Exchange:
     """The messages one run added, visible to the failure handler while the run is going.
 
-    ``requests`` holds how long each model request took, inside its provider slot.
+    ``requests`` holds how long each model request took, inside its provider slot;
+    ``queued`` sums the waits for a slot, apart from it; ``deadline`` is when the attempt
+    stops itself (``time.perf_counter``), which bounds each request's own timeout.
     """
 
     history_length: int = 0
     captured: list[ModelMessage] = field(default_factory=list)
     requests: list[float] = field(default_factory=list)
+    mode: str | None = None
+    queued: float = 0.0
+    waiting_since: float | None = None
+    deadline: float | None = None
 
     @property
     def model_seconds(self) -> float:
@@ -104,12 +129,39 @@ class _Exchange:
 
 _RUNNING: ContextVar[_Exchange | None] = ContextVar("statewise_agent_exchange", default=None)
 
+# The output mode ``auto`` found working, by (endpoint, model), for this process.
+_WORKING_MODES: dict[tuple[str | None, str], str] = {}
+
+
+def _auto_order(remembered: str | None) -> tuple[str, ...]:
+    """The modes ``auto`` tries: from the one that worked last, wrapping around."""
+    start = OUTPUT_MODES.index(remembered) if remembered in OUTPUT_MODES else 0
+    return OUTPUT_MODES[start:] + OUTPUT_MODES[:start]
+
+
+class _QueuedModel(WrapperModel):
+    """Notes when a request starts waiting for its provider's limiter (it sits outside it)."""
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        exchange = _RUNNING.get()
+        if exchange is not None:
+            exchange.waiting_since = time.perf_counter()
+        return await self.wrapped.request(messages, model_settings, model_request_parameters)
+
 
 class _TimedModel(WrapperModel):
-    """Adds each request's own duration to the running attempt's exchange.
+    """Times each request from when it is sent, apart from its wait for a slot.
 
     It sits inside the provider's limiter, so the recorded latency is the calls themselves:
-    not the wait for a slot behind other items, not the agent's tools, not the model's load.
+    not the wait for a slot behind other items (recorded apart, as ``queued``), not the
+    agent's tools, not the model's load. The request's own timeout starts here too: the
+    configured one, cut to what the attempt has left at the moment it is sent. A request cut
+    off is cancelled with its connection, which closes, so the server stops generating.
     """
 
     async def request(
@@ -119,10 +171,18 @@ class _TimedModel(WrapperModel):
         model_request_parameters: ModelRequestParameters,
     ) -> ModelResponse:
         began = time.perf_counter()
+        exchange = _RUNNING.get()
+        if exchange is not None and exchange.waiting_since is not None:
+            exchange.queued += began - exchange.waiting_since
+            exchange.waiting_since = None
+        if exchange is not None and exchange.deadline is not None:
+            left = max(exchange.deadline - began, 0.0)
+            configured = (model_settings or {}).get("timeout")
+            chosen = left if not isinstance(configured, int | float) else min(configured, left)
+            model_settings = cast(ModelSettings, {**(model_settings or {}), "timeout": chosen})
         try:
             return await self.wrapped.request(messages, model_settings, model_request_parameters)
         finally:
-            exchange = _RUNNING.get()
             if exchange is not None:
                 exchange.requests.append(time.perf_counter() - began)
 
@@ -145,7 +205,11 @@ class AgentRunner:
         self._prices = prices
         self._prompts = Prompts(spec)
         self._model_settings = model_settings(spec, settings)
-        mode = str(spec.settings.get(OUTPUT_MODE, "tool"))
+        # An endpoint of one's own gets `auto`: which modes a server supports is not knowable
+        # from its name. A hosted provider keeps `tool`, the mode it supports best.
+        default = AUTO if spec.settings.get(BASE_URL) else "tool"
+        mode = check_mode(spec.name, str(spec.settings.get(OUTPUT_MODE) or default))
+        self._mode = mode
         # `output: NAME` is a registered pydantic model, found now so a missing one fails here.
         self._model_class: type[BaseModel] | None = None
         self._schema: Mapping[str, Any] | None = None
@@ -153,8 +217,13 @@ class AgentRunner:
             self._model_class = output_model(registry, spec.name, spec.output)
         else:
             self._schema = spec.output
-        self._output = output_spec(spec.name, self._model_class or self._schema, mode)
-        self._output_mode = self.ref.output_mode(spec, mode)
+        self._shape = self._model_class or self._schema
+        self._auto = mode == AUTO and self._shape is not None and not self.ref.runs_locally
+        self._endpoint = (
+            (None, self.ref.name)
+            if self.ref.runs_locally
+            else (endpoint(spec, self.ref, settings), self.ref.name)
+        )
         self._instructions = instructions_version(spec.instructions)
         # What shapes the reply, for the cache key: a class by its name and its JSON Schema.
         self._cached_shape = self._schema
@@ -168,9 +237,11 @@ class AgentRunner:
         self._secret_variables = frozenset({str(key_variable)} if key_variable else ())
         self._limits = UsageLimits(request_limit=spec.max_tool_rounds + settings.output_retries + 1)
         # The model's client and limiter belong to the event loop that uses them.
-        self._agents: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Agent[None, Any]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._agents: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, Agent[None, Any]]
+        ] = weakref.WeakKeyDictionary()
+        # What a retry's `adjust` entry changed, recorded with each run (None: nothing).
+        self.adjustment: Mapping[str, JSON] | None = None
 
     async def __call__(self, ctx: CommandContext) -> CommandResult:
         """Run the agent for one attempt; see the module docstring for the steps."""
@@ -184,14 +255,20 @@ class AgentRunner:
 
     async def _attempt(self, ctx: CommandContext, exchange: _Exchange) -> CommandResult:
         def failed(outcome: str) -> dict[str, JSON]:
-            return self._usage(exchange.new, exchange.model_seconds, outcome=outcome)
+            return self._usage(
+                exchange.new,
+                exchange.model_seconds,
+                outcome=outcome,
+                mode=exchange.mode,
+                queued=exchange.queued,
+            )
 
         ctx.track_usage(failed)
         with translated(
             self.spec.name,
             str(self.ref),
             failed,
-            lambda: _last_feedback(exchange),
+            lambda: _explained(exchange),
             secrets=self._secret_variables,
         ):
             stored = await self._stored_conversations(ctx)
@@ -205,7 +282,9 @@ class AgentRunner:
             value, new = await self._run_in_time(ctx, rendered, history, exchange)
             if key is not None:
                 await cache.remember(self._store, key, value, new)
-            usage = self._usage(new, exchange.model_seconds)
+            usage = self._usage(
+                new, exchange.model_seconds, mode=exchange.mode, queued=exchange.queued
+            )
             return CommandResult(value, usage, self._kept(history, new))
 
     async def _model_loaded(self) -> None:
@@ -259,13 +338,14 @@ class AgentRunner:
             limits = replace(limits, total_tokens_limit=ctx.tokens_left)
         remaining = ctx.remaining()
         if remaining is None:
-            return await self._run(rendered, history, exchange, limits, None)
+            return await self._run(rendered, history, exchange, limits)
         budget = max(remaining - min(_DEADLINE_MARGIN, remaining / 10), 0.0)
+        exchange.deadline = time.perf_counter() + budget
         try:
             async with asyncio.timeout(budget):
-                return await self._run(rendered, history, exchange, limits, budget)
+                return await self._run(rendered, history, exchange, limits)
         except TimeoutError:
-            raise TransientError(
+            raise TimedOutError(
                 f"the attempt ran out of time after {budget:.2f}s (its command timeout)"
             ) from None
 
@@ -275,10 +355,44 @@ class AgentRunner:
         history: list[ModelMessage],
         exchange: _Exchange,
         limits: UsageLimits,
-        budget: float | None,
     ) -> tuple[JSON, list[ModelMessage]]:
-        """One pydantic-ai run; ``exchange`` sees its messages even if it fails."""
-        agent = self._agent()
+        """One run in the agent's output mode, or in the first ``auto`` finds the server takes.
+
+        Under ``auto`` a mode the server refuses (an UnsupportedRequestError: a parameter or
+        feature it does not support) moves on to the next; the mode that answered is
+        remembered for the endpoint and model, and recorded in the audit. Any other failure
+        is the run's.
+        """
+        if not self._auto:
+            return await self._run_in_mode(self._mode, rendered, history, exchange, limits)
+        order = _auto_order(_WORKING_MODES.get(self._endpoint))
+        refusals: list[str] = []
+        for mode in order:
+            try:
+                ran = await self._run_in_mode(mode, rendered, history, exchange, limits)
+            except ModelAPIError as exc:
+                error_class, message, _ = classify(exc)
+                if error_class is not UnsupportedRequestError:
+                    raise
+                refusals.append(f"{mode}: {message}")
+                continue
+            _WORKING_MODES[self._endpoint] = mode
+            return ran
+        raise UnsupportedRequestError(
+            f"output_mode auto: the server refused every mode ({'; '.join(refusals)})"
+        )
+
+    async def _run_in_mode(
+        self,
+        mode: str,
+        rendered: Rendered,
+        history: list[ModelMessage],
+        exchange: _Exchange,
+        limits: UsageLimits,
+    ) -> tuple[JSON, list[ModelMessage]]:
+        """One pydantic-ai run in ``mode``; ``exchange`` sees its messages even if it fails."""
+        agent = self._agent(mode)
+        exchange.mode = mode
         with capture_run_messages() as captured:
             exchange.captured, exchange.history_length = captured, len(history)
             try:
@@ -287,7 +401,6 @@ class AgentRunner:
                     instructions=rendered.instructions or None,
                     message_history=history or None,
                     usage_limits=limits,
-                    model_settings=None if budget is None else {"timeout": budget},
                 )
             except UsageLimitExceeded:
                 _over_allowance(limits.total_tokens_limit, exchange)
@@ -297,14 +410,12 @@ class AgentRunner:
             output = output.model_dump(mode="json")
         return output, result.new_messages()
 
-    def _agent(self) -> Agent[None, Any]:
-        """The pydantic-ai agent of the running event loop, built on first use."""
-        loop = asyncio.get_running_loop()
-        agent = self._agents.get(loop)
-        if agent is None:
-            agent = self._build_agent()
-            self._agents[loop] = agent
-        return agent
+    def _agent(self, mode: str) -> Agent[None, Any]:
+        """The pydantic-ai agent of the running event loop and ``mode``, built on first use."""
+        built = self._agents.setdefault(asyncio.get_running_loop(), {})
+        if mode not in built:
+            built[mode] = self._build_agent(mode)
+        return built[mode]
 
     def _traced(self, model: Model) -> Model:
         """The model with GenAI-convention spans per call, when a tracer provider is set."""
@@ -314,13 +425,13 @@ class AgentRunner:
         settings = InstrumentationSettings(tracer_provider=provider, include_content=False)
         return InstrumentedModel(model, settings)
 
-    def _build_agent(self) -> Agent[None, Any]:
-        model = build_model(self.spec, self.ref, self._settings)
+    def _build_agent(self, mode: str) -> Agent[None, Any]:
+        model = build_model(self.spec, self.ref, self._settings, profile=mode_profile(mode))
         self._model_name = f"{self.ref.provider}:{model.model_name}"
         retries = self._settings.output_retries
         agent: Agent[None, Any] = Agent(
-            self._traced(limited(_TimedModel(model), self.ref, self._settings)),
-            output_type=self._output,
+            self._traced(_QueuedModel(limited(_TimedModel(model), self.ref, self._settings))),
+            output_type=output_spec(self.spec.name, self._shape, mode),
             tools=self._tools,
             retries={"output": retries, "tools": retries},
             model_settings=self._model_settings,
@@ -349,10 +460,15 @@ class AgentRunner:
         *,
         cached: bool = False,
         outcome: str = OK,
+        mode: str | None = None,
+        queued: float = 0.0,
     ) -> dict[str, JSON]:
-        """The audit record of one run (a cache hit used no tokens and cost nothing)."""
+        """The audit record of one run (a cache hit used no tokens and cost nothing).
+
+        ``mode`` is the output mode the run used (under ``auto``, the one it found).
+        """
         tokens = Tokens() if cached else count_tokens(messages)
-        return usage_record(
+        record = usage_record(
             agent=self.spec.name,
             provider=self.ref.provider,
             model=self._answered_by(messages),
@@ -363,8 +479,12 @@ class AgentRunner:
             cached=cached,
             outcome=outcome,
             instructions=self._instructions,
-            output_mode=self._output_mode,
+            output_mode=self.ref.output_mode(self.spec, mode or self._mode),
+            queued=queued,
         )
+        if self.adjustment is not None:  # a retry's declared change (statewise.ai.adjustments)
+            record["adjustment"] = dict(self.adjustment)
+        return record
 
     def _answered_by(self, messages: Sequence[ModelMessage]) -> str:
         """``provider:model`` as the model named itself, else as the built model names itself.
@@ -394,6 +514,41 @@ def _over_allowance(allowance: int | None, exchange: _Exchange) -> None:
             f"the run was stopped after {used:,} tokens: its item's budget allowed "
             f"{allowance:,} more"
         )
+
+
+def _explained(exchange: _Exchange) -> str | None:
+    """Why the output was invalid: the last problem the model was shown, and what it replied.
+
+    The reply is what an operator needs to see (a small model echoing the schema back, a
+    refusal, a truncated object); it is cut to ``REPLY_SHOWN`` characters to stay readable.
+    """
+    feedback, reply = _last_feedback(exchange), _last_reply(exchange)
+    if feedback is not None:
+        feedback = _cut(feedback)  # a validation error may quote the whole reply again
+    if reply is None:
+        return feedback
+    said = f"the model replied: {_cut(reply)!r}"
+    return f"{feedback}; {said}" if feedback else said
+
+
+def _cut(text: str) -> str:
+    """``text`` cut to ``REPLY_SHOWN`` characters, saying how long it was."""
+    if len(text) <= REPLY_SHOWN:
+        return text
+    return f"{text[:REPLY_SHOWN]}... ({len(text):,} characters)"
+
+
+def _last_reply(exchange: _Exchange) -> str | None:
+    """The text or tool-call arguments of the model's last response, if it gave one."""
+    for message in reversed(exchange.new):
+        if not isinstance(message, ModelResponse):
+            continue
+        said = [part.content for part in message.parts if isinstance(part, TextPart)]
+        said += [
+            part.args_as_json_str() for part in message.parts if isinstance(part, ToolCallPart)
+        ]
+        return "\n".join(said) or None
+    return None
 
 
 def _last_feedback(exchange: _Exchange) -> str | None:

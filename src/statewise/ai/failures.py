@@ -8,6 +8,11 @@ Everything an agent run raises passes through :func:`translated`, which decides 
   rounds, truncated output): InvalidOutputError;
 * nothing will change by retrying (bad key, unknown model, rejected request, exhausted quota,
   a template or configuration mistake): PermanentError;
+* the server refused a parameter or feature of the request (llama.cpp's 500 on a forced
+  ``tool_choice``, its "Input should be 'text' or 'json_object'" on ``json_schema``, vLLM's
+  400 when auto tool choice needs a server flag, Ollama's "does not support tools"), whatever
+  the status: UnsupportedRequestError, naming the server's message. An outage never reads
+  like that, so a plain 5xx stays transient;
 * anything else was not meant to happen (a bug in a tool): CommandDefectError, a defect that
   fails the item.
 
@@ -30,8 +35,12 @@ from pydantic_ai.exceptions import (
     ConcurrencyLimitExceeded,
     ContentFilterError,
     ModelAPIError,
+    ModelAuthenticationError,
     ModelConnectionError,
+    ModelContextWindowExceededError,
+    ModelFeatureUnsupportedError,
     ModelHTTPError,
+    ModelNotFoundError,
     ModelQuotaExceededError,
     ModelRateLimitError,
     ModelRequestRejectedError,
@@ -50,7 +59,9 @@ from statewise.errors import (
     PermanentError,
     StatewiseError,
     StoreError,
+    TimedOutError,
     TransientError,
+    UnsupportedRequestError,
 )
 
 REDACTED = "[redacted]"
@@ -68,7 +79,22 @@ _KEY_SHAPES = re.compile(
     r"|(?<=[?&]api_key=)[^&\s'\"]+",
     re.IGNORECASE,
 )
+UNSUPPORTED = "the server does not support this request: "
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 429})
+# What servers say when they refuse a request's parameter or feature (see the module docstring).
+_UNSUPPORTED = re.compile(
+    r"not supported|unsupported|does not support|not implemented|input should be"
+    r"|must be one of|requires --|--enable-|\b(?:tool_choice|response_format|json_schema"
+    r"|max_completion_tokens|guided_json|parallel_tool_calls)\b",
+    re.IGNORECASE,
+)
+_SPECIFIC_REJECTIONS = (
+    ModelAuthenticationError,
+    ModelNotFoundError,
+    ModelContextWindowExceededError,
+)
+# Statuses that carry rate limits and quotas: their wording is about the account, never a feature.
+_ACCOUNT_STATUS = frozenset({401, 402, 403, 429})
 _SERVER_ERROR = 500
 
 FailureUsage = Callable[[str], dict[str, Any]]
@@ -138,7 +164,9 @@ def classify(exc: Exception) -> tuple[type[CommandError], str, float | None]:
         return TransientError, str(exc), None
     if isinstance(exc, UserError | StatewiseError | ImportError):
         return PermanentError, str(exc), None
-    if isinstance(exc, TimeoutError | ConnectionError | httpx2.TransportError):
+    if isinstance(exc, TimeoutError | httpx2.TimeoutException):
+        return TimedOutError, f"{type(exc).__name__}: {exc}", None
+    if isinstance(exc, ConnectionError | httpx2.TransportError):
         return TransientError, f"{type(exc).__name__}: {exc}", None
     return CommandDefectError, f"{type(exc).__name__}: {exc}", None
 
@@ -151,9 +179,17 @@ def _classify_api_error(exc: ModelAPIError) -> tuple[type[CommandError], str, fl
         return TransientError, f"rate limited{wait}: {described}", exc.retry_after
     if isinstance(exc, ModelQuotaExceededError):
         return PermanentError, f"quota or billing exhausted: {described}", None
+    if _refuses_a_feature(exc) or isinstance(exc, ModelFeatureUnsupportedError):
+        return (
+            UnsupportedRequestError,
+            f"the server does not support this request: {described}",
+            None,
+        )
     if isinstance(exc, ModelRequestRejectedError):
         return PermanentError, f"request rejected: {described}", None
-    transient = (ModelUnavailableError, ModelServerError, ModelConnectionError, ModelRequestTimeout)
+    if isinstance(exc, ModelRequestTimeout):  # a timeout, so `on_timeout: previous` applies
+        return TimedOutError, f"provider timed out: {described}", exc.retry_after
+    transient = (ModelUnavailableError, ModelServerError, ModelConnectionError)
     if isinstance(exc, transient):
         return TransientError, f"provider unavailable: {described}", exc.retry_after
     if isinstance(exc, ModelHTTPError):
@@ -163,6 +199,16 @@ def _classify_api_error(exc: ModelAPIError) -> tuple[type[CommandError], str, fl
         return error_class, described, exc.retry_after
     # No status and no category: a reply that could not be decoded, a broken stream.
     return TransientError, f"provider error: {described}", exc.retry_after
+
+
+def _refuses_a_feature(exc: ModelAPIError) -> bool:
+    """Whether an HTTP error's own message says a parameter or feature is unsupported."""
+    if not isinstance(exc, ModelHTTPError) or exc.status_code in _ACCOUNT_STATUS:
+        return False
+    if isinstance(exc, _SPECIFIC_REJECTIONS):  # pydantic-ai already said what is wrong
+        return False
+    message = _body_message(exc.body) or (exc.body if isinstance(exc.body, str) else None)
+    return bool(message and _UNSUPPORTED.search(message))
 
 
 def _describe(exc: ModelAPIError) -> str:
@@ -177,6 +223,8 @@ def _body_message(body: object) -> str | None:
         inner = body.get("error", body)
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
             return str(inner["message"])
+        if isinstance(inner, str):  # Ollama's native shape: {"error": "..."}
+            return inner
         if isinstance(body.get("message"), str):
             return str(body["message"])
     return None

@@ -13,6 +13,11 @@ Choices worth knowing:
 * The endpoint of an ``openai:`` model is the agent's ``settings.base_url``, else
   ``AISettings.openai_base_url`` / ``$STATEWISE_OPENAI_BASE_URL``, else OpenAI. ``ollama:``
   uses ``$OLLAMA_BASE_URL``, else ``http://localhost:11434/v1``.
+* The token limit (``settings.max_tokens``) goes out in the field the endpoint reads: OpenAI's
+  own API takes ``max_completion_tokens``; every other OpenAI-compatible server (llama.cpp,
+  Ollama, vLLM, LM Studio, proxies) gets ``max_tokens``, the field they all honour (llama.cpp
+  ignores the newer one and generates until its context is full). pydantic-ai's profile key
+  ``openai_chat_supports_max_completion_tokens`` makes that choice.
 * Keys only ever come from the environment: the variable the agent's ``settings.api_key_env``
   names, else the provider's own (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ...).
 """
@@ -27,8 +32,10 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, cast
 
+import httpx2
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model, infer_model, known_model_names
+from pydantic_ai.profiles import ModelProfile
 from pydantic_ai.providers import Provider, infer_provider_class
 from pydantic_ai.settings import ModelSettings
 
@@ -47,6 +54,10 @@ API_KEY_ENV = "api_key_env"
 OUTPUT_MODE = "output_mode"
 STATEWISE_SETTINGS = frozenset({BASE_URL, API_KEY_ENV, OUTPUT_MODE})
 # Providers pydantic-ai supports that have no entry in its list of known model names.
+OPENAI_HOST = "api.openai.com"
+OPENAI_KEY_ENV = "OPENAI_API_KEY"
+# What a keyless server of one's own is sent as its key (see ``_api_key``).
+NO_KEY = "no-key"
 _UNLISTED_PROVIDERS = (
     "ollama", "vllm", "litellm", "openrouter", "together", "fireworks", "azure", "nebius",
     "ovhcloud", "alibaba", "sambanova", "vercel", "github", "openai-responses",
@@ -89,8 +100,8 @@ class ModelRef:
         """How the agent's reply is obtained, for its audit record.
 
         ``local`` (the offline model fills the schema itself, whatever the mode), ``text``
-        (no output schema: free text), else the structured mode asked of the provider:
-        ``tool``, ``native`` or ``prompted``.
+        (no output schema: free text), else the structured mode the reply was asked in
+        (``schema.OUTPUT_MODES``; under ``auto``, the one it found).
         """
         if self.runs_locally:
             return LOCAL_MODEL
@@ -156,15 +167,45 @@ def _provider_specific(key: str) -> bool:
     return key.split("_")[0] in families
 
 
-def build_model(spec: AgentSpec, ref: ModelRef, settings: AISettings) -> Model:
-    """The pydantic-ai model for one agent; the local model is imported only when used."""
+def build_model(
+    spec: AgentSpec, ref: ModelRef, settings: AISettings, profile: Mapping[str, Any] | None = None
+) -> Model:
+    """The pydantic-ai model for one agent; the local model is imported only when used.
+
+    ``profile`` overrides what pydantic-ai assumes about the model (an output mode's tool
+    choice or response format); a Chat Completions model also gets the token-limit field its
+    endpoint reads (see the module docstring).
+    """
     if ref.runs_locally:
         from statewise.ai.local import LocalModel
 
         return LocalModel(examples=spec.examples, knowledge=spec.knowledge)
     provider = _provider(spec, ref, settings)
     kind = "openai-chat" if ref.provider == "openai" else ref.provider
-    return infer_model(f"{kind}:{ref.name}", provider_factory=lambda _: provider)
+    model = infer_model(f"{kind}:{ref.name}", provider_factory=lambda _: provider)
+    from pydantic_ai.models.openai import OpenAIChatModel  # only once a provider needs it
+
+    if not isinstance(model, OpenAIChatModel):
+        return model
+    overrides: dict[str, Any] = dict(profile or {})  # an OpenAIModelProfile key joins below
+    if not is_openai_itself(endpoint(spec, ref, settings), ref):
+        overrides["openai_chat_supports_max_completion_tokens"] = False
+    return type(model)(model.model_name, provider=provider, profile=cast(ModelProfile, overrides))
+
+
+def endpoint(spec: AgentSpec, ref: ModelRef, settings: AISettings) -> str | None:
+    """The base URL the agent's requests go to; None is the provider's own default."""
+    return _base_url(spec, ref, settings)
+
+
+def is_openai_itself(url: str | None, ref: ModelRef) -> bool:
+    """Whether requests go to OpenAI's own API rather than a server that speaks its protocol."""
+    if url is None:
+        return ref.provider.startswith("openai")
+    try:
+        return httpx2.URL(url).host == OPENAI_HOST
+    except httpx2.InvalidURL:  # the SDK reports the bad URL itself, when the request is built
+        return False
 
 
 def _provider(spec: AgentSpec, ref: ModelRef, settings: AISettings) -> Provider[Any]:
@@ -182,7 +223,7 @@ def _provider(spec: AgentSpec, ref: ModelRef, settings: AISettings) -> Provider[
             f"installed here ({exc})"
         ) from None
     offered = {
-        "api_key": _api_key(spec),
+        "api_key": _api_key(spec, ref, settings),
         "base_url": _base_url(spec, ref, settings),
         "http_client": settings.http_client,
     }
@@ -203,9 +244,21 @@ def _provider(spec: AgentSpec, ref: ModelRef, settings: AISettings) -> Provider[
         ) from None
 
 
-def _api_key(spec: AgentSpec) -> str | None:
+def _api_key(spec: AgentSpec, ref: ModelRef, settings: AISettings) -> str | None:
+    """The key the agent names, else the provider's own; for a server of one's own, ``no-key``.
+
+    An ``openai:`` model at a ``base_url`` other than OpenAI's, with no key anywhere, is a
+    server of one's own. Servers started without a key (llama.cpp, Ollama, vLLM, LM Studio)
+    ignore the header, but the OpenAI SDK will not send a request without one, so it gets the
+    placeholder ``Bearer no-key`` (llama.cpp's own examples use it). A server that does want a
+    key answers 401, a permanent error.
+    """
     variable = spec.settings.get(API_KEY_ENV)
     if variable is None:
+        url = _base_url(spec, ref, settings)
+        compatible = ref.provider == "openai" and url is not None
+        if compatible and not os.environ.get(OPENAI_KEY_ENV) and not is_openai_itself(url, ref):
+            return NO_KEY
         return None
     key = os.environ.get(str(variable))
     if not key:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from statewise.ai.adjustments import AdjustingRunner, adjusted, describe
 from statewise.ai.agents import AgentRunner
 from statewise.ai.settings import AISettings
 from statewise.ai.usage import PriceTable
@@ -24,6 +25,9 @@ from statewise.definition.model import AgentSpec, Definition, agent_command
 from statewise.errors import ConfigurationError, NotFoundError, PermanentError
 from statewise.store.base import Store
 
+Runs = AgentRunner | AdjustingRunner
+"""What runs one agent's attempts: the agent as declared, or with its retries adjusted."""
+
 
 class AgentCommand:
     """The command ``agent:NAME``: runs the item's own workflow's declaration of the agent."""
@@ -31,9 +35,9 @@ class AgentCommand:
     def __init__(self, name: str, store: Store) -> None:
         self.name = name
         self._store = store
-        self._runners: dict[tuple[str, int], AgentRunner] = {}
+        self._runners: dict[tuple[str, int], Runs] = {}
 
-    def add(self, definition: Definition, runner: AgentRunner) -> None:
+    def add(self, definition: Definition, runner: Runs) -> None:
         """Run ``runner`` for items of this definition (workflow name and version)."""
         self._runners[(definition.name, definition.version)] = runner
 
@@ -42,7 +46,7 @@ class AgentCommand:
         runner = await self._runner_for(ctx)
         return await runner(ctx)
 
-    async def _runner_for(self, ctx: CommandContext) -> AgentRunner:
+    async def _runner_for(self, ctx: CommandContext) -> Runs:
         versions = {v: r for (w, v), r in self._runners.items() if w == ctx.workflow}
         if not versions:
             raise PermanentError(
@@ -75,12 +79,31 @@ def register_agents(
     """
     settings = settings or AISettings()
     prices = PriceTable.from_settings(settings)
-    runners: dict[AgentSpec, AgentRunner] = {}
+    runners: dict[AgentSpec, Runs] = {}
     for definition in definitions:
         for name, spec in definition.agents.items():
             if spec not in runners:
-                runners[spec] = AgentRunner(spec, registry, store, settings, prices)
+                runners[spec] = _runner(spec, registry, store, settings, prices)
             _command(registry, name, store).add(definition, runners[spec])
+
+
+def _runner(
+    spec: AgentSpec,
+    registry: CommandRegistry,
+    store: Store,
+    settings: AISettings,
+    prices: PriceTable,
+) -> Runs:
+    """The agent's runner; with ``adjust`` entries, one more agent per entry for the retries."""
+    first = AgentRunner(spec, registry, store, settings, prices)
+    if not spec.retry.adjust:
+        return first
+    retries = []
+    for entry, adjustment in enumerate(spec.retry.adjust, start=1):
+        runner = AgentRunner(adjusted(spec, adjustment), registry, store, settings, prices)
+        runner.adjustment = describe(entry, adjustment, runner)
+        retries.append(runner)
+    return AdjustingRunner(first, retries)
 
 
 def register_plugin(

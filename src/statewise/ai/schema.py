@@ -34,7 +34,9 @@ JSON = Any
 T = TypeVar("T")
 # The name of the tool a structured reply is given through, so transcripts can recognise it.
 OUTPUT_TOOL = "final_result"
-OUTPUT_MODES = ("tool", "native", "prompted")
+AUTO = "auto"
+# The modes ``auto`` tries, in order: the strongest guarantee first (see ``output_spec``).
+OUTPUT_MODES = ("tool", "tool-auto", "native", "prompted-json", "prompted")
 Schema = Mapping[str, Any]
 _MAX_REPORTED = 10
 
@@ -50,28 +52,53 @@ def output_model(registry: CommandRegistry, agent: str, name: str) -> type[BaseM
         ) from None
 
 
+def check_mode(agent: str, mode: str) -> str:
+    """``mode`` if it is an output mode or ``auto``; else a configuration error listing them."""
+    if mode != AUTO and mode not in OUTPUT_MODES:
+        raise ConfigurationError(
+            f"agent {agent!r}: output_mode must be {AUTO} or one of {', '.join(OUTPUT_MODES)}, "
+            f"not {mode!r}"
+        )
+    return mode
+
+
 def output_spec(agent: str, schema: Schema | type[BaseModel] | None, mode: str = "tool") -> Any:
-    """What pydantic-ai should ask the model for: text, or the output in one of three ways.
+    """What pydantic-ai should ask the model for: text, or the output in one of five ways.
 
     ``schema`` is an inline JSON Schema or a registered pydantic model class. ``tool`` (the
-    default, supported most widely) has the model call an output tool whose parameters are the
-    schema; ``native`` uses the provider's JSON-schema response format; ``prompted`` puts the
-    schema in the prompt and parses the text reply.
+    default for hosted providers) has the model call an output tool whose parameters are the
+    schema, with ``tool_choice: required``; ``tool-auto`` the same with ``tool_choice: auto``
+    (llama.cpp asserts on anything else); ``native`` uses the JSON-schema response format;
+    ``prompted-json`` puts the schema in the prompt and asks for ``response_format:
+    json_object``; ``prompted`` only puts it in the prompt and parses the text reply. How each
+    mode reaches the wire is pydantic-ai's profile (:func:`mode_profile`).
     """
     if schema is None:
         return str
-    if mode not in OUTPUT_MODES:
-        raise ConfigurationError(
-            f"agent {agent!r}: output_mode must be one of {', '.join(OUTPUT_MODES)}, not {mode!r}"
-        )
+    check_mode(agent, mode)
     structured = (
         schema if isinstance(schema, type) else StructuredDict(dict(schema), name=f"{agent}_output")
     )
     if mode == "native":
         return NativeOutput(structured)
-    if mode == "prompted":
+    if mode in ("prompted", "prompted-json"):
         return PromptedOutput(structured)
     return ToolOutput(structured, name=OUTPUT_TOOL)
+
+
+def mode_profile(mode: str) -> dict[str, bool]:
+    """What pydantic-ai must believe of the model for ``mode`` to go out as documented.
+
+    A forced tool choice is pydantic-ai's default; ``tool-auto`` tells it the model accepts
+    none, so it sends ``auto``. The prompted modes differ only in whether a ``json_object``
+    response format is sent; ``native`` needs the JSON-schema format to be believed in.
+    """
+    return {
+        "tool-auto": {"supports_forced_tool_choice": False},
+        "native": {"supports_json_schema_output": True},
+        "prompted-json": {"supports_json_object_output": True},
+        "prompted": {"supports_json_object_output": False},
+    }.get(mode, {})
 
 
 def check_output(schema: Schema, value: T) -> T:

@@ -155,12 +155,15 @@ def usage_record(
     outcome: str,
     instructions: str,
     output_mode: str,
+    queued: float = 0.0,
 ) -> dict[str, Any]:
     """The audit row of one agent run, in the shape the store's cost report reads.
 
     ``instructions`` names the version of the agent's instructions (a short hash of their
     template) and ``output_mode`` how the reply was asked for, so a change in either can be
-    told apart from a change in the model when decisions shift.
+    told apart from a change in the model when decisions shift. ``latency`` is the requests'
+    own time, from when each was sent; ``queued_ms`` the wait for the provider's limiter before
+    them, kept apart so a slow queue is never mistaken for a slow model.
     """
     return {
         "agent": agent,
@@ -173,6 +176,7 @@ def usage_record(
         "requests": tokens.requests,
         "cost": cost,
         "latency": round(latency, 6),
+        "queued_ms": round(queued * 1000),
         "tool_calls": [dict(call) for call in tool_calls],
         "cached": cached,
         "outcome": outcome,

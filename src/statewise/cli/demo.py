@@ -218,7 +218,7 @@ async def summarise(store: Store, workflows: Sequence[str]) -> None:
                 cost.state,
                 cost.agent,
                 cost.model,
-                str(cost.calls),
+                str(cost.requests),
                 str(cost.input_tokens),
                 str(cost.output_tokens),
                 f"{cost.latency:.2f}s",
@@ -244,7 +244,7 @@ async def summarise(store: Store, workflows: Sequence[str]) -> None:
             )
         if usage:
             emit_table(
-                ["stage", "agent", "model", "calls", "tokens in", "tokens out", "model time"],
+                ["stage", "agent", "model", "requests", "tokens in", "tokens out", "model time"],
                 usage,
                 fmt=fmt,
             )

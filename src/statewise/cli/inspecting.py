@@ -304,7 +304,11 @@ def costs(
     ] = NEAR,
     format: FormatOption = None,
 ) -> None:
-    """Model calls, tokens and cost from the audit trail, by workflow, state, agent and model."""
+    """Model use, tokens and cost from the audit trail, by workflow, state, agent and model.
+
+    "attempts" counts agent runs (cache hits included); "requests" counts the HTTP requests
+    they sent, output corrections and tool rounds included.
+    """
     fmt = output_format(format)
 
     async def show(store: Store) -> None:
@@ -322,14 +326,14 @@ def costs(
             rows.append(
                 [
                     row.workflow, row.state, row.agent, row.model, str(row.calls),
-                    f"{row.input_tokens:,}", f"{row.output_tokens:,}",
+                    str(row.requests), f"{row.input_tokens:,}", f"{row.output_tokens:,}",
                     _cost_cell(row.cost, row_unpriced),
                 ]
             )  # fmt: skip
         emit_table(
             [
-                "workflow", "state", "agent", "model", "calls", "input tokens", "output tokens",
-                "cost (USD)",
+                "workflow", "state", "agent", "model", "attempts", "requests", "input tokens",
+                "output tokens", "cost (USD)",
             ],
             rows,
             fmt=fmt,

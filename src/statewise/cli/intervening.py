@@ -118,7 +118,7 @@ def _print_view(view: ItemView, fmt: OutputFormat) -> None:
     for task in view.tasks:
         due = age(task.due_at - now) if task.due_at and task.status is TaskStatus.OPEN else ""
         tasks.append(
-            [str(task.id), task.state, task.queue, task.status.value, task.claimed_by or "", due]
+            [str(task.id), task.place, task.queue, task.status.value, task.claimed_by or "", due]
         )
     if tasks:
         emit_table(
@@ -284,7 +284,7 @@ def task_list(
                 [
                     str(task.id),
                     f"{task.workflow}/{task.key}",
-                    task.state,
+                    task.place,
                     task.queue,
                     task.status.value,
                     desk.unloadable(task) or ", ".join(desk.outcomes(task)),

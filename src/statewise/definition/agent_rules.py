@@ -20,6 +20,7 @@ from statewise.definition.model import (
     AgentSpec,
     Command,
     Definition,
+    HumanTask,
     State,
 )
 from statewise.definition.schema import Path, suggest
@@ -60,9 +61,29 @@ def state_commands(state: State) -> Iterator[tuple[Path, Command]]:
         yield (("webhook",) if state.webhook is not None else (key,)), state.command
     if state.parallel is not None:
         for branch in state.parallel.branches:
-            yield ("branches", branch.name), branch.command
+            if branch.command is not None:
+                yield ("branches", branch.name), branch.command
+            for index, step in enumerate(branch.steps):
+                if step.command is not None:
+                    key = "command" if agent_of(step.command) is None else "agent"
+                    yield ("branches", branch.name, "steps", index, key), step.command
         if state.parallel.map_command is not None:
             yield ("map", "command"), state.parallel.map_command
+
+
+def state_tasks(state: State) -> Iterator[tuple[Path, HumanTask]]:
+    """Each person's task of ``state`` with the path of its key below the state.
+
+    A human state's own ``task:``, and the task of every branch or branch step that opens one.
+    """
+    if state.task is not None:
+        yield ("task",), state.task
+    for branch in state.parallel.branches if state.parallel is not None else ():
+        if branch.task is not None:
+            yield ("branches", branch.name, "task"), branch.task
+        for index, step in enumerate(branch.steps):
+            if step.task is not None:
+                yield ("branches", branch.name, "steps", index, "task"), step.task
 
 
 def inherits_retry(definition: Definition, command: Command) -> bool:

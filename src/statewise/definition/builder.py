@@ -37,8 +37,11 @@ from statewise.definition.model import (
     DEFAULT_RETRY,
     DONE_EVENT,
     ERROR_EVENT,
+    Adjustment,
     AgentSpec,
     AlertRule,
+    Branch,
+    BranchStep,
     Budget,
     Command,
     Definition,
@@ -88,6 +91,10 @@ class Retry(TypedDict, total=False):
     jitter: float
     retry_on: Sequence[ErrorKind]
     timeout: str | float | None
+    # An agent's per-retry changes: ``[{"temperature": 0.2}, {"model": "openai:gpt-4.1"}]``.
+    adjust: Sequence[Mapping[str, Any]]
+    # ``"previous"``: a last attempt that timed out sends the item back where it came from.
+    on_timeout: str
 
 
 class Reviews(TypedDict, total=False):
@@ -468,14 +475,17 @@ class Workflow:
         *,
         over: str | None = None,
         command: CommandLike | None = None,
-        branches: Mapping[str, CommandLike] | None = None,
+        branches: Mapping[str, CommandLike | Mapping[str, Any]] | None = None,
         concurrency: int | None = None,
         join: Literal["all", "any"] | int = "all",
         **options: Unpack[StateOptions],
     ) -> StateBuilder:
         """A fan-out: ``command`` once per element of the list ``over``, or fixed ``branches``.
 
-        ``join`` is ``all``, ``any`` or the number of branches that must succeed.
+        A branch is a command, or as YAML writes it, a person's task
+        (``{"task": {"queue": "legal"}, "outcomes": ["approve", "reject"]}``) or a sequence
+        (``{"steps": [{"step": "scan", "command": "scan"}, ...]}``). ``join`` is ``all``,
+        ``any`` or the number of branches that must succeed.
         """
         fan_out: dict[str, Any] = {}
         if over is not None or command is not None:
@@ -778,8 +788,19 @@ def _retry_data(policy: RetryPolicy) -> dict[str, Any]:
             value = format_duration(value)
         elif spec.name == "retry_on":
             value = sorted(str(kind) for kind in value)
+        elif spec.name == "adjust":
+            value = [_adjustment_data(entry) for entry in value]
         retry[spec.name] = value
     return retry
+
+
+def _adjustment_data(adjustment: Adjustment) -> dict[str, Any]:
+    """One ``adjust`` entry as YAML spells it: the model, its settings, then instructions."""
+    data: dict[str, Any] = {} if adjustment.model is None else {"model": adjustment.model}
+    data.update(_plain(adjustment.settings))
+    if adjustment.instructions is not None:
+        data["instructions"] = adjustment.instructions
+    return data
 
 
 def _webhook_data(webhook: Webhook, command: Command, state: str) -> dict[str, Any]:
@@ -821,6 +842,31 @@ def _command_data(
     return data
 
 
+def _branch_data(
+    branch: Branch, state: str, agents: Mapping[str, AgentSpec]
+) -> str | dict[str, Any]:
+    """A branch as YAML spells it: a command, a task with its outcomes, or its steps."""
+    if branch.command is not None:
+        return _command_data(branch.command, state, agents)
+    if branch.task is not None:
+        return {"task": _task_data(branch.task, state), "outcomes": list(branch.outcomes)}
+    data: dict[str, Any] = {"steps": [_step_data(s, branch.result, agents) for s in branch.steps]}
+    if branch.result != state:
+        data["result"] = branch.result
+    return data
+
+
+def _step_data(step: BranchStep, result: str, agents: Mapping[str, AgentSpec]) -> dict[str, Any]:
+    """One step of a sequence: its name, then its command, agent or task."""
+    if step.task is not None:
+        task = _task_data(step.task, result)
+        return {"step": step.name, "task": task, "outcomes": list(step.outcomes)}
+    assert step.command is not None  # a step runs a command or opens a task
+    agent = agent_of(step.command)
+    written = _command_data(step.command, result, agents, own=agent is not None)
+    return {"step": step.name, "agent" if agent is not None else "command": written}
+
+
 def _parallel_data(
     fan_out: Parallel, state: str, agents: Mapping[str, AgentSpec]
 ) -> dict[str, Any]:
@@ -831,9 +877,7 @@ def _parallel_data(
             "command": _command_data(fan_out.map_command, state, agents),
         }
     if fan_out.branches:
-        data["branches"] = {
-            b.name: _command_data(b.command, state, agents) for b in fan_out.branches
-        }
+        data["branches"] = {b.name: _branch_data(b, state, agents) for b in fan_out.branches}
     if fan_out.concurrency is not None:
         data["concurrency"] = fan_out.concurrency
     if fan_out.join is JoinKind.ANY:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from statewise.conditions import Condition
-from statewise.definition.agent_rules import agent_of, state_commands
+from statewise.definition.agent_rules import agent_of, state_commands, state_tasks
 from statewise.definition.escalation import added_by_statewise
 from statewise.definition.model import Command, Definition
 from statewise.definition.schema import Path
@@ -62,16 +62,23 @@ def command_schema(
     return output
 
 
-def command_at(definition: Definition, state: str, branch: str | None) -> Command | None:
-    """The command a state visit runs: the state's own, a named branch's, or its map's."""
+def command_at(
+    definition: Definition, state: str, branch: str | None, name: str | None = None
+) -> Command | None:
+    """The command a state visit runs: the state's own, a named branch's, or its map's.
+
+    In a branch of several steps, the step's command called ``name``.
+    """
     found = definition.states.get(state)
     if found is None:
         return None
     fan_out = found.parallel
     if fan_out is None or branch is None:
         return found.command
-    named = next((b.command for b in fan_out.branches if b.name == branch), None)
-    return named if named is not None else fan_out.map_command
+    named = next((b for b in fan_out.branches if b.name == branch), None)
+    if named is None:
+        return fan_out.map_command
+    return next((c for c in named.commands if name is None or c.name == name), None)
 
 
 def typed_results(
@@ -82,8 +89,8 @@ def typed_results(
     for state in definition.states.values():
         if added_by_statewise(state):
             continue
-        if state.task is not None:
-            writers.setdefault(state.task.result, []).append(None)
+        for _, task in state_tasks(state):
+            writers.setdefault(task.result, []).append(None)
         for path, command in state_commands(state):
             own = path in (("command",), ("agent",))
             schema = command_schema(definition, command, schemas) if own else None

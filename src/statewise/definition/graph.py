@@ -21,6 +21,10 @@ def successors(definition: Definition, state: State) -> list[str]:
         found.append(definition.escalation)
     if state.task is not None and state.task.due is not None:
         found.append(state.task.escalate_to or definition.escalation)
+    for branch in state.parallel.branches if state.parallel is not None else ():
+        for step in branch.tasks:  # an overdue branch task goes there (else the join decides)
+            if step.task is not None and step.task.due and step.task.escalate_to:
+                found.append(step.task.escalate_to)
     if runs_agent(state):
         for budget in (state.budget, definition.budget):
             if budget is not None:
@@ -32,7 +36,7 @@ def runs_agent(state: State) -> bool:
     """Whether ``state`` runs an agent, as its own command or in a parallel branch."""
     commands = [state.command] if state.command is not None else []
     if state.parallel is not None:
-        commands += [b.command for b in state.parallel.branches]
+        commands += [c for b in state.parallel.branches for c in b.commands]
         if state.parallel.map_command is not None:
             commands.append(state.parallel.map_command)
     return any(command.runs_agent for command in commands)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path as FilePath
 from typing import Any, TypeVar
 
@@ -26,9 +26,11 @@ from statewise.definition.model import (
     DEFAULT_RETRY,
     DONE_EVENT,
     WEBHOOK_RESULT_SCHEMA,
+    Adjustment,
     AgentSpec,
     AlertRule,
     Branch,
+    BranchStep,
     Budget,
     Command,
     Definition,
@@ -53,6 +55,7 @@ from statewise.definition.schema import (
     AgentSchema,
     AgentUseSchema,
     AlertSchema,
+    BranchSchema,
     BudgetSchema,
     CommandSchema,
     Conversation,
@@ -62,6 +65,7 @@ from statewise.definition.schema import (
     RetrySchema,
     ReviewSchema,
     StateSchema,
+    StepSchema,
     TaskSchema,
     TransitionSchema,
     WorkflowSchema,
@@ -573,8 +577,8 @@ class _Converter:
             return None
         path = ("states", name)
         branches = tuple(
-            Branch(branch, self.command(command, name, (*path, "branches", branch)))
-            for branch, command in (schema.branches or {}).items()
+            self.branch(name, branch, body, (*path, "branches", branch))
+            for branch, body in (schema.branches or {}).items()
         )
         over = map_command = None
         if schema.map is not None:
@@ -589,6 +593,32 @@ class _Converter:
             join=JoinKind.ALL if join is None else join.kind,
             n_of=None if join is None else join.n_of,
         )
+
+    def branch(self, state: str, name: str, schema: BranchSchema, path: Path) -> Branch:
+        """A branch: a command, a person's task, or steps; results default to the state."""
+        if schema.steps is not None:
+            result = schema.result or state
+            steps = tuple(
+                self.step(state, result, step, (*path, "steps", index))
+                for index, step in enumerate(schema.steps)
+            )
+            return Branch(name, steps=steps, sequence_result=result)
+        if schema.task is not None:
+            outcomes = tuple(schema.outcomes or ())
+            return Branch(name, task=_task(state, schema.task), outcomes=outcomes)
+        return Branch(name, self.command(schema.as_command(), state, path))
+
+    def step(self, state: str, result: str, schema: StepSchema, path: Path) -> BranchStep:
+        """One step of a sequence; its result goes into the branch's mapping by step."""
+        if schema.task is not None:
+            task = replace(_task(state, schema.task), result=result)
+            return BranchStep(schema.step, task=task, outcomes=tuple(schema.outcomes or ()))
+        if schema.agent is not None:
+            command = self.agent_use(schema.agent, state, (*path, "agent"))
+        else:
+            assert schema.command is not None  # the schema requires one of the three
+            command = self.command(schema.command, state, (*path, "command"))
+        return BranchStep(schema.step, command=replace(command, result=result))
 
     def condition(self, source: str, path: Path) -> Condition:
         """Compile ``source``; on failure report it and keep a stand-in so checks continue."""
@@ -637,4 +667,9 @@ def _retry(schema: RetrySchema) -> RetryPolicy:
         jitter=schema.jitter,
         retry_on=frozenset(schema.retry_on),
         timeout=schema.timeout,
+        adjust=tuple(
+            Adjustment(entry.model, entry.instructions, dict(entry.model_extra or {}))
+            for entry in schema.adjust
+        ),
+        on_timeout=schema.on_timeout,
     )

@@ -97,8 +97,31 @@ class Location:
 
 
 @dataclass(frozen=True, slots=True)
+class Adjustment:
+    """What one retry of an agent changes (an entry of its ``retry: {adjust: [...]}``).
+
+    ``model`` replaces the agent's model, ``instructions`` is appended to its instructions,
+    and ``settings`` (every other key: ``temperature``, ``max_tokens``) are laid over its own.
+    """
+
+    model: str | None = None
+    instructions: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+
+# A retry policy's `on_timeout`: where an item goes once its attempts ended in a timeout.
+ON_TIMEOUT_PREVIOUS = "previous"
+
+
+@dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How often and how patiently a failed command is tried again."""
+    """How often and how patiently a failed command is tried again.
+
+    ``adjust`` (agents only) says what attempt 2, 3, ... change: attempt ``n`` uses entry
+    ``n - 2``, and the attempts past the list keep the last entry. ``on_timeout: previous``
+    sends an item whose last attempt timed out back to the state it came from, which it then
+    enters again (bounded by that state's ``max_visits``), instead of firing ``error``.
+    """
 
     attempts: int = 3
     backoff: float = 1.0
@@ -107,6 +130,14 @@ class RetryPolicy:
     jitter: float = 0.5
     retry_on: frozenset[ErrorKind] = frozenset({ErrorKind.TRANSIENT, ErrorKind.INVALID_OUTPUT})
     timeout: float | None = 300.0
+    adjust: tuple[Adjustment, ...] = ()
+    on_timeout: str | None = None
+
+    def adjustment(self, attempt: int) -> Adjustment | None:
+        """What attempt number ``attempt`` (1-based) changes; None for the first attempt."""
+        if attempt < 2 or not self.adjust:
+            return None
+        return self.adjust[min(attempt - 2, len(self.adjust) - 1)]
 
 
 DEFAULT_RETRY = RetryPolicy()
@@ -180,11 +211,77 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True)
-class Branch:
-    """One fixed branch of a parallel state."""
+class BranchStep:
+    """One step of a parallel branch: a command (or agent) run, or a person's task.
+
+    A task step opens ``task`` for a person when the branch reaches it; ``outcomes`` are the
+    decisions they may make. Any decision completes the step: the joint decision after the
+    join reads what each person chose.
+    """
 
     name: str
-    command: Command
+    command: Command | None = None
+    task: HumanTask | None = None
+    outcomes: tuple[str, ...] = ()
+
+    @property
+    def result(self) -> str:
+        """The context key the step's result lands under (by branch, then step)."""
+        if self.task is not None:
+            return self.task.result
+        assert self.command is not None  # the loader and builder give every step one
+        return self.command.result
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    """One fixed branch of a parallel state: a command, a person's task, or a short sequence.
+
+    A branch declared with ``command`` (or ``agent``) runs it, and ``task`` opens a task:
+    either is a sequence of one step, and its result lands at ``context[result][branch]``.
+    A branch declared with ``steps`` runs them in order; its result is a mapping by step
+    name, ``context[result][branch][step]``, filled in as each step finishes, so a later
+    step (or a reviewer) can read the earlier ones. The branch succeeds when its last step
+    does and fails when any step fails.
+    """
+
+    name: str
+    command: Command | None = None
+    task: HumanTask | None = None
+    outcomes: tuple[str, ...] = ()
+    steps: tuple[BranchStep, ...] = ()
+    sequence_result: str = ""
+
+    @property
+    def sequence(self) -> tuple[BranchStep, ...]:
+        """The steps the branch runs, in order; a one-step branch is named after itself."""
+        if self.steps:
+            return self.steps
+        return (BranchStep(self.name, self.command, self.task, self.outcomes),)
+
+    @property
+    def result(self) -> str:
+        """The context key the branch's result lands under."""
+        if self.steps:
+            return self.sequence_result
+        return self.sequence[0].result
+
+    @property
+    def commands(self) -> tuple[Command, ...]:
+        """The commands the branch may run, in order."""
+        return tuple(step.command for step in self.sequence if step.command is not None)
+
+    @property
+    def tasks(self) -> tuple[BranchStep, ...]:
+        """The steps of the branch that open a person's task."""
+        return tuple(step for step in self.sequence if step.task is not None)
+
+    def task_key(self, step: str) -> str:
+        """How a task of this branch is named on the task list: ``branch`` or ``branch.step``.
+
+        Names are identifiers, so the dot cannot be part of either.
+        """
+        return f"{self.name}.{step}" if self.steps else self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +294,17 @@ class Parallel:
     concurrency: int | None = None
     join: JoinKind = JoinKind.ALL
     n_of: int | None = None
+
+    def branch_task(self, key: str) -> tuple[Branch, int, BranchStep] | None:
+        """The branch, step index and step of the task called ``key`` (``task_key``)."""
+        name = key.partition(".")[0]
+        branch = next((b for b in self.branches if b.name == name), None)
+        if branch is None:
+            return None
+        for index, found in enumerate(branch.sequence):
+            if found.task is not None and branch.task_key(found.name) == key:
+                return branch, index, found
+        return None
 
 
 class Role(StrEnum):

@@ -183,6 +183,27 @@ class _Schema(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class AdjustSchema(BaseModel):
+    """One entry of an agent's ``retry: {adjust: [...]}``; every other key is a model setting."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    model: NonEmpty | None = None
+    instructions: NonEmpty | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Self:
+        if self.model is None and self.instructions is None and not self.model_extra:
+            raise ValueError(
+                "an `adjust` entry changes nothing; give a `model`, `instructions` or a model "
+                "setting such as `temperature: 0`"
+            )
+        return self
+
+
 class RetrySchema(_Schema):
     """``retry:`` of a command; omitted keys keep the :class:`RetryPolicy` defaults."""
 
@@ -195,9 +216,9 @@ class RetrySchema(_Schema):
         default_factory=lambda: sorted(DEFAULT_RETRY.retry_on)
     )
     timeout: OptionalDuration = DEFAULT_RETRY.timeout
-
-
-NonEmpty = Annotated[str, Field(min_length=1)]
+    # Agents only: what each retry changes (validation refuses it on a plain command).
+    adjust: list[AdjustSchema] = Field(default_factory=list)
+    on_timeout: Literal["previous"] | None = None
 
 
 class CommandSchema(_Schema):
@@ -354,6 +375,120 @@ class TaskSchema(_Schema):
         return self
 
 
+def _check_outcomes(task: TaskSchema | None, outcomes: list[str] | None, what: str) -> None:
+    """A person's task in a branch needs the outcomes they may choose; nothing else does."""
+    if task is None and outcomes is not None:
+        raise ValueError(f"`outcomes` belong to a `task`; {what} has none")
+    if task is not None and not outcomes:
+        raise ValueError(
+            f"{what} opens a `task` but offers no `outcomes`; list the decisions a person "
+            f"can make, like `outcomes: [approve, reject]`"
+        )
+    if task is not None and outcomes and len(set(outcomes)) != len(outcomes):
+        raise ValueError(f"{what} lists an outcome twice in `outcomes`")
+
+
+class StepSchema(_Schema):
+    """One entry of a branch's ``steps:``: a named command, agent run or person's task."""
+
+    step: Name
+    command: CommandField | None = None
+    agent: Annotated[AgentUseSchema, BeforeValidator(_name_shorthand)] | None = None
+    task: TaskSchema | None = None
+    outcomes: list[Name] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        given = [k for k in ("command", "agent", "task") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"step `{self.step}` needs exactly one of `command`, `agent` or `task`"
+                + (f", not {' and '.join(f'`{k}`' for k in given)}" if given else "")
+            )
+        _check_outcomes(self.task, self.outcomes, f"step `{self.step}`")
+        return self
+
+
+# A sequence is for a few steps; past this, it is a workflow of its own.
+MAX_BRANCH_STEPS = 10
+
+
+class BranchSchema(_Schema):
+    """One branch of a parallel state; a bare string is shorthand for ``{name: ...}``.
+
+    Three forms: a command in its long form (``name`` or ``agent``, ``result``, ``retry``,
+    ``result_schema``), a person's ``task`` with its ``outcomes``, or ``steps`` run in order
+    (with ``result`` naming where the mapping by step lands).
+    """
+
+    name: NonEmpty | None = None
+    agent: NonEmpty | None = None
+    result: Name | None = None
+    retry: RetrySchema | None = None
+    result_schema: dict[str, Any] | None = None
+    task: TaskSchema | None = None
+    outcomes: list[Name] | None = None
+    steps: list[StepSchema] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Self:
+        runs = [k for k in ("name", "agent") if getattr(self, k) is not None]
+        extra = runs + [k for k in ("retry", "result_schema") if getattr(self, k) is not None]
+        if self.steps is not None:
+            if extra or self.task is not None or self.outcomes is not None:
+                kept = [*extra, *(["task"] if self.task is not None else [])]
+                named = ", ".join(f"`{k}`" for k in kept) or "`outcomes`"
+                raise ValueError(
+                    f"a branch with `steps` runs them in order; move {named} into a step"
+                )
+            if not self.steps:
+                raise ValueError("`steps` is empty; give the steps the branch runs in order")
+            if len(self.steps) > MAX_BRANCH_STEPS:
+                raise ValueError(
+                    f"a branch runs at most {MAX_BRANCH_STEPS} steps (this one has "
+                    f"{len(self.steps)}); make the longer work a workflow state of its own"
+                )
+            names = [s.step for s in self.steps]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"step `{twice[0]}` is named twice in `steps`")
+            return self
+        if self.task is not None:
+            if extra or self.result is not None:
+                raise ValueError(
+                    "a branch with a `task` is decided by a person: drop "
+                    + ", ".join(f"`{k}`" for k in [*extra, *(["result"] * bool(self.result))])
+                    + " (the decision's key is `task.result`)"
+                )
+            _check_outcomes(self.task, self.outcomes, "the branch")
+            return self
+        _check_outcomes(None, self.outcomes, "the branch")
+        if not runs:
+            raise ValueError(
+                "`name` is required (or `agent: NAME` to run an agent, `task:` for a person, "
+                "`steps:` for a sequence)"
+            )
+        if len(runs) == 2:
+            raise ValueError("give a command `name` or an `agent`, not both")
+        if self.agent is not None and self.result_schema is not None:
+            raise ValueError(
+                "an agent's result is described by its `output:`; remove `result_schema`"
+            )
+        return self
+
+    def command_fields(self) -> dict[str, Any]:
+        """The branch's command in its long form (the first form)."""
+        fields = ("name", "agent", "result", "retry", "result_schema")
+        return {k: getattr(self, k) for k in fields if getattr(self, k) is not None}
+
+    def as_command(self) -> CommandSchema:
+        """The branch's command, for a branch of the first form."""
+        return CommandSchema.model_construct(**self.command_fields())
+
+
+BranchField = Annotated[BranchSchema, BeforeValidator(_name_shorthand)]
+
+
 class AlertSchema(_Schema):
     """One entry of ``alerts:``: a state and what is watched there (one kind per rule)."""
 
@@ -505,7 +640,7 @@ class StateSchema(_Schema):
     max_visits: int | None = None
     on_exhausted: Name | None = None
     map: MapSchema | None = None
-    branches: dict[Name, CommandField] | None = None
+    branches: dict[Name, BranchField] | None = None
     concurrency: int | None = None
     join: Annotated[JoinSchema, BeforeValidator(_join_shorthand)] | None = None
     task: TaskSchema | None = None

@@ -17,6 +17,7 @@ from statewise.definition.agent_rules import (
     agent_of,
     inherits_retry,
     state_commands,
+    state_tasks,
 )
 from statewise.definition.data_schema import schema_error
 from statewise.definition.declared_types import Declarations, conditions_of, undeclared_field
@@ -34,10 +35,12 @@ from statewise.definition.model import (
     ERROR_EVENT,
     MAX_BUDGET_COST,
     MAX_BUDGET_TOKENS,
+    BranchStep,
     Budget,
     Command,
     Definition,
     ErrorKind,
+    HumanTask,
     JoinKind,
     Location,
     RetryPolicy,
@@ -45,6 +48,7 @@ from statewise.definition.model import (
     StateKind,
     Transition,
 )
+from statewise.definition.retry_rules import RETRY_RULES
 from statewise.definition.schema import Path, suggest
 from statewise.definition.template_checks import TEMPLATE_RULES
 from statewise.definition.type_checks import TYPE_RULES
@@ -442,7 +446,7 @@ def _check_variables(c: _Checker) -> None:
         return
     own = [s for s in c.states if not added_by_statewise(s)]  # no condition reads those
     results = {cmd.result for s in own for _, cmd in state_commands(s)}
-    results |= {s.task.result for s in own if s.task is not None}  # a person's decision
+    results |= {task.result for s in own for _, task in state_tasks(s)}  # a person's decision
     events = {t.on for s in own for t in s.transitions if t.after is None and _is_external(t)}
     events |= set(c.definition.events or ())
     known = set(inputs) | results | events | ENGINE_FACTS
@@ -743,29 +747,70 @@ def _check_form(c: _Checker, form: object, path: Path) -> None:
         c.report(f"a task's `form` {error}", path)
 
 
+def _branch_tasks(state: State) -> Iterator[tuple[Path, str, BranchStep]]:
+    """Each step of ``state``'s branches that opens a task: its path, its name, the step."""
+    for branch in state.parallel.branches if state.parallel is not None else ():
+        if branch.task is not None:
+            yield ("branches", branch.name), branch.name, branch.sequence[0]
+        for index, step in enumerate(branch.steps):
+            if step.task is not None:
+                yield ("branches", branch.name, "steps", index), branch.task_key(step.name), step
+
+
+def _check_branch_tasks(c: _Checker) -> None:
+    """A branch's task escalates to a known state and has a valid form."""
+    names = list(c.definition.states) + sorted(c.unparsed)
+    for state in c.states:
+        for path, _, step in _branch_tasks(state):
+            assert step.task is not None
+            here = ("states", state.name, *path, "task")
+            target = step.task.escalate_to
+            if target is not None and not c.known_state(target):
+                c.report(
+                    f"`escalate_to` names unknown state `{target}`{suggest(target, names)}",
+                    (*here, "escalate_to"),
+                )
+            _check_form(c, step.task.form, (*here, "form"))
+
+
 def _check_reviews(c: _Checker) -> None:
     """A task's ``reviews`` grades a state that runs an agent, with outcomes the task offers."""
     for state in c.states:
-        reviews = state.task.reviews if state.task is not None else None
-        if reviews is None:
-            continue
-        path: Path = ("states", state.name, "task", "reviews")
-        for key, outcomes in (("agree", reviews.agree), ("override", reviews.override)):
-            for index, outcome in enumerate(outcomes):
-                if outcome not in state.outcomes and c.complete:
-                    c.report(
-                        f"`reviews.{key}` lists `{outcome}`, which is not an outcome of task "
-                        f"`{state.name}`{suggest(outcome, state.outcomes)} (its outcomes: "
-                        f"{', '.join(state.outcomes) or 'none'})",
-                        (*path, key, index),
-                    )
-        reviewed = c.definition.states.get(reviews.state)
-        agent = agent_of(reviewed.command) if reviewed and reviewed.command else None
-        if reviewed is not None and reviewed.command is not None and agent is not None:
-            if reviews.score is not None:
-                _check_score(c, reviewed.command, agent, reviews.score, (*path, "score"))
-        elif reviews.state not in c.unparsed:
-            _report_not_an_agent_stage(c, reviews.state, (*path, "state"))
+        tasks: list[tuple[Path, str, HumanTask, tuple[str, ...]]] = []
+        if state.task is not None:
+            tasks.append((("task",), state.name, state.task, state.outcomes))
+        tasks += [
+            ((*path, "task"), name, step.task, step.outcomes)
+            for path, name, step in _branch_tasks(state)
+            if step.task is not None
+        ]
+        for where, name, task, offered in tasks:
+            if task.reviews is not None:
+                _check_review(c, ("states", state.name, *where, "reviews"), name, task, offered)
+
+
+def _check_review(
+    c: _Checker, path: Path, name: str, task: HumanTask, offered: tuple[str, ...]
+) -> None:
+    """One task's ``reviews``: its outcomes are the task's, its state runs an agent."""
+    reviews = task.reviews
+    assert reviews is not None
+    for key, outcomes in (("agree", reviews.agree), ("override", reviews.override)):
+        for index, outcome in enumerate(outcomes):
+            if outcome not in offered and c.complete:
+                c.report(
+                    f"`reviews.{key}` lists `{outcome}`, which is not an outcome of task "
+                    f"`{name}`{suggest(outcome, offered)} (its outcomes: "
+                    f"{', '.join(offered) or 'none'})",
+                    (*path, key, index),
+                )
+    reviewed = c.definition.states.get(reviews.state)
+    agent = agent_of(reviewed.command) if reviewed and reviewed.command else None
+    if reviewed is not None and reviewed.command is not None and agent is not None:
+        if reviews.score is not None:
+            _check_score(c, reviewed.command, agent, reviews.score, (*path, "score"))
+    elif reviews.state not in c.unparsed:
+        _report_not_an_agent_stage(c, reviews.state, (*path, "state"))
 
 
 def _report_not_an_agent_stage(c: _Checker, name: str, path: Path) -> None:
@@ -804,7 +849,7 @@ def _check_score(c: _Checker, command: Command, agent: str, score: str, path: Pa
     if not c.complete:
         return
     known = {cmd.result for s in c.states for _, cmd in state_commands(s)}
-    known |= {s.task.result for s in c.states if s.task is not None}
+    known |= {task.result for s in c.states for _, task in state_tasks(s)}
     inputs = c.declared.inputs
     if root not in known and (inputs is not None and root not in inputs):
         c.report(
@@ -889,6 +934,7 @@ _RULES: tuple[Callable[[_Checker], None], ...] = (
     _check_migrations,
     _check_escalation_names,
     _check_human,
+    _check_branch_tasks,
     _check_reviews,
     _check_alerts,
     _check_initial,
@@ -909,6 +955,7 @@ _RULES: tuple[Callable[[_Checker], None], ...] = (
     _check_loops,
     *AGENT_RULES,
     *WEBHOOK_RULES,
+    *RETRY_RULES,
     *TYPE_RULES,
     *TEMPLATE_RULES,
 )

@@ -1,14 +1,24 @@
-"""A parallel state's branches, as data: which a visit runs, their commands, their keys.
+"""A parallel state's branches, as data: which a visit runs, their steps, their keys.
 
 Pure lookups shared by entering a parallel state (``moves``) and handling its branches'
-results (``parallel``).
+results and decisions (``parallel``, ``branch_tasks``). A branch runs a sequence of steps
+(one, unless declared with ``steps:``); the step it is at is named by its key: the branch's
+name, or ``branch.step`` in a sequence. Commands, timers and tasks carry that key, so a
+result, a timer or a decision reaches only the step that asked for it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from statewise.definition.model import Command, Definition, Parallel, State
+from statewise.definition.model import (
+    Branch,
+    BranchStep,
+    Command,
+    Definition,
+    Parallel,
+    State,
+)
 from statewise.engine.defects import ROUTABLE_DEFECTS, defect_kind
 from statewise.engine.item import BranchRun
 from statewise.engine.result import Hop
@@ -33,31 +43,79 @@ def result_keys(parallel: Parallel) -> list[str]:
     """Every key the state's branches write, reset on each visit even when nothing fans out."""
     if parallel.map_command is not None:
         return [parallel.map_command.result]
-    return list(dict.fromkeys(branch.command.result for branch in parallel.branches))
+    return list(dict.fromkeys(branch.result for branch in parallel.branches))
 
 
-def branch_command(state: State, branch: str) -> Command:
-    """The command branch ``branch`` of parallel ``state`` runs."""
+def declared_branch(state: State, name: str) -> Branch | None:
+    """The fixed branch ``name`` of parallel ``state``; None for a map's branches."""
+    parallel = state.parallel
+    assert parallel is not None
+    return next((b for b in parallel.branches if b.name == name), None)
+
+
+def step_of(state: State, run: BranchRun, index: int | None = None) -> BranchStep:
+    """The step branch ``run`` is at (or step ``index`` of it)."""
     parallel = state.parallel
     assert parallel is not None
     if parallel.map_command is not None:
-        return parallel.map_command
-    return next(b.command for b in parallel.branches if b.name == branch)
+        return BranchStep(run.name, command=parallel.map_command)
+    branch = declared_branch(state, run.name)
+    assert branch is not None  # runs are made from the state's own branches
+    return branch.sequence[run.step if index is None else index]
 
 
-def command_name(definition: Definition, state: str, branch: str | None) -> str | None:
-    """The command a (state, branch) runs, if the definition still has it."""
+def step_key(state: State, run: BranchRun, index: int | None = None) -> str:
+    """The key of the step ``run`` is at: the branch's name, or ``branch.step``."""
+    branch = declared_branch(state, run.name) if state.parallel else None
+    if branch is None or not branch.steps:
+        return run.name
+    return branch.task_key(step_of(state, run, index).name)
+
+
+def result_path(state: State, run: BranchRun) -> tuple[str, ...]:
+    """Where the result of the step ``run`` is at lands in the context."""
+    step = step_of(state, run)
+    branch = declared_branch(state, run.name)
+    if branch is not None and branch.steps:
+        return (branch.result, run.name, step.name)
+    return (step.result, run.name)
+
+
+def is_last_step(state: State, run: BranchRun) -> bool:
+    """Whether ``run`` is at the last step of its branch."""
+    branch = declared_branch(state, run.name)
+    return branch is None or run.step + 1 >= len(branch.sequence)
+
+
+def run_at(state: State, runs: tuple[BranchRun, ...], key: str | None) -> BranchRun | None:
+    """The run whose current step has key ``key``."""
+    return next((run for run in runs if step_key(state, run) == key), None)
+
+
+def branch_command(state: State, run: BranchRun) -> Command:
+    """The command the step ``run`` is at runs."""
+    command = step_of(state, run).command
+    assert command is not None, "only a run at a command step runs or retries one"
+    return command
+
+
+def command_name(definition: Definition, state: str, key: str | None) -> str | None:
+    """The command a (state, branch key) runs, if the definition still has it."""
     found = definition.states.get(state)
     if found is None:
         return None
-    if branch is None:
+    if key is None:
         return found.command.name if found.command else None
     parallel = found.parallel
     if parallel is None:
         return None
     if parallel.map_command is not None:
         return parallel.map_command.name
-    return next((b.command.name for b in parallel.branches if b.name == branch), None)
+    branch = next((b for b in parallel.branches if b.name == key.partition(".")[0]), None)
+    for step in branch.sequence if branch is not None else ():
+        if step.command is not None and branch is not None and branch.task_key(step.name) == key:
+            return step.command.name
+    return None
 
 
 def join_error(message: str, failure: Hop | None) -> dict[str, str]:

@@ -74,13 +74,14 @@ class StepBuilder:
         self._branches: tuple[BranchRun, ...] = item.branches
         self._spent = item.spent
         self._buffer = item.buffer
+        self._came_from = item.came_from
         self._context: dict[str, JSON] = dict(item.context)
         self._patches: list[SetContext] = []
         self._effects: list[Effect] = []
         self._history: list[HistoryRecord] = []
         self._moved = False
         self._hops = 0
-        self._task_closed = False
+        self._closed_tasks: set[str | None] = set()
 
     # What the step has made of the item so far.
 
@@ -103,6 +104,11 @@ class StepBuilder:
     def visits(self) -> Mapping[str, int]:
         """How many times the item has entered each state (absent: never)."""
         return self._visits
+
+    @property
+    def came_from(self) -> str | None:
+        """The state the item entered its current state from (None: it started there)."""
+        return self._came_from
 
     @property
     def branches(self) -> tuple[BranchRun, ...]:
@@ -158,6 +164,7 @@ class StepBuilder:
             updated_at=updated_at,
             spent=self._spent,
             buffer=self._buffer,
+            came_from=self._came_from,
         )
 
     # Changes to the working copy.
@@ -172,11 +179,12 @@ class StepBuilder:
         self._hops += 1
         return self._hops
 
-    def arrive(self, state: State, status: ItemStatus, attempt: int) -> None:
-        """The item is now in ``state``, entered now, waiting for ``attempt`` (0: none).
+    def arrive(self, state: State, status: ItemStatus, attempt: int, came_from: str | None) -> None:
+        """The item is now in ``state``, entered now from ``came_from``, waiting for ``attempt``.
 
-        A new visit: no retry is pending and no branch runs yet.
+        A new visit: no retry is pending and no branch runs yet (``attempt`` 0: none).
         """
+        self._came_from = came_from
         visits = dict(self._visits)
         visits[state.name] = visits.get(state.name, 0) + 1
         self._state_name = state.name
@@ -220,13 +228,26 @@ class StepBuilder:
         self._branches = runs
 
     def update_branch(
-        self, run: BranchRun, status: BranchStatus, attempt: int | None = None
-    ) -> None:
-        """Give branch ``run`` a new status (and attempt), built directly: no ``replace``."""
+        self,
+        run: BranchRun,
+        status: BranchStatus,
+        attempt: int | None = None,
+        step: int | None = None,
+    ) -> BranchRun:
+        """Give branch ``run`` a new status (attempt, step), built directly: no ``replace``."""
         changed = BranchRun(
-            run.name, status, run.attempt if attempt is None else attempt, run.input
+            run.name,
+            status,
+            run.attempt if attempt is None else attempt,
+            run.input,
+            run.step if step is None else step,
         )
         self._branches = tuple(changed if r.name == run.name else r for r in self._branches)
+        return changed
+
+    def wait_for_people(self, waiting: bool) -> None:
+        """In a parallel state: whether the item now waits only for people's tasks."""
+        self._status = ItemStatus.WAITING if waiting else ItemStatus.ACTIVE
 
     # Effects for the shell.
 
@@ -243,8 +264,8 @@ class StepBuilder:
         self._effects.extend(effects)
 
     def open_task(self, task: OpenTask) -> None:
-        """Open the task of the current state visit (a human state's entry)."""
-        self._task_closed = False
+        """Open the task of the current state visit (a human state's entry, or a branch's)."""
+        self._closed_tasks.discard(task.branch)
         self._effects.append(task)
 
     def close_task(
@@ -254,13 +275,14 @@ class StepBuilder:
         outcome: str | None = None,
         comment: str | None = None,
         data: JSON = None,
+        branch: str | None = None,
     ) -> None:
-        """Close the open task of the current state visit, once."""
-        if self._task_closed:
+        """Close the open task of the current state visit (or of its ``branch``), once."""
+        if branch in self._closed_tasks:
             return
-        self._task_closed = True
+        self._closed_tasks.add(branch)
         self._effects.append(
-            CloseTask(self._state_name, self.visit, status, actor, outcome, comment, data)
+            CloseTask(self._state_name, self.visit, status, actor, outcome, comment, data, branch)
         )
 
     def save_conversations(self, conversation: dict[str, str] | None) -> None:

@@ -84,6 +84,8 @@ class OpenTask:
     """Open the human task of one state visit; the store gives it its durable id.
 
     ``due_at`` and ``remind_at`` are epoch seconds (the step also starts their timers).
+    ``branch`` names the parallel branch (``branch`` or ``branch.step``) whose task it is;
+    None for a human state's own task.
     """
 
     state: str
@@ -92,6 +94,7 @@ class OpenTask:
     role: str
     due_at: float | None = None
     remind_at: float | None = None
+    branch: str | None = None
     kind: Literal["open_task"] = "open_task"
 
 
@@ -102,7 +105,8 @@ TaskClosing = Literal["decided", "expired", "cancelled"]
 class CloseTask:
     """Close the open task of one state visit: decided, expired or cancelled.
 
-    A decision carries who made it, the outcome, the comment and the form data.
+    A decision carries who made it, the outcome, the comment and the form data; a task
+    cancelled because its parallel state's join was met carries why, as its comment.
     """
 
     state: str
@@ -112,15 +116,17 @@ class CloseTask:
     outcome: str | None = None
     comment: str | None = None
     data: JSON = None
+    branch: str | None = None
     kind: Literal["close_task"] = "close_task"
 
 
 @dataclass(frozen=True, slots=True)
 class RemindTask:
-    """Mark the open task of one state visit as reminded (its reminder time passed)."""
+    """Mark the open task of one state visit (and branch) as reminded: its reminder passed."""
 
     state: str
     visit: int
+    branch: str | None = None
     kind: Literal["remind_task"] = "remind_task"
 
 

@@ -53,6 +53,9 @@ class CommandFailed:
     """A command attempt failed; ``error_kind`` decides whether it is retried.
 
     ``retry_after`` is the least wait the failure asked for (a provider's Retry-After).
+    ``timed_out`` says it ran out of time (its timeout, or a ``TimeoutError`` or
+    ``TimedOutError`` it raised): a last attempt that did may send the item back
+    (``on_timeout``).
     """
 
     state: str
@@ -66,6 +69,7 @@ class CommandFailed:
     retry_after: float | None = None
     note: str | None = None
     kind: Literal["command_failed"] = "command_failed"
+    timed_out: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,7 @@ class TaskDecided:
 
     The shell has already checked the actor's role and claim and validated ``data`` against
     the task's form; the step checks that the visit is still open and the outcome allowed.
+    ``branch`` names the parallel branch whose task it is (``branch`` or ``branch.step``).
     """
 
     state: str
@@ -104,6 +109,7 @@ class TaskDecided:
     comment: str = ""
     data: dict[str, JSON] = field(default_factory=dict)
     task_id: int | None = None
+    branch: str | None = None
     kind: Literal["task_decided"] = "task_decided"
 
 

@@ -39,18 +39,20 @@ class BranchStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     RETRYING = "retrying"
+    WAITING = "waiting"  # for a person's decision on the branch's task
     SUCCEEDED = "succeeded"
     FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)
 class BranchRun:
-    """One branch of the parallel state the item is in."""
+    """One branch of the parallel state the item is in; ``step`` is where its sequence is."""
 
     name: str
     status: BranchStatus = BranchStatus.PENDING
     attempt: int = 0
     input: JSON = None
+    step: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,8 @@ class Item:
     the next one, so a duplicate failure or timer can never add attempts. ``spent`` is what its
     model calls have cost so far, by state, which its budgets are checked against.
     ``buffer`` holds the events that arrived early, oldest first, until a state takes them.
+    ``came_from`` is the state it entered its current state from (None: it started there),
+    where a command's ``on_timeout: previous`` sends it back.
     """
 
     key: str
@@ -96,6 +100,7 @@ class Item:
     updated_at: float = 0.0
     spent: Spent = NOTHING_SPENT
     buffer: tuple[BufferedEvent, ...] = ()
+    came_from: str | None = None
 
     @property
     def visit(self) -> int:

@@ -25,17 +25,26 @@ from statewise.definition.model import (
 from statewise.engine import budget as budgets
 from statewise.engine import buffer
 from statewise.engine.branches import (
-    branch_command,
     fixed_branches,
+    is_last_step,
     join_error,
     map_branches,
     result_keys,
+    step_key,
+    step_of,
 )
 from statewise.engine.builder import StepBuilder
 from statewise.engine.defects import DEFECT_NOTE, ROUTABLE_DEFECTS, DefectKind, defect_kind
-from statewise.engine.effects import CancelCommands, CancelTimers, OpenTask, RunCommand, StartTimer
+from statewise.engine.effects import (
+    CancelCommands,
+    CancelTimers,
+    OpenTask,
+    RunCommand,
+    StartTimer,
+    TaskClosing,
+)
 from statewise.engine.events import TASK_DUE_TIMER, TASK_REMINDER_TIMER
-from statewise.engine.item import BranchStatus, ItemStatus
+from statewise.engine.item import BranchRun, BranchStatus, ItemStatus
 from statewise.engine.result import Hop
 from statewise.engine.transitions import (
     Selection,
@@ -134,6 +143,7 @@ def enter(
     if budget:
         target, hop = _within_budget(builder, target, hop)
     dwell = None
+    came_from = None if hop.creates_item else builder.state_name
     if not hop.creates_item:
         if not left:
             _leave(builder, builder.state)
@@ -141,7 +151,7 @@ def enter(
     builder.record(hop, to_state=target, selection=selection, dwell=dwell)
     state = builder.definition.state(target)
     status = _STATUS_BY_KIND.get(state.kind, ItemStatus.ACTIVE)
-    builder.arrive(state, status, 1 if _runs_command(state) else 0)
+    builder.arrive(state, status, 1 if _runs_command(state) else 0, came_from)
     _on_entry(builder, state)
 
 
@@ -173,6 +183,7 @@ def drop_pending_work(builder: StepBuilder) -> None:
     builder.emit(CancelTimers(), CancelCommands())
     if builder.state.kind is StateKind.HUMAN:
         builder.close_task("cancelled")
+    close_branch_tasks(builder, builder.state, "cancelled")
 
 
 def exceed(builder: StepBuilder, broken: budgets.Exceeded, hop: Hop) -> None:
@@ -257,6 +268,7 @@ def settle_join(builder: StepBuilder, state: State, failure: Hop | None = None) 
         JoinKind.N_OF: parallel.n_of or len(runs),
     }[parallel.join]
     if succeeded >= needed:
+        _cancel_waiting(builder, state, f"join {parallel.join} of {state.name!r} was met")
         fire(
             builder,
             DONE_EVENT,
@@ -266,6 +278,7 @@ def settle_join(builder: StepBuilder, state: State, failure: Hop | None = None) 
     if len(runs) - len(failed) < needed:
         message = f"join {parallel.join} cannot be met; failed branches: {failed}"
         error = join_error(message, failure)
+        _cancel_waiting(builder, state, f"join {parallel.join} of {state.name!r} cannot be met")
         fire(builder, ERROR_EVENT, Hop(event=ERROR_EVENT, kind="parallel", error=error))
         return True
     return False
@@ -276,17 +289,89 @@ def launch_pending(builder: StepBuilder, state: State) -> None:
     parallel = state.parallel
     assert parallel is not None
     runs = builder.branches
-    running = sum(r.status in (BranchStatus.RUNNING, BranchStatus.RETRYING) for r in runs)
+    running = sum(r.status in _BUSY for r in runs)
     limit = parallel.concurrency or len(runs)
     for run in runs:
         if running >= limit:
             break
         if run.status is BranchStatus.PENDING:
-            builder.update_branch(run, BranchStatus.RUNNING, 1)
-            command = branch_command(state, run.name)
-            if not run_command(builder, command, 1, branch=run.name, input=run.input):
+            if not start_step(builder, state, run, 0):
                 return  # a spent budget sent the item elsewhere
             running += 1
+
+
+# A branch in one of these holds a slot of the state's concurrency.
+_BUSY = (BranchStatus.RUNNING, BranchStatus.RETRYING, BranchStatus.WAITING)
+
+
+def start_step(builder: StepBuilder, state: State, run: BranchRun, index: int) -> bool:
+    """Start step ``index`` of branch ``run``: run its command, or open its task.
+
+    False when a spent budget sent the item elsewhere instead.
+    """
+    step = step_of(state, run, index)
+    key = step_key(state, run, index)
+    if step.task is None:
+        assert step.command is not None  # a step runs a command or opens a task
+        builder.update_branch(run, BranchStatus.RUNNING, 1, index)
+        return run_command(builder, step.command, 1, branch=key, input=run.input)
+    builder.update_branch(run, BranchStatus.WAITING, 0, index)
+    task = step.task
+    now, visit = builder.now, builder.visit
+    due_at = None if task.due is None else now + task.due
+    remind_at = None if task.remind is None else now + task.remind
+    builder.open_task(
+        OpenTask(state.name, visit, task.queue, task.role.value, due_at, remind_at, key)
+    )
+    for name, at in ((TASK_REMINDER_TIMER, remind_at), (TASK_DUE_TIMER, due_at)):
+        if at is not None:
+            builder.emit(StartTimer(name, at, state.name, visit, key))
+    return True
+
+
+def finish_step(builder: StepBuilder, state: State, run: BranchRun) -> None:
+    """The step ``run`` is at is done: start the next one, or the branch succeeded."""
+    if not is_last_step(state, run):
+        start_step(builder, state, run, run.step + 1)
+        return
+    builder.update_branch(run, BranchStatus.SUCCEEDED)
+    if not settle_join(builder, state):
+        launch_pending(builder, state)
+
+
+def note_waiting(builder: StepBuilder) -> None:
+    """In a parallel state, the item waits when its branches wait only for people.
+
+    Its status says so: an item with no command running and no timer but a retry's or a
+    task's is waiting on people, not stuck.
+    """
+    if builder.state.kind is not StateKind.PARALLEL or builder.status not in _MOVING:
+        return
+    runs = builder.branches
+    busy = any(r.status in (BranchStatus.RUNNING, BranchStatus.RETRYING) for r in runs)
+    builder.wait_for_people(not busy and any(r.status is BranchStatus.WAITING for r in runs))
+
+
+_MOVING = (ItemStatus.ACTIVE, ItemStatus.WAITING)
+
+
+def close_branch_tasks(
+    builder: StepBuilder, state: State, status: TaskClosing, why: str | None = None
+) -> list[str]:
+    """Close the open tasks of ``state``'s branches; the keys of those closed."""
+    if state.kind is not StateKind.PARALLEL:
+        return []
+    keys = [step_key(state, r) for r in builder.branches if r.status is BranchStatus.WAITING]
+    for key in keys:
+        builder.close_task(status, comment=why, branch=key)
+    return keys
+
+
+def _cancel_waiting(builder: StepBuilder, state: State, why: str) -> None:
+    """The join is settled: the tasks still open are cancelled, each with its audit row."""
+    reason = f"cancelled: {why} without it"
+    for key in close_branch_tasks(builder, state, "cancelled", reason):
+        builder.record(Hop(event="task_cancelled", kind="task", branch=key, note=reason))
 
 
 def _within_budget(builder: StepBuilder, target: str, hop: Hop) -> tuple[str, Hop]:
@@ -308,13 +393,19 @@ def _within_budget(builder: StepBuilder, target: str, hop: Hop) -> tuple[str, Ho
 
 def _leave(builder: StepBuilder, state: State) -> None:
     """Drop what the state being left was waiting on: its timers, its open task."""
-    task = state.task
-    if any(t.after is not None for t in state.transitions) or (
-        task is not None and (task.due is not None or task.remind is not None)
-    ):
+    if any(t.after is not None for t in state.transitions) or _has_task_timers(state):
         builder.emit(CancelTimers())
     if state.kind is StateKind.HUMAN:
         builder.close_task("cancelled")
+    close_branch_tasks(builder, state, "cancelled")
+
+
+def _has_task_timers(state: State) -> bool:
+    """Whether a task of ``state`` (its own, or a branch's) has a reminder or due time."""
+    tasks = [state.task] if state.task is not None else []
+    for branch in state.parallel.branches if state.parallel is not None else ():
+        tasks += [step.task for step in branch.tasks if step.task is not None]
+    return any(task.due is not None or task.remind is not None for task in tasks)
 
 
 def _on_entry(builder: StepBuilder, state: State) -> None:
@@ -386,3 +477,4 @@ def _fan_out(builder: StepBuilder, state: State) -> None:
     builder.set_branches(runs)
     if not settle_join(builder, state):
         launch_pending(builder, state)
+    note_waiting(builder)

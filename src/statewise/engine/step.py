@@ -8,7 +8,8 @@ Theory of operation: one ``CommandSucceeded`` from start to commit.
    context patches, effects and audit rows the step accumulates.
 3. It sorts the event: an operator's action goes to ``operations``; a stopped item, or a
    result for a visit or attempt that is over (``_awaits``), is IGNORED, its model spend
-   still recorded; a branch's result goes to ``parallel``, a decision to ``tasks``.
+   still recorded; a branch's result goes to ``parallel``, a decision to ``tasks`` (on a
+   branch's task, to ``branch_tasks``).
 4. ``_on_success`` stores the result under the command's ``result`` key and calls
    ``moves.fire(done)``; ``transitions`` picks the first transition whose guard holds.
 5. ``moves.enter`` writes the audit row, leaves the old state (cancels its timers, closes its
@@ -37,6 +38,7 @@ from statewise.definition.model import (
     State,
 )
 from statewise.engine import buffer
+from statewise.engine.branch_tasks import decide_branch, on_branch_task_timer
 from statewise.engine.builder import StepBuilder
 from statewise.engine.events import (
     RETRY_TIMER,
@@ -58,6 +60,7 @@ from statewise.engine.parallel import on_branch_failure, on_branch_retry, on_bra
 from statewise.engine.result import Hop, Outcome, StepResult
 from statewise.engine.retry import schedule_retry, should_retry
 from statewise.engine.tasks import decide, on_task_timer
+from statewise.engine.timeouts import TIMEOUT_CAUSE, back_on_timeout
 from statewise.errors import ConditionError, InvalidEventError
 
 JSON = Any
@@ -117,6 +120,8 @@ def step(definition: Definition, item: Item, event: Event, now: float) -> StepRe
             return StepResult(item, Outcome.IGNORED)
         case TimerFired():
             return _on_timer(builder, event)
+        case TaskDecided() if event.branch is not None:
+            return decide_branch(builder, event)
         case TaskDecided():
             return decide(builder, event)
         case _:
@@ -210,6 +215,8 @@ def _on_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
         return on_branch_failure(builder, event)
     command = _command_of(builder.state)
     error = {"kind": str(event.error_kind), "message": event.message}
+    if event.timed_out:
+        error["cause"] = TIMEOUT_CAUSE
     hop = Hop(
         event=ERROR_EVENT,
         kind="command",
@@ -225,7 +232,7 @@ def _on_failure(builder: StepBuilder, event: CommandFailed) -> StepResult:
         stop_cut_short(builder, hop)
     elif should_retry(command.retry, event.error_kind, event.attempt):
         schedule_retry(builder, command, event.attempt, hop)
-    else:
+    elif not (event.timed_out and back_on_timeout(builder, command, hop)):
         fire(builder, ERROR_EVENT, hop)
     return builder.result()
 
@@ -294,6 +301,8 @@ def _check_data(builder: StepBuilder, event: External) -> None:
 def _on_timer(builder: StepBuilder, event: TimerFired) -> StepResult:
     """A task's reminder or due time, a retry's backoff, or a transition's ``after``."""
     item = builder.original
+    if event.name in (TASK_DUE_TIMER, TASK_REMINDER_TIMER) and event.branch is not None:
+        return on_branch_task_timer(builder, event)
     if event.name in (TASK_DUE_TIMER, TASK_REMINDER_TIMER):
         return on_task_timer(builder, event)
     if event.name == RETRY_TIMER:

@@ -65,7 +65,7 @@ def decide(builder: StepBuilder, event: TaskDecided) -> StepResult:
             "outcome": event.outcome,
             "comment": event.comment,
             "data": event.data,
-            **_review(builder, state.task.reviews, event.outcome),
+            **review_of(builder, state.task.reviews, event.outcome),
         },
         output=decision,
     )
@@ -77,7 +77,7 @@ def decide(builder: StepBuilder, event: TaskDecided) -> StepResult:
     return builder.result()
 
 
-def _review(builder: StepBuilder, reviews: Review | None, outcome: str) -> dict[str, JSON]:
+def review_of(builder: StepBuilder, reviews: Review | None, outcome: str) -> dict[str, JSON]:
     """``{"review": ...}``: how this decision grades the agent stage the task reviews.
 
     The audit row keeps what a later replay of thresholds needs beside the item and the

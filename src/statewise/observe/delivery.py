@@ -56,6 +56,8 @@ class Answer:
     error: str | None = None
     body: bytes = b""
     """The start of the response body (at most ``BODY_BYTES``), for whoever sent it to read."""
+    timed_out: bool = False
+    """No answer came within the timeout."""
 
     @property
     def delivered(self) -> bool:
@@ -239,8 +241,11 @@ def _post(request: Request, timeout: float) -> Answer:
     except urllib.error.HTTPError as exc:
         return Answer(exc.code, f"HTTP {exc.code} {exc.reason}"[:_ERROR_CHARS], _body(exc))
     except urllib.error.URLError as exc:
-        return Answer(None, str(exc.reason)[:_ERROR_CHARS])
-    except (TimeoutError, OSError, ValueError) as exc:
+        late = isinstance(exc.reason, TimeoutError)
+        return Answer(None, str(exc.reason)[:_ERROR_CHARS], timed_out=late)
+    except TimeoutError as exc:
+        return Answer(None, (str(exc) or "timed out")[:_ERROR_CHARS], timed_out=True)
+    except (OSError, ValueError) as exc:
         return Answer(None, (str(exc) or type(exc).__name__)[:_ERROR_CHARS])
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -56,6 +58,7 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     failures: int = 0
     failure_status: int = 503
+    failure_delay: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -68,19 +71,31 @@ class Receiver:
         """The accepted requests of one system (the URL variable's name, lower-cased)."""
         return [r for r in self.deliveries if r.system == system]
 
-    def fail(self, count: int, status: int = 503) -> None:
-        """Answer the next ``count`` requests with ``status`` instead of accepting them."""
-        with self._lock:
-            self.failures, self.failure_status = count, status
+    def fail(self, count: int, status: int = 503, delay: float = 0.0) -> None:
+        """Answer the next ``count`` requests with ``status``, ``delay`` seconds late.
 
-    def _answer(self, system: str, headers: Mapping[str, str], body: bytes) -> int:
+        A delay longer than the sender's timeout makes it time out instead.
+        """
         with self._lock:
-            status = 200
+            self.failures, self.failure_status, self.failure_delay = count, status, delay
+
+    def _answer(self, system: str, headers: Mapping[str, str], body: bytes) -> tuple[int, float]:
+        with self._lock:
+            status, delay = 200, 0.0
             if self.failures > 0:
                 self.failures -= 1
-                status = self.failure_status
+                status, delay = self.failure_status, self.failure_delay
             self.requests.append(Received(system, headers, body, status))
-            return status
+            return status, delay
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A sender that hung up before the answer (it timed out) is what a test asked for."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
@@ -89,7 +104,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
             system = self.path.strip("/").split("?", 1)[0]
-            status = receiver._answer(system, dict(self.headers.items()), body)
+            status, delay = receiver._answer(system, dict(self.headers.items()), body)
+            time.sleep(delay)
             answer = json.dumps({"received": 200 <= status < 300, "system": system}).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -118,11 +134,10 @@ def webhook_receiver(
     (``{"CMS_WEBHOOK_SECRET": "s3cret"}``). Every variable is restored on exit. The first
     ``fail_first`` requests are answered with ``status``.
     """
-    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    server = _Server(("127.0.0.1", 0), BaseHTTPRequestHandler)
     receiver = Receiver(f"http://127.0.0.1:{server.server_address[1]}")
     receiver.fail(fail_first, status)
     server.RequestHandlerClass = _handler(receiver)
-    server.daemon_threads = True
     settings = {name: f"{receiver.url}/{name.lower()}" for name in urls}
     receiver.systems = {name.lower(): name for name in settings}
     settings.update(env or {})

@@ -44,7 +44,7 @@ from statewise.engine.item import BranchStatus, HistoryRecord, Item, ItemStatus
 from statewise.engine.result import StepResult
 from statewise.engine.step import new_item, start, step
 from statewise.errors import InvalidEventError, ItemFailure
-from statewise.replay.record import Inputs, Operated, Recorded, ResultKey, VisitKey
+from statewise.replay.record import Inputs, Operated, Recorded, ResultKey, TaskKey
 
 _ENDED = (ItemStatus.DONE, ItemStatus.FAILED, ItemStatus.CANCELLED)
 # A fold that steps more often than this per recorded input is looping on timers it fires.
@@ -95,7 +95,7 @@ class _Pending:
     def __init__(self) -> None:
         self.commands: dict[ResultKey, RunCommand] = {}
         self.timers: dict[tuple[str, str, int, str | None], StartTimer] = {}
-        self.task: VisitKey | None = None
+        self.tasks: set[TaskKey] = set()
         self.opened: list[tuple[str, int, str]] = []
 
     def apply(self, result: StepResult) -> None:
@@ -112,10 +112,10 @@ class _Pending:
                 case CancelCommands():
                     self.commands.clear()
                 case OpenTask():
-                    self.task = (effect.state, effect.visit)
+                    self.tasks.add((effect.state, effect.visit, effect.branch))
                     self.opened.append((effect.state, effect.visit, effect.queue))
                 case CloseTask():
-                    self.task = None
+                    self.tasks.discard((effect.state, effect.visit, effect.branch))
         item = result.item
         # A command is answered once; what belongs to a visit that is over is never asked again.
         here = (item.state, item.visit)
@@ -128,11 +128,15 @@ class _Pending:
 
 
 def _awaited(item: Item, command: RunCommand) -> bool:
-    """Whether the item still waits for this attempt (of its command, or of one branch)."""
+    """Whether the item still waits for this attempt (of its command, or of one branch).
+
+    A step of a sequence branch runs as ``branch.step``; a fold meets each step in order, so
+    the branch's running attempt is that step's.
+    """
     if command.branch is None:
         return command.attempt == item.attempt and not item.retrying
     return any(
-        run.name == command.branch
+        command.branch in (run.name, f"{run.name}.{command.branch.partition('.')[2]}")
         and run.attempt == command.attempt
         and run.status is BranchStatus.RUNNING
         for run in item.branches
@@ -246,11 +250,11 @@ def _next_input(
         if timer.name == RETRY_TIMER:
             candidates.append(_retry(inputs, item, timer))
         else:
-            fired = inputs.timers.get((timer.name, timer.state, timer.visit))
+            fired = inputs.timers.get((timer.name, timer.state, timer.visit, timer.branch))
             if fired is not None and fired.seq not in used:
                 candidates.append(fired)
-    if pending.task is not None:
-        decided = inputs.decisions.get(pending.task)
+    for task in pending.tasks:
+        decided = inputs.decisions.get(task)
         if decided is not None and decided.seq not in used:
             candidates.append(decided)
     takes = _takes(definition, item)

@@ -39,14 +39,17 @@ from statewise.engine.events import (
     TimerFired,
 )
 from statewise.engine.item import HistoryRecord
+from statewise.engine.timeouts import TIMEOUT_CAUSE
 
 JSON = Any
 ResultKey = tuple[str, int, str | None, int]
 """(state, visit, branch, attempt) of one command attempt."""
 VisitKey = tuple[str, int]
 """(state, visit): one visit of one state."""
-TimerKey = tuple[str, str, int]
-"""(timer name, state, visit)."""
+TaskKey = tuple[str, int, str | None]
+"""(state, visit, branch): one task of one state visit (a branch's, or the state's own)."""
+TimerKey = tuple[str, str, int, str | None]
+"""(timer name, state, visit, branch)."""
 
 # The audit events a task's timers leave, and the timers that fired them.
 _TASK_TIMER_ROWS = {"task_overdue": TASK_DUE_TIMER, "task_reminder": TASK_REMINDER_TIMER}
@@ -101,7 +104,7 @@ class Inputs:
     started_at: float
     results: Mapping[ResultKey, Recorded] = field(default_factory=dict)
     retries: Mapping[ResultKey, Recorded] = field(default_factory=dict)
-    decisions: Mapping[VisitKey, Recorded] = field(default_factory=dict)
+    decisions: Mapping[TaskKey, Recorded] = field(default_factory=dict)
     timers: Mapping[TimerKey, Recorded] = field(default_factory=dict)
     events: tuple[Recorded, ...] = ()
     operations: tuple[Operated, ...] = ()
@@ -159,7 +162,7 @@ class _Reader:
         self.start: HistoryRecord | None = None
         self.results: dict[ResultKey, Recorded] = {}
         self.retries: dict[ResultKey, Recorded] = {}
-        self.decisions: dict[VisitKey, Recorded] = {}
+        self.decisions: dict[TaskKey, Recorded] = {}
         self.timers: dict[TimerKey, Recorded] = {}
         self.events: list[Recorded] = []
         self.operations: list[Operated] = []
@@ -214,6 +217,7 @@ class _Reader:
                 row.duration or 0.0,
                 row.branch,
                 row.usage,
+                timed_out=row.error.get("cause") == TIMEOUT_CAUSE,
             )
         else:
             return
@@ -231,8 +235,9 @@ class _Reader:
             str(output.get("comment") or ""),
             dict(output.get("data") or {}),
             task_id if isinstance(task_id, int) else None,
+            row.branch,
         )
-        self.decisions.setdefault((state, visit), Recorded(row.seq, row.at, event))
+        self.decisions.setdefault((state, visit, row.branch), Recorded(row.seq, row.at, event))
         review = decision.get("review")
         if isinstance(review, dict) and isinstance(review.get("agent"), str):
             score = review.get("score")
@@ -249,5 +254,5 @@ class _Reader:
             self.retries.setdefault(key, Recorded(row.seq, row.at, event))
             return
         name = _TASK_TIMER_ROWS.get(row.event, row.event)
-        fired = TimerFired(name, state, visit)
-        self.timers.setdefault((name, state, visit), Recorded(row.seq, row.at, fired))
+        fired = TimerFired(name, state, visit, row.branch)
+        self.timers.setdefault((name, state, visit, row.branch), Recorded(row.seq, row.at, fired))

@@ -159,6 +159,8 @@ class CostRow:
     ``cost`` sums only the calls with a known price and is None when none had one;
     ``unpriced_calls`` counts the others, so an unknown price is never shown as 0.
     ``latency`` sums the calls' own durations in seconds (a model's loading is not in it).
+    ``calls`` counts agent attempts (audit rows, cache hits included); ``requests`` counts the
+    HTTP requests they made (output corrections and tool rounds each add one).
     """
 
     workflow: str
@@ -171,6 +173,7 @@ class CostRow:
     cost: float | None
     unpriced_calls: int = 0
     latency: float = 0.0
+    requests: int = 0
 
 
 WorkflowStamp = tuple[str, int, str, tuple[str, ...]]
@@ -231,6 +234,22 @@ class Task:
     outcome: str | None = None
     comment: str | None = None
     data: Any = None
+    branch: str | None = None
+
+    @property
+    def place(self) -> str:
+        """The task's state, with its branch for a parallel branch's task: ``review/legal``."""
+        return self.state if self.branch is None else f"{self.state}/{self.branch}"
+
+    def why_closed(self) -> str:
+        """Why a branch's task was closed without a decision (`` (...)``), else empty.
+
+        A branch task cancelled because its parallel state's join was met keeps the reason
+        as its comment, so a late decision is told why.
+        """
+        if self.status is TaskStatus.CANCELLED and self.branch and self.comment:
+            return f" ({self.comment})"
+        return ""
 
     def claimed_by_other(self, actor: str, now: float) -> str | None:
         """Who else holds an unexpired claim on the task, if anyone."""

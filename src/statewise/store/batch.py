@@ -166,17 +166,19 @@ class WritePlan:
         if isinstance(effect, OpenTask):
             self.task_opens.append(
                 (item_id, effect.state, effect.visit, effect.queue, effect.role, now,
-                 effect.due_at, effect.remind_at)
+                 effect.due_at, effect.remind_at, effect.branch or "")
             )  # fmt: skip
         elif isinstance(effect, CloseTask):
             decided = effect.status == "decided"
             self.task_closes.append(
                 (effect.status, effect.actor if decided else None, now, effect.outcome,
                  effect.comment, payload if decided else None, item_id, effect.state,
-                 effect.visit)
+                 effect.visit, effect.branch or "")
             )  # fmt: skip
         elif isinstance(effect, RemindTask):
-            self.task_reminders.append((now, item_id, effect.state, effect.visit))
+            self.task_reminders.append(
+                (now, item_id, effect.state, effect.visit, effect.branch or "")
+            )
 
     def consume(self, entry: StepCommit, item_id: int) -> None:
         """The outbox or timer row the step used up is deleted with it.

@@ -27,13 +27,13 @@ JSON = Any
 PATH_SEPARATOR = "\x1f"
 ITEM_COLUMNS = (
     "id, workflow, version, key, state, status, entered_at, created_at, updated_at, seq, "
-    "attempt, retrying, visits, branches, spent, buffer"
+    "attempt, retrying, visits, branches, spent, buffer, came_from"
 )
 # The columns a step changes, in the order ``item_values`` gives them.
 # ``version`` is among them: a migration moves an item onto another version of its workflow.
 STEP_COLUMNS = (
     "version", "state", "status", "entered_at", "updated_at", "seq", "attempt", "retrying",
-    "visits", "branches", "spent", "buffer",
+    "visits", "branches", "spent", "buffer", "came_from",
 )  # fmt: skip
 
 
@@ -263,13 +263,14 @@ def item_values(item: Item) -> tuple[Any, ...]:
         encode_branches(item.branches),
         encode_spent(item.spent),
         encode_buffer(item.buffer),
+        item.came_from,
     )
 
 
 def decode_item(row: tuple[Any, ...], context: dict[str, JSON]) -> Item:
     """An item from its ``ITEM_COLUMNS`` row and its decoded context."""
     (_, workflow, version, key, state, status, entered, created, updated, seq, attempt,
-     retrying, visits, branches, spent, buffer) = row  # fmt: skip
+     retrying, visits, branches, spent, buffer, came_from) = row  # fmt: skip
     return Item(
         key=key,
         workflow=workflow,
@@ -287,4 +288,5 @@ def decode_item(row: tuple[Any, ...], context: dict[str, JSON]) -> Item:
         context=context,
         spent=decode_spent(spent),
         buffer=decode_buffer(buffer),
+        came_from=came_from,
     )

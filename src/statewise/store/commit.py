@@ -193,16 +193,18 @@ def _admit_one_txn(
 def _task_refusal_txn(db: Connection, dialect: Dialect, guard: TaskGuard) -> str | None:
     """Why the task a decision closes cannot be decided by ``guard.actor`` now, if it cannot."""
     rows = db.execute(
-        f"SELECT status, decided_by, claimed_by, claim_until FROM tasks WHERE id = ?"
+        f"SELECT status, decided_by, claimed_by, claim_until, branch, comment FROM tasks "
+        f"WHERE id = ?"
         f"{dialect.lock_rows}",
         (guard.task_id,),
     )
     if not rows:
         return f"there is no task {guard.task_id}; nothing changed"
-    status, decided_by, claimed_by, claim_until = rows[0]
+    status, decided_by, claimed_by, claim_until, branch, comment = rows[0]
     if status != "open":
         by = f" by {decided_by}" if decided_by else ""
-        return f"task {guard.task_id} is already {status}{by}; nothing changed"
+        why = f" ({comment})" if status == "cancelled" and branch and comment else ""
+        return f"task {guard.task_id} is already {status}{by}{why}; nothing changed"
     if (
         claimed_by not in (None, guard.actor)
         and claim_until is not None
@@ -285,19 +287,19 @@ def _write_tasks_txn(db: Connection, plan: WritePlan) -> None:
     """Open, close and remind human tasks; closing touches only a task still open."""
     db.executemany(
         "INSERT INTO tasks (item_id, state, visit, queue, role, status, created_at, due_at, "
-        "remind_at) VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?) "
-        "ON CONFLICT (item_id, state, visit) DO NOTHING",
+        "remind_at, branch) VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, ?) "
+        "ON CONFLICT (item_id, state, visit, branch) DO NOTHING",
         plan.task_opens,
     )
     db.executemany(
         "UPDATE tasks SET status = ?, decided_by = ?, decided_at = ?, outcome = ?, "
         "comment = ?, data = ?, claimed_by = NULL, claim_until = NULL "
-        "WHERE item_id = ? AND state = ? AND visit = ? AND status = 'open'",
+        "WHERE item_id = ? AND state = ? AND visit = ? AND branch = ? AND status = 'open'",
         plan.task_closes,
     )
     db.executemany(
         "UPDATE tasks SET reminded_at = ? "
-        "WHERE item_id = ? AND state = ? AND visit = ? AND status = 'open'",
+        "WHERE item_id = ? AND state = ? AND visit = ? AND branch = ? AND status = 'open'",
         plan.task_reminders,
     )
 

@@ -132,7 +132,8 @@ def costs_txn(db: Connection, dialect: Dialect, workflow: str | None) -> list[Co
         f"COALESCE(SUM({number('u', 'input_tokens')}), 0), "
         f"COALESCE(SUM({number('u', 'output_tokens')}), 0), SUM({number('u', 'cost')}), "
         f"SUM(CASE WHEN {text('u', 'cost')} IS NULL THEN 1 ELSE 0 END), "
-        f"COALESCE(SUM({number('u', 'latency')}), 0) "
+        f"COALESCE(SUM({number('u', 'latency')}), 0), "
+        f"COALESCE(SUM({number('u', 'requests')}), 0) "
         f"FROM (SELECT i.workflow, h.from_state, {dialect.json_usage} AS u "
         "FROM history h JOIN items i ON i.id = h.item_id"
         + (" WHERE i.workflow = ?" if workflow else "")
@@ -140,8 +141,8 @@ def costs_txn(db: Connection, dialect: Dialect, workflow: str | None) -> list[Co
         (workflow,) if workflow else (),
     )
     return [
-        CostRow(w, s or "", a or "", m or "", n, int(i), int(o), c, int(u), float(t))
-        for w, s, a, m, n, i, o, c, u, t in rows
+        CostRow(w, s or "", a or "", m or "", n, int(i), int(o), c, int(u), float(t), int(r))
+        for w, s, a, m, n, i, o, c, u, t, r in rows
     ]
 
 

@@ -77,6 +77,8 @@ _SPENT = (
 # The events an item keeps because they arrived before a state that accepts them
 # (``codec.encode_buffer``); NULL for the many items that keep none.
 _BUFFER = ("ALTER TABLE items ADD COLUMN buffer TEXT",)
+# The state an item entered its current state from, where `on_timeout: previous` sends it.
+_CAME_FROM = ("ALTER TABLE items ADD COLUMN came_from TEXT",)
 
 
 def _alerting(identity: str, real: str) -> tuple[str, ...]:
@@ -113,6 +115,34 @@ _TASK_LIST = (
 _TASK_LIST_POSTGRES = (
     *_TASK_LIST,
     "CREATE INDEX tasks_by_due_nulls_first ON tasks (status, due_at NULLS FIRST, id)",
+)
+
+
+# A parallel branch's task: ``branch`` names it (``''``: a human state's own task), and one
+# state visit may hold a task per branch. SQLite cannot drop a UNIQUE constraint, so its
+# table is rebuilt; the column list is the one the first task migration created.
+_TASK_COLUMNS = (
+    "id, item_id, state, visit, queue, role, status, created_at, due_at, remind_at, "
+    "reminded_at, claimed_by, claim_until, decided_by, decided_at, outcome, comment, data"
+)
+_BRANCH_TASKS_SQLITE = (
+    "CREATE TABLE tasks_by_branch (id INTEGER PRIMARY KEY, item_id INTEGER NOT NULL, "
+    "state TEXT NOT NULL, visit INTEGER NOT NULL, queue TEXT NOT NULL, role TEXT NOT NULL, "
+    "status TEXT NOT NULL, created_at REAL NOT NULL, due_at REAL, remind_at REAL, "
+    "reminded_at REAL, claimed_by TEXT, claim_until REAL, decided_by TEXT, "
+    "decided_at REAL, outcome TEXT, comment TEXT, data TEXT, "
+    "branch TEXT NOT NULL DEFAULT '', UNIQUE (item_id, state, visit, branch))",
+    f"INSERT INTO tasks_by_branch ({_TASK_COLUMNS}) SELECT {_TASK_COLUMNS} FROM tasks",
+    "DROP TABLE tasks",
+    "ALTER TABLE tasks_by_branch RENAME TO tasks",
+    "CREATE INDEX tasks_inbox ON tasks (status, queue, created_at)",
+    *_TASK_LIST,
+)
+_BRANCH_TASKS_POSTGRES = (
+    "ALTER TABLE tasks ADD COLUMN branch TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE tasks DROP CONSTRAINT tasks_item_id_state_visit_key",
+    "ALTER TABLE tasks ADD CONSTRAINT tasks_item_state_visit_branch "
+    "UNIQUE (item_id, state, visit, branch)",
 )
 
 
@@ -214,6 +244,8 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     _sql(*_ALERTING_SQLITE),
     _sql(*_TASK_LIST),
     _tally("INTEGER", "REAL", " WITHOUT ROWID"),
+    _sql(*_BRANCH_TASKS_SQLITE),
+    _sql(*_CAME_FROM),
 )
 
 # Runnable rows (unleased, or leased past their time) are found through partial indexes, so a
@@ -285,6 +317,8 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
     _sql(*_ALERTING_POSTGRES),
     _sql(*_TASK_LIST_POSTGRES),
     _tally("BIGINT", "DOUBLE PRECISION"),
+    _sql(*_BRANCH_TASKS_POSTGRES),
+    _sql(*_CAME_FROM),
 )
 
 

@@ -18,7 +18,7 @@ from statewise.store.connection import Connection, Row
 _COLUMNS = (
     "t.id, i.workflow, i.version, i.key, t.state, t.visit, t.queue, t.role, t.status, "
     "t.created_at, t.due_at, t.remind_at, t.reminded_at, t.claimed_by, t.claim_until, "
-    "t.decided_by, t.decided_at, t.outcome, t.comment, t.data"
+    "t.decided_by, t.decided_at, t.outcome, t.comment, t.data, t.branch"
 )
 _FROM = "FROM tasks t JOIN items i ON i.id = t.item_id"
 
@@ -27,6 +27,7 @@ def _task(row: Row) -> Task:
     fields: list[Any] = list(row)
     fields[8] = TaskStatus(fields[8])
     fields[19] = None if fields[19] is None else json.loads(fields[19])
+    fields[20] = fields[20] or None  # '': a human state's own task
     return Task(*fields)
 
 
@@ -162,7 +163,8 @@ def release_task_txn(db: Connection, task_id: int, actor: str, now: float) -> Ta
 def _why_not(task: Task, verb: str, now: float) -> str:
     if task.status is not TaskStatus.OPEN:
         by = f" by {task.decided_by}" if task.decided_by else ""
-        return f"task {task.id} is already {task.status.value}{by}, so it cannot be {verb}"
+        why = task.why_closed()
+        return f"task {task.id} is already {task.status.value}{by}{why}, so it cannot be {verb}"
     return f"task {task.id} is claimed by {task.claimed_by}, so it cannot be {verb} by you"
 
 

@@ -155,16 +155,18 @@ class WorkflowTest:
         comment: str = "",
         actor: str = "reviewer",
         role: Role | str | None = None,
+        branch: str | None = None,
     ) -> Item:
         """Decide the item's open task as a person would through the API, then run it on.
 
         The decision passes the desk's checks (outcome, form, due time, role): a refused one
         raises ``TaskError`` and changes nothing. ``actor`` is the token's name (the audit
         trail says ``token:ACTOR``); ``role`` is its role, by default the one the task needs.
+        In a parallel state whose branches are people's tasks, ``branch`` says whose.
         """
 
         async def act(runner: Runner) -> None:
-            task = await self._open_task(key)
+            task = await self._open_task(key, branch)
             principal = Principal(actor, Role(role or task.role))
             desk = TaskDesk(runner, self._registry(), self.clock)
             await desk.decide(task.id, principal, outcome, comment, dict(data or {}))
@@ -207,9 +209,9 @@ class WorkflowTest:
         """The open human tasks, of one item or of all."""
         return self._run(self.store.tasks(workflow=self.definition.name, key=key, limit=10_000))
 
-    def task(self, key: str) -> Task:
-        """The item's one open task; an AssertionError says what the item does instead."""
-        return self._run(self._open_task(key))
+    def task(self, key: str, branch: str | None = None) -> Task:
+        """The item's one open task (of ``branch``); an AssertionError says what it does instead."""
+        return self._run(self._open_task(key, branch))
 
     # -- asserting --------------------------------------------------------------------------
 
@@ -367,12 +369,15 @@ class WorkflowTest:
             self.clock.move_to(max(due, self.clock.now))
             await self._settle()
 
-    async def _open_task(self, key: str) -> Task:
+    async def _open_task(self, key: str, branch: str | None = None) -> Task:
         tasks = await self.store.tasks(workflow=self.definition.name, key=key)
+        if branch is not None:
+            tasks = [task for task in tasks if task.branch == branch]
         if len(tasks) != 1:
             item = await self.store.get_item(self.definition.name, key)
+            of = "" if branch is None else f" of branch {branch!r}"
             raise AssertionError(
-                f"item {key!r} has {len(tasks)} open tasks, expected one; it is in "
+                f"item {key!r} has {len(tasks)} open tasks{of}, expected one; it is in "
                 f"{item.state} ({item.status})"
             )
         return tasks[0]
@@ -421,7 +426,7 @@ def _commands_of(definition: Definition) -> frozenset[str]:
         if state.command is not None:
             commands.append(state.command)
         if state.parallel is not None:
-            commands += [branch.command for branch in state.parallel.branches]
+            commands += [c for branch in state.parallel.branches for c in branch.commands]
             if state.parallel.map_command is not None:
                 commands.append(state.parallel.map_command)
     return frozenset(c.name for c in commands if not c.built_in)

@@ -47,6 +47,7 @@ from statewise.errors import (
     CommandError,
     InvalidOutputError,
     NotFoundError,
+    TimedOutError,
     TransientError,
 )
 from statewise.inputs import INTEGERS, InputLimits, check_value
@@ -246,13 +247,17 @@ class CommandExecutor:
         if self._threads.abandon(attempt.slot, effect.attempt, "its timeout"):
             message += f"; {_THREAD_RUNS_ON}"
         spent = partial(_spent, attempt, ErrorKind.TRANSIENT)
-        return self._failure(attempt, ErrorKind.TRANSIENT, message, spent)
+        return self._failure(attempt, ErrorKind.TRANSIENT, message, spent, timed_out=True)
 
     def _failed(self, attempt: _Attempt, exc: Exception) -> CommandFailed:
         kind, message = classify(exc)
+        timed_out = isinstance(exc, TimeoutError | TimedOutError)
         if isinstance(exc, CommandError):
-            return self._failure(attempt, kind, message, lambda: exc.usage, exc.retry_after)
-        return self._failure(attempt, kind, message, lambda: None)
+            usage = exc.usage
+            return self._failure(
+                attempt, kind, message, lambda: usage, exc.retry_after, timed_out=timed_out
+            )
+        return self._failure(attempt, kind, message, lambda: None, timed_out=timed_out)
 
     def _cancelled(self, attempt: _Attempt, reported: object) -> CommandFailed:
         """Cancelled by cancel_attempt: permanent, with what it reported or its probe says."""
@@ -273,6 +278,8 @@ class CommandExecutor:
         message: str,
         usage: Callable[[], object],
         retry_after: float | None = None,
+        *,
+        timed_out: bool = False,
     ) -> CommandFailed:
         """The failure event; usage that is not a JSON object makes it an invalid output."""
         effect = attempt.effect
@@ -291,6 +298,7 @@ class CommandExecutor:
             usage=checked,
             retry_after=retry_after,
             note=self._note(attempt),
+            timed_out=timed_out,
         )
 
     def _note(self, attempt: _Attempt) -> str | None:

@@ -466,7 +466,9 @@ class Runner(ItemWriter):
     def _result_schema(self, item: Item, effect: RunCommand) -> Mapping[str, JSON] | None:
         """The ``result_schema:`` the item's version declares for the command, if any."""
         definition = self.definitions.get((item.workflow, item.version))
-        run = None if definition is None else command_at(definition, effect.state, effect.branch)
+        if definition is None:
+            return None
+        run = command_at(definition, effect.state, effect.branch, effect.command)
         return None if run is None else run.result_schema
 
     async def _perform(

@@ -9,7 +9,8 @@ attempt of one visit, so a receiver that saw an attempt whose answer was lost ig
 retry. Its parts are percent-encoded, so any item key is a valid header value.
 
 How the answer is classified: 2xx is delivered; 5xx, 408, 429 and no answer at all (timeout,
-connection refused) are transient and retried; any other status is permanent (``on: error``),
+connection refused) are transient and retried (a timeout as ``TimedOutError``, which a state's
+``retry: {on_timeout: previous}`` routes on); any other status is permanent (``on: error``),
 as is a URL variable that is unset: retrying cannot set it.
 """
 
@@ -22,7 +23,7 @@ from urllib.parse import quote
 
 from statewise.contract import JSON, CommandContext, CommandRegistry
 from statewise.definition.model import Definition, Webhook, webhook_command
-from statewise.errors import PermanentError, TransientError
+from statewise.errors import CommandError, PermanentError, TimedOutError, TransientError
 from statewise.observe.delivery import (
     Answer,
     DestinationError,
@@ -136,11 +137,13 @@ def _read(answer: Answer) -> JSON:
         return text[:_RESPONSE_CHARS]
 
 
-def _failure(hook: Webhook, answer: Answer) -> PermanentError | TransientError:
+def _failure(hook: Webhook, answer: Answer) -> CommandError:
     status = answer.status
     said = _read(answer)
     detail = f"; it said: {str(said)[:200]}" if said is not None else ""
     message = f"webhook to {hook.to!r} failed: {answer.error or f'HTTP {status}'}{detail}"
+    if answer.timed_out:
+        return TimedOutError(message)
     if status is None or status >= 500 or status in _TRANSIENT_STATUSES:
         return TransientError(message)
     return PermanentError(message)

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from statewise.actions import TaskDesk
+from statewise.definition.agent_rules import state_tasks
 from statewise.errors import StatewiseError
 from statewise.service.api.models import RowId
 from statewise.service.auth import Context, principal_of
@@ -165,7 +166,7 @@ def _choices(ctx: Any, workflow: str) -> tuple[list[str], list[str]]:
     workflows = sorted({d.name for d in definitions})
     states = sorted(
         {s.name for d in definitions if workflow in ("", d.name) for s in d.states.values()
-         if s.task is not None}
+         if any(state_tasks(s))}
     )  # fmt: skip
     return workflows, states
 
