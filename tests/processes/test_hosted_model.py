@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from ai.servers import FakeProvider, Reply, openai_tool_call
+from ai.servers import FakeProvider, Reply, error, openai_tool_call
 from processes.conftest import AgentRequest, hosted_model, run_example
 from statewise.cli import app
 from statewise.testing import webhook_receiver
@@ -38,9 +38,19 @@ def _looked_up(request: AgentRequest) -> bool:
     return any(m.get("role") == "tool" for m in request.received.body["messages"])
 
 
+_failed: set[str] = set()
+
+
 def _support_agents(request: AgentRequest) -> Reply:
-    """Answer each agent of support_routing as a hosted model would."""
+    """Answer each agent of support_routing as a hosted model would.
+
+    The first answer for the invoice question (TCK-5002) fails with a 500, as an overloaded
+    provider does, so its retry runs with the answer agent's adjusted parameters.
+    """
     arguments: dict[str, Any]
+    if "answer" in request.fields and "VAT number" in request.user and not _failed:
+        _failed.add("TCK-5002")
+        return error(500, "overloaded")
     if "category" in request.fields:
         technical = "crash" in request.user or "error" in request.user
         category = "technical" if technical else "billing"
@@ -57,6 +67,8 @@ def _support_agents(request: AgentRequest) -> Reply:
         system = json.dumps(request.received.body["messages"][0])
         route = "specialist" if '\\"technical\\"' in system else "automated"
         arguments = {"route": route, "summary": SUMMARY, "confidence": 0.9}
+    elif "verdict" in request.fields:
+        arguments = {"verdict": "satisfied", "confidence": 0.9}
     elif "sources" in request.fields:
         arguments = {"summary": SUMMARY, "sources": ["Double charges"]}
     elif "answer" in request.fields and "88213" in request.user and not _looked_up(request):
@@ -100,6 +112,20 @@ def test_support_routing_runs_unchanged_on_a_hosted_model_and_its_answers_are_pr
     )
     assert shown.exit_code == 0, shown.output
     assert 'tools: lookup_order(order_id="88213")' in shown.output
+    # The failed answer was retried with the adjusted parameters the workflow declares.
+    invoice = [r for r in ran.history("TCK-5002") if r.command == "agent:answer"]
+    assert [r.attempt for r in invoice if r.error] == [1]
+    (adjusted,) = [r for r in invoice if r.usage and "adjustment" in r.usage]
+    assert adjusted.attempt == 2 and adjusted.usage is not None
+    assert adjusted.usage["adjustment"] == {
+        "attempt": 2,
+        "entry": 1,
+        "model": "openai:gpt-4.1-mini",
+        "settings": {"temperature": 0},
+        "instructions_added": True,
+    }
+    retried = [b for b in provider.bodies() if "Your last reply failed" in json.dumps(b)]
+    assert retried and all(b["temperature"] == 0 for b in retried)
     # Every agent request went to the provider with its instructions and the item's text.
     sent = [json.dumps(r.body) for r in provider.requests]
     assert any("Charged twice" in body for body in sent)
