@@ -5,8 +5,11 @@ units per warehouse and SKU with the next delivery; ``data/warehouses.csv``: the
 warehouse serves, its cut-off and carriers; ``data/customers.csv``: credit accounts) and return
 JSON objects, which the workflow stores under the state's name (or the branch's, in ``checks``).
 
-``PermanentError`` means retrying cannot help (a total that does not add up, a destination no
-warehouse serves); the workflow's ``on: error`` routes decide where the order goes.
+``validate_order`` reports data problems (an unknown SKU, a quantity of 0, a total that does not
+add up) as ``valid: false`` with the problems listed, so the data-quality team's task shows
+them; the lines and total it returns (with that team's corrections applied) are what every
+later step reads. ``PermanentError`` means retrying cannot help (a destination no warehouse
+serves); the workflow's ``on: error`` routes decide where the order goes.
 ``route_to_warehouse`` raises a ``TransientError`` on its first attempt for about a third of the
 orders, chosen by a hash of the key so every run is the same, to show the retry policy.
 ``notice_template`` fills a clearly labelled template: no model wrote that text.
@@ -154,31 +157,64 @@ def _on_hand(context: Mapping[str, Any]) -> dict[str, dict[str, int]]:
     return on_hand
 
 
+def lines_of(context: Mapping[str, Any]) -> list[JSON]:
+    """The order's lines as intake validated them (with the data-quality team's fixes)."""
+    return list(context["validation"]["lines"])
+
+
+def total_of(context: Mapping[str, Any]) -> float:
+    """The order's total as intake validated it (with the data-quality team's fixes)."""
+    return float(context["validation"]["total"])
+
+
+def _corrections(context: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The data-quality team's last fix (its task's form), if the order was resubmitted."""
+    decision = context.get("data_quality")
+    if isinstance(decision, Mapping) and decision.get("outcome") == "resubmit":
+        data = decision.get("data")
+        return data if isinstance(data, Mapping) else {}
+    return {}
+
+
 @registry.command()
 def validate_order(ctx: CommandContext) -> JSON:
-    """Check the order is well formed: known SKUs, positive quantities, a total that adds up."""
+    """Check the order is well formed: known SKUs, positive quantities, a total that adds up.
+
+    The data-quality team's corrections (a total, quantities per SKU) replace the order's own
+    values; the result carries the lines and total every later step reads.
+    """
     order = ctx.context
-    lines = order.get("lines") or []
-    if not lines:
-        raise PermanentError("the order has no lines")
+    fix = _corrections(order)
+    quantities = fix.get("quantities") or {}
+    lines = [
+        {**line, "qty": int(quantities.get(line["sku"], line["qty"]))}
+        for line in order.get("lines") or []
+    ]
+    total = float(fix.get("total", order["total"]))
+    problems = [] if lines else ["the order has no lines"]
+    ordered = {line["sku"] for line in lines}
+    problems += [
+        f"the correction names SKU {sku}, which is not a line of this order"
+        for sku in quantities
+        if sku not in ordered
+    ]
     known = _skus()
     for line in lines:
         if line["sku"] not in known:
-            raise PermanentError(f"line {line['sku']}: unknown SKU")
+            problems.append(f"line {line['sku']}: unknown SKU")
         if line["qty"] <= 0:
-            raise PermanentError(
-                f"line {line['sku']}: quantity must be positive, not {line['qty']}"
-            )
+            problems.append(f"line {line['sku']}: quantity must be positive, not {line['qty']}")
     computed = round(sum(line["qty"] * line["unit_price"] for line in lines), 2)
-    if abs(computed - float(order["total"])) > 0.01:
-        raise PermanentError(
-            f"order total {float(order['total']):.2f} does not match its lines ({computed:.2f})"
-        )
+    if abs(computed - total) > 0.01:
+        problems.append(f"order total {total:.2f} does not match its lines ({computed:.2f})")
     return {
-        "lines": len(lines),
+        "valid": not problems,
+        "problems": problems,
+        "lines": lines,
         "units": sum(line["qty"] for line in lines),
-        "total": computed,
+        "total": round(total, 2),
         "currency": order["currency"],
+        "corrected": bool(fix),
     }
 
 
@@ -193,12 +229,12 @@ def fraud_signals(ctx: CommandContext) -> JSON:
     customer = order["customer"]
     age = int(customer["account_age_days"])
     previous = int(customer["previous_orders"])
-    total = float(order["total"])
+    total = total_of(order)
     currency = order["currency"]
     domain = str(customer["email"]).rsplit("@", 1)[-1].lower()
     shipping = order["shipping"]
     countries_match = order["billing_country"] == shipping["country"]
-    resale_units = sum(ln["qty"] for ln in order["lines"] if ln["sku"] in RESALE_SKUS)
+    resale_units = sum(ln["qty"] for ln in lines_of(order) if ln["sku"] in RESALE_SKUS)
     new_account = age < NEW_ACCOUNT_DAYS
     disposable = domain in DISPOSABLE_DOMAINS
     weights: list[float] = []
@@ -244,21 +280,29 @@ def check_inventory(ctx: CommandContext) -> JSON:
     """Branch of ``checks``: is every line on hand, counting all warehouses together?"""
     on_hand = _on_hand(ctx.context)
     missing = []
-    for line in ctx.context["lines"]:
+    lines = lines_of(ctx.context)
+    for line in lines:
         units = sum(on_hand[line["sku"]].values())
         if units < line["qty"]:
             missing.append({"sku": line["sku"], "requested": line["qty"], "on_hand": units})
-    available = {line["sku"]: on_hand[line["sku"]] for line in ctx.context["lines"]}
+    available = {line["sku"]: on_hand[line["sku"]] for line in lines}
     return {"in_stock": not missing, "missing": missing, "available": available}
 
 
 @registry.command()
 def check_credit(ctx: CommandContext) -> JSON:
-    """Branch of ``checks``: a card must not have expired, an invoice must fit the credit line."""
+    """Branch of ``checks``: a card must not have expired, an invoice must fit the credit line.
+
+    A new payment the customer gave during the hold (event ``payment_updated``) replaces the
+    order's own.
+    """
     order = ctx.context
-    payment = order["payment"]
+    updated = order.get("payment_updated")
+    payment: Mapping[str, Any] = order["payment"]
+    if isinstance(updated, Mapping) and updated.get("method"):
+        payment = updated
     method = str(payment["method"])
-    total = float(order["total"])
+    total = total_of(order)
     if method == "card":
         month = str(order["placed_at"])[:7]
         expiry = str(payment["card_expiry"])
@@ -313,7 +357,7 @@ def notice_template(ctx: CommandContext) -> JSON:
     body = NOTICE_TEMPLATE.format(
         name=order["customer"]["name"],
         order_id=order["order_id"],
-        total=f"{float(order['total']):.2f}",
+        total=f"{total_of(order):.2f}",
         currency=order["currency"],
         reason=credit["reason"],
         advice=ADVICE.get(credit["method"], "please choose another payment method"),
@@ -337,6 +381,18 @@ def send_notice(ctx: CommandContext) -> JSON:
         "body": notice["message"],
         "written_by": written_by,
         "message_id": f"MSG-{stable_digits(ctx.key + ':notice', 8)}",
+    }
+
+
+@registry.command()
+def expedite(ctx: CommandContext) -> JSON:
+    """The priority lane of a high-value customer: express at no charge, picked first."""
+    customer = ctx.context["customer"]
+    return {
+        "lifetime_value": float(customer["lifetime_value"]),
+        "shipping_upgrade": ctx.context["shipping"]["method"] != "express",
+        "pick_queue": "priority",
+        "reason": f"lifetime value {float(customer['lifetime_value']):.2f} is over 10000",
     }
 
 
@@ -378,7 +434,7 @@ def route_to_warehouse(ctx: CommandContext) -> JSON:
     if ctx.attempt == 1 and stable_fraction(f"{ctx.key}:wms") < 0.34:
         raise TransientError(f"the {serving[0].name} warehouse system timed out")
     available = order["checks"]["inventory"]["available"]
-    lines = order["lines"]
+    lines = lines_of(order)
 
     def holds_all(code: str) -> bool:
         return all(available[ln["sku"]].get(code, 0) >= ln["qty"] for ln in lines)
@@ -398,7 +454,8 @@ def route_to_warehouse(ctx: CommandContext) -> JSON:
     ship_date = ready.date() if same_day else _add_working_days(ready.date(), 1)
     if transfers:
         ship_date = _add_working_days(ship_date, 2)
-    express = order["shipping"]["method"] == "express"
+    priority = isinstance(order.get("priority_lane"), Mapping)
+    express = order["shipping"]["method"] == "express" or priority
     reason = f"{chosen.name} serves {country}"
     if transfers:
         reason += "; stock moved in from " + ", ".join(sorted({t["from"] for t in transfers}))
@@ -409,6 +466,7 @@ def route_to_warehouse(ctx: CommandContext) -> JSON:
         "transfers": transfers,
         "cutoff_utc": chosen.cutoff.strftime("%H:%M"),
         "ship_date": ship_date.isoformat(),
+        "priority": priority,
         "reason": reason,
     }
 
@@ -425,7 +483,7 @@ def execute_order(ctx: CommandContext) -> JSON:
     route = order["warehouse_routing"]
     moved = {t["sku"]: t for t in route["transfers"]}
     reservations = []
-    for line in order["lines"]:
+    for line in lines_of(order):
         transfer = moved.get(line["sku"])
         here = line["qty"] - (transfer["qty"] if transfer else 0)
         if here:
@@ -434,7 +492,7 @@ def execute_order(ctx: CommandContext) -> JSON:
             reservations.append(
                 {"warehouse": transfer["from"], "sku": line["sku"], "qty": transfer["qty"]}
             )
-    express = order["shipping"]["method"] == "express"
+    express = order["shipping"]["method"] == "express" or route.get("priority", False)
     destination = order["shipping"]["country"]
     domestic = _warehouses()[route["warehouse"]].country == destination
     transit = 1 if express else 2 if domestic else 3
@@ -449,5 +507,6 @@ def execute_order(ctx: CommandContext) -> JSON:
         "estimated_delivery": _add_working_days(ship_date, transit).isoformat(),
         "reservations": reservations,
         "cleared_by": review["by"] if isinstance(review, Mapping) else "fraud check",
+        "pick_queue": "priority" if route.get("priority") else "standard",
         "request_id": ctx.idempotency_key,
     }

@@ -93,12 +93,12 @@ def test_show_of_a_field_a_declared_result_lacks_is_refused_with_a_suggestion(
     tmp_path: Path,
 ) -> None:
     source = (EXAMPLES / "support_routing" / "workflow.yaml").read_text()
-    assert "classify.category, classify.priority" in source
+    assert "coordinate.route, coordinate.summary" in source
     copy = tmp_path / "workflow.yaml"
-    copy.write_text(source.replace("classify.category, classify.priority", "classify.categry", 1))
+    copy.write_text(source.replace("coordinate.route, coordinate.summary", "coordinate.rout", 1))
     with pytest.raises(DefinitionError) as refused:
         load(copy)
     assert (
-        "`show` lists `classify.categry`, but the declared result `classify` has no field "
-        "`categry`; did you mean `category`?"
+        "`show` lists `coordinate.rout`, but the declared result `coordinate` has no field "
+        "`rout`; did you mean `route`?"
     ) in str(refused.value)

@@ -58,7 +58,7 @@ def test_demo_runs_all_five_processes_and_prints_end_states_tasks_and_usage(
     assert re.search(r"ended: .*\d+ awaiting_reply \(waiting\)", out)
     assert re.search(r"human tasks waiting: .*\d+ in priority", out)
     assert re.search(r"loading the offline model \(all-MiniLM-L6-v2\) took \d+\.\ds", out)
-    assert re.search(r"classify\W+classify\W+local:all-MiniLM-L6-v2\W+20\W", out)
+    assert re.search(r"analyse\W+classify\W+local:all-MiniLM-L6-v2\W+20\W", out)
     for workflow in PROCESSES:  # every item settled; the bar and count are Rich's drawing
         assert re.search(rf"{workflow}\W.*?\b(\d+)\D+\1 settled", done.stderr), workflow
 

@@ -22,6 +22,8 @@ JSON = Any
 # Fields of an output that explain it; the first one present is shown beside the decision.
 REASON_FIELDS = ("reason", "rationale", "reasoning", "explanation")
 SUMMARY_CHARS = 40
+TOOL_ARGS_CHARS = 60
+"""How much of one tool call's arguments the audit shows in a line (the row keeps them all)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +238,31 @@ def output_summary(output: JSON, width: int = SUMMARY_CHARS) -> str:
         return ""
     text = json.dumps(output, ensure_ascii=False, separators=(",", ":"))
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def tool_calls_text(usage: Mapping[str, JSON] | None) -> str | None:
+    """The tools an agent called in its run, as ``name(args)``, each cut to a readable length.
+
+    The usage row keeps every call's arguments and result in full; the audit trail's line
+    says which lookups the answer rests on, so a reader sees them without opening the row.
+    """
+    calls = (usage or {}).get("tool_calls") or []
+    texts = []
+    for call in calls:
+        if not isinstance(call, Mapping):
+            continue
+        args = call.get("args")
+        if isinstance(args, Mapping):
+            shown = ", ".join(
+                f"{name}={json.dumps(value, ensure_ascii=False)}" for name, value in args.items()
+            )
+        else:
+            shown = "" if args is None else str(args)
+        shown = " ".join("".join(c if c.isprintable() else " " for c in shown).split())
+        if len(shown) > TOOL_ARGS_CHARS:
+            shown = shown[: TOOL_ARGS_CHARS - 1] + "…"
+        texts.append(f"{call.get('name', '?')}({shown})")
+    return "; ".join(texts) if texts else None
 
 
 def rejected_text(rejected: Sequence[Mapping[str, JSON]] | None) -> str | None:

@@ -20,6 +20,7 @@ from statewise.actions.inspection import (
     output_reason,
     output_summary,
     rejected_text,
+    tool_calls_text,
     values_text,
 )
 from statewise.actions.states import check_filter
@@ -257,13 +258,15 @@ def _history_row(r: HistoryRecord, *, whole: bool) -> list[Cell]:
 
 
 def _usage(usage: dict[str, JSON] | None) -> str:
-    """One audit row's model call in a line: model, tokens in/out, cost."""
+    """One audit row's model call: model, tokens in/out, cost, and the tools it called."""
     if not usage:
         return ""
     cost = usage.get("cost")
     price = "?" if cost is None else f"${cost:.4f}"
     tokens = f"{usage.get('input_tokens', 0)}/{usage.get('output_tokens', 0)} tok"
-    return f"{usage.get('model', '')} {tokens} {price}"
+    called = tool_calls_text(usage)
+    line = f"{usage.get('model', '')} {tokens} {price}"
+    return line if called is None else f"{line} · tools: {called}"
 
 
 def _why(record: HistoryRecord) -> str:

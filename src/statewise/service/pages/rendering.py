@@ -11,7 +11,12 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from statewise.actions.inspection import output_reason, output_summary, values_text
+from statewise.actions.inspection import (
+    output_reason,
+    output_summary,
+    tool_calls_text,
+    values_text,
+)
 from statewise.definition.model import Role
 from statewise.service.paths import segment
 from statewise.store.base import Session
@@ -74,6 +79,7 @@ templates.env.globals.update(
     summary=output_summary,
     reason=output_reason,
     values_text=values_text,
+    tool_calls=tool_calls_text,
 )
 # Every key, workflow or search text put into a URL goes through this filter.
 templates.env.filters["segment"] = segment
