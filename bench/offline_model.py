@@ -39,6 +39,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import yaml
+from model_eval import Score, read_set  # the same scoring as the support agents' evaluation
 from pydantic_ai import Agent, StructuredDict
 
 from statewise.ai.embeddings import Encoder
@@ -70,19 +71,6 @@ TASKS = (
 )
 
 
-@dataclass(frozen=True)
-class Score:
-    """Accuracy of one task at one level, with its most common confusions."""
-
-    correct: int
-    total: int
-    confusions: Counter[tuple[str, str]]
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / self.total if self.total else 0.0
-
-
 def label_sets() -> dict[str, Any]:
     """The generic label sets, as written in ``label_sets.yaml``."""
     loaded: dict[str, Any] = yaml.safe_load(LABEL_SETS.read_text(encoding="utf-8"))
@@ -107,11 +95,6 @@ def agent_parts(label_set: dict[str, Any], level: str) -> tuple[dict[str, Any], 
         else {}
     )
     return schema, examples
-
-
-def read_set(path: Path) -> list[dict[str, Any]]:
-    """The labelled texts of one JSON Lines set."""
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
 async def score(

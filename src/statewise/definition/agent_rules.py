@@ -13,7 +13,7 @@ agents are registered, so the ``examples`` of such an agent are not checked agai
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from statewise.definition.model import (
     AGENT_COMMAND_PREFIX,
@@ -23,25 +23,8 @@ from statewise.definition.model import (
     HumanTask,
     State,
 )
+from statewise.definition.rule_context import RuleContext
 from statewise.definition.schema import Path, suggest
-
-
-class Reporter(Protocol):
-    """What an agent rule needs from the validation run."""
-
-    @property
-    def definition(self) -> Definition:
-        """The definition being checked."""
-        ...
-
-    @property
-    def registered(self) -> frozenset[str] | None:
-        """Registered command, tool and output model names; ``None`` skips those checks."""
-        ...
-
-    def report(self, message: str, path: Path) -> None:
-        """Record a problem at the YAML ``path``."""
-        ...
 
 
 def agent_of(command: Command) -> str | None:
@@ -93,7 +76,7 @@ def inherits_retry(definition: Definition, command: Command) -> bool:
     return spec is not None and spec.retry == command.retry
 
 
-def _check_agent_references(c: Reporter) -> None:
+def _check_agent_references(c: RuleContext) -> None:
     declared = c.definition.agents
     for state in c.definition.states.values():
         for path, command in state_commands(state):
@@ -110,7 +93,7 @@ def _check_agent_references(c: Reporter) -> None:
             )
 
 
-def _check_outputs(c: Reporter) -> None:
+def _check_outputs(c: RuleContext) -> None:
     for agent in c.definition.agents.values():
         path: Path = ("agents", agent.name, "output")
         if isinstance(agent.output, str):
@@ -119,7 +102,7 @@ def _check_outputs(c: Reporter) -> None:
             _check_json_schema(c, agent.name, agent.output, path)
 
 
-def _check_output_model(c: Reporter, agent: str, name: str, path: Path) -> None:
+def _check_output_model(c: RuleContext, agent: str, name: str, path: Path) -> None:
     """An output given by name must be registered (checked only when the names are known)."""
     registered = c.registered
     if registered is None or name in registered:
@@ -131,7 +114,7 @@ def _check_output_model(c: Reporter, agent: str, name: str, path: Path) -> None:
     )
 
 
-def _check_output(c: Reporter, agent: str, output: object, path: Path) -> bool:
+def _check_output(c: RuleContext, agent: str, output: object, path: Path) -> bool:
     """Check the shape statewise needs; whether no problem was found."""
     if not isinstance(output, Mapping):
         c.report(
@@ -177,7 +160,7 @@ def _check_output(c: Reporter, agent: str, output: object, path: Path) -> bool:
     return fine
 
 
-def _check_json_schema(c: Reporter, agent: str, output: Mapping[str, Any], path: Path) -> None:
+def _check_json_schema(c: RuleContext, agent: str, output: Mapping[str, Any], path: Path) -> None:
     """Check ``output`` against its dialect's metaschema (Draft 2020-12 unless ``$schema``).
 
     This is ``check_schema`` reporting every problem rather than the first. It needs
@@ -214,7 +197,7 @@ def _output_fields(agent: AgentSpec) -> Mapping[str, Any] | None:
     return properties if isinstance(properties, Mapping) else None
 
 
-def _check_examples(c: Reporter) -> None:
+def _check_examples(c: RuleContext) -> None:
     for agent in c.definition.agents.values():
         if isinstance(agent.output, str):  # a registered model's fields are not known here
             continue
@@ -235,7 +218,7 @@ def _check_examples(c: Reporter) -> None:
                 )
 
 
-def _check_templates(c: Reporter) -> None:
+def _check_templates(c: RuleContext) -> None:
     try:
         from jinja2 import TemplateSyntaxError
         from jinja2.sandbox import SandboxedEnvironment
@@ -257,7 +240,7 @@ def _check_templates(c: Reporter) -> None:
                 )
 
 
-def _check_tools(c: Reporter) -> None:
+def _check_tools(c: RuleContext) -> None:
     registered = c.registered
     if registered is None:
         return
@@ -272,7 +255,7 @@ def _check_tools(c: Reporter) -> None:
                 )
 
 
-def _check_agent_ranges(c: Reporter) -> None:
+def _check_agent_ranges(c: RuleContext) -> None:
     for agent in c.definition.agents.values():
         if agent.max_tool_rounds < 0:
             c.report(
@@ -281,7 +264,7 @@ def _check_agent_ranges(c: Reporter) -> None:
             )
 
 
-AGENT_RULES: tuple[Callable[[Reporter], None], ...] = (
+AGENT_RULES: tuple[Callable[[RuleContext], None], ...] = (
     _check_agent_references,
     _check_outputs,
     _check_examples,

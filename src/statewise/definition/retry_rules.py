@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from typing import Protocol
 
 from statewise.definition.agent_rules import agent_of, state_commands
-from statewise.definition.model import Adjustment, Definition, RetryPolicy
+from statewise.definition.model import Adjustment, RetryPolicy
+from statewise.definition.rule_context import RuleContext
 from statewise.definition.schema import Path, suggest
 
 _LOCAL = "local"  # the offline model's whole model string
@@ -24,20 +24,7 @@ _LOCAL = "local"  # the offline model's whole model string
 _COMMON_PROVIDERS = ("openai", "anthropic", "google-gla", "groq", "mistral", "ollama", "vllm")
 
 
-class Reporter(Protocol):
-    """What a retry rule needs from the validation run."""
-
-    @property
-    def definition(self) -> Definition:
-        """The definition being checked."""
-        ...
-
-    def report(self, message: str, path: Path) -> None:
-        """Record a problem at the YAML ``path``."""
-        ...
-
-
-def check_adjust_place(c: Reporter) -> None:
+def check_adjust_place(c: RuleContext) -> None:
     """``adjust`` goes in an agent's own retry, where its runner reads it."""
     for state in c.definition.states.values():
         for path, command in state_commands(state):
@@ -60,7 +47,7 @@ def check_adjust_place(c: Reporter) -> None:
                 )
 
 
-def check_adjustments(c: Reporter) -> None:
+def check_adjustments(c: RuleContext) -> None:
     """Each entry names a model as `provider:name`, known settings, and an attempt that runs."""
     for agent in c.definition.agents.values():
         here = ("agents", agent.name, "retry", "adjust")
@@ -77,7 +64,7 @@ def check_adjustments(c: Reporter) -> None:
             _check_settings(c, entry, (*here, index))
 
 
-def _check_model(c: Reporter, entry: Adjustment, path: Path) -> None:
+def _check_model(c: RuleContext, entry: Adjustment, path: Path) -> None:
     model = entry.model
     if model is None or model == _LOCAL:
         return
@@ -93,7 +80,7 @@ def _check_model(c: Reporter, entry: Adjustment, path: Path) -> None:
     )
 
 
-def _check_settings(c: Reporter, entry: Adjustment, path: Path) -> None:
+def _check_settings(c: RuleContext, entry: Adjustment, path: Path) -> None:
     known = _model_settings()
     if known is None:
         return
@@ -118,7 +105,7 @@ def _model_settings() -> frozenset[str] | None:
     return frozenset(ModelSettings.__annotations__) | {"base_url", "api_key_env", "output_mode"}
 
 
-def check_on_timeout(c: Reporter) -> None:
+def check_on_timeout(c: RuleContext) -> None:
     """``on_timeout: previous`` is a state's own command's, and the state has a way in."""
     definition = c.definition
     for state in definition.states.values():
@@ -151,7 +138,7 @@ def _goes_back(policy: RetryPolicy) -> bool:
     return policy.on_timeout is not None
 
 
-RETRY_RULES: tuple[Callable[[Reporter], None], ...] = (
+RETRY_RULES: tuple[Callable[[RuleContext], None], ...] = (
     check_adjust_place,
     check_adjustments,
     check_on_timeout,

@@ -10,39 +10,15 @@ reported at load. Without ``input:`` nothing is said, rather than guessed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
 
 from statewise.definition.agent_rules import state_commands
-from statewise.definition.declared_types import Declarations
 from statewise.definition.escalation import added_by_statewise
 from statewise.definition.model import Definition
-from statewise.definition.schema import Path, suggest
+from statewise.definition.rule_context import RuleContext
+from statewise.definition.schema import suggest
 
 # Names the renderer adds next to the context keys (statewise.ai.prompts).
 TEMPLATE_NAMES = frozenset({"context", "item", "conversations", "knowledge"})
-
-
-class TemplateReporter(Protocol):
-    """What the template rule needs from the validation run."""
-
-    @property
-    def definition(self) -> Definition:
-        """The definition being checked."""
-        ...
-
-    @property
-    def declared(self) -> Declarations:
-        """Declared inputs (``None``: undeclared, nothing to check against)."""
-        ...
-
-    @property
-    def complete(self) -> bool:
-        """Whether every state parsed, so every context key is known."""
-        ...
-
-    def report(self, message: str, path: Path) -> None:
-        """Record a problem at the YAML ``path``."""
-        ...
 
 
 def context_keys(definition: Definition, inputs: tuple[str, ...]) -> frozenset[str]:
@@ -54,7 +30,7 @@ def context_keys(definition: Definition, inputs: tuple[str, ...]) -> frozenset[s
     return frozenset(inputs) | results | decisions | events
 
 
-def _check_template_variables(c: TemplateReporter) -> None:
+def _check_template_variables(c: RuleContext) -> None:
     inputs = c.declared.inputs
     if inputs is None or not c.complete:
         return
@@ -85,4 +61,4 @@ def _check_template_variables(c: TemplateReporter) -> None:
                 )
 
 
-TEMPLATE_RULES: tuple[Callable[[TemplateReporter], None], ...] = (_check_template_variables,)
+TEMPLATE_RULES: tuple[Callable[[RuleContext], None], ...] = (_check_template_variables,)

@@ -16,13 +16,11 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Callable, Mapping
-from typing import Protocol
 
 from statewise.conditions import Condition, local_names
 from statewise.definition.agent_rules import agent_of, state_commands
 from statewise.definition.data_schema import schema_error
 from statewise.definition.declared_types import (
-    Declarations,
     Schema,
     Untyped,
     conditions_of,
@@ -34,26 +32,8 @@ from statewise.definition.declared_types import (
     undeclared_field,
 )
 from statewise.definition.model import Definition
+from statewise.definition.rule_context import RuleContext
 from statewise.definition.schema import Path, suggest
-
-
-class TypeReporter(Protocol):
-    """What a type rule needs from the validation run."""
-
-    @property
-    def definition(self) -> Definition:
-        """The definition being checked."""
-        ...
-
-    @property
-    def declared(self) -> Declarations:
-        """Declared inputs, registered names and registered models' schemas."""
-        ...
-
-    def report(self, message: str, path: Path) -> None:
-        """Record a problem at the YAML ``path``."""
-        ...
-
 
 _STRING = r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'"
 _FIELD = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+"
@@ -108,7 +88,7 @@ def _label_schema(typed: Mapping[str, Schema], path: str) -> Schema | None:
     return found
 
 
-def _check_labels(c: TypeReporter) -> None:
+def _check_labels(c: RuleContext) -> None:
     """A condition compares an enum field only with labels the enum has."""
     typed = typed_results(c.definition, c.declared.schemas)
     for path, condition in conditions_of(c.definition):
@@ -125,7 +105,7 @@ def _check_labels(c: TypeReporter) -> None:
             )
 
 
-def _check_example_labels(c: TypeReporter) -> None:
+def _check_example_labels(c: RuleContext) -> None:
     """The local model's examples are given per label, and each must be one the field has."""
     for agent in c.definition.agents.values():
         output = agent.output
@@ -146,7 +126,7 @@ def _check_example_labels(c: TypeReporter) -> None:
                     )
 
 
-def _check_result_schemas(c: TypeReporter) -> None:
+def _check_result_schemas(c: RuleContext) -> None:
     """A command's ``result_schema`` is a valid JSON Schema of an object."""
     for state in c.definition.states.values():
         for path, command in state_commands(state):
@@ -160,7 +140,7 @@ def _check_result_schemas(c: TypeReporter) -> None:
                 )
 
 
-def _check_fields(c: TypeReporter) -> None:
+def _check_fields(c: RuleContext) -> None:
     """Conditions read only fields a declared result has (the result's writer names them)."""
     typed = typed_results(c.definition, c.declared.schemas)
     for path, condition in conditions_of(c.definition):
@@ -179,7 +159,7 @@ def _check_fields(c: TypeReporter) -> None:
             )
 
 
-def _check_shown_fields(c: TypeReporter) -> None:
+def _check_shown_fields(c: RuleContext) -> None:
     """A task's ``show:`` names only fields a declared result has (else it shows "not set")."""
     typed = typed_results(c.definition, c.declared.schemas)
     for state in c.definition.states.values():
@@ -203,7 +183,7 @@ def _is_method(source: str, read: tuple[str, ...]) -> bool:
     return re.search(rf"{re.escape('.'.join(read))}\s*\(", source) is not None
 
 
-def _check_types(c: TypeReporter) -> None:
+def _check_types(c: RuleContext) -> None:
     """Run each fully typed condition over sample values; CEL names any type clash."""
     typed = typed_results(c.definition, c.declared.schemas)
     samples = _samples(typed)
@@ -287,7 +267,7 @@ def _conversion_hint(kinds: Mapping[str, str]) -> str:
     return "convert explicitly with `double(x)`, `int(x)` or `string(x)`"
 
 
-TYPE_RULES: tuple[Callable[[TypeReporter], None], ...] = (
+TYPE_RULES: tuple[Callable[[RuleContext], None], ...] = (
     _check_result_schemas,
     _check_labels,
     _check_example_labels,

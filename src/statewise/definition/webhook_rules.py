@@ -10,10 +10,9 @@ field that shape has).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Protocol
 
 from statewise.definition.agent_rules import agent_of, state_commands
-from statewise.definition.declared_types import Declarations, undeclared_field
+from statewise.definition.declared_types import undeclared_field
 from statewise.definition.model import (
     Command,
     Definition,
@@ -21,37 +20,15 @@ from statewise.definition.model import (
     State,
     StateKind,
 )
-from statewise.definition.schema import Path, suggest
-
-
-class Reporter(Protocol):
-    """What a webhook rule needs from the validation run."""
-
-    @property
-    def definition(self) -> Definition:
-        """The definition being checked."""
-        ...
-
-    @property
-    def declared(self) -> Declarations:
-        """Declared input keys and registered commands."""
-        ...
-
-    @property
-    def complete(self) -> bool:
-        """Whether every state parsed (a missing one might produce the payload)."""
-        ...
-
-    def report(self, message: str, path: Path) -> None:
-        """Record a problem at the YAML ``path``."""
-        ...
+from statewise.definition.rule_context import RuleContext
+from statewise.definition.schema import suggest
 
 
 def _senders(definition: Definition) -> list[State]:
     return [s for s in definition.states.values() if s.webhook is not None]
 
 
-def check_destinations(c: Reporter) -> None:
+def check_destinations(c: RuleContext) -> None:
     """Each webhook goes to a declared destination that takes statewise's JSON body."""
     declared = c.definition.destinations
     for state in _senders(c.definition):
@@ -74,7 +51,7 @@ def check_destinations(c: Reporter) -> None:
             )
 
 
-def check_sender_kind(c: Reporter) -> None:
+def check_sender_kind(c: RuleContext) -> None:
     """A webhook is sent on entering the state, so the state must run work on entry."""
     for state in _senders(c.definition):
         if state.kind not in (StateKind.NORMAL, StateKind.INITIAL) or state.parallel:
@@ -89,7 +66,7 @@ def _branched(state: State) -> str:
     return " with branches" if state.parallel is not None else ""
 
 
-def check_payload(c: Reporter) -> None:
+def check_payload(c: RuleContext) -> None:
     """The payload path starts at an input key, a command result or a task decision."""
     inputs = c.declared.inputs
     if inputs is None or not c.complete:
@@ -125,7 +102,7 @@ def check_payload(c: Reporter) -> None:
             )
 
 
-def _shape(c: Reporter, command: Command) -> Mapping[str, object] | None:
+def _shape(c: RuleContext, command: Command) -> Mapping[str, object] | None:
     """The JSON Schema a command's result declares, or an agent's inline output, if any."""
     if command.result_schema is not None:
         return command.result_schema
@@ -136,7 +113,7 @@ def _shape(c: Reporter, command: Command) -> Mapping[str, object] | None:
     return (c.declared.schemas or {}).get(command.name)
 
 
-WEBHOOK_RULES: tuple[Callable[[Reporter], None], ...] = (
+WEBHOOK_RULES: tuple[Callable[[RuleContext], None], ...] = (
     check_destinations,
     check_sender_kind,
     check_payload,

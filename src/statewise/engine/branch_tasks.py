@@ -11,7 +11,6 @@ there, as from an overdue human state.
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from statewise.definition.model import BranchStep, State
@@ -22,7 +21,7 @@ from statewise.engine.events import TASK_DUE_TIMER, TaskDecided, TimerFired
 from statewise.engine.item import BranchRun, BranchStatus
 from statewise.engine.moves import enter, finish_step, launch_pending, note_waiting, settle_join
 from statewise.engine.result import Hop, Outcome, StepResult
-from statewise.engine.tasks import review_of
+from statewise.engine.tasks import decision_of, review_of
 from statewise.errors import InvalidEventError
 
 JSON = Any
@@ -49,20 +48,7 @@ def decide_branch(builder: StepBuilder, event: TaskDecided) -> StepResult:
         )
     run, step = found
     assert step.task is not None
-    if event.outcome not in step.outcomes:
-        close = difflib.get_close_matches(event.outcome, step.outcomes, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise InvalidEventError(
-            f"{event.outcome!r} is not an outcome of {where} (choose from: "
-            f"{', '.join(step.outcomes)}){hint}"
-        )
-    decision = {
-        "outcome": event.outcome,
-        "comment": event.comment,
-        "data": event.data,
-        "by": event.actor,
-        "at": builder.now,
-    }
+    decision = decision_of(builder, event, step.outcomes, where)
     branch = declared_branch(state, run.name)
     sequence = branch is not None and bool(branch.steps)
     builder.set(

@@ -38,21 +38,7 @@ def decide(builder: StepBuilder, event: TaskDecided) -> StepResult:
         raise InvalidEventError(
             f"item {item.key!r} in state {state.name!r} ({item.status.value}) has no open task"
         )
-    outcomes = state.outcomes
-    if event.outcome not in outcomes:
-        close = difflib.get_close_matches(event.outcome, outcomes, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise InvalidEventError(
-            f"{event.outcome!r} is not an outcome of task {state.name!r} (choose from: "
-            f"{', '.join(outcomes)}){hint}"
-        )
-    decision = {
-        "outcome": event.outcome,
-        "comment": event.comment,
-        "data": event.data,
-        "by": event.actor,
-        "at": builder.now,
-    }
+    decision = decision_of(builder, event, state.outcomes, f"task {state.name!r}")
     builder.set((state.task.result,), decision)
     builder.close_task("decided", event.actor, event.outcome, event.comment, event.data)
     hop = Hop(
@@ -75,6 +61,29 @@ def decide(builder: StepBuilder, event: TaskDecided) -> StepResult:
             f"none of its conditions held, so nothing changed"
         )
     return builder.result()
+
+
+def decision_of(
+    builder: StepBuilder, event: TaskDecided, outcomes: tuple[str, ...], where: str
+) -> dict[str, JSON]:
+    """The decision as the context keeps it (a human state's task and a branch's alike).
+
+    InvalidEventError names the outcomes ``where`` offers when the person chose another.
+    """
+    if event.outcome not in outcomes:
+        close = difflib.get_close_matches(event.outcome, outcomes, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise InvalidEventError(
+            f"{event.outcome!r} is not an outcome of {where} (choose from: "
+            f"{', '.join(outcomes)}){hint}"
+        )
+    return {
+        "outcome": event.outcome,
+        "comment": event.comment,
+        "data": event.data,
+        "by": event.actor,
+        "at": builder.now,
+    }
 
 
 def review_of(builder: StepBuilder, reviews: Review | None, outcome: str) -> dict[str, JSON]:
