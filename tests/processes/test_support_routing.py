@@ -32,6 +32,7 @@ ENDS = {
     "TCK-5006": "closed",
     "TCK-5003": "priority_queue",  # answered, but "Still stuck.": a senior takes over
     "TCK-5007": "awaiting_reply",  # answered; no reply yet, the 72h timer follows up
+    "TCK-5019": "awaiting_reply",  # a refund's timing: answered (refund times), no reply yet
     # the coordinator: a VIP, or a repeat contact (4 contacts in 30 days, 2 open tickets)
     "TCK-5010": "priority_queue",
     "TCK-5011": "priority_queue",
@@ -47,7 +48,6 @@ ENDS = {
     "TCK-5014": "standard_queue",
     "TCK-5015": "standard_queue",
     "TCK-5016": "standard_queue",
-    "TCK-5019": "standard_queue",
     "TCK-5020": "standard_queue",
 }
 
@@ -169,9 +169,10 @@ def test_an_inquiry_nothing_in_the_knowledge_base_answers_goes_to_a_person(ran: 
     gift = ran.item("TCK-5014")  # gift wrapping: the classifier is unsure, no passage fits
     assert gift.context["analyse"]["classify"]["confidence"] < 0.5
     assert "answer" not in gift.context and "sources" not in gift.context["handover"]
-    urgent = ran.item("TCK-5015")  # "I need my order today": tried, no answer it trusts
+    urgent = ran.item("TCK-5015")  # "I need my order today": a problem with one order
     assert urgent.context["analyse"]["classify"]["priority"] == "urgent"
-    assert ran.path("TCK-5015")[-3:] == ["auto_resolve", "handover", "standard_queue"]
+    assert urgent.context["coordinate"]["route"] == "standard"
+    assert ran.path("TCK-5015")[-2:] == ["handover", "standard_queue"]
 
 
 def test_the_follow_up_is_a_labelled_template_not_a_models_writing(ran: Ran) -> None:
@@ -277,6 +278,20 @@ def test_a_reply_within_72_hours_is_read_for_satisfaction(support: WorkflowTest)
     assert reply.context["customer_replied"]["text"] == "Thanks, that solved it"
     support.advance(hours=72)  # the follow-up timer of awaiting_reply was cancelled
     assert support.item("TCK-1").updated_at - support.started_at == 5 * 3600
+
+
+def test_an_answer_below_the_threshold_is_not_sent_and_a_person_answers(
+    support: WorkflowTest,
+) -> None:
+    # No sample inquiry takes this path on the local model any more (TCK-5015 used to).
+    support.agent("answer", {"answer": "Gift cards.", "source": "Return policy", "confidence": 0.3})
+
+    support.start("TCK-3", ANNA)
+
+    support.assert_state("TCK-3", "standard_queue", "waiting")
+    assert support.item("TCK-3").context["answer"]["confidence"] == 0.3
+    assert support.path("TCK-3")[-3:] == ["auto_resolve", "handover", "standard_queue"]
+    assert "send_answer" not in support.path("TCK-3")
 
 
 def test_a_queue_nobody_answers_is_reminded_at_12h_and_escalated_at_24h(
