@@ -159,7 +159,7 @@ def _check_readable(found: dict[str, Any], states: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("workflow", "states"), [("compliance_review", 18), ("product_onboarding", 20)]
+    ("workflow", "states"), [("compliance_review", 18), ("product_onboarding", 23)]
 )
 def test_large_graphs_read_at_1440_px(
     page: Any, server: Server, workflow: str, states: int

@@ -44,7 +44,9 @@ async def _effect(call: CommandContext, pause: float) -> dict[str, Any]:
 
 @registry.command()
 async def prepare(call: CommandContext) -> dict[str, Any]:
-    return await _effect(call, 0.01)
+    # Longer than the others, so that a random kill is likely to land in the middle of a
+    # command even when a loaded machine runs few of them at once.
+    return await _effect(call, 0.05)
 
 
 @registry.command()
