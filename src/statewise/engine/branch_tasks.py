@@ -21,7 +21,7 @@ from statewise.engine.events import TASK_DUE_TIMER, TaskDecided, TimerFired
 from statewise.engine.item import BranchRun, BranchStatus
 from statewise.engine.moves import enter, finish_step, launch_pending, note_waiting, settle_join
 from statewise.engine.result import Hop, Outcome, StepResult
-from statewise.engine.tasks import decision_of, review_of
+from statewise.engine.tasks import decision_hop, decision_of
 from statewise.errors import InvalidEventError
 
 JSON = Any
@@ -56,23 +56,7 @@ def decide_branch(builder: StepBuilder, event: TaskDecided) -> StepResult:
         decision,
     )
     builder.close_task("decided", event.actor, event.outcome, event.comment, event.data, branch=key)
-    builder.record(
-        Hop(
-            event=event.outcome,
-            kind="task",
-            actor=event.actor,
-            branch=key,
-            event_data=decision,
-            decision={
-                "task_id": event.task_id,
-                "outcome": event.outcome,
-                "comment": event.comment,
-                "data": event.data,
-                **review_of(builder, step.task.reviews, event.outcome),
-            },
-            output=decision,
-        )
-    )
+    builder.record(decision_hop(builder, event, decision, step.task.reviews, branch=key))
     finish_step(builder, state, run)
     note_waiting(builder)
     return builder.result()

@@ -41,20 +41,7 @@ def decide(builder: StepBuilder, event: TaskDecided) -> StepResult:
     decision = decision_of(builder, event, state.outcomes, f"task {state.name!r}")
     builder.set((state.task.result,), decision)
     builder.close_task("decided", event.actor, event.outcome, event.comment, event.data)
-    hop = Hop(
-        event=event.outcome,
-        kind="task",
-        actor=event.actor,
-        event_data=decision,
-        decision={
-            "task_id": event.task_id,
-            "outcome": event.outcome,
-            "comment": event.comment,
-            "data": event.data,
-            **review_of(builder, state.task.reviews, event.outcome),
-        },
-        output=decision,
-    )
+    hop = decision_hop(builder, event, decision, state.task.reviews)
     if not fire(builder, event.outcome, hop):
         raise InvalidEventError(
             f"outcome {event.outcome!r} reached item {item.key!r} in state {state.name!r}, but "
@@ -84,6 +71,31 @@ def decision_of(
         "by": event.actor,
         "at": builder.now,
     }
+
+
+def decision_hop(
+    builder: StepBuilder,
+    event: TaskDecided,
+    decision: dict[str, JSON],
+    reviews: Review | None,
+    branch: str | None = None,
+) -> Hop:
+    """The audit hop of a person's decision, with the review it grades (if any)."""
+    return Hop(
+        event=event.outcome,
+        kind="task",
+        actor=event.actor,
+        branch=branch,
+        event_data=decision,
+        decision={
+            "task_id": event.task_id,
+            "outcome": event.outcome,
+            "comment": event.comment,
+            "data": event.data,
+            **review_of(builder, reviews, event.outcome),
+        },
+        output=decision,
+    )
 
 
 def review_of(builder: StepBuilder, reviews: Review | None, outcome: str) -> dict[str, JSON]:
